@@ -1,0 +1,38 @@
+# Tower: two commands set everything up on a machine that only has python3 (3.11+).
+#   make demo   build a SQLite database from the example policy and portfolio, print it
+#   make test   lint, type-check and run the whole test suite
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DB := demo.db
+DEMO_ENV := DATABASE_URL=sqlite:///$(DEMO_DB) TOWER_POLICY=examples/retail/tower.yaml
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -f $(DEMO_DB)
+	$(DEMO_ENV) $(BIN)/tower policy check examples/retail/tower.yaml
+	$(DEMO_ENV) $(BIN)/tower init
+	$(DEMO_ENV) $(BIN)/tower import examples/retail/portfolio.csv --by U0TOWERMGR
+	$(DEMO_ENV) $(BIN)/tower list
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy tower bot migrations tests
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO_DB) .pytest_cache .mypy_cache .ruff_cache *.egg-info

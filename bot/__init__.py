@@ -1,0 +1,1 @@
+"""Slack adapter for Tower (filled in by the Slack bot issue)."""

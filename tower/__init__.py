@@ -1,0 +1,1 @@
+"""Tower: the control tower of a testing pipeline."""

@@ -1,0 +1,192 @@
+"""Checks that relate one part of a policy to another, run after each section's own shape.
+
+Every check names the sections it reads, so it only runs when those sections are valid:
+one broken section never hides the mistakes of the others.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from tower.policy.errors import PolicyIssue
+from tower.policy.schema import (
+    AudienceNode,
+    ContactCap,
+    FreezeWindow,
+    Overlap,
+    SlaPolicy,
+    SurfaceNode,
+    Team,
+)
+from tower.policy.trees import Loc, format_loc, walk_segments, walk_surfaces
+
+Sections = Mapping[str, Any]
+Check = Callable[[Sections], Iterator[PolicyIssue]]
+
+
+def _issue(loc: Loc, message: str) -> PolicyIssue:
+    return PolicyIssue(format_loc(loc), message)
+
+
+def _surface_paths(sections: Sections) -> set[str]:
+    roots: dict[str, SurfaceNode] = sections["surfaces"]
+    return {entry.path for entry in walk_surfaces(roots)}
+
+
+def check_surface_traffic(sections: Sections) -> Iterator[PolicyIssue]:
+    """A page cannot have more weekly visitors than the channel or page it sits in."""
+    roots: dict[str, SurfaceNode] = sections["surfaces"]
+    visitors = {}
+    for entry in walk_surfaces(roots):
+        visitors[entry.path] = entry.node.weekly_visitors
+        own, parents = entry.node.weekly_visitors, visitors.get(entry.parent or "")
+        if own is not None and parents is not None and own > parents:
+            yield _issue(
+                (*entry.loc, "weekly_visitors"),
+                f"{own} weekly visitors is more than its parent {entry.parent!r} has ({parents})",
+            )
+
+
+def check_segments(sections: Sections) -> Iterator[PolicyIssue]:
+    """Segment names are unique across the tree and a child is never bigger than its parent."""
+    roots: dict[str, AudienceNode] = sections["audiences"]
+    seen: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    for entry in walk_segments(roots):
+        if entry.name in seen:
+            yield _issue(entry.loc, f"segment {entry.name!r} is already defined at {seen[entry.name]}")
+            continue
+        seen[entry.name] = format_loc(entry.loc)
+        sizes[entry.name] = entry.node.size
+        if entry.parent is not None and entry.node.size > sizes[entry.parent]:
+            yield _issue(
+                (*entry.loc, "size"),
+                f"segment {entry.name!r} ({entry.node.size}) is bigger than its parent "
+                f"{entry.parent!r} ({sizes[entry.parent]})",
+            )
+
+
+def check_funnels(sections: Sections) -> Iterator[PolicyIssue]:
+    """Every funnel step is a known surface, listed once."""
+    known = _surface_paths(sections)
+    funnels: dict[str, list[str]] = sections["funnels"]
+    for name, steps in funnels.items():
+        if len(steps) < 2:
+            yield _issue(("funnels", name), "a funnel needs at least two steps")
+        repeated = set()
+        for index, step in enumerate(steps):
+            if step not in known:
+                yield _issue(("funnels", name, index), f"unknown surface {step!r}")
+            elif step in repeated:
+                yield _issue(("funnels", name, index), f"step {step!r} appears twice")
+            repeated.add(step)
+
+
+def check_overlaps(sections: Sections) -> Iterator[PolicyIssue]:
+    """Overlaps name two known, different, non-nested segments, once per pair."""
+    roots: dict[str, AudienceNode] = sections["audiences"]
+    parents = {entry.name: entry.parent for entry in walk_segments(roots)}
+
+    def ancestors(name: str) -> set[str]:
+        found = set()
+        parent = parents.get(name)
+        while parent is not None:
+            found.add(parent)
+            parent = parents.get(parent)
+        return found
+
+    overlaps: list[Overlap] = sections["overlaps"]
+    pairs: set[frozenset[str]] = set()
+    for index, overlap in enumerate(overlaps):
+        unknown = [side for side in ("a", "b") if getattr(overlap, side) not in parents]
+        for side in unknown:
+            yield _issue(
+                ("overlaps", index, side), f"unknown segment {getattr(overlap, side)!r}"
+            )
+        if unknown:
+            continue
+        pair = frozenset((overlap.a, overlap.b))
+        if overlap.a == overlap.b:
+            yield _issue(("overlaps", index), f"a segment cannot overlap itself ({overlap.a!r})")
+        elif overlap.a in ancestors(overlap.b) or overlap.b in ancestors(overlap.a):
+            yield _issue(
+                ("overlaps", index),
+                f"{overlap.a!r} and {overlap.b!r} are nested: one already contains the other",
+            )
+        elif pair in pairs:
+            yield _issue(("overlaps", index), f"{overlap.a!r} and {overlap.b!r} are declared twice")
+        pairs.add(pair)
+
+
+def check_contact_caps(sections: Sections) -> Iterator[PolicyIssue]:
+    """A contact cap applies to a channel: a top-level surface."""
+    channels = list(sections["surfaces"])
+    caps: list[ContactCap] = sections["contact_caps"]
+    for index, cap in enumerate(caps):
+        if cap.channel not in channels:
+            yield _issue(
+                ("contact_caps", index, "channel"),
+                f"unknown channel {cap.channel!r} (channels: {', '.join(channels)})",
+            )
+
+
+def check_freeze_windows(sections: Sections) -> Iterator[PolicyIssue]:
+    """Freeze windows name known surfaces."""
+    known = _surface_paths(sections)
+    windows: list[FreezeWindow] = sections["freeze_windows"]
+    for index, window in enumerate(windows):
+        for position, surface in enumerate(window.surfaces):
+            if surface not in known:
+                yield _issue(
+                    ("freeze_windows", index, "surfaces", position), f"unknown surface {surface!r}"
+                )
+
+
+def _duplicates(keys: Iterable[str]) -> set[str]:
+    return {key for key, count in Counter(keys).items() if count > 1}
+
+
+def check_teams(sections: Sections) -> Iterator[PolicyIssue]:
+    """Team keys are unique."""
+    teams: list[Team] = sections["teams"]
+    duplicated = _duplicates(team.key for team in teams)
+    first: set[str] = set()
+    for index, team in enumerate(teams):
+        if team.key in duplicated and team.key in first:
+            yield _issue(("teams", index, "key"), f"duplicate team key {team.key!r}")
+        first.add(team.key)
+
+
+def check_sla(sections: Sections) -> Iterator[PolicyIssue]:
+    """SLA keys are unique and a clock cannot stop on the event that starts it."""
+    policies: list[SlaPolicy] = sections["sla"]
+    seen: set[str] = set()
+    for index, policy in enumerate(policies):
+        if policy.key in seen:
+            yield _issue(("sla", index, "key"), f"duplicate SLA key {policy.key!r}")
+        seen.add(policy.key)
+        if policy.start in policy.stop:
+            yield _issue(("sla", index, "stop"), f"{policy.start!r} both starts and stops the clock")
+
+
+CHECKS: list[tuple[tuple[str, ...], Check]] = [
+    (("surfaces",), check_surface_traffic),
+    (("audiences",), check_segments),
+    (("surfaces", "funnels"), check_funnels),
+    (("audiences", "overlaps"), check_overlaps),
+    (("surfaces", "contact_caps"), check_contact_caps),
+    (("surfaces", "freeze_windows"), check_freeze_windows),
+    (("teams",), check_teams),
+    (("sla",), check_sla),
+]
+
+
+def run_checks(sections: Sections) -> list[PolicyIssue]:
+    """Run every check whose sections are all present (that is, valid) in `sections`."""
+    issues: list[PolicyIssue] = []
+    for needs, check in CHECKS:
+        if all(name in sections for name in needs):
+            issues.extend(check(sections))
+    return issues

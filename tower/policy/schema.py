@@ -1,0 +1,290 @@
+"""The shape of a policy file: every section, its fields and its documented default.
+
+Only `surfaces` and `audiences` are required; every other section has a default so a small
+company starts with a ten-line file. Checks that relate one section to another (a funnel step
+naming a surface, an overlap naming a segment) live in `tower.policy.checks`.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import date, time
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+import holidays
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from tower.policy.trees import walk_segments, walk_surfaces
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+TeamKind = Literal["agile", "bau"]
+ScoringModel = Literal["tower", "rice", "ice", "pie", "wsjf"]
+EscalationStep = Literal["owner", "team_channel", "managers"]
+SlaEvent = Literal[
+    "submitted",
+    "changes_requested",
+    "approved",
+    "rejected",
+    "withdrawn",
+    "cancelled",
+    "collision_opened",
+    "collision_acknowledged",
+    "collision_resolved",
+    "collision_waived",
+    "completed",
+    "results_recorded",
+]
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+_SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]{2,}")
+_NODE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def _slack_user(value: str) -> str:
+    if not _SLACK_USER.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Slack user ID (they look like U0123ABCD)")
+    return value
+
+
+def _slack_channel(value: str) -> str:
+    if not _SLACK_CHANNEL.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Slack channel ID (they look like C0123ABCD)")
+    return value
+
+
+def _node_name(value: str) -> str:
+    if not _NODE_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: use lower-case letters, digits, '-' and '_'"
+        )
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/London)")
+    return value
+
+
+def _holiday_country(value: str) -> str:
+    if value not in holidays.list_supported_countries():
+        raise ValueError(f"no holiday calendar for country {value!r} (use ISO codes like GB, FR)")
+    return value
+
+
+SlackUserId = Annotated[str, AfterValidator(_slack_user)]
+SlackChannelId = Annotated[str, AfterValidator(_slack_channel)]
+NodeName = Annotated[str, AfterValidator(_node_name)]
+TimeZoneName = Annotated[str, AfterValidator(_timezone)]
+HolidayCountry = Annotated[str, AfterValidator(_holiday_country)]
+Share = Annotated[float, Field(gt=0, le=1)]
+
+
+class Section(BaseModel):
+    """Base of every policy section: unknown keys are errors, values never change after load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Calendar(Section):
+    """When the business works: SLA clocks only run inside these hours."""
+
+    working_hours: tuple[time, time] = (time(9, 0), time(17, 30))
+    working_days: list[Weekday] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1
+    )
+    holidays: HolidayCountry | None = None
+    closed: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _hours_in_order(self) -> Calendar:
+        opens, closes = self.working_hours
+        if opens >= closes:
+            raise ValueError(f"working_hours: opening {opens} must come before closing {closes}")
+        return self
+
+
+class Team(Section):
+    """A team that owns tests: an agile squad or a business-as-usual group."""
+
+    key: NodeName
+    name: str = Field(min_length=1)
+    kind: TeamKind
+    channel: SlackChannelId | None = None
+    members: list[SlackUserId] = Field(default_factory=list)
+
+
+class SurfaceNode(Section):
+    """A channel, page or slot; a test on a node covers its whole subtree."""
+
+    weekly_visitors: int | None = Field(default=None, ge=0)
+    children: dict[NodeName, SurfaceNode] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_leaf(cls, data: Any) -> Any:
+        return {} if data is None else data
+
+
+class AudienceNode(Section):
+    """A customer segment with its weekly reachable size; children are disjoint by default."""
+
+    size: int = Field(ge=0)
+    children: dict[NodeName, AudienceNode] = Field(default_factory=dict)
+
+
+class Overlap(Section):
+    """Two non-nested segments that share people: `share` of the smaller one is in both."""
+
+    a: str
+    b: str
+    share: Share
+
+
+class ContactCap(Section):
+    """At most `max` activities may reach the same people on one channel within `per_days` days."""
+
+    channel: str
+    max: int = Field(ge=1)
+    per_days: int = Field(ge=1)
+
+
+class FreezeWindow(Section):
+    """Days on which no test may start or run on the given surfaces (all when empty)."""
+
+    name: str = Field(min_length=1)
+    start: date
+    end: date
+    surfaces: list[str] = Field(default_factory=list)
+    team_kinds: list[TeamKind] = Field(default_factory=lambda: ["agile", "bau"], min_length=1)
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _in_order(self) -> FreezeWindow:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+
+class Protocol(Section):
+    """Release-protocol rules a test must pass before it is approved."""
+
+    min_lead_business_days: int = Field(default=2, ge=0)
+    min_duration_days: int = Field(default=7, ge=1)
+    max_duration_days: int = Field(default=56, ge=1)
+    max_concurrent_per_surface: int = Field(default=3, ge=1)
+    approvals_required: int = Field(default=1, ge=1)
+    allow_self_approval: bool = False
+
+    @model_validator(mode="after")
+    def _durations_in_order(self) -> Protocol:
+        if self.max_duration_days < self.min_duration_days:
+            raise ValueError("max_duration_days is smaller than min_duration_days")
+        return self
+
+
+class SlaPolicy(Section):
+    """A response-time promise measured in business time, with warnings and escalations."""
+
+    key: NodeName
+    name: str = Field(min_length=1)
+    start: SlaEvent
+    stop: list[SlaEvent] = Field(min_length=1)
+    pause: list[SlaEvent] = Field(default_factory=list)
+    resume: list[SlaEvent] = Field(default_factory=list)
+    target_business_hours: float = Field(gt=0)
+    warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=lambda: [0.75])
+    escalation: list[EscalationStep] = Field(
+        default_factory=lambda: ["owner", "team_channel", "managers"], min_length=1
+    )
+    per_team: bool = False
+
+
+def default_sla_policies() -> list[SlaPolicy]:
+    """The promises every organisation starts with (business day = the calendar's hours)."""
+    return [
+        SlaPolicy(
+            key="review",
+            name="Review within 2 business days of submission",
+            start="submitted",
+            stop=["approved", "rejected", "withdrawn", "cancelled"],
+            pause=["changes_requested"],
+            resume=["submitted"],
+            target_business_hours=17,
+        ),
+        SlaPolicy(
+            key="conflict-ack",
+            name="Conflict acknowledged within 4 business hours",
+            start="collision_opened",
+            stop=["collision_acknowledged", "collision_resolved", "collision_waived"],
+            target_business_hours=4,
+            per_team=True,
+        ),
+        SlaPolicy(
+            key="results",
+            name="Results recorded within 5 business days after completion",
+            start="completed",
+            stop=["results_recorded", "cancelled"],
+            target_business_hours=42.5,
+        ),
+    ]
+
+
+class Scoring(Section):
+    """Which prioritization model ranks the whole portfolio, and its statistical settings."""
+
+    model: ScoringModel = "tower"
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    power: float = Field(default=0.8, gt=0, lt=1)
+    lever_min: float = Field(default=0.5, gt=0)
+    lever_max: float = Field(default=2.0, gt=0)
+    urgency_horizon_days: int = Field(default=28, ge=1)
+
+
+class Policy(BaseModel):
+    """The organisation and its rules, as loaded from one YAML file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timezone: TimeZoneName = "UTC"
+    calendar: Calendar = Field(default_factory=Calendar)
+    managers: list[SlackUserId] = Field(default_factory=list)
+    tower_channel: SlackChannelId | None = None
+    teams: list[Team] = Field(default_factory=list)
+    surfaces: dict[NodeName, SurfaceNode] = Field(min_length=1)
+    funnels: dict[NodeName, list[str]] = Field(default_factory=dict)
+    audiences: dict[NodeName, AudienceNode] = Field(min_length=1, max_length=1)
+    overlaps: list[Overlap] = Field(default_factory=list)
+    contact_caps: list[ContactCap] = Field(default_factory=list)
+    kpis: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    protocol: Protocol = Field(default_factory=Protocol)
+    sla: list[SlaPolicy] = Field(default_factory=default_sla_policies)
+    scoring: Scoring = Field(default_factory=Scoring)
+
+    @cached_property
+    def surface_paths(self) -> frozenset[str]:
+        """Every surface node's slash path (`web/checkout/cart`)."""
+        return frozenset(entry.path for entry in walk_surfaces(self.surfaces))
+
+    @cached_property
+    def segment_names(self) -> frozenset[str]:
+        """Every audience segment's name."""
+        return frozenset(entry.name for entry in walk_segments(self.audiences))
+
+    @property
+    def root_segment(self) -> str:
+        """The segment an empty audience list means: everyone."""
+        return next(iter(self.audiences))
+
+    def team(self, key: str) -> Team | None:
+        """The team with this key, if the policy has one."""
+        return next((team for team in self.teams if team.key == key), None)
+
+    def is_manager(self, user: str) -> bool:
+        """Whether this Slack user is a control-tower manager."""
+        return user in self.managers
