@@ -56,7 +56,9 @@ def check_segments(sections: Sections) -> Iterator[PolicyIssue]:
     sizes: dict[str, int] = {}
     for entry in walk_segments(roots):
         if entry.name in seen:
-            yield _issue(entry.loc, f"segment {entry.name!r} is already defined at {seen[entry.name]}")
+            yield _issue(
+                entry.loc, f"segment {entry.name!r} is already defined at {seen[entry.name]}"
+            )
             continue
         seen[entry.name] = format_loc(entry.loc)
         sizes[entry.name] = entry.node.size
@@ -102,9 +104,7 @@ def check_overlaps(sections: Sections) -> Iterator[PolicyIssue]:
     for index, overlap in enumerate(overlaps):
         unknown = [side for side in ("a", "b") if getattr(overlap, side) not in parents]
         for side in unknown:
-            yield _issue(
-                ("overlaps", index, side), f"unknown segment {getattr(overlap, side)!r}"
-            )
+            yield _issue(("overlaps", index, side), f"unknown segment {getattr(overlap, side)!r}")
         if unknown:
             continue
         pair = frozenset((overlap.a, overlap.b))
@@ -168,7 +168,9 @@ def check_sla(sections: Sections) -> Iterator[PolicyIssue]:
             yield _issue(("sla", index, "key"), f"duplicate SLA key {policy.key!r}")
         seen.add(policy.key)
         if policy.start in policy.stop:
-            yield _issue(("sla", index, "stop"), f"{policy.start!r} both starts and stops the clock")
+            yield _issue(
+                ("sla", index, "stop"), f"{policy.start!r} both starts and stops the clock"
+            )
 
 
 CHECKS: list[tuple[tuple[str, ...], Check]] = [

@@ -25,7 +25,7 @@ class _StrictLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in seen:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(
@@ -37,7 +37,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 
 _StrictLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -56,7 +56,7 @@ def load_policy(path: Path | str) -> Policy:
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     """Validate a policy given as YAML text."""
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
         raise PolicyError(source, [PolicyIssue("", _yaml_message(error))]) from None
     return validate_policy(data, source=source)
@@ -84,7 +84,7 @@ def validate_policy(data: Any, source: str = "<policy>") -> Policy:
             continue
         annotation: Any = field.annotation
         if field.metadata:
-            annotation = Annotated[(annotation, *field.metadata)]  # type: ignore[valid-type]
+            annotation = Annotated[(annotation, *field.metadata)]
         try:
             sections[name] = TypeAdapter(annotation).validate_python(data[name])
         except ValidationError as error:

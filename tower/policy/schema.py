@@ -37,6 +37,10 @@ SlaEvent = Literal[
     "results_recorded",
 ]
 
+WORKWEEK: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+TEAM_KINDS: tuple[TeamKind, ...] = ("agile", "bau")
+ESCALATION_LADDER: tuple[EscalationStep, ...] = ("owner", "team_channel", "managers")
+
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 _SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]{2,}")
 _NODE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -66,7 +70,9 @@ def _timezone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/London)")
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name like Europe/London)"
+        ) from None
     return value
 
 
@@ -94,9 +100,7 @@ class Calendar(Section):
     """When the business works: SLA clocks only run inside these hours."""
 
     working_hours: tuple[time, time] = (time(9, 0), time(17, 30))
-    working_days: list[Weekday] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1
-    )
+    working_days: list[Weekday] = Field(default_factory=lambda: [*WORKWEEK], min_length=1)
     holidays: HolidayCountry | None = None
     closed: list[date] = Field(default_factory=list)
 
@@ -160,7 +164,7 @@ class FreezeWindow(Section):
     start: date
     end: date
     surfaces: list[str] = Field(default_factory=list)
-    team_kinds: list[TeamKind] = Field(default_factory=lambda: ["agile", "bau"], min_length=1)
+    team_kinds: list[TeamKind] = Field(default_factory=lambda: [*TEAM_KINDS], min_length=1)
     reason: str = ""
 
     @model_validator(mode="after")
@@ -199,7 +203,7 @@ class SlaPolicy(Section):
     target_business_hours: float = Field(gt=0)
     warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=lambda: [0.75])
     escalation: list[EscalationStep] = Field(
-        default_factory=lambda: ["owner", "team_channel", "managers"], min_length=1
+        default_factory=lambda: [*ESCALATION_LADDER], min_length=1
     )
     per_team: bool = False
 

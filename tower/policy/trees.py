@@ -14,7 +14,7 @@ Loc = tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class SurfaceEntry:
-    """One surface node: its slash path (`web/checkout/cart`), the node and its place in the file."""
+    """A surface node: its slash path (`web/checkout/cart`), the node, its place in the file."""
 
     path: str
     parent: str | None

@@ -1,0 +1,1 @@
+"""The audit log: who did what to which test, when, why, and what it looked like before."""

@@ -1,0 +1,1 @@
+"""Collisions between tests: detected by the engine, kept as records with a life."""

@@ -1,0 +1,64 @@
+"""The `collisions` table and the tests each collision involves."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, ForeignKey, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tower.db import Base, utcnow
+from tower.experiments.models import Experiment
+
+
+class CollisionKind(enum.StrEnum):
+    SURFACE = "surface"
+    CAPACITY = "capacity"
+    CONTACT_CAP = "contact_cap"
+    FUNNEL = "funnel"
+
+
+class Severity(enum.StrEnum):
+    BLOCKING = "blocking"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class CollisionStatus(enum.StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    WAIVED = "waived"
+
+
+collision_experiments = Table(
+    "collision_experiments",
+    Base.metadata,
+    Column("collision_id", ForeignKey("collisions.id", ondelete="CASCADE"), primary_key=True),
+    Column("experiment_id", ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Collision(Base):
+    """One clash between two or more tests; `fingerprint` identifies it across re-checks."""
+
+    __tablename__ = "collisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[CollisionKind]
+    severity: Mapped[Severity]
+    status: Mapped[CollisionStatus] = mapped_column(index=True, default=CollisionStatus.OPEN)
+    agile_vs_bau: Mapped[bool] = mapped_column(default=False)
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    resolved_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(32))
+    waived_by: Mapped[str | None] = mapped_column(String(32))
+    waiver_reason: Mapped[str | None] = mapped_column(Text)
+
+    experiments: Mapped[list[Experiment]] = relationship(secondary=collision_experiments)

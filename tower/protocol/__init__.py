@@ -1,0 +1,1 @@
+"""The release protocol: decisions on tests and the gates they pass."""

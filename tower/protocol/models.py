@@ -1,0 +1,34 @@
+"""The `decisions` table: every approval, rejection or change request on a test."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tower.db import Base, utcnow
+
+
+class DecisionKind(enum.StrEnum):
+    APPROVE = "approve"
+    REQUEST_CHANGES = "request_changes"
+    REJECT = "reject"
+
+
+class Decision(Base):
+    """A manager's decision on one version of a test; an edit after approval voids it."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[DecisionKind]
+    actor: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    experiment_version: Mapped[int]
+    voided: Mapped[bool] = mapped_column(default=False)
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
