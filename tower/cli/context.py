@@ -1,0 +1,54 @@
+"""What every command needs, loaded once and only when a command asks for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tower import migrate
+from tower.db import create_database_engine, create_session_factory
+from tower.errors import DatabaseNotReadyError
+from tower.policy import Policy, load_policy
+from tower.settings import Settings
+
+
+class AppContext:
+    """Settings, policy and database of one CLI run."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def policy(self) -> Policy:
+        return load_policy(self.settings.policy_path)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return create_database_engine(self.settings.database_url)
+
+    @cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        self._require_current_schema()
+        return create_session_factory(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: committed when the block ends, rolled back if it raises."""
+        with self.session_factory.begin() as session:
+            yield session
+
+    def _require_current_schema(self) -> None:
+        current, head = migrate.current_revision(self.engine), migrate.head_revision()
+        if current == head:
+            return
+        where = self.engine.url.render_as_string(hide_password=True)
+        if current is None:
+            raise DatabaseNotReadyError(f"the database {where} is empty: run `tower init` first")
+        raise DatabaseNotReadyError(
+            f"the database {where} is at migration {current}, this Tower needs {head}: "
+            "run `tower init` to upgrade it"
+        )

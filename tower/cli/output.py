@@ -1,0 +1,61 @@
+"""Show results as a readable table or as JSON for scripts (`--format json`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Off a terminal (a pipe, a CI log) tables get room to breathe instead of 80 columns.
+_OFF_TERMINAL_WIDTH = 180
+console = Console()
+if not console.is_terminal:
+    console = Console(width=_OFF_TERMINAL_WIDTH)
+error_console = Console(stderr=True, soft_wrap=True)
+
+
+def format_option(function: F) -> F:
+    """The `--format table|json` option shared by every listing."""
+    option = click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="A table for people or JSON for scripts.",
+    )
+    return option(function)
+
+
+def emit_json(data: Any) -> None:
+    """Print `data` as indented JSON on standard output."""
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def emit_table(
+    title: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]], empty: str
+) -> None:
+    """Print rows as a table with the given columns, or `empty` when there are none."""
+    if not rows:
+        console.print(empty)
+        return
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return "\n".join(str(item) for item in value)
+    return str(value)

@@ -1,0 +1,282 @@
+"""The roadmap spreadsheet format: read CSV rows into specs, write specs back out.
+
+Pure: no database. Every bad cell is reported with its line, column and reason, and a file
+with any bad row yields no rows at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TextIO, TypeVar
+
+from tower.errors import TowerError
+from tower.experiments.spec import (
+    ExperimentKind,
+    ExperimentSpec,
+    ExperimentStatus,
+    format_key,
+    parse_key,
+    validate_spec,
+)
+from tower.policy import Policy
+
+COLUMNS = (
+    "key",
+    "title",
+    "team",
+    "owner",
+    "kind",
+    "surfaces",
+    "audiences",
+    "exclude_audiences",
+    "start",
+    "end",
+    "traffic",
+    "exclusion_group",
+    "primary_kpi",
+    "baseline",
+    "mde",
+    "hypothesis",
+    "impact",
+    "confidence",
+    "effort_weeks",
+    "status",
+)
+LIST_SEPARATOR = ";"
+DEFAULT_TRAFFIC = 100.0
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+E = TypeVar("E", bound=enum.Enum)
+
+
+@dataclass(frozen=True)
+class RoadmapRow:
+    """One valid row: the test's number when the row names a key, its fields and its state."""
+
+    line: int
+    number: int | None
+    spec: ExperimentSpec
+    status: ExperimentStatus
+
+
+@dataclass(frozen=True, order=True)
+class RowError:
+    """A bad cell: the file line it is on, its column and why it is wrong."""
+
+    line: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}, column {self.column}: {self.message}"
+
+
+class RoadmapFormatError(TowerError):
+    """A roadmap file with bad rows; nothing from it may be written."""
+
+    def __init__(self, source: str, errors: list[RowError]) -> None:
+        self.source = source
+        self.errors = sorted(errors)
+        count = len(self.errors)
+        header = f"{source}: {count} problem{'s' if count != 1 else ''}; nothing was imported"
+        super().__init__("\n".join([header, *(f"  {error}" for error in self.errors)]))
+
+
+class _Cells:
+    """Converts the cells of one row, collecting an error per bad cell."""
+
+    def __init__(self, line: int, values: dict[str, str]) -> None:
+        self.line = line
+        self.values = values
+        self.errors: list[RowError] = []
+
+    def fail(self, column: str, message: str) -> None:
+        self.errors.append(RowError(self.line, column, message))
+
+    def text(self, column: str, *, required: bool = False) -> str:
+        value = self.values[column].strip()
+        if required and not value:
+            self.fail(column, "a value is required")
+        return value
+
+    def optional(self, column: str) -> str | None:
+        return self.text(column) or None
+
+    def items(self, column: str) -> tuple[str, ...]:
+        parts = (part.strip() for part in self.values[column].split(LIST_SEPARATOR))
+        return tuple(part for part in parts if part)
+
+    def choice(self, column: str, kind: type[E], default: E | None = None) -> E | None:
+        value = self.text(column, required=default is None)
+        if not value:
+            return default
+        try:
+            return kind(value)
+        except ValueError:
+            allowed = ", ".join(str(member.value) for member in kind)
+            self.fail(column, f"{value!r} is not one of {allowed}")
+            return None
+
+    def day(self, column: str) -> date | None:
+        value = self.text(column, required=True)
+        if not value:
+            return None
+        try:
+            if not _ISO_DATE.fullmatch(value):
+                raise ValueError(value)
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(column, f"{value!r} is not a date in YYYY-MM-DD form")
+            return None
+
+    def number(self, column: str) -> float | None:
+        value = self.text(column)
+        if not value:
+            return None
+        try:
+            parsed = float(value)
+        except ValueError:
+            parsed = math.nan
+        if not math.isfinite(parsed):
+            self.fail(column, f"{value!r} is not a number")
+            return None
+        return parsed
+
+
+def read_roadmap(stream: TextIO, policy: Policy, source: str = "<csv>") -> list[RoadmapRow]:
+    """Every row of a roadmap file, or `RoadmapFormatError` listing every bad cell."""
+    reader = csv.reader(stream)
+    header = next(reader, None)
+    if header is None:
+        raise RoadmapFormatError(source, [RowError(1, "header", "the file is empty")])
+    header = [name.strip() for name in header]
+    errors = _header_errors(header)
+    if errors:
+        raise RoadmapFormatError(source, errors)
+    rows: list[RoadmapRow] = []
+    line = reader.line_num + 1
+    for cells in reader:
+        if any(cell.strip() for cell in cells):
+            row, row_errors = _read_row(line, header, cells, policy)
+            errors.extend(row_errors)
+            if row is not None:
+                rows.append(row)
+        line = reader.line_num + 1
+    errors.extend(_duplicate_errors(rows))
+    if errors:
+        raise RoadmapFormatError(source, errors)
+    return rows
+
+
+def _header_errors(header: list[str]) -> list[RowError]:
+    errors = []
+    missing = [column for column in COLUMNS if column not in header]
+    unknown = [column for column in header if column not in COLUMNS]
+    repeated = sorted({column for column in header if header.count(column) > 1})
+    if missing:
+        errors.append(RowError(1, "header", f"missing columns: {', '.join(missing)}"))
+    if unknown:
+        errors.append(RowError(1, "header", f"unknown columns: {', '.join(unknown)}"))
+    if repeated:
+        errors.append(RowError(1, "header", f"columns given twice: {', '.join(repeated)}"))
+    return errors
+
+
+def _read_row(
+    line: int, header: list[str], cells: list[str], policy: Policy
+) -> tuple[RoadmapRow | None, list[RowError]]:
+    if len(cells) != len(header):
+        message = f"the row has {len(cells)} cells but the header has {len(header)} columns"
+        return None, [RowError(line, "row", message)]
+    row = _Cells(line, dict(zip(header, cells, strict=True)))
+    number = None
+    if key := row.text("key"):
+        try:
+            number = parse_key(key)
+        except ValueError as error:
+            row.fail("key", str(error))
+    kind = row.choice("kind", ExperimentKind)
+    status = row.choice("status", ExperimentStatus, default=ExperimentStatus.DRAFT)
+    start, end = row.day("start"), row.day("end")
+    traffic = row.number("traffic")
+    values: dict[str, Any] = {
+        "title": row.text("title", required=True),
+        "team": row.text("team", required=True),
+        "owner": row.text("owner", required=True),
+        "surfaces": row.items("surfaces"),
+        "audiences": row.items("audiences"),
+        "exclude_audiences": row.items("exclude_audiences"),
+        "traffic": DEFAULT_TRAFFIC if traffic is None else traffic,
+        "exclusion_group": row.optional("exclusion_group"),
+        "primary_kpi": row.optional("primary_kpi"),
+        "hypothesis": row.text("hypothesis"),
+        **{name: row.number(name) for name in ("baseline", "mde", "impact", "confidence")},
+        "effort_weeks": row.number("effort_weeks"),
+    }
+    if row.errors or kind is None or status is None or start is None or end is None:
+        return None, row.errors
+    spec = ExperimentSpec(kind=kind, start=start, end=end, **values)
+    for problem in validate_spec(spec, policy):
+        row.fail(problem.field, problem.message)
+    if row.errors:
+        return None, row.errors
+    return RoadmapRow(line, number, spec, status), []
+
+
+def _duplicate_errors(rows: list[RoadmapRow]) -> Iterator[RowError]:
+    """A key, or the team and title of a row without a key, may appear only once per file."""
+    seen_keys: dict[int, int] = {}
+    seen_titles: dict[tuple[str, str], int] = {}
+    for row in rows:
+        if row.number is not None:
+            first = seen_keys.setdefault(row.number, row.line)
+            if first != row.line:
+                key = format_key(row.number)
+                yield RowError(row.line, "key", f"{key} is already used on line {first}")
+        else:
+            identity = (row.spec.team, row.spec.title)
+            first = seen_titles.setdefault(identity, row.line)
+            if first != row.line:
+                yield RowError(
+                    row.line,
+                    "title",
+                    f"same team and title as line {first}: give each row a key or its own title",
+                )
+
+
+def format_number(value: float | None) -> str:
+    """The shortest text that reads back as exactly `value` (`50`, `0.032`; empty for None)."""
+    if value is None:
+        return ""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _format_cell(value: object) -> str:
+    formatters: dict[type, Callable[[Any], str]] = {
+        tuple: LIST_SEPARATOR.join,
+        date: date.isoformat,
+        float: format_number,
+    }
+    if value is None:
+        return ""
+    for kind, formatter in formatters.items():
+        if isinstance(value, kind):
+            return formatter(value)
+    return str(value)
+
+
+def write_roadmap(
+    stream: TextIO, rows: Iterable[tuple[int, ExperimentSpec, ExperimentStatus]]
+) -> None:
+    """Write a roadmap file that `read_roadmap` reads back to the same numbers, specs, states."""
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for number, spec, status in rows:
+        cells = {"key": format_key(number), "status": status.value}
+        cells.update({name: _format_cell(getattr(spec, name)) for name in spec.field_names()})
+        writer.writerow([cells[column] for column in COLUMNS])

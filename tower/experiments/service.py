@@ -1,0 +1,97 @@
+"""Use cases on the test registry. Services take a session and never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tower.audit import service as audit_service
+from tower.errors import NotFoundError
+from tower.experiments.models import Experiment
+from tower.experiments.spec import ExperimentSpec, ExperimentStatus, parse_key
+
+
+def get_by_key(session: Session, key: str) -> Experiment:
+    """The test with human key `key` (`T-42`); `NotFoundError` if there is none."""
+    try:
+        number = parse_key(key)
+    except ValueError as error:
+        raise NotFoundError(str(error)) from None
+    experiment = session.scalar(select(Experiment).where(Experiment.number == number))
+    if experiment is None:
+        raise NotFoundError(f"there is no test {key.strip()}")
+    return experiment
+
+
+def list_experiments(
+    session: Session,
+    *,
+    team: str | None = None,
+    statuses: Collection[ExperimentStatus] = (),
+) -> list[Experiment]:
+    """Tests in window order (start date, then key), optionally for one team or some states."""
+    query = select(Experiment).order_by(Experiment.start, Experiment.number)
+    if team is not None:
+        query = query.where(Experiment.team == team)
+    if statuses:
+        query = query.where(Experiment.status.in_(list(statuses)))
+    return list(session.scalars(query))
+
+
+def highest_number(session: Session) -> int:
+    """The largest test number in use (0 when the registry is empty)."""
+    return session.scalar(select(func.coalesce(func.max(Experiment.number), 0))) or 0
+
+
+def snapshot(experiment: Experiment) -> dict[str, object]:
+    """What an audit event records of a test: its fields and its state."""
+    return {**experiment.spec().as_dict(), "status": experiment.status.value}
+
+
+def create(
+    session: Session,
+    *,
+    number: int,
+    spec: ExperimentSpec,
+    status: ExperimentStatus,
+    actor: str,
+    action: str = "created",
+) -> Experiment:
+    """Add a test with the given number (the spec must already be valid)."""
+    experiment = Experiment(number=number, status=status, created_by=actor)
+    experiment.apply(spec)
+    session.add(experiment)
+    session.flush()
+    audit_service.record(
+        session, actor=actor, action=action, experiment=experiment, after=snapshot(experiment)
+    )
+    return experiment
+
+
+def overwrite(
+    session: Session,
+    experiment: Experiment,
+    *,
+    spec: ExperimentSpec,
+    status: ExperimentStatus,
+    actor: str,
+    action: str,
+) -> bool:
+    """Replace a test's fields and state; returns False (and writes nothing) if none differ."""
+    if experiment.spec() == spec and experiment.status == status:
+        return False
+    before = snapshot(experiment)
+    experiment.apply(spec)
+    experiment.status = status
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor,
+        action=action,
+        experiment=experiment,
+        before=before,
+        after=snapshot(experiment),
+    )
+    return True
