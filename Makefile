@@ -29,7 +29,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy tower bot migrations tests
+	$(BIN)/mypy tower bot migrations tests .ci/postgres.py
 
 test: lint
 	$(BIN)/pytest
