@@ -53,7 +53,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+# None is SQL NULL (not the JSON value null), so NOT NULL columns refuse a missing list.
+JsonDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def utcnow() -> datetime:

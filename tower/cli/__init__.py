@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from tower.cli.context import AppContext
 from tower.cli.database_commands import init_database
@@ -28,7 +29,7 @@ class TowerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (TowerError, PolicyError) as error:
-            error_console.print(f"[red]error:[/red] {error}", highlight=False)
+            error_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise SystemExit(1) from None
 
 

@@ -18,6 +18,8 @@ def init_database(app: AppContext) -> None:
     after = migrate.current_revision(app.engine)
     where = app.engine.url.render_as_string(hide_password=True)
     if before == after:
-        console.print(f"{where} is up to date (migration {after})", highlight=False)
+        console.print(f"{where} is up to date (migration {after})", markup=False, highlight=False)
     else:
-        console.print(f"{where} upgraded from {before or 'empty'} to {after}", highlight=False)
+        console.print(
+            f"{where} upgraded from {before or 'empty'} to {after}", markup=False, highlight=False
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from tower.cli.output import console
 from tower.policy import load_policy
@@ -24,7 +25,7 @@ def check_policy(path: Path) -> None:
     surfaces = sum(1 for _ in walk_surfaces(policy.surfaces))
     segments = sum(1 for _ in walk_segments(policy.audiences))
     console.print(
-        f"[green]{path} is valid[/green]: {len(policy.teams)} teams, {surfaces} surfaces, "
-        f"{segments} audience segments, scoring model {policy.scoring.model}",
+        f"[green]{escape(str(path))} is valid[/green]: {len(policy.teams)} teams, "
+        f"{surfaces} surfaces, {segments} audience segments, scoring model {policy.scoring.model}",
         highlight=False,
     )

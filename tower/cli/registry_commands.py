@@ -38,7 +38,7 @@ def import_command(app: AppContext, path: Path, actor: str) -> None:
     """Import a roadmap CSV: all rows or none, and importing it again changes nothing."""
     with path.open(newline="", encoding="utf-8-sig") as stream, app.transaction() as session:
         report = import_roadmap(session, stream, policy=app.policy, actor=actor, source=str(path))
-    console.print(f"Imported {path}: {report.summary()}", highlight=False)
+    console.print(f"Imported {path}: {report.summary()}", markup=False, highlight=False)
 
 
 @click.command("export")
@@ -52,7 +52,7 @@ def export_command(app: AppContext, path: Path) -> None:
             return
         with path.open("w", newline="", encoding="utf-8") as stream:
             count = export_roadmap(session, stream)
-    console.print(f"Exported {count} tests to {path}", highlight=False)
+    console.print(f"Exported {count} tests to {path}", markup=False, highlight=False)
 
 
 @click.command("list")

@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
 from tower.db import Base, utcnow
 from tower.experiments.models import Experiment
-
-
-class CollisionKind(enum.StrEnum):
-    SURFACE = "surface"
-    CAPACITY = "capacity"
-    CONTACT_CAP = "contact_cap"
-    FUNNEL = "funnel"
-
-
-class Severity(enum.StrEnum):
-    BLOCKING = "blocking"
-    WARNING = "warning"
-    INFO = "info"
-
-
-class CollisionStatus(enum.StrEnum):
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-    WAIVED = "waived"
-
 
 collision_experiments = Table(
     "collision_experiments",
@@ -39,6 +18,9 @@ collision_experiments = Table(
     Column("collision_id", ForeignKey("collisions.id", ondelete="CASCADE"), primary_key=True),
     Column("experiment_id", ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True),
 )
+
+
+__all__ = ["Collision", "CollisionKind", "CollisionStatus", "Severity", "collision_experiments"]
 
 
 class Collision(Base):

@@ -26,7 +26,16 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
-        if key in seen:
+        try:
+            repeated = key in seen
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "a key must be a plain value, not a list or mapping",
+                key_node.start_mark,
+            ) from None
+        if repeated:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {key!r} appears twice in the same mapping", mark

@@ -14,7 +14,16 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 
 import holidays
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tower.policy.trees import walk_segments, walk_surfaces
 
@@ -44,6 +53,7 @@ ESCALATION_LADDER: tuple[EscalationStep, ...] = ("owner", "team_channel", "manag
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 _SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]{2,}")
 _NODE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_CLOCK = re.compile(r"([01]?[0-9]|2[0-3]):[0-5][0-9]")
 
 
 def _slack_user(value: str) -> str:
@@ -86,7 +96,26 @@ SlackUserId = Annotated[str, AfterValidator(_slack_user)]
 SlackChannelId = Annotated[str, AfterValidator(_slack_channel)]
 NodeName = Annotated[str, AfterValidator(_node_name)]
 TimeZoneName = Annotated[str, AfterValidator(_timezone)]
-HolidayCountry = Annotated[str, AfterValidator(_holiday_country)]
+
+
+def _clock_time(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError('put times in quotes, like "17:30": YAML reads 17:30 unquoted as a number')
+    if isinstance(value, str) and not _CLOCK.fullmatch(value):
+        raise ValueError(f'{value!r} is not a time of day like "09:00"')
+    return value
+
+
+def _yaml_boolean_as_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError('put the country code in quotes, like "NO": YAML reads it as yes/no')
+    return value
+
+
+HolidayCountry = Annotated[
+    str, BeforeValidator(_yaml_boolean_as_text), AfterValidator(_holiday_country)
+]
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
 Share = Annotated[float, Field(gt=0, le=1)]
 
 
@@ -99,17 +128,24 @@ class Section(BaseModel):
 class Calendar(Section):
     """When the business works: SLA clocks only run inside these hours."""
 
-    working_hours: tuple[time, time] = (time(9, 0), time(17, 30))
+    working_hours: tuple[ClockTime, ClockTime] = (time(9, 0), time(17, 30))
     working_days: list[Weekday] = Field(default_factory=lambda: [*WORKWEEK], min_length=1)
     holidays: HolidayCountry | None = None
     closed: list[date] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _hours_in_order(self) -> Calendar:
-        opens, closes = self.working_hours
+    @field_validator("working_hours")
+    @classmethod
+    def _hours_in_order(cls, hours: tuple[time, time]) -> tuple[time, time]:
+        opens, closes = hours
         if opens >= closes:
-            raise ValueError(f"working_hours: opening {opens} must come before closing {closes}")
-        return self
+            raise ValueError(f"opening {opens:%H:%M} must come before closing {closes:%H:%M}")
+        return hours
+
+    @property
+    def hours_per_day(self) -> float:
+        """Length of a working day in hours."""
+        opens, closes = self.working_hours
+        return (closes.hour * 60 + closes.minute - opens.hour * 60 - opens.minute) / 60
 
 
 class Team(Section):
@@ -167,11 +203,13 @@ class FreezeWindow(Section):
     team_kinds: list[TeamKind] = Field(default_factory=lambda: [*TEAM_KINDS], min_length=1)
     reason: str = ""
 
-    @model_validator(mode="after")
-    def _in_order(self) -> FreezeWindow:
-        if self.end < self.start:
-            raise ValueError(f"end {self.end} is before start {self.start}")
-        return self
+    @field_validator("end")
+    @classmethod
+    def _in_order(cls, end: date, info: ValidationInfo) -> date:
+        start = info.data.get("start")
+        if start is not None and end < start:
+            raise ValueError(f"end {end} is before start {start}")
+        return end
 
 
 class Protocol(Section):
@@ -184,11 +222,13 @@ class Protocol(Section):
     approvals_required: int = Field(default=1, ge=1)
     allow_self_approval: bool = False
 
-    @model_validator(mode="after")
-    def _durations_in_order(self) -> Protocol:
-        if self.max_duration_days < self.min_duration_days:
-            raise ValueError("max_duration_days is smaller than min_duration_days")
-        return self
+    @field_validator("max_duration_days")
+    @classmethod
+    def _durations_in_order(cls, longest: int, info: ValidationInfo) -> int:
+        shortest = info.data.get("min_duration_days")
+        if shortest is not None and longest < shortest:
+            raise ValueError(f"{longest} is smaller than min_duration_days ({shortest})")
+        return longest
 
 
 class SlaPolicy(Section):
@@ -200,12 +240,26 @@ class SlaPolicy(Section):
     stop: list[SlaEvent] = Field(min_length=1)
     pause: list[SlaEvent] = Field(default_factory=list)
     resume: list[SlaEvent] = Field(default_factory=list)
-    target_business_hours: float = Field(gt=0)
+    target_business_hours: float | None = Field(default=None, gt=0)
+    target_business_days: float | None = Field(default=None, gt=0)
     warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=lambda: [0.75])
     escalation: list[EscalationStep] = Field(
         default_factory=lambda: [*ESCALATION_LADDER], min_length=1
     )
     per_team: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SlaPolicy:
+        if (self.target_business_hours is None) == (self.target_business_days is None):
+            raise ValueError("give exactly one of target_business_hours and target_business_days")
+        return self
+
+    def target_hours(self, calendar: Calendar) -> float:
+        """The target in business hours, a business day being the calendar's working day."""
+        if self.target_business_hours is not None:
+            return self.target_business_hours
+        assert self.target_business_days is not None
+        return self.target_business_days * calendar.hours_per_day
 
 
 def default_sla_policies() -> list[SlaPolicy]:
@@ -218,7 +272,7 @@ def default_sla_policies() -> list[SlaPolicy]:
             stop=["approved", "rejected", "withdrawn", "cancelled"],
             pause=["changes_requested"],
             resume=["submitted"],
-            target_business_hours=17,
+            target_business_days=2,
         ),
         SlaPolicy(
             key="conflict-ack",
@@ -233,7 +287,7 @@ def default_sla_policies() -> list[SlaPolicy]:
             name="Results recorded within 5 business days after completion",
             start="completed",
             stop=["results_recorded", "cancelled"],
-            target_business_hours=42.5,
+            target_business_days=5,
         ),
     ]
 
