@@ -51,6 +51,7 @@ COLUMNS = (
 LIST_SEPARATOR = ";"
 DEFAULT_TRAFFIC = 100.0
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_STAND_IN_DAY = date(2000, 1, 1)
 E = TypeVar("E", bound=enum.Enum)
 
 
@@ -218,12 +219,21 @@ def _read_row(
         **{name: row.number(name) for name in ("baseline", "mde", "impact", "confidence")},
         "effort_weeks": row.number("effort_weeks"),
     }
-    if row.errors or kind is None or status is None or start is None or end is None:
-        return None, row.errors
-    spec = ExperimentSpec(kind=kind, start=start, end=end, **values)
+    # Check the rules even when some cells did not parse, so one import reports every bad
+    # cell of the row; stand-ins for unparsed cells are never reported themselves.
+    unparsed = {error.column for error in row.errors}
+    if {"start", "end"} & unparsed:
+        unparsed |= {"start", "end"}
+    spec = ExperimentSpec(
+        kind=kind or ExperimentKind.AB_TEST,
+        start=start or _STAND_IN_DAY,
+        end=end or start or _STAND_IN_DAY,
+        **values,
+    )
     for problem in validate_spec(spec, policy):
-        row.fail(problem.field, problem.message)
-    if row.errors:
+        if problem.field not in unparsed:
+            row.fail(problem.field, problem.message)
+    if row.errors or status is None:
         return None, row.errors
     return RoadmapRow(line, number, spec, status), []
 
@@ -250,7 +260,7 @@ def _duplicate_errors(rows: list[RoadmapRow]) -> Iterator[RowError]:
 
 
 def format_number(value: float | None) -> str:
-    """The shortest text that reads back as exactly `value` (`50`, `0.032`; empty for None)."""
+    """Text that reads back as exactly `value`: `50`, `0.032`; empty for None."""
     if value is None:
         return ""
     return str(int(value)) if value.is_integer() else repr(value)
