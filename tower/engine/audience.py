@@ -1,0 +1,99 @@
+"""Who a test reaches: a union of segments minus excluded ones, and the people two share.
+
+Exact where the tree decides (nesting, disjoint siblings, an exclusion that covers a target),
+estimated where it cannot (declared overlaps, partial exclusions): an excluded part of a
+segment is taken as spread evenly over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import combinations
+
+from tower.engine.graph import SegmentIndex
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """A compiled audience: `id` is shared by every test that targets the same people."""
+
+    id: int
+    targets: tuple[int, ...]
+    excluded: tuple[int, ...]
+    size: float
+
+
+class AudienceModel:
+    """Compiles audiences once and answers "how many people do these two share?" from a cache."""
+
+    def __init__(self, segments: SegmentIndex) -> None:
+        self.segments = segments
+        self._interned: dict[tuple[tuple[int, ...], tuple[int, ...]], Audience] = {}
+        self._shared: dict[tuple[int, int], float] = {}
+
+    def compile(self, targets: Iterable[str], excluded: Iterable[str] = ()) -> Audience:
+        """The audience of `targets` (everyone when empty) without `excluded`."""
+        ids = self.segments.ids
+        target_ids = {ids[name] for name in targets} or {self.segments.root}
+        # A segment inside another target adds nobody: keep the outermost ones.
+        outer = tuple(
+            sorted(
+                t
+                for t in target_ids
+                if not any(o != t and self.segments.contains(o, t) for o in target_ids)
+            )
+        )
+        key = (outer, tuple(sorted({ids[name] for name in excluded})))
+        audience = self._interned.get(key)
+        if audience is None:
+            audience = Audience(len(self._interned), *key, self._size(*key))
+            self._interned[key] = audience
+        return audience
+
+    def shared(self, a: Audience, b: Audience) -> float:
+        """Estimated people per week in both audiences (0 when they cannot share anyone)."""
+        key = (a.id, b.id) if a.id <= b.id else (b.id, a.id)
+        cached = self._shared.get(key)
+        if cached is None:
+            cached = self._estimate_shared(a, b)
+            self._shared[key] = cached
+        return cached
+
+    def _estimate_shared(self, a: Audience, b: Audience) -> float:
+        segments = self.segments
+        excluded = (*a.excluded, *b.excluded)
+        total = 0.0
+        for target_a in a.targets:
+            for target_b in b.targets:
+                people = segments.shared_people(target_a, target_b)
+                if people <= 0:
+                    continue
+                if segments.contains(target_a, target_b):
+                    inside: tuple[int, ...] = (target_b,)
+                elif segments.contains(target_b, target_a):
+                    inside = (target_a,)
+                else:
+                    inside = (target_a, target_b)
+                total += people * (1.0 - max(self._removed(s, excluded) for s in inside))
+        return min(total, a.size, b.size)
+
+    def _removed(self, segment: int, excluded: tuple[int, ...]) -> float:
+        """The share of `segment` that `excluded` segments take out (1.0: all of it)."""
+        segments = self.segments
+        if any(segments.contains(x, segment) for x in excluded):
+            return 1.0
+        size = segments.sizes[segment]
+        if not size:
+            return 1.0
+        removed = sum(segments.shared_people(x, segment) for x in set(excluded))
+        return min(1.0, removed / size)
+
+    def _size(self, targets: tuple[int, ...], excluded: tuple[int, ...]) -> float:
+        sizes = self.segments.sizes
+        removed = {t: self._removed(t, excluded) for t in targets}
+        total = sum(sizes[t] * (1.0 - removed[t]) for t in targets)
+        for first, second in combinations(targets, 2):
+            both = self.segments.shared_people(first, second)
+            total -= both * (1.0 - max(removed[first], removed[second]))
+        return max(0.0, total)

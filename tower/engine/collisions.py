@@ -1,0 +1,267 @@
+"""Collision detection between pairs of tests: same surface (or nested) and funnel neighbours.
+
+A `surface` collision needs all of: a shared day, nested surfaces (same node, or one inside
+the other), people both can reach, and no shared exclusion group. A `funnel` warning is two
+tests on different steps of one funnel with shared days and people: the upstream test changes
+who reaches the downstream one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from tower.collisions.kinds import CollisionKind, Severity
+from tower.engine.findings import (
+    TINY_OVERLAP_SHARE,
+    Finding,
+    format_people,
+    format_share,
+    format_span,
+)
+from tower.engine.portfolio import Compiler, Footprint, outermost
+from tower.engine.schedule import DaySchedule, SurfaceSchedule
+
+
+class PairRules:
+    """Decides whether two tests collide and describes how; knows nothing of the portfolio."""
+
+    def __init__(self, compiler: Compiler) -> None:
+        self.compiler = compiler
+        self.surfaces = compiler.graph.surfaces
+        self._reach: dict[str, float] = {}
+        self._team_names = {team.key: team.name for team in compiler.policy.teams}
+
+    def surface_overlap(self, a: Footprint, b: Footprint) -> _Overlap | None:
+        """Where, when and how much `a` and `b` overlap, if the four conditions all hold."""
+        if a.group is not None and a.group == b.group:
+            return None
+        first, last = max(a.start, b.start), min(a.end, b.end)
+        if first > last:
+            return None
+        surfaces = self.surfaces
+        shared_nodes = {
+            surfaces.deeper(x, y) for x in a.surfaces for y in b.surfaces if surfaces.nested(x, y)
+        }
+        if not shared_nodes:
+            return None
+        people = self.compiler.audiences.shared(a.audience, b.audience)
+        if people <= 0:
+            return None
+        nodes = outermost(sorted(shared_nodes), surfaces)
+        common = self._on_surfaces(people, nodes)
+        shares = (self._share(a, common, b), self._share(b, common, a))
+        return _Overlap(first, last, nodes, common, shares)
+
+    def blocks(self, a: Footprint, b: Footprint) -> bool:
+        """Whether `a` and `b` are in a blocking surface collision."""
+        overlap = self.surface_overlap(a, b)
+        return overlap is not None and max(overlap.shares) >= TINY_OVERLAP_SHARE
+
+    def surface_collision(self, a: Footprint, b: Footprint) -> Finding | None:
+        """The surface collision between `a` and `b`, if the four conditions hold."""
+        overlap = self.surface_overlap(a, b)
+        if overlap is None:
+            return None
+        first, last, nodes, common, shares = (
+            overlap.first,
+            overlap.last,
+            overlap.nodes,
+            overlap.people,
+            overlap.shares,
+        )
+        surfaces = self.surfaces
+        severity = Severity.BLOCKING if max(shares) >= TINY_OVERLAP_SHARE else Severity.WARNING
+        paths = tuple(surfaces.paths[node] for node in nodes)
+        span = (date.fromordinal(first), date.fromordinal(last))
+        explanation = (
+            f"{self._who(a)} and {self._who(b)} both run on {', '.join(paths)} "
+            f"{format_span(*span)}. {format_people(common).capitalize()} people a week are "
+            f"eligible for both: {format_share(shares[0])} of {a.key}'s traffic and "
+            f"{format_share(shares[1])} of {b.key}'s."
+        )
+        return Finding(
+            kind=CollisionKind.SURFACE,
+            severity=severity,
+            keys=(a.key, b.key),
+            scope="",
+            surfaces=paths,
+            first_day=span[0],
+            last_day=span[1],
+            people_per_week=round(common),
+            affected=((a.key, shares[0]), (b.key, shares[1])),
+            agile_vs_bau=a.agile != b.agile,
+            explanation=explanation,
+        )
+
+    def funnel_collision(
+        self, funnel: str, upstream: Footprint, downstream: Footprint
+    ) -> Finding | None:
+        """A warning for tests on different steps of `funnel` with shared days and people."""
+        if upstream.group is not None and upstream.group == downstream.group:
+            return None
+        if any(self.surfaces.nested(x, y) for x in upstream.surfaces for y in downstream.surfaces):
+            return None  # a surface collision already covers them
+        first, last = max(upstream.start, downstream.start), min(upstream.end, downstream.end)
+        if first > last:
+            return None
+        people = self.compiler.audiences.shared(upstream.audience, downstream.audience)
+        if people <= 0:
+            return None
+        steps = self.compiler.graph.funnels[funnel]
+        up_step = min(s for name, s in self.steps_of(upstream) if name == funnel)
+        down_step = max(s for name, s in self.steps_of(downstream) if name == funnel)
+        common = self._on_surfaces(people, [steps[down_step]])
+        shares = (
+            self._share(upstream, common, downstream),
+            self._share(downstream, common, upstream),
+        )
+        span = (date.fromordinal(first), date.fromordinal(last))
+        up_path, down_path = (
+            self.surfaces.paths[steps[up_step]],
+            self.surfaces.paths[steps[down_step]],
+        )
+        explanation = (
+            f"{self._who(upstream)} on {up_path} (step {up_step + 1} of the {funnel} funnel) "
+            f"changes who reaches {self._who(downstream)} on {down_path} (step {down_step + 1}) "
+            f"{format_span(*span)}: {format_people(common)} people a week can see both."
+        )
+        return Finding(
+            kind=CollisionKind.FUNNEL,
+            severity=Severity.WARNING,
+            keys=(upstream.key, downstream.key),
+            scope=funnel,
+            surfaces=(up_path, down_path),
+            first_day=span[0],
+            last_day=span[1],
+            people_per_week=round(common),
+            affected=((upstream.key, shares[0]), (downstream.key, shares[1])),
+            agile_vs_bau=upstream.agile != downstream.agile,
+            explanation=explanation,
+        )
+
+    def _on_surfaces(self, people: float, nodes: Iterable[int]) -> float:
+        """People per week of an audience overlap who actually visit the given surfaces."""
+        segments = self.compiler.graph.segments
+        total = 0.0
+        for node in nodes:
+            visitors = self.surfaces.visitors[node]
+            total += people if visitors is None else visitors * people / segments.population
+        return min(total, people)
+
+    def _share(self, footprint: Footprint, common: float, other: Footprint) -> float:
+        """Share of `footprint`'s eligible traffic that `other` also reaches."""
+        reach = self._reach.get(footprint.key)
+        if reach is None:
+            reach = self._reach[footprint.key] = self.compiler.weekly_reach(footprint)
+        return min(1.0, common * other.traffic / reach) if reach else 0.0
+
+    def _who(self, footprint: Footprint) -> str:
+        team = footprint.item.spec.team
+        name = self._team_names.get(team, team)
+        return f"{footprint.key} ({name}, {'agile' if footprint.agile else 'BAU'})"
+
+    def steps_of(self, footprint: Footprint) -> list[tuple[str, int]]:
+        """(funnel, step index) for each funnel step a surface of `footprint` lies in."""
+        found = []
+        for name, steps in self.compiler.graph.funnels.items():
+            for index, step in enumerate(steps):
+                if any(self.surfaces.contains(step, node) for node in footprint.surfaces):
+                    found.append((name, index))
+        return found
+
+
+@dataclass(frozen=True)
+class _Overlap:
+    first: int
+    last: int
+    nodes: list[int]
+    people: float
+    shares: tuple[float, float]
+
+
+class PairDetector:
+    """Finds pairwise collisions in a portfolio through a surface/day index."""
+
+    def __init__(self, compiler: Compiler, footprints: Iterable[Footprint]) -> None:
+        self.rules = PairRules(compiler)
+        self.footprints = list(footprints)
+        self.schedule = SurfaceSchedule(compiler.graph.surfaces, self.footprints)
+        self._funnel_steps = {
+            name: [DaySchedule() for _ in steps] for name, steps in compiler.graph.funnels.items()
+        }
+        for footprint in self.footprints:
+            for name, step in self.rules.steps_of(footprint):
+                self._funnel_steps[name][step].add(footprint)
+
+    def surface_pairs(self) -> Iterator[tuple[Footprint, Footprint]]:
+        """Every pair of distinct tests that share a day and a surface subtree, once each."""
+        seen: set[tuple[str, str]] = set()
+        for footprint in self.footprints:
+            for other in self.schedule.above(footprint, footprint.start, footprint.end):
+                if other is footprint:
+                    continue
+                pair = _ordered(footprint, other)
+                ids = (pair[0].key, pair[1].key)
+                if ids not in seen:
+                    seen.add(ids)
+                    yield pair
+
+    def surface_neighbours(self, footprint: Footprint) -> Iterator[Footprint]:
+        """Tests sharing a day and a surface subtree with `footprint` (which may be new)."""
+        seen = {footprint.key}
+        for other in self.schedule.nested_with(footprint, footprint.start, footprint.end):
+            if other.key not in seen:
+                seen.add(other.key)
+                yield other
+
+    def scan(self) -> list[Finding]:
+        """Every surface collision and funnel warning in the portfolio."""
+        findings = [
+            finding
+            for a, b in self.surface_pairs()
+            if (finding := self.rules.surface_collision(a, b)) is not None
+        ]
+        findings.extend(self._funnel_scan())
+        return findings
+
+    def check(self, footprint: Footprint) -> list[Finding]:
+        """The pairwise findings that involve `footprint`."""
+        findings = []
+        for other in self.surface_neighbours(footprint):
+            finding = self.rules.surface_collision(*_ordered(footprint, other))
+            if finding is not None:
+                findings.append(finding)
+        for name, step in self.rules.steps_of(footprint):
+            for other_step, schedule in enumerate(self._funnel_steps[name]):
+                if other_step == step:
+                    continue
+                for other in schedule.running(footprint.start, footprint.end):
+                    if other.key != footprint.key:
+                        pair = (footprint, other) if step < other_step else (other, footprint)
+                        finding = self.rules.funnel_collision(name, *pair)
+                        if finding is not None:
+                            findings.append(finding)
+        return findings
+
+    def _funnel_scan(self) -> Iterator[Finding]:
+        for name, schedules in self._funnel_steps.items():
+            seen: set[tuple[str, str]] = set()
+            for up_step, upstream_schedule in enumerate(schedules):
+                for upstream in upstream_schedule.footprints:
+                    for down_step in range(up_step + 1, len(schedules)):
+                        for downstream in schedules[down_step].running(
+                            upstream.start, upstream.end
+                        ):
+                            ids = (upstream.key, downstream.key)
+                            if downstream.key == upstream.key or ids in seen:
+                                continue
+                            seen.add(ids)
+                            finding = self.rules.funnel_collision(name, upstream, downstream)
+                            if finding is not None:
+                                yield finding
+
+
+def _ordered(a: Footprint, b: Footprint) -> tuple[Footprint, Footprint]:
+    return (a, b) if a.item.number <= b.item.number else (b, a)

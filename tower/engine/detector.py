@@ -1,0 +1,84 @@
+"""The collision engine: every kind of clash in a portfolio, or those of one test."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from tower.collisions.kinds import Severity
+from tower.engine.collisions import PairDetector
+from tower.engine.crowding import (
+    contact_cap_breaches,
+    exclusion_group_overloads,
+    surface_overloads,
+)
+from tower.engine.findings import Finding
+from tower.engine.portfolio import Compiler, Footprint
+from tower.engine.schedule import DaySchedule, SurfaceSchedule
+
+_SEVERITY_ORDER = {Severity.BLOCKING: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Blocking first, then by first shared day, then by the tests involved."""
+    return sorted(
+        findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.first_day, f.kind, f.keys)
+    )
+
+
+class CollisionEngine:
+    """Indexes a portfolio once; then scans it whole or checks one test against it."""
+
+    def __init__(self, compiler: Compiler, footprints: Iterable[Footprint]) -> None:
+        self.compiler = compiler
+        self.policy = compiler.policy
+        self.footprints = list(footprints)
+        self.pairs = PairDetector(compiler, self.footprints)
+        surfaces = compiler.graph.surfaces
+        self.by_channel: dict[str, DaySchedule] = defaultdict(DaySchedule)
+        for footprint in self.footprints:
+            for channel in {surfaces.channel(node) for node in footprint.surfaces}:
+                self.by_channel[channel].add(footprint)
+
+    def scan(self) -> list[Finding]:
+        """Every collision in the portfolio."""
+        findings = self.pairs.scan()
+        findings.extend(exclusion_group_overloads(self.footprints))
+        findings.extend(
+            surface_overloads(
+                self.compiler, self.pairs.schedule, self.policy.protocol.max_concurrent_per_surface
+            )
+        )
+        findings.extend(
+            contact_cap_breaches(self.compiler, self.footprints, self.policy.contact_caps)
+        )
+        return sort_findings(findings)
+
+    def check(self, candidate: Footprint) -> list[Finding]:
+        """The collisions `candidate` would be in; a test of the same key is replaced by it."""
+        findings = self.pairs.check(candidate)
+        if candidate.group is not None:
+            group = [f for f in self.footprints if f.group == candidate.group]
+            findings.extend(exclusion_group_overloads(self._with(candidate, group)))
+        neighbours = self.pairs.surface_neighbours(candidate)
+        local = SurfaceSchedule(self.compiler.graph.surfaces, [candidate, *neighbours])
+        findings.extend(
+            surface_overloads(self.compiler, local, self.policy.protocol.max_concurrent_per_surface)
+        )
+        surfaces = self.compiler.graph.surfaces
+        channels = {surfaces.channel(node) for node in candidate.surfaces}
+        for cap in self.policy.contact_caps:
+            if cap.channel not in channels:
+                continue
+            reach = cap.per_days - 1
+            nearby = self.by_channel[cap.channel].running(
+                candidate.start - reach, candidate.end + reach
+            )
+            findings.extend(
+                contact_cap_breaches(self.compiler, self._with(candidate, nearby), [cap])
+            )
+        return sort_findings(f for f in findings if f.involves(candidate.key))
+
+    @staticmethod
+    def _with(candidate: Footprint, others: Iterable[Footprint]) -> list[Footprint]:
+        return [candidate, *(f for f in others if f.key != candidate.key)]

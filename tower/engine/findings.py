@@ -1,0 +1,73 @@
+"""What the collision engine reports: one `Finding` per clash, with its numbers and its story."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from tower.collisions.kinds import CollisionKind, Severity
+
+# Below this share of either test's eligible traffic, a clash is a warning, not a blocker.
+TINY_OVERLAP_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A clash between tests: which, where, when, how many people, and what it means."""
+
+    kind: CollisionKind
+    severity: Severity
+    keys: tuple[str, ...]  # in registration order
+    scope: str  # the surface, channel, funnel or exclusion group it is about
+    surfaces: tuple[str, ...]
+    first_day: date
+    last_day: date
+    people_per_week: int
+    affected: tuple[tuple[str, float], ...]  # (key, share of that test's eligible traffic)
+    agile_vs_bau: bool
+    explanation: str
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the same clash across re-checks, whatever its numbers become."""
+        return f"{self.kind.value}:{self.scope}:{'+'.join(self.keys)}"
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+    def involves(self, key: str) -> bool:
+        return key in self.keys
+
+
+def format_day(day: date) -> str:
+    """`Mon 11 Jan 2027`: unambiguous in every locale."""
+    return f"{day:%a} {day.day} {day:%b %Y}"
+
+
+def format_span(first: date, last: date) -> str:
+    """`from Mon 11 Jan 2027 to Sun 31 Jan 2027 (21 days)`, or `on Mon 11 Jan 2027`."""
+    if first == last:
+        return f"on {format_day(first)}"
+    days = (last - first).days + 1
+    return f"from {format_day(first)} to {format_day(last)} ({days} days)"
+
+
+def format_people(people: float) -> str:
+    """A weekly head count, rounded the way people say it: `about 12,300`."""
+    if people < 1:
+        return "fewer than one"
+    if people < 1000:
+        return f"about {round(people):,}"
+    magnitude = 10 ** (len(str(int(people))) - 3)
+    return f"about {round(people / magnitude) * magnitude:,}"
+
+
+def format_share(share: float) -> str:
+    """A share of traffic as a percent people can read: `45%`, `0.4%`, `<0.1%`."""
+    percent = share * 100
+    if percent >= 10 or percent == 0:
+        return f"{percent:.0f}%"
+    if percent >= 0.1:
+        return f"{percent:.1f}%"
+    return "<0.1%"

@@ -1,0 +1,174 @@
+"""The page/channel/audience graph of a policy, built once and compiled for the hot path.
+
+networkx builds and checks the trees; the engine then reads plain lists and dicts:
+preorder ids with subtree intervals (is one surface inside another?), ancestor chains,
+effective weekly visitors, segment sizes and declared overlaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from tower.policy import Policy
+from tower.policy.trees import walk_segments, walk_surfaces
+
+_VIRTUAL_ROOT = ""
+
+
+@dataclass(frozen=True)
+class SurfaceIndex:
+    """Surface nodes numbered in preorder: node i's subtree is the id range [i, end[i])."""
+
+    ids: dict[str, int]
+    paths: list[str]
+    end: list[int]
+    ancestors: list[tuple[int, ...]]  # ancestor-or-self ids, self first, channel last
+    visitors: list[int | None]  # own or nearest ancestor's weekly visitors; None: no web traffic
+
+    def nested(self, a: int, b: int) -> bool:
+        """Whether `a` and `b` are the same node or one contains the other."""
+        return a <= b < self.end[a] or b <= a < self.end[b]
+
+    def contains(self, outer: int, inner: int) -> bool:
+        """Whether `inner` is `outer` or lies inside it."""
+        return outer <= inner < self.end[outer]
+
+    def deeper(self, a: int, b: int) -> int:
+        """Of two nested nodes, the one inside the other (where both tests run)."""
+        return b if a <= b < self.end[a] else a
+
+    def channel(self, node: int) -> str:
+        return self.paths[self.ancestors[node][-1]]
+
+
+@dataclass(frozen=True)
+class SegmentIndex:
+    """Audience segments with sizes, ancestor chains and declared overlaps."""
+
+    ids: dict[str, int]
+    names: list[str]
+    sizes: list[int]
+    ancestors: list[tuple[int, ...]]  # ancestor-or-self ids, self first, root last
+    overlaps: dict[tuple[int, int], float]  # both orders
+    _pair_cache: dict[tuple[int, int], float] = field(default_factory=dict, compare=False)
+
+    @property
+    def root(self) -> int:
+        return self.ancestors[0][-1]
+
+    @property
+    def population(self) -> int:
+        """Everyone reachable in a week: the root segment's size."""
+        return self.sizes[self.root]
+
+    def contains(self, outer: int, inner: int) -> bool:
+        """Whether segment `inner` is `outer` or lies inside it."""
+        return outer in self.ancestors[inner]
+
+    def shared_people(self, a: int, b: int) -> float:
+        """Estimated people per week in both segments.
+
+        Nested segments share the inner one. Segments in disjoint branches share people only
+        through a declared overlap between their lines; below the declared pair, membership
+        is taken as independent (a child holds the same share of the overlap as of its parent).
+        """
+        key = (a, b) if a <= b else (b, a)
+        cached = self._pair_cache.get(key)
+        if cached is None:
+            cached = self._estimate_shared(a, b)
+            self._pair_cache[key] = cached
+        return cached
+
+    def _estimate_shared(self, a: int, b: int) -> float:
+        if self.contains(a, b):
+            return float(self.sizes[b])
+        if self.contains(b, a):
+            return float(self.sizes[a])
+        for upper_a in self.ancestors[a]:
+            for upper_b in self.ancestors[b]:
+                share = self.overlaps.get((upper_a, upper_b))
+                if share is not None:
+                    both = share * min(self.sizes[upper_a], self.sizes[upper_b])
+                    return (
+                        both
+                        * _fraction(self.sizes[a], self.sizes[upper_a])
+                        * _fraction(self.sizes[b], self.sizes[upper_b])
+                    )
+        return 0.0
+
+
+def _fraction(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+@dataclass(frozen=True)
+class PolicyGraph:
+    """Everything the engine needs to know about a policy's surfaces and audiences."""
+
+    surfaces: SurfaceIndex
+    segments: SegmentIndex
+    funnels: dict[str, tuple[int, ...]]
+
+
+def build_graph(policy: Policy) -> PolicyGraph:
+    """Compile the policy's trees; do it once per policy and share the result."""
+    surfaces = _build_surfaces(policy)
+    return PolicyGraph(
+        surfaces=surfaces,
+        segments=_build_segments(policy),
+        funnels={
+            name: tuple(surfaces.ids[step] for step in steps)
+            for name, steps in policy.funnels.items()
+        },
+    )
+
+
+def _preorder_surfaces(policy: Policy) -> list[str]:
+    tree = nx.DiGraph()
+    for entry in walk_surfaces(policy.surfaces):
+        tree.add_edge(entry.parent or _VIRTUAL_ROOT, entry.path)
+    order = nx.dfs_preorder_nodes(tree, _VIRTUAL_ROOT)
+    return [path for path in order if path != _VIRTUAL_ROOT]
+
+
+def _build_surfaces(policy: Policy) -> SurfaceIndex:
+    entries = {entry.path: entry for entry in walk_surfaces(policy.surfaces)}
+    paths = _preorder_surfaces(policy)
+    ids = {path: index for index, path in enumerate(paths)}
+    ancestors: list[tuple[int, ...]] = []
+    visitors: list[int | None] = []
+    for path in paths:
+        entry = entries[path]
+        parent = None if entry.parent is None else ids[entry.parent]
+        chain = (ids[path],) if parent is None else (ids[path], *ancestors[parent])
+        ancestors.append(chain)
+        own = entry.node.weekly_visitors
+        visitors.append(own if own is not None or parent is None else visitors[parent])
+    end = [0] * len(paths)
+    for index in reversed(range(len(paths))):
+        end[index] = max(index + 1, end[index])
+        for parent in ancestors[index][1:]:
+            end[parent] = max(end[parent], end[index])
+    return SurfaceIndex(ids, paths, end, ancestors, visitors)
+
+
+def _build_segments(policy: Policy) -> SegmentIndex:
+    entries = list(walk_segments(policy.audiences))
+    ids = {entry.name: index for index, entry in enumerate(entries)}
+    ancestors: list[tuple[int, ...]] = []
+    for entry in entries:
+        own = ids[entry.name]
+        ancestors.append((own,) if entry.parent is None else (own, *ancestors[ids[entry.parent]]))
+    overlaps: dict[tuple[int, int], float] = {}
+    for overlap in policy.overlaps:
+        a, b = ids[overlap.a], ids[overlap.b]
+        overlaps[(a, b)] = overlaps[(b, a)] = overlap.share
+    return SegmentIndex(
+        ids=ids,
+        names=[entry.name for entry in entries],
+        sizes=[entry.node.size for entry in entries],
+        ancestors=ancestors,
+        overlaps=overlaps,
+    )

@@ -1,0 +1,227 @@
+"""The pipeline planner: the ranked list, greedily given room.
+
+Tests are placed in rank order (live tests first: they are already running). Each keeps its
+requested window unless something placed before it blocks it: a blocking surface collision
+with a higher-ranked test, an exclusion group over 100%, a freeze window on its surfaces for
+its team kind, or a surface already at the protocol's capacity. Then it moves to the next free
+slot: the earliest later start that clears all of them, keeping its duration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from tower.engine.collisions import PairRules
+from tower.engine.portfolio import Compiler, Footprint
+from tower.engine.schedule import SurfaceSchedule
+from tower.experiments.spec import ExperimentStatus
+
+DEFAULT_HORIZON_DAYS = 365
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the planner put one test, and why it is not where it was asked to be."""
+
+    key: str
+    rank: int
+    requested_start: date
+    requested_end: date
+    planned_start: date | None  # None: no free slot within the horizon
+    planned_end: date | None
+    reasons: tuple[str, ...]
+
+    @property
+    def moved_days(self) -> int:
+        if self.planned_start is None:
+            return 0
+        return (self.planned_start - self.requested_start).days
+
+    @property
+    def explanation(self) -> str:
+        if self.planned_start is None:
+            return f"no free slot within {DEFAULT_HORIZON_DAYS} days: " + "; ".join(self.reasons)
+        if not self.moved_days:
+            return "keeps its requested window"
+        days = self.moved_days
+        return f"moved {days} day{'s' if days != 1 else ''}: " + "; ".join(self.reasons)
+
+
+@dataclass(frozen=True)
+class _Blocker:
+    until: int  # the earliest start that could clear it
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Freeze:
+    name: str
+    start: int
+    end: int
+    nodes: tuple[int, ...] | None  # None: every surface
+    kinds: frozenset[str]
+
+
+class Planner:
+    """Places ranked footprints one by one; reusable for what-if checks of one more test."""
+
+    def __init__(self, compiler: Compiler, *, horizon_days: int = DEFAULT_HORIZON_DAYS) -> None:
+        self.compiler = compiler
+        self.rules = PairRules(compiler)
+        self.surfaces = compiler.graph.surfaces
+        self.placed = SurfaceSchedule(self.surfaces)
+        self.groups: dict[str, list[Footprint]] = {}
+        self.limit = compiler.policy.protocol.max_concurrent_per_surface
+        self.horizon_days = horizon_days
+        self.freezes = [
+            _Freeze(
+                window.name,
+                window.start.toordinal(),
+                window.end.toordinal(),
+                tuple(self.surfaces.ids[path] for path in window.surfaces) or None,
+                frozenset(window.team_kinds),
+            )
+            for window in compiler.policy.freeze_windows
+        ]
+        self._rank_of: dict[str, int] = {}
+
+    def plan(self, ranked: Sequence[Footprint]) -> list[Placement]:
+        """Placements in rank order; live tests keep their windows and are placed first."""
+        live = [f for f in ranked if f.item.status == ExperimentStatus.LIVE]
+        others = [f for f in ranked if f.item.status != ExperimentStatus.LIVE]
+        self._rank_of = {f.key: rank for rank, f in enumerate(ranked, start=1)}
+        placements = [self._keep(f) for f in live]
+        placements += [self.place(f) for f in others]
+        return sorted(placements, key=lambda p: p.rank)
+
+    def place(self, footprint: Footprint) -> Placement:
+        """Give `footprint` its requested window or the next free slot, and reserve it."""
+        planned, reasons = self._next_free(footprint)
+        if planned is not None:
+            self._reserve(planned)
+        return self._placement(footprint, planned, reasons)
+
+    def free_slot(self, footprint: Footprint) -> tuple[date, date] | None:
+        """The next free slot for `footprint` among what is placed, without reserving it."""
+        planned, _ = self._next_free(footprint)
+        if planned is None:
+            return None
+        return date.fromordinal(planned.start), date.fromordinal(planned.end)
+
+    def _next_free(self, footprint: Footprint) -> tuple[Footprint | None, list[str]]:
+        """The footprint moved to its earliest unblocked start, and what it had to avoid.
+
+        Each blocker blocks every start up to its `until`, so jumping to the latest `until`
+        of the current blockers never skips a free slot.
+        """
+        start, latest = footprint.start, footprint.start + self.horizon_days
+        reasons: list[str] = []
+        while start <= latest:
+            moved = footprint.shifted(start)
+            blockers = list(self._blockers(moved))
+            if not blockers:
+                return moved, reasons
+            reasons.extend(b.reason for b in blockers if b.reason not in reasons)
+            start = max(b.until for b in blockers)
+        return None, reasons
+
+    def _keep(self, footprint: Footprint) -> Placement:
+        self._reserve(footprint)
+        return self._placement(footprint, footprint, [])
+
+    def _reserve(self, footprint: Footprint) -> None:
+        self.placed.add(footprint)
+        if footprint.group is not None:
+            self.groups.setdefault(footprint.group, []).append(footprint)
+
+    def _placement(
+        self, requested: Footprint, planned: Footprint | None, reasons: list[str]
+    ) -> Placement:
+        return Placement(
+            key=requested.key,
+            rank=self._rank_of.get(requested.key, 0),
+            requested_start=date.fromordinal(requested.start),
+            requested_end=date.fromordinal(requested.end),
+            planned_start=None if planned is None else date.fromordinal(planned.start),
+            planned_end=None if planned is None else date.fromordinal(planned.end),
+            reasons=tuple(reasons) if planned is None or planned.start != requested.start else (),
+        )
+
+    def _blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
+        yield from self._collision_blockers(footprint)
+        yield from self._freeze_blockers(footprint)
+        yield from self._group_blockers(footprint)
+        yield from self._capacity_blockers(footprint)
+
+    def _collision_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
+        seen: set[str] = set()
+        for other in self.placed.nested_with(footprint, footprint.start, footprint.end):
+            if other.key in seen or other.key == footprint.key:
+                continue
+            seen.add(other.key)
+            if self.rules.blocks(footprint, other):
+                where = self._shared_path(footprint, other)
+                yield _Blocker(other.end + 1, f"{other.key} ranks higher on {where}")
+
+    def _freeze_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
+        kind = "agile" if footprint.agile else "bau"
+        for freeze in self.freezes:
+            if kind not in freeze.kinds or freeze.start > footprint.end:
+                continue
+            if freeze.end < footprint.start:
+                continue
+            if freeze.nodes is None or any(
+                self.surfaces.nested(a, b) for a in freeze.nodes for b in footprint.surfaces
+            ):
+                yield _Blocker(freeze.end + 1, f"freeze window {freeze.name!r}")
+
+    def _group_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
+        if footprint.group is None:
+            return
+        members = [
+            m
+            for m in self.groups.get(footprint.group, [])
+            if m.start <= footprint.end and m.end >= footprint.start
+        ]
+        for day in range(footprint.start, footprint.end + 1):
+            load = footprint.traffic + sum(m.traffic for m in members if m.start <= day <= m.end)
+            if load > 1.0 + 1e-9:
+                yield _Blocker(
+                    day + 1,
+                    f"exclusion group {footprint.group!r} is full on {date.fromordinal(day)}",
+                )
+                return
+
+    def _capacity_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
+        for node in self._covered_nodes(footprint):
+            crowd = {
+                other.key: other
+                for ancestor in self.surfaces.ancestors[node]
+                for other in self.placed.on_node(ancestor, footprint.start, footprint.end)
+                if other.key != footprint.key
+            }
+            for day in range(footprint.start, footprint.end + 1):
+                slots = {footprint.group or footprint.key}
+                slots.update(o.group or o.key for o in crowd.values() if o.start <= day <= o.end)
+                if len(slots) > self.limit:
+                    path = self.surfaces.paths[node]
+                    yield _Blocker(day + 1, f"{path} already has {self.limit} tests running")
+                    return
+
+    def _covered_nodes(self, footprint: Footprint) -> Iterable[int]:
+        """The test's own nodes and the occupied nodes inside them."""
+        nodes = set(footprint.surfaces)
+        for node in footprint.surfaces:
+            nodes.update(self.placed.occupied_inside(node))
+        return sorted(nodes)
+
+    def _shared_path(self, a: Footprint, b: Footprint) -> str:
+        nodes = sorted(
+            self.surfaces.deeper(x, y)
+            for x in a.surfaces
+            for y in b.surfaces
+            if self.surfaces.nested(x, y)
+        )
+        return self.surfaces.paths[nodes[0]] if nodes else "a shared surface"

@@ -1,0 +1,129 @@
+"""The engine's input: registered tests as plain values, compiled against the policy graph."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from tower.engine.audience import Audience, AudienceModel
+from tower.engine.graph import PolicyGraph, SurfaceIndex, build_graph
+from tower.experiments.spec import ExperimentSpec, ExperimentStatus
+from tower.policy import Policy
+
+# States in which a test still occupies pages, people and days.
+ACTIVE_STATUSES = frozenset(
+    {
+        ExperimentStatus.DRAFT,
+        ExperimentStatus.SUBMITTED,
+        ExperimentStatus.CHANGES_REQUESTED,
+        ExperimentStatus.APPROVED,
+        ExperimentStatus.LIVE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class PortfolioItem:
+    """One registered test as the engine sees it."""
+
+    key: str
+    number: int
+    status: ExperimentStatus
+    spec: ExperimentSpec
+    lever: float = 1.0
+    deadline: date | None = None
+
+
+@dataclass(slots=True)
+class Footprint:
+    """A test compiled for the hot path: surface ids, an interned audience, day ordinals."""
+
+    item: PortfolioItem
+    agile: bool
+    surfaces: tuple[int, ...]
+    audience: Audience
+    start: int
+    end: int
+    traffic: float  # share of the eligible audience, in (0, 1]
+    group: str | None
+
+    @property
+    def key(self) -> str:
+        return self.item.key
+
+    @property
+    def days(self) -> int:
+        return self.end - self.start + 1
+
+    def shifted(self, start: int) -> Footprint:
+        """The same test moved to begin on day ordinal `start`, keeping its duration."""
+        return Footprint(
+            self.item,
+            self.agile,
+            self.surfaces,
+            self.audience,
+            start,
+            start + self.end - self.start,
+            self.traffic,
+            self.group,
+        )
+
+
+class Compiler:
+    """Compiles portfolio items against one policy; share it to share the audience cache."""
+
+    def __init__(self, policy: Policy, graph: PolicyGraph | None = None) -> None:
+        self.policy = policy
+        self.graph = graph or build_graph(policy)
+        self.audiences = AudienceModel(self.graph.segments)
+        self._agile = {team.key: team.kind == "agile" for team in policy.teams}
+
+    def compile(self, item: PortfolioItem) -> Footprint:
+        spec = item.spec
+        return Footprint(
+            item=item,
+            agile=self._agile.get(spec.team, False),
+            surfaces=tuple(self.graph.surfaces.ids[path] for path in spec.surfaces),
+            audience=self.audiences.compile(spec.audiences, spec.exclude_audiences),
+            start=spec.start.toordinal(),
+            end=spec.end.toordinal(),
+            traffic=spec.traffic / 100.0,
+            group=spec.exclusion_group,
+        )
+
+    def compile_active(self, items: Iterable[PortfolioItem]) -> list[Footprint]:
+        """Footprints of the tests that still occupy the pipeline, in the given order."""
+        return [self.compile(item) for item in items if item.status in ACTIVE_STATUSES]
+
+    def team_kind(self, team: str) -> str:
+        return "agile" if self._agile.get(team, False) else "bau"
+
+    def weekly_reach(self, footprint: Footprint) -> float:
+        """People per week who can meet the test before traffic allocation.
+
+        Surfaces with weekly visitors contribute their visitors times the audience's share of
+        the population; channels without visitor counts (e-mail, call centre) reach the
+        whole audience. Never more than the audience itself.
+        """
+        surfaces, segments = self.graph.surfaces, self.graph.segments
+        audience = footprint.audience.size
+        share = audience / segments.population if segments.population else 0.0
+        reach = 0.0
+        for node in outermost(footprint.surfaces, surfaces):
+            visitors = surfaces.visitors[node]
+            reach += audience if visitors is None else visitors * share
+        return min(reach, audience)
+
+    def eligible_weekly(self, footprint: Footprint) -> float:
+        """People per week actually in the test: reach times its traffic share."""
+        return self.weekly_reach(footprint) * footprint.traffic
+
+
+def outermost(nodes: Sequence[int], surfaces: SurfaceIndex) -> list[int]:
+    """The nodes not inside another of `nodes` (a test on a page and its slot covers the page)."""
+    kept: list[int] = []
+    for node in sorted(set(nodes)):
+        if not any(surfaces.nested(other, node) for other in kept):
+            kept.append(node)
+    return kept
