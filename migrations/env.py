@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 
 from tower.db import create_database_engine
 from tower.migrate import FOREIGN_TABLES
@@ -46,12 +46,22 @@ def _run_with(connection: Connection) -> None:
         context.run_migrations()
 
 
+def _sqlite_foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=OFF")
+    cursor.close()
+
+
 def run_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
         _run_with(connection)
         return
     engine = create_database_engine(_database_url())
+    if engine.dialect.name == "sqlite":
+        # Batch mode rebuilds a table by copying it and dropping the original: with foreign
+        # keys on, that drop would cascade to every child row. Alembic's documented advice.
+        event.listen(engine, "connect", _sqlite_foreign_keys_off)
     try:
         with engine.connect() as connection:
             _run_with(connection)

@@ -25,6 +25,7 @@ class Experiment(Base):
         CheckConstraint("end_date >= start_date", name="window_in_order"),
         CheckConstraint("traffic > 0 AND traffic <= 100", name="traffic_is_percent"),
         CheckConstraint("number > 0", name="number_positive"),
+        CheckConstraint("lever > 0", name="lever_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -47,6 +48,8 @@ class Experiment(Base):
     impact: Mapped[float | None]
     confidence: Mapped[float | None]
     effort_weeks: Mapped[float | None]
+    lever: Mapped[float] = mapped_column(default=1.0, server_default="1")
+    deadline: Mapped[date | None]
     status: Mapped[ExperimentStatus] = mapped_column(index=True)
     version: Mapped[int] = mapped_column(default=1)
     created_by: Mapped[str] = mapped_column(String(32))
