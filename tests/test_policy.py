@@ -924,3 +924,14 @@ def test_sla_target_must_be_given_once() -> None:
     assert [str(issue) for issue in caught.value.issues] == [
         "sla[0]: give exactly one of target_business_hours and target_business_days"
     ]
+
+
+def test_lever_range_must_be_in_order() -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(
+            "surfaces: {web: {}}\naudiences: {all: {size: 10}}\n"
+            "scoring: {lever_min: 2, lever_max: 0.5}\n"
+        )
+    assert [str(issue) for issue in caught.value.issues] == [
+        "scoring.lever_max: 0.5 is smaller than lever_min (2)"
+    ]

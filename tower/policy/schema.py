@@ -302,6 +302,14 @@ class Scoring(Section):
     lever_max: float = Field(default=2.0, gt=0)
     urgency_horizon_days: int = Field(default=28, ge=1)
 
+    @field_validator("lever_max")
+    @classmethod
+    def _lever_range_in_order(cls, highest: float, info: ValidationInfo) -> float:
+        lowest = info.data.get("lever_min")
+        if lowest is not None and highest < lowest:
+            raise ValueError(f"{highest:g} is smaller than lever_min ({lowest:g})")
+        return highest
+
 
 class Policy(BaseModel):
     """The organisation and its rules, as loaded from one YAML file."""

@@ -1,0 +1,66 @@
+"""Ranked fixes for a collision: what the lower-ranked side can do, least disruptive first.
+
+1. move to the next free slot (from the plan), 2. make the tests mutually exclusive,
+3. narrow the audience.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tower.collisions.kinds import CollisionKind
+from tower.engine.findings import Finding, format_day
+from tower.engine.planner import Placement
+from tower.engine.portfolio import Footprint
+
+
+def suggest_fixes(
+    finding: Finding,
+    *,
+    ranks: Mapping[str, int],
+    placements: Mapping[str, Placement],
+    footprints: Mapping[str, Footprint],
+) -> tuple[str, ...]:
+    """The fixes for `finding`, in the order a control-tower manager would try them."""
+    keys = [key for key in finding.keys if key in footprints]
+    if not keys:
+        return ()
+    lowest = max(keys, key=lambda key: ranks.get(key, len(ranks) + 1))
+    others = [key for key in keys if key != lowest]
+    fixes = [_move(lowest, placements.get(lowest), finding)]
+    if finding.kind in (CollisionKind.SURFACE, CollisionKind.FUNNEL):
+        fixes.append(_make_exclusive(keys, footprints))
+    if finding.kind == CollisionKind.CAPACITY and finding.scope.startswith("group:"):
+        total = sum(footprints[key].traffic for key in keys) * 100
+        fixes.insert(
+            0, f"Cut the traffic shares of {', '.join(keys)} to 100% in total (now {total:g}%)"
+        )
+    if finding.kind != CollisionKind.CAPACITY and others:
+        fixes.append(_narrow(lowest, others, footprints))
+    return tuple(fix for fix in fixes if fix)
+
+
+def _move(key: str, placement: Placement | None, finding: Finding) -> str:
+    if placement is not None and placement.planned_start and placement.moved_days:
+        end = placement.planned_end
+        assert end is not None
+        return (
+            f"Move {key} to its next free slot: {format_day(placement.planned_start)} "
+            f"to {format_day(end)}"
+        )
+    return f"Move {key} to start after {format_day(finding.last_day)}"
+
+
+def _make_exclusive(keys: list[str], footprints: Mapping[str, Footprint]) -> str:
+    total = sum(footprints[key].traffic for key in keys) * 100
+    fix = f"Make {' and '.join(keys)} mutually exclusive: put them in one exclusion group"
+    if total > 100:
+        fix += f" and split the traffic (now {total:g}% in total, at most 100%)"
+    return fix
+
+
+def _narrow(key: str, others: list[str], footprints: Mapping[str, Footprint]) -> str:
+    targets = sorted({a for other in others for a in footprints[other].item.spec.audiences})
+    if targets:
+        return f"Narrow {key}'s audience: exclude {', '.join(targets)}"
+    return f"Narrow {key}'s audience so it no longer reaches the people {', '.join(others)} target"
