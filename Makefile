@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DB := demo.db
+DEMO_TODAY := 2026-11-23
 DEMO_ENV := DATABASE_URL=sqlite:///$(DEMO_DB) TOWER_POLICY=examples/retail/tower.yaml
 
 .PHONY: install demo test lint clean
@@ -25,6 +26,9 @@ demo: $(STAMP)
 	$(DEMO_ENV) $(BIN)/tower init
 	$(DEMO_ENV) $(BIN)/tower import examples/retail/portfolio.csv --by U0TOWERMGR
 	$(DEMO_ENV) $(BIN)/tower list
+	$(DEMO_ENV) $(BIN)/tower pipeline --today $(DEMO_TODAY)
+	$(DEMO_ENV) $(BIN)/tower conflicts --all --today $(DEMO_TODAY)
+	$(DEMO_ENV) $(BIN)/tower plan --today $(DEMO_TODAY)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

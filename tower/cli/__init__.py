@@ -7,9 +7,16 @@ from typing import Any
 import click
 from rich.markup import escape
 
+from tower.cli.collision_commands import ack_command, waive_command
 from tower.cli.context import AppContext
 from tower.cli.database_commands import init_database
 from tower.cli.output import error_console
+from tower.cli.pipeline_commands import (
+    check_command,
+    conflicts_command,
+    pipeline_command,
+    plan_command,
+)
 from tower.cli.policy_commands import policy_group
 from tower.cli.registry_commands import (
     export_command,
@@ -51,5 +58,11 @@ for command in (
     export_command,
     list_command,
     show_command,
+    pipeline_command,
+    conflicts_command,
+    plan_command,
+    check_command,
+    waive_command,
+    ack_command,
 ):
     main.add_command(command)

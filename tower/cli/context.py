@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from functools import cached_property
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +36,12 @@ class AppContext:
     def session_factory(self) -> sessionmaker[Session]:
         self._require_current_schema()
         return create_session_factory(self.engine)
+
+    def today(self, override: date | None = None) -> date:
+        """The date in the policy's time zone, unless the user named one."""
+        if override is not None:
+            return override
+        return datetime.now(ZoneInfo(self.policy.timezone)).date()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -15,6 +15,7 @@ from tower.experiments import service as experiment_service
 from tower.experiments.csv_transfer import export_roadmap, import_roadmap
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
+from tower.pipeline.service import recheck
 
 LIST_COLUMNS = ("key", "title", "team", "owner", "kind", "surfaces", "window", "traffic", "status")
 SYSTEM_ACTOR = "system"
@@ -38,7 +39,15 @@ def import_command(app: AppContext, path: Path, actor: str) -> None:
     """Import a roadmap CSV: all rows or none, and importing it again changes nothing."""
     with path.open(newline="", encoding="utf-8-sig") as stream, app.transaction() as session:
         report = import_roadmap(session, stream, policy=app.policy, actor=actor, source=str(path))
+        _, changes = recheck(session, app.policy, today=app.today())
     console.print(f"Imported {path}: {report.summary()}", markup=False, highlight=False)
+    opened, resolved = len(changes.opened) + len(changes.reopened), len(changes.resolved)
+    if opened or resolved:
+        console.print(
+            f"Collisions: {opened} opened, {resolved} resolved (see `tower conflicts`)",
+            markup=False,
+            highlight=False,
+        )
 
 
 @click.command("export")

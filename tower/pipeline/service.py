@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
+from tower.collisions.service import SyncReport
 from tower.engine.analysis import PipelineAnalysis, analyse
 from tower.engine.portfolio import PortfolioItem
 from tower.experiments.models import Experiment
@@ -30,8 +31,13 @@ def portfolio_items(session: Session) -> list[PortfolioItem]:
     ]
 
 
-def analyse_portfolio(session: Session, policy: Policy, *, today: date) -> PipelineAnalysis:
-    """Rank, check and plan the registry, and bring the collision records up to date."""
+def recheck(
+    session: Session, policy: Policy, *, today: date
+) -> tuple[PipelineAnalysis, SyncReport]:
+    """Rank, check and plan the registry, and bring the collision records up to date.
+
+    Every change to a test is followed by a re-check: new clashes open, known ones keep
+    their acknowledgements and waivers, and those that no longer hold are resolved.
+    """
     analysis = analyse(portfolio_items(session), policy, today=today)
-    collision_service.sync(session, analysis)
-    return analysis
+    return analysis, collision_service.sync(session, analysis)

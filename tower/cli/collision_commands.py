@@ -1,0 +1,34 @@
+"""`tower waive|ack`: act on a collision record."""
+
+from __future__ import annotations
+
+import click
+
+from tower.cli.context import AppContext
+from tower.cli.output import console
+from tower.collisions import service as collision_service
+
+
+@click.command("waive")
+@click.argument("collision")
+@click.option("--by", "actor", required=True, help="The manager's Slack user ID.")
+@click.option("--reason", required=True, help="Why the clash is accepted.")
+@click.pass_obj
+def waive_command(app: AppContext, collision: str, actor: str, reason: str) -> None:
+    """Accept collision COLLISION (C-12) on purpose: managers only, with a reason."""
+    with app.transaction() as session:
+        record = collision_service.waive(session, app.policy, collision, actor=actor, reason=reason)
+        ref = collision_service.format_ref(record)
+    console.print(f"{ref} waived by {actor}: {reason}", markup=False, highlight=False)
+
+
+@click.command("ack")
+@click.argument("collision")
+@click.option("--by", "actor", required=True, help="Your Slack user ID.")
+@click.pass_obj
+def ack_command(app: AppContext, collision: str, actor: str) -> None:
+    """Acknowledge collision COLLISION (C-12) for your team."""
+    with app.transaction() as session:
+        record = collision_service.acknowledge(session, app.policy, collision, actor=actor)
+        ref = collision_service.format_ref(record)
+    console.print(f"{ref} acknowledged by {actor}", markup=False, highlight=False)

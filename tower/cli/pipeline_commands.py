@@ -1,0 +1,190 @@
+"""`tower pipeline|conflicts|plan|check`: the ranked pipeline, its collisions and its plan."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import click
+
+from tower.cli.context import AppContext
+from tower.cli.output import console, emit_json, emit_table, format_option
+from tower.collisions import service as collision_service
+from tower.collisions.kinds import CollisionStatus, Severity
+from tower.engine.analysis import PipelineAnalysis
+from tower.experiments import service as experiment_service
+from tower.pipeline import records
+from tower.pipeline.service import recheck
+
+
+def today_option(function: Any) -> Any:
+    """`--today YYYY-MM-DD`: the day the analysis is for (urgency counts from it)."""
+    return click.option(
+        "--today",
+        type=click.DateTime(formats=["%Y-%m-%d"]),
+        default=None,
+        help="Analyse as of this date (default: today in the policy's time zone).",
+    )(function)
+
+
+def _analysis(app: AppContext, session: Any, today: datetime | None) -> PipelineAnalysis:
+    day: date | None = None if today is None else today.date()
+    analysis, _ = recheck(session, app.policy, today=app.today(day))
+    return analysis
+
+
+@click.command("pipeline")
+@today_option
+@format_option
+@click.pass_obj
+def pipeline_command(app: AppContext, today: datetime | None, output_format: str) -> None:
+    """The ranked pipeline: every active test with its score and factors."""
+    with app.transaction() as session:
+        rows = records.pipeline_records(_analysis(app, session, today))
+    if output_format == "json":
+        emit_json(rows)
+        return
+    factor_names: list[dict[str, Any]] = next((r["factors"] for r in rows if r["factors"]), [])
+    columns = ["rank", "key", "title", "team", "score", *(f["name"] for f in factor_names)]
+    table = [
+        {
+            **row,
+            "rank": row["rank"] or "-",
+            "team": f"{row['team']} ({row['team_kind']})",
+            "score": "unscored" if row["score"] is None else f"{row['score']:.3g}",
+            **{f["name"]: _figure(f["value"]) for f in row["factors"]},
+        }
+        for row in rows
+    ]
+    model = app.policy.scoring.model
+    emit_table(f"Pipeline ({model} model)", columns, table, "No active tests.")
+    for row in rows:
+        if row["problem"]:
+            console.print(f"{row['key']}: {row['problem']}", markup=False, highlight=False)
+
+
+@click.command("conflicts")
+@click.option("--all", "show_all", is_flag=True, help="Also warnings, info and closed ones.")
+@today_option
+@format_option
+@click.pass_obj
+def conflicts_command(
+    app: AppContext, show_all: bool, today: datetime | None, output_format: str
+) -> None:
+    """Open blocking collisions (re-checked now); `--all` shows every collision."""
+    with app.transaction() as session:
+        _analysis(app, session, today)
+        found = collision_service.list_collisions(
+            session,
+            statuses=() if show_all else [CollisionStatus.OPEN],
+            severities=() if show_all else [Severity.BLOCKING],
+        )
+        rows = [records.collision_record(c) for c in found]
+    if output_format == "json":
+        emit_json(rows)
+        return
+    _print_collisions(rows, "No open blocking collisions." if not show_all else "No collisions.")
+
+
+def _print_collisions(rows: list[dict[str, Any]], empty: str) -> None:
+    if not rows:
+        console.print(empty)
+        return
+    for row in rows:
+        flag = "  [bold magenta]agile vs BAU[/]" if row["agile_vs_bau"] else ""
+        console.print(
+            f"[bold]{row['id']}[/] {row['severity']} {row['kind']} ({row['status']}): "
+            f"{' + '.join(row['keys'])}{flag}",
+            highlight=False,
+        )
+        console.print(f"  {row['explanation']}", markup=False, highlight=False)
+        for position, fix in enumerate(row["fixes"], start=1):
+            console.print(f"  fix {position}: {fix}", markup=False, highlight=False)
+        if row["waived_by"]:
+            console.print(
+                f"  waived by {row['waived_by']}: {row['waiver_reason']}",
+                markup=False,
+                highlight=False,
+            )
+
+
+@click.command("plan")
+@today_option
+@format_option
+@click.pass_obj
+def plan_command(app: AppContext, today: datetime | None, output_format: str) -> None:
+    """Requested and planned windows, in rank order, and why a test moved."""
+    with app.transaction() as session:
+        rows = records.plan_records(_analysis(app, session, today))
+    if output_format == "json":
+        emit_json(rows)
+        return
+    table = [
+        {
+            **row,
+            "requested": f"{row['requested_start']} → {row['requested_end']}",
+            "planned": "no slot"
+            if row["planned_start"] is None
+            else f"{row['planned_start']} → {row['planned_end']}",
+        }
+        for row in rows
+    ]
+    columns = ("rank", "key", "title", "requested", "planned", "explanation")
+    moved = sum(1 for row in rows if row["moved_days"])
+    emit_table(f"Plan: {moved} of {len(rows)} tests moved", columns, table, "Nothing to plan.")
+
+
+@click.command("check")
+@click.argument("key")
+@today_option
+@format_option
+@click.pass_obj
+def check_command(app: AppContext, key: str, today: datetime | None, output_format: str) -> None:
+    """One test's score, planned slot and collisions."""
+    with app.transaction() as session:
+        experiment = experiment_service.get_by_key(session, key)
+        analysis = _analysis(app, session, today)
+        record = _check_record(analysis, experiment.key, experiment.title)
+        found = [
+            records.collision_record(c)
+            for c in collision_service.list_collisions(session)
+            if experiment.key in collision_service.keys_of(c)
+            and c.status != CollisionStatus.RESOLVED
+        ]
+        record["collisions"] = found
+    if output_format == "json":
+        emit_json(record)
+        return
+    console.print(f"[bold]{record['key']}[/] {record['title']}", highlight=False)
+    score = record["score"]
+    if score is None:
+        console.print(f"  not ranked: {record['problem'] or 'not active'}", markup=False)
+    else:
+        console.print(f"  rank {record['rank']}, score {_figure(score['value'])}", highlight=False)
+        for factor in score["factors"]:
+            console.print(
+                f"    {factor['name']} = {_figure(factor['value'])}: {factor['note']}",
+                markup=False,
+                highlight=False,
+            )
+    if record["placement"] is not None:
+        console.print(f"  plan: {record['placement']['explanation']}", markup=False)
+    _print_collisions(found, "  no collisions")
+
+
+def _check_record(analysis: PipelineAnalysis, key: str, title: str) -> dict[str, Any]:
+    ranked = next((t for t in analysis.ranked if t.item.key == key), None)
+    unscored = next((u for u in analysis.unscored if u.item.key == key), None)
+    placement = analysis.placements.get(key)
+    return {
+        "key": key,
+        "title": title,
+        "rank": None if ranked is None else ranked.rank,
+        "score": None if ranked is None else ranked.score.as_dict(),
+        "problem": None if unscored is None else unscored.problem,
+        "placement": None if placement is None else records.placement_record(placement, title),
+    }
+
+
+def _figure(value: float | None) -> str:
+    return "∞" if value is None else f"{value:.3g}"

@@ -1,0 +1,99 @@
+"""The stable JSON shapes of the pipeline, its plan and its collisions (documented in the
+README): what `--format json` prints and what other adapters render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tower.collisions.models import Collision
+from tower.collisions.service import format_ref
+from tower.engine.analysis import PipelineAnalysis
+from tower.engine.planner import Placement
+
+
+def pipeline_records(analysis: PipelineAnalysis) -> list[dict[str, Any]]:
+    """Ranked tests with score and factors, then the tests that could not be scored."""
+    compiler = analysis.compiler
+    records = [
+        {
+            "rank": test.rank,
+            "key": test.item.key,
+            "title": test.item.spec.title,
+            "team": test.item.spec.team,
+            "team_kind": compiler.team_kind(test.item.spec.team),
+            "status": test.item.status.value,
+            "score": test.score.as_dict()["value"],
+            "model": test.score.model,
+            "factors": [factor.as_dict() for factor in test.score.factors],
+            "problem": None,
+        }
+        for test in analysis.ranked
+    ]
+    records += [
+        {
+            "rank": None,
+            "key": entry.item.key,
+            "title": entry.item.spec.title,
+            "team": entry.item.spec.team,
+            "team_kind": compiler.team_kind(entry.item.spec.team),
+            "status": entry.item.status.value,
+            "score": None,
+            "model": compiler.policy.scoring.model,
+            "factors": [],
+            "problem": entry.problem,
+        }
+        for entry in analysis.unscored
+    ]
+    return records
+
+
+def placement_record(placement: Placement, title: str) -> dict[str, Any]:
+    """Requested and planned window of one test, and why they differ."""
+    return {
+        "rank": placement.rank,
+        "key": placement.key,
+        "title": title,
+        "requested_start": placement.requested_start.isoformat(),
+        "requested_end": placement.requested_end.isoformat(),
+        "planned_start": _iso(placement.planned_start),
+        "planned_end": _iso(placement.planned_end),
+        "moved_days": placement.moved_days,
+        "explanation": placement.explanation,
+    }
+
+
+def plan_records(analysis: PipelineAnalysis) -> list[dict[str, Any]]:
+    """The plan in rank order."""
+    titles = {key: fp.item.spec.title for key, fp in analysis.footprints.items()}
+    placements = sorted(analysis.placements.values(), key=lambda p: p.rank)
+    return [placement_record(p, titles[p.key]) for p in placements]
+
+
+def collision_record(collision: Collision) -> dict[str, Any]:
+    """One collision record with everything a person needs to act on it."""
+    details = collision.details
+    return {
+        "id": format_ref(collision),
+        "kind": collision.kind.value,
+        "severity": collision.severity.value,
+        "status": collision.status.value,
+        "agile_vs_bau": collision.agile_vs_bau,
+        "keys": details.get("keys", []),
+        "teams": details.get("teams", []),
+        "scope": details.get("scope", ""),
+        "surfaces": details.get("surfaces", []),
+        "first_day": details.get("first_day"),
+        "last_day": details.get("last_day"),
+        "days": details.get("days"),
+        "people_per_week": details.get("people_per_week"),
+        "affected": details.get("affected", {}),
+        "explanation": collision.explanation,
+        "fixes": details.get("fixes", []),
+        "acknowledged_by": collision.acknowledged_by,
+        "waived_by": collision.waived_by,
+        "waiver_reason": collision.waiver_reason,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else str(value.isoformat())
