@@ -204,7 +204,7 @@ def test_downgrade_step_by_step_to_base_and_back_up_with_data_present(
     migrate.upgrade(url)
     write_portfolio(url, number=1)
     written = row_counts(url)
-    assert written == {
+    assert {table: rows for table, rows in written.items() if rows} == {
         "audit_events": 1,
         "collision_experiments": 2,
         "collisions": 1,

@@ -4,6 +4,17 @@ from tower.audit.models import AuditEvent
 from tower.collisions.models import Collision, collision_experiments
 from tower.db import Base
 from tower.experiments.models import Experiment
+from tower.outbox.models import OutboxMessage
 from tower.protocol.models import Decision
+from tower.sla.models import SlaClock
 
-__all__ = ["AuditEvent", "Base", "Collision", "Decision", "Experiment", "collision_experiments"]
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "Collision",
+    "Decision",
+    "Experiment",
+    "OutboxMessage",
+    "SlaClock",
+    "collision_experiments",
+]

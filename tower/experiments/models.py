@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tower.db import Base, utcnow
 from tower.experiments.spec import (
     ExperimentKind,
+    ExperimentResult,
     ExperimentSpec,
     ExperimentStatus,
     format_key,
@@ -51,6 +52,10 @@ class Experiment(Base):
     lever: Mapped[float] = mapped_column(default=1.0, server_default="1")
     deadline: Mapped[date | None]
     status: Mapped[ExperimentStatus] = mapped_column(index=True)
+    submitted_at: Mapped[datetime | None]
+    result: Mapped[ExperimentResult | None]
+    observed_lift: Mapped[float | None]
+    result_note: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(default=1)
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -42,6 +42,12 @@ class ExperimentStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class ExperimentResult(enum.StrEnum):
+    WINNER = "winner"
+    LOSER = "loser"
+    INCONCLUSIVE = "inconclusive"
+
+
 def format_key(number: int) -> str:
     """The human key of test number `number`: `T-42`."""
     return f"T-{number}"

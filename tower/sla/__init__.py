@@ -1,0 +1,1 @@
+"""SLA clocks: business-time arithmetic on the policy calendar, targets, warnings and breaches."""
