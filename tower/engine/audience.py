@@ -36,20 +36,19 @@ class AudienceModel:
         """The audience of `targets` (everyone when empty) without `excluded`."""
         ids = self.segments.ids
         target_ids = {ids[name] for name in targets} or {self.segments.root}
-        # A segment inside another target adds nobody: keep the outermost ones.
-        outer = tuple(
-            sorted(
-                t
-                for t in target_ids
-                if not any(o != t and self.segments.contains(o, t) for o in target_ids)
-            )
-        )
-        key = (outer, tuple(sorted({ids[name] for name in excluded})))
+        key = (self._outermost(target_ids), self._outermost({ids[name] for name in excluded}))
         audience = self._interned.get(key)
         if audience is None:
             audience = Audience(len(self._interned), *key, self._size(*key))
             self._interned[key] = audience
         return audience
+
+    def _outermost(self, segments: set[int]) -> tuple[int, ...]:
+        """A segment inside another of the set adds nobody: keep the outermost ones."""
+        contains = self.segments.contains
+        return tuple(
+            sorted(s for s in segments if not any(o != s and contains(o, s) for o in segments))
+        )
 
     def shared(self, a: Audience, b: Audience) -> float:
         """Estimated people per week in both audiences (0 when they cannot share anyone)."""
@@ -86,7 +85,7 @@ class AudienceModel:
         size = segments.sizes[segment]
         if not size:
             return 1.0
-        removed = sum(segments.shared_people(x, segment) for x in set(excluded))
+        removed = sum(segments.shared_people(x, segment) for x in self._outermost(set(excluded)))
         return min(1.0, removed / size)
 
     def _size(self, targets: tuple[int, ...], excluded: tuple[int, ...]) -> float:

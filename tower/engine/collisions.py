@@ -30,7 +30,6 @@ class PairRules:
     def __init__(self, compiler: Compiler) -> None:
         self.compiler = compiler
         self.surfaces = compiler.graph.surfaces
-        self._reach: dict[str, float] = {}
         self._team_names = {team.key: team.name for team in compiler.policy.teams}
 
     def surface_overlap(self, a: Footprint, b: Footprint) -> _Overlap | None:
@@ -152,9 +151,7 @@ class PairRules:
 
     def _share(self, footprint: Footprint, common: float, other: Footprint) -> float:
         """Share of `footprint`'s eligible traffic that `other` also reaches."""
-        reach = self._reach.get(footprint.key)
-        if reach is None:
-            reach = self._reach[footprint.key] = self.compiler.weekly_reach(footprint)
+        reach = footprint.reach
         return min(1.0, common * other.traffic / reach) if reach else 0.0
 
     def _who(self, footprint: Footprint) -> str:
@@ -227,12 +224,12 @@ class PairDetector:
         return findings
 
     def check(self, footprint: Footprint) -> list[Finding]:
-        """The pairwise findings that involve `footprint`."""
-        findings = []
+        """The pairwise findings that involve `footprint`, each once."""
+        findings: dict[str, Finding] = {}
         for other in self.surface_neighbours(footprint):
             finding = self.rules.surface_collision(*_ordered(footprint, other))
             if finding is not None:
-                findings.append(finding)
+                findings[finding.fingerprint] = finding
         for name, step in self.rules.steps_of(footprint):
             for other_step, schedule in enumerate(self._funnel_steps[name]):
                 if other_step == step:
@@ -242,8 +239,8 @@ class PairDetector:
                         pair = (footprint, other) if step < other_step else (other, footprint)
                         finding = self.rules.funnel_collision(name, *pair)
                         if finding is not None:
-                            findings.append(finding)
-        return findings
+                            findings[finding.fingerprint] = finding
+        return list(findings.values())
 
     def _funnel_scan(self) -> Iterator[Finding]:
         for name, schedules in self._funnel_steps.items():

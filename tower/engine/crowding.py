@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
-from itertools import pairwise
+from itertools import combinations, pairwise
+
+import networkx as nx
 
 from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.findings import Finding, format_people, format_span
@@ -31,9 +33,13 @@ def exclusion_group_overloads(footprints: Iterable[Footprint]) -> Iterator[Findi
             groups[footprint.group].append(footprint)
     for group, members in sorted(groups.items()):
         over_days = [day for day, load in _daily_load(members) if load > _FULL]
-        if not over_days:
-            continue
-        first, last = over_days[0], over_days[-1]
+        yield from _group_overload_runs(group, members, over_days)
+
+
+def _group_overload_runs(
+    group: str, members: Sequence[Footprint], over_days: list[int]
+) -> Iterator[Finding]:
+    for first, last in _runs(over_days):
         involved = _by_number(m for m in members if m.start <= last and m.end >= first)
         peak = max(load for _, load in _daily_load(involved))
         span = (date.fromordinal(first), date.fromordinal(last))
@@ -75,33 +81,36 @@ def surface_overloads(
                     crowd.setdefault(other.key, other)
         members = list(crowd.values())
         over_days = [day for day, slots in _daily_slots(members) if slots > limit]
-        if not over_days:
-            continue
-        first, last = over_days[0], over_days[-1]
-        involved = _by_number(m for m in members if m.start <= last and m.end >= first)
-        keys = tuple(m.key for m in involved)
-        if keys in reported:
-            continue
-        reported.add(keys)
-        peak = max(slots for _, slots in _daily_slots(involved))
-        span = (date.fromordinal(first), date.fromordinal(last))
-        path = surfaces.paths[node]
-        yield Finding(
-            kind=CollisionKind.CAPACITY,
-            severity=Severity.BLOCKING,
-            keys=keys,
-            scope=f"surface:{path}",
-            surfaces=(path,),
-            first_day=span[0],
-            last_day=span[1],
-            people_per_week=0,
-            affected=tuple((m.key, 1.0) for m in involved),
-            agile_vs_bau=_mixed(involved),
-            explanation=(
-                f"{peak} tests run on {path} at once {format_span(*span)} "
-                f"({', '.join(keys)}); the protocol allows {limit} per surface."
-            ),
-        )
+        for first, last in _runs(over_days):
+            involved = _by_number(m for m in members if m.start <= last and m.end >= first)
+            keys = tuple(m.key for m in involved)
+            if keys not in reported:
+                reported.add(keys)
+                yield _surface_overload(surfaces.paths[node], involved, first, last, limit)
+
+
+def _surface_overload(
+    path: str, involved: list[Footprint], first: int, last: int, limit: int
+) -> Finding:
+    keys = tuple(m.key for m in involved)
+    peak = max(slots for _, slots in _daily_slots(involved))
+    span = (date.fromordinal(first), date.fromordinal(last))
+    return Finding(
+        kind=CollisionKind.CAPACITY,
+        severity=Severity.BLOCKING,
+        keys=keys,
+        scope=f"surface:{path}",
+        surfaces=(path,),
+        first_day=span[0],
+        last_day=span[1],
+        people_per_week=0,
+        affected=tuple((m.key, 1.0) for m in involved),
+        agile_vs_bau=_mixed(involved),
+        explanation=(
+            f"{peak} tests run on {path} at once {format_span(*span)} "
+            f"({', '.join(keys)}); the protocol allows {limit} per surface."
+        ),
+    )
 
 
 def contact_cap_breaches(
@@ -125,16 +134,28 @@ def _cap_breaches(compiler: Compiler, schedule: DaySchedule, cap: ContactCap) ->
     crowds: list[list[Footprint]] = []
     for anchor in schedule.footprints:
         # A crowd fits in some window of `per_days` days exactly when it fits in one that
-        # ends on the latest start among its members: try every such window.
+        # ends on the latest start among its members: try every such window, and in it
+        # every largest set of activities that all share people with each other.
         window = (anchor.start - cap.per_days + 1, anchor.start)
-        crowd = [anchor]
-        for other in schedule.running(*window):
-            if other is anchor or other.start > anchor.start:
-                continue
-            if all(audiences.shared(other.audience, member.audience) > 0 for member in crowd):
-                crowd.append(other)
-        if len(crowd) > cap.max:
-            crowds.append(crowd)
+        neighbours = [
+            other
+            for other in schedule.running(*window)
+            if other is not anchor
+            and other.start <= anchor.start
+            and audiences.shared(other.audience, anchor.audience) > 0
+        ]
+        if len(neighbours) < cap.max:
+            continue
+        overlaps = nx.Graph()
+        overlaps.add_nodes_from(range(len(neighbours)))
+        overlaps.add_edges_from(
+            (i, j)
+            for i, j in combinations(range(len(neighbours)), 2)
+            if audiences.shared(neighbours[i].audience, neighbours[j].audience) > 0
+        )
+        for clique in nx.find_cliques(overlaps):
+            if len(clique) + 1 > cap.max:
+                crowds.append([anchor, *(neighbours[i] for i in clique)])
     for crowd in _largest(crowds):
         members = _by_number(crowd)
         first = max(m.start for m in members) - cap.per_days + 1
@@ -198,6 +219,19 @@ def _stretches(members: Sequence[Footprint]) -> Iterator[tuple[int, int, list[Fo
         running = [m for m in members if m.start <= first <= m.end]
         if running:
             yield first, after, running
+
+
+def _runs(days: list[int]) -> Iterator[tuple[int, int]]:
+    """Consecutive stretches (first, last) of a sorted list of day ordinals."""
+    start = previous = None
+    for day in days:
+        if previous is None or day != previous + 1:
+            if start is not None and previous is not None:
+                yield start, previous
+            start = day
+        previous = day
+    if start is not None and previous is not None:
+        yield start, previous
 
 
 def _by_number(footprints: Iterable[Footprint]) -> list[Footprint]:

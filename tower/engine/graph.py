@@ -77,7 +77,7 @@ class SegmentIndex:
         key = (a, b) if a <= b else (b, a)
         cached = self._pair_cache.get(key)
         if cached is None:
-            cached = self._estimate_shared(a, b)
+            cached = self._estimate_shared(*key)
             self._pair_cache[key] = cached
         return cached
 
@@ -86,16 +86,22 @@ class SegmentIndex:
             return float(self.sizes[b])
         if self.contains(b, a):
             return float(self.sizes[a])
-        for upper_a in self.ancestors[a]:
-            for upper_b in self.ancestors[b]:
-                share = self.overlaps.get((upper_a, upper_b))
-                if share is not None:
-                    both = share * min(self.sizes[upper_a], self.sizes[upper_b])
-                    return (
-                        both
-                        * _fraction(self.sizes[a], self.sizes[upper_a])
-                        * _fraction(self.sizes[b], self.sizes[upper_b])
-                    )
+        # The most specific declared overlap between the two lines (closest to the segments)
+        # decides; ties go to the first in the policy's order of ancestors.
+        best: tuple[int, int, int] | None = None
+        for depth_a, upper_a in enumerate(self.ancestors[a]):
+            for depth_b, upper_b in enumerate(self.ancestors[b]):
+                if (upper_a, upper_b) in self.overlaps:
+                    candidate = (depth_a + depth_b, upper_a, upper_b)
+                    best = candidate if best is None or candidate < best else best
+        if best is not None:
+            _, upper_a, upper_b = best
+            both = self.overlaps[(upper_a, upper_b)] * min(self.sizes[upper_a], self.sizes[upper_b])
+            return (
+                both
+                * _fraction(self.sizes[a], self.sizes[upper_a])
+                * _fraction(self.sizes[b], self.sizes[upper_b])
+            )
         return 0.0
 
 

@@ -32,6 +32,7 @@ class Placement:
     planned_start: date | None  # None: no free slot within the horizon
     planned_end: date | None
     reasons: tuple[str, ...]
+    horizon_days: int = DEFAULT_HORIZON_DAYS
 
     @property
     def moved_days(self) -> int:
@@ -42,7 +43,7 @@ class Placement:
     @property
     def explanation(self) -> str:
         if self.planned_start is None:
-            return f"no free slot within {DEFAULT_HORIZON_DAYS} days: " + "; ".join(self.reasons)
+            return f"no free slot within {self.horizon_days} days: " + "; ".join(self.reasons)
         if not self.moved_days:
             return "keeps its requested window"
         days = self.moved_days
@@ -147,6 +148,7 @@ class Planner:
             planned_start=None if planned is None else date.fromordinal(planned.start),
             planned_end=None if planned is None else date.fromordinal(planned.end),
             reasons=tuple(reasons) if planned is None or planned.start != requested.start else (),
+            horizon_days=self.horizon_days,
         )
 
     def _blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
@@ -163,7 +165,12 @@ class Planner:
             seen.add(other.key)
             if self.rules.blocks(footprint, other):
                 where = self._shared_path(footprint, other)
-                yield _Blocker(other.end + 1, f"{other.key} ranks higher on {where}")
+                why = (
+                    "is already live"
+                    if other.item.status == ExperimentStatus.LIVE
+                    else ("ranks higher")
+                )
+                yield _Blocker(other.end + 1, f"{other.key} {why} on {where}")
 
     def _freeze_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
         kind = "agile" if footprint.agile else "bau"
@@ -185,14 +192,18 @@ class Planner:
             for m in self.groups.get(footprint.group, [])
             if m.start <= footprint.end and m.end >= footprint.start
         ]
-        for day in range(footprint.start, footprint.end + 1):
-            load = footprint.traffic + sum(m.traffic for m in members if m.start <= day <= m.end)
-            if load > 1.0 + 1e-9:
-                yield _Blocker(
-                    day + 1,
-                    f"exclusion group {footprint.group!r} is full on {date.fromordinal(day)}",
-                )
-                return
+        over = [
+            day
+            for day in range(footprint.start, footprint.end + 1)
+            if footprint.traffic + sum(m.traffic for m in members if m.start <= day <= m.end)
+            > 1.0 + 1e-9
+        ]
+        if over:
+            # Every start up to the end of the first over-full stretch still covers a full day.
+            yield _Blocker(
+                _end_of_run(over) + 1,
+                f"exclusion group {footprint.group!r} would pass 100% of traffic",
+            )
 
     def _capacity_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
         for node in self._covered_nodes(footprint):
@@ -202,13 +213,18 @@ class Planner:
                 for other in self.placed.on_node(ancestor, footprint.start, footprint.end)
                 if other.key != footprint.key
             }
+            over = []
             for day in range(footprint.start, footprint.end + 1):
                 slots = {footprint.group or footprint.key}
                 slots.update(o.group or o.key for o in crowd.values() if o.start <= day <= o.end)
                 if len(slots) > self.limit:
-                    path = self.surfaces.paths[node]
-                    yield _Blocker(day + 1, f"{path} already has {self.limit} tests running")
-                    return
+                    over.append(day)
+            if over:
+                path = self.surfaces.paths[node]
+                yield _Blocker(
+                    _end_of_run(over) + 1, f"{path} already has {self.limit} tests running"
+                )
+                return
 
     def _covered_nodes(self, footprint: Footprint) -> Iterable[int]:
         """The test's own nodes and the occupied nodes inside them."""
@@ -225,3 +241,13 @@ class Planner:
             if self.surfaces.nested(x, y)
         )
         return self.surfaces.paths[nodes[0]] if nodes else "a shared surface"
+
+
+def _end_of_run(days: list[int]) -> int:
+    """The last day of the consecutive stretch that starts the sorted list `days`."""
+    last = days[0]
+    for day in days[1:]:
+        if day != last + 1:
+            break
+        last = day
+    return last

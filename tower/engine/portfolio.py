@@ -47,6 +47,7 @@ class Footprint:
     end: int
     traffic: float  # share of the eligible audience, in (0, 1]
     group: str | None
+    reach: float = 0.0  # people per week who can meet the test, before traffic allocation
 
     @property
     def key(self) -> str:
@@ -67,6 +68,7 @@ class Footprint:
             start + self.end - self.start,
             self.traffic,
             self.group,
+            self.reach,
         )
 
 
@@ -81,7 +83,7 @@ class Compiler:
 
     def compile(self, item: PortfolioItem) -> Footprint:
         spec = item.spec
-        return Footprint(
+        footprint = Footprint(
             item=item,
             agile=self._agile.get(spec.team, False),
             surfaces=tuple(self.graph.surfaces.ids[path] for path in spec.surfaces),
@@ -91,6 +93,8 @@ class Compiler:
             traffic=spec.traffic / 100.0,
             group=spec.exclusion_group,
         )
+        footprint.reach = self.weekly_reach(footprint)
+        return footprint
 
     def compile_active(self, items: Iterable[PortfolioItem]) -> list[Footprint]:
         """Footprints of the tests that still occupy the pipeline, in the given order."""
@@ -117,7 +121,7 @@ class Compiler:
 
     def eligible_weekly(self, footprint: Footprint) -> float:
         """People per week actually in the test: reach times its traffic share."""
-        return self.weekly_reach(footprint) * footprint.traffic
+        return footprint.reach * footprint.traffic
 
 
 def outermost(nodes: Sequence[int], surfaces: SurfaceIndex) -> list[int]:
