@@ -310,3 +310,13 @@ def test_naive_datetimes_are_refused(calendar: BusinessCalendar) -> None:
 def test_a_datetime_is_not_a_day(calendar: BusinessCalendar) -> None:
     with pytest.raises(TypeError, match="must be a date"):
         calendar.is_business_day(datetime(2026, 12, 24, 10))
+
+
+def test_a_holiday_region_adds_its_bank_holidays(small_policy: Policy) -> None:
+    england = small_policy.model_copy(
+        update={"calendar": small_policy.calendar.model_copy(update={"holiday_region": "ENG"})}
+    )
+    calendar = BusinessCalendar.from_policy(england)
+    assert not calendar.is_business_day(date(2026, 4, 6))  # Easter Monday, England
+    assert not calendar.is_business_day(date(2026, 8, 31))  # Summer bank holiday, England
+    assert calendar.is_business_day(date(2026, 4, 7))

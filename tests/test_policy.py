@@ -935,3 +935,14 @@ def test_lever_range_must_be_in_order() -> None:
     assert [str(issue) for issue in caught.value.issues] == [
         "scoring.lever_max: 0.5 is smaller than lever_min (2)"
     ]
+
+
+def test_a_holiday_region_must_belong_to_the_country() -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(
+            "calendar: {holidays: GB, holiday_region: BAV}\n"
+            "surfaces: {web: {}}\naudiences: {all: {size: 10}}\n"
+        )
+    assert [str(issue) for issue in caught.value.issues] == [
+        "calendar.holiday_region: GB has no region 'BAV' (regions: ENG, NIR, SCT, WLS)"
+    ]

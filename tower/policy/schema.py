@@ -131,7 +131,21 @@ class Calendar(Section):
     working_hours: tuple[ClockTime, ClockTime] = (time(9, 0), time(17, 30))
     working_days: list[Weekday] = Field(default_factory=lambda: [*WORKWEEK], min_length=1)
     holidays: HolidayCountry | None = None
+    holiday_region: str | None = None  # e.g. ENG within GB: adds the region's bank holidays
     closed: list[date] = Field(default_factory=list)
+
+    @field_validator("holiday_region")
+    @classmethod
+    def _known_region(cls, region: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("holidays")
+        if region is None:
+            return None
+        if country is None:
+            raise ValueError("a holiday_region needs a holidays country")
+        regions = holidays.country_holidays(country).subdivisions
+        if region not in regions:
+            raise ValueError(f"{country} has no region {region!r} (regions: {', '.join(regions)})")
+        return region
 
     @field_validator("working_hours")
     @classmethod

@@ -41,6 +41,7 @@ class BusinessCalendar:
         closes: time,
         working_days: Iterable[Weekday],
         holiday_country: str | None = None,
+        holiday_region: str | None = None,
         closed: Iterable[date] = (),
     ) -> None:
         if opens >= closes:
@@ -52,6 +53,7 @@ class BusinessCalendar:
         if not self.working_weekdays:
             raise ValueError("a calendar needs at least one working day")
         self.holiday_country = holiday_country
+        self.holiday_region = holiday_region
         self.closed = frozenset(closed)
         self._holidays_by_year: dict[int, frozenset[date]] = {}
 
@@ -66,6 +68,7 @@ class BusinessCalendar:
             closes=closes,
             working_days=calendar.working_days,
             holiday_country=calendar.holidays,
+            holiday_region=calendar.holiday_region,
             closed=calendar.closed,
         )
 
@@ -155,7 +158,9 @@ class BusinessCalendar:
             return frozenset()
         found = self._holidays_by_year.get(year)
         if found is None:
-            country = holidays.country_holidays(self.holiday_country, years=year)
+            country = holidays.country_holidays(
+                self.holiday_country, subdiv=self.holiday_region, years=year
+            )
             found = frozenset(day for day in country if day.year == year)
             self._holidays_by_year[year] = found
         return found
