@@ -71,19 +71,21 @@ def pipeline_command(app: AppContext, today: datetime | None, output_format: str
 def conflicts_command(
     app: AppContext, show_all: bool, today: datetime | None, output_format: str
 ) -> None:
-    """Open blocking collisions (re-checked now); `--all` shows every collision."""
+    """Unresolved blocking collisions (re-checked now); `--all` shows every collision."""
     with app.transaction() as session:
         _analysis(app, session, today)
         found = collision_service.list_collisions(
             session,
-            statuses=() if show_all else [CollisionStatus.OPEN],
+            statuses=() if show_all else [CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED],
             severities=() if show_all else [Severity.BLOCKING],
         )
         rows = [records.collision_record(c) for c in found]
     if output_format == "json":
         emit_json(rows)
         return
-    _print_collisions(rows, "No open blocking collisions." if not show_all else "No collisions.")
+    _print_collisions(
+        rows, "No unresolved blocking collisions." if not show_all else "No collisions."
+    )
 
 
 def _print_collisions(rows: list[dict[str, Any]], empty: str) -> None:

@@ -80,7 +80,10 @@ def sync(session: Session, analysis: PipelineAnalysis) -> SyncReport:
             session.add(record)
             report.opened.append(record)
         elif record.status == CollisionStatus.RESOLVED:
+            # A clash that comes back is a new problem: earlier acknowledgements and waivers
+            # were about the old one.
             record.status, record.resolved_at = CollisionStatus.OPEN, None
+            record.acknowledged_by = record.waived_by = record.waiver_reason = None
             report.reopened.append(record)
         else:
             report.kept.append(record)
@@ -119,7 +122,7 @@ def list_collisions(
     statuses: Collection[CollisionStatus] = (),
     severities: Collection[Severity] = (),
 ) -> list[Collision]:
-    """Collision records, newest clash first within each severity."""
+    """Collision records by severity, then in the order they were first found."""
     query = select(Collision).order_by(Collision.severity, Collision.id)
     if statuses:
         query = query.where(Collision.status.in_(list(statuses)))
@@ -159,8 +162,12 @@ def waive(session: Session, policy: Policy, ref: str, *, actor: str, reason: str
 def acknowledge(session: Session, policy: Policy, ref: str, *, actor: str) -> Collision:
     """A member of an involved team (or a manager) says the collision has been seen."""
     collision = get_collision(session, ref)
-    teams = {policy.team(key) for key in collision.details.get("teams", [])}
-    members = {member for team in teams if team is not None for member in team.members}
+    members = {
+        member
+        for key in collision.details.get("teams", [])
+        if (team := policy.team(key)) is not None
+        for member in team.members
+    }
     if actor not in members and not policy.is_manager(actor):
         raise CollisionActionError(
             f"{actor} is not in a team involved in {format_ref(collision)} nor a manager"

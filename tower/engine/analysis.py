@@ -83,7 +83,11 @@ def analyse(
     ranks = {key: placement.rank for key, placement in placements.items()}
     fixes = {
         finding.fingerprint: suggest_fixes(
-            finding, ranks=ranks, placements=placements, footprints=footprints
+            finding,
+            ranks=ranks,
+            placements=placements,
+            footprints=footprints,
+            segments=compiler.graph.segments,
         )
         for finding in findings
     }

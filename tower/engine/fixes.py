@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from tower.collisions.kinds import CollisionKind
 from tower.engine.findings import Finding, format_day
+from tower.engine.graph import SegmentIndex
 from tower.engine.planner import Placement
 from tower.engine.portfolio import Footprint
 
@@ -20,6 +21,7 @@ def suggest_fixes(
     ranks: Mapping[str, int],
     placements: Mapping[str, Placement],
     footprints: Mapping[str, Footprint],
+    segments: SegmentIndex,
 ) -> tuple[str, ...]:
     """The fixes for `finding`, in the order a control-tower manager would try them."""
     keys = [key for key in finding.keys if key in footprints]
@@ -36,7 +38,7 @@ def suggest_fixes(
             0, f"Cut the traffic shares of {', '.join(keys)} to 100% in total (now {total:g}%)"
         )
     if finding.kind != CollisionKind.CAPACITY and others:
-        fixes.append(_narrow(lowest, others, footprints))
+        fixes.append(_narrow(lowest, others, footprints, segments))
     return tuple(fix for fix in fixes if fix)
 
 
@@ -59,8 +61,19 @@ def _make_exclusive(keys: list[str], footprints: Mapping[str, Footprint]) -> str
     return fix
 
 
-def _narrow(key: str, others: list[str], footprints: Mapping[str, Footprint]) -> str:
-    targets = sorted({a for other in others for a in footprints[other].item.spec.audiences})
-    if targets:
-        return f"Narrow {key}'s audience: exclude {', '.join(targets)}"
-    return f"Narrow {key}'s audience so it no longer reaches the people {', '.join(others)} target"
+def _narrow(
+    key: str, others: list[str], footprints: Mapping[str, Footprint], segments: SegmentIndex
+) -> str:
+    """Exclude the others' segments from `key`, where that leaves `key` with anyone at all."""
+    own = footprints[key].audience.targets
+    names = sorted(
+        {
+            segments.names[segment]
+            for other in others
+            for segment in footprints[other].audience.targets
+            if not any(segments.contains(segment, target) for target in own)
+        }
+    )
+    if not names:
+        return ""  # excluding the others' segments would leave nobody: not a fix
+    return f"Narrow {key}'s audience: exclude {', '.join(names)}"

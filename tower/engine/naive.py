@@ -10,10 +10,7 @@ from collections.abc import Sequence
 from itertools import combinations
 
 from tower.engine.portfolio import Compiler, Footprint
-
-
-def _nested(a: str, b: str) -> bool:
-    return a == b or b.startswith(a + "/") or a.startswith(b + "/")
+from tower.policy.trees import paths_nested
 
 
 def naive_surface_pairs(
@@ -27,7 +24,7 @@ def naive_surface_pairs(
             continue
         if spec_a.start > spec_b.end or spec_b.start > spec_a.end:
             continue
-        if not any(_nested(x, y) for x in spec_a.surfaces for y in spec_b.surfaces):
+        if not any(paths_nested(x, y) for x in spec_a.surfaces for y in spec_b.surfaces):
             continue
         if compiler.audiences.shared(a.audience, b.audience) <= 0:
             continue

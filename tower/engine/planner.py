@@ -2,20 +2,23 @@
 
 Tests are placed in rank order (live tests first: they are already running). Each keeps its
 requested window unless something placed before it blocks it: a blocking surface collision
-with a higher-ranked test, an exclusion group over 100%, a freeze window on its surfaces for
-its team kind, or a surface already at the protocol's capacity. Then it moves to the next free
-slot: the earliest later start that clears all of them, keeping its duration.
+with a higher-ranked test, an exclusion group over 100%, a contact cap its channel would
+break, a freeze window on its surfaces for its team kind, or a surface already at the
+protocol's capacity. Then it moves to the next free slot: the earliest later start that
+clears all of them, keeping its duration.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 from tower.engine.collisions import PairRules
+from tower.engine.crowding import contact_cap_breaches
 from tower.engine.portfolio import Compiler, Footprint
-from tower.engine.schedule import SurfaceSchedule
+from tower.engine.schedule import DaySchedule, SurfaceSchedule
 from tower.experiments.spec import ExperimentStatus
 
 DEFAULT_HORIZON_DAYS = 365
@@ -73,6 +76,8 @@ class Planner:
         self.rules = PairRules(compiler)
         self.surfaces = compiler.graph.surfaces
         self.placed = SurfaceSchedule(self.surfaces)
+        self.by_channel: dict[str, DaySchedule] = defaultdict(DaySchedule)
+        self.caps = compiler.policy.contact_caps
         self.groups: dict[str, list[Footprint]] = {}
         self.limit = compiler.policy.protocol.max_concurrent_per_surface
         self.horizon_days = horizon_days
@@ -134,6 +139,8 @@ class Planner:
 
     def _reserve(self, footprint: Footprint) -> None:
         self.placed.add(footprint)
+        for channel in self._channels(footprint):
+            self.by_channel[channel].add(footprint)
         if footprint.group is not None:
             self.groups.setdefault(footprint.group, []).append(footprint)
 
@@ -156,6 +163,44 @@ class Planner:
         yield from self._freeze_blockers(footprint)
         yield from self._group_blockers(footprint)
         yield from self._capacity_blockers(footprint)
+        yield from self._contact_cap_blockers(footprint)
+
+    def _channels(self, footprint: Footprint) -> set[str]:
+        return {self.surfaces.channel(node) for node in footprint.surfaces}
+
+    def _contact_cap_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
+        channels = self._channels(footprint)
+        for cap in self.caps:
+            if cap.channel not in channels or cap.channel not in self.by_channel:
+                continue
+            reach = cap.per_days - 1
+            nearby = {
+                f.key: f
+                for f in self.by_channel[cap.channel].running(
+                    footprint.start - reach, footprint.end + reach
+                )
+                if f.key != footprint.key
+            }
+            crowds = [
+                finding
+                for finding in contact_cap_breaches(
+                    self.compiler, [footprint, *nearby.values()], [cap]
+                )
+                if finding.involves(footprint.key)
+            ]
+            if crowds:
+                # A crowd holds while the test starts within `per_days` of the earliest end
+                # among the others: every start before that still breaks the cap.
+                until = max(
+                    min(nearby[key].end for key in crowd.keys if key != footprint.key)
+                    + cap.per_days
+                    for crowd in crowds
+                )
+                yield _Blocker(
+                    until,
+                    f"{cap.channel} contact cap ({cap.max} per {cap.per_days} days) "
+                    f"with {', '.join(k for k in crowds[0].keys if k != footprint.key)}",
+                )
 
     def _collision_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
         seen: set[str] = set()

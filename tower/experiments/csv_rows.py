@@ -290,3 +290,38 @@ def write_roadmap(
         cells = {"key": format_key(number), "status": status.value}
         cells.update({name: _format_cell(getattr(spec, name)) for name in spec.field_names()})
         writer.writerow([cells[column] for column in COLUMNS])
+
+
+_FIELD_READERS: dict[str, Callable[[_Cells, str], object]] = {
+    "title": lambda cells, name: cells.text(name, required=True),
+    "team": lambda cells, name: cells.text(name, required=True),
+    "owner": lambda cells, name: cells.text(name, required=True),
+    "hypothesis": _Cells.text,
+    "kind": lambda cells, name: cells.choice(name, ExperimentKind),
+    "surfaces": _Cells.items,
+    "audiences": _Cells.items,
+    "exclude_audiences": _Cells.items,
+    "start": _Cells.day,
+    "end": _Cells.day,
+    "traffic": _Cells.number,
+    "exclusion_group": _Cells.optional,
+    "primary_kpi": _Cells.optional,
+    "baseline": _Cells.number,
+    "mde": _Cells.number,
+    "impact": _Cells.number,
+    "confidence": _Cells.number,
+    "effort_weeks": _Cells.number,
+}
+
+
+def read_fields(texts: dict[str, str]) -> tuple[dict[str, Any], list[RowError]]:
+    """Typed values of some spec fields given as text, in the roadmap's cell format (an edit
+    from the command line reads exactly like a spreadsheet cell); errors name the field."""
+    unknown = [name for name in texts if name not in _FIELD_READERS]
+    cells = _Cells(0, dict(texts))
+    for name in unknown:
+        cells.fail(name, f"not an editable field (fields: {', '.join(_FIELD_READERS)})")
+    values = {name: _FIELD_READERS[name](cells, name) for name in texts if name in _FIELD_READERS}
+    if "traffic" in texts and not texts["traffic"].strip():
+        cells.fail("traffic", "a value is required")
+    return values, cells.errors

@@ -70,3 +70,8 @@ def format_loc(loc: Loc) -> str:
         else:
             text += f".{part}" if text else str(part)
     return text
+
+
+def paths_nested(a: str, b: str) -> bool:
+    """Whether surface paths `a` and `b` are the same node or one lies inside the other."""
+    return a == b or b.startswith(a + "/") or a.startswith(b + "/")

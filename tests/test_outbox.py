@@ -1,0 +1,664 @@
+"""The outbox's delivery side against a real, migrated database: what is sent, when it is tried
+again, what is dead-lettered and re-queued, Retry-After, crashes and concurrent dispatchers.
+
+Time is whatever each test says `now` is; the notifiers are fakes defined here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.conftest import SMALL_POLICY, server_url
+from tower import migrate
+from tower.cli.context import AppContext
+from tower.cli.outbox_commands import COLUMNS, outbox_group
+from tower.db import create_database_engine, create_session_factory, utcnow
+from tower.errors import NotFoundError, TowerError
+from tower.outbox import queries
+from tower.outbox import service as outbox_service
+from tower.outbox.dispatcher import DispatchReport, backoff_delay, dispatch_due
+from tower.outbox.models import MessageStatus, OutboxMessage
+from tower.outbox.notifier import (
+    ConsoleNotifier,
+    Delivery,
+    DeliveryFailed,
+    Notifier,
+    RateLimited,
+)
+from tower.settings import Settings
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+GROWTH = "C0GROWTH"
+CHECKOUT = "C0CHECKOUT"
+SECOND = timedelta(seconds=1)
+
+
+# --- Fake notifiers -------------------------------------------------------------------------
+
+
+class RecordingNotifier:
+    """Delivers everything, remembering each delivery; `delay` makes every send slow."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delivered: list[Delivery] = []
+        self.delay = delay
+        self._lock = threading.Lock()
+
+    def send(self, delivery: Delivery) -> None:
+        if self.delay:
+            time.sleep(self.delay)
+        with self._lock:
+            self.delivered.append(delivery)
+
+    def keys(self) -> list[str]:
+        return [delivery.dedupe_key for delivery in self.delivered]
+
+
+class FailingNotifier:
+    """Never delivers: Slack is down."""
+
+    def __init__(self, *, permanent: bool = False) -> None:
+        self.permanent = permanent
+        self.calls = 0
+
+    def send(self, delivery: Delivery) -> None:
+        self.calls += 1
+        raise DeliveryFailed("slack is down", permanent=self.permanent)
+
+
+class RecoveringNotifier(RecordingNotifier):
+    """Fails the first `failures` sends, then delivers."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def send(self, delivery: Delivery) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise DeliveryFailed(f"timeout ({self.failures} more to come)")
+        super().send(delivery)
+
+
+class RateLimitingOnceNotifier(RecordingNotifier):
+    """Answers the first send to `recipient` with HTTP 429, Retry-After: 30."""
+
+    def __init__(self, recipient: str, retry_after: float = 30) -> None:
+        super().__init__()
+        self.recipient = recipient
+        self.retry_after = retry_after
+        self.limited = False
+        self.attempted: list[str] = []
+
+    def send(self, delivery: Delivery) -> None:
+        self.attempted.append(delivery.dedupe_key)
+        if delivery.recipient == self.recipient and not self.limited:
+            self.limited = True
+            raise RateLimited(self.retry_after)
+        super().send(delivery)
+
+
+class SimulatedCrash(BaseException):
+    """The process dies (SIGKILL, power cut): nothing after this line runs."""
+
+
+class CrashAfterSendNotifier(RecordingNotifier):
+    """Delivers, then the process dies before the dispatcher can record it."""
+
+    def send(self, delivery: Delivery) -> None:
+        super().send(delivery)
+        raise SimulatedCrash
+
+
+class ExplodingNotifier(RecordingNotifier):
+    """A notifier with a bug for one recipient: raises something no one expected."""
+
+    def __init__(self, recipient: str) -> None:
+        super().__init__()
+        self.recipient = recipient
+
+    def send(self, delivery: Delivery) -> None:
+        if delivery.recipient == self.recipient:
+            raise RuntimeError("boom")
+        super().send(delivery)
+
+
+class FlakyNotifier(RecordingNotifier):
+    """Delivers about half the time; otherwise fails, raises, or is rate limited (seeded)."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.random = random.Random(seed)
+
+    def send(self, delivery: Delivery) -> None:
+        roll = self.random.random()
+        if roll < 0.25:
+            raise DeliveryFailed("timeout")
+        if roll < 0.35:
+            raise ConnectionResetError("connection reset by peer")
+        if roll < 0.5:
+            raise RateLimited(self.random.choice([1, 5, 30]))
+        super().send(delivery)
+
+
+# --- Fixtures and helpers -------------------------------------------------------------------
+
+
+@pytest.fixture
+def outbox_url(scratch_database_url: str) -> str:
+    """A migrated database of this test's own: the dispatcher opens its own transactions."""
+    migrate.upgrade(scratch_database_url)
+    return scratch_database_url
+
+
+@pytest.fixture
+def outbox_engine(outbox_url: str) -> Iterator[Engine]:
+    engine = create_database_engine(outbox_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(outbox_engine: Engine) -> sessionmaker[Session]:
+    return create_session_factory(outbox_engine)
+
+
+def queue(
+    sessions: sessionmaker[Session],
+    *recipients: str,
+    at: datetime = NOW,
+    prefix: str = "msg",
+) -> list[int]:
+    """Queue one message per recipient, due at `at`; returns their ids in queue order."""
+    ids = []
+    with sessions.begin() as session:
+        for number, recipient in enumerate(recipients, start=1):
+            message = outbox_service.enqueue(
+                session,
+                kind="collision.opened",
+                recipient=recipient,
+                text=f"Message {number}: T-{number} collides with T-99",
+                dedupe_key=f"{prefix}:{number}",
+                payload={"number": number},
+            )
+            assert message is not None
+            message.next_attempt_at = at
+            session.flush()
+            ids.append(message.id)
+    return ids
+
+
+def load(sessions: sessionmaker[Session], message_id: int) -> OutboxMessage:
+    with sessions() as session:
+        message = session.get(OutboxMessage, message_id)
+        assert message is not None
+        return message
+
+
+def statuses(sessions: sessionmaker[Session]) -> Counter[MessageStatus]:
+    with sessions() as session:
+        return Counter(session.scalars(select(OutboxMessage.status)))
+
+
+def dispatch(
+    sessions: sessionmaker[Session], notifier: Notifier, now: datetime, **options: Any
+) -> DispatchReport:
+    return dispatch_due(sessions, notifier, now=now, **options)
+
+
+def invoke(url: str, *args: str) -> Result:
+    app = AppContext(Settings(database_url=url, policy_path=SMALL_POLICY))
+    try:
+        return CliRunner().invoke(outbox_group, list(args), obj=app)
+    finally:
+        if "engine" in app.__dict__:
+            app.engine.dispose()
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+# --- Delivery -------------------------------------------------------------------------------
+
+
+def test_a_due_message_is_sent_once_and_marked_sent(sessions: sessionmaker[Session]) -> None:
+    [first, second] = queue(sessions, GROWTH, CHECKOUT)
+    notifier = RecordingNotifier()
+
+    report = dispatch(sessions, notifier, NOW)
+
+    assert report == DispatchReport(sent=2)
+    assert notifier.delivered[0] == Delivery(
+        message_id=first,
+        dedupe_key="msg:1",
+        kind="collision.opened",
+        recipient=GROWTH,
+        text="Message 1: T-1 collides with T-99",
+        payload={"number": 1},
+    )
+    for message_id in (first, second):
+        message = load(sessions, message_id)
+        assert (message.status, message.sent_at, message.attempts) == (MessageStatus.SENT, NOW, 0)
+    assert dispatch(sessions, notifier, NOW + timedelta(days=1)) == DispatchReport()
+    assert notifier.keys() == ["msg:1", "msg:2"]
+
+
+def test_a_message_is_not_sent_before_it_is_due(sessions: sessionmaker[Session]) -> None:
+    [message_id] = queue(sessions, GROWTH, at=NOW + SECOND)
+    notifier = RecordingNotifier()
+
+    assert dispatch(sessions, notifier, NOW) == DispatchReport()
+    assert dispatch(sessions, notifier, NOW + SECOND) == DispatchReport(sent=1)
+    assert load(sessions, message_id).sent_at == NOW + SECOND
+
+
+def test_one_run_sends_at_most_limit_messages_oldest_due_first(
+    sessions: sessionmaker[Session],
+) -> None:
+    queue(sessions, GROWTH, GROWTH, CHECKOUT, prefix="late", at=NOW)
+    queue(sessions, CHECKOUT, GROWTH, prefix="early", at=NOW - timedelta(minutes=5))
+    notifier = RecordingNotifier()
+
+    assert dispatch(sessions, notifier, NOW, limit=2) == DispatchReport(sent=2)
+    assert dispatch(sessions, notifier, NOW, limit=2) == DispatchReport(sent=2)
+    assert dispatch(sessions, notifier, NOW, limit=2) == DispatchReport(sent=1)
+    assert notifier.keys() == ["early:1", "early:2", "late:1", "late:2", "late:3"]
+
+
+def test_the_dispatcher_refuses_a_naive_now(sessions: sessionmaker[Session]) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        dispatch(sessions, RecordingNotifier(), NOW.replace(tzinfo=None))
+
+
+def test_the_console_notifier_logs_one_line_per_delivery(
+    caplog: pytest.LogCaptureFixture, sessions: sessionmaker[Session]
+) -> None:
+    delivery = Delivery(1, "k", "sla.warning", GROWTH, "Review due\n  in 2 hours", {})
+    with caplog.at_level(logging.INFO, logger="tower.notify"):
+        ConsoleNotifier().send(delivery)
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("tower.notify", "[sla.warning] -> C0GROWTH: Review due in 2 hours")
+    ]
+
+    queue(sessions, GROWTH)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tower.notify"):
+        assert dispatch(sessions, ConsoleNotifier(), NOW) == DispatchReport(sent=1)
+    assert "[collision.opened] -> C0GROWTH: Message 1: T-1 collides with T-99" in caplog.messages
+
+
+# --- Failures, backoff and dead letters -----------------------------------------------------
+
+
+def test_backoff_doubles_from_base_delay_up_to_max_delay() -> None:
+    delays = [backoff_delay(attempt).total_seconds() for attempt in range(1, 11)]
+    assert delays == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]
+    assert backoff_delay(
+        3, base_delay=timedelta(seconds=5), max_delay=timedelta(seconds=15)
+    ) == timedelta(seconds=15)
+    assert backoff_delay(10_000) == timedelta(hours=1)  # no overflow
+
+
+def test_failed_attempts_are_retried_at_exactly_the_documented_times(
+    sessions: sessionmaker[Session],
+) -> None:
+    [message_id] = queue(sessions, GROWTH)
+    notifier = FailingNotifier()
+    now = NOW
+    expected_delays = [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]  # seconds, capped at 1 h
+
+    for attempt, delay in enumerate(expected_delays, start=1):
+        assert dispatch(sessions, notifier, now, max_attempts=10) == DispatchReport(retried=1)
+        message = load(sessions, message_id)
+        assert message.status == MessageStatus.PENDING
+        assert message.attempts == attempt
+        assert message.next_attempt_at == now + timedelta(seconds=delay)
+        assert message.last_error == "slack is down"
+        now += timedelta(seconds=delay)
+        calls = notifier.calls
+        assert dispatch(sessions, notifier, now - SECOND, max_attempts=10) == DispatchReport()
+        assert notifier.calls == calls  # not tried a second early
+
+    assert dispatch(sessions, notifier, now, max_attempts=10) == DispatchReport(dead_lettered=1)
+    message = load(sessions, message_id)
+    assert (message.status, message.attempts) == (MessageStatus.FAILED, 10)
+    assert dispatch(sessions, notifier, now + timedelta(days=30)) == DispatchReport()
+    assert notifier.calls == 10
+
+
+def test_a_message_that_fails_twice_is_delivered_on_the_third_attempt(
+    sessions: sessionmaker[Session],
+) -> None:
+    [message_id] = queue(sessions, GROWTH)
+    notifier = RecoveringNotifier(failures=2)
+
+    assert dispatch(sessions, notifier, NOW) == DispatchReport(retried=1)
+    assert dispatch(sessions, notifier, NOW + 30 * SECOND) == DispatchReport(retried=1)
+    assert dispatch(sessions, notifier, NOW + 90 * SECOND) == DispatchReport(sent=1)
+
+    message = load(sessions, message_id)
+    assert (message.status, message.attempts, message.sent_at) == (
+        MessageStatus.SENT,
+        2,
+        NOW + 90 * SECOND,
+    )
+    assert notifier.keys() == ["msg:1"]
+
+
+def test_dead_letters_are_listed_requeued_by_retry_and_then_delivered(
+    sessions: sessionmaker[Session], outbox_url: str
+) -> None:
+    [dead] = queue(sessions, GROWTH)
+    failing = FailingNotifier()
+    now = NOW
+    for attempt in range(1, 9):  # the defaults: 8 attempts
+        assert load(sessions, dead).status == MessageStatus.PENDING
+        report = dispatch(sessions, failing, now)
+        assert report == (
+            DispatchReport(dead_lettered=1) if attempt == 8 else DispatchReport(retried=1)
+        )
+        now += timedelta(hours=1)
+    assert (load(sessions, dead).status, load(sessions, dead).attempts) == (MessageStatus.FAILED, 8)
+    [alive] = queue(sessions, CHECKOUT, prefix="alive", at=now)
+
+    failed = invoke(outbox_url, "list", "--failed", "--format", "json")
+    assert failed.exit_code == 0, failed.output
+    [record] = json.loads(failed.output)
+    assert (record["id"], record["status"], record["attempts"]) == (dead, "failed", 8)
+    assert record["last_error"] == "slack is down"
+    pending = json.loads(invoke(outbox_url, "list", "--format", "json").output)
+    assert [record["id"] for record in pending] == [alive]
+
+    retried = invoke(outbox_url, "retry")
+    assert retried.exit_code == 0, retried.output
+    assert flat(retried.output) == f"Re-queued 1 message: {dead}"
+    message = load(sessions, dead)
+    assert (message.status, message.attempts) == (MessageStatus.PENDING, 0)
+    assert invoke(outbox_url, "list", "--failed").output.strip() == (
+        "No failed messages in the outbox."
+    )
+
+    notifier = RecordingNotifier()
+    assert dispatch(sessions, notifier, utcnow()) == DispatchReport(sent=2)
+    assert sorted(notifier.keys()) == ["alive:1", "msg:1"]
+    assert statuses(sessions) == {MessageStatus.SENT: 2}
+
+
+def test_a_permanent_failure_is_dead_lettered_at_once(sessions: sessionmaker[Session]) -> None:
+    [message_id] = queue(sessions, GROWTH)
+
+    report = dispatch(sessions, FailingNotifier(permanent=True), NOW)
+
+    assert report == DispatchReport(dead_lettered=1)
+    message = load(sessions, message_id)
+    assert (message.status, message.attempts) == (MessageStatus.FAILED, 1)
+
+
+def test_an_unexpected_notifier_error_is_a_failed_attempt_and_is_logged(
+    caplog: pytest.LogCaptureFixture, sessions: sessionmaker[Session]
+) -> None:
+    [broken, fine] = queue(sessions, GROWTH, CHECKOUT)
+    notifier = ExplodingNotifier(GROWTH)
+
+    with caplog.at_level(logging.ERROR, logger="tower.outbox"):
+        report = dispatch(sessions, notifier, NOW)
+
+    assert report == DispatchReport(sent=1, retried=1)
+    message = load(sessions, broken)
+    assert (message.status, message.attempts) == (MessageStatus.PENDING, 1)
+    assert message.last_error == "RuntimeError: boom"
+    assert message.next_attempt_at == NOW + 30 * SECOND
+    assert load(sessions, fine).status == MessageStatus.SENT
+    [record] = caplog.records
+    assert record.exc_info is not None and f"outbox message {broken}" in record.getMessage()
+
+
+# --- Rate limits ----------------------------------------------------------------------------
+
+
+def test_retry_after_is_honoured_and_other_recipients_are_not_delayed(
+    sessions: sessionmaker[Session],
+) -> None:
+    ids = queue(sessions, GROWTH, CHECKOUT, GROWTH, CHECKOUT, GROWTH)
+    notifier = RateLimitingOnceNotifier(GROWTH, retry_after=30)
+
+    report = dispatch(sessions, notifier, NOW)
+
+    assert report == DispatchReport(sent=2, rate_limited=1)
+    assert notifier.attempted == ["msg:1", "msg:2", "msg:4"]  # nothing more to C0GROWTH
+    assert notifier.keys() == ["msg:2", "msg:4"]
+    limited = load(sessions, ids[0])
+    assert (limited.status, limited.attempts) == (MessageStatus.PENDING, 0)
+    for message_id in (ids[0], ids[2], ids[4]):  # the recipient's other messages wait too
+        assert load(sessions, message_id).next_attempt_at == NOW + 30 * SECOND
+
+    assert dispatch(sessions, notifier, NOW + 29 * SECOND) == DispatchReport()
+    assert dispatch(sessions, notifier, NOW + 30 * SECOND) == DispatchReport(sent=3)
+    assert notifier.keys() == ["msg:2", "msg:4", "msg:1", "msg:3", "msg:5"]
+    assert load(sessions, ids[0]).sent_at == NOW + 30 * SECOND
+
+
+def test_a_rate_limit_does_not_count_as_an_attempt(sessions: sessionmaker[Session]) -> None:
+    [message_id] = queue(sessions, GROWTH)
+    notifier = RateLimitingOnceNotifier(GROWTH, retry_after=2.5)
+
+    assert dispatch(sessions, notifier, NOW, max_attempts=1) == DispatchReport(rate_limited=1)
+    message = load(sessions, message_id)
+    assert (message.status, message.attempts) == (MessageStatus.PENDING, 0)
+    assert message.next_attempt_at == NOW + timedelta(seconds=2.5)
+    assert dispatch(sessions, notifier, NOW + timedelta(seconds=2.5)) == DispatchReport(sent=1)
+
+
+# --- Crashes and at-least-once --------------------------------------------------------------
+
+
+def test_a_crash_between_send_and_commit_sends_again_with_the_same_dedupe_key(
+    sessions: sessionmaker[Session],
+) -> None:
+    [message_id] = queue(sessions, GROWTH)
+    crashing = CrashAfterSendNotifier()
+
+    with pytest.raises(SimulatedCrash):
+        dispatch(sessions, crashing, NOW)
+
+    message = load(sessions, message_id)
+    assert (message.status, message.attempts, message.sent_at) == (MessageStatus.PENDING, 0, None)
+    notifier = RecordingNotifier()
+    assert dispatch(sessions, notifier, NOW + SECOND) == DispatchReport(sent=1)
+    [before_crash] = crashing.delivered
+    [after_restart] = notifier.delivered
+    assert before_crash == after_restart  # same message id and dedupe key: the receiver can drop it
+    assert after_restart.dedupe_key == "msg:1"
+    assert load(sessions, message_id).status == MessageStatus.SENT
+
+
+def test_fifty_messages_through_a_flaky_notifier_none_lost_none_sent_twice(
+    sessions: sessionmaker[Session],
+) -> None:
+    recipients = [GROWTH, CHECKOUT, "C0CRM", "U0ANNA", "U0BEN"]
+    queue(sessions, *(recipients[number % 5] for number in range(50)))
+    notifier = FlakyNotifier(seed=20260302)
+    now, runs, totals = NOW, 0, Counter[str]()
+
+    while statuses(sessions)[MessageStatus.PENDING] and runs < 200:
+        report = dispatch(sessions, notifier, now, limit=7, max_attempts=20)
+        totals.update(sent=report.sent, retried=report.retried, rate_limited=report.rate_limited)
+        now += timedelta(minutes=20)
+        runs += 1
+
+    assert statuses(sessions) == {MessageStatus.SENT: 50}
+    delivered = Counter(notifier.keys())
+    assert len(delivered) == 50 and set(delivered.values()) == {1}
+    assert totals["sent"] == 50
+    assert totals["retried"] > 0 and totals["rate_limited"] > 0  # the flakiness did happen
+
+
+@pytest.mark.skipif(
+    server_url() is None,
+    reason="SQLite has no row locks: one dispatcher at a time (set TOWER_TEST_DATABASE_URL)",
+)
+def test_two_dispatchers_never_send_the_same_message(sessions: sessionmaker[Session]) -> None:
+    queue(sessions, *([GROWTH, CHECKOUT, "C0CRM", "U0ANNA"] * 10))
+    notifier = RecordingNotifier(delay=0.02)
+    start = threading.Barrier(2)
+    reports: list[DispatchReport] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            start.wait()
+            reports.append(dispatch(sessions, notifier, NOW))
+        except BaseException as error:  # surfaced below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert statuses(sessions) == {MessageStatus.SENT: 40}
+    delivered = Counter(notifier.keys())
+    assert len(delivered) == 40 and set(delivered.values()) == {1}
+    assert sorted(report.sent for report in reports) != [0, 40]  # both really took part
+    assert sum(report.sent for report in reports) == 40
+
+
+# --- Queries --------------------------------------------------------------------------------
+
+
+def test_list_messages_filters_by_status_newest_first(sessions: sessionmaker[Session]) -> None:
+    [sent, dead, waiting] = queue(sessions, GROWTH, CHECKOUT, "C0CRM")
+    with sessions.begin() as session:
+        for message_id, status in ((sent, MessageStatus.SENT), (dead, MessageStatus.FAILED)):
+            message = session.get(OutboxMessage, message_id)
+            assert message is not None
+            message.status = status
+
+    with sessions() as session:
+        everything = queries.list_messages(session)
+        assert [m.id for m in everything] == [waiting, dead, sent]
+        assert [m.id for m in queries.list_messages(session, limit=1)] == [waiting]
+        chosen = queries.list_messages(session, statuses=[MessageStatus.SENT, MessageStatus.FAILED])
+        assert [m.id for m in chosen] == [dead, sent]
+        assert [m.id for m in queries.list_messages(session, statuses=[MessageStatus.PENDING])] == [
+            waiting
+        ]
+
+
+def test_retry_failed_requeues_only_the_named_dead_letters(sessions: sessionmaker[Session]) -> None:
+    ids = queue(sessions, GROWTH, CHECKOUT, "C0CRM")
+    dispatch(sessions, FailingNotifier(permanent=True), NOW)
+    assert statuses(sessions) == {MessageStatus.FAILED: 3}
+
+    later = NOW + timedelta(hours=2)
+    with sessions.begin() as session:
+        requeued = queries.retry_failed(session, [ids[2], ids[0]], now=later)
+        assert [m.id for m in requeued] == [ids[0], ids[2]]
+
+    for message_id in (ids[0], ids[2]):
+        message = load(sessions, message_id)
+        assert (message.status, message.attempts) == (MessageStatus.PENDING, 0)
+        assert message.next_attempt_at == later
+        assert message.last_error == "slack is down"  # why it failed, until it is retried
+    assert load(sessions, ids[1]).status == MessageStatus.FAILED
+
+
+def test_retry_failed_names_ids_that_are_not_dead_letters(sessions: sessionmaker[Session]) -> None:
+    [dead, waiting] = queue(sessions, GROWTH, CHECKOUT)
+    dispatch(sessions, FailingNotifier(permanent=True), NOW, limit=1)
+
+    with (
+        pytest.raises(NotFoundError, match=r"no outbox message with id 999\b"),
+        sessions.begin() as session,
+    ):
+        queries.retry_failed(session, [dead, 999])
+    with (
+        pytest.raises(
+            TowerError, match=rf"outbox message {waiting} \(pending\) is not a dead letter"
+        ),
+        sessions.begin() as session,
+    ):
+        queries.retry_failed(session, [dead, waiting])
+
+    assert load(sessions, dead).status == MessageStatus.FAILED  # nothing half-done
+    with sessions.begin() as session:
+        assert queries.retry_failed(session, []) != []
+
+
+# --- The command line -----------------------------------------------------------------------
+
+
+def test_outbox_list_shows_pending_messages_as_a_table_by_default(
+    sessions: sessionmaker[Session], outbox_url: str
+) -> None:
+    queue(sessions, GROWTH, CHECKOUT)
+    with sessions.begin() as session:
+        outbox_service.enqueue(
+            session,
+            kind="sla.warning",
+            recipient="U0ANNA",
+            text="[urgent] review T-7",
+            dedupe_key="sla:1",
+        )
+    dispatch(sessions, RecordingNotifier(), NOW, limit=2)
+
+    result = invoke(outbox_url, "list")
+
+    assert result.exit_code == 0, result.output
+    output = flat(result.output)
+    assert "Outbox: 1 pending" in output
+    assert "[urgent] review T-7" in output  # shown as written, not taken for markup
+    assert "C0GROWTH" not in output
+    everything = flat(invoke(outbox_url, "list", "--all").output)
+    assert "Outbox: 3" in everything and "C0GROWTH" in everything
+
+
+def test_outbox_list_json_has_every_documented_field(
+    sessions: sessionmaker[Session], outbox_url: str
+) -> None:
+    [first, second] = queue(sessions, GROWTH, CHECKOUT)
+    dispatch(sessions, RecordingNotifier(), NOW, limit=1)
+
+    result = invoke(outbox_url, "list", "--all", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.output)
+    assert [tuple(record) for record in records] == [COLUMNS, COLUMNS]
+    by_id = {record["id"]: record for record in records}
+    assert by_id[first]["status"] == "sent"
+    assert by_id[first]["sent_at"] == "2026-03-02T09:00:00+00:00"
+    assert by_id[second]["status"] == "pending"
+    assert by_id[second]["sent_at"] is None
+    assert by_id[second]["text"] == "Message 2: T-2 collides with T-99"
+    sent_only = json.loads(invoke(outbox_url, "list", "--sent", "--format", "json").output)
+    assert [record["id"] for record in sent_only] == [first]
+
+
+def test_outbox_retry_with_nothing_to_retry_and_with_a_wrong_id(
+    sessions: sessionmaker[Session], outbox_url: str
+) -> None:
+    [message_id] = queue(sessions, GROWTH)
+
+    nothing = invoke(outbox_url, "retry")
+    assert nothing.exit_code == 0 and flat(nothing.output) == "No dead letters to re-queue."
+
+    wrong = invoke(outbox_url, "retry", str(message_id))
+    assert wrong.exit_code == 1
+    assert isinstance(wrong.exception, TowerError)
+    assert f"{message_id} (pending) is not a dead letter" in str(wrong.exception)

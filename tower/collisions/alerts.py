@@ -1,0 +1,94 @@
+"""Tell people when a blocking collision opens or goes away, and start or stop its SLA clocks."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from tower.collisions.kinds import Severity
+from tower.collisions.models import Collision
+from tower.collisions.service import SyncReport, format_ref
+from tower.context import ServiceContext
+from tower.outbox.service import enqueue
+from tower.sla import service as sla_service
+
+
+def refresh(session: Session, ctx: ServiceContext) -> SyncReport:
+    """Re-check the whole portfolio and announce what changed: after every change to a test."""
+    from tower.pipeline.service import recheck
+
+    _, report = recheck(session, ctx.policy, today=ctx.today)
+    announce(session, ctx, report)
+    return report
+
+
+def announce(session: Session, ctx: ServiceContext, report: SyncReport) -> None:
+    """Queue alerts for blocking collisions that opened or resolved, and drive their clocks."""
+    stamp = ctx.now.isoformat(timespec="seconds")
+    for record in [*report.opened, *report.reopened]:
+        if record.severity != Severity.BLOCKING:
+            continue
+        _tell(session, ctx, record, "collision_opened", _opened_text(record), stamp)
+        sla_service.handle_event(
+            session,
+            ctx.policy,
+            ctx.calendar,
+            event="collision_opened",
+            at=ctx.now,
+            collision=record,
+        )
+    for record in report.resolved:
+        if record.severity != Severity.BLOCKING:
+            continue
+        text = f"Collision {format_ref(record)} ({' + '.join(_keys(record))}) no longer holds."
+        _tell(session, ctx, record, "collision_resolved", text, stamp)
+        sla_service.handle_event(
+            session,
+            ctx.policy,
+            ctx.calendar,
+            event="collision_resolved",
+            at=ctx.now,
+            collision=record,
+        )
+
+
+def recipients(ctx: ServiceContext, record: Collision) -> list[str]:
+    """Each involved team's channel, then the tower channel, each once."""
+    found: list[str] = []
+    for team_key in record.details.get("teams", []):
+        team = ctx.policy.team(team_key)
+        if team is not None and team.channel and team.channel not in found:
+            found.append(team.channel)
+    if ctx.policy.tower_channel and ctx.policy.tower_channel not in found:
+        found.append(ctx.policy.tower_channel)
+    return found
+
+
+def _tell(
+    session: Session, ctx: ServiceContext, record: Collision, kind: str, text: str, stamp: str
+) -> None:
+    for recipient in recipients(ctx, record):
+        enqueue(
+            session,
+            kind=kind,
+            recipient=recipient,
+            text=text,
+            dedupe_key=f"{kind}:{format_ref(record)}:{stamp}:{recipient}",
+            payload={"collision": format_ref(record), "keys": _keys(record)},
+        )
+
+
+def _opened_text(record: Collision) -> str:
+    owners = " ".join(sorted({f"<@{e.owner}>" for e in record.experiments}))
+    flag = " (agile vs BAU)" if record.agile_vs_bau else ""
+    fixes = record.details.get("fixes", [])
+    lines = [
+        f"Blocking {record.kind.value} collision {format_ref(record)}{flag}: {owners}",
+        record.explanation,
+    ]
+    lines += [f"Fix {n}: {fix}" for n, fix in enumerate(fixes, start=1)]
+    return "\n".join(lines)
+
+
+def _keys(record: Collision) -> list[str]:
+    keys: list[str] = record.details.get("keys", [])
+    return keys

@@ -1,0 +1,69 @@
+"""The port a delivery channel implements, and the console channel that needs no set-up.
+
+The dispatcher hands a notifier a `Delivery` (never the ORM row) and reads the outcome from
+what `send` raises: nothing means delivered, `RateLimited` means "not now, try again after
+this many seconds", `DeliveryFailed` means it did not go out (`permanent=True`: never will).
+The Slack notifier in `bot/` implements this port and nothing else of Tower.
+
+Delivery is at least once: a process that dies after sending but before recording it sends
+the message again later. `Delivery.dedupe_key` is stable across those attempts, so a receiver
+that cares can drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+logger = logging.getLogger("tower.notify")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message to deliver, detached from the database."""
+
+    message_id: int
+    dedupe_key: str
+    kind: str
+    recipient: str  # a Slack channel or user ID
+    text: str  # plain text: what a console shows and Slack's notification fallback
+    payload: Mapping[str, Any] = field(default_factory=dict)  # e.g. Block Kit blocks
+
+
+class Notifier(Protocol):
+    """Something that delivers messages: Slack in production, the console otherwise."""
+
+    def send(self, delivery: Delivery) -> None:
+        """Deliver `delivery`, or raise `RateLimited` or `DeliveryFailed` to say why not."""
+        ...
+
+
+class DeliveryError(Exception):
+    """Base of the outcomes a notifier reports instead of delivering."""
+
+
+class RateLimited(DeliveryError):
+    """The receiver asked to wait (HTTP 429, `Retry-After`): not a failed attempt."""
+
+    def __init__(self, retry_after_seconds: float) -> None:
+        super().__init__(f"rate limited: retry after {retry_after_seconds:g} s")
+        self.retry_after_seconds = retry_after_seconds
+
+
+class DeliveryFailed(DeliveryError):
+    """The message did not go out; `permanent` when retrying cannot help (unknown channel)."""
+
+    def __init__(self, reason: str, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class ConsoleNotifier:
+    """Writes each delivery as one log line, `[kind] -> recipient: text`, on "tower.notify"."""
+
+    def send(self, delivery: Delivery) -> None:
+        text = " ".join(delivery.text.split())  # one line, whatever the message's layout
+        logger.info("[%s] -> %s: %s", delivery.kind, delivery.recipient, text)

@@ -1,0 +1,144 @@
+"""Approval gates: what a test must pass before it is approved, and again before it launches.
+
+Each gate says what to fix when it fails. Who may approve is not a gate but a permission
+(see `tower.protocol.permissions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
+from tower.collisions.models import Collision
+from tower.collisions.service import format_ref
+from tower.context import ServiceContext
+from tower.engine.findings import format_day
+from tower.experiments.models import Experiment
+from tower.policy.trees import paths_nested
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate's verdict and, when it fails, what to do about it."""
+
+    name: str
+    passed: bool
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "passed": self.passed, "message": self.message}
+
+
+def approval_gates(
+    experiment: Experiment, ctx: ServiceContext, collisions: Sequence[Collision]
+) -> list[Gate]:
+    """Every gate, passed or not, in the order a reviewer reads them."""
+    return [
+        _required_fields(experiment),
+        _collisions(experiment, collisions, capacity=False),
+        _collisions(experiment, collisions, capacity=True),
+        _freeze(experiment, ctx),
+        _lead_time(experiment, ctx),
+        _duration(experiment, ctx),
+    ]
+
+
+def failing(gates: Sequence[Gate]) -> list[Gate]:
+    return [gate for gate in gates if not gate.passed]
+
+
+def _required_fields(experiment: Experiment) -> Gate:
+    missing = []
+    if not experiment.hypothesis.strip():
+        missing.append("a hypothesis")
+    if not experiment.primary_kpi:
+        missing.append("a primary KPI")
+    if experiment.baseline is None:
+        missing.append("the KPI's baseline rate")
+    if not experiment.owner:
+        missing.append("an owner")
+    if missing:
+        return Gate("required fields", False, f"add {_and(missing)}")
+    return Gate("required fields", True, "hypothesis, primary KPI with baseline, owner, end date")
+
+
+def _collisions(experiment: Experiment, collisions: Sequence[Collision], *, capacity: bool) -> Gate:
+    name = "surface capacity" if capacity else "collisions"
+    blocking = [
+        c
+        for c in collisions
+        if c.severity == Severity.BLOCKING
+        and c.status in (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED)
+        and (c.kind == CollisionKind.CAPACITY) == capacity
+        and experiment.key in c.details.get("keys", [])
+    ]
+    if not blocking:
+        return Gate(name, True, "no open blocking collision (waived ones allowed)")
+    listed = "; ".join(
+        f"{format_ref(c)} {c.kind.value} with {_others(c, experiment)}" for c in blocking
+    )
+    return Gate(name, False, f"{listed}: move the test, change it, or ask a manager to waive it")
+
+
+def _others(collision: Collision, experiment: Experiment) -> str:
+    return ", ".join(key for key in collision.details["keys"] if key != experiment.key)
+
+
+def _freeze(experiment: Experiment, ctx: ServiceContext) -> Gate:
+    team = ctx.policy.team(experiment.team)
+    kind = team.kind if team is not None else "bau"
+    for window in ctx.policy.freeze_windows:
+        if kind not in window.team_kinds:
+            continue
+        if window.end < experiment.start or window.start > experiment.end:
+            continue
+        hit = [
+            s
+            for s in experiment.surfaces
+            if not window.surfaces or any(paths_nested(s, f) for f in window.surfaces)
+        ]
+        if hit:
+            return Gate(
+                "freeze windows",
+                False,
+                f"freeze {window.name!r} ({format_day(window.start)} to {format_day(window.end)}) "
+                f"covers {', '.join(hit)} for {kind} teams: start after "
+                f"{format_day(window.end)} or run elsewhere",
+            )
+    return Gate("freeze windows", True, "no freeze window covers its surfaces and days")
+
+
+def _lead_time(experiment: Experiment, ctx: ServiceContext) -> Gate:
+    needed = ctx.policy.protocol.min_lead_business_days
+    submitted = (
+        ctx.today if experiment.submitted_at is None else ctx.at(experiment.submitted_at).today
+    )
+    lead = ctx.calendar.count_business_days(submitted, experiment.start)
+    if lead >= needed:
+        return Gate("lead time", True, f"{lead} business days between submission and start")
+    earliest = ctx.calendar.add_business_days(submitted, needed)
+    return Gate(
+        "lead time",
+        False,
+        f"starts {lead} business days after submission, the protocol needs {needed}: "
+        f"start on {format_day(earliest)} or later",
+    )
+
+
+def _duration(experiment: Experiment, ctx: ServiceContext) -> Gate:
+    protocol = ctx.policy.protocol
+    days = (experiment.end - experiment.start + timedelta(days=1)).days
+    if protocol.min_duration_days <= days <= protocol.max_duration_days:
+        return Gate("duration", True, f"{days} days")
+    return Gate(
+        "duration",
+        False,
+        f"runs {days} days; the protocol allows {protocol.min_duration_days} to "
+        f"{protocol.max_duration_days}",
+    )
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -1,0 +1,549 @@
+"""The release protocol's use cases: submit, decide, launch, complete, record, edit.
+
+Every adapter (CLI, Slack, the worker) goes through these. Each one checks who acts, checks
+the move against the state machine and the gates, writes an audit event with before/after
+snapshots, drives the SLA clocks, re-checks collisions, and queues its notifications in the
+same transaction. Services never commit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from tower.audit import service as audit_service
+from tower.audit.models import AuditEvent
+from tower.collisions import alerts
+from tower.collisions import service as collision_service
+from tower.context import ServiceContext
+from tower.errors import TowerError
+from tower.experiments import service as experiment_service
+from tower.experiments.models import Experiment
+from tower.experiments.spec import ExperimentResult, ExperimentStatus, validate_spec
+from tower.outbox.service import enqueue
+from tower.protocol import notices, permissions
+from tower.protocol.gates import Gate, approval_gates, failing
+from tower.protocol.lifecycle import EDITABLE, Action, next_status
+from tower.protocol.models import Decision, DecisionKind
+from tower.sla import service as sla_service
+
+# Editing any of these after approval voids the approval.
+FOOTPRINT_FIELDS = frozenset(
+    {
+        "surfaces",
+        "audiences",
+        "exclude_audiences",
+        "start",
+        "end",
+        "traffic",
+        "exclusion_group",
+        "primary_kpi",
+        "baseline",
+        "mde",
+    }
+)
+SLA_EVENTS = {
+    Action.SUBMIT: "submitted",
+    Action.APPROVE: "approved",
+    Action.REQUEST_CHANGES: "changes_requested",
+    Action.REJECT: "rejected",
+    Action.WITHDRAW: "withdrawn",
+    Action.CANCEL: "cancelled",
+    Action.COMPLETE: "completed",
+    Action.RECORD_RESULT: "results_recorded",
+}
+
+
+class StaleVersion(TowerError):
+    """Someone changed the test since the actor opened it."""
+
+
+class GatesFailed(TowerError):
+    """The test does not pass the approval gates; each failing gate says what to fix."""
+
+    def __init__(self, experiment: Experiment, gates: list[Gate]) -> None:
+        self.gates = gates
+        lines = [f"{experiment.key} cannot be approved yet:"]
+        lines += [f"  {gate.name}: {gate.message}" for gate in failing(gates)]
+        super().__init__("\n".join(lines))
+
+
+class InvalidEdit(TowerError):
+    """An edit with values that break the rules; nothing was changed."""
+
+
+@dataclass
+class Outcome:
+    """What an action did, in words for the person who took it."""
+
+    experiment: Experiment
+    changed: bool
+    message: str
+    gates: list[Gate] = field(default_factory=list)
+
+
+# -- loading ---------------------------------------------------------------------------
+
+
+def load(session: Session, key: str, expected_version: int | None = None) -> Experiment:
+    """The test, provided it is still the version the actor saw (when they say which)."""
+    experiment = experiment_service.get_by_key(session, key)
+    check_version(experiment, expected_version)
+    return experiment
+
+
+def check_version(experiment: Experiment, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != experiment.version:
+        raise StaleVersion(
+            f"{experiment.key} changed since you opened it (you saw version "
+            f"{expected_version}, it is now {experiment.version}): look again and retry"
+        )
+
+
+def last_submitter(session: Session, experiment: Experiment) -> str | None:
+    query = (
+        select(AuditEvent.actor)
+        .where(AuditEvent.experiment_id == experiment.id, AuditEvent.action == Action.SUBMIT)
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
+def approvers(session: Session, experiment: Experiment) -> list[str]:
+    """Managers whose approval of the current submission still stands."""
+    query = select(Decision.actor).where(
+        Decision.experiment_id == experiment.id,
+        Decision.kind == DecisionKind.APPROVE,
+        Decision.voided.is_(False),
+    )
+    return sorted(set(session.scalars(query)))
+
+
+# -- actions ---------------------------------------------------------------------------
+
+
+def submit(
+    session: Session,
+    ctx: ServiceContext,
+    key: str,
+    *,
+    actor: str,
+    expected_version: int | None = None,
+) -> Outcome:
+    """Send a test for review; managers get the approval request with its gates."""
+    experiment = experiment_service.get_by_key(session, key)
+    permissions.require_team_or_manager(ctx.policy, actor, experiment, "submit")
+    if experiment.status == ExperimentStatus.SUBMITTED:
+        return Outcome(experiment, False, f"{key} is already submitted")
+    check_version(experiment, expected_version)
+    experiment.submitted_at = ctx.now
+    _move(session, ctx, experiment, Action.SUBMIT, actor)
+    gates = approval_gates(experiment, ctx, collision_service.list_collisions(session))
+    required = ctx.policy.protocol.approvals_required
+    text = notices.approval_request(experiment, gates, f"{required} approval(s) needed")
+    for recipient in notices.managers_destination(ctx.policy):
+        enqueue(
+            session,
+            kind="approval_requested",
+            recipient=recipient,
+            text=text,
+            dedupe_key=f"approval:{key}:v{experiment.version}:{recipient}",
+            payload={"key": key, "version": experiment.version},
+        )
+    return Outcome(experiment, True, f"{key} submitted for review", gates)
+
+
+def approve(
+    session: Session,
+    ctx: ServiceContext,
+    key: str,
+    *,
+    actor: str,
+    expected_version: int | None = None,
+    reason: str = "",
+) -> Outcome:
+    """A manager approves; the test is approved once the policy's number of approvals is met."""
+    experiment = experiment_service.get_by_key(session, key)
+    permissions.require_manager(ctx.policy, actor, experiment, "approve")
+    permissions.require_not_own(
+        ctx.policy, actor, experiment, last_submitter(session, experiment), "approve"
+    )
+    if actor in approvers(session, experiment):
+        return Outcome(experiment, False, f"you already approved {key}")
+    check_version(experiment, expected_version)
+    next_status(key, experiment.status, Action.APPROVE)
+    gates = gates_for(session, ctx, experiment)
+    if failing(gates):
+        raise GatesFailed(experiment, gates)
+    session.add(
+        Decision(
+            experiment_id=experiment.id,
+            kind=DecisionKind.APPROVE,
+            actor=actor,
+            reason=reason,
+            experiment_version=experiment.version,
+        )
+    )
+    session.flush()
+    have, need = len(approvers(session, experiment)), ctx.policy.protocol.approvals_required
+    if have < need:
+        audit_service.record(
+            session,
+            actor=actor,
+            action="approval",
+            experiment=experiment,
+            reason=f"approval {have} of {need}" + (f": {reason}" if reason else ""),
+        )
+        return Outcome(experiment, True, f"approval {have} of {need} recorded for {key}", gates)
+    # Gates just re-checked collisions, and approved tests occupy the pipeline as submitted
+    # ones do: no second re-check.
+    _move(session, ctx, experiment, Action.APPROVE, actor, reason, recheck_collisions=False)
+    _tell_owner(
+        session, experiment, "decision", notices.decision(experiment, "approved", actor, reason)
+    )
+    return Outcome(experiment, True, f"{key} approved", gates)
+
+
+def request_changes(
+    session: Session,
+    ctx: ServiceContext,
+    key: str,
+    *,
+    actor: str,
+    reason: str,
+    expected_version: int | None = None,
+) -> Outcome:
+    """A manager sends the test back to its owner; the review clock pauses meanwhile."""
+    return _decide(session, ctx, key, Action.REQUEST_CHANGES, actor, reason, expected_version)
+
+
+def reject(
+    session: Session,
+    ctx: ServiceContext,
+    key: str,
+    *,
+    actor: str,
+    reason: str,
+    expected_version: int | None = None,
+) -> Outcome:
+    """A manager turns the test down for good, saying why."""
+    return _decide(session, ctx, key, Action.REJECT, actor, reason, expected_version)
+
+
+def withdraw(
+    session: Session,
+    ctx: ServiceContext,
+    key: str,
+    *,
+    actor: str,
+    reason: str = "",
+    expected_version: int | None = None,
+) -> Outcome:
+    """The team takes the test off the pipeline before it runs."""
+    experiment = load(session, key, expected_version)
+    permissions.require_team_or_manager(ctx.policy, actor, experiment, "withdraw")
+    _move(session, ctx, experiment, Action.WITHDRAW, actor, reason)
+    return Outcome(experiment, True, f"{key} withdrawn")
+
+
+def cancel(
+    session: Session,
+    ctx: ServiceContext,
+    key: str,
+    *,
+    actor: str,
+    reason: str,
+    expected_version: int | None = None,
+) -> Outcome:
+    """Stop an approved or live test; the owner or a manager, with a reason."""
+    experiment = load(session, key, expected_version)
+    permissions.require_team_or_manager(ctx.policy, actor, experiment, "cancel")
+    _require_reason(reason, "cancel", key)
+    _move(session, ctx, experiment, Action.CANCEL, actor, reason)
+    _tell_team(session, ctx, experiment, notices.moved(experiment, f"cancelled: {reason}"))
+    return Outcome(experiment, True, f"{key} cancelled")
+
+
+def launch(session: Session, ctx: ServiceContext, key: str, *, actor: str = "tower") -> Outcome:
+    """Take an approved test live on its start date, if its gates still pass."""
+    experiment = experiment_service.get_by_key(session, key)
+    next_status(key, experiment.status, Action.LAUNCH)
+    gates = gates_for(session, ctx, experiment)
+    blocked = [g for g in failing(gates) if g.name not in ("lead time",)]
+    if blocked:
+        text = notices.launch_blocked(experiment, blocked)
+        for recipient in [experiment.owner, *notices.managers_destination(ctx.policy)]:
+            enqueue(
+                session,
+                kind="launch_blocked",
+                recipient=recipient,
+                text=text,
+                dedupe_key=f"launch-blocked:{key}:{ctx.today}:{recipient}",
+                payload={"key": key},
+            )
+        return Outcome(experiment, False, text, gates)
+    _move(session, ctx, experiment, Action.LAUNCH, actor)
+    _tell_team(session, ctx, experiment, notices.moved(experiment, "live"))
+    return Outcome(experiment, True, f"{key} is live", gates)
+
+
+def complete(
+    session: Session,
+    ctx: ServiceContext,
+    key: str,
+    *,
+    actor: str = "tower",
+    expected_version: int | None = None,
+) -> Outcome:
+    """End a live test; its owner is asked for the result (the results clock starts)."""
+    experiment = load(session, key, expected_version)
+    if actor != "tower":
+        permissions.require_team_or_manager(ctx.policy, actor, experiment, "complete")
+    _move(session, ctx, experiment, Action.COMPLETE, actor)
+    _tell_owner(
+        session,
+        experiment,
+        "results_requested",
+        f"{notices.label(experiment)} has completed: record its result (winner, loser or "
+        f"inconclusive, and the observed lift on {experiment.primary_kpi or 'its KPI'}).",
+    )
+    return Outcome(experiment, True, f"{key} completed")
+
+
+def record_result(
+    session: Session,
+    ctx: ServiceContext,
+    key: str,
+    *,
+    actor: str,
+    result: str,
+    lift: float | None,
+    note: str = "",
+    expected_version: int | None = None,
+) -> Outcome:
+    """Record what a completed test found; it feeds the playbook."""
+    experiment = load(session, key, expected_version)
+    permissions.require_team_or_manager(ctx.policy, actor, experiment, "record the result of")
+    try:
+        verdict = ExperimentResult(result)
+    except ValueError:
+        allowed = ", ".join(r.value for r in ExperimentResult)
+        raise InvalidEdit(f"result {result!r} is not one of {allowed}") from None
+    if lift is not None and not math.isfinite(lift):
+        raise InvalidEdit(f"the observed lift must be a number, not {lift}")
+    next_status(key, experiment.status, Action.RECORD_RESULT)
+    experiment.result, experiment.observed_lift, experiment.result_note = verdict, lift, note
+    _move(session, ctx, experiment, Action.RECORD_RESULT, actor, note)
+    return Outcome(experiment, True, f"result of {key} recorded: {verdict.value}")
+
+
+def edit(
+    session: Session,
+    ctx: ServiceContext,
+    key: str,
+    *,
+    actor: str,
+    changes: Mapping[str, Any],
+    expected_version: int | None = None,
+) -> Outcome:
+    """Change a test's fields; changing the footprint, window or KPI voids an approval."""
+    experiment = load(session, key, expected_version)
+    permissions.require_team_or_manager(ctx.policy, actor, experiment, "edit")
+    if experiment.status not in EDITABLE:
+        raise InvalidEdit(
+            f"{key} is {experiment.status.value}: only tests not yet live can be edited"
+        )
+    spec = replace(experiment.spec(), **changes)
+    problems = validate_spec(spec, ctx.policy)
+    if problems:
+        raise InvalidEdit(
+            "\n".join([f"{key} was not changed:", *(f"  {p.field}: {p.message}" for p in problems)])
+        )
+    changed = [name for name in changes if getattr(spec, name) != getattr(experiment.spec(), name)]
+    if not changed:
+        return Outcome(experiment, False, f"{key} already has those values")
+    before = experiment_service.snapshot(experiment)
+    experiment.apply(spec)
+    voiding = sorted(set(changed) & FOOTPRINT_FIELDS)
+    voided = experiment.status == ExperimentStatus.APPROVED and bool(voiding)
+    if voided:
+        for decision in session.scalars(
+            select(Decision).where(
+                Decision.experiment_id == experiment.id, Decision.voided.is_(False)
+            )
+        ):
+            decision.voided = True
+        experiment.status = ExperimentStatus.SUBMITTED
+    _flush(session, experiment)
+    audit_service.record(
+        session,
+        actor=actor,
+        action="edit",
+        experiment=experiment,
+        reason="approval voided" if voided else "",
+        before=before,
+        after=experiment_service.snapshot(experiment),
+    )
+    if voided:
+        sla_service.handle_event(
+            session, ctx.policy, ctx.calendar, event="submitted", at=ctx.now, experiment=experiment
+        )
+        text = notices.approval_voided(experiment, voiding, actor)
+        for recipient in [experiment.owner, *notices.managers_destination(ctx.policy)]:
+            enqueue(
+                session,
+                kind="approval_voided",
+                recipient=recipient,
+                text=text,
+                dedupe_key=f"voided:{key}:v{experiment.version}:{recipient}",
+                payload={"key": key, "version": experiment.version},
+            )
+    alerts.refresh(session, ctx)
+    message = f"{key} updated ({', '.join(changed)})"
+    return Outcome(experiment, True, message + ("; its approval is void" if voided else ""))
+
+
+def gates_for(session: Session, ctx: ServiceContext, experiment: Experiment) -> list[Gate]:
+    """The test's gates against collision records brought up to date first."""
+    alerts.refresh(session, ctx)
+    collisions = collision_service.list_collisions(session)
+    return approval_gates(experiment, ctx, collisions)
+
+
+def record_denial(session: Session, *, key: str, actor: str, action: str, message: str) -> None:
+    """Audit an attempt the actor was not allowed to make (in its own transaction)."""
+    experiment = experiment_service.get_by_key(session, key)
+    audit_service.record(
+        session, actor=actor, action=f"denied:{action}", experiment=experiment, reason=message
+    )
+
+
+# -- shared steps ----------------------------------------------------------------------
+
+
+def _decide(
+    session: Session,
+    ctx: ServiceContext,
+    key: str,
+    action: Action,
+    actor: str,
+    reason: str,
+    expected_version: int | None,
+) -> Outcome:
+    experiment = experiment_service.get_by_key(session, key)
+    verb = action.verb
+    permissions.require_manager(ctx.policy, actor, experiment, verb)
+    permissions.require_not_own(
+        ctx.policy, actor, experiment, last_submitter(session, experiment), verb
+    )
+    _require_reason(reason, verb, key)
+    target = (
+        next_status(key, experiment.status, action) if experiment.status != _done(action) else None
+    )
+    if target is None:
+        return Outcome(experiment, False, f"{key} is already {experiment.status.value}")
+    check_version(experiment, expected_version)
+    kind = DecisionKind.REJECT if action == Action.REJECT else DecisionKind.REQUEST_CHANGES
+    session.add(
+        Decision(
+            experiment_id=experiment.id,
+            kind=kind,
+            actor=actor,
+            reason=reason,
+            experiment_version=experiment.version,
+        )
+    )
+    for decision in session.scalars(
+        select(Decision).where(
+            Decision.experiment_id == experiment.id,
+            Decision.kind == DecisionKind.APPROVE,
+            Decision.voided.is_(False),
+        )
+    ):
+        decision.voided = True
+    _move(session, ctx, experiment, action, actor, reason)
+    past = "rejected" if action == Action.REJECT else "sent back for changes"
+    _tell_owner(session, experiment, "decision", notices.decision(experiment, past, actor, reason))
+    return Outcome(experiment, True, f"{key} {past}")
+
+
+def _done(action: Action) -> ExperimentStatus:
+    return (
+        ExperimentStatus.REJECTED if action == Action.REJECT else ExperimentStatus.CHANGES_REQUESTED
+    )
+
+
+def _move(
+    session: Session,
+    ctx: ServiceContext,
+    experiment: Experiment,
+    action: Action,
+    actor: str,
+    reason: str = "",
+    *,
+    recheck_collisions: bool = True,
+) -> None:
+    before = experiment_service.snapshot(experiment)
+    experiment.status = next_status(experiment.key, experiment.status, action)
+    _flush(session, experiment)
+    audit_service.record(
+        session,
+        actor=actor,
+        action=action.value,
+        experiment=experiment,
+        reason=reason,
+        before=before,
+        after=experiment_service.snapshot(experiment),
+    )
+    event = SLA_EVENTS.get(action)
+    if event is not None:
+        sla_service.handle_event(
+            session, ctx.policy, ctx.calendar, event=event, at=ctx.now, experiment=experiment
+        )
+    if recheck_collisions:
+        alerts.refresh(session, ctx)
+
+
+def _flush(session: Session, experiment: Experiment) -> None:
+    try:
+        session.flush()
+    except StaleDataError:
+        raise StaleVersion(
+            f"{experiment.key} changed since you opened it: someone acted on it at the same "
+            "time; look again and retry"
+        ) from None
+
+
+def _require_reason(reason: str, verb: str, key: str) -> None:
+    if not reason.strip():
+        raise InvalidEdit(f"say why you {verb} {key} (a reason is required)")
+
+
+def _tell_owner(session: Session, experiment: Experiment, kind: str, text: str) -> None:
+    enqueue(
+        session,
+        kind=kind,
+        recipient=experiment.owner,
+        text=text,
+        dedupe_key=f"{kind}:{experiment.key}:v{experiment.version}:{experiment.owner}",
+        payload={"key": experiment.key, "version": experiment.version},
+    )
+
+
+def _tell_team(session: Session, ctx: ServiceContext, experiment: Experiment, text: str) -> None:
+    for recipient in [experiment.owner, *notices.team_channel(ctx.policy, experiment)]:
+        enqueue(
+            session,
+            kind=f"status_{experiment.status.value}",
+            recipient=recipient,
+            text=text,
+            dedupe_key=f"status:{experiment.key}:{experiment.status.value}:{recipient}",
+            payload={"key": experiment.key, "version": experiment.version},
+        )

@@ -1,0 +1,420 @@
+"""SLA clocks: started, paused, resumed and stopped by protocol events; swept for reminders.
+
+Events (`submitted`, `collision_opened`, ...) drive every SLA policy at once. A clock is about
+a test (`T-42`), a collision (`C-7`) or, for a `per_team` policy, one team's part in a
+collision (`C-7:checkout-squad`). A stop and a later start make a new cycle of the same
+promise; a pause pushes the due time back by exactly the business time spent paused.
+
+The sweep is idempotent: warnings, the breach notice and each escalation are counted on the
+clock (`warned`, `breached_at`, `escalations`) and queued with a dedupe key, so a sweep after
+any downtime sends each reminder it missed exactly once, and a second sweep sends nothing.
+Services take a session and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tower.collisions.models import Collision
+from tower.experiments.models import Experiment
+from tower.outbox import service as outbox_service
+from tower.outbox.models import OutboxMessage
+from tower.policy import Policy
+from tower.policy.schema import EscalationStep, SlaPolicy
+from tower.sla import notices
+from tower.sla.business_time import BusinessCalendar
+from tower.sla.models import ClockState, SlaClock
+
+# Escalation step k (k = 1, 2, ... after the breach notice) is taken once the clock is
+# k x this share of its target overdue: with a 2-business-day review, the team channel hears
+# one business day after the breach and the managers two business days after it.
+ESCALATION_EVERY_SHARE_OF_TARGET = 0.5
+# Business-hour comparisons forgive float rounding, far below a second.
+TOLERANCE_HOURS = 1e-9
+ACTIVE_STATES = (ClockState.RUNNING, ClockState.PAUSED)
+
+
+@dataclass
+class SweepReport:
+    """The outbox messages one sweep queued, by kind."""
+
+    warnings: list[OutboxMessage] = field(default_factory=list)
+    breaches: list[OutboxMessage] = field(default_factory=list)
+    escalations: list[OutboxMessage] = field(default_factory=list)
+
+    @property
+    def queued(self) -> int:
+        """How many messages the sweep queued in all."""
+        return len(self.warnings) + len(self.breaches) + len(self.escalations)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One clock's worth of subject: its key and what it is attached to."""
+
+    subject: str
+    team: str | None
+    experiment_id: int | None
+    collision_id: int | None
+
+
+# Events
+
+
+def handle_event(
+    session: Session,
+    policy: Policy,
+    calendar: BusinessCalendar,
+    *,
+    event: str,
+    at: datetime,
+    experiment: Experiment | None = None,
+    collision: Collision | None = None,
+) -> list[SlaClock]:
+    """Apply a protocol event to every SLA policy; the clocks it started, paused, resumed or
+    stopped.
+
+    Pass the test for a test's events and the collision for a collision's events. A start
+    while a clock of the subject is running or paused does nothing (a double submit is
+    harmless); an event that both resumes and starts (`submitted` for reviews) resumes a
+    paused clock rather than starting a new cycle. With both a test and a collision, the
+    collision is the subject. A collision's pause, resume or stop event acts on all its
+    clocks, every team's, including a team that has since left it.
+    """
+    if experiment is None and collision is None:
+        raise ValueError(f"event {event!r} needs the test or the collision it happened to")
+    moment = _aware(at, "at")
+    changed: list[SlaClock] = []
+    for sla in policy.sla:
+        if event not in (sla.start, *sla.pause, *sla.resume, *sla.stop):
+            continue
+        targets = _targets(sla, experiment, collision)
+        active = _active_clocks(session, sla, targets, collision)
+        busy = {clock.subject for clock in active}
+        for clock in active:
+            if clock.state == ClockState.PAUSED and event in sla.resume:
+                _resume(clock, calendar, moment)
+            elif clock.state == ClockState.RUNNING and event in sla.pause:
+                clock.state, clock.paused_at = ClockState.PAUSED, moment
+            elif event in sla.stop:
+                clock.state, clock.stopped_at = ClockState.STOPPED, moment
+            else:
+                continue
+            changed.append(clock)
+        if event == sla.start:
+            for target in targets:
+                if target.subject not in busy:
+                    started = _start(session, sla, policy, calendar, target, moment)
+                    if started is not None:
+                        changed.append(started)
+    session.flush()
+    return changed
+
+
+def _targets(
+    sla: SlaPolicy, experiment: Experiment | None, collision: Collision | None
+) -> list[_Target]:
+    if collision is None:
+        assert experiment is not None
+        return [_Target(experiment.key, experiment.team, experiment.id, None)]
+    ref = f"C-{collision.id}"
+    if not sla.per_team:
+        return [_Target(ref, None, None, collision.id)]
+    return [_Target(f"{ref}:{team}", team, None, collision.id) for team in _teams(collision)]
+
+
+def _teams(collision: Collision) -> list[str]:
+    """The teams involved in a collision: those of its tests and those recorded with it."""
+    recorded = [str(team) for team in collision.details.get("teams", [])]
+    return sorted({*recorded, *(test.team for test in collision.experiments)})
+
+
+def _active_clocks(
+    session: Session, sla: SlaPolicy, targets: Sequence[_Target], collision: Collision | None
+) -> list[SlaClock]:
+    """The running and paused clocks of the event's subjects.
+
+    For a collision, every clock of the collision counts, so a team that has since left it
+    still has its clock paused or stopped with the others.
+    """
+    subjects: ColumnElement[bool] = SlaClock.subject.in_([t.subject for t in targets])
+    if collision is not None:
+        subjects = or_(subjects, SlaClock.collision_id == collision.id)
+    query = (
+        select(SlaClock)
+        .where(SlaClock.policy_key == sla.key, SlaClock.state.in_(ACTIVE_STATES), subjects)
+        .order_by(SlaClock.subject, SlaClock.cycle)
+    )
+    return list(session.scalars(query))
+
+
+def _start(
+    session: Session,
+    sla: SlaPolicy,
+    policy: Policy,
+    calendar: BusinessCalendar,
+    target: _Target,
+    at: datetime,
+) -> SlaClock | None:
+    """A new cycle for the subject; None if a concurrent transaction started it first."""
+    previous = session.scalar(
+        select(func.max(SlaClock.cycle)).where(
+            SlaClock.policy_key == sla.key, SlaClock.subject == target.subject
+        )
+    )
+    target_hours = sla.target_hours(policy.calendar)
+    clock = SlaClock(
+        policy_key=sla.key,
+        subject=target.subject,
+        experiment_id=target.experiment_id,
+        collision_id=target.collision_id,
+        team=target.team,
+        cycle=(previous or 0) + 1,
+        state=ClockState.RUNNING,
+        started_at=at,
+        due_at=calendar.add(at, target_hours),
+        target_hours=target_hours,
+        warned=0,
+        escalations=0,
+    )
+    try:
+        with session.begin_nested():
+            session.add(clock)
+    except IntegrityError:  # the same cycle was started by another transaction
+        return None
+    return clock
+
+
+def _resume(clock: SlaClock, calendar: BusinessCalendar, at: datetime) -> None:
+    """Run again, due later by exactly the business time spent paused."""
+    assert clock.paused_at is not None
+    resumed = max(at, clock.paused_at)
+    left = calendar.between(clock.paused_at, clock.due_at)
+    if left > 0:
+        clock.due_at = calendar.add(resumed, left)
+    else:  # paused while overdue: it stays overdue by the same business time
+        paused_for = calendar.between(clock.paused_at, resumed)
+        if paused_for > 0:
+            clock.due_at = calendar.add(clock.due_at, paused_for)
+    clock.state, clock.paused_at = ClockState.RUNNING, None
+
+
+# Sweep
+
+
+def sweep(
+    session: Session, policy: Policy, calendar: BusinessCalendar, *, now: datetime
+) -> SweepReport:
+    """Queue every warning, breach notice and escalation that is due and not yet sent.
+
+    Only running clocks fire; a clock whose policy is no longer in the policy file is left
+    alone. Warnings and the breach notice go to the first ladder step that reaches anyone;
+    escalation k goes to ladder step k, and a step that reaches nobody is passed over.
+    """
+    moment = _aware(now, "now")
+    policies = {sla.key: sla for sla in policy.sla}
+    report = SweepReport()
+    running = session.scalars(
+        select(SlaClock).where(SlaClock.state == ClockState.RUNNING).order_by(SlaClock.id)
+    )
+    for clock in running:
+        sla = policies.get(clock.policy_key)
+        if sla is not None:
+            _sweep_clock(session, clock, sla, policy, calendar, moment, report)
+    session.flush()
+    return report
+
+
+def _sweep_clock(
+    session: Session,
+    clock: SlaClock,
+    sla: SlaPolicy,
+    policy: Policy,
+    calendar: BusinessCalendar,
+    now: datetime,
+    report: SweepReport,
+) -> None:
+    left = calendar.between(now, clock.due_at)
+    elapsed, overdue = clock.target_hours - left, -left
+    pending_warnings = [
+        (index, threshold)
+        for index, threshold in enumerate(sorted(sla.warn_at))
+        if index >= clock.warned and elapsed >= threshold * clock.target_hours - TOLERANCE_HOURS
+    ]
+    breached = clock.breached_at is None and now >= clock.due_at
+    ladder = sla.escalation
+    # Being overdue by any business time means the due time has passed: breached already.
+    steps_due = [
+        k
+        for k in range(clock.escalations + 1, len(ladder))
+        if overdue >= k * ESCALATION_EVERY_SHARE_OF_TARGET * clock.target_hours - TOLERANCE_HOURS
+    ]
+    if not (pending_warnings or breached or steps_due):
+        return
+    subject = _subject(session, clock, policy)
+    first = _first_reachable(ladder, policy, subject)
+    zone, due_at = calendar.zone, clock.due_at
+    for index, threshold in pending_warnings:
+        text = notices.warning_text(
+            sla,
+            subject,
+            threshold=threshold,
+            hours_left=left,
+            due_at=due_at,
+            target_hours=clock.target_hours,
+            zone=zone,
+        )
+        extra: dict[str, Any] = {"threshold": threshold}
+        report.warnings += _queue(session, clock, "warning", f"warn:{index}", first, text, extra)
+        clock.warned = index + 1
+    if breached:
+        text = notices.breach_text(
+            sla, subject, hours_left=left, due_at=due_at, target_hours=clock.target_hours, zone=zone
+        )
+        report.breaches += _queue(session, clock, "breach", "breach", first, text, {})
+        clock.breached_at = due_at
+    for k in steps_due:
+        step = ladder[k]
+        text = notices.escalation_text(
+            sla,
+            subject,
+            step=step,
+            number=k,
+            ladder=ladder,
+            hours_left=left,
+            due_at=due_at,
+            zone=zone,
+        )
+        reached = notices.recipients(step, policy, subject)
+        extra = {"step": step, "number": k}
+        report.escalations += _queue(
+            session, clock, "escalation", f"escalate:{k}", reached, text, extra
+        )
+        clock.escalations = k
+
+
+def _subject(session: Session, clock: SlaClock, policy: Policy) -> notices.ClockSubject:
+    if clock.collision_id is not None:
+        collision = session.get(Collision, clock.collision_id)
+        if collision is not None:
+            return notices.collision_subject(collision, policy, team=clock.team)
+    elif clock.experiment_id is not None:
+        experiment = session.get(Experiment, clock.experiment_id)
+        if experiment is not None:
+            return notices.experiment_subject(experiment)
+    return notices.ClockSubject(label=clock.subject, parties=())
+
+
+def _first_reachable(
+    ladder: Sequence[EscalationStep], policy: Policy, subject: notices.ClockSubject
+) -> list[str]:
+    for step in ladder:
+        reached = notices.recipients(step, policy, subject)
+        if reached:
+            return reached
+    return []
+
+
+def _queue(
+    session: Session,
+    clock: SlaClock,
+    kind: str,
+    key: str,
+    recipients: Sequence[str],
+    text: str,
+    extra: dict[str, Any],
+) -> list[OutboxMessage]:
+    """Queue one message per recipient; the dedupe key names the recipient only if several."""
+    base = f"sla:{clock.id}:{key}"
+    payload = {
+        "clock_id": clock.id,
+        "policy": clock.policy_key,
+        "subject": clock.subject,
+        "cycle": clock.cycle,
+        "due_at": clock.due_at.isoformat(),
+        **extra,
+    }
+    queued = []
+    for recipient in recipients:
+        message = outbox_service.enqueue(
+            session,
+            kind=f"sla_{kind}",
+            recipient=recipient,
+            text=text,
+            dedupe_key=base if len(recipients) == 1 else f"{base}:{recipient}",
+            payload=payload,
+        )
+        if message is not None:
+            queued.append(message)
+    return queued
+
+
+# Reading
+
+
+def clocks_for(session: Session, subject_prefix: str | None = None) -> list[SlaClock]:
+    """Clocks in due order, all or those of one subject.
+
+    A prefix that ends in a digit is a whole key: `T-4` matches `T-4` but not `T-42`, and
+    `C-7` matches `C-7` and its per-team clocks `C-7:team`. Any other prefix (`C-`, `T-4`
+    followed by nothing numeric) matches every subject that starts with it.
+    """
+    query = select(SlaClock).order_by(SlaClock.due_at, SlaClock.id)
+    if subject_prefix:
+        prefix = subject_prefix.strip()
+        if prefix[-1:].isdigit():
+            query = query.where(
+                or_(SlaClock.subject == prefix, SlaClock.subject.startswith(f"{prefix}:"))
+            )
+        else:
+            query = query.where(SlaClock.subject.startswith(prefix))
+    return list(session.scalars(query))
+
+
+def clock_status(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> dict[str, Any]:
+    """A clock as JSON-ready values.
+
+    Business hours left count from `now` for a running clock, and are frozen at the pause or
+    stop for the others; they are negative when overdue.
+    """
+    if clock.state == ClockState.PAUSED and clock.paused_at is not None:
+        reference = clock.paused_at
+    elif clock.state == ClockState.STOPPED and clock.stopped_at is not None:
+        reference = clock.stopped_at
+    else:
+        reference = _aware(now, "now")
+    left = calendar.between(reference, clock.due_at)
+    return {
+        "policy": clock.policy_key,
+        "subject": clock.subject,
+        "team": clock.team,
+        "cycle": clock.cycle,
+        "state": clock.state.value,
+        "started_at": clock.started_at.isoformat(),
+        "due_at": clock.due_at.isoformat(),
+        "target_hours": clock.target_hours,
+        "business_hours_left": round(left, 2),
+        "elapsed_share": round(1 - left / clock.target_hours, 4),
+        "paused_at": _iso(clock.paused_at),
+        "stopped_at": _iso(clock.stopped_at),
+        "warned": clock.warned,
+        "breached_at": _iso(clock.breached_at),
+        "escalations": clock.escalations,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    if moment.utcoffset() is None:
+        raise ValueError(f"{name} {moment.isoformat()} has no time zone: pass an aware datetime")
+    return moment.astimezone(UTC)
