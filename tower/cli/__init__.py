@@ -10,6 +10,7 @@ from rich.markup import escape
 from tower.cli.collision_commands import ack_command, waive_command
 from tower.cli.context import AppContext
 from tower.cli.database_commands import init_database
+from tower.cli.outbox_commands import outbox_group
 from tower.cli.output import error_console
 from tower.cli.pipeline_commands import (
     check_command,
@@ -18,6 +19,7 @@ from tower.cli.pipeline_commands import (
     plan_command,
 )
 from tower.cli.policy_commands import policy_group
+from tower.cli.protocol_commands import COMMANDS as PROTOCOL_COMMANDS
 from tower.cli.registry_commands import (
     export_command,
     import_command,
@@ -64,5 +66,7 @@ for command in (
     check_command,
     waive_command,
     ack_command,
+    *PROTOCOL_COMMANDS,
+    outbox_group,
 ):
     main.add_command(command)

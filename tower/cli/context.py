@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tower import migrate
+from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
 from tower.errors import DatabaseNotReadyError
 from tower.policy import Policy, load_policy
@@ -42,6 +43,10 @@ class AppContext:
         if override is not None:
             return override
         return datetime.now(ZoneInfo(self.policy.timezone)).date()
+
+    def service_context(self, now: datetime | None = None) -> ServiceContext:
+        """The policy, its calendar and the time (now, unless the user named a moment)."""
+        return ServiceContext.create(self.policy, now)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -75,7 +75,8 @@ def _collisions(experiment: Experiment, collisions: Sequence[Collision], *, capa
         and experiment.key in c.details.get("keys", [])
     ]
     if not blocking:
-        return Gate(name, True, "no open blocking collision (waived ones allowed)")
+        passed = "no surface over capacity" if capacity else "no open blocking collision"
+        return Gate(name, True, f"{passed} (waived ones allowed)")
     listed = "; ".join(
         f"{format_ref(c)} {c.kind.value} with {_others(c, experiment)}" for c in blocking
     )

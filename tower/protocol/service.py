@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -408,6 +409,43 @@ def edit(
     alerts.refresh(session, ctx)
     message = f"{key} updated ({', '.join(changed)})"
     return Outcome(experiment, True, message + ("; its approval is void" if voided else ""))
+
+
+def set_priority(
+    session: Session,
+    ctx: ServiceContext,
+    key: str,
+    *,
+    actor: str,
+    lever: float | None = None,
+    deadline: date | None = None,
+    clear_deadline: bool = False,
+) -> Outcome:
+    """A manager sets the business lever (clamped by the score) or the business deadline."""
+    experiment = experiment_service.get_by_key(session, key)
+    permissions.require_manager(ctx.policy, actor, experiment, "set the priority of")
+    if lever is not None and not (math.isfinite(lever) and lever > 0):
+        raise InvalidEdit(f"the lever must be a positive number, not {lever}")
+    before = {"lever": experiment.lever, "deadline": _iso(experiment.deadline)}
+    if lever is not None:
+        experiment.lever = lever
+    if deadline is not None or clear_deadline:
+        experiment.deadline = deadline
+    after = {"lever": experiment.lever, "deadline": _iso(experiment.deadline)}
+    if after == before:
+        return Outcome(experiment, False, f"{key} already has that priority")
+    _flush(session, experiment)
+    audit_service.record(
+        session, actor=actor, action="prioritize", experiment=experiment, before=before, after=after
+    )
+    alerts.refresh(session, ctx)
+    return Outcome(
+        experiment, True, f"{key}: lever {experiment.lever:g}, deadline {after['deadline']}"
+    )
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 def gates_for(session: Session, ctx: ServiceContext, experiment: Experiment) -> list[Gate]:

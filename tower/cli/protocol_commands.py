@@ -1,0 +1,430 @@
+"""`tower submit|approve|reject|request-changes|withdraw|cancel|complete|record-result|edit|
+prioritize|gates|audit|sla|playbook`: the release protocol from the command line.
+
+`--by USER` names the actor; it is checked against the policy's managers and team members
+exactly as the Slack bot checks it. `--version N` says which version of the test you looked
+at: if it changed since, nothing happens and you are told.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session
+
+from tower.audit import service as audit_service
+from tower.cli.context import AppContext
+from tower.cli.output import console, emit_json, emit_table, format_option
+from tower.context import ServiceContext
+from tower.experiments import service as experiment_service
+from tower.experiments.csv_rows import read_fields
+from tower.experiments.playbook import playbook
+from tower.protocol import service as protocol
+from tower.protocol.permissions import PermissionDenied
+from tower.sla import service as sla_service
+
+Run = Callable[[Session, ServiceContext], protocol.Outcome]
+
+
+def _by(function: Any) -> Any:
+    return click.option("--by", "actor", required=True, help="Your Slack user ID.")(function)
+
+
+def _version(function: Any) -> Any:
+    return click.option(
+        "--version", "expected_version", type=int, help="The version of the test you saw."
+    )(function)
+
+
+def _act(app: AppContext, key: str, actor: str, action: str, run: Run) -> None:
+    """Run one protocol action in one transaction; audit a refused attempt in another."""
+    try:
+        with app.transaction() as session:
+            outcome = run(session, app.service_context())
+            message, gates = outcome.message, [g.as_dict() for g in outcome.gates]
+    except PermissionDenied as denied:
+        with app.transaction() as session:
+            protocol.record_denial(
+                session, key=key, actor=actor, action=action, message=str(denied)
+            )
+        raise
+    console.print(message, markup=False, highlight=False)
+    for gate in gates:
+        mark = "ok  " if gate["passed"] else "FAIL"
+        console.print(f"  {mark} {gate['name']}: {gate['message']}", markup=False, highlight=False)
+
+
+@click.command("submit")
+@click.argument("key")
+@_by
+@_version
+@click.pass_obj
+def submit_command(app: AppContext, key: str, actor: str, expected_version: int | None) -> None:
+    """Send test KEY for review."""
+    _act(
+        app,
+        key,
+        actor,
+        "submit",
+        lambda s, c: protocol.submit(s, c, key, actor=actor, expected_version=expected_version),
+    )
+
+
+@click.command("approve")
+@click.argument("key")
+@_by
+@_version
+@click.option("--reason", default="", help="A note for the owner.")
+@click.pass_obj
+def approve_command(
+    app: AppContext, key: str, actor: str, expected_version: int | None, reason: str
+) -> None:
+    """Approve test KEY (managers; never your own test unless the policy allows it)."""
+    _act(
+        app,
+        key,
+        actor,
+        "approve",
+        lambda s, c: protocol.approve(
+            s, c, key, actor=actor, expected_version=expected_version, reason=reason
+        ),
+    )
+
+
+@click.command("reject")
+@click.argument("key")
+@_by
+@_version
+@click.option("--reason", required=True, help="Why the test is turned down.")
+@click.pass_obj
+def reject_command(
+    app: AppContext, key: str, actor: str, expected_version: int | None, reason: str
+) -> None:
+    """Reject test KEY (managers, with a reason)."""
+    _act(
+        app,
+        key,
+        actor,
+        "reject",
+        lambda s, c: protocol.reject(
+            s, c, key, actor=actor, reason=reason, expected_version=expected_version
+        ),
+    )
+
+
+@click.command("request-changes")
+@click.argument("key")
+@_by
+@_version
+@click.option("--reason", required=True, help="What to change.")
+@click.pass_obj
+def request_changes_command(
+    app: AppContext, key: str, actor: str, expected_version: int | None, reason: str
+) -> None:
+    """Send test KEY back to its owner for changes (managers, with a reason)."""
+    _act(
+        app,
+        key,
+        actor,
+        "request_changes",
+        lambda s, c: protocol.request_changes(
+            s, c, key, actor=actor, reason=reason, expected_version=expected_version
+        ),
+    )
+
+
+@click.command("withdraw")
+@click.argument("key")
+@_by
+@_version
+@click.option("--reason", default="", help="Why.")
+@click.pass_obj
+def withdraw_command(
+    app: AppContext, key: str, actor: str, expected_version: int | None, reason: str
+) -> None:
+    """Take test KEY off the pipeline before it runs."""
+    _act(
+        app,
+        key,
+        actor,
+        "withdraw",
+        lambda s, c: protocol.withdraw(
+            s, c, key, actor=actor, reason=reason, expected_version=expected_version
+        ),
+    )
+
+
+@click.command("cancel")
+@click.argument("key")
+@_by
+@_version
+@click.option("--reason", required=True, help="Why the test stops.")
+@click.pass_obj
+def cancel_command(
+    app: AppContext, key: str, actor: str, expected_version: int | None, reason: str
+) -> None:
+    """Stop an approved or live test KEY."""
+    _act(
+        app,
+        key,
+        actor,
+        "cancel",
+        lambda s, c: protocol.cancel(
+            s, c, key, actor=actor, reason=reason, expected_version=expected_version
+        ),
+    )
+
+
+@click.command("complete")
+@click.argument("key")
+@_by
+@_version
+@click.pass_obj
+def complete_command(app: AppContext, key: str, actor: str, expected_version: int | None) -> None:
+    """End live test KEY early (the worker completes tests after their end date)."""
+    _act(
+        app,
+        key,
+        actor,
+        "complete",
+        lambda s, c: protocol.complete(s, c, key, actor=actor, expected_version=expected_version),
+    )
+
+
+@click.command("record-result")
+@click.argument("key")
+@_by
+@_version
+@click.option("--result", required=True, type=click.Choice(["winner", "loser", "inconclusive"]))
+@click.option("--lift", type=float, help="Observed relative lift on the primary KPI (0.04 = 4%).")
+@click.option("--note", default="", help="What was learnt.")
+@click.pass_obj
+def record_result_command(
+    app: AppContext,
+    key: str,
+    actor: str,
+    expected_version: int | None,
+    result: str,
+    lift: float | None,
+    note: str,
+) -> None:
+    """Record the result of completed test KEY."""
+    _act(
+        app,
+        key,
+        actor,
+        "record_result",
+        lambda s, c: protocol.record_result(
+            s,
+            c,
+            key,
+            actor=actor,
+            result=result,
+            lift=lift,
+            note=note,
+            expected_version=expected_version,
+        ),
+    )
+
+
+@click.command("edit")
+@click.argument("key")
+@_by
+@_version
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    required=True,
+    metavar="FIELD=VALUE",
+    help="A field as in the roadmap CSV, e.g. --set start=2027-01-04 --set 'audiences=gold;silver'",
+)
+@click.pass_obj
+def edit_command(
+    app: AppContext,
+    key: str,
+    actor: str,
+    expected_version: int | None,
+    assignments: tuple[str, ...],
+) -> None:
+    """Change fields of test KEY; changing the footprint, window or KPI voids an approval."""
+    texts = {}
+    for assignment in assignments:
+        name, separator, value = assignment.partition("=")
+        if not separator:
+            raise click.BadParameter(f"{assignment!r} is not FIELD=VALUE", param_hint="--set")
+        texts[name.strip()] = value
+    values, errors = read_fields(texts)
+    if errors:
+        lines = [f"{key} was not changed:", *(f"  {e.column}: {e.message}" for e in errors)]
+        raise protocol.InvalidEdit("\n".join(lines))
+    _act(
+        app,
+        key,
+        actor,
+        "edit",
+        lambda s, c: protocol.edit(
+            s, c, key, actor=actor, changes=values, expected_version=expected_version
+        ),
+    )
+
+
+@click.command("prioritize")
+@click.argument("key")
+@_by
+@click.option(
+    "--lever", type=float, help="Business lever (the score clamps it to the policy's range)."
+)
+@click.option("--deadline", type=click.DateTime(formats=["%Y-%m-%d"]), help="Business deadline.")
+@click.option("--no-deadline", is_flag=True, help="Remove the deadline.")
+@click.pass_obj
+def prioritize_command(
+    app: AppContext,
+    key: str,
+    actor: str,
+    lever: float | None,
+    deadline: datetime | None,
+    no_deadline: bool,
+) -> None:
+    """Set test KEY's business lever or deadline (managers)."""
+    _act(
+        app,
+        key,
+        actor,
+        "prioritize",
+        lambda s, c: protocol.set_priority(
+            s,
+            c,
+            key,
+            actor=actor,
+            lever=lever,
+            deadline=None if deadline is None else deadline.date(),
+            clear_deadline=no_deadline,
+        ),
+    )
+
+
+@click.command("gates")
+@click.argument("key")
+@format_option
+@click.pass_obj
+def gates_command(app: AppContext, key: str, output_format: str) -> None:
+    """Show which approval gates test KEY passes now, and what to fix."""
+    with app.transaction() as session:
+        ctx = app.service_context()
+        experiment = experiment_service.get_by_key(session, key)
+        gates = [g.as_dict() for g in protocol.gates_for(session, ctx, experiment)]
+    if output_format == "json":
+        emit_json(gates)
+        return
+    emit_table(f"Gates of {key}", ("name", "passed", "message"), gates, "")
+
+
+@click.command("audit")
+@click.argument("key")
+@format_option
+@click.pass_obj
+def audit_command(app: AppContext, key: str, output_format: str) -> None:
+    """The history of test KEY: who did what, when, why, and what changed."""
+    with app.transaction() as session:
+        experiment = experiment_service.get_by_key(session, key)
+        events = [
+            {
+                "at": e.at.isoformat(timespec="seconds"),
+                "actor": e.actor,
+                "action": e.action,
+                "reason": e.reason,
+                "changed": _changed(e.before, e.after),
+                "before": e.before,
+                "after": e.after,
+            }
+            for e in audit_service.events_for(session, experiment)
+        ]
+    if output_format == "json":
+        emit_json(events)
+        return
+    emit_table(
+        f"Audit of {key}", ("at", "actor", "action", "reason", "changed"), events, "No events."
+    )
+
+
+def _changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    if before is None or after is None:
+        return ""
+    return ", ".join(
+        f"{name}: {before.get(name)} → {after.get(name)}"
+        for name in after
+        if before.get(name) != after.get(name)
+    )
+
+
+@click.command("sla")
+@click.argument("key", required=False)
+@click.option("--all", "show_all", is_flag=True, help="Include stopped clocks.")
+@format_option
+@click.pass_obj
+def sla_command(app: AppContext, key: str | None, show_all: bool, output_format: str) -> None:
+    """SLA clocks (of test KEY or collision C-n), with due time and state."""
+    ctx = app.service_context()
+    with app.transaction() as session:
+        rows = [
+            sla_service.clock_status(clock, ctx.calendar, ctx.now)
+            for clock in sla_service.clocks_for(session, key)
+            if show_all or clock.state.value != "stopped"
+        ]
+    if output_format == "json":
+        emit_json(rows)
+        return
+    columns = (
+        "policy",
+        "subject",
+        "cycle",
+        "state",
+        "due_at",
+        "business_hours_left",
+        "breached_at",
+    )
+    emit_table("SLA clocks", columns, rows, "No SLA clocks.")
+
+
+@click.command("playbook")
+@format_option
+@click.pass_obj
+def playbook_command(app: AppContext, output_format: str) -> None:
+    """What worked: recorded results by surface and primary KPI."""
+    with app.transaction() as session:
+        entries = playbook(session)
+    if output_format == "json":
+        emit_json(entries)
+        return
+    columns = (
+        "surface",
+        "kpi",
+        "tests",
+        "winners",
+        "losers",
+        "inconclusive",
+        "average_winning_lift",
+    )
+    emit_table("Playbook", columns, entries, "No results recorded yet.")
+
+
+COMMANDS = (
+    submit_command,
+    approve_command,
+    reject_command,
+    request_changes_command,
+    withdraw_command,
+    cancel_command,
+    complete_command,
+    record_result_command,
+    edit_command,
+    prioritize_command,
+    gates_command,
+    audit_command,
+    sla_command,
+    playbook_command,
+)
