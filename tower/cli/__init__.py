@@ -10,6 +10,7 @@ from rich.markup import escape
 from tower.cli.collision_commands import ack_command, waive_command
 from tower.cli.context import AppContext
 from tower.cli.database_commands import init_database
+from tower.cli.demo_commands import demo_command
 from tower.cli.outbox_commands import outbox_group
 from tower.cli.output import error_console
 from tower.cli.pipeline_commands import (
@@ -26,6 +27,7 @@ from tower.cli.registry_commands import (
     list_command,
     show_command,
 )
+from tower.cli.worker_commands import sweep_command, worker_command
 from tower.errors import TowerError
 from tower.policy import PolicyError
 from tower.settings import Settings
@@ -68,5 +70,8 @@ for command in (
     ack_command,
     *PROTOCOL_COMMANDS,
     outbox_group,
+    sweep_command,
+    worker_command,
+    demo_command,
 ):
     main.add_command(command)

@@ -6,6 +6,7 @@ import click
 
 from tower.cli.context import AppContext
 from tower.cli.output import console
+from tower.collisions import flows
 from tower.collisions import service as collision_service
 
 
@@ -17,7 +18,7 @@ from tower.collisions import service as collision_service
 def waive_command(app: AppContext, collision: str, actor: str, reason: str) -> None:
     """Accept collision COLLISION (C-12) on purpose: managers only, with a reason."""
     with app.transaction() as session:
-        record = collision_service.waive(session, app.policy, collision, actor=actor, reason=reason)
+        record = flows.waive(session, app.service_context(), collision, actor=actor, reason=reason)
         ref = collision_service.format_ref(record)
     console.print(f"{ref} waived by {actor}: {reason}", markup=False, highlight=False)
 
@@ -29,6 +30,6 @@ def waive_command(app: AppContext, collision: str, actor: str, reason: str) -> N
 def ack_command(app: AppContext, collision: str, actor: str) -> None:
     """Acknowledge collision COLLISION (C-12) for your team."""
     with app.transaction() as session:
-        record = collision_service.acknowledge(session, app.policy, collision, actor=actor)
+        record = flows.acknowledge(session, app.service_context(), collision, actor=actor)
         ref = collision_service.format_ref(record)
     console.print(f"{ref} acknowledged by {actor}", markup=False, highlight=False)

@@ -11,7 +11,7 @@ import click
 from tower.audit import service as audit_service
 from tower.cli.context import AppContext
 from tower.cli.output import console, emit_json, emit_table, format_option
-from tower.collisions import alerts
+from tower.collisions import flows
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_transfer import export_roadmap, import_roadmap
 from tower.experiments.models import Experiment
@@ -39,7 +39,7 @@ def import_command(app: AppContext, path: Path, actor: str) -> None:
     """Import a roadmap CSV: all rows or none, and importing it again changes nothing."""
     with path.open(newline="", encoding="utf-8-sig") as stream, app.transaction() as session:
         report = import_roadmap(session, stream, policy=app.policy, actor=actor, source=str(path))
-        changes = alerts.refresh(session, app.service_context())
+        changes = flows.refresh(session, app.service_context())
     console.print(f"Imported {path}: {report.summary()}", markup=False, highlight=False)
     opened, resolved = len(changes.opened) + len(changes.reopened), len(changes.resolved)
     if opened or resolved:

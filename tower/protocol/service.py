@@ -20,7 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from tower.audit import service as audit_service
 from tower.audit.models import AuditEvent
-from tower.collisions import alerts
+from tower.collisions import flows
 from tower.collisions import service as collision_service
 from tower.context import ServiceContext
 from tower.errors import TowerError
@@ -286,7 +286,7 @@ def launch(session: Session, ctx: ServiceContext, key: str, *, actor: str = "tow
                 kind="launch_blocked",
                 recipient=recipient,
                 text=text,
-                dedupe_key=f"launch-blocked:{key}:{ctx.today}:{recipient}",
+                dedupe_key=f"launch-blocked:{key}:v{experiment.version}:{recipient}",
                 payload={"key": key},
             )
         return Outcome(experiment, False, text, gates)
@@ -406,7 +406,7 @@ def edit(
                 dedupe_key=f"voided:{key}:v{experiment.version}:{recipient}",
                 payload={"key": key, "version": experiment.version},
             )
-    alerts.refresh(session, ctx)
+    flows.refresh(session, ctx)
     message = f"{key} updated ({', '.join(changed)})"
     return Outcome(experiment, True, message + ("; its approval is void" if voided else ""))
 
@@ -438,7 +438,7 @@ def set_priority(
     audit_service.record(
         session, actor=actor, action="prioritize", experiment=experiment, before=before, after=after
     )
-    alerts.refresh(session, ctx)
+    flows.refresh(session, ctx)
     return Outcome(
         experiment, True, f"{key}: lever {experiment.lever:g}, deadline {after['deadline']}"
     )
@@ -450,7 +450,7 @@ def _iso(day: date | None) -> str | None:
 
 def gates_for(session: Session, ctx: ServiceContext, experiment: Experiment) -> list[Gate]:
     """The test's gates against collision records brought up to date first."""
-    alerts.refresh(session, ctx)
+    flows.refresh(session, ctx)
     collisions = collision_service.list_collisions(session)
     return approval_gates(experiment, ctx, collisions)
 
@@ -546,7 +546,7 @@ def _move(
             session, ctx.policy, ctx.calendar, event=event, at=ctx.now, experiment=experiment
         )
     if recheck_collisions:
-        alerts.refresh(session, ctx)
+        flows.refresh(session, ctx)
 
 
 def _flush(session: Session, experiment: Experiment) -> None:

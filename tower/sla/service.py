@@ -77,9 +77,13 @@ def handle_event(
     at: datetime,
     experiment: Experiment | None = None,
     collision: Collision | None = None,
+    team: str | None = None,
 ) -> list[SlaClock]:
     """Apply a protocol event to every SLA policy; the clocks it started, paused, resumed or
     stopped.
+
+    `team` narrows a collision's event to that team's clock of per-team policies (a team
+    acknowledging a collision stops its own clock, not the other team's).
 
     Pass the test for a test's events and the collision for a collision's events. A start
     while a clock of the subject is running or paused does nothing (a double submit is
@@ -96,7 +100,9 @@ def handle_event(
         if event not in (sla.start, *sla.pause, *sla.resume, *sla.stop):
             continue
         targets = _targets(sla, experiment, collision)
-        active = _active_clocks(session, sla, targets, collision)
+        if team is not None and sla.per_team:
+            targets = [target for target in targets if target.team == team]
+        active = _active_clocks(session, sla, targets, None if team and sla.per_team else collision)
         busy = {clock.subject for clock in active}
         for clock in active:
             if clock.state == ClockState.PAUSED and event in sla.resume:

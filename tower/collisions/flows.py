@@ -1,9 +1,14 @@
-"""Tell people when a blocking collision opens or goes away, and start or stop its SLA clocks."""
+"""Collision use cases with their side effects: re-check and announce, acknowledge, waive.
+
+Each tells the people involved and drives the collision's SLA clocks in the caller's
+transaction.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from tower.collisions import service as collision_service
 from tower.collisions.kinds import Severity
 from tower.collisions.models import Collision
 from tower.collisions.service import SyncReport, format_ref
@@ -49,6 +54,39 @@ def announce(session: Session, ctx: ServiceContext, report: SyncReport) -> None:
             at=ctx.now,
             collision=record,
         )
+
+
+def acknowledge(session: Session, ctx: ServiceContext, ref: str, *, actor: str) -> Collision:
+    """A team says it has seen the collision: its acknowledgement clock stops."""
+    record = collision_service.acknowledge(session, ctx.policy, ref, actor=actor)
+    teams = [
+        key
+        for key in record.details.get("teams", [])
+        if (team := ctx.policy.team(key)) is not None and actor in team.members
+    ]
+    for team in teams or [None]:
+        sla_service.handle_event(
+            session,
+            ctx.policy,
+            ctx.calendar,
+            event="collision_acknowledged",
+            at=ctx.now,
+            collision=record,
+            team=team,
+        )
+    return record
+
+
+def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason: str) -> Collision:
+    """A manager accepts the collision on purpose: everyone involved is told why."""
+    record = collision_service.waive(session, ctx.policy, ref, actor=actor, reason=reason)
+    sla_service.handle_event(
+        session, ctx.policy, ctx.calendar, event="collision_waived", at=ctx.now, collision=record
+    )
+    pair = " + ".join(_keys(record))
+    text = f"Collision {format_ref(record)} ({pair}) was waived by <@{actor}>: {reason}"
+    _tell(session, ctx, record, "collision_waived", text, ctx.now.isoformat(timespec="seconds"))
+    return record
 
 
 def recipients(ctx: ServiceContext, record: Collision) -> list[str]:

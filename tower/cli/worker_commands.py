@@ -1,0 +1,65 @@
+"""`tower worker` (the scheduler process) and `tower sweep` (every due job once)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import click
+
+from tower.cli.context import AppContext
+from tower.cli.output import console
+from tower.outbox.notifier import ConsoleNotifier, Notifier
+from tower.worker import jobs
+from tower.worker.scheduler import Intervals, run_worker
+
+
+def notifier_for(app: AppContext) -> Notifier:
+    """Where notifications go: the console (the log) until Slack is configured."""
+    return ConsoleNotifier()
+
+
+def _show_notifications() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@click.command("sweep")
+@click.option(
+    "--now",
+    type=click.DateTime(
+        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]
+    ),
+    help="Run as of this moment (ISO 8601; without an offset it is UTC). Default: now.",
+)
+@click.pass_obj
+def sweep_command(app: AppContext, now: datetime | None) -> None:
+    """Run every due job once and exit: transitions, SLA reminders, digest, outbox."""
+    if now is not None and now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    _show_notifications()
+    ctx = app.service_context(now)
+    report = jobs.run_due_jobs(app.session_factory, ctx, notifier_for(app))
+    console.print(
+        f"Sweep at {ctx.now.isoformat(timespec='seconds')}: {report.summary()}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@click.command("worker")
+@click.option("--dispatch-every", type=float, default=10.0, show_default=True, help="Seconds.")
+@click.option("--sla-every", type=float, default=60.0, show_default=True, help="Seconds.")
+@click.option("--transitions-every", type=float, default=300.0, show_default=True, help="Seconds.")
+@click.pass_obj
+def worker_command(
+    app: AppContext, dispatch_every: float, sla_every: float, transitions_every: float
+) -> None:
+    """Run the scheduler until stopped (SIGTERM or Ctrl-C); one active worker at a time."""
+    _show_notifications()
+    intervals = Intervals(
+        dispatch=timedelta(seconds=dispatch_every),
+        sla=timedelta(seconds=sla_every),
+        transitions=timedelta(seconds=transitions_every),
+    )
+    run_worker(app.engine, app.session_factory, app.policy, notifier_for(app), intervals)

@@ -1,0 +1,1 @@
+"""A scripted walk through Tower's protocol on the demo portfolio."""

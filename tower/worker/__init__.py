@@ -1,0 +1,1 @@
+"""The worker: the one process that runs Tower's scheduled jobs."""

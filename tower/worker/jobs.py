@@ -1,0 +1,137 @@
+"""Tower's scheduled jobs, each safe to run again and again: a run after downtime catches up
+once, never once per missed run.
+
+- transitions: approved tests go live on their start date (gates re-checked), live tests
+  complete after their end date;
+- SLA sweep: warnings, breaches and escalations, each sent once;
+- weekly digest: once per ISO week, from Monday at opening time;
+- outbox dispatch: deliver what the others (and every user action) queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tower.context import ServiceContext
+from tower.errors import TowerError
+from tower.experiments.models import Experiment
+from tower.experiments.spec import ExperimentStatus, format_key
+from tower.outbox.dispatcher import DispatchReport, dispatch_due
+from tower.outbox.notifier import Notifier
+from tower.outbox.service import enqueue
+from tower.protocol import notices
+from tower.protocol import service as protocol
+from tower.sla import service as sla_service
+from tower.worker.digest import digest_text
+
+logger = logging.getLogger("tower.worker")
+
+
+@dataclass
+class JobsReport:
+    """What one pass over the due jobs did."""
+
+    launched: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    sla_messages: int = 0
+    digest: bool = False
+    dispatch: DispatchReport = field(default_factory=DispatchReport)
+
+    def summary(self) -> str:
+        return (
+            f"launched {len(self.launched)}, held back {len(self.held)}, completed "
+            f"{len(self.completed)}, SLA notices {self.sla_messages}, digest "
+            f"{'queued' if self.digest else 'not due'}; outbox: {self.dispatch.summary()}"
+        )
+
+
+def run_transitions(
+    factory: sessionmaker[Session], ctx: ServiceContext, report: JobsReport
+) -> None:
+    """Launch approved tests whose start has come, complete live ones whose end has passed.
+
+    One transaction per test, so one test's trouble never holds back the others.
+    """
+    with factory.begin() as session:
+        due_launch = session.scalars(
+            select(Experiment.number).where(
+                Experiment.status == ExperimentStatus.APPROVED, Experiment.start <= ctx.today
+            )
+        ).all()
+        due_complete = session.scalars(
+            select(Experiment.number).where(
+                Experiment.status == ExperimentStatus.LIVE, Experiment.end < ctx.today
+            )
+        ).all()
+    for number in due_launch:
+        key = format_key(number)
+        outcome = _attempt(factory, partial(protocol.launch, ctx=ctx, key=key))
+        if outcome is not None:
+            (report.launched if outcome.changed else report.held).append(key)
+    for number in due_complete:
+        key = format_key(number)
+        outcome = _attempt(factory, partial(protocol.complete, ctx=ctx, key=key))
+        if outcome is not None and outcome.changed:
+            report.completed.append(key)
+
+
+def _attempt(
+    factory: sessionmaker[Session], action: Callable[[Session], protocol.Outcome]
+) -> protocol.Outcome | None:
+    try:
+        with factory.begin() as session:
+            return action(session)
+    except TowerError as error:  # e.g. someone changed the test meanwhile: next run retries
+        logger.warning("scheduled transition skipped: %s", error)
+        return None
+
+
+def run_sla_sweep(factory: sessionmaker[Session], ctx: ServiceContext, report: JobsReport) -> None:
+    with factory.begin() as session:
+        swept = sla_service.sweep(session, ctx.policy, ctx.calendar, now=ctx.now)
+        report.sla_messages += swept.queued
+
+
+def run_digest(factory: sessionmaker[Session], ctx: ServiceContext, report: JobsReport) -> None:
+    """Queue this week's digest once it is Monday opening time or later (once per week)."""
+    opens = ctx.policy.calendar.working_hours[0]
+    if ctx.today.weekday() == 0 and ctx.now.astimezone(ctx.calendar.zone).time() < opens:
+        return  # Monday before opening: last week's digest stands
+    week = ctx.today.isocalendar()
+    with factory.begin() as session:
+        text = digest_text(session, ctx)
+        for recipient in notices.managers_destination(ctx.policy):
+            queued = enqueue(
+                session,
+                kind="digest",
+                recipient=recipient,
+                text=text,
+                dedupe_key=f"digest:{week.year}-W{week.week:02d}:{recipient}",
+                payload={"week": f"{week.year}-W{week.week:02d}"},
+            )
+            report.digest = report.digest or queued is not None
+
+
+def run_dispatch(
+    factory: sessionmaker[Session], ctx: ServiceContext, notifier: Notifier, report: JobsReport
+) -> None:
+    report.dispatch = dispatch_due(factory, notifier, now=ctx.now)
+
+
+def run_due_jobs(
+    factory: sessionmaker[Session], ctx: ServiceContext, notifier: Notifier
+) -> JobsReport:
+    """Every job once, in an order that lets this pass deliver what it queued."""
+    report = JobsReport()
+    run_transitions(factory, ctx, report)
+    run_sla_sweep(factory, ctx, report)
+    run_digest(factory, ctx, report)
+    run_dispatch(factory, ctx, notifier, report)
+    return report
