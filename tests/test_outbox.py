@@ -37,6 +37,7 @@ from tower.outbox.notifier import (
     DeliveryFailed,
     Notifier,
     RateLimited,
+    Receipt,
 )
 from tower.settings import Settings
 
@@ -662,3 +663,52 @@ def test_outbox_retry_with_nothing_to_retry_and_with_a_wrong_id(
     assert wrong.exit_code == 1
     assert isinstance(wrong.exception, TowerError)
     assert f"{message_id} (pending) is not a dead letter" in str(wrong.exception)
+
+
+# -- receipts: updating a message in place, answering in its thread -----------------------
+
+
+class SlackLikeNotifier(RecordingNotifier):
+    """Returns where each message landed, as Slack's chat.postMessage does."""
+
+    def send(self, delivery: Delivery) -> Receipt | None:  # type: ignore[override]
+        super().send(delivery)
+        return {"channel": delivery.recipient, "ts": f"1700000000.{delivery.message_id:06d}"}
+
+
+def queue_one(sessions: sessionmaker[Session], key: str, kind: str, payload: dict[str, Any]) -> int:
+    with sessions.begin() as session:
+        message = outbox_service.enqueue(
+            session,
+            kind=kind,
+            recipient="C0TOWER",
+            text=f"{kind} {key}",
+            dedupe_key=f"{kind}:{key}",
+            payload=payload,
+        )
+        assert message is not None
+        message.next_attempt_at = NOW
+        session.flush()
+        return message.id
+
+
+def test_a_later_message_replaces_or_threads_under_the_one_it_refers_to(
+    sessions: sessionmaker[Session],
+) -> None:
+    notifier = SlackLikeNotifier()
+    first = queue_one(sessions, "T-1", "approval_requested", {"key": "T-1"})
+    queue_one(sessions, "T-2", "approval_requested", {"key": "T-2"})
+    dispatch(sessions, notifier, NOW)
+    assert load(sessions, first).receipt == {"channel": "C0TOWER", "ts": "1700000000.000001"}
+
+    refer = {"kind": "approval_requested", "key": "T-1"}
+    queue_one(sessions, "T-1", "approval_decided", {"key": "T-1", "replaces": refer})
+    queue_one(sessions, "T-1", "note", {"key": "T-1", "thread_of": refer})
+    queue_one(sessions, "T-3", "orphan", {"replaces": {"kind": "approval_requested", "key": "T-3"}})
+    dispatch(sessions, notifier, NOW)
+
+    decided, note, orphan = notifier.delivered[2:]
+    assert decided.replace == {"channel": "C0TOWER", "ts": "1700000000.000001"}
+    assert decided.thread is None
+    assert note.thread == {"channel": "C0TOWER", "ts": "1700000000.000001"}
+    assert orphan.replace is None  # nothing to update: the notifier posts a new message

@@ -45,7 +45,7 @@ def announce(session: Session, ctx: ServiceContext, report: SyncReport) -> None:
         if record.severity != Severity.BLOCKING:
             continue
         text = f"Collision {format_ref(record)} ({' + '.join(_keys(record))}) no longer holds."
-        _tell(session, ctx, record, "collision_resolved", text, stamp)
+        _tell(session, ctx, record, "collision_resolved", text, stamp, follows="replaces")
         sla_service.handle_event(
             session,
             ctx.policy,
@@ -64,6 +64,9 @@ def acknowledge(session: Session, ctx: ServiceContext, ref: str, *, actor: str) 
         for key in record.details.get("teams", [])
         if (team := ctx.policy.team(key)) is not None and actor in team.members
     ]
+    text = f"Collision {format_ref(record)} acknowledged by <@{actor}>"
+    stamp = ctx.now.isoformat(timespec="seconds")
+    _tell(session, ctx, record, "collision_acknowledged", text, stamp, follows="thread_of")
     for team in teams or [None]:
         sla_service.handle_event(
             session,
@@ -85,7 +88,8 @@ def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason
     )
     pair = " + ".join(_keys(record))
     text = f"Collision {format_ref(record)} ({pair}) was waived by <@{actor}>: {reason}"
-    _tell(session, ctx, record, "collision_waived", text, ctx.now.isoformat(timespec="seconds"))
+    stamp = ctx.now.isoformat(timespec="seconds")
+    _tell(session, ctx, record, "collision_waived", text, stamp, follows="thread_of")
     return record
 
 
@@ -102,16 +106,29 @@ def recipients(ctx: ServiceContext, record: Collision) -> list[str]:
 
 
 def _tell(
-    session: Session, ctx: ServiceContext, record: Collision, kind: str, text: str, stamp: str
+    session: Session,
+    ctx: ServiceContext,
+    record: Collision,
+    kind: str,
+    text: str,
+    stamp: str,
+    *,
+    follows: str | None = None,
 ) -> None:
+    """Queue `text` for every recipient; `follows` ("replaces" or "thread_of") ties it to the
+    alert that opened the collision, so Slack updates that message or answers in its thread."""
+    ref = format_ref(record)
+    payload: dict[str, object] = {"collision": ref, "keys": _keys(record)}
+    if follows is not None:
+        payload[follows] = {"kind": "collision_opened", "collision": ref}
     for recipient in recipients(ctx, record):
         enqueue(
             session,
             kind=kind,
             recipient=recipient,
             text=text,
-            dedupe_key=f"{kind}:{format_ref(record)}:{stamp}:{recipient}",
-            payload={"collision": format_ref(record), "keys": _keys(record)},
+            dedupe_key=f"{kind}:{ref}:{stamp}:{recipient}",
+            payload=payload,
         )
 
 

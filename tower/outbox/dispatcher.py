@@ -24,16 +24,16 @@ Outcomes of one send:
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tower.outbox.models import MessageStatus, OutboxMessage
-from tower.outbox.notifier import Delivery, DeliveryFailed, Notifier, RateLimited
+from tower.outbox.notifier import Delivery, DeliveryFailed, Notifier, RateLimited, Receipt
 
 logger = logging.getLogger("tower.outbox")
 
@@ -155,16 +155,19 @@ def _deliver(
     backoff: _Backoff,
 ) -> Outcome:
     """Send one claimed message and record the outcome on its row; returns the outcome."""
+    payload = dict(message.payload or {})
     delivery = Delivery(
         message_id=message.id,
         dedupe_key=message.dedupe_key,
         kind=message.kind,
         recipient=message.recipient,
         text=message.text,
-        payload=dict(message.payload or {}),
+        payload=payload,
+        replace=earlier_receipt(session, message.recipient, payload.get("replaces")),
+        thread=earlier_receipt(session, message.recipient, payload.get("thread_of")),
     )
     try:
-        notifier.send(delivery)
+        receipt = notifier.send(delivery)
     except RateLimited as limited:
         wait = timedelta(seconds=max(0.0, limited.retry_after_seconds))
         message.next_attempt_at = now + wait
@@ -180,7 +183,35 @@ def _deliver(
         return _record_failure(message, reason, now, backoff, permanent=False)
     message.status = MessageStatus.SENT
     message.sent_at = now  # last_error stays: it tells why a late message was late
+    message.receipt = None if receipt is None else dict(receipt)
     return "sent"
+
+
+def earlier_receipt(
+    session: Session, recipient: str, reference: Mapping[str, Any] | None
+) -> Receipt | None:
+    """Where the latest message sent to `recipient` matching `reference` landed.
+
+    A reference names the earlier message's `kind` and payload values, e.g.
+    `{"kind": "approval_requested", "key": "T-4"}`.
+    """
+    if not reference or "kind" not in reference:
+        return None
+    wanted = {name: value for name, value in reference.items() if name != "kind"}
+    candidates = session.scalars(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.recipient == recipient,
+            OutboxMessage.kind == reference["kind"],
+            OutboxMessage.status == MessageStatus.SENT,
+        )
+        .order_by(OutboxMessage.id.desc())
+    )
+    for candidate in candidates:
+        payload = candidate.payload or {}
+        if candidate.receipt and all(payload.get(k) == v for k, v in wanted.items()):
+            return dict(candidate.receipt)
+    return None
 
 
 def _record_failure(

@@ -35,3 +35,4 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    receipt: Mapped[dict[str, Any] | None]  # where the notifier put it (Slack channel and ts)

@@ -3,6 +3,9 @@
 The dispatcher hands a notifier a `Delivery` (never the ORM row) and reads the outcome from
 what `send` raises: nothing means delivered, `RateLimited` means "not now, try again after
 this many seconds", `DeliveryFailed` means it did not go out (`permanent=True`: never will).
+A notifier may return a receipt (where the message landed, e.g. Slack's channel and `ts`):
+a later message can then replace that one in place (`Delivery.replace`) or answer it in its
+thread (`Delivery.thread`).
 The Slack notifier in `bot/` implements this port and nothing else of Tower.
 
 Delivery is at least once: a process that dies after sending but before recording it sends
@@ -20,6 +23,9 @@ from typing import Any, Protocol
 logger = logging.getLogger("tower.notify")
 
 
+Receipt = Mapping[str, str]
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One message to deliver, detached from the database."""
@@ -30,13 +36,16 @@ class Delivery:
     recipient: str  # a Slack channel or user ID
     text: str  # plain text: what a console shows and Slack's notification fallback
     payload: Mapping[str, Any] = field(default_factory=dict)  # e.g. Block Kit blocks
+    replace: Receipt | None = None  # update this earlier message in place instead
+    thread: Receipt | None = None  # post in this earlier message's thread
 
 
 class Notifier(Protocol):
     """Something that delivers messages: Slack in production, the console otherwise."""
 
-    def send(self, delivery: Delivery) -> None:
-        """Deliver `delivery`, or raise `RateLimited` or `DeliveryFailed` to say why not."""
+    def send(self, delivery: Delivery) -> Receipt | None:
+        """Deliver `delivery` (returning where it landed, if that can be addressed later),
+        or raise `RateLimited` or `DeliveryFailed` to say why not."""
         ...
 
 
@@ -64,6 +73,7 @@ class DeliveryFailed(DeliveryError):
 class ConsoleNotifier:
     """Writes each delivery as one log line, `[kind] -> recipient: text`, on "tower.notify"."""
 
-    def send(self, delivery: Delivery) -> None:
+    def send(self, delivery: Delivery) -> Receipt | None:
         text = " ".join(delivery.text.split())  # one line, whatever the message's layout
         logger.info("[%s] -> %s: %s", delivery.kind, delivery.recipient, text)
+        return None

@@ -508,7 +508,9 @@ def _decide(
         decision.voided = True
     _move(session, ctx, experiment, action, actor, reason)
     past = "rejected" if action == Action.REJECT else "sent back for changes"
-    _tell_owner(session, experiment, "decision", notices.decision(experiment, past, actor, reason))
+    text = notices.decision(experiment, past, actor, reason)
+    _tell_owner(session, experiment, "decision", text)
+    _update_request(session, ctx, experiment, text)
     return Outcome(experiment, True, f"{key} {past}")
 
 
@@ -573,6 +575,24 @@ def _tell_owner(session: Session, experiment: Experiment, kind: str, text: str) 
         dedupe_key=f"{kind}:{experiment.key}:v{experiment.version}:{experiment.owner}",
         payload={"key": experiment.key, "version": experiment.version},
     )
+
+
+def _update_request(
+    session: Session, ctx: ServiceContext, experiment: Experiment, text: str
+) -> None:
+    """Replace the approval request in the managers' channel with the decision, in place."""
+    for recipient in notices.managers_destination(ctx.policy):
+        enqueue(
+            session,
+            kind="approval_decided",
+            recipient=recipient,
+            text=f"{text} ({ctx.now:%a %d %b %Y %H:%M} UTC)",
+            dedupe_key=f"decided:{experiment.key}:v{experiment.version}:{recipient}",
+            payload={
+                "key": experiment.key,
+                "replaces": {"kind": "approval_requested", "key": experiment.key},
+            },
+        )
 
 
 def _tell_team(session: Session, ctx: ServiceContext, experiment: Experiment, text: str) -> None:
