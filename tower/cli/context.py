@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from functools import cached_property
@@ -15,15 +15,26 @@ from tower import migrate
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
 from tower.errors import DatabaseNotReadyError
+from tower.outbox.notifier import ConsoleNotifier, Notifier
 from tower.policy import Policy, load_policy
 from tower.settings import Settings
+
+
+def console_notifier(app: AppContext) -> Notifier:
+    return ConsoleNotifier()
 
 
 class AppContext:
     """Settings, policy and database of one CLI run."""
 
+    # Where notifications go; the Slack adapter replaces it (tower never imports Slack).
+    notifier_factory: Callable[[AppContext], Notifier] = staticmethod(console_notifier)
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    def notifier(self) -> Notifier:
+        return type(self).notifier_factory(self)
 
     @cached_property
     def policy(self) -> Policy:

@@ -146,7 +146,7 @@ def check_command(app: AppContext, key: str, today: datetime | None, output_form
     with app.transaction() as session:
         experiment = experiment_service.get_by_key(session, key)
         analysis = _analysis(app, session, today)
-        record = _check_record(analysis, experiment.key, experiment.title)
+        record = records.check_record(analysis, experiment.key, experiment.title)
         found = [
             records.collision_record(c)
             for c in collision_service.list_collisions(session)
@@ -172,20 +172,6 @@ def check_command(app: AppContext, key: str, today: datetime | None, output_form
     if record["placement"] is not None:
         console.print(f"  plan: {record['placement']['explanation']}", markup=False)
     _print_collisions(found, "  no collisions")
-
-
-def _check_record(analysis: PipelineAnalysis, key: str, title: str) -> dict[str, Any]:
-    ranked = next((t for t in analysis.ranked if t.item.key == key), None)
-    unscored = next((u for u in analysis.unscored if u.item.key == key), None)
-    placement = analysis.placements.get(key)
-    return {
-        "key": key,
-        "title": title,
-        "rank": None if ranked is None else ranked.rank,
-        "score": None if ranked is None else ranked.score.as_dict(),
-        "problem": None if unscored is None else unscored.problem,
-        "placement": None if placement is None else records.placement_record(placement, title),
-    }
 
 
 def _figure(value: float | None) -> str:

@@ -9,14 +9,8 @@ import click
 
 from tower.cli.context import AppContext
 from tower.cli.output import console
-from tower.outbox.notifier import ConsoleNotifier, Notifier
 from tower.worker import jobs
 from tower.worker.scheduler import Intervals, run_worker
-
-
-def notifier_for(app: AppContext) -> Notifier:
-    """Where notifications go: the console (the log) until Slack is configured."""
-    return ConsoleNotifier()
 
 
 def _show_notifications() -> None:
@@ -39,7 +33,7 @@ def sweep_command(app: AppContext, now: datetime | None) -> None:
         now = now.replace(tzinfo=UTC)
     _show_notifications()
     ctx = app.service_context(now)
-    report = jobs.run_due_jobs(app.session_factory, ctx, notifier_for(app))
+    report = jobs.run_due_jobs(app.session_factory, ctx, app.notifier())
     console.print(
         f"Sweep at {ctx.now.isoformat(timespec='seconds')}: {report.summary()}",
         markup=False,
@@ -62,4 +56,4 @@ def worker_command(
         sla=timedelta(seconds=sla_every),
         transitions=timedelta(seconds=transitions_every),
     )
-    run_worker(app.engine, app.session_factory, app.policy, notifier_for(app), intervals)
+    run_worker(app.engine, app.session_factory, app.policy, app.notifier(), intervals)

@@ -93,6 +93,15 @@ def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason
     return record
 
 
+def request_waiver(session: Session, ctx: ServiceContext, ref: str, *, actor: str) -> Collision:
+    """Someone involved asks the managers to waive the collision (in the alert's thread)."""
+    record = collision_service.get_collision(session, ref)
+    text = f"<@{actor}> asks a manager to waive collision {format_ref(record)}"
+    stamp = ctx.now.isoformat(timespec="seconds")
+    _tell(session, ctx, record, "waiver_requested", text, stamp, follows="thread_of")
+    return record
+
+
 def recipients(ctx: ServiceContext, record: Collision) -> list[str]:
     """Each involved team's channel, then the tower channel, each once."""
     found: list[str] = []

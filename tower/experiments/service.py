@@ -29,12 +29,19 @@ def list_experiments(
     session: Session,
     *,
     team: str | None = None,
+    teams: Collection[str] | None = None,
+    owner: str | None = None,
     statuses: Collection[ExperimentStatus] = (),
 ) -> list[Experiment]:
-    """Tests in window order (start date, then key), optionally for one team or some states."""
+    """Tests in window order (start date, then key), optionally for one team (or several),
+    one owner, or some states."""
     query = select(Experiment).order_by(Experiment.start, Experiment.number)
     if team is not None:
         query = query.where(Experiment.team == team)
+    if teams is not None:
+        query = query.where(Experiment.team.in_(list(teams)))
+    if owner is not None:
+        query = query.where(Experiment.owner == owner)
     if statuses:
         query = query.where(Experiment.status.in_(list(statuses)))
     return list(session.scalars(query))

@@ -69,6 +69,21 @@ def plan_records(analysis: PipelineAnalysis) -> list[dict[str, Any]]:
     return [placement_record(p, titles[p.key]) for p in placements]
 
 
+def check_record(analysis: PipelineAnalysis, key: str, title: str) -> dict[str, Any]:
+    """One test's rank, score, planned slot and scoring problem (collisions come separately)."""
+    ranked = next((t for t in analysis.ranked if t.item.key == key), None)
+    unscored = next((u for u in analysis.unscored if u.item.key == key), None)
+    placement = analysis.placements.get(key)
+    return {
+        "key": key,
+        "title": title,
+        "rank": None if ranked is None else ranked.rank,
+        "score": None if ranked is None else ranked.score.as_dict(),
+        "problem": None if unscored is None else unscored.problem,
+        "placement": None if placement is None else placement_record(placement, title),
+    }
+
+
 def collision_record(collision: Collision) -> dict[str, Any]:
     """One collision record with everything a person needs to act on it."""
     details = collision.details

@@ -365,6 +365,10 @@ class Policy(BaseModel):
         """The team with this key, if the policy has one."""
         return next((team for team in self.teams if team.key == key), None)
 
+    def teams_of(self, user: str) -> list[Team]:
+        """The teams this Slack user belongs to."""
+        return [team for team in self.teams if user in team.members]
+
     def is_manager(self, user: str) -> bool:
         """Whether this Slack user is a control-tower manager."""
         return user in self.managers

@@ -26,7 +26,12 @@ from tower.context import ServiceContext
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
-from tower.experiments.spec import ExperimentResult, ExperimentStatus, validate_spec
+from tower.experiments.spec import (
+    ExperimentResult,
+    ExperimentSpec,
+    ExperimentStatus,
+    validate_spec,
+)
 from tower.outbox.service import enqueue
 from tower.protocol import notices, permissions
 from tower.protocol.gates import Gate, approval_gates, failing
@@ -128,6 +133,28 @@ def approvers(session: Session, experiment: Experiment) -> list[str]:
 
 
 # -- actions ---------------------------------------------------------------------------
+
+
+def register(session: Session, ctx: ServiceContext, spec: ExperimentSpec, *, actor: str) -> Outcome:
+    """Register a new test and submit it at once (what `/tower register` does)."""
+    team = ctx.policy.team(spec.team)
+    if not ctx.policy.is_manager(actor) and (team is None or actor not in team.members):
+        raise permissions.PermissionDenied(
+            f"{actor} is not a member of team {spec.team!r}: register tests for your own team"
+        )
+    problems = validate_spec(spec, ctx.policy)
+    if problems:
+        raise InvalidEdit("\n".join(f"{p.field}: {p.message}" for p in problems))
+    experiment = experiment_service.create(
+        session,
+        number=experiment_service.highest_number(session) + 1,
+        spec=spec,
+        status=ExperimentStatus.DRAFT,
+        actor=actor,
+        action="registered",
+    )
+    outcome = submit(session, ctx, experiment.key, actor=actor)
+    return Outcome(experiment, True, f"{experiment.key} registered and submitted", outcome.gates)
 
 
 def submit(

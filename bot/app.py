@@ -1,0 +1,83 @@
+"""The Bolt app: built by a factory from settings, a session factory and the policy.
+
+Listeners parse what Slack sends, call Tower's services in one transaction, and render the
+answer; they hold no business rule and no SQL. Right after a change they deliver what it
+queued in the outbox, so people see it at once; the worker delivers anything left over.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import SlackSettings
+from tower.context import ServiceContext
+from tower.errors import TowerError
+from tower.outbox.dispatcher import dispatch_due
+from tower.outbox.notifier import Notifier
+from tower.policy import Policy
+
+logger = logging.getLogger("tower.bot")
+
+
+@dataclass
+class BotDeps:
+    """What every listener needs: the database, the policy, the clock and a notifier."""
+
+    session_factory: sessionmaker[Session]
+    policy: Policy
+    notifier: Notifier | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def context(self) -> ServiceContext:
+        return ServiceContext.create(self.policy, self.clock())
+
+    @contextmanager
+    def transaction(self) -> Iterator[tuple[Session, ServiceContext]]:
+        """One unit of work with the time it happens at."""
+        with self.session_factory.begin() as session:
+            yield session, self.context()
+
+    def deliver_now(self) -> None:
+        """Send what the last change queued; failures stay queued for the worker."""
+        if self.notifier is None:
+            return
+        try:
+            dispatch_due(self.session_factory, self.notifier, now=self.clock())
+        except Exception:  # the worker will deliver it; the user's action already stands
+            logger.exception("immediate delivery failed; the worker will retry")
+
+
+def create_app(settings: SlackSettings, deps: BotDeps, *, client: WebClient | None = None) -> App:
+    """A Bolt app verifying every request's signature, with all of Tower's listeners."""
+    from bot.listeners import register_listeners
+    from bot.notifier import SlackNotifier
+
+    settings.require("bot_token", "signing_secret")
+    web = client or settings.client()
+    if deps.notifier is None:
+        deps.notifier = SlackNotifier(web)
+    app = App(
+        signing_secret=settings.signing_secret,
+        client=web,  # carries the bot token
+        token_verification_enabled=False,  # no auth.test at start; Bolt checks lazily
+    )
+    register_listeners(app, deps)
+
+    @app.error
+    def tell_the_user(error: Exception, body: dict[str, Any], logger: logging.Logger) -> None:
+        """Say what went wrong in words; keep the trace for the logs."""
+        if isinstance(error, TowerError):
+            logger.info("refused: %s", error)
+        else:
+            logger.exception("listener failed", exc_info=error)
+
+    return app

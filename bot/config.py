@@ -1,0 +1,68 @@
+"""The bot's settings, read from the environment when it starts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+
+from tower.errors import TowerError
+
+DEFAULT_PORT = 3000
+
+
+class SlackConfigError(TowerError):
+    """A setting the bot needs is missing."""
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    """SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_API_URL and PORT."""
+
+    bot_token: str | None
+    signing_secret: str | None
+    app_token: str | None
+    api_url: str | None
+    port: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SlackSettings:
+        env = os.environ if environ is None else environ
+        port = env.get("PORT") or str(DEFAULT_PORT)
+        if not port.isdigit():
+            raise SlackConfigError(f"PORT must be a number, not {port!r}")
+        return cls(
+            bot_token=env.get("SLACK_BOT_TOKEN") or None,
+            signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            app_token=env.get("SLACK_APP_TOKEN") or None,
+            api_url=env.get("SLACK_API_URL") or None,
+            port=int(port),
+        )
+
+    @property
+    def configured(self) -> bool:
+        """Whether Slack can be reached at all (a bot token is set)."""
+        return self.bot_token is not None
+
+    def require(self, *names: str) -> None:
+        """Fail with the names of the environment variables that are missing."""
+        missing = [
+            env
+            for env, attribute in (
+                ("SLACK_BOT_TOKEN", "bot_token"),
+                ("SLACK_SIGNING_SECRET", "signing_secret"),
+                ("SLACK_APP_TOKEN", "app_token"),
+            )
+            if attribute in names and getattr(self, attribute) is None
+        ]
+        if missing:
+            raise SlackConfigError(f"set {', '.join(missing)} (see the README's Slack set-up)")
+
+    def client(self) -> WebClient:
+        """A Web API client, pointed at SLACK_API_URL when set (a local fake in tests)."""
+        self.require("bot_token")
+        if self.api_url:
+            return WebClient(token=self.bot_token, base_url=self.api_url)
+        return WebClient(token=self.bot_token)

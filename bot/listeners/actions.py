@@ -1,0 +1,192 @@
+"""Buttons: Approve, Request changes, Reject on approval requests; Acknowledge, Move to next
+free slot, Ask for a waiver on conflict alerts; Register on the App Home.
+
+The server checks the actor's role for every click, whatever the button claims; a refused
+click is explained privately and audited. Repeated clicks and Slack's retries never decide
+twice: Tower treats a repeat as a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from sqlalchemy.orm import Session
+
+from bot.app import BotDeps
+from bot.ids import ActionId
+from bot.listeners.commands import open_register_modal
+from bot.listeners.common import actor_of, audit_refusal, tell_privately
+from bot.views.modal import reason_modal, test_modal
+from tower.collisions import flows
+from tower.collisions import service as collision_service
+from tower.context import ServiceContext
+from tower.errors import TowerError
+from tower.experiments import service as experiment_service
+from tower.pipeline.service import recheck
+from tower.protocol import permissions
+from tower.protocol import service as protocol
+from tower.protocol.permissions import PermissionDenied
+
+
+def _value(body: dict[str, Any]) -> str:
+    return str(body["actions"][0].get("value") or "")
+
+
+def _test_ref(value: str) -> tuple[str, int | None]:
+    """`T-4:3` → ("T-4", 3): the test and the version the button was drawn for."""
+    key, _, version = value.partition(":")
+    return key, int(version) if version.isdigit() else None
+
+
+def _where(body: dict[str, Any]) -> dict[str, str]:
+    channel = (body.get("channel") or {}).get("id") or ""
+    ts = (body.get("message") or {}).get("ts") or ""
+    return {"channel": channel, "ts": ts}
+
+
+def act(
+    deps: BotDeps,
+    client: WebClient,
+    body: dict[str, Any],
+    *,
+    key: str,
+    action: str,
+    run: Callable[[Session, ServiceContext], str | None],
+) -> bool:
+    """Run one action in one transaction; tell the actor privately what happened or why not."""
+    actor = actor_of(body)
+    try:
+        with deps.transaction() as (session, ctx):
+            note = run(session, ctx)
+    except PermissionDenied as denied:
+        audit_refusal(deps, key=key, actor=actor, action=action, error=denied)
+        tell_privately(client, body, str(denied))
+        return False
+    except TowerError as error:
+        tell_privately(client, body, str(error))
+        return False
+    if note:
+        tell_privately(client, body, note)
+    deps.deliver_now()
+    return True
+
+
+def register(app: App, deps: BotDeps) -> None:
+    @app.action(ActionId.APPROVE.value)
+    def approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        key, version = _test_ref(_value(body))
+        actor = actor_of(body)
+
+        def run(session: Session, ctx: ServiceContext) -> str | None:
+            outcome = protocol.approve(session, ctx, key, actor=actor, expected_version=version)
+            return (
+                None if outcome.changed and "approval" not in outcome.message else outcome.message
+            )
+
+        act(deps, client, body, key=key, action="approve", run=run)
+
+    def ask_reason(action: ActionId) -> Callable[..., None]:
+        def handler(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+            ack()
+            key, version = _test_ref(_value(body))
+            actor = actor_of(body)
+            try:
+                with deps.transaction() as (session, ctx):
+                    experiment = experiment_service.get_by_key(session, key)
+                    permissions.require_manager(
+                        ctx.policy, actor, experiment, action.value.replace("_", " ")
+                    )
+                    current = experiment.version
+            except PermissionDenied as denied:
+                audit_refusal(deps, key=key, actor=actor, action=action.value, error=denied)
+                tell_privately(client, body, str(denied))
+                return
+            except TowerError as error:
+                tell_privately(client, body, str(error))
+                return
+            view = reason_modal(action.value, key, version or current, _where(body))
+            client.views_open(trigger_id=body["trigger_id"], view=view)
+
+        return handler
+
+    app.action(ActionId.REQUEST_CHANGES.value)(ask_reason(ActionId.REQUEST_CHANGES))
+    app.action(ActionId.REJECT.value)(ask_reason(ActionId.REJECT))
+
+    @app.action(ActionId.ACKNOWLEDGE.value)
+    def acknowledge(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        ref = _value(body).split(":")[0]
+        actor = actor_of(body)
+
+        def run(session: Session, ctx: ServiceContext) -> str:
+            record = flows.acknowledge(session, ctx, ref, actor=actor)
+            return f"You acknowledged {collision_service.format_ref(record)}."
+
+        act(deps, client, body, key=_first_key(deps, ref), action="acknowledge", run=run)
+
+    @app.action(ActionId.ASK_FOR_WAIVER.value)
+    def ask_for_waiver(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        ref = _value(body).split(":")[0]
+        actor = actor_of(body)
+
+        def run(session: Session, ctx: ServiceContext) -> str:
+            record = flows.request_waiver(session, ctx, ref, actor=actor)
+            return f"The managers are asked to waive {collision_service.format_ref(record)}."
+
+        act(deps, client, body, key=_first_key(deps, ref), action="ask_for_waiver", run=run)
+
+    @app.action(ActionId.MOVE_TO_FREE_SLOT.value)
+    def move_to_free_slot(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        ref = _value(body).split(":")[0]
+        actor = actor_of(body)
+        try:
+            with deps.transaction() as (session, ctx):
+                view = _moved_edit_view(session, ctx, ref, actor)
+        except TowerError as error:
+            tell_privately(client, body, str(error))
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.action(ActionId.OPEN_REGISTER.value)
+    def open_register(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        open_register_modal(deps, client, body["trigger_id"], actor_of(body))
+
+
+def _first_key(deps: BotDeps, ref: str) -> str:
+    with deps.transaction() as (session, _):
+        try:
+            keys = collision_service.keys_of(collision_service.get_collision(session, ref))
+        except TowerError:
+            return ""
+    return keys[0] if keys else ""
+
+
+def _moved_edit_view(session: Session, ctx: ServiceContext, ref: str, actor: str) -> dict[str, Any]:
+    """The edit modal of the clicker's test in the collision, moved to its next free slot."""
+    record = collision_service.get_collision(session, ref)
+    analysis, _ = recheck(session, ctx.policy, today=ctx.today)
+    keys = collision_service.keys_of(record)
+    experiments = [experiment_service.get_by_key(session, key) for key in keys]
+    teams = {t.key for t in ctx.policy.teams_of(actor)}
+    mine = [e for e in experiments if e.owner == actor or e.team in teams]
+    if not mine and not ctx.policy.is_manager(actor):
+        raise PermissionDenied(f"none of {', '.join(keys)} is yours to move")
+    candidates = mine or experiments
+    target = max(candidates, key=lambda e: analysis.rank_of(e.key) or 0)
+    placement = analysis.placements.get(target.key)
+    spec = target.spec()
+    if placement is not None and placement.planned_start and placement.moved_days:
+        assert placement.planned_end is not None
+        spec = replace(spec, start=placement.planned_start, end=placement.planned_end)
+    editable = [t.key for t in ctx.policy.teams] if ctx.policy.is_manager(actor) else sorted(teams)
+    return test_modal(
+        ctx.policy, editable or [spec.team], spec=spec, key=target.key, version=target.version
+    )

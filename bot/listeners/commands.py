@@ -1,0 +1,211 @@
+"""`/tower ...`: register, list, queue, conflicts, show, plan and help.
+
+Every reply that concerns only the caller is ephemeral, given in the acknowledgement itself
+(Tower answers well within Slack's 3 seconds); `register` opens the modal first, while the
+trigger id is fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.app import BotDeps
+from bot.mrkdwn import escape
+from bot.views import replies
+from bot.views.modal import test_modal
+from tower.collisions import service as collision_service
+from tower.collisions.kinds import CollisionStatus, Severity
+from tower.errors import TowerError
+from tower.experiments import service as experiment_service
+from tower.experiments.spec import ExperimentStatus
+from tower.pipeline import records
+from tower.pipeline.service import recheck
+
+logger = logging.getLogger("tower.bot")
+FINISHED = [
+    ExperimentStatus.RESULTS_RECORDED,
+    ExperimentStatus.REJECTED,
+    ExperimentStatus.WITHDRAWN,
+    ExperimentStatus.CANCELLED,
+]
+
+
+def register(app: App, deps: BotDeps) -> None:
+    @app.command("/tower")
+    def tower_command(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
+        words = (command.get("text") or "").split()
+        name, arguments = (words[0].lower(), words[1:]) if words else ("help", [])
+        user = command["user_id"]
+        if name == "register":
+            ack()
+            open_register_modal(deps, client, command["trigger_id"], user)
+            return
+        handler = HANDLERS.get(name)
+        if handler is None:
+            ack(replies.help_reply(f"I don't know `{name}`."))
+            return
+        try:
+            ack(handler(deps, user, arguments))
+        except TowerError as error:
+            ack(
+                replies.help_reply(str(error))
+                if name == "help"
+                else replies.reply([replies.section(str(error))], str(error))
+            )
+
+
+def open_register_modal(deps: BotDeps, client: WebClient, trigger_id: str, user: str) -> None:
+    """Open the register modal with the teams the user may register for."""
+    policy = deps.policy
+    teams = (
+        [t.key for t in policy.teams]
+        if policy.is_manager(user)
+        else [t.key for t in policy.teams_of(user)]
+    )
+    if not teams:
+        client.views_open(
+            trigger_id=trigger_id,
+            view=_notice("You are in no team of the policy: ask a manager to add you."),
+        )
+        return
+    client.views_open(trigger_id=trigger_id, view=test_modal(policy, teams))
+
+
+def _notice(text: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Tower"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [replies.section(text)],
+    }
+
+
+def _list(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
+    scope = arguments[0].lower() if arguments else "mine"
+    if scope not in ("mine", "team", "all"):
+        return replies.help_reply(f"`/tower list` takes mine, team or all, not `{scope}`.")
+    with deps.transaction() as (session, _):
+        teams = [t.key for t in deps.policy.teams_of(user)]
+        experiments = experiment_service.list_experiments(
+            session,
+            owner=user if scope == "mine" else None,
+            teams=teams if scope == "team" else None,
+        )
+        lines = [
+            replies.test_line(
+                {
+                    "key": e.key,
+                    "title": e.title,
+                    "team": e.team,
+                    "status": e.status.value,
+                    "start": e.start,
+                    "end": e.end,
+                }
+            )
+            for e in experiments
+            if e.status not in FINISHED
+        ]
+    title = {"mine": "Your tests", "team": "Your teams' tests", "all": "All active tests"}[scope]
+    return replies.reply(
+        replies.listing(title, lines, "None.", "`tower list` on the command line"), title
+    )
+
+
+def _queue(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
+    with deps.transaction() as (session, ctx):
+        analysis, _ = recheck(session, ctx.policy, today=ctx.today)
+        lines = [replies.pipeline_line(r) for r in records.pipeline_records(analysis)]
+    return replies.reply(
+        replies.listing("The ranked pipeline", lines, "No active tests.", "`tower pipeline`"),
+        "The ranked pipeline",
+    )
+
+
+def _conflicts(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
+    with deps.transaction() as (session, ctx):
+        recheck(session, ctx.policy, today=ctx.today)
+        found = collision_service.list_collisions(
+            session,
+            statuses=[CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED],
+            severities=[Severity.BLOCKING],
+        )
+        lines = [replies.collision_line(records.collision_record(c)) for c in found]
+    return replies.reply(
+        replies.listing("Unresolved blocking collisions", lines, "None.", "`tower conflicts`"),
+        "Conflicts",
+    )
+
+
+def _show(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
+    if not arguments:
+        return replies.help_reply("`/tower show` needs a test key, like `/tower show T-42`.")
+    with deps.transaction() as (session, ctx):
+        experiment = experiment_service.get_by_key(session, arguments[0])
+        analysis, _ = recheck(session, ctx.policy, today=ctx.today)
+        check = records.check_record(analysis, experiment.key, experiment.title)
+        collisions = [
+            replies.collision_line(records.collision_record(c))
+            for c in collision_service.list_collisions(
+                session,
+                statuses=[
+                    CollisionStatus.OPEN,
+                    CollisionStatus.ACKNOWLEDGED,
+                    CollisionStatus.WAIVED,
+                ],
+            )
+            if experiment.key in collision_service.keys_of(c)
+        ]
+        line = replies.test_line(
+            {
+                "key": experiment.key,
+                "title": experiment.title,
+                "team": experiment.team,
+                "status": experiment.status.value,
+                "start": experiment.start,
+                "end": experiment.end,
+            }
+        )
+    score = (
+        "not ranked"
+        if check["score"] is None
+        else f"rank {check['rank']}, score {check['score']['value']:.3g}"
+    )
+    slot = "" if check["placement"] is None else f"\nPlan: {check['placement']['explanation']}"
+    blocks = [replies.section(f"{line}\n{score}{escape(slot)}")]
+    blocks += replies.listing("Collisions", collisions, "None.", "`tower check`")
+    return replies.reply(blocks, experiment.key)
+
+
+def _plan(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
+    with deps.transaction() as (session, ctx):
+        analysis, _ = recheck(session, ctx.policy, today=ctx.today)
+        moved = [
+            replies.plan_line(r)
+            for r in records.plan_records(analysis)
+            if r["moved_days"] or r["planned_start"] is None
+        ]
+    return replies.reply(
+        replies.listing(
+            "Tests the plan moves", moved, "Every test keeps its window.", "`tower plan`"
+        ),
+        "The plan",
+    )
+
+
+def _help(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
+    return replies.help_reply()
+
+
+HANDLERS: dict[str, Callable[[BotDeps, str, list[str]], dict[str, Any]]] = {
+    "list": _list,
+    "queue": _queue,
+    "conflicts": _conflicts,
+    "show": _show,
+    "plan": _plan,
+    "help": _help,
+}

@@ -1,0 +1,184 @@
+"""Modal submissions: register a test, edit one, or give the reason for a decision.
+
+Bad input comes back inline on the field that is wrong (`response_action: errors`) and
+nothing is saved.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from sqlalchemy.orm import Session
+
+from bot.app import BotDeps
+from bot.ids import ActionId, BlockId, CallbackId
+from bot.listeners.common import actor_of, audit_refusal, tell_privately
+from bot.views.modal import submitted_texts
+from tower.collisions import service as collision_service
+from tower.collisions.kinds import CollisionStatus
+from tower.context import ServiceContext
+from tower.errors import TowerError
+from tower.experiments import service as experiment_service
+from tower.experiments.csv_rows import read_fields
+from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
+from tower.outbox.service import enqueue
+from tower.pipeline import records
+from tower.pipeline.service import recheck
+from tower.policy import Policy
+from tower.protocol import service as protocol
+from tower.protocol.permissions import PermissionDenied
+
+MODAL_FIELDS = frozenset(block.value for block in BlockId if block != BlockId.REASON)
+
+
+def field_errors(
+    texts: dict[str, str], policy: Policy, base: ExperimentSpec | None, owner: str
+) -> tuple[ExperimentSpec | None, dict[str, str]]:
+    """The spec a modal describes, or the message to show on each bad field."""
+    values, errors = read_fields({k: v for k, v in texts.items() if k in MODAL_FIELDS})
+    problems: dict[str, str] = {}
+    for error in errors:
+        problems.setdefault(error.column, error.message)
+    if problems:
+        return None, problems
+    if base is None:
+        spec = ExperimentSpec(
+            title=values.get("title", ""),
+            team=values.get("team", ""),
+            owner=owner,
+            kind=values.get("kind") or ExperimentKind.AB_TEST,
+            surfaces=values.get("surfaces", ()),
+            start=values["start"],
+            end=values["end"],
+        )
+        spec = replace(
+            spec,
+            **{
+                k: v
+                for k, v in values.items()
+                if k not in ("title", "team", "kind", "surfaces", "start", "end")
+            },
+        )
+    else:
+        spec = replace(base, **values)
+    for problem in validate_spec(spec, policy):
+        block = problem.field if problem.field in MODAL_FIELDS else BlockId.TEAM.value
+        problems.setdefault(block, problem.message)
+    return (None, problems) if problems else (spec, {})
+
+
+def register(app: App, deps: BotDeps) -> None:
+    @app.view(CallbackId.REGISTER.value)
+    def on_register(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        actor = actor_of(body)
+        texts = submitted_texts(view)
+        if not texts.get("start") or not texts.get("end"):
+            missing = {name: "pick a date" for name in ("start", "end") if not texts.get(name)}
+            ack(response_action="errors", errors=missing)
+            return
+        spec, problems = field_errors(texts, deps.policy, None, actor)
+        if spec is None:
+            ack(response_action="errors", errors=problems)
+            return
+        try:
+            with deps.transaction() as (session, ctx):
+                outcome = protocol.register(session, ctx, spec, actor=actor)
+                _queue_summary(session, ctx, outcome.experiment.key, actor)
+        except PermissionDenied as denied:
+            ack(response_action="errors", errors={BlockId.TEAM.value: str(denied)})
+            return
+        except TowerError as error:
+            ack(response_action="errors", errors={BlockId.TITLE.value: str(error)})
+            return
+        ack()
+        deps.deliver_now()
+
+    @app.view(CallbackId.EDIT.value)
+    def on_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        actor = actor_of(body)
+        meta = json.loads(view.get("private_metadata") or "{}")
+        key, version = str(meta.get("key")), meta.get("version")
+        try:
+            with deps.transaction() as (session, ctx):
+                experiment = experiment_service.get_by_key(session, key)
+                spec, problems = field_errors(
+                    submitted_texts(view), ctx.policy, experiment.spec(), experiment.owner
+                )
+                if spec is None:
+                    ack(response_action="errors", errors=problems)
+                    return
+                changes = {name: getattr(spec, name) for name in MODAL_FIELDS}
+                outcome = protocol.edit(
+                    session, ctx, key, actor=actor, changes=changes, expected_version=version
+                )
+        except PermissionDenied as denied:
+            audit_refusal(deps, key=key, actor=actor, action="edit", error=denied)
+            ack(response_action="errors", errors={BlockId.TITLE.value: str(denied)})
+            return
+        except TowerError as error:
+            ack(response_action="errors", errors={BlockId.TITLE.value: str(error)})
+            return
+        ack()
+        tell_privately(client, body, outcome.message)
+        deps.deliver_now()
+
+    @app.view(CallbackId.DECISION_REASON.value)
+    def on_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        actor = actor_of(body)
+        meta = json.loads(view.get("private_metadata") or "{}")
+        key, version, action = str(meta.get("key")), meta.get("version"), meta.get("action")
+        reason = submitted_texts(view).get(BlockId.REASON.value, "").strip()
+        if not reason:
+            ack(response_action="errors", errors={BlockId.REASON.value: "say why"})
+            return
+        decide = protocol.reject if action == ActionId.REJECT.value else protocol.request_changes
+        try:
+            with deps.transaction() as (session, ctx):
+                decide(session, ctx, key, actor=actor, reason=reason, expected_version=version)
+        except PermissionDenied as denied:
+            audit_refusal(deps, key=key, actor=actor, action=str(action), error=denied)
+            ack(response_action="errors", errors={BlockId.REASON.value: str(denied)})
+            return
+        except TowerError as error:
+            ack(response_action="errors", errors={BlockId.REASON.value: str(error)})
+            return
+        ack()
+        deps.deliver_now()
+
+
+def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -> None:
+    """DM the registrant the test's score, rank, collisions and next free slot."""
+    analysis, _ = recheck(session, ctx.policy, today=ctx.today)
+    experiment = experiment_service.get_by_key(session, key)
+    check = records.check_record(analysis, key, experiment.title)
+    lines = [f"{key} '{experiment.title}' is registered and submitted for review."]
+    if check["score"] is not None:
+        lines.append(
+            f"Rank {check['rank']} of {len(analysis.ranked)}, score {check['score']['value']:.3g}."
+        )
+    elif check["problem"]:
+        lines.append(f"Not ranked: {check['problem']}")
+    collisions = [
+        c
+        for c in collision_service.list_collisions(session, statuses=[CollisionStatus.OPEN])
+        if key in collision_service.keys_of(c)
+    ]
+    lines += [f"Collision {collision_service.format_ref(c)}: {c.explanation}" for c in collisions]
+    placement = check["placement"]
+    if placement is not None and placement["moved_days"]:
+        slot = f"{placement['planned_start']} to {placement['planned_end']}"
+        lines.append(f"Next free slot: {slot} ({placement['explanation']}).")
+    enqueue(
+        session,
+        kind="registered",
+        recipient=user,
+        text="\n".join(lines),
+        dedupe_key=f"registered:{key}:{user}",
+        payload={"key": key},
+    )

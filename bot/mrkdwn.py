@@ -1,0 +1,17 @@
+"""Slack mrkdwn escaping: user text can never become a mention, a link or markup."""
+
+from __future__ import annotations
+
+import re
+
+_OUR_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)&gt;")
+
+
+def escape(text: str) -> str:
+    """Escape `&`, `<` and `>` as Slack requires for text it should show as typed."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_keeping_mentions(text: str) -> str:
+    """Escape a Tower message, keeping the user mentions Tower wrote (`<@U0ANNA>`)."""
+    return _OUR_MENTION.sub(r"<@\1>", escape(text))

@@ -1,0 +1,30 @@
+"""Assemble the bot from the environment: settings, database, policy, Slack client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slack_bolt import App
+from sqlalchemy import Engine
+
+from bot.app import BotDeps, create_app
+from bot.config import SlackSettings
+from tower.db import create_database_engine, create_session_factory
+from tower.policy import load_policy
+from tower.settings import Settings
+
+
+@dataclass
+class Bot:
+    app: App
+    engine: Engine
+    deps: BotDeps
+
+
+def build_bot(settings: Settings | None = None, slack: SlackSettings | None = None) -> Bot:
+    """The bot as configured by DATABASE_URL, TOWER_POLICY and the SLACK_* variables."""
+    settings = settings or Settings.from_env()
+    slack = slack or SlackSettings.from_env()
+    engine = create_database_engine(settings.database_url)
+    deps = BotDeps(create_session_factory(engine), load_policy(settings.policy_path))
+    return Bot(create_app(slack, deps), engine, deps)

@@ -1,0 +1,1 @@
+"""Block Kit views the bot renders: messages, modals and the App Home."""

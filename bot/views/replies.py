@@ -1,0 +1,151 @@
+"""Replies to `/tower` commands and the App Home: Block Kit built from Tower's records.
+
+Lists are summarised to stay inside Slack's limits (50 blocks a message, 100 a Home tab,
+3000 characters a section): the first few lines, then how many more and where to see them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.ids import ActionId
+from bot.mrkdwn import escape, escape_keeping_mentions
+from tower.pipeline.overview import Overview
+
+Block = dict[str, Any]
+SECTION_LIMIT = 2900
+LINES_PER_LIST = 15
+
+HELP = """*Tower* keeps one registry of every test, ranks them, and catches collisions.
+• `/tower register`: register a test (a form opens)
+• `/tower list [mine|team|all]`: tests, with their state
+• `/tower queue`: the ranked pipeline
+• `/tower conflicts`: unresolved blocking collisions
+• `/tower show T-42`: one test, its score, slot and collisions
+• `/tower plan`: tests the plan moves, and why
+• `/tower help`: this message"""
+
+
+def section(text: str) -> Block:
+    if len(text) > SECTION_LIMIT:
+        text = text[: SECTION_LIMIT - 1] + "…"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
+
+
+def listing(title: str, lines: Sequence[str], empty: str, more: str) -> list[Block]:
+    """A titled list, cut after `LINES_PER_LIST` lines with a pointer to the rest."""
+    if not lines:
+        return [section(f"*{title}*\n{empty}")]
+    shown = list(lines[:LINES_PER_LIST])
+    if len(lines) > LINES_PER_LIST:
+        shown.append(f"_…and {len(lines) - LINES_PER_LIST} more: {more}_")
+    return [section(f"*{title}*\n" + "\n".join(shown))]
+
+
+def reply(blocks: list[Block], text: str) -> dict[str, Any]:
+    return {"response_type": "ephemeral", "text": text, "blocks": blocks[:50]}
+
+
+def help_reply(note: str = "") -> dict[str, Any]:
+    blocks = [section(escape(note))] if note else []
+    return reply([*blocks, section(HELP)], "Tower commands")
+
+
+def test_line(record: dict[str, Any]) -> str:
+    return (
+        f"`{record['key']}` {escape(record['title'])} · {escape(record['team'])} · "
+        f"{record['status'].replace('_', ' ')} · {record['start']} → {record['end']}"
+    )
+
+
+def pipeline_line(record: dict[str, Any]) -> str:
+    score = "unscored" if record["score"] is None else f"{record['score']:.3g}"
+    rank = record["rank"] or "-"
+    title, team = escape(record["title"]), escape(record["team"])
+    return f"{rank}. `{record['key']}` {title} · {team} · score {score}"
+
+
+def collision_line(record: dict[str, Any]) -> str:
+    flag = " · *agile vs BAU*" if record["agile_vs_bau"] else ""
+    return (
+        f"`{record['id']}` {record['severity']} {record['kind']} ({record['status']}): "
+        f"{' + '.join(record['keys'])}{flag}\n    {escape_keeping_mentions(record['explanation'])}"
+    )
+
+
+def plan_line(record: dict[str, Any]) -> str:
+    return f"`{record['key']}` {escape(record['title'])}: {escape(record['explanation'])}"
+
+
+def register_button() -> Block:
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ActionId.OPEN_REGISTER.value,
+                "text": {"type": "plain_text", "text": "Register a test"},
+                "style": "primary",
+            }
+        ],
+    }
+
+
+def home_view(view: Overview) -> dict[str, Any]:
+    """The App Home of one person: at most ~20 blocks, whatever the portfolio's size."""
+    blocks: list[Block] = [header("Tower"), register_button()]
+    blocks += listing(
+        "Your tests", [_home_test(t) for t in view.tests], "No active tests.", "`/tower list mine`"
+    )
+    blocks += listing(
+        "Your SLA clocks",
+        [_clock_line(c) for c in view.clocks],
+        "No clocks running.",
+        "`/tower list mine`",
+    )
+    blocks += listing(
+        "Your open conflicts",
+        [collision_line(c) for c in view.conflicts],
+        "None.",
+        "`/tower conflicts`",
+    )
+    if view.is_manager:
+        blocks.append({"type": "divider"})
+        blocks += listing(
+            "Approval queue, by rank",
+            [pipeline_line(r) for r in view.approval_queue],
+            "Nothing to approve.",
+            "`/tower queue`",
+        )
+        blocks += listing(
+            "Blocking conflicts",
+            [collision_line(c) for c in view.blocking],
+            "None.",
+            "`/tower conflicts`",
+        )
+        blocks += listing(
+            "SLA breaches",
+            [_clock_line(c) for c in view.breaches],
+            "None.",
+            "`tower sla`",
+        )
+    return {"type": "home", "blocks": blocks[:100]}
+
+
+def _home_test(test: dict[str, Any]) -> str:
+    rank = f" · rank {test['rank']}" if test["rank"] else ""
+    return (
+        f"`{test['key']}` {escape(test['title'])} · {test['status'].replace('_', ' ')}"
+        f" · {test['start']} → {test['end']}{rank}"
+    )
+
+
+def _clock_line(clock: dict[str, Any]) -> str:
+    left = clock["business_hours_left"]
+    when = f"{left:.1f} business hours left" if left >= 0 else f"{-left:.1f} business hours overdue"
+    return f"{clock['policy']} · `{clock['subject']}` · {when}"

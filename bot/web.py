@@ -1,0 +1,58 @@
+"""The HTTP face of the bot: Slack's requests on `POST /slack/events`, `GET /healthz`.
+
+A plain WSGI application, so gunicorn serves it in production (`Procfile`'s `web`) and the
+tests drive the very same endpoint with signed requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from sqlalchemy import Engine, text
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+WsgiApp = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
+
+
+def database_reachable(engine: Engine) -> Callable[[], bool]:
+    """A health probe: can the database answer `SELECT 1`?"""
+
+    def probe() -> bool:
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    return probe
+
+
+def create_wsgi(app: App, healthy: Callable[[], bool]) -> WsgiApp:
+    """Route `/healthz` to the probe and everything else to Bolt (which verifies signatures)."""
+    slack = SlackRequestHandler(app, path="/slack/events")
+
+    def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
+            ok = healthy()
+            body = json.dumps({"ok": ok, "database": "reachable" if ok else "unreachable"})
+            status = "200 OK" if ok else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json")])
+            return [body.encode()]
+        return slack(environ, start_response)
+
+    return application
+
+
+def wsgi_from_env() -> WsgiApp:
+    """The production application, built from the environment (gunicorn calls this)."""
+    from bot.runtime import build_bot
+
+    bot = build_bot()
+    return create_wsgi(bot.app, database_reachable(bot.engine))
