@@ -57,141 +57,108 @@ def _act(app: AppContext, key: str, actor: str, action: str, run: Run) -> None:
         console.print(f"  {mark} {gate['name']}: {gate['message']}", markup=False, highlight=False)
 
 
-@click.command("submit")
-@click.argument("key")
-@_by
-@_version
-@click.pass_obj
-def submit_command(app: AppContext, key: str, actor: str, expected_version: int | None) -> None:
-    """Send test KEY for review."""
-    _act(
-        app,
-        key,
-        actor,
-        "submit",
-        lambda s, c: protocol.submit(s, c, key, actor=actor, expected_version=expected_version),
-    )
+def _simple(
+    name: str, action: str, run: Callable[..., protocol.Outcome], doc: str
+) -> click.Command:
+    """A command `tower NAME KEY --by USER [--version N]`."""
+
+    @click.command(name, help=doc)
+    @click.argument("key")
+    @_by
+    @_version
+    @click.pass_obj
+    def command(app: AppContext, key: str, actor: str, expected_version: int | None) -> None:
+        _act(
+            app,
+            key,
+            actor,
+            action,
+            lambda s, c: run(s, c, key, actor=actor, expected_version=expected_version),
+        )
+
+    return command
 
 
-@click.command("approve")
-@click.argument("key")
-@_by
-@_version
-@click.option("--reason", default="", help="A note for the owner.")
-@click.pass_obj
-def approve_command(
-    app: AppContext, key: str, actor: str, expected_version: int | None, reason: str
-) -> None:
-    """Approve test KEY (managers; never your own test unless the policy allows it)."""
-    _act(
-        app,
-        key,
-        actor,
-        "approve",
-        lambda s, c: protocol.approve(
-            s, c, key, actor=actor, expected_version=expected_version, reason=reason
-        ),
-    )
+def _reasoned(
+    name: str,
+    action: str,
+    run: Callable[..., protocol.Outcome],
+    doc: str,
+    *,
+    reason_help: str,
+    required: bool,
+) -> click.Command:
+    """A command `tower NAME KEY --by USER [--version N] --reason TEXT`."""
+
+    @click.command(name, help=doc)
+    @click.argument("key")
+    @_by
+    @_version
+    @click.option("--reason", required=required, default=None if required else "", help=reason_help)
+    @click.pass_obj
+    def command(
+        app: AppContext, key: str, actor: str, expected_version: int | None, reason: str
+    ) -> None:
+        _act(
+            app,
+            key,
+            actor,
+            action,
+            lambda s, c: run(
+                s, c, key, actor=actor, expected_version=expected_version, reason=reason
+            ),
+        )
+
+    return command
 
 
-@click.command("reject")
-@click.argument("key")
-@_by
-@_version
-@click.option("--reason", required=True, help="Why the test is turned down.")
-@click.pass_obj
-def reject_command(
-    app: AppContext, key: str, actor: str, expected_version: int | None, reason: str
-) -> None:
-    """Reject test KEY (managers, with a reason)."""
-    _act(
-        app,
-        key,
-        actor,
-        "reject",
-        lambda s, c: protocol.reject(
-            s, c, key, actor=actor, reason=reason, expected_version=expected_version
-        ),
-    )
-
-
-@click.command("request-changes")
-@click.argument("key")
-@_by
-@_version
-@click.option("--reason", required=True, help="What to change.")
-@click.pass_obj
-def request_changes_command(
-    app: AppContext, key: str, actor: str, expected_version: int | None, reason: str
-) -> None:
-    """Send test KEY back to its owner for changes (managers, with a reason)."""
-    _act(
-        app,
-        key,
-        actor,
-        "request_changes",
-        lambda s, c: protocol.request_changes(
-            s, c, key, actor=actor, reason=reason, expected_version=expected_version
-        ),
-    )
-
-
-@click.command("withdraw")
-@click.argument("key")
-@_by
-@_version
-@click.option("--reason", default="", help="Why.")
-@click.pass_obj
-def withdraw_command(
-    app: AppContext, key: str, actor: str, expected_version: int | None, reason: str
-) -> None:
-    """Take test KEY off the pipeline before it runs."""
-    _act(
-        app,
-        key,
-        actor,
-        "withdraw",
-        lambda s, c: protocol.withdraw(
-            s, c, key, actor=actor, reason=reason, expected_version=expected_version
-        ),
-    )
-
-
-@click.command("cancel")
-@click.argument("key")
-@_by
-@_version
-@click.option("--reason", required=True, help="Why the test stops.")
-@click.pass_obj
-def cancel_command(
-    app: AppContext, key: str, actor: str, expected_version: int | None, reason: str
-) -> None:
-    """Stop an approved or live test KEY."""
-    _act(
-        app,
-        key,
-        actor,
-        "cancel",
-        lambda s, c: protocol.cancel(
-            s, c, key, actor=actor, reason=reason, expected_version=expected_version
-        ),
-    )
-
-
-@click.command("complete")
-@click.argument("key")
-@_by
-@_version
-@click.pass_obj
-def complete_command(app: AppContext, key: str, actor: str, expected_version: int | None) -> None:
-    """End live test KEY early (the worker completes tests after their end date)."""
-    _act(
-        app,
-        key,
-        actor,
-        "complete",
-        lambda s, c: protocol.complete(s, c, key, actor=actor, expected_version=expected_version),
-    )
+submit_command = _simple("submit", "submit", protocol.submit, "Send test KEY for review.")
+complete_command = _simple(
+    "complete",
+    "complete",
+    protocol.complete,
+    "End live test KEY early (the worker completes tests after their end date).",
+)
+approve_command = _reasoned(
+    "approve",
+    "approve",
+    protocol.approve,
+    "Approve test KEY (managers; never your own test unless the policy allows it).",
+    reason_help="A note for the owner.",
+    required=False,
+)
+reject_command = _reasoned(
+    "reject",
+    "reject",
+    protocol.reject,
+    "Reject test KEY (managers, with a reason).",
+    reason_help="Why the test is turned down.",
+    required=True,
+)
+request_changes_command = _reasoned(
+    "request-changes",
+    "request_changes",
+    protocol.request_changes,
+    "Send test KEY back to its owner for changes (managers, with a reason).",
+    reason_help="What to change.",
+    required=True,
+)
+withdraw_command = _reasoned(
+    "withdraw",
+    "withdraw",
+    protocol.withdraw,
+    "Take test KEY off the pipeline before it runs.",
+    reason_help="Why.",
+    required=False,
+)
+cancel_command = _reasoned(
+    "cancel",
+    "cancel",
+    protocol.cancel,
+    "Stop an approved or live test KEY.",
+    reason_help="Why the test stops.",
+    required=True,
+)
 
 
 @click.command("record-result")

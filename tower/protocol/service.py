@@ -233,9 +233,9 @@ def approve(
     # Gates just re-checked collisions, and approved tests occupy the pipeline as submitted
     # ones do: no second re-check.
     _move(session, ctx, experiment, Action.APPROVE, actor, reason, recheck_collisions=False)
-    _tell_owner(
-        session, experiment, "decision", notices.decision(experiment, "approved", actor, reason)
-    )
+    text = notices.decision(experiment, "approved", actor, reason)
+    _tell_owner(session, experiment, "decision", text)
+    _update_request(session, ctx, experiment, text)
     return Outcome(experiment, True, f"{key} approved", gates)
 
 
