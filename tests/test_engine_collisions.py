@@ -722,3 +722,27 @@ def test_surface_collisions_are_symmetric(items: list[PortfolioItem]) -> None:
             assert forward.people == pytest.approx(backward.people)
             assert forward.shares == pytest.approx(backward.shares[::-1])
             assert rules.blocks(a, b) == rules.blocks(b, a)
+
+
+def test_a_crowd_of_many_tests_keeps_a_fingerprint_that_fits_its_column() -> None:
+    from tower.engine.findings import Finding
+
+    def crowd(keys: tuple[str, ...]) -> Finding:
+        return Finding(
+            kind=CollisionKind.CAPACITY,
+            severity=Severity.BLOCKING,
+            keys=keys,
+            scope="surface:web/checkout/payment",
+            surfaces=("web/checkout/payment",),
+            first_day=date(2026, 6, 1),
+            last_day=date(2026, 6, 2),
+            people_per_week=0,
+            affected=(),
+            agile_vs_bau=False,
+            explanation="",
+        )
+
+    many = tuple(f"T-{n}" for n in range(1000, 1060))
+    assert len(crowd(many).fingerprint) <= 255
+    assert crowd(many).fingerprint != crowd((*many[:-1], "T-9999")).fingerprint
+    assert crowd(("T-1", "T-2")).fingerprint == "capacity:surface:web/checkout/payment:T-1+T-2"

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from tower.audit.models import AuditEvent
 from tower.experiments.models import Experiment
 
+ACTOR_MAX_LENGTH = 32
+
 
 def record(
     session: Session,
@@ -24,7 +26,7 @@ def record(
     """Add one audit event to the session (the caller's transaction commits it)."""
     event = AuditEvent(
         experiment_id=None if experiment is None else experiment.id,
-        actor=actor,
+        actor=actor[:ACTOR_MAX_LENGTH],  # a refused stranger's claimed name may be long
         action=action,
         reason=reason,
         before=before,

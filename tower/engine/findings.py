@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date
 
 from tower.collisions.kinds import CollisionKind, Severity
+
+# The collisions table keeps fingerprints in 255 characters.
+FINGERPRINT_KEYS_LENGTH = 120
+FINGERPRINT_SCOPE_LENGTH = 100
 
 # Below this share of either test's eligible traffic, a clash is a warning, not a blocker.
 TINY_OVERLAP_SHARE = 0.01
@@ -29,8 +34,16 @@ class Finding:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the same clash across re-checks, whatever its numbers become."""
-        return f"{self.kind.value}:{self.scope}:{'+'.join(self.keys)}"
+        """Identifies the same clash across re-checks, whatever its numbers become.
+
+        Readable for a few tests; a crowd of many is named by a digest of its keys, so the
+        fingerprint always fits its column.
+        """
+        keys = "+".join(self.keys)
+        if len(keys) > FINGERPRINT_KEYS_LENGTH:
+            digest = hashlib.sha256(keys.encode()).hexdigest()[:32]
+            keys = f"{len(self.keys)}-tests-{digest}"
+        return f"{self.kind.value}:{self.scope[:FINGERPRINT_SCOPE_LENGTH]}:{keys}"
 
     @property
     def days(self) -> int:

@@ -18,6 +18,7 @@ IMPACT_SCALE = (0.25, 0.5, 1.0, 2.0, 3.0)
 CONFIDENCE_SCALE = (0.5, 0.8, 1.0)
 TITLE_MAX_LENGTH = 200
 EXCLUSION_GROUP_MAX_LENGTH = 64
+KPI_MAX_LENGTH = 64
 _KEY = re.compile(r"T-([1-9][0-9]*)")
 
 
@@ -167,7 +168,9 @@ def _check_footprint(spec: ExperimentSpec, policy: Policy, problems: _Problems) 
 
 
 def _check_measurement(spec: ExperimentSpec, policy: Policy, problems: _Problems) -> None:
-    if spec.primary_kpi is not None and policy.kpis and spec.primary_kpi not in policy.kpis:
+    if spec.primary_kpi is not None and len(spec.primary_kpi) > KPI_MAX_LENGTH:
+        problems.add("primary_kpi", f"keep the KPI's name under {KPI_MAX_LENGTH} characters")
+    elif spec.primary_kpi is not None and policy.kpis and spec.primary_kpi not in policy.kpis:
         problems.add(
             "primary_kpi",
             f"unknown KPI {spec.primary_kpi!r} (KPIs: {', '.join(policy.kpis)})",
