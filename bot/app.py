@@ -8,6 +8,7 @@ queued in the outbox, so people see it at once; the worker delivers anything lef
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ class BotDeps:
     policy: Policy
     notifier: Notifier | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Bolt runs listeners on a thread pool; one dispatcher at a time in this process, since
+    # SQLite has no row locks (PostgreSQL's SKIP LOCKED keeps other processes apart).
+    _delivering: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def context(self) -> ServiceContext:
         return ServiceContext.create(self.policy, self.clock())
@@ -51,7 +55,8 @@ class BotDeps:
         if self.notifier is None:
             return
         try:
-            dispatch_due(self.session_factory, self.notifier, now=self.clock())
+            with self._delivering:
+                dispatch_due(self.session_factory, self.notifier, now=self.clock())
         except Exception:  # the worker will deliver it; the user's action already stands
             logger.exception("immediate delivery failed; the worker will retry")
 

@@ -52,11 +52,8 @@ def register(app: App, deps: BotDeps) -> None:
         try:
             ack(handler(deps, user, arguments))
         except TowerError as error:
-            ack(
-                replies.help_reply(str(error))
-                if name == "help"
-                else replies.reply([replies.section(str(error))], str(error))
-            )
+            said = escape(str(error))
+            ack(replies.reply([replies.section(said)], said))
 
 
 def open_register_modal(deps: BotDeps, client: WebClient, trigger_id: str, user: str) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.app import BotDeps
-from bot.ids import ActionId
+from bot.ids import ActionId, BlockId
+from bot.views.modal import OPTION_TEXT_LIMIT
 
 MAX_OPTIONS = 100
 
@@ -23,11 +24,25 @@ def register(app: App, deps: BotDeps) -> None:
     for action_id, values in choices.items():
         app.options(action_id)(_suggest(values))
 
+    @app.options(BlockId.TEAM.value)
+    def suggest_team(ack: Ack, payload: dict[str, Any], body: dict[str, Any]) -> None:
+        """Teams the person may register for (all of them for a manager), searchable."""
+        user = str((body.get("user") or {}).get("id") or "")
+        policy = deps.policy
+        teams = policy.teams if policy.is_manager(user) else policy.teams_of(user)
+        query = str(payload.get("value") or "").strip().lower()
+        matches = [t for t in teams if query in t.key.lower() or query in t.name.lower()]
+        ack(options=[_option(t.name, t.key) for t in matches[:MAX_OPTIONS]])
+
+
+def _option(label: str, value: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": label[:OPTION_TEXT_LIMIT]}, "value": value}
+
 
 def _suggest(values: list[str]) -> Any:
     def suggest(ack: Ack, payload: dict[str, Any]) -> None:
         query = str(payload.get("value") or "").strip().lower()
         matches = [v for v in values if query in v.lower()][:MAX_OPTIONS]
-        ack(options=[{"text": {"type": "plain_text", "text": v[:75]}, "value": v} for v in matches])
+        ack(options=[_option(v, v) for v in matches])
 
     return suggest

@@ -31,6 +31,7 @@ from tower.pipeline.service import recheck
 from tower.policy import Policy
 from tower.protocol import service as protocol
 from tower.protocol.permissions import PermissionDenied
+from tower.text import user_text
 
 MODAL_FIELDS = frozenset(block.value for block in BlockId if block != BlockId.REASON)
 
@@ -157,7 +158,7 @@ def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -
     analysis, _ = recheck(session, ctx.policy, today=ctx.today)
     experiment = experiment_service.get_by_key(session, key)
     check = records.check_record(analysis, key, experiment.title)
-    lines = [f"{key} '{experiment.title}' is registered and submitted for review."]
+    lines = [f"{key} '{user_text(experiment.title)}' is registered and submitted for review."]
     if check["score"] is not None:
         lines.append(
             f"Rank {check['rank']} of {len(analysis.ranked)}, score {check['score']['value']:.3g}."
@@ -179,6 +180,7 @@ def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -
         kind="registered",
         recipient=user,
         text="\n".join(lines),
+        at=ctx.now,
         dedupe_key=f"registered:{key}:{user}",
         payload={"key": key},
     )

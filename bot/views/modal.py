@@ -21,8 +21,12 @@ def _text(text: str) -> dict[str, Any]:
     return {"type": "plain_text", "text": text[:MAX_TITLE]}
 
 
+OPTION_TEXT_LIMIT = 75
+STATIC_OPTIONS_LIMIT = 100
+
+
 def _option(label: str, value: str) -> dict[str, Any]:
-    return {"text": _text(label), "value": value}
+    return {"text": {"type": "plain_text", "text": label[:OPTION_TEXT_LIMIT]}, "value": value}
 
 
 def _input(
@@ -54,6 +58,17 @@ def _static(options: list[tuple[str, str]], initial: str | None) -> dict[str, An
     chosen = [_option(label, value) for label, value in options if value == initial]
     if chosen:
         element["initial_option"] = chosen[0]
+    return element
+
+
+def _team_picker(policy: Policy, teams: list[str], chosen: str | None) -> dict[str, Any]:
+    """A select of the teams the person may register for; searchable past Slack's 100."""
+    initial = chosen or (teams[0] if len(teams) == 1 else None)
+    if len(teams) <= STATIC_OPTIONS_LIMIT:
+        return _static([(_team_name(policy, t), t) for t in teams], initial)
+    element: dict[str, Any] = {"type": "external_select", "min_query_length": 0}
+    if initial:
+        element["initial_option"] = _option(_team_name(policy, initial), initial)
     return element
 
 
@@ -109,10 +124,7 @@ def test_modal(
         _input(
             BlockId.TEAM,
             "Team",
-            _static(
-                [(_team_name(policy, t), t) for t in teams],
-                spec.team if spec else (teams[0] if len(teams) == 1 else None),
-            ),
+            _team_picker(policy, teams, spec.team if spec else None),
         ),
         _input(
             BlockId.KIND,

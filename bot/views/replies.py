@@ -41,10 +41,15 @@ def listing(title: str, lines: Sequence[str], empty: str, more: str) -> list[Blo
     """A titled list, cut after `LINES_PER_LIST` lines with a pointer to the rest."""
     if not lines:
         return [section(f"*{title}*\n{empty}")]
-    shown = list(lines[:LINES_PER_LIST])
-    if len(lines) > LINES_PER_LIST:
-        shown.append(f"_…and {len(lines) - LINES_PER_LIST} more: {more}_")
-    return [section(f"*{title}*\n" + "\n".join(shown))]
+    text, shown = f"*{title}*", 0
+    pointer_room = 120  # keep room for the "and N more" line
+    for line in lines[:LINES_PER_LIST]:
+        if len(text) + 1 + len(line) > SECTION_LIMIT - pointer_room:
+            break
+        text, shown = f"{text}\n{line}", shown + 1
+    if shown < len(lines):
+        text += f"\n_…and {len(lines) - shown} more: {more}_"
+    return [section(text)]
 
 
 def reply(blocks: list[Block], text: str) -> dict[str, Any]:

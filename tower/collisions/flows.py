@@ -15,6 +15,7 @@ from tower.collisions.service import SyncReport, format_ref
 from tower.context import ServiceContext
 from tower.outbox.service import enqueue
 from tower.sla import service as sla_service
+from tower.text import user_text
 
 
 def refresh(session: Session, ctx: ServiceContext) -> SyncReport:
@@ -87,7 +88,7 @@ def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason
         session, ctx.policy, ctx.calendar, event="collision_waived", at=ctx.now, collision=record
     )
     pair = " + ".join(_keys(record))
-    text = f"Collision {format_ref(record)} ({pair}) was waived by <@{actor}>: {reason}"
+    text = f"Collision {format_ref(record)} ({pair}) was waived by <@{actor}>: {user_text(reason)}"
     stamp = ctx.now.isoformat(timespec="seconds")
     _tell(session, ctx, record, "collision_waived", text, stamp, follows="thread_of")
     return record
@@ -136,6 +137,7 @@ def _tell(
             kind=kind,
             recipient=recipient,
             text=text,
+            at=ctx.now,
             dedupe_key=f"{kind}:{ref}:{stamp}:{recipient}",
             payload=payload,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tower.experiments.models import Experiment
 from tower.policy import Policy
 from tower.protocol.gates import Gate
+from tower.text import user_text
 
 
 def managers_destination(policy: Policy) -> list[str]:
@@ -18,7 +19,7 @@ def team_channel(policy: Policy, experiment: Experiment) -> list[str]:
 
 
 def label(experiment: Experiment) -> str:
-    return f"{experiment.key} '{experiment.title}'"
+    return f"{experiment.key} '{user_text(experiment.title)}'"
 
 
 def approval_request(experiment: Experiment, gates: list[Gate], approvals: str) -> str:
@@ -32,7 +33,7 @@ def approval_request(experiment: Experiment, gates: list[Gate], approvals: str) 
 
 def decision(experiment: Experiment, verb: str, actor: str, reason: str) -> str:
     text = f"{label(experiment)} was {verb} by <@{actor}>"
-    return f"{text}: {reason}" if reason else f"{text}."
+    return f"{text}: {user_text(reason)}" if reason else f"{text}."
 
 
 def approval_voided(experiment: Experiment, changed: list[str], actor: str) -> str:

@@ -173,19 +173,32 @@ def submit(
     check_version(experiment, expected_version)
     experiment.submitted_at = ctx.now
     _move(session, ctx, experiment, Action.SUBMIT, actor)
+    gates = _request_approval(session, ctx, experiment)
+    return Outcome(experiment, True, f"{key} submitted for review", gates)
+
+
+def _request_approval(session: Session, ctx: ServiceContext, experiment: Experiment) -> list[Gate]:
+    """Ask the managers to decide on this version; a request for an earlier version of the
+    same test is replaced in place, so its buttons never act on a stale version."""
     gates = approval_gates(experiment, ctx, collision_service.list_collisions(session))
     required = ctx.policy.protocol.approvals_required
     text = notices.approval_request(experiment, gates, f"{required} approval(s) needed")
+    key = experiment.key
     for recipient in notices.managers_destination(ctx.policy):
         enqueue(
             session,
             kind="approval_requested",
             recipient=recipient,
             text=text,
+            at=ctx.now,
             dedupe_key=f"approval:{key}:v{experiment.version}:{recipient}",
-            payload={"key": key, "version": experiment.version},
+            payload={
+                "key": key,
+                "version": experiment.version,
+                "replaces": {"kind": "approval_requested", "key": key},
+            },
         )
-    return Outcome(experiment, True, f"{key} submitted for review", gates)
+    return gates
 
 
 def approve(
@@ -234,7 +247,7 @@ def approve(
     # ones do: no second re-check.
     _move(session, ctx, experiment, Action.APPROVE, actor, reason, recheck_collisions=False)
     text = notices.decision(experiment, "approved", actor, reason)
-    _tell_owner(session, experiment, "decision", text)
+    _tell_owner(session, ctx, experiment, "decision", text)
     _update_request(session, ctx, experiment, text)
     return Outcome(experiment, True, f"{key} approved", gates)
 
@@ -313,6 +326,7 @@ def launch(session: Session, ctx: ServiceContext, key: str, *, actor: str = "tow
                 kind="launch_blocked",
                 recipient=recipient,
                 text=text,
+                at=ctx.now,
                 dedupe_key=f"launch-blocked:{key}:v{experiment.version}:{recipient}",
                 payload={"key": key},
             )
@@ -337,6 +351,7 @@ def complete(
     _move(session, ctx, experiment, Action.COMPLETE, actor)
     _tell_owner(
         session,
+        ctx,
         experiment,
         "results_requested",
         f"{notices.label(experiment)} has completed: record its result (winner, loser or "
@@ -401,13 +416,9 @@ def edit(
     experiment.apply(spec)
     voiding = sorted(set(changed) & FOOTPRINT_FIELDS)
     voided = experiment.status == ExperimentStatus.APPROVED and bool(voiding)
+    if voiding:  # approvals so far were for the old footprint, partial ones included
+        _void_approvals(session, experiment)
     if voided:
-        for decision in session.scalars(
-            select(Decision).where(
-                Decision.experiment_id == experiment.id, Decision.voided.is_(False)
-            )
-        ):
-            decision.voided = True
         experiment.status = ExperimentStatus.SUBMITTED
     _flush(session, experiment)
     audit_service.record(
@@ -430,10 +441,14 @@ def edit(
                 kind="approval_voided",
                 recipient=recipient,
                 text=text,
+                at=ctx.now,
                 dedupe_key=f"voided:{key}:v{experiment.version}:{recipient}",
                 payload={"key": key, "version": experiment.version},
             )
     flows.refresh(session, ctx)
+    if experiment.status == ExperimentStatus.SUBMITTED:
+        # The managers' request shows this version's gates and buttons, in place.
+        _request_approval(session, ctx, experiment)
     message = f"{key} updated ({', '.join(changed)})"
     return Outcome(experiment, True, message + ("; its approval is void" if voided else ""))
 
@@ -525,6 +540,17 @@ def _decide(
             experiment_version=experiment.version,
         )
     )
+    _void_approvals(session, experiment)
+    _move(session, ctx, experiment, action, actor, reason)
+    past = "rejected" if action == Action.REJECT else "sent back for changes"
+    text = notices.decision(experiment, past, actor, reason)
+    _tell_owner(session, ctx, experiment, "decision", text)
+    _update_request(session, ctx, experiment, text)
+    return Outcome(experiment, True, f"{key} {past}")
+
+
+def _void_approvals(session: Session, experiment: Experiment) -> None:
+    """Approvals given so far no longer count (a decision or an edit overtook them)."""
     for decision in session.scalars(
         select(Decision).where(
             Decision.experiment_id == experiment.id,
@@ -533,12 +559,6 @@ def _decide(
         )
     ):
         decision.voided = True
-    _move(session, ctx, experiment, action, actor, reason)
-    past = "rejected" if action == Action.REJECT else "sent back for changes"
-    text = notices.decision(experiment, past, actor, reason)
-    _tell_owner(session, experiment, "decision", text)
-    _update_request(session, ctx, experiment, text)
-    return Outcome(experiment, True, f"{key} {past}")
 
 
 def _done(action: Action) -> ExperimentStatus:
@@ -579,11 +599,12 @@ def _move(
 
 
 def _flush(session: Session, experiment: Experiment) -> None:
+    key = experiment.key  # read now: a failed flush expires the object
     try:
         session.flush()
     except StaleDataError:
         raise StaleVersion(
-            f"{experiment.key} changed since you opened it: someone acted on it at the same "
+            f"{key} changed since you opened it: someone acted on it at the same "
             "time; look again and retry"
         ) from None
 
@@ -593,12 +614,15 @@ def _require_reason(reason: str, verb: str, key: str) -> None:
         raise InvalidEdit(f"say why you {verb} {key} (a reason is required)")
 
 
-def _tell_owner(session: Session, experiment: Experiment, kind: str, text: str) -> None:
+def _tell_owner(
+    session: Session, ctx: ServiceContext, experiment: Experiment, kind: str, text: str
+) -> None:
     enqueue(
         session,
         kind=kind,
         recipient=experiment.owner,
         text=text,
+        at=ctx.now,
         dedupe_key=f"{kind}:{experiment.key}:v{experiment.version}:{experiment.owner}",
         payload={"key": experiment.key, "version": experiment.version},
     )
@@ -614,6 +638,7 @@ def _update_request(
             kind="approval_decided",
             recipient=recipient,
             text=f"{text} ({ctx.now:%a %d %b %Y %H:%M} UTC)",
+            at=ctx.now,
             dedupe_key=f"decided:{experiment.key}:v{experiment.version}:{recipient}",
             payload={
                 "key": experiment.key,
@@ -629,6 +654,7 @@ def _tell_team(session: Session, ctx: ServiceContext, experiment: Experiment, te
             kind=f"status_{experiment.status.value}",
             recipient=recipient,
             text=text,
+            at=ctx.now,
             dedupe_key=f"status:{experiment.key}:{experiment.status.value}:{recipient}",
             payload={"key": experiment.key, "version": experiment.version},
         )

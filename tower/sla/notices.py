@@ -24,6 +24,7 @@ from tower.collisions.models import Collision
 from tower.experiments.models import Experiment
 from tower.policy import Policy
 from tower.policy.schema import EscalationStep, SlaPolicy
+from tower.text import user_text
 
 STEP_NAMES: dict[EscalationStep, str] = {
     "owner": "the owner",
@@ -59,7 +60,7 @@ class ClockSubject:
 def experiment_subject(experiment: Experiment) -> ClockSubject:
     """A test: `T-42 'Sticky basket'`, answered for by its owner and team."""
     return ClockSubject(
-        label=f"{experiment.key} '{experiment.title}'",
+        label=f"{experiment.key} '{user_text(experiment.title)}'",
         parties=(Party(owner=experiment.owner, team=experiment.team),),
     )
 
@@ -70,7 +71,7 @@ def collision_subject(
     """A collision, for every team in it or (per-team clock) for one team only."""
     tests = sorted(collision.experiments, key=lambda experiment: experiment.number)
     if tests:
-        shown = [f"{test.key} '{test.title}'" for test in tests[:LISTED_TESTS]]
+        shown = [f"{test.key} '{user_text(test.title)}'" for test in tests[:LISTED_TESTS]]
         hidden = len(tests) - len(shown)
     else:  # the tests are gone: fall back to the keys recorded with the collision
         keys = [str(key) for key in collision.details.get("keys", [])]

@@ -278,13 +278,15 @@ def _sweep_clock(
             zone=zone,
         )
         extra: dict[str, Any] = {"threshold": threshold}
-        report.warnings += _queue(session, clock, "warning", f"warn:{index}", first, text, extra)
+        report.warnings += _queue(
+            session, clock, "warning", f"warn:{index}", first, text, extra, now
+        )
         clock.warned = index + 1
     if breached:
         text = notices.breach_text(
             sla, subject, hours_left=left, due_at=due_at, target_hours=clock.target_hours, zone=zone
         )
-        report.breaches += _queue(session, clock, "breach", "breach", first, text, {})
+        report.breaches += _queue(session, clock, "breach", "breach", first, text, {}, now)
         clock.breached_at = due_at
     for k in steps_due:
         step = ladder[k]
@@ -301,7 +303,7 @@ def _sweep_clock(
         reached = notices.recipients(step, policy, subject)
         extra = {"step": step, "number": k}
         report.escalations += _queue(
-            session, clock, "escalation", f"escalate:{k}", reached, text, extra
+            session, clock, "escalation", f"escalate:{k}", reached, text, extra, now
         )
         clock.escalations = k
 
@@ -336,6 +338,7 @@ def _queue(
     recipients: Sequence[str],
     text: str,
     extra: dict[str, Any],
+    now: datetime,
 ) -> list[OutboxMessage]:
     """Queue one message per recipient; the dedupe key names the recipient only if several."""
     base = f"sla:{clock.id}:{key}"
@@ -354,6 +357,7 @@ def _queue(
             kind=f"sla_{kind}",
             recipient=recipient,
             text=text,
+            at=now,
             dedupe_key=base if len(recipients) == 1 else f"{base}:{recipient}",
             payload=payload,
         )

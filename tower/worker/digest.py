@@ -13,6 +13,7 @@ from tower.engine.analysis import analyse
 from tower.pipeline.service import portfolio_items
 from tower.sla import service as sla_service
 from tower.sla.models import ClockState
+from tower.text import user_text
 
 TOP = 5
 
@@ -29,8 +30,8 @@ def digest_text(session: Session, ctx: ServiceContext) -> str:
     ]
     lines.append("Top of the pipeline:")
     lines += [
-        f"  {test.rank}. {test.item.key} {test.item.spec.title} ({test.item.spec.team}), "
-        f"score {test.score.value:.3g}"
+        f"  {test.rank}. {test.item.key} {user_text(test.item.spec.title)} "
+        f"({test.item.spec.team}), score {test.score.value:.3g}"
         for test in analysis.ranked[:TOP]
     ]
     blockers = collision_service.list_collisions(

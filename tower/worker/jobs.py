@@ -65,16 +65,19 @@ def run_transitions(
                 Experiment.status == ExperimentStatus.APPROVED, Experiment.start <= ctx.today
             )
         ).all()
-        due_complete = session.scalars(
-            select(Experiment.number).where(
-                Experiment.status == ExperimentStatus.LIVE, Experiment.end < ctx.today
-            )
-        ).all()
     for number in due_launch:
         key = format_key(number)
         outcome = _attempt(factory, partial(protocol.launch, ctx=ctx, key=key))
         if outcome is not None:
             (report.launched if outcome.changed else report.held).append(key)
+    # After the launches: a test whose whole window passed during downtime goes live and
+    # completes in the same run.
+    with factory.begin() as session:
+        due_complete = session.scalars(
+            select(Experiment.number).where(
+                Experiment.status == ExperimentStatus.LIVE, Experiment.end < ctx.today
+            )
+        ).all()
     for number in due_complete:
         key = format_key(number)
         outcome = _attempt(factory, partial(protocol.complete, ctx=ctx, key=key))
@@ -113,6 +116,7 @@ def run_digest(factory: sessionmaker[Session], ctx: ServiceContext, report: Jobs
                 kind="digest",
                 recipient=recipient,
                 text=text,
+                at=ctx.now,
                 dedupe_key=f"digest:{week.year}-W{week.week:02d}:{recipient}",
                 payload={"week": f"{week.year}-W{week.week:02d}"},
             )

@@ -61,9 +61,14 @@ def leadership(
                 yield False
                 return
         logger.info("this worker is active")
-        yield True
+        try:
+            yield True
+        finally:
+            # Closing only returns the connection to the pool: unlock explicitly so another
+            # worker can take over even while this process lives on.
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LEADER_LOCK})
     finally:
-        connection.close()  # ends the session, which releases the lock
+        connection.close()
 
 
 def build_scheduler(
