@@ -7,6 +7,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
+from tower.cli.bench_commands import bench_command
 from tower.cli.collision_commands import ack_command, waive_command
 from tower.cli.context import AppContext
 from tower.cli.database_commands import init_database
@@ -73,5 +74,6 @@ for command in (
     sweep_command,
     worker_command,
     demo_command,
+    bench_command,
 ):
     main.add_command(command)

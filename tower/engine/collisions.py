@@ -31,6 +31,8 @@ class PairRules:
         self.compiler = compiler
         self.surfaces = compiler.graph.surfaces
         self._team_names = {team.key: team.name for team in compiler.policy.teams}
+        # Funnel steps per footprint object (kept with it, so an id is never reused wrongly).
+        self._steps: dict[int, tuple[Footprint, list[tuple[str, int]]]] = {}
 
     def surface_overlap(self, a: Footprint, b: Footprint) -> _Overlap | None:
         """Where, when and how much `a` and `b` overlap, if the four conditions all hold."""
@@ -161,11 +163,15 @@ class PairRules:
 
     def steps_of(self, footprint: Footprint) -> list[tuple[str, int]]:
         """(funnel, step index) for each funnel step a surface of `footprint` lies in."""
+        cached = self._steps.get(id(footprint))
+        if cached is not None and cached[0] is footprint:
+            return cached[1]
         found = []
         for name, steps in self.compiler.graph.funnels.items():
             for index, step in enumerate(steps):
                 if any(self.surfaces.contains(step, node) for node in footprint.surfaces):
                     found.append((name, index))
+        self._steps[id(footprint)] = (footprint, found)
         return found
 
 

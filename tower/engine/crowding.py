@@ -32,16 +32,20 @@ def exclusion_group_overloads(footprints: Iterable[Footprint]) -> Iterator[Findi
         if footprint.group is not None:
             groups[footprint.group].append(footprint)
     for group, members in sorted(groups.items()):
-        over_days = [day for day, load in _daily_load(members) if load > _FULL]
-        yield from _group_overload_runs(group, members, over_days)
+        over = [
+            (first, after)
+            for first, after, running in running_stretches(members)
+            if sum(m.traffic for m in running) > _FULL
+        ]
+        yield from _group_overload_runs(group, members, _merged(over))
 
 
 def _group_overload_runs(
-    group: str, members: Sequence[Footprint], over_days: list[int]
+    group: str, members: Sequence[Footprint], runs: list[tuple[int, int]]
 ) -> Iterator[Finding]:
-    for first, last in _runs(over_days):
+    for first, last in runs:
         involved = _by_number(m for m in members if m.start <= last and m.end >= first)
-        peak = max(load for _, load in _daily_load(involved))
+        peak = max(sum(m.traffic for m in running) for _, _, running in running_stretches(involved))
         span = (date.fromordinal(first), date.fromordinal(last))
         yield Finding(
             kind=CollisionKind.CAPACITY,
@@ -80,8 +84,14 @@ def surface_overloads(
                 for other in schedule.on_node(ancestor, footprint.start, footprint.end):
                     crowd.setdefault(other.key, other)
         members = list(crowd.values())
-        over_days = [day for day, slots in _daily_slots(members) if slots > limit]
-        for first, last in _runs(over_days):
+        if len({m.group or m.key for m in members}) <= limit:
+            continue  # too few tests here to pass the limit on any day
+        over = [
+            (first, after)
+            for first, after, running in running_stretches(members)
+            if _slots(running) > limit
+        ]
+        for first, last in _merged(over):
             involved = _by_number(m for m in members if m.start <= last and m.end >= first)
             keys = tuple(m.key for m in involved)
             if keys not in reported:
@@ -93,7 +103,7 @@ def _surface_overload(
     path: str, involved: list[Footprint], first: int, last: int, limit: int
 ) -> Finding:
     keys = tuple(m.key for m in involved)
-    peak = max(slots for _, slots in _daily_slots(involved))
+    peak = max(_slots(running) for _, _, running in running_stretches(involved))
     span = (date.fromordinal(first), date.fromordinal(last))
     return Finding(
         kind=CollisionKind.CAPACITY,
@@ -114,9 +124,14 @@ def _surface_overload(
 
 
 def contact_cap_breaches(
-    compiler: Compiler, footprints: Iterable[Footprint], caps: Sequence[ContactCap]
+    compiler: Compiler,
+    footprints: Iterable[Footprint],
+    caps: Sequence[ContactCap],
+    *,
+    including: Footprint | None = None,
 ) -> Iterator[Finding]:
-    """A finding for each largest crowd of activities that reach the same people too often."""
+    """A finding for each largest crowd of activities that reach the same people too often
+    (only the crowds `including` is part of, when given: a single test's check)."""
     surfaces = compiler.graph.surfaces
     by_channel: dict[str, DaySchedule] = defaultdict(DaySchedule)
     for footprint in footprints:
@@ -126,13 +141,18 @@ def contact_cap_breaches(
         schedule = by_channel.get(cap.channel)
         if schedule is None or len(schedule) <= cap.max:
             continue
-        yield from _cap_breaches(compiler, schedule, cap)
+        yield from _cap_breaches(compiler, schedule, cap, including)
 
 
-def _cap_breaches(compiler: Compiler, schedule: DaySchedule, cap: ContactCap) -> Iterator[Finding]:
+def _cap_breaches(
+    compiler: Compiler, schedule: DaySchedule, cap: ContactCap, including: Footprint | None
+) -> Iterator[Finding]:
     audiences = compiler.audiences
     crowds: list[list[Footprint]] = []
-    for anchor in schedule.footprints:
+    anchors = schedule.footprints
+    if including is not None:  # windows that can hold it end within per_days of its end
+        anchors = [f for f in anchors if including.start <= f.start < including.end + cap.per_days]
+    for anchor in anchors:
         # A crowd fits in some window of `per_days` days exactly when it fits in one that
         # ends on the latest start among its members: try every such window, and in it
         # every largest set of activities that all share people with each other.
@@ -144,24 +164,28 @@ def _cap_breaches(compiler: Compiler, schedule: DaySchedule, cap: ContactCap) ->
             and other.start <= anchor.start
             and audiences.shared(other.audience, anchor.audience) > 0
         ]
-        if len(neighbours) < cap.max:
+        fixed = [anchor]
+        if including is not None and including is not anchor:
+            if including not in neighbours:
+                continue
+            fixed.append(including)
+            neighbours = [
+                n
+                for n in neighbours
+                if n is not including and audiences.shared(n.audience, including.audience) > 0
+            ]
+        if len(neighbours) + len(fixed) <= cap.max:
             continue
-        overlaps = nx.Graph()
-        overlaps.add_nodes_from(range(len(neighbours)))
-        overlaps.add_edges_from(
-            (i, j)
-            for i, j in combinations(range(len(neighbours)), 2)
-            if audiences.shared(neighbours[i].audience, neighbours[j].audience) > 0
-        )
-        for clique in nx.find_cliques(overlaps):
-            if len(clique) + 1 > cap.max:
-                crowds.append([anchor, *(neighbours[i] for i in clique)])
+        for clique in _sharing_cliques(compiler, neighbours):
+            if len(clique) + len(fixed) > cap.max:
+                crowds.append([*fixed, *clique])
     for crowd in _largest(crowds):
         members = _by_number(crowd)
         first = max(m.start for m in members) - cap.per_days + 1
         first = max(first, min(m.start for m in members))
         last = max(m.start for m in members)
-        people = min(audiences.shared(a.audience, b.audience) for a in members for b in members)
+        anchor = crowd[0]  # everyone in the crowd shares people with it
+        people = min(audiences.shared(anchor.audience, m.audience) for m in crowd[1:])
         span = (date.fromordinal(first), date.fromordinal(last))
         keys = tuple(m.key for m in members)
         yield Finding(
@@ -184,35 +208,44 @@ def _cap_breaches(compiler: Compiler, schedule: DaySchedule, cap: ContactCap) ->
         )
 
 
+def _sharing_cliques(compiler: Compiler, footprints: list[Footprint]) -> Iterator[list[Footprint]]:
+    """Every largest set of `footprints` whose audiences all share people with each other.
+
+    Tests with the same audience always share people, so the graph is built over distinct
+    audiences (far fewer than tests) and each clique of audiences brings all their tests.
+    """
+    by_audience: dict[int, list[Footprint]] = defaultdict(list)
+    for footprint in footprints:
+        by_audience[footprint.audience.id].append(footprint)
+    audiences = {members[0].audience.id: members[0].audience for members in by_audience.values()}
+    shared = compiler.audiences.shared
+    overlaps = nx.Graph()
+    overlaps.add_nodes_from(audiences)
+    overlaps.add_edges_from(
+        (a, b) for a, b in combinations(audiences, 2) if shared(audiences[a], audiences[b]) > 0
+    )
+    for clique in nx.find_cliques(overlaps):
+        yield [footprint for audience in clique for footprint in by_audience[audience]]
+
+
 def _largest(crowds: list[list[Footprint]]) -> Iterator[list[Footprint]]:
     """The crowds that are not part of a bigger one, each once."""
-    kept: list[frozenset[str]] = []
+    kept_with: dict[str, list[frozenset[str]]] = defaultdict(list)  # key -> kept crowds with it
     for crowd in sorted(crowds, key=len, reverse=True):
         keys = frozenset(m.key for m in crowd)
-        if not any(keys <= bigger for bigger in kept):
-            kept.append(keys)
+        # A bigger crowd holding all of these holds the first of them: look only there.
+        if not any(keys <= bigger for bigger in kept_with[crowd[0].key]):
+            for key in keys:
+                kept_with[key].append(keys)
             yield crowd
 
 
-def _daily_load(members: Sequence[Footprint]) -> list[tuple[int, float]]:
-    """(day, summed traffic share) for every day any member runs."""
-    return [
-        (day, sum(m.traffic for m in running))
-        for first, after, running in _stretches(members)
-        for day in range(first, after)
-    ]
+def _slots(running: Iterable[Footprint]) -> int:
+    """How many tests run at once; tests of one exclusion group share one slot."""
+    return len({m.group or m.key for m in running})
 
 
-def _daily_slots(members: Sequence[Footprint]) -> list[tuple[int, int]]:
-    """(day, tests running) for every day any member runs; one exclusion group is one slot."""
-    return [
-        (day, len({m.group or m.key for m in running}))
-        for first, after, running in _stretches(members)
-        for day in range(first, after)
-    ]
-
-
-def _stretches(members: Sequence[Footprint]) -> Iterator[tuple[int, int, list[Footprint]]]:
+def running_stretches(members: Sequence[Footprint]) -> Iterator[tuple[int, int, list[Footprint]]]:
     """Stretches of days [first, after) over which the same members run."""
     boundaries = sorted({m.start for m in members} | {m.end + 1 for m in members})
     for first, after in pairwise(boundaries):
@@ -221,17 +254,15 @@ def _stretches(members: Sequence[Footprint]) -> Iterator[tuple[int, int, list[Fo
             yield first, after, running
 
 
-def _runs(days: list[int]) -> Iterator[tuple[int, int]]:
-    """Consecutive stretches (first, last) of a sorted list of day ordinals."""
-    start = previous = None
-    for day in days:
-        if previous is None or day != previous + 1:
-            if start is not None and previous is not None:
-                yield start, previous
-            start = day
-        previous = day
-    if start is not None and previous is not None:
-        yield start, previous
+def _merged(stretches: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Day stretches [first, after) joined where they touch, as (first, last) days."""
+    runs: list[tuple[int, int]] = []
+    for first, after in stretches:
+        if runs and runs[-1][1] + 1 == first:
+            runs[-1] = (runs[-1][0], after - 1)
+        else:
+            runs.append((first, after - 1))
+    return runs
 
 
 def _by_number(footprints: Iterable[Footprint]) -> list[Footprint]:

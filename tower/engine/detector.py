@@ -75,7 +75,9 @@ class CollisionEngine:
                 candidate.start - reach, candidate.end + reach
             )
             findings.extend(
-                contact_cap_breaches(self.compiler, self._with(candidate, nearby), [cap])
+                contact_cap_breaches(
+                    self.compiler, self._with(candidate, nearby), [cap], including=candidate
+                )
             )
         return sort_findings(f for f in findings if f.involves(candidate.key))
 

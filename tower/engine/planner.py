@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from tower.engine.collisions import PairRules
-from tower.engine.crowding import contact_cap_breaches
+from tower.engine.crowding import contact_cap_breaches, running_stretches
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule, SurfaceSchedule
 from tower.experiments.spec import ExperimentStatus
@@ -159,11 +159,19 @@ class Planner:
         )
 
     def _blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
-        yield from self._collision_blockers(footprint)
-        yield from self._freeze_blockers(footprint)
-        yield from self._group_blockers(footprint)
-        yield from self._capacity_blockers(footprint)
-        yield from self._contact_cap_blockers(footprint)
+        """What blocks this window, cheapest checks first; the costly ones only run once
+        the cheap ones pass (any blocker alone is a safe jump)."""
+        for check in (
+            self._freeze_blockers,
+            self._collision_blockers,
+            self._group_blockers,
+            self._capacity_blockers,
+            self._contact_cap_blockers,
+        ):
+            found = list(check(footprint))
+            if found:
+                yield from found
+                return
 
     def _channels(self, footprint: Footprint) -> set[str]:
         return {self.surfaces.channel(node) for node in footprint.surfaces}
@@ -174,17 +182,20 @@ class Planner:
             if cap.channel not in channels or cap.channel not in self.by_channel:
                 continue
             reach = cap.per_days - 1
+            shared = self.compiler.audiences.shared
             nearby = {
                 f.key: f
                 for f in self.by_channel[cap.channel].running(
                     footprint.start - reach, footprint.end + reach
                 )
-                if f.key != footprint.key
+                if f.key != footprint.key and shared(f.audience, footprint.audience) > 0
             }
+            if len(nearby) < cap.max:
+                continue  # too few activities reach these people to break the cap
             crowds = [
                 finding
                 for finding in contact_cap_breaches(
-                    self.compiler, [footprint, *nearby.values()], [cap]
+                    self.compiler, [footprint, *nearby.values()], [cap], including=footprint
                 )
                 if finding.involves(footprint.key)
             ]
@@ -258,12 +269,15 @@ class Planner:
                 for other in self.placed.on_node(ancestor, footprint.start, footprint.end)
                 if other.key != footprint.key
             }
-            over = []
-            for day in range(footprint.start, footprint.end + 1):
-                slots = {footprint.group or footprint.key}
-                slots.update(o.group or o.key for o in crowd.values() if o.start <= day <= o.end)
-                if len(slots) > self.limit:
-                    over.append(day)
+            own = footprint.group or footprint.key
+            if len({own, *(o.group or o.key for o in crowd.values())}) <= self.limit:
+                continue  # not enough tests around to pass the limit on any day
+            over = [
+                day
+                for first, after, running in running_stretches([footprint, *crowd.values()])
+                if footprint in running and len({o.group or o.key for o in running}) > self.limit
+                for day in range(first, after)
+            ]
             if over:
                 path = self.surfaces.paths[node]
                 yield _Blocker(
@@ -272,10 +286,15 @@ class Planner:
                 return
 
     def _covered_nodes(self, footprint: Footprint) -> Iterable[int]:
-        """The test's own nodes and the occupied nodes inside them."""
+        """The test's own nodes, and the nodes inside them where a test runs in its window
+        (elsewhere inside, the crowd is the one on the test's own node)."""
         nodes = set(footprint.surfaces)
         for node in footprint.surfaces:
-            nodes.update(self.placed.occupied_inside(node))
+            nodes.update(
+                inner
+                for inner in self.placed.occupied_inside(node)
+                if next(self.placed.on_node(inner, footprint.start, footprint.end), None)
+            )
         return sorted(nodes)
 
     def _shared_path(self, a: Footprint, b: Footprint) -> str:

@@ -1,0 +1,173 @@
+"""`tower serve` as people run it: a real process on a port, Slack's Web API replaced by the
+local fake through SLACK_API_URL, and every request signed like Slack signs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.ids import ActionId, CallbackId
+from tests.conftest import SMALL_POLICY
+from tests.slack.fake_api import Call, FakeSlack
+from tests.slack.harness import (
+    BAU_CHANNEL,
+    BAU_TEST,
+    BOT_TOKEN,
+    MANAGER,
+    OWNER,
+    SIGNING_SECRET,
+    SQUAD_CHANNEL,
+    TOWER_CHANNEL,
+    command_body,
+    fill_modal,
+    http,
+    interaction_body,
+    signature_headers,
+    spec,
+    valid_answers,
+    wait_for,
+)
+from tower import migrate
+from tower.db import create_database_engine, create_session_factory
+from tower.experiments import service as experiment_service
+from tower.experiments.spec import ExperimentStatus
+
+TOWER = Path(sys.executable).parent / "tower"
+STARTUP = 20.0  # seconds the process may take to start answering
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Served:
+    base: str
+    fake: FakeSlack
+    database_url: str
+
+
+@pytest.fixture
+def served(scratch_database_url: str) -> Iterator[Served]:
+    """`tower serve` on a free port, on a database holding an approved BAU test."""
+    migrate.upgrade(scratch_database_url)
+    engine = create_database_engine(scratch_database_url)
+    with create_session_factory(engine).begin() as session:
+        experiment_service.create(
+            session,
+            number=1,
+            spec=spec(**BAU_TEST),
+            status=ExperimentStatus.APPROVED,
+            actor=MANAGER,
+        )
+    engine.dispose()
+    fake = FakeSlack().start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": scratch_database_url,
+        "TOWER_POLICY": str(SMALL_POLICY),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake.url,
+    }
+    process = subprocess.Popen(
+        [str(TOWER), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(base), what="tower serve answers /healthz", timeout=STARTUP)
+        yield Served(base, fake, scratch_database_url)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        fake.stop()
+
+
+def _answers(base: str) -> bool:
+    try:
+        return http(f"{base}/healthz").status == 200
+    except OSError:
+        return False
+
+
+def signed_post(base: str, body: bytes) -> int:
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        **signature_headers(body),
+    }
+    return http(f"{base}/slack/events", body=body, headers=headers).status
+
+
+def posted(fake: FakeSlack, channel: str, containing: str) -> list[Call]:
+    return [
+        call
+        for call in fake.calls_to("chat.postMessage")
+        if call.args.get("channel") == channel and containing in str(call.args.get("text"))
+    ]
+
+
+def test_register_raise_alerts_and_approve_through_tower_serve(served: Served) -> None:
+    base, fake = served.base, served.fake
+    body = command_body("register", user=OWNER, channel=SQUAD_CHANNEL, trigger_id="t1")
+    assert signed_post(base, body) == 200
+    opened = wait_for(lambda: fake.calls_to("views.open"), what="the register modal opens")
+    raw = opened[0].args["view"]
+    view = raw if isinstance(raw, dict) else json.loads(raw)
+    assert view["callback_id"] == CallbackId.REGISTER.value
+
+    submission = {
+        "type": "view_submission",
+        "team": {"id": "T0TEAM"},
+        "user": {"id": OWNER},
+        "view": fill_modal(view, valid_answers()),
+    }
+    assert signed_post(base, interaction_body(submission)) == 200
+
+    def alerted_everywhere() -> bool:
+        return all(
+            posted(fake, channel, "Blocking surface collision")
+            for channel in (SQUAD_CHANNEL, BAU_CHANNEL, TOWER_CHANNEL)
+        )
+
+    wait_for(alerted_everywhere, what="the conflict alert in both teams' and the tower channel")
+    request = wait_for(
+        lambda: posted(fake, TOWER_CHANNEL, "Approval requested"), what="the approval request"
+    )[0]
+
+    # The manager waives the clash, as `tower waive` would, then approves from Slack.
+    alert = posted(fake, TOWER_CHANNEL, "Blocking surface collision")[0]
+    ref = str(alert.args["text"]).split("collision ", 1)[1].split()[0].rstrip(":")
+    waived = subprocess.run(
+        [str(TOWER), "waive", ref, "--by", MANAGER, "--reason", "agreed split"],
+        env={**os.environ, "DATABASE_URL": served.database_url, "TOWER_POLICY": str(SMALL_POLICY)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert waived.returncode == 0, waived.stderr
+    click = {
+        "type": "block_actions",
+        "team": {"id": "T0TEAM"},
+        "user": {"id": MANAGER},
+        "trigger_id": "t2",
+        "channel": {"id": TOWER_CHANNEL},
+        "message": {"ts": request.args.get("ts") or "1700000000.000001"},
+        "actions": [{"action_id": ActionId.APPROVE.value, "value": "T-2:2", "type": "button"}],
+    }
+    assert signed_post(base, interaction_body(click)) == 200
+    updated = wait_for(lambda: fake.calls_to("chat.update"), what="the request updated in place")
+    assert "was approved by" in str(updated[0].args.get("text"))
