@@ -144,18 +144,27 @@ def contact_cap_breaches(
         yield from _cap_breaches(compiler, schedule, cap, including)
 
 
-def _cap_breaches(
-    compiler: Compiler, schedule: DaySchedule, cap: ContactCap, including: Footprint | None
-) -> Iterator[Finding]:
+def crowds_over_cap(
+    compiler: Compiler,
+    schedule: DaySchedule,
+    cap: ContactCap,
+    including: Footprint | None = None,
+    *,
+    first_only: bool = False,
+) -> list[list[Footprint]]:
+    """Crowds of activities on one channel that break `cap` (those holding `including`,
+    when given; just the first one found with `first_only`, which is all the planner needs).
+
+    A crowd fits in some window of `per_days` days exactly when it fits in one that ends on
+    the latest start among its members: every such window is tried, and in it every largest
+    set of activities that all share people with each other.
+    """
     audiences = compiler.audiences
     crowds: list[list[Footprint]] = []
     anchors = schedule.footprints
     if including is not None:  # windows that can hold it end within per_days of its end
         anchors = [f for f in anchors if including.start <= f.start < including.end + cap.per_days]
     for anchor in anchors:
-        # A crowd fits in some window of `per_days` days exactly when it fits in one that
-        # ends on the latest start among its members: try every such window, and in it
-        # every largest set of activities that all share people with each other.
         window = (anchor.start - cap.per_days + 1, anchor.start)
         neighbours = [
             other
@@ -179,6 +188,16 @@ def _cap_breaches(
         for clique in _sharing_cliques(compiler, neighbours):
             if len(clique) + len(fixed) > cap.max:
                 crowds.append([*fixed, *clique])
+                if first_only:
+                    return crowds
+    return crowds
+
+
+def _cap_breaches(
+    compiler: Compiler, schedule: DaySchedule, cap: ContactCap, including: Footprint | None
+) -> Iterator[Finding]:
+    audiences = compiler.audiences
+    crowds = crowds_over_cap(compiler, schedule, cap, including)
     for crowd in _largest(crowds):
         members = _by_number(crowd)
         first = max(m.start for m in members) - cap.per_days + 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from tower.engine.collisions import PairRules
-from tower.engine.crowding import contact_cap_breaches, running_stretches
+from tower.engine.crowding import crowds_over_cap, running_stretches
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule, SurfaceSchedule
 from tower.experiments.spec import ExperimentStatus
@@ -192,25 +192,21 @@ class Planner:
             }
             if len(nearby) < cap.max:
                 continue  # too few activities reach these people to break the cap
-            crowds = [
-                finding
-                for finding in contact_cap_breaches(
-                    self.compiler, [footprint, *nearby.values()], [cap], including=footprint
-                )
-                if finding.involves(footprint.key)
-            ]
+            schedule = DaySchedule()
+            for other in nearby.values():
+                schedule.add(other)
+            schedule.add(footprint)
+            crowds = crowds_over_cap(
+                self.compiler, schedule, cap, including=footprint, first_only=True
+            )
             if crowds:
-                # A crowd holds while the test starts within `per_days` of the earliest end
-                # among the others: every start before that still breaks the cap.
-                until = max(
-                    min(nearby[key].end for key in crowd.keys if key != footprint.key)
-                    + cap.per_days
-                    for crowd in crowds
-                )
+                crowd = [m for m in crowds[0] if m is not footprint]
+                # The crowd holds while the test starts within `per_days` of the earliest
+                # end among the others: every start before that still breaks the cap.
                 yield _Blocker(
-                    until,
+                    min(m.end for m in crowd) + cap.per_days,
                     f"{cap.channel} contact cap ({cap.max} per {cap.per_days} days) "
-                    f"with {', '.join(k for k in crowds[0].keys if k != footprint.key)}",
+                    f"with {', '.join(sorted(m.key for m in crowd))}",
                 )
 
     def _collision_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
