@@ -168,7 +168,7 @@ def _inputs(item: PortfolioItem, footprint: Footprint, compiler: Compiler, today
     impact = _impact(spec.impact)
     confidence = _confidence(spec.confidence)
     return _Inputs(
-        reach=_reach(eligible, compiler.weekly_reach(footprint), footprint.traffic),
+        reach=_reach(eligible, footprint.reach, footprint.traffic),
         impact=impact,
         confidence=confidence,
         kpi_weight=_kpi_weight(spec.primary_kpi, policy),
