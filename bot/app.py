@@ -20,6 +20,7 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import SlackSettings
+from bot.mrkdwn import escape
 from tower.context import ServiceContext
 from tower.errors import TowerError
 from tower.outbox.dispatcher import dispatch_due
@@ -78,11 +79,25 @@ def create_app(settings: SlackSettings, deps: BotDeps, *, client: WebClient | No
     register_listeners(app, deps)
 
     @app.error
-    def tell_the_user(error: Exception, body: dict[str, Any], logger: logging.Logger) -> None:
-        """Say what went wrong in words; keep the trace for the logs."""
+    def tell_the_user(
+        error: Exception, body: dict[str, Any], client: WebClient, logger: logging.Logger
+    ) -> None:
+        """Say what went wrong in words, privately; keep the trace for the logs."""
         if isinstance(error, TowerError):
             logger.info("refused: %s", error)
+            said = str(error)
         else:
             logger.exception("listener failed", exc_info=error)
+            said = (
+                "Something went wrong on Tower's side. Try again shortly; if it keeps "
+                "failing, tell the tower team."
+            )
+        user = (body.get("user") or {}).get("id") or body.get("user_id")
+        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+        if user and channel:
+            try:
+                client.chat_postEphemeral(channel=channel, user=user, text=escape(said))
+            except Exception:  # telling them failed too: the log has it
+                logger.exception("could not tell %s what went wrong", user)
 
     return app

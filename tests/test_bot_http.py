@@ -881,3 +881,14 @@ def test_a_message_slack_rate_limits_is_delivered_once_after_retry_after(bot: Bo
     [sent] = bot.outbox("decision")
     assert sent.status == MessageStatus.SENT
     assert sent.receipt is not None and sent.receipt["channel"] == "D" + OWNER[1:]
+
+
+def test_an_unexpected_failure_is_told_privately_in_words(bot: BotServer) -> None:
+    bot.fake.fail("views.open", status=500, times=1)
+    reply = bot.command("register", user=OWNER)
+    assert reply.status == 200
+    told = wait_for(
+        lambda: bot.fake.calls_to("chat.postEphemeral"), what="the user is told what went wrong"
+    )
+    assert told[0].args["user"] == OWNER
+    assert "went wrong on Tower's side" in str(told[0].args["text"])

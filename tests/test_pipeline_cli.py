@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tower.cli import main
 from tower.engine.portfolio import ACTIVE_STATUSES
 
-from .conftest import RETAIL_POLICY, RETAIL_PORTFOLIO, server_url
+from .cli import failed, succeeded, tower
+from .conftest import RETAIL_PORTFOLIO, server_url
 
 TODAY = "2026-11-23"
 MANAGER = "U0TOWERMGR"
@@ -55,26 +54,6 @@ KEY = re.compile(r"\bT-\d+\b")
 Record = dict[str, Any]
 
 # --------------------------------------------------------------------------- helpers
-
-
-def tower(url: str, *args: str) -> Result:
-    env = {"DATABASE_URL": url, "TOWER_POLICY": str(RETAIL_POLICY)}
-    return CliRunner().invoke(main, list(args), env=env)
-
-
-def succeeded(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    assert result.exception is None
-    return result
-
-
-def failed(result: Result) -> Result:
-    """A refusal: exit code 1 and a message for people, never a traceback."""
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
-    assert "error:" in result.output
-    return result
 
 
 def as_json(url: str, *args: str) -> Any:

@@ -18,11 +18,9 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from tower.cli import main
-
-from .conftest import RETAIL_POLICY, RETAIL_PORTFOLIO
+from .cli import failed, succeeded, tower
+from .conftest import RETAIL_PORTFOLIO
 
 GATE_NAMES = [
     "required fields",
@@ -67,26 +65,6 @@ SUMMARY = re.compile(
 Record = dict[str, Any]
 
 # --------------------------------------------------------------------------- helpers
-
-
-def tower(url: str, *args: str) -> Result:
-    env = {"DATABASE_URL": url, "TOWER_POLICY": str(RETAIL_POLICY)}
-    return CliRunner().invoke(main, list(args), env=env)
-
-
-def succeeded(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    assert result.exception is None
-    return result
-
-
-def failed(result: Result) -> Result:
-    """A refusal: exit code 1 and a message for people, never a traceback."""
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
-    assert "error:" in result.output
-    return result
 
 
 def flat(text: str) -> str:
