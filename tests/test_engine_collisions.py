@@ -739,7 +739,7 @@ def test_a_crowd_of_many_tests_keeps_a_fingerprint_that_fits_its_column() -> Non
             people_per_week=0,
             affected=(),
             agile_vs_bau=False,
-            explanation="",
+            describe=lambda: "",
         )
 
     many = tuple(f"T-{n}" for n in range(1000, 1060))

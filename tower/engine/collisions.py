@@ -33,6 +33,12 @@ class PairRules:
         self._team_names = {team.key: team.name for team in compiler.policy.teams}
         # Funnel steps per footprint object (kept with it, so an id is never reused wrongly).
         self._steps: dict[int, tuple[Footprint, list[tuple[str, int]]]] = {}
+        self._step_places: dict[int, list[tuple[str, int]]] = {}
+        self._step_order: dict[tuple[str, int], int] = {}
+        for name, steps in compiler.graph.funnels.items():
+            for index, step in enumerate(steps):
+                self._step_order[(name, index)] = len(self._step_order)
+                self._step_places.setdefault(step, []).append((name, index))
 
     def surface_overlap(self, a: Footprint, b: Footprint) -> _Overlap | None:
         """Where, when and how much `a` and `b` overlap, if the four conditions all hold."""
@@ -76,7 +82,7 @@ class PairRules:
         severity = Severity.BLOCKING if max(shares) >= TINY_OVERLAP_SHARE else Severity.WARNING
         paths = tuple(surfaces.paths[node] for node in nodes)
         span = (date.fromordinal(first), date.fromordinal(last))
-        explanation = (
+        describe = lambda: (  # noqa: E731 - written only when read
             f"{self._who(a)} and {self._who(b)} both run on {', '.join(paths)} "
             f"{format_span(*span)}. {format_people(common).capitalize()} people a week are "
             f"eligible for both: {format_share(shares[0])} of {a.key}'s traffic and "
@@ -93,7 +99,7 @@ class PairRules:
             people_per_week=round(common),
             affected=((a.key, shares[0]), (b.key, shares[1])),
             agile_vs_bau=a.agile != b.agile,
-            explanation=explanation,
+            describe=describe,
         )
 
     def funnel_collision(
@@ -123,7 +129,7 @@ class PairRules:
             self.surfaces.paths[steps[up_step]],
             self.surfaces.paths[steps[down_step]],
         )
-        explanation = (
+        describe = lambda: (  # noqa: E731 - written only when read
             f"{self._who(upstream)} on {up_path} (step {up_step + 1} of the {funnel} funnel) "
             f"changes who reaches {self._who(downstream)} on {down_path} (step {down_step + 1}) "
             f"{format_span(*span)}: {format_people(common)} people a week can see both."
@@ -139,7 +145,7 @@ class PairRules:
             people_per_week=round(common),
             affected=((upstream.key, shares[0]), (downstream.key, shares[1])),
             agile_vs_bau=upstream.agile != downstream.agile,
-            explanation=explanation,
+            describe=describe,
         )
 
     def _on_surfaces(self, people: float, nodes: Iterable[int]) -> float:
@@ -166,11 +172,16 @@ class PairRules:
         cached = self._steps.get(id(footprint))
         if cached is not None and cached[0] is footprint:
             return cached[1]
-        found = []
-        for name, steps in self.compiler.graph.funnels.items():
-            for index, step in enumerate(steps):
-                if any(self.surfaces.contains(step, node) for node in footprint.surfaces):
-                    found.append((name, index))
+        # A surface lies in a step when the step is on its ancestor chain.
+        found = sorted(
+            {
+                place
+                for node in footprint.surfaces
+                for ancestor in self.surfaces.ancestors[node]
+                for place in self._step_places.get(ancestor, ())
+            },
+            key=self._step_order.__getitem__,
+        )
         self._steps[id(footprint)] = (footprint, found)
         return found
 

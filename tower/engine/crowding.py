@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
+from functools import partial
 from itertools import combinations, pairwise
 
 import networkx as nx
@@ -58,11 +59,7 @@ def _group_overload_runs(
             people_per_week=0,
             affected=tuple((m.key, 1.0) for m in involved),
             agile_vs_bau=_mixed(involved),
-            explanation=(
-                f"Exclusion group {group!r} splits one audience between "
-                f"{', '.join(m.key for m in involved)}, but their traffic adds up to "
-                f"{peak * 100:.0f}% {format_span(*span)}: shares in a group must fit in 100%."
-            ),
+            describe=partial(_group_text, group, tuple(m.key for m in involved), peak, span),
         )
 
 
@@ -116,10 +113,7 @@ def _surface_overload(
         people_per_week=0,
         affected=tuple((m.key, 1.0) for m in involved),
         agile_vs_bau=_mixed(involved),
-        explanation=(
-            f"{peak} tests run on {path} at once {format_span(*span)} "
-            f"({', '.join(keys)}); the protocol allows {limit} per surface."
-        ),
+        describe=partial(_surface_text, path, keys, peak, span, limit),
     )
 
 
@@ -218,13 +212,35 @@ def _cap_breaches(
             people_per_week=round(people),
             affected=tuple((m.key, 1.0) for m in members),
             agile_vs_bau=_mixed(members),
-            explanation=(
-                f"{len(members)} {cap.channel} activities ({', '.join(keys)}) reach the same "
-                f"people within {cap.per_days} days {format_span(*span)}: "
-                f"{format_people(people)} people a week could get all of them, and the cap "
-                f"is {cap.max} per {cap.per_days} days."
-            ),
+            describe=partial(_cap_text, cap, keys, people, span),
         )
+
+
+def _group_text(group: str, keys: tuple[str, ...], peak: float, span: tuple[date, date]) -> str:
+    return (
+        f"Exclusion group {group!r} splits one audience between {', '.join(keys)}, but their "
+        f"traffic adds up to {peak * 100:.0f}% {format_span(*span)}: shares in a group must "
+        "fit in 100%."
+    )
+
+
+def _surface_text(
+    path: str, keys: tuple[str, ...], peak: int, span: tuple[date, date], limit: int
+) -> str:
+    return (
+        f"{peak} tests run on {path} at once {format_span(*span)} ({', '.join(keys)}); "
+        f"the protocol allows {limit} per surface."
+    )
+
+
+def _cap_text(
+    cap: ContactCap, keys: tuple[str, ...], people: float, span: tuple[date, date]
+) -> str:
+    return (
+        f"{len(keys)} {cap.channel} activities ({', '.join(keys)}) reach the same people "
+        f"within {cap.per_days} days {format_span(*span)}: {format_people(people)} people a "
+        f"week could get all of them, and the cap is {cap.max} per {cap.per_days} days."
+    )
 
 
 def _sharing_cliques(compiler: Compiler, footprints: list[Footprint]) -> Iterator[list[Footprint]]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property, lru_cache
 
 from tower.collisions.kinds import CollisionKind, Severity
 
@@ -30,7 +32,13 @@ class Finding:
     people_per_week: int
     affected: tuple[tuple[str, float], ...]  # (key, share of that test's eligible traffic)
     agile_vs_bau: bool
-    explanation: str
+    # Writes the explanation: words cost time, so they are only written when read.
+    describe: Callable[[], str] = field(compare=False, repr=False)
+
+    @cached_property
+    def explanation(self) -> str:
+        """The plain-language, quantified story of the clash."""
+        return self.describe()
 
     @property
     def fingerprint(self) -> str:
@@ -53,6 +61,7 @@ class Finding:
         return key in self.keys
 
 
+@lru_cache(maxsize=4096)
 def format_day(day: date) -> str:
     """`Mon 11 Jan 2027`: unambiguous in every locale."""
     return f"{day:%a} {day.day} {day:%b %Y}"

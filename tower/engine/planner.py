@@ -196,17 +196,16 @@ class Planner:
             for other in nearby.values():
                 schedule.add(other)
             schedule.add(footprint)
-            crowds = crowds_over_cap(
-                self.compiler, schedule, cap, including=footprint, first_only=True
-            )
+            crowds = crowds_over_cap(self.compiler, schedule, cap, including=footprint)
             if crowds:
-                crowd = [m for m in crowds[0] if m is not footprint]
-                # The crowd holds while the test starts within `per_days` of the earliest
-                # end among the others: every start before that still breaks the cap.
+                # A crowd holds while the test starts within `per_days` of the earliest end
+                # among the others: every start before that still breaks the cap.
+                others = [[m for m in crowd if m is not footprint] for crowd in crowds]
+                until = max(min(m.end for m in crowd) + cap.per_days for crowd in others)
                 yield _Blocker(
-                    min(m.end for m in crowd) + cap.per_days,
+                    until,
                     f"{cap.channel} contact cap ({cap.max} per {cap.per_days} days) "
-                    f"with {', '.join(sorted(m.key for m in crowd))}",
+                    f"with {', '.join(sorted(m.key for m in others[0]))}",
                 )
 
     def _collision_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
