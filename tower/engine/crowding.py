@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
@@ -157,25 +158,29 @@ def crowds_over_cap(
     crowds: list[list[Footprint]] = []
     anchors = schedule.footprints
     if including is not None:  # windows that can hold it end within per_days of its end
-        anchors = [f for f in anchors if including.start <= f.start < including.end + cap.per_days]
+        low = bisect_left(schedule.starts, including.start)
+        high = bisect_left(schedule.starts, including.end + cap.per_days)
+        anchors = [including, *(f for f in schedule.footprints[low:high] if f is not including)]
     for anchor in anchors:
         window = (anchor.start - cap.per_days + 1, anchor.start)
         neighbours = [
             other
             for other in schedule.running(*window)
             if other is not anchor
+            and other is not including
             and other.start <= anchor.start
             and audiences.shared(other.audience, anchor.audience) > 0
         ]
         fixed = [anchor]
         if including is not None and including is not anchor:
-            if including not in neighbours:
+            # `including` must run in this window and share people with the anchor.
+            if not (window[0] <= including.end and including.start <= anchor.start):
+                continue
+            if audiences.shared(including.audience, anchor.audience) <= 0:
                 continue
             fixed.append(including)
             neighbours = [
-                n
-                for n in neighbours
-                if n is not including and audiences.shared(n.audience, including.audience) > 0
+                n for n in neighbours if audiences.shared(n.audience, including.audience) > 0
             ]
         if len(neighbours) + len(fixed) <= cap.max:
             continue
@@ -254,11 +259,15 @@ def _sharing_cliques(compiler: Compiler, footprints: list[Footprint]) -> Iterato
         by_audience[footprint.audience.id].append(footprint)
     audiences = {members[0].audience.id: members[0].audience for members in by_audience.values()}
     shared = compiler.audiences.shared
+    edges = [
+        (a, b) for a, b in combinations(audiences, 2) if shared(audiences[a], audiences[b]) > 0
+    ]
+    if len(edges) == len(audiences) * (len(audiences) - 1) // 2:
+        yield footprints  # everyone shares people with everyone: one crowd (the usual case)
+        return
     overlaps = nx.Graph()
     overlaps.add_nodes_from(audiences)
-    overlaps.add_edges_from(
-        (a, b) for a, b in combinations(audiences, 2) if shared(audiences[a], audiences[b]) > 0
-    )
+    overlaps.add_edges_from(edges)
     for clique in nx.find_cliques(overlaps):
         yield [footprint for audience in clique for footprint in by_audience[audience]]
 

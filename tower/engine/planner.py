@@ -183,19 +183,18 @@ class Planner:
                 continue
             reach = cap.per_days - 1
             shared = self.compiler.audiences.shared
-            nearby = {
-                f.key: f
+            nearby = [
+                f
                 for f in self.by_channel[cap.channel].running(
                     footprint.start - reach, footprint.end + reach
                 )
-                if f.key != footprint.key and shared(f.audience, footprint.audience) > 0
-            }
+                if shared(f.audience, footprint.audience) > 0
+            ]
             if len(nearby) < cap.max:
                 continue  # too few activities reach these people to break the cap
-            schedule = DaySchedule()
-            for other in nearby.values():
+            schedule = DaySchedule()  # only those sharing people with the test can crowd it
+            for other in nearby:
                 schedule.add(other)
-            schedule.add(footprint)
             crowds = crowds_over_cap(self.compiler, schedule, cap, including=footprint)
             if crowds:
                 # A crowd holds while the test starts within `per_days` of the earliest end
