@@ -509,9 +509,7 @@ def test_a_retry_arriving_while_the_first_click_is_delivered_sends_each_message_
         assert len(updates_of(bot, where["ts"])) == 1
 
 
-def test_a_double_click_on_approve_decides_once(
-    bot: BotServer, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_double_click_on_approve_decides_once(bot: BotServer) -> None:
     story = register_clashing_test(bot)
     waive(bot, "C-1")
     ts = receipt_of(bot, story.request)["ts"]
@@ -533,14 +531,11 @@ def test_a_double_click_on_approve_decides_once(
     assert statuses == [200, 200]
     wait_for(lambda: bot.posts(containing="was approved by"), what="one click approves")
 
-    # The other click is answered privately (already approved, or changed meanwhile); on
-    # SQLite it may instead fail on the database lock, which Bolt's error handler logs.
-    def other_click_done() -> bool:
-        failed = [r for r in caplog.records if r.getMessage() == "listener failed"]
-        return len(ephemerals(bot, MANAGER)) + len(failed) == 1
-
-    wait_for(other_click_done, what="the other click is answered or fails")
-    assert all(story.key in answer for answer in ephemerals(bot, MANAGER))
+    # The other click is answered privately: already approved, or changed meanwhile; on
+    # SQLite it may instead fail on the database lock, and the error handler says so.
+    wait_for(lambda: len(ephemerals(bot, MANAGER)) == 1, what="the other click is answered")
+    [answer] = ephemerals(bot, MANAGER)
+    assert story.key in answer or "went wrong on Tower's side" in answer
     assert len(bot.decisions(story.key)) == 1
     assert [a for a in bot.audit_actions(story.key) if a[1] == "approve"] == [(MANAGER, "approve")]
     assert bot.experiment(story.key).status == S.APPROVED
