@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,12 +61,13 @@ def session(engine: Engine) -> Iterator[Session]:
             outer.rollback()
 
 
-@pytest.fixture
-def scratch_database_url(tmp_path: Path) -> Iterator[str]:
-    """An empty database of the suite's kind, of this test's own, dropped afterwards."""
+@contextmanager
+def scratch_database(directory: Path) -> Iterator[str]:
+    """An empty database of the suite's kind (a SQLite file in `directory`, or a fresh
+    PostgreSQL database), dropped afterwards."""
     url = server_url()
     if url is None:
-        yield f"sqlite:///{tmp_path / 'scratch.db'}"
+        yield f"sqlite:///{directory / 'scratch.db'}"
         return
     name = f"tower_scratch_{uuid.uuid4().hex[:12]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
@@ -77,6 +79,13 @@ def scratch_database_url(tmp_path: Path) -> Iterator[str]:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+def scratch_database_url(tmp_path: Path) -> Iterator[str]:
+    """An empty database of this test's own, dropped afterwards."""
+    with scratch_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

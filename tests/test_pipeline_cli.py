@@ -10,21 +10,16 @@ from __future__ import annotations
 import csv
 import json
 import re
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from tower.engine.portfolio import ACTIVE_STATUSES
 
 from .cli import failed, succeeded, tower
-from .conftest import RETAIL_PORTFOLIO, server_url
+from .conftest import RETAIL_PORTFOLIO, scratch_database
 
 TODAY = "2026-11-23"
 MANAGER = "U0TOWERMGR"
@@ -70,25 +65,6 @@ def load_demo(url: str) -> str:
     succeeded(tower(url, "init"))
     succeeded(tower(url, "import", str(RETAIL_PORTFOLIO)))
     return url
-
-
-@contextmanager
-def scratch_database(directory: Path) -> Iterator[str]:
-    """An empty database of the suite's kind (like conftest's), dropped afterwards."""
-    url = server_url()
-    if url is None:
-        yield f"sqlite:///{directory / 'demo.db'}"
-        return
-    name = f"tower_demo_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
