@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from tests.builders import cart_test
 from tower import migrate
 from tower.audit.models import AuditEvent
 from tower.collisions import flows
@@ -36,7 +37,7 @@ from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
-from tower.experiments.spec import ExperimentKind, ExperimentResult, ExperimentSpec
+from tower.experiments.spec import ExperimentResult, ExperimentSpec
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import OutboxMessage
 from tower.policy import Policy
@@ -82,21 +83,7 @@ def at(policy: Policy, moment: datetime = NOW) -> ServiceContext:
 
 
 def spec(**changes: Any) -> ExperimentSpec:
-    values: dict[str, Any] = {
-        "title": "Sticky basket",
-        "team": "checkout-squad",
-        "owner": OWNER,
-        "kind": ExperimentKind.AB_TEST,
-        "surfaces": ("web/checkout/cart",),
-        "start": START,
-        "end": END,
-        "primary_kpi": "conversion_rate",
-        "baseline": 0.03,
-        "mde": 0.05,
-        "hypothesis": "A basket that stays in view converts more visitors.",
-    }
-    values.update(changes)
-    return ExperimentSpec(**values)
+    return cart_test(**{"start": START, "end": END, **changes})
 
 
 BAU: dict[str, Any] = {"team": "ecommerce", "owner": BAU_OWNER, "title": "Basket banner"}

@@ -30,12 +30,13 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.builders import cart_test
 from tower.audit.models import AuditEvent
 from tower.cli import main
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
 from tower.experiments import service as experiment_service
-from tower.experiments.spec import ExperimentKind, ExperimentSpec
+from tower.experiments.spec import ExperimentSpec
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox import service as outbox_service
 from tower.outbox.models import MessageStatus, OutboxMessage
@@ -73,21 +74,7 @@ def at(policy: Policy, moment: datetime) -> ServiceContext:
 
 
 def spec(**changes: Any) -> ExperimentSpec:
-    values: dict[str, Any] = {
-        "title": "Sticky basket",
-        "team": "checkout-squad",
-        "owner": OWNER,
-        "kind": ExperimentKind.AB_TEST,
-        "surfaces": ("web/checkout/cart",),
-        "start": START,
-        "end": END,
-        "primary_kpi": "conversion_rate",
-        "baseline": 0.03,
-        "mde": 0.05,
-        "hypothesis": "A basket that stays in view converts more visitors.",
-    }
-    values.update(changes)
-    return ExperimentSpec(**values)
+    return cart_test(**{"start": START, "end": END, **changes})
 
 
 # A BAU test on another channel: it never collides with the checkout tests.

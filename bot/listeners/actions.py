@@ -20,9 +20,11 @@ from bot.app import BotDeps
 from bot.ids import ActionId
 from bot.listeners.commands import open_register_modal
 from bot.listeners.common import actor_of, audit_refusal, tell_privately
+from bot.views.messages import parse_approval_value, parse_collision_value
 from bot.views.modal import reason_modal, test_modal
 from tower.collisions import flows
 from tower.collisions import service as collision_service
+from tower.collisions.models import Collision
 from tower.context import ServiceContext
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
@@ -36,10 +38,23 @@ def _value(body: dict[str, Any]) -> str:
     return str(body["actions"][0].get("value") or "")
 
 
-def _test_ref(value: str) -> tuple[str, int | None]:
-    """`T-4:3` → ("T-4", 3): the test and the version the button was drawn for."""
-    key, _, version = value.partition(":")
-    return key, int(version) if version.isdigit() else None
+def _test_ref(client: WebClient, body: dict[str, Any]) -> tuple[str, int] | None:
+    """The test and version an approval button was drawn for; None (and the clicker told)
+    when the value is not one Tower wrote."""
+    try:
+        return parse_approval_value(_value(body))
+    except ValueError:
+        tell_privately(client, body, "This button is not one of Tower's: nothing was done.")
+        return None
+
+
+def _collision_ref(client: WebClient, body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The collision (and its first test) an alert's button names."""
+    try:
+        return parse_collision_value(_value(body))
+    except ValueError:
+        tell_privately(client, body, "This button is not one of Tower's: nothing was done.")
+        return None, None
 
 
 def _where(body: dict[str, Any]) -> dict[str, str]:
@@ -79,7 +94,10 @@ def register(app: App, deps: BotDeps) -> None:
     @app.action(ActionId.APPROVE.value)
     def approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        key, version = _test_ref(_value(body))
+        ref = _test_ref(client, body)
+        if ref is None:
+            return
+        key, version = ref
         actor = actor_of(body)
 
         def run(session: Session, ctx: ServiceContext) -> str | None:
@@ -93,7 +111,10 @@ def register(app: App, deps: BotDeps) -> None:
     def ask_reason(action: ActionId) -> Callable[..., None]:
         def handler(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
             ack()
-            key, version = _test_ref(_value(body))
+            ref = _test_ref(client, body)
+            if ref is None:
+                return
+            key, version = ref
             actor = actor_of(body)
             try:
                 with deps.transaction() as (session, ctx):
@@ -101,7 +122,6 @@ def register(app: App, deps: BotDeps) -> None:
                     permissions.require_manager(
                         ctx.policy, actor, experiment, action.value.replace("_", " ")
                     )
-                    current = experiment.version
             except PermissionDenied as denied:
                 audit_refusal(deps, key=key, actor=actor, action=action.value, error=denied)
                 tell_privately(client, body, str(denied))
@@ -109,7 +129,7 @@ def register(app: App, deps: BotDeps) -> None:
             except TowerError as error:
                 tell_privately(client, body, str(error))
                 return
-            view = reason_modal(action.value, key, version or current, _where(body))
+            view = reason_modal(action.value, key, version, _where(body))
             client.views_open(trigger_id=body["trigger_id"], view=view)
 
         return handler
@@ -117,34 +137,41 @@ def register(app: App, deps: BotDeps) -> None:
     app.action(ActionId.REQUEST_CHANGES.value)(ask_reason(ActionId.REQUEST_CHANGES))
     app.action(ActionId.REJECT.value)(ask_reason(ActionId.REJECT))
 
-    @app.action(ActionId.ACKNOWLEDGE.value)
-    def acknowledge(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        ref = _value(body).split(":")[0]
-        actor = actor_of(body)
+    def on_collision(
+        action: str, run_flow: Callable[..., Collision], done: str
+    ) -> Callable[..., None]:
+        """A collision alert's button: run `run_flow` on the collision, say `done`."""
 
-        def run(session: Session, ctx: ServiceContext) -> str:
-            record = flows.acknowledge(session, ctx, ref, actor=actor)
-            return f"You acknowledged {collision_service.format_ref(record)}."
+        def handler(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+            ack()
+            ref, key = _collision_ref(client, body)
+            if ref is None:
+                return
+            actor = actor_of(body)
 
-        act(deps, client, body, key=_first_key(deps, ref), action="acknowledge", run=run)
+            def run(session: Session, ctx: ServiceContext) -> str:
+                record = run_flow(session, ctx, ref, actor=actor)
+                return done.format(ref=collision_service.format_ref(record))
 
-    @app.action(ActionId.ASK_FOR_WAIVER.value)
-    def ask_for_waiver(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        ref = _value(body).split(":")[0]
-        actor = actor_of(body)
+            act(deps, client, body, key=key or "", action=action, run=run)
 
-        def run(session: Session, ctx: ServiceContext) -> str:
-            record = flows.request_waiver(session, ctx, ref, actor=actor)
-            return f"The managers are asked to waive {collision_service.format_ref(record)}."
+        return handler
 
-        act(deps, client, body, key=_first_key(deps, ref), action="ask_for_waiver", run=run)
+    app.action(ActionId.ACKNOWLEDGE.value)(
+        on_collision("acknowledge", flows.acknowledge, "You acknowledged {ref}.")
+    )
+    app.action(ActionId.ASK_FOR_WAIVER.value)(
+        on_collision(
+            "ask_for_waiver", flows.request_waiver, "The managers are asked to waive {ref}."
+        )
+    )
 
     @app.action(ActionId.MOVE_TO_FREE_SLOT.value)
     def move_to_free_slot(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        ref = _value(body).split(":")[0]
+        ref, _ = _collision_ref(client, body)
+        if ref is None:
+            return
         actor = actor_of(body)
         try:
             with deps.transaction() as (session, ctx):
@@ -158,15 +185,6 @@ def register(app: App, deps: BotDeps) -> None:
     def open_register(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         open_register_modal(deps, client, body["trigger_id"], actor_of(body))
-
-
-def _first_key(deps: BotDeps, ref: str) -> str:
-    with deps.transaction() as (session, _):
-        try:
-            keys = collision_service.keys_of(collision_service.get_collision(session, ref))
-        except TowerError:
-            return ""
-    return keys[0] if keys else ""
 
 
 def _moved_edit_view(session: Session, ctx: ServiceContext, ref: str, actor: str) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from bot.config import SlackSettings
 from bot.ids import BlockId, CallbackId
 from bot.notifier import SlackNotifier
 from bot.web import create_wsgi, database_reachable
+from tests.builders import cart_test
 from tests.slack.fake_api import Call, FakeSlack
 from tower import migrate
 from tower.audit.models import AuditEvent
@@ -238,24 +239,8 @@ def valid_answers(**changes: Any) -> dict[str, Any]:
 
 def spec(**changes: Any) -> ExperimentSpec:
     """A valid spec under the small policy (a checkout-squad test on the cart by default)."""
-    values: dict[str, Any] = {
-        "title": "Sticky basket",
-        "team": "checkout-squad",
-        "owner": OWNER,
-        "kind": ExperimentKind.AB_TEST,
-        "surfaces": ("web/checkout/cart",),
-        "start": START,
-        "end": END,
-        "primary_kpi": "conversion_rate",
-        "baseline": 0.03,
-        "mde": 0.05,
-        "hypothesis": "A basket that stays in view converts more visitors.",
-        "impact": 2.0,
-        "confidence": 0.8,
-        "effort_weeks": 1.0,
-    }
-    values.update(changes)
-    return ExperimentSpec(**values)
+    scored: dict[str, Any] = {"impact": 2.0, "confidence": 0.8, "effort_weeks": 1.0}
+    return cart_test(**{"start": START, "end": END, **scored, **changes})
 
 
 BAU_TEST: dict[str, Any] = {

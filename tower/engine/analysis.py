@@ -52,9 +52,6 @@ class PipelineAnalysis:
         placement = self.placements.get(key)
         return None if placement is None else placement.rank
 
-    def findings_for(self, key: str) -> list[Finding]:
-        return [finding for finding in self.findings if finding.involves(key)]
-
 
 def analyse(
     items: Sequence[PortfolioItem],

@@ -16,13 +16,6 @@ def is_member_of(policy: Policy, user: str, team_key: str) -> bool:
     return team is not None and user in team.members
 
 
-def require_known(policy: Policy, user: str) -> None:
-    """The actor is a manager or a member of some team in the policy."""
-    if policy.is_manager(user) or any(user in team.members for team in policy.teams):
-        return
-    raise PermissionDenied(f"{user} is not a manager nor a member of any team in the policy")
-
-
 def require_team_or_manager(policy: Policy, user: str, experiment: Experiment, verb: str) -> None:
     """Only the test's owner, its team's members and managers may `verb` it."""
     if (
