@@ -20,6 +20,7 @@ Audiences (weekly sizes); siblings are disjoint unless declared:
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 
 import pytest
@@ -307,3 +308,19 @@ def test_shared_people_never_exceed_either_audience(model: AudienceModel) -> Non
         for b in audiences:
             shared = model.shared(a, b)
             assert 0 <= shared <= min(a.size, b.size) + 1e-9
+
+
+def test_audiences_that_may_not_share_share_nobody(model: AudienceModel) -> None:
+    # The quick mask test must never hide people the full estimate finds.
+    singles = [[name] for name in SEGMENTS]
+    targets = [*singles, []] + [[a, b] for a, b in itertools.combinations(SEGMENTS[1:], 2)]
+    audiences = [model.compile(t) for t in targets]
+    audiences += [model.compile(t, [x]) for t in targets for x in SEGMENTS[1:] if [x] != t]
+    refused = 0
+    for a in audiences:
+        for b in audiences:
+            if not a.may_share(b):
+                refused += 1
+                assert model._estimate_shared(a, b) == 0, (a, b)
+            assert a.may_share(b) == b.may_share(a)
+    assert refused  # the policy has audiences that cannot meet: anonymous and logged_in

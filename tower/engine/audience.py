@@ -16,12 +16,29 @@ from tower.engine.graph import SegmentIndex
 
 @dataclass(frozen=True, slots=True)
 class Audience:
-    """A compiled audience: `id` is shared by every test that targets the same people."""
+    """A compiled audience: `id` is shared by every test that targets the same people.
+
+    The masks (bit i: segment i) answer "can two audiences share anyone?" before any
+    arithmetic: its targets, their ancestors-or-self, and the segments declared to overlap
+    those. Two audiences whose targets are neither nested nor linked by an overlap share
+    nobody.
+    """
 
     id: int
     targets: tuple[int, ...]
     excluded: tuple[int, ...]
     size: float
+    target_mask: int
+    line_mask: int
+    partner_mask: int
+
+    def may_share(self, other: Audience) -> bool:
+        """False when no target of either can hold a person of the other's."""
+        return bool(
+            self.target_mask & other.line_mask
+            or other.target_mask & self.line_mask
+            or self.partner_mask & other.line_mask
+        )
 
 
 class AudienceModel:
@@ -30,7 +47,7 @@ class AudienceModel:
     def __init__(self, segments: SegmentIndex) -> None:
         self.segments = segments
         self._interned: dict[tuple[tuple[int, ...], tuple[int, ...]], Audience] = {}
-        self._shared: dict[tuple[int, int], float] = {}
+        self._shared: dict[int, float] = {}  # by (lower id << 32 | higher id)
 
     def compile(self, targets: Iterable[str], excluded: Iterable[str] = ()) -> Audience:
         """The audience of `targets` (everyone when empty) without `excluded`."""
@@ -39,7 +56,16 @@ class AudienceModel:
         key = (self._outermost(target_ids), self._outermost({ids[name] for name in excluded}))
         audience = self._interned.get(key)
         if audience is None:
-            audience = Audience(len(self._interned), *key, self._size(*key))
+            chosen = key[0]
+            segments = self.segments
+            audience = Audience(
+                len(self._interned),
+                *key,
+                self._size(*key),
+                target_mask=sum(1 << t for t in chosen),
+                line_mask=_union(segments.line_masks[t] for t in chosen),
+                partner_mask=_union(segments.partner_masks[t] for t in chosen),
+            )
             self._interned[key] = audience
         return audience
 
@@ -52,11 +78,12 @@ class AudienceModel:
 
     def shared(self, a: Audience, b: Audience) -> float:
         """Estimated people per week in both audiences (0 when they cannot share anyone)."""
-        key = (a.id, b.id) if a.id <= b.id else (b.id, a.id)
+        if not a.may_share(b):
+            return 0.0  # most pairs of audiences end here, before any arithmetic
+        key = a.id << 32 | b.id if a.id <= b.id else b.id << 32 | a.id
         cached = self._shared.get(key)
         if cached is None:
-            cached = self._estimate_shared(a, b)
-            self._shared[key] = cached
+            cached = self._shared[key] = self._estimate_shared(a, b)
         return cached
 
     def _estimate_shared(self, a: Audience, b: Audience) -> float:
@@ -96,3 +123,10 @@ class AudienceModel:
             both = self.segments.shared_people(first, second)
             total -= both * (1.0 - max(removed[first], removed[second]))
         return max(0.0, total)
+
+
+def _union(masks: Iterable[int]) -> int:
+    union = 0
+    for mask in masks:
+        union |= mask
+    return union

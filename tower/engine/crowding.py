@@ -16,9 +16,8 @@ from datetime import date
 from functools import partial
 from itertools import combinations, pairwise
 
-import networkx as nx
-
 from tower.collisions.kinds import CollisionKind, Severity
+from tower.engine.cliques import is_complete, maximal_cliques, vertices
 from tower.engine.findings import Finding, format_people, format_span
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule, SurfaceSchedule
@@ -72,36 +71,154 @@ def surface_overloads(
     A test covers its surfaces and everything inside them. The crowd on a node is checked
     only on days one of its own tests runs: any other crowd there is also one on a parent.
     """
-    surfaces = schedule.surfaces
+    paths = schedule.surfaces.paths
     reported: set[tuple[str, ...]] = set()
     for node in schedule.occupied:
-        own = schedule.by_node[node].footprints
-        crowd = {f.key: f for f in own}
-        for footprint in own:
-            for ancestor in surfaces.ancestors[node][1:]:
-                for other in schedule.on_node(ancestor, footprint.start, footprint.end):
-                    crowd.setdefault(other.key, other)
-        members = list(crowd.values())
+        members = _crowd_on(schedule, node)
         if len({m.group or m.key for m in members}) <= limit:
             continue  # too few tests here to pass the limit on any day
-        over = [
-            (first, after)
-            for first, after, running in running_stretches(members)
-            if _slots(running) > limit
-        ]
-        for first, last in _merged(over):
+        for first, last, peak in _runs_over(members, limit):
             involved = _by_number(m for m in members if m.start <= last and m.end >= first)
             keys = tuple(m.key for m in involved)
             if keys not in reported:
                 reported.add(keys)
-                yield _surface_overload(surfaces.paths[node], involved, first, last, limit)
+                yield _surface_overload(paths[node], involved, first, last, peak, limit)
+
+
+def surface_overloads_with(
+    schedule: SurfaceSchedule, candidate: Footprint, limit: int
+) -> Iterator[Finding]:
+    """The capacity findings `candidate` would be part of, were it added to `schedule` (in
+    place of a test of the same key): those `surface_overloads` would then report.
+
+    Only nodes inside the candidate's surfaces can hold it in their crowd, and only runs of
+    days that meet its window matter: each node's crowd is read over a window that starts as
+    the candidate's and widens only while a run reaches its edge.
+    """
+    inside = (schedule.occupied_inside(node) for node in candidate.surfaces)
+    reported: set[tuple[str, ...]] = set()
+    for node in sorted({*candidate.surfaces}.union(*inside)):
+        members, runs = _runs_through(schedule, node, candidate, limit)
+        for first, last, peak in runs:
+            involved = _by_number(m for m in members if m.start <= last and m.end >= first)
+            keys = tuple(m.key for m in involved)
+            if keys not in reported:
+                reported.add(keys)
+                path = schedule.surfaces.paths[node]
+                yield _surface_overload(path, involved, first, last, peak, limit)
+
+
+def _runs_through(
+    schedule: SurfaceSchedule, node: int, candidate: Footprint, limit: int
+) -> tuple[list[Footprint], list[tuple[int, int, int]]]:
+    """The crowd on `node` read over a wide enough window, and its over-limit runs that
+    meet the candidate's days (none when the candidate is not in the crowd)."""
+    bounds = (
+        min(candidate.start, schedule.first_day),
+        max(candidate.end, schedule.last_day),
+    )
+    first, last = candidate.start, candidate.end
+    while True:
+        crowd = _crowd_between(schedule, node, candidate, first, last)
+        if crowd.get(candidate.key) is not candidate:
+            return [], []  # no test on the node shares a day with the candidate
+        if len({m.group or m.key for m in crowd.values()}) <= limit:
+            return [], []
+        runs = [
+            run
+            for run in _runs_over(crowd.values(), limit, within=(first, last))
+            if run[0] <= candidate.end and run[1] >= candidate.start
+        ]
+        widen_first = first > bounds[0] and any(run[0] == first for run in runs)
+        widen_last = last < bounds[1] and any(run[1] == last for run in runs)
+        if not (widen_first or widen_last):
+            return list(crowd.values()), runs
+        span = last - first + 1  # a run reaches the window's edge: look twice as far
+        first = max(bounds[0], first - span) if widen_first else first
+        last = min(bounds[1], last + span) if widen_last else last
+
+
+def _crowd_on(schedule: SurfaceSchedule, node: int) -> list[Footprint]:
+    """The tests on `node` and those on its ancestors that run on a day one of them runs."""
+    ancestors = schedule.surfaces.ancestors[node][1:]
+    own = schedule.by_node[node].footprints
+    crowd = {f.key: f for f in own}
+    for footprint in own:
+        for ancestor in ancestors:
+            for other in schedule.on_node(ancestor, footprint.start, footprint.end):
+                crowd.setdefault(other.key, other)
+    return list(crowd.values())
+
+
+def _crowd_between(
+    schedule: SurfaceSchedule, node: int, extra: Footprint, first: int, last: int
+) -> dict[str, Footprint]:
+    """The members of `_crowd_on(node)` that run on a day in [first, last], were `extra`
+    added to the schedule in place of a test of the same key."""
+    replaced = extra.key
+    own_schedule = schedule.by_node.get(node)
+    extra_is_own = node in extra.surfaces
+
+    def meets_own(footprint: Footprint) -> bool:
+        if extra_is_own and footprint.overlaps(extra):
+            return True
+        if own_schedule is None:
+            return False
+        return any(f.key != replaced for f in own_schedule.running(footprint.start, footprint.end))
+
+    crowd: dict[str, Footprint] = {}
+    if own_schedule is not None:
+        crowd.update((f.key, f) for f in own_schedule.running(first, last) if f.key != replaced)
+    if extra.start <= last and extra.end >= first and (extra_is_own or meets_own(extra)):
+        crowd[replaced] = extra
+    for ancestor in schedule.surfaces.ancestors[node][1:]:
+        for other in schedule.on_node(ancestor, first, last):
+            if other.key != replaced and other.key not in crowd and meets_own(other):
+                crowd[other.key] = other
+    return crowd
+
+
+def _runs_over(
+    members: Iterable[Footprint], limit: int, *, within: tuple[int, int] | None = None
+) -> list[tuple[int, int, int]]:
+    """(first, last, peak) of each run of days on which more than `limit` slots are taken
+    (tests of one exclusion group share a slot): one sweep over starts and ends. With
+    `within`, only those days count (the members must include all that run on them)."""
+    changes: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for m in members:
+        slot = m.group or m.key
+        changes[m.start].append((1, slot))
+        changes[m.end + 1].append((-1, slot))
+    if within is not None:
+        changes.setdefault(within[0], [])
+        changes.setdefault(within[1] + 1, [])
+    taken: dict[str, int] = defaultdict(int)
+    runs: list[tuple[int, int, int]] = []
+    run_first, peak = 0, 0
+    for day in sorted(changes):
+        for step, slot in changes[day]:
+            taken[slot] += step
+            if not taken[slot]:
+                del taken[slot]
+        if within is not None and not within[0] <= day <= within[1]:
+            if peak and day > within[1]:
+                runs.append((run_first, within[1], peak))
+                peak = 0
+            continue
+        if len(taken) > limit:
+            if not peak:
+                run_first = day
+            peak = max(peak, len(taken))
+        elif peak:
+            runs.append((run_first, day - 1, peak))
+            peak = 0
+    return runs
 
 
 def _surface_overload(
-    path: str, involved: list[Footprint], first: int, last: int, limit: int
+    path: str, involved: list[Footprint], first: int, last: int, peak: int, limit: int
 ) -> Finding:
     keys = tuple(m.key for m in involved)
-    peak = max(_slots(running) for _, _, running in running_stretches(involved))
     span = (date.fromordinal(first), date.fromordinal(last))
     return Finding(
         kind=CollisionKind.CAPACITY,
@@ -257,19 +374,19 @@ def _sharing_cliques(compiler: Compiler, footprints: list[Footprint]) -> Iterato
     by_audience: dict[int, list[Footprint]] = defaultdict(list)
     for footprint in footprints:
         by_audience[footprint.audience.id].append(footprint)
-    audiences = {members[0].audience.id: members[0].audience for members in by_audience.values()}
+    groups = list(by_audience.values())
+    audiences = [group[0].audience for group in groups]
     shared = compiler.audiences.shared
-    edges = [
-        (a, b) for a, b in combinations(audiences, 2) if shared(audiences[a], audiences[b]) > 0
-    ]
-    if len(edges) == len(audiences) * (len(audiences) - 1) // 2:
+    adjacency = [0] * len(audiences)
+    for i, j in combinations(range(len(audiences)), 2):
+        if shared(audiences[i], audiences[j]) > 0:
+            adjacency[i] |= 1 << j
+            adjacency[j] |= 1 << i
+    if is_complete(adjacency):
         yield footprints  # everyone shares people with everyone: one crowd (the usual case)
         return
-    overlaps = nx.Graph()
-    overlaps.add_nodes_from(audiences)
-    overlaps.add_edges_from(edges)
-    for clique in nx.find_cliques(overlaps):
-        yield [footprint for audience in clique for footprint in by_audience[audience]]
+    for clique in maximal_cliques(adjacency):
+        yield [footprint for vertex in vertices(clique) for footprint in groups[vertex]]
 
 
 def _largest(crowds: list[list[Footprint]]) -> Iterator[list[Footprint]]:
@@ -282,11 +399,6 @@ def _largest(crowds: list[list[Footprint]]) -> Iterator[list[Footprint]]:
             for key in keys:
                 kept_with[key].append(keys)
             yield crowd
-
-
-def _slots(running: Iterable[Footprint]) -> int:
-    """How many tests run at once; tests of one exclusion group share one slot."""
-    return len({m.group or m.key for m in running})
 
 
 def running_stretches(members: Sequence[Footprint]) -> Iterator[tuple[int, int, list[Footprint]]]:

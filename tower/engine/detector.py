@@ -11,10 +11,11 @@ from tower.engine.crowding import (
     contact_cap_breaches,
     exclusion_group_overloads,
     surface_overloads,
+    surface_overloads_with,
 )
 from tower.engine.findings import Finding
 from tower.engine.portfolio import Compiler, Footprint
-from tower.engine.schedule import DaySchedule, SurfaceSchedule
+from tower.engine.schedule import DaySchedule
 
 _SEVERITY_ORDER = {Severity.BLOCKING: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
@@ -60,10 +61,10 @@ class CollisionEngine:
         if candidate.group is not None:
             group = [f for f in self.footprints if f.group == candidate.group]
             findings.extend(exclusion_group_overloads(self._with(candidate, group)))
-        neighbours = self.pairs.surface_neighbours(candidate)
-        local = SurfaceSchedule(self.compiler.graph.surfaces, [candidate, *neighbours])
         findings.extend(
-            surface_overloads(self.compiler, local, self.policy.protocol.max_concurrent_per_surface)
+            surface_overloads_with(
+                self.pairs.schedule, candidate, self.policy.protocol.max_concurrent_per_surface
+            )
         )
         surfaces = self.compiler.graph.surfaces
         channels = {surfaces.channel(node) for node in candidate.surfaces}

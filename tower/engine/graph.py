@@ -7,6 +7,7 @@ effective weekly visitors, segment sizes and declared overlaps.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -52,7 +53,26 @@ class SegmentIndex:
     sizes: list[int]
     ancestors: list[tuple[int, ...]]  # ancestor-or-self ids, self first, root last
     overlaps: dict[tuple[int, int], float]  # both orders
-    _pair_cache: dict[tuple[int, int], float] = field(default_factory=dict, compare=False)
+    _pair_cache: dict[int, float] = field(default_factory=dict, compare=False)
+    # Per segment, (depth, ancestor) for the ancestors-or-self named in a declared overlap:
+    # most segments have none, and then only nesting can make them share anyone.
+    _overlap_lines: list[tuple[tuple[int, int], ...]] = field(default_factory=list, compare=False)
+    # Bit masks (bit i: segment i) of each segment's ancestors-or-self, and of the segments
+    # declared to overlap one of them: a quick "can these two share anyone at all?".
+    line_masks: list[int] = field(default_factory=list, compare=False)
+    partner_masks: list[int] = field(default_factory=list, compare=False)
+
+    def __post_init__(self) -> None:
+        named = {a for a, _ in self.overlaps}
+        self._overlap_lines.extend(
+            tuple((depth, upper) for depth, upper in enumerate(chain) if upper in named)
+            for chain in self.ancestors
+        )
+        self.line_masks.extend(_mask(chain) for chain in self.ancestors)
+        self.partner_masks.extend(
+            _mask(b for upper in chain for a, b in self.overlaps if a == upper)
+            for chain in self.ancestors
+        )
 
     @property
     def root(self) -> int:
@@ -74,11 +94,12 @@ class SegmentIndex:
         through a declared overlap between their lines; below the declared pair, membership
         is taken as independent (a child holds the same share of the overlap as of its parent).
         """
-        key = (a, b) if a <= b else (b, a)
+        if a > b:
+            a, b = b, a
+        key = a << 32 | b
         cached = self._pair_cache.get(key)
         if cached is None:
-            cached = self._estimate_shared(*key)
-            self._pair_cache[key] = cached
+            cached = self._pair_cache[key] = self._estimate_shared(a, b)
         return cached
 
     def _estimate_shared(self, a: int, b: int) -> float:
@@ -89,8 +110,8 @@ class SegmentIndex:
         # The most specific declared overlap between the two lines (closest to the segments)
         # decides; ties go to the first in the policy's order of ancestors.
         best: tuple[int, int, int] | None = None
-        for depth_a, upper_a in enumerate(self.ancestors[a]):
-            for depth_b, upper_b in enumerate(self.ancestors[b]):
+        for depth_a, upper_a in self._overlap_lines[a]:
+            for depth_b, upper_b in self._overlap_lines[b]:
                 if (upper_a, upper_b) in self.overlaps:
                     candidate = (depth_a + depth_b, upper_a, upper_b)
                     best = candidate if best is None or candidate < best else best
@@ -103,6 +124,13 @@ class SegmentIndex:
                 * _fraction(self.sizes[b], self.sizes[upper_b])
             )
         return 0.0
+
+
+def _mask(segments: Iterable[int]) -> int:
+    mask = 0
+    for segment in segments:
+        mask |= 1 << segment
+    return mask
 
 
 def _fraction(part: int, whole: int) -> float:

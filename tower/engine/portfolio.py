@@ -57,6 +57,10 @@ class Footprint:
     def days(self) -> int:
         return self.end - self.start + 1
 
+    def overlaps(self, other: Footprint) -> bool:
+        """Whether the two run on at least one common day."""
+        return self.start <= other.end and other.start <= self.end
+
     def shifted(self, start: int) -> Footprint:
         """The same test moved to begin on day ordinal `start`, keeping its duration."""
         return Footprint(

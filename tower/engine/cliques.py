@@ -1,0 +1,47 @@
+"""Maximal cliques of small graphs held as bit masks.
+
+The contact-cap check asks, thousands of times per scan, for the largest sets of a few dozen
+audiences that all share people. At that size, building a networkx graph costs more than the
+search itself, so the graph is a list of neighbour masks (bit j of `adjacency[i]`: i and j
+are joined) and Bron-Kerbosch with pivoting runs on integers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+
+def vertices(mask: int) -> Iterator[int]:
+    """The vertices in `mask`, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
+def is_complete(adjacency: Sequence[int]) -> bool:
+    """Whether every vertex is joined to every other."""
+    everyone = (1 << len(adjacency)) - 1
+    return all(mask | 1 << vertex == everyone for vertex, mask in enumerate(adjacency))
+
+
+def maximal_cliques(adjacency: Sequence[int]) -> Iterator[int]:
+    """Every maximal clique, each once, as a mask of its vertices (no self-loops expected)."""
+    stack = [(0, (1 << len(adjacency)) - 1, 0)]
+    while stack:
+        clique, candidates, excluded = stack.pop()
+        if not candidates:
+            if not excluded:
+                yield clique
+            continue
+        # Branch only on vertices the best-connected pivot does not reach.
+        pivot = max(
+            vertices(candidates | excluded),
+            key=lambda vertex: (adjacency[vertex] & candidates).bit_count(),
+        )
+        for vertex in vertices(candidates & ~adjacency[pivot]):
+            bit = 1 << vertex
+            neighbours = adjacency[vertex]
+            stack.append((clique | bit, candidates & neighbours, excluded & neighbours))
+            candidates &= ~bit
+            excluded |= bit
