@@ -724,6 +724,19 @@ def test_surface_collisions_are_symmetric(items: list[PortfolioItem]) -> None:
             assert rules.blocks(a, b) == rules.blocks(b, a)
 
 
+@PROPERTY
+@given(portfolios())
+def test_a_check_finds_what_a_scan_including_the_test_finds(items: list[PortfolioItem]) -> None:
+    # Every kind, crowds reaching beyond the candidate's window included.
+    compiler, footprints = compile_all(*items)
+    candidate, others = footprints[-1], footprints[:-1]
+    expected = [
+        f for f in CollisionEngine(compiler, footprints).scan() if f.involves(candidate.key)
+    ]
+    assert CollisionEngine(compiler, others).check(candidate) == expected
+    assert CollisionEngine(compiler, footprints).check(candidate) == expected  # re-check
+
+
 def test_a_crowd_of_many_tests_keeps_a_fingerprint_that_fits_its_column() -> None:
     from tower.engine.findings import Finding
 

@@ -319,8 +319,12 @@ def _cap_breaches(
         first = max(m.start for m in members) - cap.per_days + 1
         first = max(first, min(m.start for m in members))
         last = max(m.start for m in members)
-        anchor = crowd[0]  # everyone in the crowd shares people with it
-        people = min(audiences.shared(anchor.audience, m.audience) for m in crowd[1:])
+        # People who could get them all: at most those the narrowest audience shares with
+        # each of the others (whichever window found the crowd).
+        narrowest = min(members, key=lambda m: m.audience.size)
+        people = min(
+            audiences.shared(narrowest.audience, m.audience) for m in members if m is not narrowest
+        )
         span = (date.fromordinal(first), date.fromordinal(last))
         keys = tuple(m.key for m in members)
         yield Finding(
