@@ -8,9 +8,11 @@ are in the test: a reach of 150 (thousands).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-from dataclasses import replace
+import pickle
+from dataclasses import FrozenInstanceError, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -430,6 +432,23 @@ def test_as_dict_is_json_ready(compiler: Compiler) -> None:
         "note": result.factors[0].note,
     }
     assert [f["name"] for f in data["factors"]] == [f.name for f in result.factors]
+
+
+def test_a_score_behaves_as_a_frozen_record_of_its_fields(compiler: Compiler) -> None:
+    # Its factors are written when first read; it still compares, hashes, copies and refuses
+    # assignment like a frozen dataclass of key, number, model, value, confidence, factors.
+    result = score(compiler, item())
+    same = Score("T-1", 1, "tower", result.value, 0.8, result.factors)
+    assert result == same
+    assert hash(result) == hash(same)
+    assert result == score(compiler, item())
+    assert result != Score("T-1", 1, "tower", result.value, 0.8, result.factors[:-1])
+    assert repr(result) == repr(same)
+    assert repr(result).startswith("Score(key='T-1', number=1, model='tower', value=")
+    assert pickle.loads(pickle.dumps(result)) == result
+    assert copy.copy(result) == result
+    with pytest.raises(FrozenInstanceError):
+        result.value = 0.0  # type: ignore[misc]
 
 
 def test_factor_as_dict_turns_infinity_into_null() -> None:

@@ -25,6 +25,9 @@ The policy picks one model for the whole portfolio (`scoring.model`):
     wsjf   cost_of_delay / job_size                      job_size = size, cost_of_delay =
            impact * kpi_weight * lever + (urgency - 1) * 3 + confidence
 
+A score writes its factors, notes and all, only when they are first read: ranking reads
+only the numbers, and the words are most of the cost.
+
 Missing inputs take neutral assumptions that the notes show: impact 1 (medium), confidence
 0.5 (least evidence), one build week. Invalid inputs raise `ScoringError`, never a silent
 number. A test nobody is eligible for can never fill its sample: its run is infinite and it
@@ -35,8 +38,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from statistics import NormalDist
 
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
@@ -67,16 +71,39 @@ class Factor:
         return {"name": self.name, "value": _json_number(self.value), "note": self.note}
 
 
+class _WrittenWhenRead:
+    """A score's `factors`: given as a tuple, or as the inputs to write it from when first read.
+
+    Their notes are most of the cost of a score, and ranking reads only its numbers.
+    """
+
+    def __get__(self, score: Score | None, owner: type[Score]) -> tuple[Factor, ...]:
+        if score is None:
+            raise AttributeError("factors")  # no default value
+        factors = score._factors
+        if isinstance(factors, _Inputs):
+            factors = MODELS[score.model].factors(factors)
+            object.__setattr__(score, "_factors", factors)
+        return factors
+
+    def __set__(self, score: Score, factors: tuple[Factor, ...] | _Inputs) -> None:
+        object.__setattr__(score, "_factors", factors)
+
+
 @dataclass(frozen=True)
 class Score:
-    """A test's priority under the portfolio's model, with the factors that make it."""
+    """A test's priority under the portfolio's model, with the factors that make it.
+
+    `score_item` passes the inputs for `factors`: the factors are written when first read.
+    """
 
     key: str
     number: int
     model: str
     value: float
     confidence: float
-    factors: tuple[Factor, ...]
+    factors: _WrittenWhenRead = _WrittenWhenRead()
+    _factors: tuple[Factor, ...] | _Inputs = field(init=False, repr=False, compare=False)
 
     def factor(self, name: str) -> Factor:
         """The factor called `name`; `KeyError` when this model has none."""
@@ -120,9 +147,7 @@ def required_sample_size(baseline: float, mde: float, *, alpha: float, power: fl
         raise ValueError(f"the MDE must be positive with baseline * (1 + MDE) < 1, not {mde:g}")
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise ValueError(f"alpha and power are in (0, 1), not {alpha:g} and {power:g}")
-    normal = NormalDist()
-    z_alpha = normal.inv_cdf(1 - alpha / 2)
-    z_power = normal.inv_cdf(power)
+    z_alpha, z_power = _z_scores(alpha, power)
     pooled = (baseline + target) / 2
     spread = z_alpha * math.sqrt(2 * pooled * (1 - pooled)) + z_power * math.sqrt(
         baseline * (1 - baseline) + target * (1 - target)
@@ -130,29 +155,47 @@ def required_sample_size(baseline: float, mde: float, *, alpha: float, power: fl
     return math.ceil(spread**2 / (target - baseline) ** 2)
 
 
-@dataclass(frozen=True)
-class _Inputs:
-    """The factors every model draws on, and which of them were assumed."""
+@lru_cache(maxsize=64)
+def _z_scores(alpha: float, power: float) -> tuple[float, float]:
+    """z(1 - alpha/2) and z(power) of the standard normal: a policy has one pair."""
+    normal = NormalDist()
+    return normal.inv_cdf(1 - alpha / 2), normal.inv_cdf(power)
 
-    reach: Factor
-    impact: Factor
-    confidence: Factor
-    kpi_weight: Factor
-    lever: Factor
-    urgency: Factor
-    size: Factor
-    assumed: tuple[Factor, ...]
+
+@dataclass(slots=True)
+class _Inputs:
+    """The numbers every model draws on, and what their notes are written from when read."""
+
+    item: PortfolioItem
+    policy: Policy
+    today: date
+    weekly: float  # people a week who can meet the test
+    traffic: float  # its share of them
+    days: int  # the window's length
+    eligible: float  # people a week in the test: weekly * traffic
+    reach: float
+    impact: float
+    confidence: float
+    kpi_weight: float
+    lever: float
+    urgency: float
+    build: float  # weeks
+    run: float  # weeks; infinite when nobody is eligible
+    per_arm: int  # the sample size per arm; 0 when no baseline and MDE size it
+    size: float  # build + run
 
 
 def score_item(
     item: PortfolioItem, footprint: Footprint, compiler: Compiler, *, today: date
 ) -> Score:
-    """The test's score under the policy's model; `ScoringError` if an input is invalid."""
-    policy = compiler.policy
+    """The test's score under the policy's model; `ScoringError` if an input is invalid.
+
+    The factors and their notes are written when first read (`Score.factors`).
+    """
     inputs = _inputs(item, footprint, compiler, today)
-    model = policy.scoring.model
-    value, factors = MODELS[model](inputs)
-    return Score(item.key, item.number, model, value, inputs.confidence.value, factors)
+    model = compiler.policy.scoring.model
+    value = MODELS[model].value(inputs)
+    return Score(item.key, item.number, model, value, inputs.confidence, inputs)
 
 
 def rank(scores: Iterable[Score]) -> list[Score]:
@@ -164,22 +207,37 @@ def _inputs(item: PortfolioItem, footprint: Footprint, compiler: Compiler, today
     _validate(item)
     spec = item.spec
     policy = compiler.policy
+    scoring = policy.scoring
     eligible = compiler.eligible_weekly(footprint)
-    impact = _impact(spec.impact)
-    confidence = _confidence(spec.confidence)
+    build = ASSUMED_EFFORT_WEEKS if spec.effort_weeks is None else spec.effort_weeks
+    per_arm = 0
+    if eligible <= 0:
+        run = math.inf
+    elif spec.baseline is None or spec.mde is None:
+        run = footprint.days / 7
+    else:
+        per_arm = required_sample_size(
+            spec.baseline, spec.mde, alpha=scoring.alpha, power=scoring.power
+        )
+        run = ARMS[spec.kind] * per_arm / eligible
     return _Inputs(
-        reach=_reach(eligible, footprint.reach, footprint.traffic),
-        impact=impact,
-        confidence=confidence,
+        item=item,
+        policy=policy,
+        today=today,
+        weekly=footprint.reach,
+        traffic=footprint.traffic,
+        days=footprint.days,
+        eligible=eligible,
+        reach=eligible / 1000 if eligible > 0 else 0.0,
+        impact=ASSUMED_IMPACT if spec.impact is None else spec.impact,
+        confidence=ASSUMED_CONFIDENCE if spec.confidence is None else spec.confidence,
         kpi_weight=_kpi_weight(spec.primary_kpi, policy),
-        lever=_lever(item.lever, policy),
-        urgency=_urgency(item.deadline, today, policy.scoring.urgency_horizon_days),
-        size=_size(item, footprint, eligible, policy),
-        assumed=tuple(
-            factor
-            for factor, given in ((impact, spec.impact), (confidence, spec.confidence))
-            if given is None
-        ),
+        lever=_lever(item.lever, scoring.lever_min, scoring.lever_max),
+        urgency=_urgency(item.deadline, today, scoring.urgency_horizon_days),
+        build=build,
+        run=run,
+        per_arm=per_arm,
+        size=build + run,
     )
 
 
@@ -220,161 +278,257 @@ def _validate(item: PortfolioItem) -> None:
         raise ScoringError(key, "end", f"{spec.end} is before the start {spec.start}")
 
 
-def _reach(eligible: float, weekly: float, traffic: float) -> Factor:
-    if eligible <= 0:
-        return Factor("reach", 0.0, f"nobody eligible ({_people(weekly)} can meet the test)")
+def _kpi_weight(kpi: str | None, policy: Policy) -> float:
+    weight = _policy_weight(kpi, policy)
+    return 1.0 if weight is None else weight
+
+
+def _policy_weight(kpi: str | None, policy: Policy) -> float | None:
+    return None if kpi is None or not policy.kpis else policy.kpis.get(kpi)
+
+
+def _lever(lever: float, low: float, high: float) -> float:
+    return high if lever > high else low if lever < low else lever
+
+
+def _urgency(deadline: date | None, today: date, horizon: int) -> float:
+    if deadline is None:
+        return 1.0
+    days_left = (deadline - today).days
+    if days_left >= horizon:
+        return 1.0
+    if days_left <= 0:
+        return 2.0
+    return 1 + (1 - days_left / horizon)
+
+
+# The seven input factors, written from the inputs when a score's factors are read. Those
+# that only depend on a few categorical inputs are frozen and shared between tests.
+
+
+def _reach_factor(i: _Inputs) -> Factor:
+    if i.eligible <= 0:
+        return Factor("reach", i.reach, f"nobody eligible ({_people(i.weekly)} can meet the test)")
     note = (
-        f"{_people(eligible)} eligible people a week "
-        f"({traffic * 100:g}% traffic share of the {_people(weekly)} who can meet the test)"
+        f"{_people(i.eligible)} eligible people a week "
+        f"({i.traffic * 100:g}% traffic share of the {_people(i.weekly)} who can meet the test)"
     )
-    return Factor("reach", eligible / 1000, note)
+    return Factor("reach", i.reach, note)
 
 
-def _impact(given: float | None) -> Factor:
+def _impact_factor(i: _Inputs) -> Factor:
+    return _impact_factor_of(i.item.spec.impact)
+
+
+@lru_cache(maxsize=64, typed=True)
+def _impact_factor_of(given: float | None) -> Factor:
     if given is None:
         note = f"not given: assumed {ASSUMED_IMPACT:g} ({IMPACT_NAMES[ASSUMED_IMPACT]})"
         return Factor("impact", ASSUMED_IMPACT, note)
     return Factor("impact", given, f"given: {given:g} ({IMPACT_NAMES[given]})")
 
 
-def _confidence(given: float | None) -> Factor:
+def _confidence_factor(i: _Inputs) -> Factor:
+    return _confidence_factor_of(i.item.spec.confidence)
+
+
+@lru_cache(maxsize=64, typed=True)
+def _confidence_factor_of(given: float | None) -> Factor:
     if given is None:
         note = f"not given: assumed {ASSUMED_CONFIDENCE:g} ({CONFIDENCE_NAMES[ASSUMED_CONFIDENCE]})"
         return Factor("confidence", ASSUMED_CONFIDENCE, note)
     return Factor("confidence", given, f"given: {given:g} ({CONFIDENCE_NAMES[given]})")
 
 
-def _kpi_weight(kpi: str | None, policy: Policy) -> Factor:
+def _kpi_weight_factor(i: _Inputs) -> Factor:
+    kpi, policy = i.item.spec.primary_kpi, i.policy
+    return _kpi_weight_factor_of(kpi, bool(policy.kpis), _policy_weight(kpi, policy))
+
+
+@lru_cache(maxsize=256, typed=True)
+def _kpi_weight_factor_of(kpi: str | None, weighs_kpis: bool, weight: float | None) -> Factor:
     if kpi is None:
         return Factor("kpi_weight", 1.0, "no primary KPI: weight 1")
-    if not policy.kpis:
+    if not weighs_kpis:
         return Factor("kpi_weight", 1.0, f"the policy weighs no KPIs: {kpi} weighs 1")
-    weight = policy.kpis.get(kpi)
     if weight is None:
         return Factor("kpi_weight", 1.0, f"{kpi} has no weight in the policy: weight 1")
     return Factor("kpi_weight", weight, f"{kpi} weighs {weight:g} in the policy")
 
 
-def _lever(lever: float, policy: Policy) -> Factor:
-    low, high = policy.scoring.lever_min, policy.scoring.lever_max
+def _lever_factor(i: _Inputs) -> Factor:
+    scoring = i.policy.scoring
+    return _lever_factor_of(i.item.lever, scoring.lever_min, scoring.lever_max)
+
+
+@lru_cache(maxsize=256, typed=True)
+def _lever_factor_of(lever: float, low: float, high: float) -> Factor:
     if lever > high:
-        return Factor("lever", high, f"set to {lever:g}, clamped to the policy's maximum {high:g}")
-    if lever < low:
-        return Factor("lever", low, f"set to {lever:g}, clamped to the policy's minimum {low:g}")
-    return Factor("lever", lever, f"set to {lever:g} (the policy allows {low:g} to {high:g})")
+        note = f"set to {lever:g}, clamped to the policy's maximum {high:g}"
+    elif lever < low:
+        note = f"set to {lever:g}, clamped to the policy's minimum {low:g}"
+    else:
+        note = f"set to {lever:g} (the policy allows {low:g} to {high:g})"
+    return Factor("lever", _lever(lever, low, high), note)
 
 
-def _urgency(deadline: date | None, today: date, horizon: int) -> Factor:
+def _urgency_factor(i: _Inputs) -> Factor:
+    return _urgency_factor_of(i.item.deadline, i.today, i.policy.scoring.urgency_horizon_days)
+
+
+@lru_cache(maxsize=1024)
+def _urgency_factor_of(deadline: date | None, today: date, horizon: int) -> Factor:
+    value = _urgency(deadline, today, horizon)
     if deadline is None:
-        return Factor("urgency", 1.0, "no deadline")
+        return Factor("urgency", value, "no deadline")
     days_left = (deadline - today).days
     if days_left >= horizon:
         note = f"deadline {deadline} in {days_left} days, beyond the {horizon}-day horizon"
-        return Factor("urgency", 1.0, note)
-    if days_left <= 0:
+    elif days_left <= 0:
         when = "is today" if days_left == 0 else f"passed {-days_left} days ago"
-        return Factor("urgency", 2.0, f"deadline {deadline} {when}: the maximum")
-    note = f"deadline {deadline} in {days_left} days: 1 + (1 - {days_left}/{horizon})"
-    return Factor("urgency", 1 + (1 - days_left / horizon), note)
-
-
-def _size(item: PortfolioItem, footprint: Footprint, eligible: float, policy: Policy) -> Factor:
-    spec = item.spec
-    if spec.effort_weeks is None:
-        build = ASSUMED_EFFORT_WEEKS
-        build_note = f"{_weeks(build, 'build')} (effort_weeks not given: assumed {build:g})"
+        note = f"deadline {deadline} {when}: the maximum"
     else:
-        build = spec.effort_weeks
-        build_note = _weeks(build, "build")
-    if eligible <= 0:
-        return Factor(
-            "size", math.inf, f"{build_note} + infinite run weeks (nobody eligible to fill it)"
-        )
+        note = f"deadline {deadline} in {days_left} days: 1 + (1 - {days_left}/{horizon})"
+    return Factor("urgency", value, note)
+
+
+def _size_factor(i: _Inputs) -> Factor:
+    return Factor("size", i.size, _size_note(i))
+
+
+def _size_note(i: _Inputs) -> str:
+    spec = i.item.spec
+    build_note = _weeks(i.build, "build")
+    if spec.effort_weeks is None:
+        build_note += f" (effort_weeks not given: assumed {i.build:g})"
+    if i.eligible <= 0:
+        return f"{build_note} + infinite run weeks (nobody eligible to fill it)"
     if spec.baseline is None or spec.mde is None:
-        run = footprint.days / 7
         missing = " and ".join(
             name
             for name, value in (("baseline", spec.baseline), ("mde", spec.mde))
             if value is None
         )
         run_note = (
-            f"{_weeks(run, 'run')} (no {missing} to size the sample: "
-            f"the window's {footprint.days} days / 7)"
+            f"{_weeks(i.run, 'run')} (no {missing} to size the sample: "
+            f"the window's {i.days} days / 7)"
         )
     else:
-        arms = ARMS[spec.kind]
-        per_arm = required_sample_size(
-            spec.baseline, spec.mde, alpha=policy.scoring.alpha, power=policy.scoring.power
-        )
-        run = arms * per_arm / eligible
         run_note = (
-            f"{_weeks(run, 'run')} ({arms} arms * {per_arm:,} people "
-            f"/ {_people(eligible)} eligible a week)"
+            f"{_weeks(i.run, 'run')} ({ARMS[spec.kind]} arms * {i.per_arm:,} people "
+            f"/ {_people(i.eligible)} eligible a week)"
         )
-    return Factor("size", build + run, f"{build_note} + {run_note}")
+    return f"{build_note} + {run_note}"
 
 
-# Models: each turns the inputs into (value, the factors that explain it).
-
-Model = Callable[[_Inputs], tuple[float, tuple[Factor, ...]]]
+# Models: each turns the inputs into a value and, when read, the factors that explain it.
 
 
-def _tower(i: _Inputs) -> tuple[float, tuple[Factor, ...]]:
-    terms = (i.reach, i.impact, i.confidence, i.kpi_weight, i.lever, i.urgency)
-    value = math.prod(term.value for term in terms) / i.size.value
-    return value, (*terms, i.size)
+@dataclass(frozen=True)
+class Model:
+    """A scoring model: its value from the inputs, and the factors that explain it."""
+
+    value: Callable[[_Inputs], float]
+    factors: Callable[[_Inputs], tuple[Factor, ...]]
 
 
-def _rice(i: _Inputs) -> tuple[float, tuple[Factor, ...]]:
-    effort = Factor("effort", i.size.value, i.size.note)
-    value = i.reach.value * i.impact.value * i.confidence.value / effort.value
-    return value, (i.reach, i.impact, i.confidence, effort)
+def _tower_value(i: _Inputs) -> float:
+    return i.reach * i.impact * i.confidence * i.kpi_weight * i.lever * i.urgency / i.size
 
 
-def _ice(i: _Inputs) -> tuple[float, tuple[Factor, ...]]:
-    ease = _ease(i.size)
-    return i.impact.value * i.confidence.value * ease.value, (i.impact, i.confidence, ease)
+def _tower_factors(i: _Inputs) -> tuple[Factor, ...]:
+    return (
+        _reach_factor(i),
+        _impact_factor(i),
+        _confidence_factor(i),
+        _kpi_weight_factor(i),
+        _lever_factor(i),
+        _urgency_factor(i),
+        _size_factor(i),
+    )
 
 
-def _pie(i: _Inputs) -> tuple[float, tuple[Factor, ...]]:
-    potential = Factor("potential", i.impact.value, f"impact {i.impact.note}")
+def _rice_value(i: _Inputs) -> float:
+    return i.reach * i.impact * i.confidence / i.size
+
+
+def _rice_factors(i: _Inputs) -> tuple[Factor, ...]:
+    effort = Factor("effort", i.size, _size_note(i))
+    return (
+        _reach_factor(i),
+        _impact_factor(i),
+        _confidence_factor(i),
+        effort,
+    )
+
+
+def _ice_value(i: _Inputs) -> float:
+    return i.impact * i.confidence * (1 / i.size)
+
+
+def _ice_factors(i: _Inputs) -> tuple[Factor, ...]:
+    return (
+        _impact_factor(i),
+        _confidence_factor(i),
+        _ease_factor(i),
+    )
+
+
+def _pie_value(i: _Inputs) -> float:
+    return i.impact * (i.reach * i.kpi_weight) * (1 / i.size)
+
+
+def _pie_factors(i: _Inputs) -> tuple[Factor, ...]:
+    potential = Factor("potential", i.impact, f"impact {_impact_factor(i).note}")
     importance = Factor(
         "importance",
-        i.reach.value * i.kpi_weight.value,
-        f"reach {_figure(i.reach.value)} * KPI weight {i.kpi_weight.value:g}: "
-        f"{i.reach.note}; {i.kpi_weight.note}",
+        i.reach * i.kpi_weight,
+        f"reach {_figure(i.reach)} * KPI weight {i.kpi_weight:g}: "
+        f"{_reach_factor(i).note}; {_kpi_weight_factor(i).note}",
     )
-    ease = _ease(i.size)
-    return potential.value * importance.value * ease.value, (potential, importance, ease)
+    return (potential, importance, _ease_factor(i))
 
 
-def _wsjf(i: _Inputs) -> tuple[float, tuple[Factor, ...]]:
-    cost = (
-        i.impact.value * i.kpi_weight.value * i.lever.value
-        + (i.urgency.value - 1) * WSJF_URGENCY_POINTS
-        + i.confidence.value
-    )
+def _wsjf_cost(i: _Inputs) -> float:
+    return i.impact * i.kpi_weight * i.lever + (i.urgency - 1) * WSJF_URGENCY_POINTS + i.confidence
+
+
+def _wsjf_value(i: _Inputs) -> float:
+    return _wsjf_cost(i) / i.size
+
+
+def _wsjf_factors(i: _Inputs) -> tuple[Factor, ...]:
     note = (
-        f"impact {i.impact.value:g} * KPI weight {i.kpi_weight.value:g} * lever "
-        f"{i.lever.value:g} + (urgency {_figure(i.urgency.value)} - 1) * "
-        f"{WSJF_URGENCY_POINTS:g} + confidence {i.confidence.value:g}"
+        f"impact {i.impact:g} * KPI weight {i.kpi_weight:g} * lever "
+        f"{i.lever:g} + (urgency {_figure(i.urgency)} - 1) * "
+        f"{WSJF_URGENCY_POINTS:g} + confidence {i.confidence:g}"
     )
-    assumptions = "; ".join(f"{factor.name} {factor.note}" for factor in i.assumed)
-    cost_of_delay = Factor("cost_of_delay", cost, f"{note}; {assumptions}" if assumptions else note)
-    job_size = Factor("job_size", i.size.value, i.size.note)
-    return cost / job_size.value, (cost_of_delay, job_size)
+    spec = i.item.spec
+    assumed = [
+        factor(given)
+        for factor, given in (
+            (_impact_factor_of, spec.impact),
+            (_confidence_factor_of, spec.confidence),
+        )
+        if given is None
+    ]
+    assumptions = "; ".join(f"{factor.name} {factor.note}" for factor in assumed)
+    cost_of_delay = Factor(
+        "cost_of_delay", _wsjf_cost(i), f"{note}; {assumptions}" if assumptions else note
+    )
+    return (cost_of_delay, Factor("job_size", i.size, _size_note(i)))
 
 
-def _ease(size: Factor) -> Factor:
-    return Factor("ease", 1 / size.value, f"1 / {_figure(size.value)} weeks: {size.note}")
+def _ease_factor(i: _Inputs) -> Factor:
+    return Factor("ease", 1 / i.size, f"1 / {_figure(i.size)} weeks: {_size_note(i)}")
 
 
 MODELS: dict[str, Model] = {
-    "tower": _tower,
-    "rice": _rice,
-    "ice": _ice,
-    "pie": _pie,
-    "wsjf": _wsjf,
+    "tower": Model(_tower_value, _tower_factors),
+    "rice": Model(_rice_value, _rice_factors),
+    "ice": Model(_ice_value, _ice_factors),
+    "pie": Model(_pie_value, _pie_factors),
+    "wsjf": Model(_wsjf_value, _wsjf_factors),
 }
 
 
