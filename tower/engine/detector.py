@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from tower.collisions.kinds import Severity
+from tower.engine.collector import without_collector
 from tower.engine.collisions import PairDetector
 from tower.engine.crowding import (
     contact_cap_breaches,
@@ -30,6 +31,7 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
 class CollisionEngine:
     """Indexes a portfolio once; then scans it whole or checks one test against it."""
 
+    @without_collector
     def __init__(self, compiler: Compiler, footprints: Iterable[Footprint]) -> None:
         self.compiler = compiler
         self.policy = compiler.policy
@@ -41,6 +43,7 @@ class CollisionEngine:
             for channel in {surfaces.channel(node) for node in footprint.surfaces}:
                 self.by_channel[channel].add(footprint)
 
+    @without_collector
     def scan(self) -> list[Finding]:
         """Every collision in the portfolio."""
         findings = self.pairs.scan()
@@ -55,6 +58,7 @@ class CollisionEngine:
         )
         return sort_findings(findings)
 
+    @without_collector
     def check(self, candidate: Footprint) -> list[Finding]:
         """The collisions `candidate` would be in; a test of the same key is replaced by it."""
         findings = self.pairs.check(candidate)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from tower.engine.collector import without_collector
 from tower.engine.collisions import PairRules
 from tower.engine.crowding import crowds_over_cap, running_stretches
 from tower.engine.portfolio import Compiler, Footprint
@@ -93,6 +94,7 @@ class Planner:
         ]
         self._rank_of: dict[str, int] = {}
 
+    @without_collector
     def plan(self, ranked: Sequence[Footprint]) -> list[Placement]:
         """Placements in rank order; live tests keep their windows and are placed first."""
         live = [f for f in ranked if f.item.status == ExperimentStatus.LIVE]
