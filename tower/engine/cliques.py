@@ -25,9 +25,11 @@ def is_complete(adjacency: Sequence[int]) -> bool:
     return all(mask | 1 << vertex == everyone for vertex, mask in enumerate(adjacency))
 
 
-def maximal_cliques(adjacency: Sequence[int]) -> Iterator[int]:
-    """Every maximal clique, each once, as a mask of its vertices (no self-loops expected)."""
-    stack = [(0, (1 << len(adjacency)) - 1, 0)]
+def maximal_cliques(adjacency: Sequence[int], within: int | None = None) -> Iterator[int]:
+    """Every maximal clique, each once, as a mask of its vertices (no self-loops expected);
+    of the subgraph on the vertices in the mask `within`, when given."""
+    everyone = (1 << len(adjacency)) - 1
+    stack = [(0, everyone if within is None else within & everyone, 0)]
     while stack:
         clique, candidates, excluded = stack.pop()
         if not candidates:

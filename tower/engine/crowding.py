@@ -9,15 +9,15 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from functools import partial
 from itertools import combinations, pairwise
 
 from tower.collisions.kinds import CollisionKind, Severity
-from tower.engine.cliques import is_complete, maximal_cliques, vertices
+from tower.engine.audience import Audience
+from tower.engine.cliques import maximal_cliques, vertices
 from tower.engine.findings import Finding, format_people, format_span
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule, SurfaceSchedule
@@ -261,52 +261,77 @@ def crowds_over_cap(
     schedule: DaySchedule,
     cap: ContactCap,
     including: Footprint | None = None,
-    *,
-    first_only: bool = False,
 ) -> list[list[Footprint]]:
-    """Crowds of activities on one channel that break `cap` (those holding `including`,
-    when given; just the first one found with `first_only`, which is all the planner needs).
+    """Crowds of activities on one channel that break `cap` (only those holding
+    `including`, when given).
 
     A crowd fits in some window of `per_days` days exactly when it fits in one that ends on
     the latest start among its members: every such window is tried, and in it every largest
     set of activities that all share people with each other.
     """
-    audiences = compiler.audiences
-    crowds: list[list[Footprint]] = []
-    anchors = schedule.footprints
-    if including is not None:  # windows that can hold it end within per_days of its end
-        low = bisect_left(schedule.starts, including.start)
-        high = bisect_left(schedule.starts, including.end + cap.per_days)
-        anchors = [including, *(f for f in schedule.footprints[low:high] if f is not including)]
-    for anchor in anchors:
-        window = (anchor.start - cap.per_days + 1, anchor.start)
-        neighbours = [
-            other
-            for other in schedule.running(*window)
-            if other is not anchor
-            and other is not including
-            and other.start <= anchor.start
-            and audiences.shared(other.audience, anchor.audience) > 0
+    if including is None:
+        return [
+            crowd
+            for anchor in schedule.footprints
+            for crowd in _crowds_anchored(compiler, schedule.running, anchor, cap)
         ]
-        fixed = [anchor]
-        if including is not None and including is not anchor:
-            # `including` must run in this window and share people with the anchor.
-            if not (window[0] <= including.end and including.start <= anchor.start):
-                continue
-            if audiences.shared(including.audience, anchor.audience) <= 0:
-                continue
-            fixed.append(including)
-            neighbours = [
-                n for n in neighbours if audiences.shared(n.audience, including.audience) > 0
-            ]
-        if len(neighbours) + len(fixed) <= cap.max:
-            continue
-        for clique in _sharing_cliques(compiler, neighbours):
-            if len(clique) + len(fixed) > cap.max:
-                crowds.append([*fixed, *clique])
-                if first_only:
-                    return crowds
-    return crowds
+    # Everyone in a crowd with `including` shares people with it and runs within
+    # per_days of it: one sharing graph over those serves every window.
+    reach = cap.per_days - 1
+    pool = [
+        other
+        for other in schedule.running(including.start - reach, including.end + reach)
+        if other.key != including.key
+        and compiler.audiences.shared(other.audience, including.audience) > 0
+    ]
+    if _most_in_one_window([including, *pool], cap.per_days, including) <= cap.max:
+        return []  # too few of them can meet in one window to break the cap
+    graph = SharingGraph(compiler, [including, *pool])
+    nearby = DaySchedule()
+    for other in pool:
+        nearby.add(other)
+    anchors = [including, *(f for f in pool if including.start <= f.start <= including.end + reach)]
+    return [
+        crowd
+        for anchor in anchors
+        for crowd in _crowds_anchored(compiler, nearby.running, anchor, cap, including, graph)
+    ]
+
+
+def _crowds_anchored(
+    compiler: Compiler,
+    running: Callable[[int, int], Iterable[Footprint]],
+    anchor: Footprint,
+    cap: ContactCap,
+    including: Footprint | None = None,
+    graph: SharingGraph | None = None,
+) -> Iterator[list[Footprint]]:
+    """The crowds over `cap` in the window that ends on `anchor`'s start, each holding the
+    anchor (and `including`, when given). `graph` must cover everyone `running` yields."""
+    window = (anchor.start - cap.per_days + 1, anchor.start)
+    fixed = [anchor]
+    if including is not None and including is not anchor:
+        if not (window[0] <= including.end and including.start <= anchor.start):
+            return  # `including` must run in this window
+        fixed.append(including)
+    candidates = [
+        other
+        for other in running(*window)
+        if other is not anchor and other is not including and other.start <= anchor.start
+    ]
+    if len(candidates) + len(fixed) <= cap.max:
+        return
+    if graph is None:  # a graph of this window alone, over those sharing with the anchor
+        shared = compiler.audiences.shared
+        candidates = [o for o in candidates if shared(o.audience, anchor.audience) > 0]
+        graph = SharingGraph(compiler, [anchor, *candidates])
+    shares_with_fixed = graph.shares_with_all(fixed)
+    neighbours = [other for other in candidates if shares_with_fixed(other)]
+    if len(neighbours) + len(fixed) <= cap.max:
+        return
+    for clique in graph.cliques(neighbours):
+        if len(clique) + len(fixed) > cap.max:
+            yield [*fixed, *clique]
 
 
 def _cap_breaches(
@@ -369,28 +394,61 @@ def _cap_text(
     )
 
 
-def _sharing_cliques(compiler: Compiler, footprints: list[Footprint]) -> Iterator[list[Footprint]]:
-    """Every largest set of `footprints` whose audiences all share people with each other.
-
-    Tests with the same audience always share people, so the graph is built over distinct
-    audiences (far fewer than tests) and each clique of audiences brings all their tests.
-    """
-    by_audience: dict[int, list[Footprint]] = defaultdict(list)
+def _most_in_one_window(footprints: Iterable[Footprint], days: int, holding: Footprint) -> int:
+    """The most of `footprints` that run in one window of `days` days that `holding` runs in
+    (a bound on any crowd with it, whoever shares people with whom)."""
+    # A window starting on day w meets [start, end] when start - days < w <= end.
+    changes: dict[int, int] = defaultdict(int)
     for footprint in footprints:
-        by_audience[footprint.audience.id].append(footprint)
-    groups = list(by_audience.values())
-    audiences = [group[0].audience for group in groups]
-    shared = compiler.audiences.shared
-    adjacency = [0] * len(audiences)
-    for i, j in combinations(range(len(audiences)), 2):
-        if shared(audiences[i], audiences[j]) > 0:
-            adjacency[i] |= 1 << j
-            adjacency[j] |= 1 << i
-    if is_complete(adjacency):
-        yield footprints  # everyone shares people with everyone: one crowd (the usual case)
-        return
-    for clique in maximal_cliques(adjacency):
-        yield [footprint for vertex in vertices(clique) for footprint in groups[vertex]]
+        changes[footprint.start - days + 1] += 1
+        changes[footprint.end + 1] -= 1
+    lowest, highest = holding.start - days + 1, holding.end
+    running = sum(step for day, step in changes.items() if day <= lowest)
+    most = running
+    for day in sorted(day for day in changes if lowest < day <= highest):
+        running += changes[day]
+        most = max(most, running)
+    return most
+
+
+class SharingGraph:
+    """Which activities share people, by audience: vertices are distinct audiences (far
+    fewer than tests, and tests with one audience always share people), edges join
+    audiences with people in common; both as bit masks (bit i: the i-th audience)."""
+
+    def __init__(self, compiler: Compiler, footprints: Iterable[Footprint]) -> None:
+        self.vertex: dict[int, int] = {}  # audience id -> vertex
+        audiences: list[Audience] = []
+        for footprint in footprints:
+            if footprint.audience.id not in self.vertex:
+                self.vertex[footprint.audience.id] = len(audiences)
+                audiences.append(footprint.audience)
+        shared = compiler.audiences.shared
+        self.adjacency = [0] * len(audiences)
+        for i, j in combinations(range(len(audiences)), 2):
+            if shared(audiences[i], audiences[j]) > 0:
+                self.adjacency[i] |= 1 << j
+                self.adjacency[j] |= 1 << i
+
+    def shares_with_all(self, footprints: Iterable[Footprint]) -> Callable[[Footprint], bool]:
+        """A test: does an activity share people with every one of `footprints`?"""
+        common = -1
+        for footprint in footprints:
+            vertex = self.vertex[footprint.audience.id]
+            common &= self.adjacency[vertex] | 1 << vertex
+        return lambda other: bool(common >> self.vertex[other.audience.id] & 1)
+
+    def cliques(self, footprints: Sequence[Footprint]) -> Iterator[list[Footprint]]:
+        """Every largest set of `footprints` whose audiences all share people."""
+        by_vertex: dict[int, list[Footprint]] = defaultdict(list)
+        for footprint in footprints:
+            by_vertex[self.vertex[footprint.audience.id]].append(footprint)
+        within = sum(1 << vertex for vertex in by_vertex)
+        if all(within & ~(self.adjacency[v] | 1 << v) == 0 for v in by_vertex):
+            yield list(footprints)  # everyone shares people with everyone (the usual case)
+            return
+        for clique in maximal_cliques(self.adjacency, within):
+            yield [footprint for vertex in vertices(clique) for footprint in by_vertex[vertex]]
 
 
 def _largest(crowds: list[list[Footprint]]) -> Iterator[list[Footprint]]:

@@ -183,20 +183,7 @@ class Planner:
         for cap in self.caps:
             if cap.channel not in channels or cap.channel not in self.by_channel:
                 continue
-            reach = cap.per_days - 1
-            shared = self.compiler.audiences.shared
-            nearby = [
-                f
-                for f in self.by_channel[cap.channel].running(
-                    footprint.start - reach, footprint.end + reach
-                )
-                if shared(f.audience, footprint.audience) > 0
-            ]
-            if len(nearby) < cap.max:
-                continue  # too few activities reach these people to break the cap
-            schedule = DaySchedule()  # only those sharing people with the test can crowd it
-            for other in nearby:
-                schedule.add(other)
+            schedule = self.by_channel[cap.channel]
             crowds = crowds_over_cap(self.compiler, schedule, cap, including=footprint)
             if crowds:
                 # A crowd holds while the test starts within `per_days` of the earliest end
