@@ -411,3 +411,27 @@ def test_the_planned_portfolio_scans_without_blocking_collisions(
     compiler, moved = planned(items)
     findings = CollisionEngine(compiler, [footprint for footprint, _ in moved]).scan()
     assert [f for f in findings if f.severity == Severity.BLOCKING] == []
+
+
+@PROPERTY
+@given(portfolios())
+def test_no_free_start_is_skipped(items: list[PortfolioItem]) -> None:
+    # From every start between the requested and the planned one, the next free slot is
+    # the planned one: the planner's jumps never step over a start that was free.
+    compiler = Compiler(POLICY)
+    ranked = [compiler.compile(i) for i in items]
+    placements = {p.key: p for p in Planner(compiler).plan(ranked)}
+    replay = Planner(compiler)
+    replay.plan([f for f in ranked if f.item.status == ExperimentStatus.LIVE])  # kept as is
+    for footprint in ranked:
+        if footprint.item.status == ExperimentStatus.LIVE:
+            continue
+        placement = placements[footprint.key]
+        slot = None
+        if placement.planned_start is not None and placement.planned_end is not None:
+            slot = (placement.planned_start, placement.planned_end)
+        last = (placement.planned_start or placement.requested_start).toordinal()
+        for start in range(footprint.start, last + 1):
+            assert replay.free_slot(footprint.shifted(start)) == slot, start
+        replayed = replay.place(footprint)
+        assert (replayed.planned_start, replayed.planned_end) == (slot or (None, None))

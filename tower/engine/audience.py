@@ -7,11 +7,14 @@ segment is taken as spread evenly over it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import combinations
+from typing import TypeVar
 
 from tower.engine.graph import SegmentIndex
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,7 @@ class AudienceModel:
         self.segments = segments
         self._interned: dict[tuple[tuple[int, ...], tuple[int, ...]], Audience] = {}
         self._shared: dict[int, float] = {}  # by (lower id << 32 | higher id)
+        self._shares_with: dict[int, dict[int, bool]] = {}  # id -> other id -> any people?
 
     def compile(self, targets: Iterable[str], excluded: Iterable[str] = ()) -> Audience:
         """The audience of `targets` (everyone when empty) without `excluded`."""
@@ -85,6 +89,22 @@ class AudienceModel:
         if cached is None:
             cached = self._shared[key] = self._estimate_shared(a, b)
         return cached
+
+    def sharing_with(
+        self, audience: Audience, items: Iterable[T], audience_of: Callable[[T], Audience]
+    ) -> list[T]:
+        """The `items` whose audience shares people with `audience`, in order: `shared`'s
+        answer for a hot loop, remembered per audience."""
+        row = self._shares_with.setdefault(audience.id, {})
+        kept = []
+        for item in items:
+            other = audience_of(item)
+            shares = row.get(other.id)
+            if shares is None:
+                shares = row[other.id] = self.shared(audience, other) > 0
+            if shares:
+                kept.append(item)
+        return kept
 
     def _estimate_shared(self, a: Audience, b: Audience) -> float:
         segments = self.segments

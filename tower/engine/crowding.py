@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from functools import partial
 from itertools import combinations, pairwise
+from operator import attrgetter
 
 from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.audience import Audience
@@ -24,6 +25,7 @@ from tower.engine.schedule import DaySchedule, SurfaceSchedule
 from tower.policy.schema import ContactCap
 
 _FULL = 1.0 + 1e-9  # traffic shares are fractions; allow for float rounding
+_AUDIENCE = attrgetter("audience")
 
 
 def exclusion_group_overloads(footprints: Iterable[Footprint]) -> Iterator[Finding]:
@@ -273,57 +275,69 @@ def crowds_over_cap(
         return [
             crowd
             for anchor in schedule.footprints
-            for crowd in _crowds_anchored(compiler, schedule.running, anchor, cap)
+            for crowd in _crowds_anchored(
+                compiler, anchor, _earlier_in_window(schedule.running, anchor, cap), cap
+            )
         ]
     # Everyone in a crowd with `including` shares people with it and runs within
     # per_days of it: one sharing graph over those serves every window.
     reach = cap.per_days - 1
-    pool = [
-        other
-        for other in schedule.running(including.start - reach, including.end + reach)
-        if other.key != including.key
-        and compiler.audiences.shared(other.audience, including.audience) > 0
-    ]
+    nearby = schedule.running(including.start - reach, including.end + reach)
+    pool = compiler.audiences.sharing_with(
+        including.audience, (f for f in nearby if f.key != including.key), _AUDIENCE
+    )
     if _most_in_one_window([including, *pool], cap.per_days, including) <= cap.max:
         return []  # too few of them can meet in one window to break the cap
     graph = SharingGraph(compiler, [including, *pool])
-    nearby = DaySchedule()
-    for other in pool:
-        nearby.add(other)
     anchors = [including, *(f for f in pool if including.start <= f.start <= including.end + reach)]
     return [
         crowd
         for anchor in anchors
-        for crowd in _crowds_anchored(compiler, nearby.running, anchor, cap, including, graph)
+        if anchor is including
+        or (anchor.start - reach <= including.end and including.start <= anchor.start)
+        for crowd in _crowds_anchored(
+            compiler,
+            anchor,
+            [f for f in _earlier_in_window(pool, anchor, cap) if f is not including],
+            cap,
+            including,
+            graph,
+        )
+    ]
+
+
+def _earlier_in_window(
+    activities: Callable[[int, int], Iterable[Footprint]] | Iterable[Footprint],
+    anchor: Footprint,
+    cap: ContactCap,
+) -> list[Footprint]:
+    """The activities other than `anchor` that run in the `per_days` window ending on its
+    start, and start no later (from a schedule's `running`, or a list to filter)."""
+    first, last = anchor.start - cap.per_days + 1, anchor.start
+    found = activities(first, last) if callable(activities) else activities
+    return [
+        other
+        for other in found
+        if other is not anchor and other.start <= last and other.end >= first
     ]
 
 
 def _crowds_anchored(
     compiler: Compiler,
-    running: Callable[[int, int], Iterable[Footprint]],
     anchor: Footprint,
+    candidates: list[Footprint],
     cap: ContactCap,
     including: Footprint | None = None,
     graph: SharingGraph | None = None,
 ) -> Iterator[list[Footprint]]:
-    """The crowds over `cap` in the window that ends on `anchor`'s start, each holding the
-    anchor (and `including`, when given). `graph` must cover everyone `running` yields."""
-    window = (anchor.start - cap.per_days + 1, anchor.start)
-    fixed = [anchor]
-    if including is not None and including is not anchor:
-        if not (window[0] <= including.end and including.start <= anchor.start):
-            return  # `including` must run in this window
-        fixed.append(including)
-    candidates = [
-        other
-        for other in running(*window)
-        if other is not anchor and other is not including and other.start <= anchor.start
-    ]
+    """The crowds over `cap` of `anchor` (and `including`, when given: it runs in the window)
+    with `candidates`, the others in the window that ends on the anchor's start. `graph`
+    must cover all of them."""
+    fixed = [anchor] if including is None or including is anchor else [anchor, including]
     if len(candidates) + len(fixed) <= cap.max:
         return
     if graph is None:  # a graph of this window alone, over those sharing with the anchor
-        shared = compiler.audiences.shared
-        candidates = [o for o in candidates if shared(o.audience, anchor.audience) > 0]
+        candidates = compiler.audiences.sharing_with(anchor.audience, candidates, _AUDIENCE)
         graph = SharingGraph(compiler, [anchor, *candidates])
     shares_with_fixed = graph.shares_with_all(fixed)
     neighbours = [other for other in candidates if shares_with_fixed(other)]

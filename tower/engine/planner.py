@@ -186,10 +186,13 @@ class Planner:
             schedule = self.by_channel[cap.channel]
             crowds = crowds_over_cap(self.compiler, schedule, cap, including=footprint)
             if crowds:
-                # A crowd holds while the test starts within `per_days` of the earliest end
-                # among the others: every start before that still breaks the cap.
+                # `max` of the others already break the cap with the test, and keep breaking
+                # it while the test starts within `per_days` of the earliest end among them:
+                # the `max` that end last hold out longest.
                 others = [[m for m in crowd if m is not footprint] for crowd in crowds]
-                until = max(min(m.end for m in crowd) + cap.per_days for crowd in others)
+                until = max(
+                    sorted(m.end for m in crowd)[-cap.max] + cap.per_days for crowd in others
+                )
                 yield _Blocker(
                     until,
                     f"{cap.channel} contact cap ({cap.max} per {cap.per_days} days) "
