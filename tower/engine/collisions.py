@@ -47,16 +47,25 @@ class PairRules:
         first, last = max(a.start, b.start), min(a.end, b.end)
         if first > last:
             return None
-        surfaces = self.surfaces
-        shared_nodes = {
-            surfaces.deeper(x, y) for x in a.surfaces for y in b.surfaces if surfaces.nested(x, y)
-        }
-        if not shared_nodes:
-            return None
         people = self.compiler.audiences.shared(a.audience, b.audience)
         if people <= 0:
             return None
-        nodes = outermost(sorted(shared_nodes), surfaces)
+        surfaces = self.surfaces
+        if len(a.surfaces) == len(b.surfaces) == 1:  # the usual case: one node each
+            x, y = a.surfaces[0], b.surfaces[0]
+            if not surfaces.nested(x, y):
+                return None
+            nodes = [surfaces.deeper(x, y)]
+        else:
+            shared_nodes = {
+                surfaces.deeper(x, y)
+                for x in a.surfaces
+                for y in b.surfaces
+                if surfaces.nested(x, y)
+            }
+            if not shared_nodes:
+                return None
+            nodes = outermost(sorted(shared_nodes), surfaces)
         common = self._on_surfaces(people, nodes)
         shares = (self._share(a, common, b), self._share(b, common, a))
         return _Overlap(first, last, nodes, common, shares)

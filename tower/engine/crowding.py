@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from functools import partial
-from itertools import combinations, pairwise
+from itertools import pairwise
 from operator import attrgetter
 
 from tower.collisions.kinds import CollisionKind, Severity
@@ -26,6 +26,7 @@ from tower.policy.schema import ContactCap
 
 _FULL = 1.0 + 1e-9  # traffic shares are fractions; allow for float rounding
 _AUDIENCE = attrgetter("audience")
+_SELF: Callable[[Audience], Audience] = lambda audience: audience  # noqa: E731
 
 
 def exclusion_group_overloads(footprints: Iterable[Footprint]) -> Iterator[Finding]:
@@ -286,8 +287,8 @@ def crowds_over_cap(
     pool = compiler.audiences.sharing_with(
         including.audience, (f for f in nearby if f.key != including.key), _AUDIENCE
     )
-    if _most_in_one_window([including, *pool], cap.per_days, including) <= cap.max:
-        return []  # too few of them can meet in one window to break the cap
+    if len(pool) < cap.max:
+        return []  # too few activities reach these people to break the cap
     graph = SharingGraph(compiler, [including, *pool])
     anchors = [including, *(f for f in pool if including.start <= f.start <= including.end + reach)]
     return [
@@ -408,23 +409,6 @@ def _cap_text(
     )
 
 
-def _most_in_one_window(footprints: Iterable[Footprint], days: int, holding: Footprint) -> int:
-    """The most of `footprints` that run in one window of `days` days that `holding` runs in
-    (a bound on any crowd with it, whoever shares people with whom)."""
-    # A window starting on day w meets [start, end] when start - days < w <= end.
-    changes: dict[int, int] = defaultdict(int)
-    for footprint in footprints:
-        changes[footprint.start - days + 1] += 1
-        changes[footprint.end + 1] -= 1
-    lowest, highest = holding.start - days + 1, holding.end
-    running = sum(step for day, step in changes.items() if day <= lowest)
-    most = running
-    for day in sorted(day for day in changes if lowest < day <= highest):
-        running += changes[day]
-        most = max(most, running)
-    return most
-
-
 class SharingGraph:
     """Which activities share people, by audience: vertices are distinct audiences (far
     fewer than tests, and tests with one audience always share people), edges join
@@ -437,12 +421,16 @@ class SharingGraph:
             if footprint.audience.id not in self.vertex:
                 self.vertex[footprint.audience.id] = len(audiences)
                 audiences.append(footprint.audience)
-        shared = compiler.audiences.shared
         self.adjacency = [0] * len(audiences)
-        for i, j in combinations(range(len(audiences)), 2):
-            if shared(audiences[i], audiences[j]) > 0:
+        sharing_with = compiler.audiences.sharing_with
+        for i, audience in enumerate(audiences):
+            for other in sharing_with(audience, audiences[i + 1 :], _SELF):
+                j = self.vertex[other.id]
                 self.adjacency[i] |= 1 << j
                 self.adjacency[j] |= 1 << i
+        everyone = (1 << len(audiences)) - 1
+        # Everyone shares people with everyone (the usual case): every set is a clique.
+        self.complete = all(mask | 1 << i == everyone for i, mask in enumerate(self.adjacency))
 
     def shares_with_all(self, footprints: Iterable[Footprint]) -> Callable[[Footprint], bool]:
         """A test: does an activity share people with every one of `footprints`?"""
@@ -454,12 +442,15 @@ class SharingGraph:
 
     def cliques(self, footprints: Sequence[Footprint]) -> Iterator[list[Footprint]]:
         """Every largest set of `footprints` whose audiences all share people."""
+        if self.complete:
+            yield list(footprints)
+            return
         by_vertex: dict[int, list[Footprint]] = defaultdict(list)
         for footprint in footprints:
             by_vertex[self.vertex[footprint.audience.id]].append(footprint)
         within = sum(1 << vertex for vertex in by_vertex)
         if all(within & ~(self.adjacency[v] | 1 << v) == 0 for v in by_vertex):
-            yield list(footprints)  # everyone shares people with everyone (the usual case)
+            yield list(footprints)  # they all share people with each other
             return
         for clique in maximal_cliques(self.adjacency, within):
             yield [footprint for vertex in vertices(clique) for footprint in by_vertex[vertex]]

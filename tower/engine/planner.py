@@ -279,7 +279,7 @@ class Planner:
             nodes.update(
                 inner
                 for inner in self.placed.occupied_inside(node)
-                if next(self.placed.on_node(inner, footprint.start, footprint.end), None)
+                if self.placed.on_node(inner, footprint.start, footprint.end)
             )
         return sorted(nodes)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from tower.engine.audience import Audience, AudienceModel
@@ -48,10 +48,10 @@ class Footprint:
     traffic: float  # share of the eligible audience, in (0, 1]
     group: str | None
     reach: float = 0.0  # people per week who can meet the test, before traffic allocation
+    key: str = field(init=False)  # the test's key, read on every hot path
 
-    @property
-    def key(self) -> str:
-        return self.item.key
+    def __post_init__(self) -> None:
+        self.key = self.item.key
 
     @property
     def days(self) -> int:

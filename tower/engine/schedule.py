@@ -30,13 +30,11 @@ class DaySchedule:
         self.footprints.insert(position, footprint)
         self.longest = max(self.longest, footprint.days)
 
-    def running(self, first: int, last: int) -> Iterator[Footprint]:
+    def running(self, first: int, last: int) -> list[Footprint]:
         """Footprints with at least one day in [first, last]."""
         low = bisect_left(self.starts, first - self.longest + 1)
         high = bisect_right(self.starts, last)
-        for footprint in self.footprints[low:high]:
-            if footprint.end >= first:
-                yield footprint
+        return [footprint for footprint in self.footprints[low:high] if footprint.end >= first]
 
     def __len__(self) -> int:
         return len(self.footprints)
@@ -65,10 +63,9 @@ class SurfaceSchedule:
                 insort(self.occupied, node)
             schedule.add(footprint)
 
-    def on_node(self, node: int, first: int, last: int) -> Iterator[Footprint]:
+    def on_node(self, node: int, first: int, last: int) -> list[Footprint]:
         schedule = self.by_node.get(node)
-        if schedule is not None:
-            yield from schedule.running(first, last)
+        return [] if schedule is None else schedule.running(first, last)
 
     def above(self, footprint: Footprint, first: int, last: int) -> Iterator[Footprint]:
         """Tests on the same nodes as `footprint` or on nodes containing them (may repeat)."""
