@@ -290,21 +290,23 @@ def crowds_over_cap(
     if len(pool) < cap.max:
         return []  # too few activities reach these people to break the cap
     graph = SharingGraph(compiler, [including, *pool])
-    anchors = [including, *(f for f in pool if including.start <= f.start <= including.end + reach)]
-    return [
-        crowd
-        for anchor in anchors
-        if anchor is including
-        or (anchor.start - reach <= including.end and including.start <= anchor.start)
-        for crowd in _crowds_anchored(
-            compiler,
-            anchor,
-            [f for f in _earlier_in_window(pool, anchor, cap) if f is not including],
-            cap,
-            including,
-            graph,
-        )
-    ]
+    crowds = []
+    for anchor in [including, *pool]:
+        if anchor is not including and not including.start <= anchor.start <= including.end + reach:
+            continue  # the window ending on this start would not hold `including`
+        others = [
+            f
+            for f in pool
+            if f is not anchor and f.start <= anchor.start and f.end >= anchor.start - reach
+        ]
+        fixed = [including] if anchor is including else [anchor, including]
+        if len(others) + len(fixed) <= cap.max:
+            continue
+        if graph.complete:  # they all share people: the window is the crowd
+            crowds.append([*fixed, *others])
+            continue
+        crowds.extend(_crowds_anchored(compiler, anchor, others, cap, including, graph))
+    return crowds
 
 
 def _earlier_in_window(

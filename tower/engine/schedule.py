@@ -41,11 +41,14 @@ class DaySchedule:
 
 
 class SurfaceSchedule:
-    """A `DaySchedule` per surface node that has tests on it."""
+    """A `DaySchedule` per surface node that has tests on it; and, once `nested_with` is
+    asked, one per node of the tests on it or anywhere inside it (a whole channel's tests
+    in one query)."""
 
     def __init__(self, surfaces: SurfaceIndex, footprints: Iterable[Footprint] = ()) -> None:
         self.surfaces = surfaces
         self.by_node: dict[int, DaySchedule] = {}
+        self._within: dict[int, DaySchedule] | None = None  # built on first use
         self.occupied: list[int] = []  # sorted ids of nodes with at least one test
         self.first_day = self.last_day = 0  # the earliest start and latest end (0: empty)
         for footprint in footprints:
@@ -61,6 +64,16 @@ class SurfaceSchedule:
             if schedule is None:
                 schedule = self.by_node[node] = DaySchedule()
                 insort(self.occupied, node)
+            schedule.add(footprint)
+        if self._within is not None:
+            self._add_within(self._within, footprint)
+
+    def _add_within(self, within: dict[int, DaySchedule], footprint: Footprint) -> None:
+        ancestors = self.surfaces.ancestors
+        for covering in {a for node in footprint.surfaces for a in ancestors[node]}:
+            schedule = within.get(covering)
+            if schedule is None:
+                schedule = within[covering] = DaySchedule()
             schedule.add(footprint)
 
     def on_node(self, node: int, first: int, last: int) -> list[Footprint]:
@@ -79,13 +92,18 @@ class SurfaceSchedule:
         high = bisect_left(self.occupied, self.surfaces.end[node])
         return self.occupied[low:high]
 
-    def below(self, footprint: Footprint, first: int, last: int) -> Iterator[Footprint]:
-        """Tests on nodes strictly inside the surfaces of `footprint` (may repeat)."""
-        for node in footprint.surfaces:
-            for inner in self.occupied_inside(node):
-                yield from self.on_node(inner, first, last)
-
     def nested_with(self, footprint: Footprint, first: int, last: int) -> Iterator[Footprint]:
-        """Every test sharing a surface subtree with `footprint` in [first, last] (may repeat)."""
-        yield from self.above(footprint, first, last)
-        yield from self.below(footprint, first, last)
+        """Every test sharing a surface subtree with `footprint` in [first, last] (may repeat):
+        those on or inside its nodes, and those on nodes containing them."""
+        within = self._within
+        if within is None:
+            within = self._within = {}
+            placed = {id(f): f for schedule in self.by_node.values() for f in schedule.footprints}
+            for placed_footprint in placed.values():
+                self._add_within(within, placed_footprint)
+        for node in footprint.surfaces:
+            schedule = within.get(node)
+            if schedule is not None:
+                yield from schedule.running(first, last)
+            for ancestor in self.surfaces.ancestors[node][1:]:
+                yield from self.on_node(ancestor, first, last)
