@@ -219,17 +219,30 @@ class PairDetector:
                 self._funnel_steps[name][step].add(footprint)
 
     def surface_pairs(self) -> Iterator[tuple[Footprint, Footprint]]:
-        """Every pair of distinct tests that share a day and a surface subtree, once each."""
+        """Every pair of distinct tests that share a day and a surface subtree, once each.
+
+        Each test looks up from its own nodes. Two tests on one node each find the other:
+        the one registered first keeps the pair. A test on a node above finds nothing below
+        it, so no other pair can come twice, unless a test has several surfaces.
+        """
         seen: set[tuple[str, str]] = set()
+        ancestors, on_node = self.schedule.surfaces.ancestors, self.schedule.on_node
         for footprint in self.footprints:
-            for other in self.schedule.above(footprint, footprint.start, footprint.end):
-                if other is footprint:
-                    continue
-                pair = _ordered(footprint, other)
-                ids = (pair[0].key, pair[1].key)
-                if ids not in seen:
-                    seen.add(ids)
-                    yield pair
+            single = len(footprint.surfaces) == 1
+            for node in footprint.surfaces:
+                for ancestor in ancestors[node]:
+                    for other in on_node(ancestor, footprint.start, footprint.end):
+                        if other is footprint:
+                            continue
+                        pair = _ordered(footprint, other)
+                        if single and len(other.surfaces) == 1:
+                            if ancestor != node or pair[0] is footprint:
+                                yield pair
+                            continue
+                        ids = (pair[0].key, pair[1].key)
+                        if ids not in seen:
+                            seen.add(ids)
+                            yield pair
 
     def surface_neighbours(self, footprint: Footprint) -> Iterator[Footprint]:
         """Tests sharing a day and a surface subtree with `footprint` (which may be new)."""
