@@ -17,7 +17,8 @@ from datetime import date
 
 from tower.engine.collector import without_collector
 from tower.engine.collisions import PairRules
-from tower.engine.crowding import crowds_over_cap, running_stretches
+from tower.engine.contact_slots import next_start_within_cap
+from tower.engine.crowding import running_stretches
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule, SurfaceSchedule
 from tower.experiments.spec import ExperimentStatus
@@ -183,20 +184,18 @@ class Planner:
         for cap in self.caps:
             if cap.channel not in channels or cap.channel not in self.by_channel:
                 continue
-            schedule = self.by_channel[cap.channel]
-            crowds = crowds_over_cap(self.compiler, schedule, cap, including=footprint)
-            if crowds:
-                # `max` of the others already break the cap with the test, and keep breaking
-                # it while the test starts within `per_days` of the earliest end among them:
-                # the `max` that end last hold out longest.
-                others = [[m for m in crowd if m is not footprint] for crowd in crowds]
-                until = max(
-                    sorted(m.end for m in crowd)[-cap.max] + cap.per_days for crowd in others
-                )
+            until, block = next_start_within_cap(
+                self.compiler,
+                self.by_channel[cap.channel],
+                cap,
+                footprint,
+                latest=footprint.start + self.horizon_days,
+            )
+            if block is not None:
                 yield _Blocker(
                     until,
                     f"{cap.channel} contact cap ({cap.max} per {cap.per_days} days) "
-                    f"with {', '.join(sorted(m.key for m in others[0]))}",
+                    f"with {', '.join(sorted(m.key for m in block.crowd))}",
                 )
 
     def _collision_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:

@@ -1,0 +1,139 @@
+"""When a test can start without breaking a contact cap, among activities already placed.
+
+A test of `L` days breaks a cap of `max` per `D` days at start `t` when some `max` placed
+activities on the channel, all sharing people with it and with each other, fit with it in
+one window of `D` days. Such a set `S` fits when its latest start `m` and earliest end `e`
+are less than `D` days apart, and then it blocks exactly the starts
+
+    m - D + 2 - L  <=  t  <=  e + D - 1.
+
+Every such set has a latest starter, its anchor `a`; the others run in the `D` days that
+end on the anchor's start. Among them, the sets that end latest block longest: per anchor,
+one interval of blocked starts. The first start at or after the test's own that no interval
+covers is the next start within the cap, found by merging intervals as they chain, so the
+planner jumps over a whole crowded stretch at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+
+from tower.engine.portfolio import Compiler, Footprint
+from tower.engine.schedule import DaySchedule
+from tower.policy.schema import ContactCap
+
+_AUDIENCE = attrgetter("audience")
+
+
+@dataclass(frozen=True)
+class CapBlock:
+    """Starts from `first` to `last` break the cap with `crowd` (the test aside)."""
+
+    first: int
+    last: int
+    crowd: tuple[Footprint, ...]
+
+
+def next_start_within_cap(
+    compiler: Compiler,
+    schedule: DaySchedule,
+    cap: ContactCap,
+    footprint: Footprint,
+    *,
+    latest: int,
+) -> tuple[int, CapBlock | None]:
+    """The first start from `footprint.start` on (or past `latest`) that breaks no crowd
+    over `cap` among `schedule`'s activities, and the block covering its own start (None
+    when that start is already within the cap)."""
+    days, length, start = cap.per_days, footprint.days, footprint.start
+    blocks: list[CapBlock] = []
+    asked: set[str] = set()
+    run_end = start - 1  # starts [start, run_end] are known to be blocked
+    while run_end < latest:
+        # Only sets whose members all end from `first` on can block the day after the run,
+        # and their anchors start by `last`: those running in [first, last] hold them all.
+        first, last = run_end + 2 - days, run_end + days + length - 1
+        pool = _sharing(compiler, footprint, schedule, first, last)
+        anchors = [anchor for anchor in pool if anchor.key not in asked]
+        asked.update(anchor.key for anchor in anchors)
+        blocks += _blocks(compiler, cap, footprint, pool, anchors)
+        extended = run_end
+        for block in sorted(blocks, key=attrgetter("first")):
+            if block.first <= extended + 1 and block.last > extended:
+                extended = block.last
+        if extended == run_end:
+            break
+        run_end = extended
+    at_start = next((b for b in blocks if b.first <= start <= b.last), None)
+    return run_end + 1, at_start
+
+
+def _sharing(
+    compiler: Compiler, footprint: Footprint, schedule: DaySchedule, first: int, last: int
+) -> list[Footprint]:
+    """Activities running in [first, last] that share people with `footprint` (itself aside)."""
+    nearby = (f for f in schedule.running(first, last) if f.key != footprint.key)
+    return compiler.audiences.sharing_with(footprint.audience, nearby, _AUDIENCE)
+
+
+def _blocks(
+    compiler: Compiler,
+    cap: ContactCap,
+    footprint: Footprint,
+    pool: Sequence[Footprint],
+    anchors: Sequence[Footprint],
+) -> list[CapBlock]:
+    """Per anchor, the starts at which the test breaks the cap with it as the latest
+    starter of the others from `pool`, with those that end latest (none when too few)."""
+    days, count = cap.per_days, cap.max - 1  # others besides the anchor
+    blocks = []
+    for anchor in anchors:
+        first = anchor.start - days + 1
+        window = [f for f in pool if f is not anchor and f.start <= anchor.start and f.end >= first]
+        if len(window) < count:
+            continue
+        window = compiler.audiences.sharing_with(anchor.audience, window, _AUDIENCE)
+        if len(window) < count:
+            continue
+        window.sort(key=attrgetter("end"), reverse=True)
+        best = _latest_ending(compiler, window, count)
+        if best is not None:
+            crowd = (anchor, *best)
+            earliest_end = min(m.end for m in crowd)
+            first_start = anchor.start - days + 2 - footprint.days
+            blocks.append(CapBlock(first_start, earliest_end + days - 1, crowd))
+    return blocks
+
+
+def _latest_ending(
+    compiler: Compiler, by_end: Sequence[Footprint], count: int
+) -> tuple[Footprint, ...] | None:
+    """`count` of `by_end` (latest end first) that all share people, their earliest end as
+    late as can be; None when no `count` of them do. The set's last member decides, so
+    each member in turn is tried as the last, with the others from before it: in the usual
+    case, where they all share people, the first `count` are the answer."""
+    if count == 0:
+        return ()
+    shared = compiler.audiences.shared
+
+    def sharing_set(
+        chosen: tuple[Footprint, ...], rest: int, until: int
+    ) -> tuple[Footprint, ...] | None:
+        """`rest` more of by_end[:until] sharing people with `chosen` and each other."""
+        if rest == 0:
+            return chosen
+        for index in range(until - 1, rest - 2, -1):
+            candidate = by_end[index]
+            if all(shared(candidate.audience, c.audience) > 0 for c in chosen):
+                found = sharing_set((*chosen, candidate), rest - 1, index)
+                if found is not None:
+                    return found
+        return None
+
+    for last in range(count - 1, len(by_end)):
+        found = sharing_set((by_end[last],), count - 1, last)
+        if found is not None:
+            return found
+    return None
