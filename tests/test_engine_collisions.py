@@ -750,7 +750,7 @@ def test_a_crowd_of_many_tests_keeps_a_fingerprint_that_fits_its_column() -> Non
             first_day=date(2026, 6, 1),
             last_day=date(2026, 6, 2),
             people_per_week=0,
-            affected=(),
+            shares=(0.0,) * len(keys),
             agile_vs_bau=False,
             describe=lambda: "",
         )

@@ -52,6 +52,7 @@ class AudienceModel:
         self._interned: dict[tuple[tuple[int, ...], tuple[int, ...]], Audience] = {}
         self._shared: dict[int, float] = {}  # by (lower id << 32 | higher id)
         self._shares_with: dict[int, dict[int, bool]] = {}  # id -> other id -> any people?
+        self._removed_shares: dict[tuple[int, tuple[int, ...]], float] = {}
 
     def compile(self, targets: Iterable[str], excluded: Iterable[str] = ()) -> Audience:
         """The audience of `targets` (everyone when empty) without `excluded`."""
@@ -127,13 +128,22 @@ class AudienceModel:
     def _removed(self, segment: int, excluded: tuple[int, ...]) -> float:
         """The share of `segment` that `excluded` segments take out (1.0: all of it)."""
         segments = self.segments
+        if not segments.sizes[segment]:
+            return 1.0
+        if not excluded:
+            return 0.0
+        key = (segment, excluded)
+        cached = self._removed_shares.get(key)
+        if cached is None:
+            cached = self._removed_shares[key] = self._estimate_removed(segment, excluded)
+        return cached
+
+    def _estimate_removed(self, segment: int, excluded: tuple[int, ...]) -> float:
+        segments = self.segments
         if any(segments.contains(x, segment) for x in excluded):
             return 1.0
-        size = segments.sizes[segment]
-        if not size:
-            return 1.0
         removed = sum(segments.shared_people(x, segment) for x in self._outermost(set(excluded)))
-        return min(1.0, removed / size)
+        return min(1.0, removed / segments.sizes[segment])
 
     def _size(self, targets: tuple[int, ...], excluded: tuple[int, ...]) -> float:
         sizes = self.segments.sizes

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 
 from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.findings import (
@@ -91,12 +92,7 @@ class PairRules:
         severity = Severity.BLOCKING if max(shares) >= TINY_OVERLAP_SHARE else Severity.WARNING
         paths = tuple(surfaces.paths[node] for node in nodes)
         span = (date.fromordinal(first), date.fromordinal(last))
-        describe = lambda: (  # noqa: E731 - written only when read
-            f"{self._who(a)} and {self._who(b)} both run on {', '.join(paths)} "
-            f"{format_span(*span)}. {format_people(common).capitalize()} people a week are "
-            f"eligible for both: {format_share(shares[0])} of {a.key}'s traffic and "
-            f"{format_share(shares[1])} of {b.key}'s."
-        )
+        describe = partial(self._surface_text, a, b, paths, span, common, shares)
         return Finding(
             kind=CollisionKind.SURFACE,
             severity=severity,
@@ -106,7 +102,7 @@ class PairRules:
             first_day=span[0],
             last_day=span[1],
             people_per_week=round(common),
-            affected=((a.key, shares[0]), (b.key, shares[1])),
+            shares=shares,
             agile_vs_bau=a.agile != b.agile,
             describe=describe,
         )
@@ -138,10 +134,13 @@ class PairRules:
             self.surfaces.paths[steps[up_step]],
             self.surfaces.paths[steps[down_step]],
         )
-        describe = lambda: (  # noqa: E731 - written only when read
-            f"{self._who(upstream)} on {up_path} (step {up_step + 1} of the {funnel} funnel) "
-            f"changes who reaches {self._who(downstream)} on {down_path} (step {down_step + 1}) "
-            f"{format_span(*span)}: {format_people(common)} people a week can see both."
+        describe = partial(
+            self._funnel_text,
+            funnel,
+            (upstream, up_path, up_step),
+            (downstream, down_path, down_step),
+            span,
+            common,
         )
         return Finding(
             kind=CollisionKind.FUNNEL,
@@ -152,7 +151,7 @@ class PairRules:
             first_day=span[0],
             last_day=span[1],
             people_per_week=round(common),
-            affected=((upstream.key, shares[0]), (downstream.key, shares[1])),
+            shares=shares,
             agile_vs_bau=upstream.agile != downstream.agile,
             describe=describe,
         )
@@ -170,6 +169,40 @@ class PairRules:
         """Share of `footprint`'s eligible traffic that `other` also reaches."""
         reach = footprint.reach
         return min(1.0, common * other.traffic / reach) if reach else 0.0
+
+    # The explanations, written only when read (a partial holds far fewer objects than a
+    # closure: a scan keeps tens of thousands of them).
+
+    def _surface_text(
+        self,
+        a: Footprint,
+        b: Footprint,
+        paths: tuple[str, ...],
+        span: tuple[date, date],
+        common: float,
+        shares: tuple[float, float],
+    ) -> str:
+        return (
+            f"{self._who(a)} and {self._who(b)} both run on {', '.join(paths)} "
+            f"{format_span(*span)}. {format_people(common).capitalize()} people a week are "
+            f"eligible for both: {format_share(shares[0])} of {a.key}'s traffic and "
+            f"{format_share(shares[1])} of {b.key}'s."
+        )
+
+    def _funnel_text(
+        self,
+        funnel: str,
+        upstream: tuple[Footprint, str, int],
+        downstream: tuple[Footprint, str, int],
+        span: tuple[date, date],
+        common: float,
+    ) -> str:
+        (up, up_path, up_step), (down, down_path, down_step) = upstream, downstream
+        return (
+            f"{self._who(up)} on {up_path} (step {up_step + 1} of the {funnel} funnel) "
+            f"changes who reaches {self._who(down)} on {down_path} (step {down_step + 1}) "
+            f"{format_span(*span)}: {format_people(common)} people a week can see both."
+        )
 
     def _who(self, footprint: Footprint) -> str:
         team = footprint.item.spec.team

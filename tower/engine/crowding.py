@@ -60,7 +60,7 @@ def _group_overload_runs(
             first_day=span[0],
             last_day=span[1],
             people_per_week=0,
-            affected=tuple((m.key, 1.0) for m in involved),
+            shares=(1.0,) * len(involved),
             agile_vs_bau=_mixed(involved),
             describe=partial(_group_text, group, tuple(m.key for m in involved), peak, span),
         )
@@ -232,7 +232,7 @@ def _surface_overload(
         first_day=span[0],
         last_day=span[1],
         people_per_week=0,
-        affected=tuple((m.key, 1.0) for m in involved),
+        shares=(1.0,) * len(involved),
         agile_vs_bau=_mixed(involved),
         describe=partial(_surface_text, path, keys, peak, span, limit),
     )
@@ -378,7 +378,7 @@ def _cap_breaches(
             first_day=span[0],
             last_day=span[1],
             people_per_week=round(people),
-            affected=tuple((m.key, 1.0) for m in members),
+            shares=(1.0,) * len(members),
             agile_vs_bau=_mixed(members),
             describe=partial(_cap_text, cap, keys, people, span),
         )

@@ -31,7 +31,6 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
 class CollisionEngine:
     """Indexes a portfolio once; then scans it whole or checks one test against it."""
 
-    @without_collector
     def __init__(self, compiler: Compiler, footprints: Iterable[Footprint]) -> None:
         self.compiler = compiler
         self.policy = compiler.policy

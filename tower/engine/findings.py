@@ -30,7 +30,7 @@ class Finding:
     first_day: date
     last_day: date
     people_per_week: int
-    affected: tuple[tuple[str, float], ...]  # (key, share of that test's eligible traffic)
+    shares: tuple[float, ...]  # per key, the share of that test's eligible traffic affected
     agile_vs_bau: bool
     # Writes the explanation: words cost time, so they are only written when read.
     describe: Callable[[], str] = field(compare=False, repr=False)
@@ -39,6 +39,11 @@ class Finding:
     def explanation(self) -> str:
         """The plain-language, quantified story of the clash."""
         return self.describe()
+
+    @property
+    def affected(self) -> tuple[tuple[str, float], ...]:
+        """(key, share of that test's eligible traffic) for each test involved."""
+        return tuple(zip(self.keys, self.shares, strict=True))
 
     @property
     def fingerprint(self) -> str:
