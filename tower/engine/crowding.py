@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from functools import partial
 from itertools import pairwise
@@ -238,23 +238,31 @@ def _surface_overload(
     )
 
 
-def contact_cap_breaches(
-    compiler: Compiler,
-    footprints: Iterable[Footprint],
-    caps: Sequence[ContactCap],
-    *,
-    including: Footprint | None = None,
-) -> Iterator[Finding]:
-    """A finding for each largest crowd of activities that reach the same people too often
-    (only the crowds `including` is part of, when given: a single test's check)."""
+def channel_schedules(
+    compiler: Compiler, footprints: Iterable[Footprint]
+) -> dict[str, DaySchedule]:
+    """The activities on each channel, by start day."""
     surfaces = compiler.graph.surfaces
     by_channel: dict[str, DaySchedule] = defaultdict(DaySchedule)
     for footprint in footprints:
         for channel in {surfaces.channel(node) for node in footprint.surfaces}:
             by_channel[channel].add(footprint)
+    return by_channel
+
+
+def contact_cap_breaches(
+    compiler: Compiler,
+    by_channel: Mapping[str, DaySchedule],
+    caps: Sequence[ContactCap],
+    *,
+    including: Footprint | None = None,
+) -> Iterator[Finding]:
+    """A finding for each largest crowd of activities that reach the same people too often
+    (only the crowds `including` would be part of, when given: a single test's check; it
+    need not be in the schedules, and replaces an activity of its key)."""
     for cap in caps:
         schedule = by_channel.get(cap.channel)
-        if schedule is None or len(schedule) <= cap.max:
+        if schedule is None or (including is None and len(schedule) <= cap.max):
             continue
         yield from _cap_breaches(compiler, schedule, cap, including)
 
@@ -272,14 +280,18 @@ def crowds_over_cap(
     the latest start among its members: every such window is tried, and in it every largest
     set of activities that all share people with each other.
     """
+    crowds: list[list[Footprint]] = []
     if including is None:
-        return [
-            crowd
-            for anchor in schedule.footprints
-            for crowd in _crowds_anchored(
-                compiler, anchor, _earlier_in_window(schedule.running, anchor, cap), cap
-            )
-        ]
+        for anchor in schedule.footprints:
+            window = _earlier_in_window(schedule.running, anchor, cap)
+            if len(window) < cap.max:
+                continue
+            window = compiler.audiences.sharing_with(anchor.audience, window, _AUDIENCE)
+            if len(window) < cap.max:
+                continue
+            cliques = SharingGraph(compiler, window).cliques(window)
+            crowds += ([anchor, *clique] for clique in cliques if len(clique) >= cap.max)
+        return crowds
     # Everyone in a crowd with `including` shares people with it and runs within
     # per_days of it: one sharing graph over those serves every window.
     reach = cap.per_days - 1
@@ -290,7 +302,6 @@ def crowds_over_cap(
     if len(pool) < cap.max:
         return []  # too few activities reach these people to break the cap
     graph = SharingGraph(compiler, [including, *pool])
-    crowds = []
     for anchor in [including, *pool]:
         if anchor is not including and not including.start <= anchor.start <= including.end + reach:
             continue  # the window ending on this start would not hold `including`
@@ -305,7 +316,7 @@ def crowds_over_cap(
         if graph.complete:  # they all share people: the window is the crowd
             crowds.append([*fixed, *others])
             continue
-        crowds.extend(_crowds_anchored(compiler, anchor, others, cap, including, graph))
+        crowds.extend(_crowds_anchored(anchor, others, cap, including, graph))
     return crowds
 
 
@@ -326,22 +337,16 @@ def _earlier_in_window(
 
 
 def _crowds_anchored(
-    compiler: Compiler,
     anchor: Footprint,
     candidates: list[Footprint],
     cap: ContactCap,
-    including: Footprint | None = None,
-    graph: SharingGraph | None = None,
+    including: Footprint,
+    graph: SharingGraph,
 ) -> Iterator[list[Footprint]]:
-    """The crowds over `cap` of `anchor` (and `including`, when given: it runs in the window)
-    with `candidates`, the others in the window that ends on the anchor's start. `graph`
-    must cover all of them."""
-    fixed = [anchor] if including is None or including is anchor else [anchor, including]
-    if len(candidates) + len(fixed) <= cap.max:
-        return
-    if graph is None:  # a graph of this window alone, over those sharing with the anchor
-        candidates = compiler.audiences.sharing_with(anchor.audience, candidates, _AUDIENCE)
-        graph = SharingGraph(compiler, [anchor, *candidates])
+    """The crowds over `cap` of `anchor` and `including` (which runs in the window) with
+    `candidates`, the others in the window that ends on the anchor's start, when they do
+    not all share people (`graph` covers them all)."""
+    fixed = [including] if including is anchor else [anchor, including]
     shares_with_fixed = graph.shares_with_all(fixed)
     neighbours = [other for other in candidates if shares_with_fixed(other)]
     if len(neighbours) + len(fixed) <= cap.max:

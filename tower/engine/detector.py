@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 
 from tower.collisions.kinds import Severity
 from tower.engine.collector import without_collector
 from tower.engine.collisions import PairDetector
 from tower.engine.crowding import (
+    channel_schedules,
     contact_cap_breaches,
     exclusion_group_overloads,
     surface_overloads,
@@ -16,7 +16,6 @@ from tower.engine.crowding import (
 )
 from tower.engine.findings import Finding
 from tower.engine.portfolio import Compiler, Footprint
-from tower.engine.schedule import DaySchedule
 
 _SEVERITY_ORDER = {Severity.BLOCKING: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
@@ -36,11 +35,7 @@ class CollisionEngine:
         self.policy = compiler.policy
         self.footprints = list(footprints)
         self.pairs = PairDetector(compiler, self.footprints)
-        surfaces = compiler.graph.surfaces
-        self.by_channel: dict[str, DaySchedule] = defaultdict(DaySchedule)
-        for footprint in self.footprints:
-            for channel in {surfaces.channel(node) for node in footprint.surfaces}:
-                self.by_channel[channel].add(footprint)
+        self.by_channel = channel_schedules(compiler, self.footprints)
 
     @without_collector
     def scan(self) -> list[Finding]:
@@ -53,7 +48,7 @@ class CollisionEngine:
             )
         )
         findings.extend(
-            contact_cap_breaches(self.compiler, self.footprints, self.policy.contact_caps)
+            contact_cap_breaches(self.compiler, self.by_channel, self.policy.contact_caps)
         )
         return sort_findings(findings)
 
@@ -71,18 +66,10 @@ class CollisionEngine:
         )
         surfaces = self.compiler.graph.surfaces
         channels = {surfaces.channel(node) for node in candidate.surfaces}
-        for cap in self.policy.contact_caps:
-            if cap.channel not in channels:
-                continue
-            reach = cap.per_days - 1
-            nearby = self.by_channel[cap.channel].running(
-                candidate.start - reach, candidate.end + reach
-            )
-            findings.extend(
-                contact_cap_breaches(
-                    self.compiler, self._with(candidate, nearby), [cap], including=candidate
-                )
-            )
+        caps = [cap for cap in self.policy.contact_caps if cap.channel in channels]
+        findings.extend(
+            contact_cap_breaches(self.compiler, self.by_channel, caps, including=candidate)
+        )
         return sort_findings(f for f in findings if f.involves(candidate.key))
 
     @staticmethod
