@@ -17,7 +17,8 @@ collector's full collections.
 
 The naive cross-check (on by default when N <= 5,000) compares the engine's surface
 collision pairs (`PairDetector.surface_pairs` kept where `rules.surface_overlap` is not None)
-with `naive_surface_pairs` on the same footprints; any difference is a failure.
+with `naive_surface_pairs` on the same footprints; any difference is a failure. Each side
+runs three times on warm audience caches and its fastest run counts for the speed-up.
 
 The scaling run (on by default when N >= 10,000) scans 2N tests from the same seed twice:
 in the same year (the first N are this portfolio; twice as crowded, so the collisions
@@ -80,6 +81,7 @@ from tower.policy import validate_policy
 
 CHECK_CALLS = 200
 NAIVE_MAX_TESTS = 5_000
+SPEED_UP_RUNS = 3  # the engine and the naive scan each run this often; the fastest counts
 SCALING_MIN_TESTS = 10_000
 PHASES = ("build", "scan", "check", "ranking", "planning")
 TIMED_PHASES = ("generate", "build", "scan", "ranking", "planning")  # the `seconds` keys
@@ -432,14 +434,8 @@ def _check_latencies(engine: CollisionEngine, candidates: Sequence[Footprint]) -
 
 
 def _naive_check(compiler: Compiler, footprints: Sequence[Footprint]) -> NaiveCheck:
-    gc.collect()
-    started = time.perf_counter()
-    engine_pairs = engine_surface_pairs(compiler, footprints)
-    engine_seconds = time.perf_counter() - started
-    gc.collect()
-    started = time.perf_counter()
-    naive_pairs = naive_surface_pairs(compiler, footprints)
-    naive_seconds = time.perf_counter() - started
+    engine_pairs, engine_seconds = _fastest(lambda: engine_surface_pairs(compiler, footprints))
+    naive_pairs, naive_seconds = _fastest(lambda: naive_surface_pairs(compiler, footprints))
     return NaiveCheck(
         seconds=naive_seconds,
         engine_seconds=engine_seconds,
@@ -447,6 +443,19 @@ def _naive_check(compiler: Compiler, footprints: Sequence[Footprint]) -> NaiveCh
         pairs=len(naive_pairs),
         diff=diff_pairs(engine_pairs, naive_pairs),
     )
+
+
+def _fastest(run: Callable[[], set[Pair]]) -> tuple[set[Pair], float]:
+    """The result of `run` and its fastest time over `SPEED_UP_RUNS` runs: a single run of
+    the engine's 50 ms varies by a fifth from one run to the next on this machine."""
+    result: set[Pair] = set()
+    fastest = math.inf
+    for _ in range(SPEED_UP_RUNS):
+        gc.collect()
+        started = time.perf_counter()
+        result = run()
+        fastest = min(fastest, time.perf_counter() - started)
+    return result, fastest
 
 
 def _scaling(data: dict[str, Any], tests: int, seed: int, scan_seconds: float | None) -> Scaling:

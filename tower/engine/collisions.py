@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from functools import partial
+from functools import cached_property, partial
 
 from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.findings import (
@@ -244,12 +244,16 @@ class PairDetector:
         self.rules = PairRules(compiler)
         self.footprints = list(footprints)
         self.schedule = SurfaceSchedule(compiler.graph.surfaces, self.footprints)
-        self._funnel_steps = {
-            name: [DaySchedule() for _ in steps] for name, steps in compiler.graph.funnels.items()
-        }
+
+    @cached_property
+    def _funnel_steps(self) -> dict[str, list[DaySchedule]]:
+        """Per funnel, the tests on each step (indexed when funnels are first asked about)."""
+        funnels = self.rules.compiler.graph.funnels
+        steps = {name: [DaySchedule() for _ in nodes] for name, nodes in funnels.items()}
         for footprint in self.footprints:
             for name, step in self.rules.steps_of(footprint):
-                self._funnel_steps[name][step].add(footprint)
+                steps[name][step].add(footprint)
+        return steps
 
     def surface_pairs(self) -> Iterator[tuple[Footprint, Footprint]]:
         """Every pair of distinct tests that share a day and a surface subtree, once each.
