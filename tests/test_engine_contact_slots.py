@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.test_engine_collisions import POLICY
+from tower.engine.contact_crowds import crowds_over_cap
 from tower.engine.contact_slots import next_start_within_cap
-from tower.engine.crowding import crowds_over_cap
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
 from tower.engine.schedule import DaySchedule
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus

@@ -7,9 +7,8 @@ from collections.abc import Iterable
 from tower.collisions.kinds import Severity
 from tower.engine.collector import without_collector
 from tower.engine.collisions import PairDetector
+from tower.engine.contact_crowds import channel_schedules, contact_cap_breaches
 from tower.engine.crowding import (
-    channel_schedules,
-    contact_cap_breaches,
     exclusion_group_overloads,
     surface_overloads,
     surface_overloads_with,
