@@ -19,10 +19,14 @@ def vertices(mask: int) -> Iterator[int]:
         mask ^= low
 
 
+def is_clique(adjacency: Sequence[int], within: int) -> bool:
+    """Whether the vertices in the mask `within` are all joined to each other."""
+    return all(within & ~(adjacency[v] | 1 << v) == 0 for v in vertices(within))
+
+
 def is_complete(adjacency: Sequence[int]) -> bool:
     """Whether every vertex is joined to every other."""
-    everyone = (1 << len(adjacency)) - 1
-    return all(mask | 1 << vertex == everyone for vertex, mask in enumerate(adjacency))
+    return is_clique(adjacency, (1 << len(adjacency)) - 1)
 
 
 def maximal_cliques(adjacency: Sequence[int], within: int | None = None) -> Iterator[int]:

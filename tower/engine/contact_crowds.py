@@ -16,7 +16,7 @@ from operator import attrgetter
 
 from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.audience import Audience
-from tower.engine.cliques import maximal_cliques, vertices
+from tower.engine.cliques import is_clique, is_complete, maximal_cliques, vertices
 from tower.engine.crowding import by_number, mixed_teams
 from tower.engine.findings import Finding, format_people, format_span
 from tower.engine.portfolio import Compiler, Footprint
@@ -204,9 +204,8 @@ class SharingGraph:
                 j = self.vertex[other.id]
                 self.adjacency[i] |= 1 << j
                 self.adjacency[j] |= 1 << i
-        everyone = (1 << len(audiences)) - 1
         # Everyone shares people with everyone (the usual case): every set is a clique.
-        self.complete = all(mask | 1 << i == everyone for i, mask in enumerate(self.adjacency))
+        self.complete = is_complete(self.adjacency)
 
     def shares_with_all(self, footprints: Iterable[Footprint]) -> Callable[[Footprint], bool]:
         """A test: does an activity share people with every one of `footprints`?"""
@@ -225,7 +224,7 @@ class SharingGraph:
         for footprint in footprints:
             by_vertex[self.vertex[footprint.audience.id]].append(footprint)
         within = sum(1 << vertex for vertex in by_vertex)
-        if all(within & ~(self.adjacency[v] | 1 << v) == 0 for v in by_vertex):
+        if is_clique(self.adjacency, within):
             yield list(footprints)  # they all share people with each other
             return
         for clique in maximal_cliques(self.adjacency, within):
