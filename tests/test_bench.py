@@ -154,11 +154,15 @@ def test_the_same_seed_gives_the_same_organisation_and_portfolio() -> None:
 
 def test_fresh_tests_are_not_in_the_portfolio() -> None:
     data = synthetic_policy(5)
-    keys = {item.key for item in synthetic_portfolio(data, SMALL, seed=5)}
-    fresh = fresh_tests(data, 20, 5, first_number=SMALL + 1)
-    assert [item.number for item in fresh] == list(range(SMALL + 1, SMALL + 21))
-    assert not keys & {item.key for item in fresh}
-    assert fresh == fresh_tests(data, 20, 5, first_number=SMALL + 1)
+    portfolio = synthetic_portfolio(data, SMALL, seed=5)
+    fresh = fresh_tests(data, 200, 5, first_number=SMALL + 1)
+    assert [item.number for item in fresh] == list(range(SMALL + 1, SMALL + 201))
+    assert not {item.key for item in portfolio} & {item.key for item in fresh}
+    # A fresh test never joins one of the portfolio's exclusion groups by name.
+    groups = {item.spec.exclusion_group for item in portfolio} - {None}
+    fresh_groups = {item.spec.exclusion_group for item in fresh} - {None}
+    assert groups and fresh_groups and not groups & fresh_groups
+    assert fresh == fresh_tests(data, 200, 5, first_number=SMALL + 1)
 
 
 def test_json_report_has_the_documented_keys(small_json: dict[str, Any]) -> None:

@@ -410,9 +410,17 @@ class _Group:
 class PortfolioGenerator:
     """Draws tests one by one from a random stream; group members share surfaces and days."""
 
-    def __init__(self, policy: dict[str, Any], rng: random.Random, days: int = YEAR_DAYS) -> None:
+    def __init__(
+        self,
+        policy: dict[str, Any],
+        rng: random.Random,
+        days: int = YEAR_DAYS,
+        *,
+        group_prefix: str = "xg",
+    ) -> None:
         self.catalogue = _Catalogue.of(policy)
         self.rng = rng
+        self.group_prefix = group_prefix  # new groups are named PREFIX-1, PREFIX-2 ...
         self.days = days  # tests start on one of this many days from YEAR_START
         self.groups: list[_Group] = []
 
@@ -487,7 +495,7 @@ class PortfolioGenerator:
             group.members += 1
             day = group.start + timedelta(days=self.rng.randint(-7, 7))
             return group.name, group.surfaces, max(day, YEAR_START)
-        group = _Group(f"xg-{len(self.groups) + 1}", surfaces, start)
+        group = _Group(f"{self.group_prefix}-{len(self.groups) + 1}", surfaces, start)
         self.groups.append(group)
         return group.name, surfaces, start
 
@@ -523,6 +531,7 @@ def synthetic_portfolio(
 def fresh_tests(
     policy: dict[str, Any], count: int, seed: int, *, first_number: int
 ) -> list[PortfolioItem]:
-    """`count` more tests numbered from `first_number`, drawn from their own stream."""
-    generator = PortfolioGenerator(policy, random.Random(f"{seed}:fresh"))
+    """`count` more tests numbered from `first_number`, drawn from their own stream; the
+    exclusion groups they open are new ones (`xg-new-1` ...), not the portfolio's."""
+    generator = PortfolioGenerator(policy, random.Random(f"{seed}:fresh"), group_prefix="xg-new")
     return [generator.item(number) for number in range(first_number, first_number + count)]
