@@ -1,8 +1,9 @@
 """Who runs where and when: tests indexed by surface node and start day.
 
 Answers "which tests on this node run on any of these days?" with two bisections, and
-"which tests share a surface subtree with this one?" by walking ancestor chains (short)
-and the occupied nodes inside a subtree (a preorder id range).
+"which tests share a surface subtree with this one?" by walking its ancestor chains (short)
+and asking one index of the tests on or inside each of its nodes. The occupied nodes inside
+a node are a preorder id range.
 """
 
 from __future__ import annotations
