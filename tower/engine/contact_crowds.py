@@ -23,7 +23,7 @@ from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule
 from tower.policy.schema import ContactCap
 
-_AUDIENCE = attrgetter("audience")
+AUDIENCE_OF = attrgetter("audience")  # for AudienceModel.sharing_with
 _SELF: Callable[[Audience], Audience] = lambda audience: audience  # noqa: E731
 
 
@@ -72,10 +72,11 @@ def crowds_over_cap(
     crowds: list[list[Footprint]] = []
     if including is None:
         for anchor in schedule.footprints:
-            window = _earlier_in_window(schedule, anchor, cap)
+            first = anchor.start - cap.per_days + 1
+            window = window_before(anchor, schedule.running(first, anchor.start), cap.per_days)
             if len(window) < cap.max:
                 continue
-            window = compiler.audiences.sharing_with(anchor.audience, window, _AUDIENCE)
+            window = compiler.audiences.sharing_with(anchor.audience, window, AUDIENCE_OF)
             if len(window) < cap.max:
                 continue
             cliques = SharingGraph(compiler, window).cliques(window)
@@ -84,9 +85,8 @@ def crowds_over_cap(
     # Everyone in a crowd with `including` shares people with it and runs within
     # per_days of it: one sharing graph over those serves every window.
     reach = cap.per_days - 1
-    nearby = schedule.running(including.start - reach, including.end + reach)
-    pool = compiler.audiences.sharing_with(
-        including.audience, (f for f in nearby if f.key != including.key), _AUDIENCE
+    pool = sharing_near(
+        compiler, including, schedule, including.start - reach, including.end + reach
     )
     if len(pool) < cap.max:
         return []  # too few activities reach these people to break the cap
@@ -94,11 +94,7 @@ def crowds_over_cap(
     for anchor in [including, *pool]:
         if anchor is not including and not including.start <= anchor.start <= including.end + reach:
             continue  # the window ending on this start would not hold `including`
-        others = [
-            f
-            for f in pool
-            if f is not anchor and f.start <= anchor.start and f.end >= anchor.start - reach
-        ]
+        others = window_before(anchor, pool, cap.per_days)
         fixed = [including] if anchor is including else [anchor, including]
         if len(others) + len(fixed) <= cap.max:
             continue
@@ -109,16 +105,25 @@ def crowds_over_cap(
     return crowds
 
 
-def _earlier_in_window(
-    schedule: DaySchedule, anchor: Footprint, cap: ContactCap
+def sharing_near(
+    compiler: Compiler, footprint: Footprint, schedule: DaySchedule, first: int, last: int
 ) -> list[Footprint]:
-    """The activities other than `anchor` that run in the `per_days` window ending on its
-    start, and start no later."""
-    first, last = anchor.start - cap.per_days + 1, anchor.start
+    """The activities running in [first, last] that share people with `footprint` (an
+    activity of its key aside): the only ones that can crowd it."""
+    nearby = (f for f in schedule.running(first, last) if f.key != footprint.key)
+    return compiler.audiences.sharing_with(footprint.audience, nearby, AUDIENCE_OF)
+
+
+def window_before(
+    anchor: Footprint, activities: Iterable[Footprint], per_days: int
+) -> list[Footprint]:
+    """Those of `activities` other than `anchor` that run in the `per_days` days ending on
+    its start, and start no later: who can crowd with it as the latest to start."""
+    first = anchor.start - per_days + 1
     return [
         other
-        for other in schedule.running(first, last)
-        if other is not anchor and other.start <= last
+        for other in activities
+        if other is not anchor and other.start <= anchor.start and other.end >= first
     ]
 
 

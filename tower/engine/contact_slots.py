@@ -20,11 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
+from tower.engine.contact_crowds import AUDIENCE_OF, sharing_near, window_before
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule
 from tower.policy.schema import ContactCap
-
-_AUDIENCE = attrgetter("audience")
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ def next_start_within_cap(
         # Only sets whose members all end from `first` on can block the day after the run,
         # and their anchors start by `last`: those running in [first, last] hold them all.
         first, last = run_end + 2 - days, run_end + days + length - 1
-        pool = _sharing(compiler, footprint, schedule, first, last)
+        pool = sharing_near(compiler, footprint, schedule, first, last)
         anchors = [anchor for anchor in pool if anchor.key not in asked]
         asked.update(anchor.key for anchor in anchors)
         blocks += _blocks(compiler, cap, footprint, pool, anchors)
@@ -70,14 +69,6 @@ def next_start_within_cap(
     return run_end + 1, at_start
 
 
-def _sharing(
-    compiler: Compiler, footprint: Footprint, schedule: DaySchedule, first: int, last: int
-) -> list[Footprint]:
-    """Activities running in [first, last] that share people with `footprint` (itself aside)."""
-    nearby = (f for f in schedule.running(first, last) if f.key != footprint.key)
-    return compiler.audiences.sharing_with(footprint.audience, nearby, _AUDIENCE)
-
-
 def _blocks(
     compiler: Compiler,
     cap: ContactCap,
@@ -90,11 +81,10 @@ def _blocks(
     days, count = cap.per_days, cap.max - 1  # others besides the anchor
     blocks = []
     for anchor in anchors:
-        first = anchor.start - days + 1
-        window = [f for f in pool if f is not anchor and f.start <= anchor.start and f.end >= first]
+        window = window_before(anchor, pool, days)
         if len(window) < count:
             continue
-        window = compiler.audiences.sharing_with(anchor.audience, window, _AUDIENCE)
+        window = compiler.audiences.sharing_with(anchor.audience, window, AUDIENCE_OF)
         if len(window) < count:
             continue
         window.sort(key=attrgetter("end"), reverse=True)

@@ -66,18 +66,13 @@ def surface_overloads(
     A test covers its surfaces and everything inside them. The crowd on a node is checked
     only on days one of its own tests runs: any other crowd there is also one on a parent.
     """
-    paths = schedule.surfaces.paths
     reported: set[tuple[str, ...]] = set()
     for node in schedule.occupied:
         members = _crowd_on(schedule, node)
         if len({m.group or m.key for m in members}) <= limit:
             continue  # too few tests here to pass the limit on any day
-        for first, last, peak in _runs_over(members, limit):
-            involved = by_number(m for m in members if m.start <= last and m.end >= first)
-            keys = tuple(m.key for m in involved)
-            if keys not in reported:
-                reported.add(keys)
-                yield _surface_overload(paths[node], involved, first, last, peak, limit)
+        runs = _runs_over(members, limit)
+        yield from _overloads(schedule.surfaces.paths[node], members, runs, limit, reported)
 
 
 def surface_overloads_with(
@@ -94,13 +89,24 @@ def surface_overloads_with(
     reported: set[tuple[str, ...]] = set()
     for node in sorted({*candidate.surfaces}.union(*inside)):
         members, runs = _runs_through(schedule, node, candidate, limit)
-        for first, last, peak in runs:
-            involved = by_number(m for m in members if m.start <= last and m.end >= first)
-            keys = tuple(m.key for m in involved)
-            if keys not in reported:
-                reported.add(keys)
-                path = schedule.surfaces.paths[node]
-                yield _surface_overload(path, involved, first, last, peak, limit)
+        yield from _overloads(schedule.surfaces.paths[node], members, runs, limit, reported)
+
+
+def _overloads(
+    path: str,
+    members: Sequence[Footprint],
+    runs: Iterable[tuple[int, int, int]],
+    limit: int,
+    reported: set[tuple[str, ...]],
+) -> Iterator[Finding]:
+    """A finding per over-limit run on `path`, unless one with the same tests was already
+    `reported` (on a node above: the same crowd)."""
+    for first, last, peak in runs:
+        involved = by_number(m for m in members if m.start <= last and m.end >= first)
+        keys = tuple(m.key for m in involved)
+        if keys not in reported:
+            reported.add(keys)
+            yield _surface_overload(path, involved, first, last, peak, limit)
 
 
 def _runs_through(

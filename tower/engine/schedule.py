@@ -81,12 +81,6 @@ class SurfaceSchedule:
         schedule = self.by_node.get(node)
         return [] if schedule is None else schedule.running(first, last)
 
-    def above(self, footprint: Footprint, first: int, last: int) -> Iterator[Footprint]:
-        """Tests on the same nodes as `footprint` or on nodes containing them (may repeat)."""
-        for node in footprint.surfaces:
-            for ancestor in self.surfaces.ancestors[node]:
-                yield from self.on_node(ancestor, first, last)
-
     def occupied_inside(self, node: int) -> list[int]:
         """Nodes strictly inside `node` that have tests on them."""
         low = bisect_right(self.occupied, node)
