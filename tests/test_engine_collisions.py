@@ -735,6 +735,10 @@ def test_a_check_finds_what_a_scan_including_the_test_finds(items: list[Portfoli
     ]
     assert CollisionEngine(compiler, others).check(candidate) == expected
     assert CollisionEngine(compiler, footprints).check(candidate) == expected  # re-check
+    # After a scan, a check reads the crowds the scan worked out on each node.
+    for engine in (CollisionEngine(compiler, others), CollisionEngine(compiler, footprints)):
+        engine.scan()
+        assert engine.check(candidate) == expected
 
 
 def test_a_crowd_of_many_tests_keeps_a_fingerprint_that_fits_its_column() -> None:

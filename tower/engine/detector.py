@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tower.collisions.kinds import Severity
+from tower.engine.capacity import CapacityIndex
 from tower.engine.collector import without_collector
 from tower.engine.collisions import PairDetector
 from tower.engine.contact_crowds import channel_schedules, contact_cap_breaches
-from tower.engine.crowding import (
-    exclusion_group_overloads,
-    surface_overloads,
-    surface_overloads_with,
-)
+from tower.engine.crowding import exclusion_group_overloads
 from tower.engine.findings import Finding
 from tower.engine.portfolio import Compiler, Footprint
 
@@ -35,17 +32,15 @@ class CollisionEngine:
         self.footprints = list(footprints)
         self.pairs = PairDetector(compiler, self.footprints)
         self.by_channel = channel_schedules(compiler, self.footprints)
+        limit = self.policy.protocol.max_concurrent_per_surface
+        self.capacity = CapacityIndex(self.pairs.schedule, limit)
 
     @without_collector
     def scan(self) -> list[Finding]:
         """Every collision in the portfolio."""
         findings = self.pairs.scan()
         findings.extend(exclusion_group_overloads(self.footprints))
-        findings.extend(
-            surface_overloads(
-                self.compiler, self.pairs.schedule, self.policy.protocol.max_concurrent_per_surface
-            )
-        )
+        findings.extend(self.capacity.overloads())
         findings.extend(
             contact_cap_breaches(self.compiler, self.by_channel, self.policy.contact_caps)
         )
@@ -58,11 +53,7 @@ class CollisionEngine:
         if candidate.group is not None:
             group = [f for f in self.footprints if f.group == candidate.group]
             findings.extend(exclusion_group_overloads(self._with(candidate, group)))
-        findings.extend(
-            surface_overloads_with(
-                self.pairs.schedule, candidate, self.policy.protocol.max_concurrent_per_surface
-            )
-        )
+        findings.extend(self.capacity.overloads_with(candidate))
         surfaces = self.compiler.graph.surfaces
         channels = {surfaces.channel(node) for node in candidate.surfaces}
         caps = [cap for cap in self.policy.contact_caps if cap.channel in channels]

@@ -1,0 +1,234 @@
+"""Surface capacity: more tests cover one surface on one day than the protocol allows.
+
+A test covers its surfaces and everything inside them; the tests of one exclusion group share
+a slot. The crowd on a node is its own tests and the tests on nodes above it that share a day
+with one of them: any other crowd there is also one on a node above, and is reported there.
+
+Each node's crowd, and the slots it takes day by day, is worked out once and kept. A scan
+reads every node; a check of a new test only adds its slot, over its days, to the crowds of
+the nodes inside it, and works a crowd out afresh only on its own nodes (where it brings
+tests above into the crowd) or where it replaces a test or shares a group's slot.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+from functools import partial
+
+from tower.collisions.kinds import CollisionKind, Severity
+from tower.engine.crowding import by_number, mixed_teams
+from tower.engine.findings import Finding, format_span
+from tower.engine.portfolio import Footprint
+from tower.engine.schedule import SurfaceSchedule
+
+Run = tuple[int, int, int]  # first day, last day, most slots taken on one of them
+
+
+class Crowd:
+    """The tests counted on one node, and how many slots they take: from `days[i]` to the
+    day before `days[i + 1]`, `slots[i]` (none after the last day)."""
+
+    __slots__ = ("days", "groups", "keys", "members", "slots")
+
+    def __init__(self, members: Iterable[Footprint], limit: int) -> None:
+        self.members = by_number(members)
+        self.keys = frozenset(m.key for m in self.members)
+        self.groups = frozenset(m.group for m in self.members if m.group is not None)
+        self.days: list[int] = []
+        self.slots: list[int] = []
+        if len(self.keys) - sum(1 for m in self.members if m.group) + len(self.groups) < limit:
+            return  # even one more test could not pass the limit: no need to count
+        changes: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        for m in self.members:
+            slot = m.group or m.key
+            changes[m.start].append((1, slot))
+            changes[m.end + 1].append((-1, slot))
+        taken: dict[str, int] = defaultdict(int)
+        for day in sorted(changes):
+            for step, slot in changes[day]:
+                taken[slot] += step
+                if not taken[slot]:
+                    del taken[slot]
+            if self.slots and self.slots[-1] == len(taken):
+                continue
+            self.days.append(day)
+            self.slots.append(len(taken))
+
+    def runs_over(self, limit: int) -> list[Run]:
+        """Each run of days on which more than `limit` slots are taken."""
+        runs: list[Run] = []
+        days, slots = self.days, self.slots
+        for i, taken in enumerate(slots):
+            if taken <= limit:
+                continue
+            if runs and runs[-1][1] == days[i] - 1:
+                first, _, peak = runs[-1]
+                runs[-1] = (first, days[i + 1] - 1, max(peak, taken))
+            else:
+                runs.append((days[i], days[i + 1] - 1, taken))
+        return runs
+
+    def runs_with_one_more(self, first: int, last: int, limit: int) -> list[Run]:
+        """The runs over `limit` that meet [first, last] once one more slot is taken on
+        those days (by a test not yet in the crowd, with a slot of its own)."""
+        days, slots = self.days, self.slots
+        if not days:
+            return []
+        runs: list[list[int]] = []
+        i = bisect_right(days, first) - 1  # the step holding `first` (-1: before any)
+        day = first
+        while day <= last:
+            taken = (slots[i] if i >= 0 else 0) + 1
+            step_last = days[i + 1] - 1 if i + 1 < len(days) else last
+            if taken > limit:
+                if runs and runs[-1][1] == day - 1:
+                    runs[-1][1:] = [min(step_last, last), max(runs[-1][2], taken)]
+                else:
+                    runs.append([day, min(step_last, last), taken])
+            day, i = step_last + 1, i + 1
+        if runs and runs[0][0] == first:  # the run goes on before the window while over
+            i = bisect_right(days, first - 1) - 1
+            while i >= 0 and slots[i] > limit:
+                runs[0][0], runs[0][2] = days[i], max(runs[0][2], slots[i])
+                i -= 1
+        if runs and runs[-1][1] == last:  # ... and after it
+            i = bisect_right(days, last + 1) - 1
+            while i >= 0 and slots[i] > limit:
+                runs[-1][1], runs[-1][2] = days[i + 1] - 1, max(runs[-1][2], slots[i])
+                i += 1
+        return [(a, b, peak) for a, b, peak in runs]
+
+    def running(self, first: int, last: int) -> list[Footprint]:
+        """The members with a day in [first, last], by number."""
+        return [m for m in self.members if m.start <= last and m.end >= first]
+
+
+class CapacityIndex:
+    """The crowd on every node of a schedule, each worked out when first asked for."""
+
+    def __init__(self, schedule: SurfaceSchedule, limit: int) -> None:
+        self.schedule = schedule
+        self.limit = limit
+        self._crowds: dict[int, Crowd] = {}
+
+    def crowd(self, node: int) -> Crowd:
+        crowd = self._crowds.get(node)
+        if crowd is None:
+            crowd = self._crowds[node] = Crowd(self._members(node), self.limit)
+        return crowd
+
+    def overloads(self) -> Iterator[Finding]:
+        """A capacity finding for each run of days over the limit on each node (a crowd
+        already reported on a node above is not reported again)."""
+        reported: set[tuple[str, ...]] = set()
+        paths = self.schedule.surfaces.paths
+        for node in self.schedule.occupied:
+            crowd = self.crowd(node)
+            yield from self._findings(paths[node], crowd.runs_over(self.limit), crowd, reported)
+
+    def overloads_with(self, candidate: Footprint) -> Iterator[Finding]:
+        """The capacity findings `candidate` would be part of, were it added to the schedule
+        (in place of a test of the same key): those `overloads` would then report."""
+        schedule, limit = self.schedule, self.limit
+        inside = (schedule.occupied_inside(node) for node in candidate.surfaces)
+        reported: set[tuple[str, ...]] = set()
+        for node in sorted({*candidate.surfaces}.union(*inside)):
+            crowd = self.crowd(node) if node in schedule.by_node else None
+            path = schedule.surfaces.paths[node]
+            if crowd is None or node in candidate.surfaces or self._touches(crowd, candidate):
+                # Worked out afresh: on its own node the candidate brings the tests above
+                # that share its days; elsewhere it replaces a member or shares a slot.
+                crowd = Crowd(self._members(node, candidate), limit)
+                if candidate not in crowd.members:
+                    continue
+                runs = [
+                    run
+                    for run in crowd.runs_over(limit)
+                    if run[0] <= candidate.end and run[1] >= candidate.start
+                ]
+                yield from self._findings(path, runs, crowd, reported)
+            elif schedule.by_node[node].running(candidate.start, candidate.end):
+                runs = crowd.runs_with_one_more(candidate.start, candidate.end, limit)
+                yield from self._findings(path, runs, crowd, reported, candidate)
+
+    def _findings(
+        self,
+        path: str,
+        runs: Iterable[Run],
+        crowd: Crowd,
+        reported: set[tuple[str, ...]],
+        extra: Footprint | None = None,
+    ) -> Iterator[Finding]:
+        """A finding per run, of the crowd's members running then (and `extra`), unless
+        one with the same tests was already `reported` (on a node above: the same crowd)."""
+        for first, last, peak in runs:
+            involved = crowd.running(first, last)
+            if extra is not None:
+                number = extra.item.number
+                involved.insert(bisect_left(involved, number, key=_number), extra)
+            keys = tuple(m.key for m in involved)
+            if keys not in reported:
+                reported.add(keys)
+                yield _overload(path, keys, involved, (first, last, peak), self.limit)
+
+    @staticmethod
+    def _touches(crowd: Crowd, candidate: Footprint) -> bool:
+        """Whether the candidate replaces a member of the crowd or shares a group's slot."""
+        return candidate.key in crowd.keys or candidate.group in crowd.groups
+
+    def _members(self, node: int, extra: Footprint | None = None) -> list[Footprint]:
+        """The tests on `node` and those on nodes above that share a day with one of them;
+        with `extra` added to the schedule (in place of a test of the same key)."""
+        schedule = self.schedule
+        above = schedule.surfaces.ancestors[node][1:]
+        replaced = None if extra is None else extra.key
+        own_schedule = schedule.by_node.get(node)
+        own = [] if own_schedule is None else own_schedule.footprints
+        own = [f for f in own if f.key != replaced]
+        if extra is not None and node in extra.surfaces:
+            own.append(extra)
+        crowd = {f.key: f for f in own}
+        for footprint in own:
+            for ancestor in above:
+                for other in schedule.on_node(ancestor, footprint.start, footprint.end):
+                    if other.key != replaced:
+                        crowd.setdefault(other.key, other)
+                if extra is not None and ancestor in extra.surfaces and extra.overlaps(footprint):
+                    crowd.setdefault(extra.key, extra)
+        return list(crowd.values())
+
+
+def _number(footprint: Footprint) -> int:
+    return footprint.item.number
+
+
+def _overload(
+    path: str, keys: tuple[str, ...], involved: Sequence[Footprint], run: Run, limit: int
+) -> Finding:
+    first, last, peak = run
+    span = (date.fromordinal(first), date.fromordinal(last))
+    return Finding(
+        kind=CollisionKind.CAPACITY,
+        severity=Severity.BLOCKING,
+        keys=keys,
+        scope=f"surface:{path}",
+        surfaces=(path,),
+        first_day=span[0],
+        last_day=span[1],
+        people_per_week=0,
+        shares=(1.0,) * len(keys),
+        agile_vs_bau=mixed_teams(involved),
+        describe=partial(_overload_text, path, keys, peak, span, limit),
+    )
+
+
+def _overload_text(
+    path: str, keys: tuple[str, ...], peak: int, span: tuple[date, date], limit: int
+) -> str:
+    return (
+        f"{peak} tests run on {path} at once {format_span(*span)} ({', '.join(keys)}); "
+        f"the protocol allows {limit} per surface."
+    )
