@@ -133,26 +133,25 @@ class CapacityIndex:
         """The capacity findings `candidate` would be part of, were it added to the schedule
         (in place of a test of the same key): those `overloads` would then report."""
         schedule, limit = self.schedule, self.limit
+        paths, by_node = schedule.surfaces.paths, schedule.by_node
+        first, last = candidate.start, candidate.end
         inside = (schedule.occupied_inside(node) for node in candidate.surfaces)
         reported: set[tuple[str, ...]] = set()
         for node in sorted({*candidate.surfaces}.union(*inside)):
-            crowd = self.crowd(node) if node in schedule.by_node else None
-            path = schedule.surfaces.paths[node]
+            own = by_node.get(node)
+            crowd = None if own is None else self.crowd(node)
             if crowd is None or node in candidate.surfaces or self._touches(crowd, candidate):
                 # Worked out afresh: on its own node the candidate brings the tests above
                 # that share its days; elsewhere it replaces a member or shares a slot.
                 crowd = Crowd(self._members(node, candidate), limit)
-                if candidate not in crowd.members:
-                    continue
-                runs = [
-                    run
-                    for run in crowd.runs_over(limit)
-                    if run[0] <= candidate.end and run[1] >= candidate.start
-                ]
-                yield from self._findings(path, runs, crowd, reported)
-            elif schedule.by_node[node].running(candidate.start, candidate.end):
-                runs = crowd.runs_with_one_more(candidate.start, candidate.end, limit)
-                yield from self._findings(path, runs, crowd, reported, candidate)
+                if candidate in crowd.members:
+                    runs = [
+                        run for run in crowd.runs_over(limit) if run[0] <= last and run[1] >= first
+                    ]
+                    yield from self._findings(paths[node], runs, crowd, reported)
+            elif crowd.days and own is not None and own.running(first, last):
+                runs = crowd.runs_with_one_more(first, last, limit)
+                yield from self._findings(paths[node], runs, crowd, reported, candidate)
 
     def _findings(
         self,

@@ -9,9 +9,9 @@ who reaches the downstream one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import date
 from functools import cached_property, partial
+from typing import NamedTuple
 
 from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.findings import (
@@ -81,13 +81,7 @@ class PairRules:
         overlap = self.surface_overlap(a, b)
         if overlap is None:
             return None
-        first, last, nodes, common, shares = (
-            overlap.first,
-            overlap.last,
-            overlap.nodes,
-            overlap.people,
-            overlap.shares,
-        )
+        first, last, nodes, common, shares = overlap
         surfaces = self.surfaces
         severity = Severity.BLOCKING if max(shares) >= TINY_OVERLAP_SHARE else Severity.WARNING
         paths = tuple(surfaces.paths[node] for node in nodes)
@@ -228,8 +222,7 @@ class PairRules:
         return found
 
 
-@dataclass(frozen=True)
-class _Overlap:
+class _Overlap(NamedTuple):  # a tuple: made once per colliding pair, so made cheaply
     first: int
     last: int
     nodes: list[int]

@@ -87,4 +87,6 @@ def by_number(footprints: Iterable[Footprint]) -> list[Footprint]:
 
 
 def mixed_teams(footprints: Sequence[Footprint]) -> bool:
-    return len({f.agile for f in footprints}) > 1
+    """Whether both agile and BAU teams run some of `footprints`."""
+    agile = sum(f.agile for f in footprints)
+    return 0 < agile < len(footprints)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
 from tower.collisions.kinds import Severity
@@ -34,6 +35,10 @@ class CollisionEngine:
         self.by_channel = channel_schedules(compiler, self.footprints)
         limit = self.policy.protocol.max_concurrent_per_surface
         self.capacity = CapacityIndex(self.pairs.schedule, limit)
+        self._groups: dict[str, list[Footprint]] = defaultdict(list)  # exclusion group members
+        for footprint in self.footprints:
+            if footprint.group is not None:
+                self._groups[footprint.group].append(footprint)
 
     @without_collector
     def scan(self) -> list[Finding]:
@@ -51,7 +56,7 @@ class CollisionEngine:
         """The collisions `candidate` would be in; a test of the same key is replaced by it."""
         findings = self.pairs.check(candidate)
         if candidate.group is not None:
-            group = [f for f in self.footprints if f.group == candidate.group]
+            group = self._groups.get(candidate.group, [])
             findings.extend(exclusion_group_overloads(self._with(candidate, group)))
         findings.extend(self.capacity.overloads_with(candidate))
         surfaces = self.compiler.graph.surfaces
