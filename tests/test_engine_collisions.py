@@ -763,3 +763,20 @@ def test_a_crowd_of_many_tests_keeps_a_fingerprint_that_fits_its_column() -> Non
     assert len(crowd(many).fingerprint) <= 255
     assert crowd(many).fingerprint != crowd((*many[:-1], "T-9999")).fingerprint
     assert crowd(("T-1", "T-2")).fingerprint == "capacity:surface:web/checkout/payment:T-1+T-2"
+
+
+def test_a_finding_takes_every_field_and_cannot_be_changed() -> None:
+    import dataclasses
+    import inspect
+
+    from tower.engine.findings import Finding
+
+    names = [f.name for f in dataclasses.fields(Finding)]
+    assert list(inspect.signature(Finding).parameters) == names
+    finding = only(scan(item(1, ["web/checkout"], 1, 10), item(2, ["web/checkout"], 5, 14)))
+    assert sorted(vars(finding)) == sorted(names)  # every field set, nothing else
+    assert finding.keys == ("T-1", "T-2") and finding.people_per_week == 1000
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        finding.people_per_week = 0  # type: ignore[misc]
+    again = dataclasses.replace(finding, describe=lambda: "other words")
+    assert again == finding and hash(again) == hash(finding)

@@ -166,9 +166,8 @@ class CapacityIndex:
         for first, last, peak in runs:
             involved = crowd.running(first, last)
             if extra is not None:
-                number = extra.item.number
-                involved.insert(bisect_left(involved, number, key=_number), extra)
-            keys = tuple(m.key for m in involved)
+                _insert_by_number(involved, extra)
+            keys = tuple([m.key for m in involved])
             if keys not in reported:
                 reported.add(keys)
                 yield _overload(path, keys, involved, (first, last, peak), self.limit)
@@ -202,6 +201,15 @@ class CapacityIndex:
 
 def _number(footprint: Footprint) -> int:
     return footprint.item.number
+
+
+def _insert_by_number(footprints: list[Footprint], extra: Footprint) -> None:
+    """Put `extra` in its place in `footprints`, sorted by number (a new test's is last)."""
+    number = extra.item.number
+    if not footprints or footprints[-1].item.number < number:
+        footprints.append(extra)
+    else:
+        footprints.insert(bisect_left(footprints, number, key=_number), extra)
 
 
 def _overload(

@@ -84,7 +84,7 @@ class PairRules:
         first, last, nodes, common, shares = overlap
         surfaces = self.surfaces
         severity = Severity.BLOCKING if max(shares) >= TINY_OVERLAP_SHARE else Severity.WARNING
-        paths = tuple(surfaces.paths[node] for node in nodes)
+        paths = tuple([surfaces.paths[node] for node in nodes])
         span = (date.fromordinal(first), date.fromordinal(last))
         describe = partial(self._surface_text, a, b, paths, span, common, shares)
         return Finding(
@@ -294,11 +294,11 @@ class PairDetector:
 
     def check(self, footprint: Footprint) -> list[Finding]:
         """The pairwise findings that involve `footprint`, each once."""
-        findings: dict[str, Finding] = {}
+        findings: dict[tuple[str, ...], Finding] = {}  # by kind and keys: each once
         for other in self.surface_neighbours(footprint):
             finding = self.rules.surface_collision(*_ordered(footprint, other))
             if finding is not None:
-                findings[finding.fingerprint] = finding
+                findings[("surface", *finding.keys)] = finding
         for name, step in self.rules.steps_of(footprint):
             for other_step, schedule in enumerate(self._funnel_steps[name]):
                 if other_step == step:
@@ -308,7 +308,7 @@ class PairDetector:
                         pair = (footprint, other) if step < other_step else (other, footprint)
                         finding = self.rules.funnel_collision(name, *pair)
                         if finding is not None:
-                            findings[finding.fingerprint] = finding
+                            findings[(name, *finding.keys)] = finding
         return list(findings.values())
 
     def _funnel_scan(self) -> Iterator[Finding]:

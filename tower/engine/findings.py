@@ -18,7 +18,7 @@ FINGERPRINT_SCOPE_LENGTH = 100
 TINY_OVERLAP_SHARE = 0.01
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Finding:
     """A clash between tests: which, where, when, how many people, and what it means."""
 
@@ -34,6 +34,38 @@ class Finding:
     agile_vs_bau: bool
     # Writes the explanation: words cost time, so they are only written when read.
     describe: Callable[[], str] = field(compare=False, repr=False)
+
+    def __init__(
+        self,
+        *,
+        kind: CollisionKind,
+        severity: Severity,
+        keys: tuple[str, ...],
+        scope: str,
+        surfaces: tuple[str, ...],
+        first_day: date,
+        last_day: date,
+        people_per_week: int,
+        shares: tuple[float, ...],
+        agile_vs_bau: bool,
+        describe: Callable[[], str],
+    ) -> None:
+        # Written straight into the instance: a frozen dataclass's own __init__ sets each
+        # field through object.__setattr__, at twice the cost, and a scan makes tens of
+        # thousands of findings. Frozen still holds: assignment raises.
+        vars(self).update(
+            kind=kind,
+            severity=severity,
+            keys=keys,
+            scope=scope,
+            surfaces=surfaces,
+            first_day=first_day,
+            last_day=last_day,
+            people_per_week=people_per_week,
+            shares=shares,
+            agile_vs_bau=agile_vs_bau,
+            describe=describe,
+        )
 
     @cached_property
     def explanation(self) -> str:
