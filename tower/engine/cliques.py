@@ -40,14 +40,23 @@ def maximal_cliques(adjacency: Sequence[int], within: int | None = None) -> Iter
             if not excluded:
                 yield clique
             continue
-        # Branch only on vertices the best-connected pivot does not reach.
-        pivot = max(
-            vertices(candidates | excluded),
-            key=lambda vertex: (adjacency[vertex] & candidates).bit_count(),
-        )
-        for vertex in vertices(candidates & ~adjacency[pivot]):
-            bit = 1 << vertex
-            neighbours = adjacency[vertex]
+        # Branch only on vertices the best-connected pivot does not reach; stop looking
+        # at one that reaches all the other candidates (one branch, or none).
+        most = candidates.bit_count()
+        best, reached = -1, 0
+        rest = candidates | excluded
+        while rest and best < most - 1:
+            low = rest & -rest
+            rest ^= low
+            reach = adjacency[low.bit_length() - 1] & candidates
+            count = reach.bit_count()
+            if count > best:
+                best, reached = count, reach
+        branches = candidates & ~reached
+        while branches:
+            bit = branches & -branches
+            branches ^= bit
+            neighbours = adjacency[bit.bit_length() - 1]
             stack.append((clique | bit, candidates & neighbours, excluded & neighbours))
             candidates &= ~bit
             excluded |= bit

@@ -3,11 +3,15 @@
 
 A crowd is a set of activities that all share people with each other and fit in one window
 of `per_days` days; a finding is a largest such crowd over the cap. The scan tries every
-window that ends on an activity's start; a single test's check only those it can be in.
+window that ends on an activity's start. A single test's check searches once, among the
+activities near it, for the largest sets that hold it and whose every two members share
+people and run close enough in time to fit one window.
 """
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
@@ -15,7 +19,7 @@ from functools import partial
 from operator import attrgetter
 
 from tower.collisions.kinds import CollisionKind, Severity
-from tower.engine.audience import Audience
+from tower.engine.audience import Audience, AudienceModel
 from tower.engine.cliques import is_clique, is_complete, maximal_cliques, vertices
 from tower.engine.crowding import by_number, mixed_teams
 from tower.engine.findings import Finding, format_people, format_span
@@ -24,6 +28,7 @@ from tower.engine.schedule import DaySchedule
 from tower.policy.schema import ContactCap
 
 AUDIENCE_OF = attrgetter("audience")  # for AudienceModel.sharing_with
+SIZE = attrgetter("audience.size")
 _SELF: Callable[[Audience], Audience] = lambda audience: audience  # noqa: E731
 
 
@@ -62,47 +67,79 @@ def crowds_over_cap(
     cap: ContactCap,
     including: Footprint | None = None,
 ) -> list[list[Footprint]]:
-    """Crowds of activities on one channel that break `cap` (only those holding
+    """Crowds of activities on one channel that break `cap` (only the largest that hold
     `including`, when given).
 
     A crowd fits in some window of `per_days` days exactly when it fits in one that ends on
-    the latest start among its members: every such window is tried, and in it every largest
-    set of activities that all share people with each other.
+    the latest start among its members: the scan tries every such window, and in it every
+    largest set of activities that all share people with each other.
     """
+    if including is not None:
+        return _crowds_including(compiler, schedule, cap, including)
     crowds: list[list[Footprint]] = []
-    if including is None:
-        for anchor in schedule.footprints:
-            first = anchor.start - cap.per_days + 1
-            window = window_before(anchor, schedule.running(first, anchor.start), cap.per_days)
-            if len(window) < cap.max:
-                continue
-            window = compiler.audiences.sharing_with(anchor.audience, window, AUDIENCE_OF)
-            if len(window) < cap.max:
-                continue
-            cliques = SharingGraph(compiler, window).cliques(window)
-            crowds += ([anchor, *clique] for clique in cliques if len(clique) >= cap.max)
-        return crowds
-    # Everyone in a crowd with `including` shares people with it and runs within
-    # per_days of it: one sharing graph over those serves every window.
+    for anchor in schedule.footprints:
+        first = anchor.start - cap.per_days + 1
+        window = window_before(anchor, schedule.running(first, anchor.start), cap.per_days)
+        if len(window) < cap.max:
+            continue
+        window = compiler.audiences.sharing_with(anchor.audience, window, AUDIENCE_OF)
+        if len(window) < cap.max:
+            continue
+        cliques = SharingGraph(compiler, window).cliques(window)
+        crowds += ([anchor, *clique] for clique in cliques if len(clique) >= cap.max)
+    return crowds
+
+
+def _crowds_including(
+    compiler: Compiler, schedule: DaySchedule, cap: ContactCap, including: Footprint
+) -> list[list[Footprint]]:
+    """The largest crowds over `cap` that hold `including`.
+
+    A set fits in one window of `per_days` days when each of its activities starts at most
+    per_days - 1 days after every other ends: a condition on pairs, like sharing people. So
+    the crowds are the largest sets that hold `including` and whose every two activities
+    both share people and run close enough in time: each found once, by one clique search
+    over the activities that share people with `including` and run within per_days of it.
+    """
     reach = cap.per_days - 1
     pool = sharing_near(
         compiler, including, schedule, including.start - reach, including.end + reach
     )
     if len(pool) < cap.max:
         return []  # too few activities reach these people to break the cap
-    graph = SharingGraph(compiler, [including, *pool])
-    for anchor in [including, *pool]:
-        if anchor is not including and not including.start <= anchor.start <= including.end + reach:
-            continue  # the window ending on this start would not hold `including`
-        others = window_before(anchor, pool, cap.per_days)
-        fixed = [including] if anchor is including else [anchor, including]
-        if len(others) + len(fixed) <= cap.max:
-            continue
-        if graph.complete:  # they all share people: the window is the crowd
-            crowds.append([*fixed, *others])
-            continue
-        crowds.extend(_crowds_anchored(anchor, others, cap, including, graph))
-    return crowds
+    members = by_number([including, *pool])  # bit i: members[i]; `test`: the bit of `including`
+    test = next(1 << i for i, member in enumerate(members) if member is including)
+    by_start = sorted(range(len(members)), key=lambda i: members[i].start)
+    by_end = sorted(range(len(members)), key=lambda i: members[i].end)
+    starts = [members[i].start for i in by_start]
+    ends = [members[i].end for i in by_end]
+    starting_by, ending_before = _prefixes(by_start), _prefixes(by_end)
+    # Two activities fit in one window when each starts at most `reach` days after the
+    # other ends: those that start by this one's end + reach and end by its start - reach.
+    close = [
+        starting_by[bisect_right(starts, m.end + reach)]
+        & ~ending_before[bisect_left(ends, m.start - reach)]
+        for m in members
+    ]
+    adjacency = [
+        shares & near & ~(1 << i)
+        for i, (shares, near) in enumerate(
+            zip(SharingGraph(compiler, members).sharing(members), close, strict=True)
+        )
+    ]
+    return [
+        [members[i] for i in vertices(test | clique)]
+        for clique in maximal_cliques(adjacency, (1 << len(members)) - 1 - test)
+        if clique.bit_count() >= cap.max
+    ]
+
+
+def _prefixes(order: Sequence[int]) -> list[int]:
+    """The mask of the first k bits of `order`, for each k from 0 to all of them."""
+    masks = [0]
+    for bit in order:
+        masks.append(masks[-1] | 1 << bit)
+    return masks
 
 
 def sharing_near(
@@ -127,49 +164,26 @@ def window_before(
     ]
 
 
-def _crowds_anchored(
-    anchor: Footprint,
-    candidates: list[Footprint],
-    cap: ContactCap,
-    including: Footprint,
-    graph: SharingGraph,
-) -> Iterator[list[Footprint]]:
-    """The crowds over `cap` of `anchor` and `including` (which runs in the window) with
-    `candidates`, the others in the window that ends on the anchor's start, when they do
-    not all share people (`graph` covers them all)."""
-    fixed = [including] if including is anchor else [anchor, including]
-    shares_with_fixed = graph.shares_with_all(fixed)
-    neighbours = [other for other in candidates if shares_with_fixed(other)]
-    if len(neighbours) + len(fixed) <= cap.max:
-        return
-    for clique in graph.cliques(neighbours):
-        if len(clique) + len(fixed) > cap.max:
-            yield [*fixed, *clique]
-
-
 def _cap_breaches(
     compiler: Compiler, schedule: DaySchedule, cap: ContactCap, including: Footprint | None
 ) -> Iterator[Finding]:
-    audiences = compiler.audiences
-    crowds = crowds_over_cap(compiler, schedule, cap, including)
-    for crowd in _largest(crowds):
-        members = by_number(crowd)
-        first = max(m.start for m in members) - cap.per_days + 1
-        first = max(first, min(m.start for m in members))
-        last = max(m.start for m in members)
-        # People who could get them all: at most those the narrowest audience shares with
-        # each of the others (whichever window found the crowd).
-        narrowest = min(members, key=lambda m: m.audience.size)
-        people = min(
-            audiences.shared(narrowest.audience, m.audience) for m in members if m is not narrowest
-        )
+    crowds = crowds_over_cap(compiler, schedule, cap, including)  # a check's: largest, by number
+    if including is None:  # a window's crowd may be part of another's
+        crowds = [by_number(crowd) for crowd in _largest(crowds)]
+    people_of_all = _PeopleOfAll(compiler.audiences)
+    scope = f"channel:{cap.channel}"
+    for members in crowds:
+        starts = [m.start for m in members]
+        last = max(starts)
+        first = max(last - cap.per_days + 1, min(starts))
+        people = people_of_all(members)
         span = (date.fromordinal(first), date.fromordinal(last))
         keys = tuple(m.key for m in members)
         yield Finding(
             kind=CollisionKind.CONTACT_CAP,
             severity=Severity.BLOCKING,
             keys=keys,
-            scope=f"channel:{cap.channel}",
+            scope=scope,
             surfaces=tuple(sorted({p for m in members for p in m.item.spec.surfaces})),
             first_day=span[0],
             last_day=span[1],
@@ -178,6 +192,34 @@ def _cap_breaches(
             agile_vs_bau=mixed_teams(members),
             describe=partial(_cap_text, cap, keys, people, span),
         )
+
+
+class _PeopleOfAll:
+    """People who could get every activity of a crowd: at most those its narrowest audience
+    shares with each of the others'. Each pair of audiences is looked up once per cap: a
+    crowd's pairs recur in the others."""
+
+    def __init__(self, audiences: AudienceModel) -> None:
+        self.shared = audiences.shared
+        self.rows: dict[int, dict[int, float]] = {}  # narrowest id -> other id -> people
+
+    def __call__(self, members: Sequence[Footprint]) -> float:
+        narrowest = min(members, key=SIZE)
+        audience = narrowest.audience
+        row = self.rows.get(audience.id)
+        if row is None:
+            row = self.rows[audience.id] = {}
+        people = math.inf
+        for member in members:
+            if member is narrowest:
+                continue
+            other = member.audience
+            shared = row.get(other.id)
+            if shared is None:
+                shared = row[other.id] = self.shared(audience, other)
+            if shared < people:
+                people = shared
+        return people
 
 
 def _cap_text(
@@ -212,13 +254,19 @@ class SharingGraph:
         # Everyone shares people with everyone (the usual case): every set is a clique.
         self.complete = is_complete(self.adjacency)
 
-    def shares_with_all(self, footprints: Iterable[Footprint]) -> Callable[[Footprint], bool]:
-        """A test: does an activity share people with every one of `footprints`?"""
-        common = -1
-        for footprint in footprints:
-            vertex = self.vertex[footprint.audience.id]
-            common &= self.adjacency[vertex] | 1 << vertex
-        return lambda other: bool(common >> self.vertex[other.audience.id] & 1)
+    def sharing(self, footprints: Sequence[Footprint]) -> list[int]:
+        """Per activity of `footprints` (any of those the graph holds), those of them that
+        share people with it, itself among them, as a mask (bit i: footprints[i])."""
+        holding = [0] * len(self.adjacency)  # per audience, the activities with it
+        for i, footprint in enumerate(footprints):
+            holding[self.vertex[footprint.audience.id]] |= 1 << i
+        reached = list(holding)  # per audience, the activities it shares people with
+        for vertex, shares in enumerate(self.adjacency):
+            while shares:
+                low = shares & -shares
+                reached[vertex] |= holding[low.bit_length() - 1]
+                shares ^= low
+        return [reached[self.vertex[footprint.audience.id]] for footprint in footprints]
 
     def cliques(self, footprints: Sequence[Footprint]) -> Iterator[list[Footprint]]:
         """Every largest set of `footprints` whose audiences all share people."""
