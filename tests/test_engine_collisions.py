@@ -735,10 +735,14 @@ def test_a_check_finds_what_a_scan_including_the_test_finds(items: list[Portfoli
     ]
     assert CollisionEngine(compiler, others).check(candidate) == expected
     assert CollisionEngine(compiler, footprints).check(candidate) == expected  # re-check
-    # After a scan, a check reads the crowds the scan worked out on each node.
+    # After a scan, a check reads the crowds the scan worked out on each node; after
+    # prepare_checks, the indexes it would otherwise build on first use.
     for engine in (CollisionEngine(compiler, others), CollisionEngine(compiler, footprints)):
         engine.scan()
         assert engine.check(candidate) == expected
+        prepared = CollisionEngine(compiler, engine.footprints)
+        prepared.prepare_checks()
+        assert prepared.check(candidate) == expected
 
 
 def test_a_crowd_of_many_tests_keeps_a_fingerprint_that_fits_its_column() -> None:

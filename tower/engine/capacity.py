@@ -120,6 +120,11 @@ class CapacityIndex:
             crowd = self._crowds[node] = Crowd(self._members(node), self.limit)
         return crowd
 
+    def build(self) -> None:
+        """Work out every node's crowd now, rather than when first asked for."""
+        for node in self.schedule.occupied:
+            self.crowd(node)
+
     def overloads(self) -> Iterator[Finding]:
         """A capacity finding for each run of days over the limit on each node (a crowd
         already reported on a node above is not reported again)."""

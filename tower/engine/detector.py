@@ -51,6 +51,12 @@ class CollisionEngine:
         )
         return sort_findings(findings)
 
+    def prepare_checks(self) -> None:
+        """Build now the indexes checks would build on first use (a scan builds the crowds
+        already): the tests on or inside each node, and each node's capacity crowd."""
+        self.pairs.schedule.index_nested()
+        self.capacity.build()
+
     @without_collector
     def check(self, candidate: Footprint) -> list[Finding]:
         """The collisions `candidate` would be in; a test of the same key is replaced by it."""

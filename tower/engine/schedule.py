@@ -87,15 +87,20 @@ class SurfaceSchedule:
         high = bisect_left(self.occupied, self.surfaces.end[node])
         return self.occupied[low:high]
 
+    def index_nested(self) -> dict[int, DaySchedule]:
+        """The tests on or inside each node, indexed now if not yet (`nested_with` does it
+        on first use)."""
+        if self._within is None:
+            self._within = {}
+            placed = {id(f): f for schedule in self.by_node.values() for f in schedule.footprints}
+            for footprint in placed.values():
+                self._add_within(self._within, footprint)
+        return self._within
+
     def nested_with(self, footprint: Footprint, first: int, last: int) -> Iterator[Footprint]:
         """Every test sharing a surface subtree with `footprint` in [first, last] (may repeat):
         those on or inside its nodes, and those on nodes containing them."""
-        within = self._within
-        if within is None:
-            within = self._within = {}
-            placed = {id(f): f for schedule in self.by_node.values() for f in schedule.footprints}
-            for placed_footprint in placed.values():
-                self._add_within(within, placed_footprint)
+        within = self.index_nested()
         for node in footprint.surfaces:
             schedule = within.get(node)
             if schedule is not None:
