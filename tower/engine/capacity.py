@@ -140,9 +140,8 @@ class CapacityIndex:
         schedule, limit = self.schedule, self.limit
         paths, by_node = schedule.surfaces.paths, schedule.by_node
         first, last = candidate.start, candidate.end
-        inside = (schedule.occupied_inside(node) for node in candidate.surfaces)
         reported: set[tuple[str, ...]] = set()
-        for node in sorted({*candidate.surfaces}.union(*inside)):
+        for node in self._nodes_taking(candidate):
             own = by_node.get(node)
             crowd = None if own is None else self.crowd(node)
             if crowd is None or node in candidate.surfaces or self._touches(crowd, candidate):
@@ -154,9 +153,25 @@ class CapacityIndex:
                         run for run in crowd.runs_over(limit) if run[0] <= last and run[1] >= first
                     ]
                     yield from self._findings(paths[node], runs, crowd, reported)
-            elif crowd.days and own is not None and own.running(first, last):
+            elif crowd.days:
                 runs = crowd.runs_with_one_more(first, last, limit)
                 yield from self._findings(paths[node], runs, crowd, reported, candidate)
+
+    def _nodes_taking(self, candidate: Footprint) -> list[int]:
+        """The nodes whose crowd would hold `candidate`, and maybe a few more, in preorder:
+        its own, and those inside them with a test of their own running on one of its days
+        (`candidate` joins a crowd below it only by sharing a day with one of those)."""
+        surfaces, nested = self.schedule.surfaces, self.schedule.index_nested()
+        nodes = set(candidate.surfaces)
+        for top in candidate.surfaces:
+            schedule = nested.get(top)
+            if schedule is None:
+                continue
+            end = surfaces.end[top]
+            for other in schedule.running(candidate.start, candidate.end):
+                if other.key != candidate.key:
+                    nodes.update(node for node in other.surfaces if top < node < end)
+        return sorted(nodes)
 
     def _findings(
         self,
