@@ -75,20 +75,18 @@ class Crowd:
         """The runs over `limit` that meet [first, last] once one more slot is taken on
         those days (by a test not yet in the crowd, with a slot of its own)."""
         days, slots = self.days, self.slots
-        if not days:
-            return []
         runs: list[list[int]] = []
-        i = bisect_right(days, first) - 1  # the step holding `first` (-1: before any)
-        day = first
-        while day <= last:
-            taken = (slots[i] if i >= 0 else 0) + 1
-            step_last = days[i + 1] - 1 if i + 1 < len(days) else last
-            if taken > limit:
-                if runs and runs[-1][1] == day - 1:
-                    runs[-1][1:] = [min(step_last, last), max(runs[-1][2], taken)]
-                else:
-                    runs.append([day, min(step_last, last), taken])
-            day, i = step_last + 1, i + 1
+        # In the window, a step with `limit` slots taken is over with the extra one. (No
+        # step with a slot taken is the last, so each has a next; the limit is at least 1.)
+        for i in range(max(bisect_right(days, first) - 1, 0), bisect_right(days, last)):
+            taken = slots[i]
+            if taken < limit:
+                continue
+            step_first, step_last = max(days[i], first), min(days[i + 1] - 1, last)
+            if runs and runs[-1][1] == step_first - 1:
+                runs[-1][1:] = [step_last, max(runs[-1][2], taken + 1)]
+            else:
+                runs.append([step_first, step_last, taken + 1])
         if runs and runs[0][0] == first:  # the run goes on before the window while over
             i = bisect_right(days, first - 1) - 1
             while i >= 0 and slots[i] > limit:
