@@ -66,7 +66,9 @@ class PairRules:
             }
             if not shared_nodes:
                 return None
-            nodes = outermost(sorted(shared_nodes), surfaces)
+            nodes = (
+                list(shared_nodes) if len(shared_nodes) == 1 else outermost(shared_nodes, surfaces)
+            )
         common = self._on_surfaces(people, nodes)
         shares = (self._share(a, common, b), self._share(b, common, a))
         return _Overlap(first, last, nodes, common, shares)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -128,10 +128,13 @@ class Compiler:
         return footprint.reach * footprint.traffic
 
 
-def outermost(nodes: Sequence[int], surfaces: SurfaceIndex) -> list[int]:
+def outermost(nodes: Iterable[int], surfaces: SurfaceIndex) -> list[int]:
     """The nodes not inside another of `nodes` (a test on a page and its slot covers the page)."""
+    ordered = sorted(set(nodes))
+    if len(ordered) == 1:
+        return ordered  # the usual case
     kept: list[int] = []
-    for node in sorted(set(nodes)):
+    for node in ordered:
         if not any(surfaces.nested(other, node) for other in kept):
             kept.append(node)
     return kept
