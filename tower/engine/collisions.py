@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import date
 from functools import cached_property, partial
+from operator import attrgetter
 from typing import NamedTuple
 
 from tower.collisions.kinds import CollisionKind, Severity
@@ -297,7 +298,12 @@ class PairDetector:
     def check(self, footprint: Footprint) -> list[Finding]:
         """The pairwise findings that involve `footprint`, each once."""
         findings: dict[tuple[str, ...], Finding] = {}  # by kind and keys: each once
-        for other in self.surface_neighbours(footprint):
+        audiences = self.rules.compiler.audiences
+        # Most neighbours of a wide test share nobody with it: a cached look-up turns them away.
+        neighbours = audiences.sharing_with(
+            footprint.audience, self.surface_neighbours(footprint), _AUDIENCE_OF
+        )
+        for other in neighbours:
             finding = self.rules.surface_collision(*_ordered(footprint, other))
             if finding is not None:
                 findings[("surface", *finding.keys)] = finding
@@ -329,6 +335,9 @@ class PairDetector:
                             finding = self.rules.funnel_collision(name, upstream, downstream)
                             if finding is not None:
                                 yield finding
+
+
+_AUDIENCE_OF = attrgetter("audience")
 
 
 def _ordered(a: Footprint, b: Footprint) -> tuple[Footprint, Footprint]:
