@@ -7,7 +7,7 @@ segment is taken as spread evenly over it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
 from typing import TypeVar
@@ -50,8 +50,10 @@ class AudienceModel:
     def __init__(self, segments: SegmentIndex) -> None:
         self.segments = segments
         self._interned: dict[tuple[tuple[int, ...], tuple[int, ...]], Audience] = {}
+        self._by_id: list[Audience] = []
         self._shared: dict[int, float] = {}  # by (lower id << 32 | higher id)
         self._shares_with: dict[int, dict[int, bool]] = {}  # id -> other id -> any people?
+        self._people_with: dict[int, _PeopleWith] = {}
         self._removed_shares: dict[tuple[int, tuple[int, ...]], float] = {}
 
     def compile(self, targets: Iterable[str], excluded: Iterable[str] = ()) -> Audience:
@@ -72,6 +74,7 @@ class AudienceModel:
                 partner_mask=_union(segments.partner_masks[t] for t in chosen),
             )
             self._interned[key] = audience
+            self._by_id.append(audience)
         return audience
 
     def _outermost(self, segments: set[int]) -> tuple[int, ...]:
@@ -106,6 +109,14 @@ class AudienceModel:
             if shares:
                 kept.append(item)
         return kept
+
+    def people_with(self, audience: Audience) -> Mapping[int, float]:
+        """`shared` between `audience` and each other audience, by the other's id, for a hot
+        loop: remembered per audience."""
+        row = self._people_with.get(audience.id)
+        if row is None:
+            row = self._people_with[audience.id] = _PeopleWith(self, audience)
+        return row
 
     def _estimate_shared(self, a: Audience, b: Audience) -> float:
         segments = self.segments
@@ -153,6 +164,20 @@ class AudienceModel:
             both = self.segments.shared_people(first, second)
             total -= both * (1.0 - max(removed[first], removed[second]))
         return max(0.0, total)
+
+
+class _PeopleWith(dict[int, float]):
+    """People one audience shares with others, by their id: each worked out on first use."""
+
+    def __init__(self, model: AudienceModel, audience: Audience) -> None:
+        super().__init__()
+        self.model = model
+        self.audience = audience
+
+    def __missing__(self, other: int) -> float:
+        model = self.model
+        people = self[other] = model.shared(self.audience, model._by_id[other])
+        return people
 
 
 def _union(masks: Iterable[int]) -> int:

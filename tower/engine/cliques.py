@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 
-def vertices(mask: int) -> Iterator[int]:
+def vertices(mask: int) -> list[int]:
     """The vertices in `mask`, lowest first."""
+    found = []
     while mask:
         low = mask & -mask
-        yield low.bit_length() - 1
+        found.append(low.bit_length() - 1)
         mask ^= low
+    return found
 
 
 def is_clique(adjacency: Sequence[int], within: int) -> bool:

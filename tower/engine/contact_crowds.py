@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from functools import partial
 from operator import attrgetter
@@ -29,7 +29,6 @@ from tower.policy.schema import ContactCap
 
 AUDIENCE_OF = attrgetter("audience")  # for AudienceModel.sharing_with
 SIZE = attrgetter("audience.size")
-_SELF: Callable[[Audience], Audience] = lambda audience: audience  # noqa: E731
 
 
 def channel_schedules(
@@ -109,28 +108,33 @@ def _crowds_including(
         return []  # too few activities reach these people to break the cap
     members = by_number([including, *pool])  # bit i: members[i]; `test`: the bit of `including`
     test = next(1 << i for i, member in enumerate(members) if member is including)
-    by_start = sorted(range(len(members)), key=lambda i: members[i].start)
-    by_end = sorted(range(len(members)), key=lambda i: members[i].end)
-    starts = [members[i].start for i in by_start]
-    ends = [members[i].end for i in by_end]
-    starting_by, ending_before = _prefixes(by_start), _prefixes(by_end)
     # Two activities fit in one window when each starts at most `reach` days after the
-    # other ends: those that start by this one's end + reach and end by its start - reach.
-    close = [
-        starting_by[bisect_right(starts, m.end + reach)]
-        & ~ending_before[bisect_left(ends, m.start - reach)]
-        for m in members
-    ]
+    # other ends: when their days, each run stretched by `reach` days, overlap.
+    spans = [(m.start, m.end + reach) for m in members]
+    sharing = _sharing_people(compiler, members, spans)
     adjacency = [
         shares & near & ~(1 << i)
-        for i, (shares, near) in enumerate(
-            zip(SharingGraph(compiler, members).sharing(members), close, strict=True)
-        )
+        for i, (shares, near) in enumerate(zip(sharing, _overlapping(spans), strict=True))
     ]
     return [
         [members[i] for i in vertices(test | clique)]
         for clique in maximal_cliques(adjacency, (1 << len(members)) - 1 - test)
         if clique.bit_count() >= cap.max
+    ]
+
+
+def _overlapping(spans: Sequence[tuple[int, int]]) -> list[int]:
+    """Per span of days (first, last), the spans that share a day with it, itself among
+    them, as a mask (bit i: spans[i]): those that start by its last day, less those that
+    end before its first."""
+    by_first = sorted(range(len(spans)), key=lambda i: spans[i][0])
+    by_last = sorted(range(len(spans)), key=lambda i: spans[i][1])
+    firsts = [spans[i][0] for i in by_first]
+    lasts = [spans[i][1] for i in by_last]
+    starting_by, ending_before = _prefixes(by_first), _prefixes(by_last)
+    return [
+        starting_by[bisect_right(firsts, last)] & ~ending_before[bisect_left(lasts, first)]
+        for first, last in spans
     ]
 
 
@@ -170,15 +174,14 @@ def _cap_breaches(
     crowds = crowds_over_cap(compiler, schedule, cap, including)  # a check's: largest, by number
     if including is None:  # a window's crowd may be part of another's
         crowds = [by_number(crowd) for crowd in _largest(crowds)]
-    people_of_all = _PeopleOfAll(compiler.audiences)
     scope = f"channel:{cap.channel}"
     for members in crowds:
         starts = [m.start for m in members]
         last = max(starts)
         first = max(last - cap.per_days + 1, min(starts))
-        people = people_of_all(members)
+        people = _people_of_all(compiler.audiences, members)
         span = (date.fromordinal(first), date.fromordinal(last))
-        keys = tuple(m.key for m in members)
+        keys = tuple([m.key for m in members])
         yield Finding(
             kind=CollisionKind.CONTACT_CAP,
             severity=Severity.BLOCKING,
@@ -194,32 +197,18 @@ def _cap_breaches(
         )
 
 
-class _PeopleOfAll:
+def _people_of_all(audiences: AudienceModel, members: Sequence[Footprint]) -> float:
     """People who could get every activity of a crowd: at most those its narrowest audience
-    shares with each of the others'. Each pair of audiences is looked up once per cap: a
-    crowd's pairs recur in the others."""
-
-    def __init__(self, audiences: AudienceModel) -> None:
-        self.shared = audiences.shared
-        self.rows: dict[int, dict[int, float]] = {}  # narrowest id -> other id -> people
-
-    def __call__(self, members: Sequence[Footprint]) -> float:
-        narrowest = min(members, key=SIZE)
-        audience = narrowest.audience
-        row = self.rows.get(audience.id)
-        if row is None:
-            row = self.rows[audience.id] = {}
-        people = math.inf
-        for member in members:
-            if member is narrowest:
-                continue
-            other = member.audience
-            shared = row.get(other.id)
-            if shared is None:
-                shared = row[other.id] = self.shared(audience, other)
-            if shared < people:
-                people = shared
-        return people
+    shares with each of the others'."""
+    narrowest = min(members, key=SIZE)
+    shared = audiences.people_with(narrowest.audience)
+    people = math.inf
+    for member in members:
+        if member is not narrowest:
+            with_it = shared[member.audience.id]
+            if with_it < people:
+                people = with_it
+    return people
 
 
 def _cap_text(
@@ -238,35 +227,12 @@ class SharingGraph:
     audiences with people in common; both as bit masks (bit i: the i-th audience)."""
 
     def __init__(self, compiler: Compiler, footprints: Iterable[Footprint]) -> None:
-        self.vertex: dict[int, int] = {}  # audience id -> vertex
-        audiences: list[Audience] = []
-        for footprint in footprints:
-            if footprint.audience.id not in self.vertex:
-                self.vertex[footprint.audience.id] = len(audiences)
-                audiences.append(footprint.audience)
-        self.adjacency = [0] * len(audiences)
-        sharing_with = compiler.audiences.sharing_with
-        for i, audience in enumerate(audiences):
-            for other in sharing_with(audience, audiences[i + 1 :], _SELF):
-                j = self.vertex[other.id]
-                self.adjacency[i] |= 1 << j
-                self.adjacency[j] |= 1 << i
+        self.vertex, audiences, _ = _by_audience(footprints)
+        self.adjacency = _joined(
+            compiler.audiences, audiences, [1 << i for i in range(len(audiences))]
+        )
         # Everyone shares people with everyone (the usual case): every set is a clique.
         self.complete = is_complete(self.adjacency)
-
-    def sharing(self, footprints: Sequence[Footprint]) -> list[int]:
-        """Per activity of `footprints` (any of those the graph holds), those of them that
-        share people with it, itself among them, as a mask (bit i: footprints[i])."""
-        holding = [0] * len(self.adjacency)  # per audience, the activities with it
-        for i, footprint in enumerate(footprints):
-            holding[self.vertex[footprint.audience.id]] |= 1 << i
-        reached = list(holding)  # per audience, the activities it shares people with
-        for vertex, shares in enumerate(self.adjacency):
-            while shares:
-                low = shares & -shares
-                reached[vertex] |= holding[low.bit_length() - 1]
-                shares ^= low
-        return [reached[self.vertex[footprint.audience.id]] for footprint in footprints]
 
     def cliques(self, footprints: Sequence[Footprint]) -> Iterator[list[Footprint]]:
         """Every largest set of `footprints` whose audiences all share people."""
@@ -282,6 +248,69 @@ class SharingGraph:
             return
         for clique in maximal_cliques(self.adjacency, within):
             yield [footprint for vertex in vertices(clique) for footprint in by_vertex[vertex]]
+
+
+def _sharing_people(
+    compiler: Compiler, footprints: Sequence[Footprint], spans: Sequence[tuple[int, int]]
+) -> list[int]:
+    """Per activity of `footprints`, those of them that share people with it, itself among
+    them, as a mask (bit i: footprints[i]); exact only for two whose `spans` of days
+    overlap. Two audiences whose activities span days far apart are not asked about: a
+    scan never needs that pair, so it would be worked out anew."""
+    vertex, audiences, holding = _by_audience(footprints)
+    places = [vertex[f.audience.id] for f in footprints]
+    hulls: dict[int, tuple[int, int]] = {}  # place -> the days its activities span
+    for place, (first, last) in zip(places, spans, strict=True):
+        hull = hulls.get(place)
+        hulls[place] = (first, last) if hull is None else (min(hull[0], first), max(hull[1], last))
+    # By first day: the audiences near one, and after it, are those that start by its end.
+    order = sorted(hulls, key=lambda place: hulls[place][0])
+    firsts = [hulls[place][0] for place in order]
+    joined = _joined(
+        compiler.audiences,
+        [audiences[place] for place in order],
+        [holding[place] for place in order],
+        [bisect_right(firsts, hulls[place][1]) for place in order],
+    )
+    of_place = dict(zip(order, joined, strict=True))
+    return [of_place[place] | holding[place] for place in places]
+
+
+def _by_audience(
+    footprints: Iterable[Footprint],
+) -> tuple[dict[int, int], list[Audience], list[int]]:
+    """The distinct audiences of `footprints` in order of first use, each audience id's
+    place among them, and per audience the mask of the footprints with it (bit i: the i-th)."""
+    vertex: dict[int, int] = {}  # audience id -> its place
+    audiences: list[Audience] = []
+    holding: list[int] = []
+    for i, footprint in enumerate(footprints):
+        place = vertex.get(footprint.audience.id)
+        if place is None:
+            vertex[footprint.audience.id] = len(audiences)
+            audiences.append(footprint.audience)
+            holding.append(1 << i)
+        else:
+            holding[place] |= 1 << i
+    return vertex, audiences, holding
+
+
+def _joined(
+    model: AudienceModel,
+    audiences: Sequence[Audience],
+    masks: Sequence[int],
+    until: Sequence[int] | None = None,
+) -> list[int]:
+    """Per audience (all distinct), the union of `masks` of the other audiences it shares
+    people with (masks[i]: the i-th audience's). Each pair is asked about once, the earlier
+    audience about the later: the i-th about those after it and, if given, before until[i]."""
+    joined = [0] * len(audiences)
+    for i, audience in enumerate(audiences):
+        later = range(i + 1, len(audiences) if until is None else until[i])
+        for j in model.sharing_with(audience, later, audiences.__getitem__):
+            joined[i] |= masks[j]
+            joined[j] |= masks[i]
+    return joined
 
 
 def _largest(crowds: list[list[Footprint]]) -> Iterator[list[Footprint]]:
