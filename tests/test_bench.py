@@ -56,7 +56,7 @@ NESTED_KEYS = {
         "exclusion_group_tests",
     },
     "seconds": {"generate", "build", "scan", "ranking", "planning"},
-    "check_ms": {"index_ms", "calls", "p50", "p99", "max"},
+    "check_ms": {"index_ms", "calls", "p50", "p99", "max", "again_p50", "again_p99"},
     "findings": {
         "total",
         "surface",
