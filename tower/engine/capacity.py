@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
-from functools import partial
+from functools import cache, partial
 
 from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.crowding import by_number, mixed_teams
@@ -75,29 +75,40 @@ class Crowd:
         """The runs over `limit` that meet [first, last] once one more slot is taken on
         those days (by a test not yet in the crowd, with a slot of its own)."""
         days, slots = self.days, self.slots
-        runs: list[list[int]] = []
-        # In the window, a step with `limit` slots taken is over with the extra one. (No
-        # step with a slot taken is the last, so each has a next; the limit is at least 1.)
-        for i in range(max(bisect_right(days, first) - 1, 0), bisect_right(days, last)):
-            taken = slots[i]
-            if taken < limit:
-                continue
-            step_first, step_last = max(days[i], first), min(days[i + 1] - 1, last)
-            if runs and runs[-1][1] == step_first - 1:
-                runs[-1][1:] = [step_last, max(runs[-1][2], taken + 1)]
-            else:
-                runs.append([step_first, step_last, taken + 1])
+        # The steps meeting the window; with the extra slot, one with `limit` taken is over.
+        # (No step with a slot taken is the last, so each has a next; the limit is at least 1.)
+        low, high = max(bisect_right(days, first) - 1, 0), bisect_right(days, last)
+        if low >= high or max(slots[low:high]) < limit:
+            return []
+        runs: list[Run] = []
+        over = -1  # the first step of the run going on, if any
+        peak = 0
+        for i, taken in enumerate(slots[low:high], low):
+            if taken >= limit:
+                if over < 0:
+                    over, peak = i, taken
+                elif taken > peak:
+                    peak = taken
+            elif over >= 0:
+                runs.append((max(days[over], first), days[i] - 1, peak + 1))
+                over = -1
+        if over >= 0:
+            runs.append((max(days[over], first), min(days[high] - 1, last), peak + 1))
         if runs and runs[0][0] == first:  # the run goes on before the window while over
+            run_first, run_last, peak = runs[0]
             i = bisect_right(days, first - 1) - 1
             while i >= 0 and slots[i] > limit:
-                runs[0][0], runs[0][2] = days[i], max(runs[0][2], slots[i])
+                run_first, peak = days[i], max(peak, slots[i])
                 i -= 1
+            runs[0] = (run_first, run_last, peak)
         if runs and runs[-1][1] == last:  # ... and after it
+            run_first, run_last, peak = runs[-1]
             i = bisect_right(days, last + 1) - 1
             while i >= 0 and slots[i] > limit:
-                runs[-1][1], runs[-1][2] = days[i + 1] - 1, max(runs[-1][2], slots[i])
+                run_last, peak = days[i + 1] - 1, max(peak, slots[i])
                 i += 1
-        return [(a, b, peak) for a, b, peak in runs]
+            runs[-1] = (run_first, run_last, peak)
+        return runs
 
     def running(self, first: int, last: int) -> list[Footprint]:
         """The members with a day in [first, last], by number."""
@@ -123,26 +134,36 @@ class CapacityIndex:
         for node in self.schedule.occupied:
             self.crowd(node)
 
-    def overloads(self) -> Iterator[Finding]:
+    def overloads(self) -> list[Finding]:
         """A capacity finding for each run of days over the limit on each node (a crowd
         already reported on a node above is not reported again)."""
+        found: list[Finding] = []
         reported: set[tuple[str, ...]] = set()
         paths = self.schedule.surfaces.paths
         for node in self.schedule.occupied:
             crowd = self.crowd(node)
-            yield from self._findings(paths[node], crowd.runs_over(self.limit), crowd, reported)
+            if crowd.days:
+                runs = crowd.runs_over(self.limit)
+                self._report(found, reported, paths[node], runs, crowd)
+        return found
 
-    def overloads_with(self, candidate: Footprint) -> Iterator[Finding]:
+    def overloads_with(self, candidate: Footprint) -> list[Finding]:
         """The capacity findings `candidate` would be part of, were it added to the schedule
         (in place of a test of the same key): those `overloads` would then report."""
         schedule, limit = self.schedule, self.limit
         paths, by_node = schedule.surfaces.paths, schedule.by_node
         first, last = candidate.start, candidate.end
+        key, group = candidate.key, candidate.group
+        found: list[Finding] = []
         reported: set[tuple[str, ...]] = set()
         for node in self._nodes_taking(candidate):
-            own = by_node.get(node)
-            crowd = None if own is None else self.crowd(node)
-            if crowd is None or node in candidate.surfaces or self._touches(crowd, candidate):
+            crowd = self.crowd(node) if node in by_node else None
+            if (
+                crowd is None
+                or node in candidate.surfaces
+                or key in crowd.keys
+                or group in crowd.groups
+            ):
                 # Worked out afresh: on its own node the candidate brings the tests above
                 # that share its days; elsewhere it replaces a member or shares a slot.
                 crowd = Crowd(self._members(node, candidate), limit)
@@ -150,37 +171,47 @@ class CapacityIndex:
                     runs = [
                         run for run in crowd.runs_over(limit) if run[0] <= last and run[1] >= first
                     ]
-                    yield from self._findings(paths[node], runs, crowd, reported)
+                    self._report(found, reported, paths[node], runs, crowd)
             elif crowd.days:
                 runs = crowd.runs_with_one_more(first, last, limit)
-                yield from self._findings(paths[node], runs, crowd, reported, candidate)
+                if runs:
+                    self._report(found, reported, paths[node], runs, crowd, candidate)
+        return found
 
     def _nodes_taking(self, candidate: Footprint) -> list[int]:
         """The nodes whose crowd would hold `candidate`, and maybe a few more, in preorder:
         its own, and those inside them with a test of their own running on one of its days
         (`candidate` joins a crowd below it only by sharing a day with one of those)."""
         surfaces, nested = self.schedule.surfaces, self.schedule.index_nested()
+        key = candidate.key
         nodes = set(candidate.surfaces)
         for top in candidate.surfaces:
             schedule = nested.get(top)
             if schedule is None:
                 continue
+            taken = {
+                node
+                for other in schedule.running(candidate.start, candidate.end)
+                if other.key != key
+                for node in other.surfaces
+            }
             end = surfaces.end[top]
-            for other in schedule.running(candidate.start, candidate.end):
-                if other.key != candidate.key:
-                    nodes.update(node for node in other.surfaces if top < node < end)
+            nodes.update(node for node in taken if top < node < end)
         return sorted(nodes)
 
-    def _findings(
+    def _report(
         self,
+        found: list[Finding],
+        reported: set[tuple[str, ...]],
         path: str,
         runs: Iterable[Run],
         crowd: Crowd,
-        reported: set[tuple[str, ...]],
         extra: Footprint | None = None,
-    ) -> Iterator[Finding]:
-        """A finding per run, of the crowd's members running then (and `extra`), unless
-        one with the same tests was already `reported` (on a node above: the same crowd)."""
+    ) -> None:
+        """Add to `found` a finding per run, of the crowd's members running then (and
+        `extra`), unless one with the same tests was already `reported` (on a node above:
+        the same crowd)."""
+        place = (f"surface:{path}", (path,))  # the findings' scope and surfaces
         for first, last, peak in runs:
             involved = crowd.running(first, last)
             if extra is not None:
@@ -188,12 +219,7 @@ class CapacityIndex:
             keys = tuple([m.key for m in involved])
             if keys not in reported:
                 reported.add(keys)
-                yield _overload(path, keys, involved, (first, last, peak), self.limit)
-
-    @staticmethod
-    def _touches(crowd: Crowd, candidate: Footprint) -> bool:
-        """Whether the candidate replaces a member of the crowd or shares a group's slot."""
-        return candidate.key in crowd.keys or candidate.group in crowd.groups
+                found.append(_overload(place, keys, involved, (first, last, peak), self.limit))
 
     def _members(self, node: int, extra: Footprint | None = None) -> list[Footprint]:
         """The tests on `node` and those on nodes above that share a day with one of them;
@@ -230,30 +256,41 @@ def _insert_by_number(footprints: list[Footprint], extra: Footprint) -> None:
         footprints.insert(bisect_left(footprints, number, key=_number), extra)
 
 
+@cache
+def _whole_shares(count: int) -> tuple[float, ...]:
+    """Each test's whole traffic, for `count` tests: one tuple shared by the findings."""
+    return (1.0,) * count
+
+
 def _overload(
-    path: str, keys: tuple[str, ...], involved: Sequence[Footprint], run: Run, limit: int
+    place: tuple[str, tuple[str]],
+    keys: tuple[str, ...],
+    involved: Sequence[Footprint],
+    run: Run,
+    limit: int,
 ) -> Finding:
+    scope, surfaces = place
     first, last, peak = run
-    span = (date.fromordinal(first), date.fromordinal(last))
-    return Finding(
-        kind=CollisionKind.CAPACITY,
-        severity=Severity.BLOCKING,
-        keys=keys,
-        scope=f"surface:{path}",
-        surfaces=(path,),
-        first_day=span[0],
-        last_day=span[1],
-        people_per_week=0,
-        shares=(1.0,) * len(keys),
-        agile_vs_bau=mixed_teams(involved),
-        describe=partial(_overload_text, path, keys, peak, span, limit),
+    first_day, last_day = date.fromordinal(first), date.fromordinal(last)
+    return Finding(  # the fields in order (by keyword costs a third more, per finding)
+        CollisionKind.CAPACITY,
+        Severity.BLOCKING,
+        keys,
+        scope,
+        surfaces,
+        first_day,
+        last_day,
+        0,  # people per week
+        _whole_shares(len(keys)),
+        mixed_teams(involved),  # agile vs BAU
+        partial(_overload_text, surfaces[0], keys, peak, first_day, last_day, limit),
     )
 
 
 def _overload_text(
-    path: str, keys: tuple[str, ...], peak: int, span: tuple[date, date], limit: int
+    path: str, keys: tuple[str, ...], peak: int, first: date, last: date, limit: int
 ) -> str:
     return (
-        f"{peak} tests run on {path} at once {format_span(*span)} ({', '.join(keys)}); "
+        f"{peak} tests run on {path} at once {format_span(first, last)} ({', '.join(keys)}); "
         f"the protocol allows {limit} per surface."
     )

@@ -88,5 +88,5 @@ def by_number(footprints: Iterable[Footprint]) -> list[Footprint]:
 
 def mixed_teams(footprints: Sequence[Footprint]) -> bool:
     """Whether both agile and BAU teams run some of `footprints`."""
-    agile = sum(f.agile for f in footprints)
+    agile = sum([f.agile for f in footprints])
     return 0 < agile < len(footprints)

@@ -37,7 +37,6 @@ class Finding:
 
     def __init__(
         self,
-        *,
         kind: CollisionKind,
         severity: Severity,
         keys: tuple[str, ...],
