@@ -272,18 +272,18 @@ def _overload(
     scope, surfaces = place
     first, last, peak = run
     first_day, last_day = date.fromordinal(first), date.fromordinal(last)
-    return Finding(  # the fields in order (by keyword costs a third more, per finding)
-        CollisionKind.CAPACITY,
-        Severity.BLOCKING,
-        keys,
-        scope,
-        surfaces,
-        first_day,
-        last_day,
-        0,  # people per week
-        _whole_shares(len(keys)),
-        mixed_teams(involved),  # agile vs BAU
-        partial(_overload_text, surfaces[0], keys, peak, first_day, last_day, limit),
+    return Finding(
+        kind=CollisionKind.CAPACITY,
+        severity=Severity.BLOCKING,
+        keys=keys,
+        scope=scope,
+        surfaces=surfaces,
+        first_day=first_day,
+        last_day=last_day,
+        people_per_week=0,
+        shares=_whole_shares(len(keys)),
+        agile_vs_bau=mixed_teams(involved),
+        describe=partial(_overload_text, surfaces[0], keys, peak, first_day, last_day, limit),
     )
 
 

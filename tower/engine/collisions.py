@@ -94,18 +94,18 @@ class PairRules:
             paths = tuple([self.surfaces.paths[node] for node in nodes])
         first_day, last_day = date.fromordinal(first), date.fromordinal(last)
         describe = partial(self._surface_text, a, b, paths, first_day, last_day, common, shares)
-        return Finding(  # the fields in order (by keyword costs a third more, per finding)
-            CollisionKind.SURFACE,
-            severity,
-            (a.key, b.key),
-            "",  # scope: the surfaces say it
-            paths,
-            first_day,
-            last_day,
-            round(common),  # people per week
-            shares,
-            a.agile != b.agile,  # agile vs BAU
-            describe,
+        return Finding(
+            kind=CollisionKind.SURFACE,
+            severity=severity,
+            keys=(a.key, b.key),
+            scope="",  # the surfaces say it
+            surfaces=paths,
+            first_day=first_day,
+            last_day=last_day,
+            people_per_week=round(common),
+            shares=shares,
+            agile_vs_bau=a.agile != b.agile,
+            describe=describe,
         )
 
     def funnel_collision(

@@ -37,6 +37,7 @@ class Finding:
 
     def __init__(
         self,
+        *,
         kind: CollisionKind,
         severity: Severity,
         keys: tuple[str, ...],
