@@ -16,14 +16,17 @@ planner jumps over a whole crowded stretch at once.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
-from tower.engine.contact_crowds import AUDIENCE_OF, sharing_near, window_before
+from tower.engine.contact_crowds import sharing_near
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule
 from tower.policy.schema import ContactCap
+
+END = attrgetter("end")
 
 
 @dataclass(frozen=True)
@@ -77,22 +80,34 @@ def _blocks(
     anchors: Sequence[Footprint],
 ) -> list[CapBlock]:
     """Per anchor, the starts at which the test breaks the cap with it as the latest
-    starter of the others from `pool`, with those that end latest (none when too few)."""
+    starter of the others from `pool`, with those that end latest (none when too few).
+
+    The pool is sorted once by end, latest first (ties in pool order): an anchor's window
+    is then a leading run of it, cut by bisection, and comes out already in that order."""
     days, count = cap.per_days, cap.max - 1  # others besides the anchor
+    people_with = compiler.audiences.people_with
+    by_end = sorted(pool, key=END, reverse=True)
+    before_ends = [-member.end for member in by_end]  # ascending, for bisect
     blocks = []
     for anchor in anchors:
-        window = window_before(anchor, pool, days)
+        start = anchor.start
+        # Those that end from the window's first day (start - days + 1) on: the anchor too.
+        reach = bisect_right(before_ends, days - 1 - start)
+        if reach <= count:
+            continue
+        shares = people_with(anchor.audience)
+        window = [
+            other
+            for other in by_end[:reach]
+            if other.start <= start and other is not anchor and shares[other.audience.id] > 0
+        ]
         if len(window) < count:
             continue
-        window = compiler.audiences.sharing_with(anchor.audience, window, AUDIENCE_OF)
-        if len(window) < count:
-            continue
-        window.sort(key=attrgetter("end"), reverse=True)
         best = _latest_ending(compiler, window, count)
         if best is not None:
             crowd = (anchor, *best)
             earliest_end = min(m.end for m in crowd)
-            first_start = anchor.start - days + 2 - footprint.days
+            first_start = start - days + 2 - footprint.days
             blocks.append(CapBlock(first_start, earliest_end + days - 1, crowd))
     return blocks
 
@@ -104,9 +119,14 @@ def _latest_ending(
     late as can be; None when no `count` of them do. The set's last member decides, so
     each member in turn is tried as the last, with the others from before it: in the usual
     case, where they all share people, the first `count` are the answer."""
-    if count == 0:
-        return ()
-    shared = compiler.audiences.shared
+    people_with = compiler.audiences.people_with
+
+    def shares(a: Footprint, b: Footprint) -> bool:
+        return people_with(a.audience)[b.audience.id] > 0
+
+    head = by_end[:count]
+    if len(head) == count and all(shares(a, b) for i, a in enumerate(head) for b in head[:i]):
+        return tuple(reversed(head))  # what the search below finds first, found directly
 
     def sharing_set(
         chosen: tuple[Footprint, ...], rest: int, until: int
@@ -116,7 +136,7 @@ def _latest_ending(
             return chosen
         for index in range(until - 1, rest - 2, -1):
             candidate = by_end[index]
-            if all(shared(candidate.audience, c.audience) > 0 for c in chosen):
+            if all(shares(candidate, c) for c in chosen):
                 found = sharing_set((*chosen, candidate), rest - 1, index)
                 if found is not None:
                     return found
