@@ -52,7 +52,6 @@ class AudienceModel:
         self._interned: dict[tuple[tuple[int, ...], tuple[int, ...]], Audience] = {}
         self._by_id: list[Audience] = []
         self._shared: dict[int, float] = {}  # by (lower id << 32 | higher id)
-        self._shares_with: dict[int, dict[int, bool]] = {}  # id -> other id -> any people?
         self._people_with: dict[int, _PeopleWith] = {}
         self._removed_shares: dict[tuple[int, tuple[int, ...]], float] = {}
 
@@ -97,18 +96,10 @@ class AudienceModel:
     def sharing_with(
         self, audience: Audience, items: Iterable[T], audience_of: Callable[[T], Audience]
     ) -> list[T]:
-        """The `items` whose audience shares people with `audience`, in order: `shared`'s
-        answer for a hot loop, remembered per audience."""
-        row = self._shares_with.setdefault(audience.id, {})
-        kept = []
-        for item in items:
-            other = audience_of(item)
-            shares = row.get(other.id)
-            if shares is None:
-                shares = row[other.id] = self.shared(audience, other) > 0
-            if shares:
-                kept.append(item)
-        return kept
+        """The `items` whose audience shares people with `audience`, in order (read from
+        its `people_with` row)."""
+        row = self.people_with(audience)
+        return [item for item in items if row[audience_of(item).id] > 0]
 
     def people_with(self, audience: Audience) -> Mapping[int, float]:
         """`shared` between `audience` and each other audience, by the other's id, for a hot

@@ -19,7 +19,7 @@ from datetime import date
 from functools import cache, partial
 
 from tower.collisions.kinds import CollisionKind, Severity
-from tower.engine.crowding import by_number, mixed_teams
+from tower.engine.crowding import by_number, item_number, mixed_teams
 from tower.engine.findings import Finding, format_span
 from tower.engine.portfolio import Footprint
 from tower.engine.schedule import SurfaceSchedule
@@ -39,7 +39,7 @@ class Crowd:
         self.groups = frozenset(m.group for m in self.members if m.group is not None)
         self.days: list[int] = []
         self.slots: list[int] = []
-        if len(self.keys) - sum(1 for m in self.members if m.group) + len(self.groups) < limit:
+        if len({m.group or m.key for m in self.members}) < limit:
             return  # even one more test could not pass the limit: no need to count
         changes: dict[int, list[tuple[int, str]]] = defaultdict(list)
         for m in self.members:
@@ -243,17 +243,13 @@ class CapacityIndex:
         return list(crowd.values())
 
 
-def _number(footprint: Footprint) -> int:
-    return footprint.item.number
-
-
 def _insert_by_number(footprints: list[Footprint], extra: Footprint) -> None:
     """Put `extra` in its place in `footprints`, sorted by number (a new test's is last)."""
     number = extra.item.number
     if not footprints or footprints[-1].item.number < number:
         footprints.append(extra)
     else:
-        footprints.insert(bisect_left(footprints, number, key=_number), extra)
+        footprints.insert(bisect_left(footprints, number, key=item_number), extra)
 
 
 @cache

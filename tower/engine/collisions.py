@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import date
 from functools import cached_property, partial
-from operator import attrgetter
 from typing import NamedTuple
 
 from tower.collisions.kinds import CollisionKind, Severity
@@ -22,7 +21,7 @@ from tower.engine.findings import (
     format_share,
     format_span,
 )
-from tower.engine.portfolio import Compiler, Footprint, outermost
+from tower.engine.portfolio import AUDIENCE_OF, Compiler, Footprint, outermost
 from tower.engine.schedule import DaySchedule, SurfaceSchedule
 
 
@@ -306,7 +305,7 @@ class PairDetector:
         rules = self.rules
         # Most neighbours of a wide test share nobody with it: a cached look-up turns them away.
         neighbours = rules.compiler.audiences.sharing_with(
-            footprint.audience, self.surface_neighbours(footprint), _AUDIENCE_OF
+            footprint.audience, self.surface_neighbours(footprint), AUDIENCE_OF
         )
         findings = [  # each neighbour comes once, so each pair does
             finding
@@ -343,9 +342,6 @@ class PairDetector:
                             finding = self.rules.funnel_collision(name, upstream, downstream)
                             if finding is not None:
                                 yield finding
-
-
-_AUDIENCE_OF = attrgetter("audience")
 
 
 def _ordered(a: Footprint, b: Footprint) -> tuple[Footprint, Footprint]:

@@ -23,11 +23,10 @@ from tower.engine.audience import Audience, AudienceModel
 from tower.engine.cliques import is_clique, is_complete, maximal_cliques, vertices
 from tower.engine.crowding import by_number, mixed_teams
 from tower.engine.findings import Finding, format_people, format_span
-from tower.engine.portfolio import Compiler, Footprint
+from tower.engine.portfolio import AUDIENCE_OF, Compiler, Footprint
 from tower.engine.schedule import DaySchedule
 from tower.policy.schema import ContactCap
 
-AUDIENCE_OF = attrgetter("audience")  # for AudienceModel.sharing_with
 SIZE = attrgetter("audience.size")
 
 
@@ -78,7 +77,7 @@ def crowds_over_cap(
     crowds: list[list[Footprint]] = []
     for anchor in schedule.footprints:
         first = anchor.start - cap.per_days + 1
-        window = window_before(anchor, schedule.running(first, anchor.start), cap.per_days)
+        window = _window_before(anchor, schedule.running(first, anchor.start), cap.per_days)
         if len(window) < cap.max:
             continue
         window = compiler.audiences.sharing_with(anchor.audience, window, AUDIENCE_OF)
@@ -155,7 +154,7 @@ def sharing_near(
     return compiler.audiences.sharing_with(footprint.audience, nearby, AUDIENCE_OF)
 
 
-def window_before(
+def _window_before(
     anchor: Footprint, activities: Iterable[Footprint], per_days: int
 ) -> list[Footprint]:
     """Those of `activities` other than `anchor` that run in the `per_days` days ending on

@@ -82,8 +82,13 @@ def _merged(stretches: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return runs
 
 
+def item_number(footprint: Footprint) -> int:
+    """A test's registration number: the order of tests within a finding."""
+    return footprint.item.number
+
+
 def by_number(footprints: Iterable[Footprint]) -> list[Footprint]:
-    return sorted(footprints, key=lambda f: f.item.number)
+    return sorted(footprints, key=item_number)
 
 
 def mixed_teams(footprints: Sequence[Footprint]) -> bool:

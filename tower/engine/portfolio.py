@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from operator import attrgetter
 
 from tower.engine.audience import Audience, AudienceModel
 from tower.engine.graph import PolicyGraph, SurfaceIndex, build_graph
@@ -126,6 +127,9 @@ class Compiler:
     def eligible_weekly(self, footprint: Footprint) -> float:
         """People per week actually in the test: reach times its traffic share."""
         return footprint.reach * footprint.traffic
+
+
+AUDIENCE_OF = attrgetter("audience")  # a footprint's audience, for AudienceModel.sharing_with
 
 
 def outermost(nodes: Iterable[int], surfaces: SurfaceIndex) -> list[int]:

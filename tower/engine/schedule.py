@@ -51,15 +51,10 @@ class SurfaceSchedule:
         self.by_node: dict[int, DaySchedule] = {}
         self._within: dict[int, DaySchedule] | None = None  # built on first use
         self.occupied: list[int] = []  # sorted ids of nodes with at least one test
-        self.first_day = self.last_day = 0  # the earliest start and latest end (0: empty)
         for footprint in footprints:
             self.add(footprint)
 
     def add(self, footprint: Footprint) -> None:
-        if not self.by_node:
-            self.first_day, self.last_day = footprint.start, footprint.end
-        self.first_day = min(self.first_day, footprint.start)
-        self.last_day = max(self.last_day, footprint.end)
         for node in set(footprint.surfaces):
             schedule = self.by_node.get(node)
             if schedule is None:
