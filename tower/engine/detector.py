@@ -71,8 +71,7 @@ class CollisionEngine:
         findings.extend(
             contact_cap_breaches(self.compiler, self.by_channel, caps, including=candidate)
         )
-        key = candidate.key
-        return sort_findings(f for f in findings if key in f.keys)  # f.involves(key), inline
+        return sort_findings(f for f in findings if f.involves(candidate.key))
 
     @staticmethod
     def _with(candidate: Footprint, others: Iterable[Footprint]) -> list[Footprint]:
