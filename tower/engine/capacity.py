@@ -7,22 +7,23 @@ with one of them: any other crowd there is also one on a node above, and is repo
 Each node's crowd, and the slots it takes day by day, is worked out once and kept. A scan
 reads every node; a check of a new test only adds its slot, over its days, to the crowds of
 the nodes inside it, and works a crowd out afresh only on its own nodes (where it brings
-tests above into the crowd) or where it replaces a test or shares a group's slot.
+tests above into the crowd) or where it replaces a test or shares a group's slot. A test
+joining or leaving the schedule drops the crowds it can change, to be worked out again.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
 from functools import cache, partial
 
 from tower.collisions.kinds import CollisionKind, Severity
-from tower.engine.crowding import by_number, item_number, mixed_teams
+from tower.engine.crowding import by_number, mixed_teams
 from tower.engine.findings import Finding, format_span
 from tower.engine.portfolio import Footprint
-from tower.engine.schedule import SurfaceSchedule
+from tower.engine.schedule import SurfaceSchedule, insert_by_number
 
 Run = tuple[int, int, int]  # first day, last day, most slots taken on one of them
 
@@ -129,6 +130,18 @@ class CapacityIndex:
             crowd = self._crowds[node] = Crowd(self._members(node), self.limit)
         return crowd
 
+    def forget(self, footprint: Footprint) -> None:
+        """Drop the crowds that `footprint` joining or leaving the schedule can change: on
+        its nodes, and on the nodes inside them (where it counts when it shares a day with a
+        test of theirs). Those are worked out again when next asked for."""
+        crowds = self._crowds
+        if not crowds:
+            return
+        for node in footprint.surfaces:
+            crowds.pop(node, None)
+            for inside in self.schedule.occupied_inside(node):
+                crowds.pop(inside, None)
+
     def build(self) -> None:
         """Work out every node's crowd now, rather than when first asked for."""
         for node in self.schedule.occupied:
@@ -215,7 +228,7 @@ class CapacityIndex:
         for first, last, peak in runs:
             involved = crowd.running(first, last)
             if extra is not None:
-                _insert_by_number(involved, extra)
+                insert_by_number(involved, extra)
             keys = tuple([m.key for m in involved])
             if keys not in reported:
                 reported.add(keys)
@@ -241,15 +254,6 @@ class CapacityIndex:
                 if extra is not None and ancestor in extra.surfaces and extra.overlaps(footprint):
                     crowd.setdefault(extra.key, extra)
         return list(crowd.values())
-
-
-def _insert_by_number(footprints: list[Footprint], extra: Footprint) -> None:
-    """Put `extra` in its place in `footprints`, sorted by number (a new test's is last)."""
-    number = extra.item.number
-    if not footprints or footprints[-1].item.number < number:
-        footprints.append(extra)
-    else:
-        footprints.insert(bisect_left(footprints, number, key=item_number), extra)
 
 
 @cache

@@ -22,7 +22,12 @@ from tower.engine.findings import (
     format_span,
 )
 from tower.engine.portfolio import AUDIENCE_OF, Compiler, Footprint, outermost
-from tower.engine.schedule import DaySchedule, SurfaceSchedule
+from tower.engine.schedule import (
+    DaySchedule,
+    SurfaceSchedule,
+    insert_by_number,
+    remove_by_number,
+)
 
 
 class PairRules:
@@ -229,6 +234,12 @@ class PairRules:
         self._steps[id(footprint)] = (footprint, found)
         return found
 
+    def forget(self, footprint: Footprint) -> None:
+        """Drop what is kept about `footprint` (a test that left the portfolio)."""
+        cached = self._steps.get(id(footprint))
+        if cached is not None and cached[0] is footprint:
+            del self._steps[id(footprint)]
+
 
 class _Overlap(NamedTuple):  # a tuple: made once per colliding pair, so made cheaply
     first: int
@@ -243,8 +254,26 @@ class PairDetector:
 
     def __init__(self, compiler: Compiler, footprints: Iterable[Footprint]) -> None:
         self.rules = PairRules(compiler)
-        self.footprints = list(footprints)
+        self.footprints = list(footprints)  # in number order, for `replace`
         self.schedule = SurfaceSchedule(compiler.graph.surfaces, self.footprints)
+
+    def replace(self, old: Footprint | None, new: Footprint | None) -> None:
+        """Put `new` in the portfolio in place of `old` (None: no test), each index as if
+        built anew from the portfolio in number order."""
+        funnels: dict[str, list[DaySchedule]] | None = vars(self).get("_funnel_steps")
+        if old is not None:
+            remove_by_number(self.footprints, old)
+            self.schedule.remove(old)
+            if funnels is not None:
+                for name, step in self.rules.steps_of(old):
+                    funnels[name][step].remove(old)
+            self.rules.forget(old)
+        if new is not None:
+            insert_by_number(self.footprints, new)
+            self.schedule.insert(new)
+            if funnels is not None:
+                for name, step in self.rules.steps_of(new):
+                    funnels[name][step].insert(new)
 
     @cached_property
     def _funnel_steps(self) -> dict[str, list[DaySchedule]]:

@@ -9,14 +9,21 @@ a node are a preorder id range.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
+from tower.engine.crowding import item_number
 from tower.engine.graph import SurfaceIndex
 from tower.engine.portfolio import Footprint
 
 
 class DaySchedule:
-    """Footprints sorted by start day; finds those running on any day of a window."""
+    """Footprints sorted by start day; finds those running on any day of a window.
+
+    `add` keeps the order of adding among footprints starting the same day; `insert` puts
+    one where adding in number order would have (the order of a schedule built from a
+    portfolio). `longest` is at least the longest footprint's length, all `running` needs:
+    `remove` leaves it be.
+    """
 
     __slots__ = ("footprints", "longest", "starts")
 
@@ -31,6 +38,27 @@ class DaySchedule:
         self.footprints.insert(position, footprint)
         self.longest = max(self.longest, footprint.days)
 
+    def insert(self, footprint: Footprint) -> None:
+        """Add `footprint` after those starting earlier and, among those starting the same
+        day, by number."""
+        start = footprint.start
+        low, high = bisect_left(self.starts, start), bisect_right(self.starts, start)
+        position = bisect_left(self.footprints, item_number(footprint), low, high, key=item_number)
+        self.starts.insert(position, start)
+        self.footprints.insert(position, footprint)
+        self.longest = max(self.longest, footprint.days)
+
+    def remove(self, footprint: Footprint) -> None:
+        """Take out `footprint` (this very object)."""
+        start = footprint.start
+        for position in range(bisect_left(self.starts, start), bisect_right(self.starts, start)):
+            if self.footprints[position] is footprint:
+                del self.starts[position], self.footprints[position]
+                if not self.footprints:
+                    self.longest = 0
+                return
+        raise ValueError(f"{footprint.key} is not in this schedule")
+
     def running(self, first: int, last: int) -> list[Footprint]:
         """Footprints with at least one day in [first, last]."""
         low = bisect_left(self.starts, first - self.longest + 1)
@@ -44,7 +72,8 @@ class DaySchedule:
 class SurfaceSchedule:
     """A `DaySchedule` per surface node that has tests on it; and, once `nested_with` is
     asked, one per node of the tests on it or anywhere inside it (a whole channel's tests
-    in one query)."""
+    in one query). The nested index keeps no order among tests starting the same day:
+    nothing reads one."""
 
     def __init__(self, surfaces: SurfaceIndex, footprints: Iterable[Footprint] = ()) -> None:
         self.surfaces = surfaces
@@ -55,22 +84,48 @@ class SurfaceSchedule:
             self.add(footprint)
 
     def add(self, footprint: Footprint) -> None:
+        self._put(footprint, DaySchedule.add)
+
+    def insert(self, footprint: Footprint) -> None:
+        """`add`, but in number order among the tests starting the same day (where a
+        schedule built from a portfolio in number order has it)."""
+        self._put(footprint, DaySchedule.insert)
+
+    def remove(self, footprint: Footprint) -> None:
+        """Take out `footprint`; a node left without tests is no longer occupied."""
+        for node in set(footprint.surfaces):
+            if _take(self.by_node, node, footprint):
+                del self.occupied[bisect_left(self.occupied, node)]
+        if self._within is not None:
+            for covering in self._covering(footprint):
+                _take(self._within, covering, footprint)
+
+    def _put(self, footprint: Footprint, put: Callable[[DaySchedule, Footprint], None]) -> None:
         for node in set(footprint.surfaces):
             schedule = self.by_node.get(node)
             if schedule is None:
                 schedule = self.by_node[node] = DaySchedule()
                 insort(self.occupied, node)
-            schedule.add(footprint)
+            put(schedule, footprint)
         if self._within is not None:
-            self._add_within(self._within, footprint)
+            self._put_within(self._within, footprint, put)
 
-    def _add_within(self, within: dict[int, DaySchedule], footprint: Footprint) -> None:
-        ancestors = self.surfaces.ancestors
-        for covering in {a for node in footprint.surfaces for a in ancestors[node]}:
+    def _put_within(
+        self,
+        within: dict[int, DaySchedule],
+        footprint: Footprint,
+        put: Callable[[DaySchedule, Footprint], None] = DaySchedule.add,
+    ) -> None:
+        for covering in self._covering(footprint):
             schedule = within.get(covering)
             if schedule is None:
                 schedule = within[covering] = DaySchedule()
-            schedule.add(footprint)
+            put(schedule, footprint)
+
+    def _covering(self, footprint: Footprint) -> set[int]:
+        """The nodes `footprint` is on or inside."""
+        ancestors = self.surfaces.ancestors
+        return {a for node in footprint.surfaces for a in ancestors[node]}
 
     def on_node(self, node: int, first: int, last: int) -> list[Footprint]:
         schedule = self.by_node.get(node)
@@ -89,7 +144,7 @@ class SurfaceSchedule:
             self._within = {}
             placed = {id(f): f for schedule in self.by_node.values() for f in schedule.footprints}
             for footprint in placed.values():
-                self._add_within(self._within, footprint)
+                self._put_within(self._within, footprint)
         return self._within
 
     def nested_with(self, footprint: Footprint, first: int, last: int) -> Iterator[Footprint]:
@@ -102,3 +157,30 @@ class SurfaceSchedule:
                 yield from schedule.running(first, last)
             for ancestor in self.surfaces.ancestors[node][1:]:
                 yield from self.on_node(ancestor, first, last)
+
+
+def _take(schedules: dict[int, DaySchedule], node: int, footprint: Footprint) -> bool:
+    """Take `footprint` out of the schedule of `node`, dropped if left empty (then True)."""
+    schedule = schedules[node]
+    schedule.remove(footprint)
+    if schedule:
+        return False
+    del schedules[node]
+    return True
+
+
+def insert_by_number(footprints: list[Footprint], footprint: Footprint) -> None:
+    """Put `footprint` in its place in `footprints`, sorted by number (a new test's is last)."""
+    number = footprint.item.number
+    if not footprints or footprints[-1].item.number < number:
+        footprints.append(footprint)
+    else:
+        footprints.insert(bisect_left(footprints, number, key=item_number), footprint)
+
+
+def remove_by_number(footprints: list[Footprint], footprint: Footprint) -> None:
+    """Take `footprint` (this very object) out of `footprints`, sorted by number."""
+    position = bisect_left(footprints, footprint.item.number, key=item_number)
+    if position == len(footprints) or footprints[position] is not footprint:
+        raise ValueError(f"{footprint.key} is not among these tests")
+    del footprints[position]
