@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import SlackSettings
 from bot.mrkdwn import escape
 from tower.context import ServiceContext
+from tower.db import read_only
 from tower.errors import TowerError
 from tower.outbox.dispatcher import dispatch_due
 from tower.outbox.notifier import Notifier
@@ -50,6 +51,17 @@ class BotDeps:
         """One unit of work with the time it happens at."""
         with self.session_factory.begin() as session:
             yield session, self.context()
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[tuple[Session, ServiceContext]]:
+        """A read-only unit of work (any write in it is an error) with the time it is read."""
+        with read_only(self.session_factory) as session:
+            yield session, self.context()
+
+    @property
+    def delivering(self) -> bool:
+        """Whether this process is sending queued messages right now."""
+        return self._delivering.locked()
 
     def deliver_now(self) -> None:
         """Send what the last change queued; failures stay queued for the worker."""

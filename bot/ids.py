@@ -12,6 +12,7 @@ class ActionId(enum.StrEnum):
     ACKNOWLEDGE = "acknowledge_collision"
     MOVE_TO_FREE_SLOT = "move_to_free_slot"
     ASK_FOR_WAIVER = "ask_for_waiver"
+    SHOW_ALL_COLLISIONS = "show_all_collisions"
     OPEN_REGISTER = "open_register"
     SURFACES = "surfaces"
     AUDIENCES = "audiences"

@@ -60,6 +60,7 @@ from tower.experiments import service as experiment_service
 from tower.experiments.csv_transfer import import_roadmap
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import MessageStatus
+from tower.pipeline.resync import recheck_all
 from tower.policy import Policy
 
 from .conftest import RETAIL_PORTFOLIO, server_url
@@ -704,6 +705,7 @@ def retail_bot(scratch_database_url: str, retail_policy: Policy) -> Iterator[Bot
     with running_bot(scratch_database_url, retail_policy) as server:
         with server.transaction() as session, RETAIL_PORTFOLIO.open() as stream:
             import_roadmap(session, stream, policy=retail_policy, actor=MANAGER)
+            recheck_all(session, server.deps.context())  # as `tower import` does
         yield server
 
 

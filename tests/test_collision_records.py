@@ -14,7 +14,7 @@ holds three clashes a user would see in `tower conflicts --all`:
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
@@ -24,16 +24,29 @@ from sqlalchemy.orm import Session
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
 from tower.collisions.models import Collision
-from tower.collisions.service import CollisionActionError, format_ref
+from tower.collisions.service import CollisionActionError, SyncReport, format_ref
+from tower.context import ServiceContext
+from tower.engine.analysis import PipelineAnalysis
 from tower.errors import NotFoundError
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
 from tower.pipeline.records import collision_record
-from tower.pipeline.service import recheck
+from tower.pipeline.resync import recheck_all
 from tower.policy import Policy
 
 TODAY = date(2027, 1, 4)  # a Monday, a week before the tests start
+
+
+def recheck(
+    session: Session, policy: Policy, *, today: date
+) -> tuple[PipelineAnalysis, SyncReport]:
+    """Re-check the whole registry in the test's transaction, as an import does."""
+    ctx = ServiceContext.create(policy, datetime.combine(today, time(12), tzinfo=UTC))
+    report = recheck_all(session, ctx)
+    return report.analysis, report.sync
+
+
 START = date(2027, 1, 11)
 END = date(2027, 1, 31)
 MANAGER = "U0TOWERMGR"

@@ -340,13 +340,13 @@ def test_a_second_session_with_a_stale_copy_cannot_overwrite_the_first(
         setup.add(make_experiment(number=50, title="Original"))
 
     with sessions() as first, sessions() as second:
+        # Each reads and ends its transaction, as Tower's edges do between loading and
+        # saving (on SQLite a transaction holds the write lock from its start).
         mine = first.scalars(select(Experiment).where(Experiment.number == 50)).one()
-        theirs = second.scalars(select(Experiment).where(Experiment.number == 50)).one()
-        assert mine.version == theirs.version == 1
-        # End both reading transactions, as Tower's edges do between loading and saving
-        # (a SQLite reader would otherwise block the first writer's commit).
         first.commit()
+        theirs = second.scalars(select(Experiment).where(Experiment.number == 50)).one()
         second.commit()
+        assert mine.version == theirs.version == 1
 
         mine.title = "First edit"
         theirs.title = "Second edit"
@@ -371,8 +371,8 @@ def test_a_stale_delete_is_refused_too(sessions: sessionmaker[Session]) -> None:
 
     with sessions() as first, sessions() as second:
         mine = first.scalars(select(Experiment).where(Experiment.number == 51)).one()
-        theirs = second.scalars(select(Experiment).where(Experiment.number == 51)).one()
         first.commit()
+        theirs = second.scalars(select(Experiment).where(Experiment.number == 51)).one()
         second.commit()
 
         mine.title = "Edited"
@@ -396,8 +396,8 @@ def test_a_session_that_reloads_after_a_conflict_can_save(
 
     with sessions() as first, sessions() as second:
         mine = first.scalars(select(Experiment).where(Experiment.number == 52)).one()
-        theirs = second.scalars(select(Experiment).where(Experiment.number == 52)).one()
         first.commit()
+        theirs = second.scalars(select(Experiment).where(Experiment.number == 52)).one()
         second.commit()
         mine.title = "First"
         first.commit()

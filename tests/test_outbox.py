@@ -647,6 +647,7 @@ def test_outbox_list_json_has_every_documented_field(
     assert by_id[second]["status"] == "pending"
     assert by_id[second]["sent_at"] is None
     assert by_id[second]["text"] == "Message 2: T-2 collides with T-99"
+    assert by_id[second]["collisions"] == []  # queued without naming a collision record
     sent_only = json.loads(invoke(outbox_url, "list", "--sent", "--format", "json").output)
     assert [record["id"] for record in sent_only] == [first]
 

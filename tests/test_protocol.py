@@ -40,6 +40,7 @@ from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentResult, ExperimentSpec
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import OutboxMessage
+from tower.pipeline.resync import recheck_all
 from tower.policy import Policy
 from tower.policy.schema import FreezeWindow
 from tower.protocol import service as protocol
@@ -421,6 +422,7 @@ def test_an_open_blocking_collision_fails_until_a_manager_waives_it_with_a_reaso
     experiment = register(session, S.SUBMITTED)
     register(session, S.SUBMITTED, number=2, surfaces=("web/checkout",), **BAU)
     ctx = at(small_policy)
+    recheck_all(session, ctx)  # the safety net finds tests written behind the services' back
 
     clash = gate(gates_now(session, ctx), "collisions")
     [record] = open_blocking(session)
@@ -565,6 +567,7 @@ def test_a_surface_over_capacity_fails_its_own_gate_until_waived(
     ctx = at(policy)
     experiment = register(session, S.SUBMITTED, audiences=("anonymous",))
     register(session, S.SUBMITTED, number=2, audiences=("logged_in",), **BAU)
+    recheck_all(session, ctx)
 
     gates = gates_now(session, ctx)
     [record] = open_blocking(session)
@@ -1042,10 +1045,10 @@ def test_completion_starts_the_results_clock_and_the_result_stops_it(
 
 
 def colliding_pair(session: Session, policy: Policy) -> Collision:
-    """T-1 (checkout-squad) and T-2 (ecommerce) clash on the cart; the re-check opens C-n."""
+    """T-1 (checkout-squad) and T-2 (ecommerce) clash on the cart; a resync opens C-n."""
     register(session, S.SUBMITTED)
     register(session, S.SUBMITTED, number=2, **BAU)
-    flows.refresh(session, at(policy))
+    recheck_all(session, at(policy))
     [record] = open_blocking(session)
     return record
 

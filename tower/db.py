@@ -7,6 +7,8 @@ scheduler job) owns the transaction with `with session_factory.begin() as sessio
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -24,6 +26,9 @@ from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY_OPTION = "tower_read_only"  # execution option: begin a read-only transaction
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -102,13 +107,41 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Readers never wait for the writer (WAL), and a writer waits its turn instead of
+    # failing with "database is locked".
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] not in ("memory", "wal"):
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 
 def _begin_sqlite_transaction(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # A writing transaction takes the write lock when it begins (IMMEDIATE): one that read
+    # first and then found another writer's commit in the way could only fail.
+    if connection.get_execution_options().get(READ_ONLY_OPTION):
+        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("PRAGMA query_only=ON")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions bound to `engine` that keep loaded objects usable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session in a read-only transaction (SQLite `PRAGMA query_only`, PostgreSQL `SET
+    TRANSACTION READ ONLY`): any write in it is an error. It is rolled back at the end."""
+    with factory() as session:
+        connection = session.connection(execution_options={READ_ONLY_OPTION: True})
+        try:
+            if connection.dialect.name != "sqlite":
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            yield session
+        finally:
+            if connection.dialect.name == "sqlite":  # a connection setting: undo it
+                connection.exec_driver_sql("PRAGMA query_only=OFF")
+            session.expunge_all()  # what was read stays readable after the transaction
+            session.rollback()

@@ -5,6 +5,8 @@ from tower.collisions.models import Collision, collision_experiments
 from tower.db import Base
 from tower.experiments.models import Experiment
 from tower.outbox.models import OutboxMessage
+from tower.pipeline import registry  # noqa: F401 - stamps every change to the registry
+from tower.pipeline.models import PipelineScore, PlanEntry, RegistryState
 from tower.protocol.models import Decision
 from tower.sla.models import SlaClock
 
@@ -15,6 +17,9 @@ __all__ = [
     "Decision",
     "Experiment",
     "OutboxMessage",
+    "PipelineScore",
+    "PlanEntry",
+    "RegistryState",
     "SlaClock",
     "collision_experiments",
 ]

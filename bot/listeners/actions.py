@@ -20,15 +20,18 @@ from bot.app import BotDeps
 from bot.ids import ActionId
 from bot.listeners.commands import open_register_modal
 from bot.listeners.common import actor_of, audit_refusal, tell_privately
+from bot.mrkdwn import escape
 from bot.views.messages import parse_approval_value, parse_collision_value
-from bot.views.modal import reason_modal, test_modal
-from tower.collisions import flows
+from bot.views.modal import list_modal, reason_modal, test_modal
+from tower.collisions import alerts, flows
 from tower.collisions import service as collision_service
 from tower.collisions.models import Collision
 from tower.context import ServiceContext
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
-from tower.pipeline.service import recheck
+from tower.outbox import queries as outbox_queries
+from tower.pipeline import flows as pipeline_flows
+from tower.pipeline.service import view
 from tower.protocol import permissions
 from tower.protocol import service as protocol
 from tower.protocol.permissions import PermissionDenied
@@ -166,6 +169,28 @@ def register(app: App, deps: BotDeps) -> None:
         )
     )
 
+    @app.action(ActionId.SHOW_ALL_COLLISIONS.value)
+    def show_all_collisions(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        """*Show all* on a summary: every collision it announced, in a modal."""
+        ack()
+        value = str((body.get("actions") or [{}])[0].get("value") or "")
+        if not value.isdigit():
+            tell_privately(client, body, f"This button names no summary ({value!r}).")
+            return
+        try:
+            with deps.read_transaction() as (session, _):
+                message = outbox_queries.get_message(session, int(value))
+                refs = list((message.payload or {}).get("collisions") or [])
+                lines = [
+                    f"*{collision_service.format_ref(c)}* {escape(alerts.line_of(c))} "
+                    f"({c.status.value})"
+                    for c in collision_service.by_refs(session, refs)
+                ]
+        except TowerError as error:
+            tell_privately(client, body, str(error))
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=list_modal("Collisions", lines))
+
     @app.action(ActionId.MOVE_TO_FREE_SLOT.value)
     def move_to_free_slot(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
@@ -174,7 +199,7 @@ def register(app: App, deps: BotDeps) -> None:
             return
         actor = actor_of(body)
         try:
-            with deps.transaction() as (session, ctx):
+            with deps.read_transaction() as (session, ctx):
                 view = _moved_edit_view(session, ctx, ref, actor)
         except TowerError as error:
             tell_privately(client, body, str(error))
@@ -190,7 +215,8 @@ def register(app: App, deps: BotDeps) -> None:
 def _moved_edit_view(session: Session, ctx: ServiceContext, ref: str, actor: str) -> dict[str, Any]:
     """The edit modal of the clicker's test in the collision, moved to its next free slot."""
     record = collision_service.get_collision(session, ref)
-    analysis, _ = recheck(session, ctx.policy, today=ctx.today)
+    pipeline = view(session, ctx.policy)
+    ranks = pipeline.ranks()
     keys = collision_service.keys_of(record)
     experiments = [experiment_service.get_by_key(session, key) for key in keys]
     teams = {t.key for t in ctx.policy.teams_of(actor)}
@@ -198,8 +224,8 @@ def _moved_edit_view(session: Session, ctx: ServiceContext, ref: str, actor: str
     if not mine and not ctx.policy.is_manager(actor):
         raise PermissionDenied(f"none of {', '.join(keys)} is yours to move")
     candidates = mine or experiments
-    target = max(candidates, key=lambda e: analysis.rank_of(e.key) or 0)
-    placement = analysis.placements.get(target.key)
+    target = max(candidates, key=lambda e: ranks.get(e.key) or 0)
+    placement = pipeline_flows.placement_now(session, ctx, target.key)
     spec = target.spec()
     if placement is not None and placement.planned_start and placement.moved_days:
         assert placement.planned_end is not None

@@ -24,7 +24,7 @@ from tower.errors import TowerError
 from tower.experiments import service as experiment_service
 from tower.experiments.spec import ExperimentStatus
 from tower.pipeline import records
-from tower.pipeline.service import recheck
+from tower.pipeline.service import view
 
 logger = logging.getLogger("tower.bot")
 FINISHED = [
@@ -114,9 +114,8 @@ def _list(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
 
 
 def _queue(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
-    with deps.transaction() as (session, ctx):
-        analysis, _ = recheck(session, ctx.policy, today=ctx.today)
-        lines = [replies.pipeline_line(r) for r in records.pipeline_records(analysis)]
+    with deps.read_transaction() as (session, ctx):
+        lines = [replies.pipeline_line(r) for r in view(session, ctx.policy).pipeline_rows()]
     return replies.reply(
         replies.listing("The ranked pipeline", lines, "No active tests.", "`tower pipeline`"),
         "The ranked pipeline",
@@ -124,8 +123,7 @@ def _queue(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
 
 
 def _conflicts(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
-    with deps.transaction() as (session, ctx):
-        recheck(session, ctx.policy, today=ctx.today)
+    with deps.read_transaction() as (session, _):
         found = collision_service.list_collisions(
             session,
             statuses=[CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED],
@@ -141,10 +139,9 @@ def _conflicts(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]
 def _show(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
     if not arguments:
         return replies.help_reply("`/tower show` needs a test key, like `/tower show T-42`.")
-    with deps.transaction() as (session, ctx):
+    with deps.read_transaction() as (session, ctx):
         experiment = experiment_service.get_by_key(session, arguments[0])
-        analysis, _ = recheck(session, ctx.policy, today=ctx.today)
-        check = records.check_record(analysis, experiment.key, experiment.title)
+        check = view(session, ctx.policy).check_row(experiment)
         collisions = [
             replies.collision_line(records.collision_record(c))
             for c in collision_service.list_collisions(
@@ -179,11 +176,10 @@ def _show(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
 
 
 def _plan(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
-    with deps.transaction() as (session, ctx):
-        analysis, _ = recheck(session, ctx.policy, today=ctx.today)
+    with deps.read_transaction() as (session, ctx):
         moved = [
             replies.plan_line(r)
-            for r in records.plan_records(analysis)
+            for r in view(session, ctx.policy).plan_rows()
             if r["moved_days"] or r["planned_start"] is None
         ]
     return replies.reply(

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from bot.app import BotDeps
 from bot.views.replies import home_view
 from tower.pipeline.overview import overview_for
-from tower.pipeline.service import recheck
+from tower.pipeline.service import view
 
 
 def register(app: App, deps: BotDeps) -> None:
@@ -19,7 +19,7 @@ def register(app: App, deps: BotDeps) -> None:
         if event.get("tab", "home") != "home":
             return
         user = event["user"]
-        with deps.transaction() as (session, ctx):
-            analysis, _ = recheck(session, ctx.policy, today=ctx.today)
-            view = home_view(overview_for(session, ctx, analysis, user))
-        client.views_publish(user_id=user, view=view)
+        with deps.read_transaction() as (session, ctx):
+            pipeline = view(session, ctx.policy)
+            home = home_view(overview_for(session, ctx, pipeline, user))
+        client.views_publish(user_id=user, view=home)

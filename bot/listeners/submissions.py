@@ -26,8 +26,8 @@ from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import read_fields
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
 from tower.outbox.service import enqueue
-from tower.pipeline import records
-from tower.pipeline.service import recheck
+from tower.pipeline import flows as pipeline_flows
+from tower.pipeline.service import view
 from tower.policy import Policy
 from tower.protocol import service as protocol
 from tower.protocol.permissions import PermissionDenied
@@ -155,14 +155,13 @@ def register(app: App, deps: BotDeps) -> None:
 
 def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -> None:
     """DM the registrant the test's score, rank, collisions and next free slot."""
-    analysis, _ = recheck(session, ctx.policy, today=ctx.today)
+    pipeline = view(session, ctx.policy)
     experiment = experiment_service.get_by_key(session, key)
-    check = records.check_record(analysis, key, experiment.title)
+    check = pipeline.check_row(experiment)
     lines = [f"{key} '{user_text(experiment.title)}' is registered and submitted for review."]
     if check["score"] is not None:
-        lines.append(
-            f"Rank {check['rank']} of {len(analysis.ranked)}, score {check['score']['value']:.3g}."
-        )
+        ranked = sum(1 for rank in pipeline.ranks().values() if rank is not None)
+        lines.append(f"Rank {check['rank']} of {ranked}, score {check['score']['value']:.3g}.")
     elif check["problem"]:
         lines.append(f"Not ranked: {check['problem']}")
     collisions = [
@@ -171,10 +170,10 @@ def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -
         if key in collision_service.keys_of(c)
     ]
     lines += [f"Collision {collision_service.format_ref(c)}: {c.explanation}" for c in collisions]
-    placement = check["placement"]
-    if placement is not None and placement["moved_days"]:
-        slot = f"{placement['planned_start']} to {placement['planned_end']}"
-        lines.append(f"Next free slot: {slot} ({placement['explanation']}).")
+    placement = pipeline_flows.placement_now(session, ctx, key)
+    if placement is not None and placement.moved_days:
+        slot = f"{placement.planned_start} to {placement.planned_end}"
+        lines.append(f"Next free slot: {slot} ({placement.explanation}).")
     enqueue(
         session,
         kind="registered",

@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.ids import ActionId
 from bot.mrkdwn import escape, escape_keeping_mentions
+from tower.collisions.alerts import SUMMARY_KIND
 from tower.outbox.notifier import Delivery
 
 Block = dict[str, Any]
@@ -53,6 +54,7 @@ _LABELS = {
     "approval_decided": "Approval decision",
     "approval_voided": "Approval voided",
     "collision_opened": "Collision",
+    "collisions_summary": "Collisions",
     "collision_resolved": "Collision resolved",
     "collision_acknowledged": "Collision acknowledged",
     "collision_waived": "Collision waived",
@@ -68,6 +70,8 @@ _LABELS = {
 
 def message_blocks(delivery: Delivery) -> list[Block]:
     """The Block Kit layout of `delivery`: its text, a context line and, by kind, buttons."""
+    if delivery.kind == SUMMARY_KIND:
+        return summary_blocks(delivery)
     blocks: list[Block] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
         for chunk in text_sections(delivery.text, empty=_label(delivery.kind))
@@ -77,6 +81,36 @@ def message_blocks(delivery: Delivery) -> list[Block]:
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     return blocks[:MAX_BLOCKS]
+
+
+def summary_blocks(delivery: Delivery) -> list[Block]:
+    """A batch of collisions for one channel: the counts, then the most urgent ones each
+    with its buttons, then *Show all* (a modal with every one) when some are not shown."""
+    payload = delivery.payload
+    counts = delivery.text.split("\n", 1)[0]
+    blocks: list[Block] = [_section(escape(counts))]
+    urgent = list(payload.get("urgent") or [])
+    for item in urgent:
+        ref, keys = str(item.get("collision", "")), item.get("keys") or []
+        blocks.append(_section(f"*{escape(ref)}* {escape(str(item.get('line', '')))}"))
+        value = collision_value(ref, str(keys[0]) if keys else None)
+        buttons = _elements(COLLISION_BUTTONS, value)
+        if buttons:
+            blocks.append({"type": "actions", "elements": buttons})
+    shown = len(urgent)
+    total = len(payload.get("collisions") or [])
+    if total > shown:
+        label = f"Show all {total}"
+        button = Button(ActionId.SHOW_ALL_COLLISIONS, label)
+        blocks.append(
+            {"type": "actions", "elements": _elements([button], str(delivery.message_id))}
+        )
+    blocks.append(_context(delivery))
+    return blocks[:MAX_BLOCKS]
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, MAX_SECTION_TEXT)}}
 
 
 def fallback_text(delivery: Delivery) -> str:
@@ -168,6 +202,8 @@ def _subject(payload: Mapping[str, Any]) -> str:
     """What the message is about, for the context line: `T-4 v3`, `C-7`, `2026-W10`."""
     if payload.get("collision"):
         return str(payload["collision"])
+    if payload.get("collisions"):
+        return f"{len(payload['collisions'])} collisions"
     if payload.get("key"):
         version = payload.get("version")
         return f"{payload['key']} v{version}" if version is not None else str(payload["key"])

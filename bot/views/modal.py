@@ -231,6 +231,10 @@ def test_modal(
     }
 
 
+MODAL_BLOCKS = 100
+MODAL_SECTION_TEXT = 3000
+
+
 def reason_modal(action: str, key: str, version: int, where: dict[str, str]) -> dict[str, Any]:
     """Ask a manager why they reject or request changes."""
     verb = "Reject" if action == ActionId.REJECT else "Request changes to"
@@ -244,6 +248,27 @@ def reason_modal(action: str, key: str, version: int, where: dict[str, str]) -> 
         "blocks": [
             _input(BlockId.REASON, "Reason (the owner sees it)", _plain("", multiline=True))
         ],
+    }
+
+
+def list_modal(title: str, lines: list[str]) -> dict[str, Any]:
+    """A read-only modal listing `lines` (already mrkdwn), within Slack's 100 blocks."""
+    sections: list[str] = []
+    for line in lines:
+        if sections and len(sections[-1]) + 1 + len(line) <= MODAL_SECTION_TEXT:
+            sections[-1] += "\n" + line
+        else:
+            sections.append(line[:MODAL_SECTION_TEXT])
+    if len(sections) > MODAL_BLOCKS:
+        sections = [*sections[: MODAL_BLOCKS - 1], "…and more: `tower conflicts --all`"]
+    return {
+        "type": "modal",
+        "title": _text(title[:24]),
+        "close": _text("Close"),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}} for text in sections
+        ]
+        or [{"type": "section", "text": {"type": "mrkdwn", "text": "Nothing to show."}}],
     }
 
 

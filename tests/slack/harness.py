@@ -50,6 +50,7 @@ from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
 from tower.outbox.dispatcher import DispatchReport, dispatch_due
 from tower.outbox.models import MessageStatus, OutboxMessage
+from tower.pipeline.resync import recheck_all
 from tower.policy import Policy
 from tower.protocol.models import Decision
 
@@ -417,12 +418,14 @@ class BotServer:
             yield session
 
     def seed(self, made: ExperimentSpec, status: ExperimentStatus) -> str:
-        """Put a test straight into the database (as an import would); its key."""
+        """Put a test straight into the database and re-check the portfolio, as an import
+        does; its key."""
         with self.transaction() as session:
             number = experiment_service.highest_number(session) + 1
             created = experiment_service.create(
                 session, number=number, spec=made, status=status, actor=made.owner
             )
+            recheck_all(session, self.deps.context())
             return created.key
 
     def experiment(self, key: str) -> Experiment:
@@ -456,13 +459,16 @@ class BotServer:
             return list(session.scalars(query))
 
     def settled(self) -> bool:
-        """Whether nothing in the outbox is due at the service clock any more."""
+        """Whether nothing in the outbox is due at the service clock any more, and no
+        delivery is under way (one would also send what is queued next)."""
+        if self.deps.delivering:
+            return False
         with self.transaction() as session:
             due = select(func.count()).where(
                 OutboxMessage.status == MessageStatus.PENDING,
                 OutboxMessage.next_attempt_at <= NOW,
             )
-            return not session.scalar(due)
+            return not session.scalar(due) and not self.deps.delivering
 
     def deliver(self, now: datetime) -> DispatchReport:
         """What the worker does: deliver the outbox messages due at `now`."""

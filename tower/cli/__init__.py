@@ -28,7 +28,7 @@ from tower.cli.registry_commands import (
     list_command,
     show_command,
 )
-from tower.cli.worker_commands import sweep_command, worker_command
+from tower.cli.worker_commands import resync_command, sweep_command, worker_command
 from tower.errors import TowerError
 from tower.policy import PolicyError
 from tower.settings import Settings
@@ -72,6 +72,7 @@ for command in (
     *PROTOCOL_COMMANDS,
     outbox_group,
     sweep_command,
+    resync_command,
     worker_command,
     demo_command,
     bench_command,

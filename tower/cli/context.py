@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tower import migrate
 from tower.context import ServiceContext
-from tower.db import create_database_engine, create_session_factory
+from tower.db import create_database_engine, create_session_factory, read_only
 from tower.errors import DatabaseNotReadyError
 from tower.outbox.notifier import ConsoleNotifier, Notifier
 from tower.policy import Policy, load_policy
@@ -63,6 +63,12 @@ class AppContext:
     def transaction(self) -> Iterator[Session]:
         """One unit of work: committed when the block ends, rolled back if it raises."""
         with self.session_factory.begin() as session:
+            yield session
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[Session]:
+        """A read-only unit of work: any write in it is an error; nothing is committed."""
+        with read_only(self.session_factory) as session:
             yield session
 
     def _require_current_schema(self) -> None:

@@ -22,6 +22,7 @@ COLUMNS = (
     "next_attempt_at",
     "last_error",
     "text",
+    "collisions",
     "created_at",
     "sent_at",
 )
@@ -45,6 +46,7 @@ def message_record(message: OutboxMessage) -> dict[str, Any]:
         "next_attempt_at": _iso(message.next_attempt_at),
         "last_error": message.last_error,
         "text": message.text,
+        "collisions": list(message.payload.get("collisions", [])),  # those it announces
         "created_at": _iso(message.created_at),
         "sent_at": _iso(message.sent_at),
     }

@@ -1,4 +1,7 @@
-"""`tower pipeline|conflicts|plan|check`: the ranked pipeline, its collisions and its plan."""
+"""`tower pipeline|conflicts|plan|check`: the ranked pipeline, its collisions and its plan.
+
+Each reads stored state in a read-only transaction: none of them writes.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,12 @@ from typing import Any
 import click
 
 from tower.cli.context import AppContext
-from tower.cli.output import console, emit_json, emit_table, format_option
+from tower.cli.output import console, emit_json, emit_table, error_console, format_option
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus, Severity
-from tower.engine.analysis import PipelineAnalysis
 from tower.experiments import service as experiment_service
-from tower.pipeline import records
-from tower.pipeline.service import recheck
+from tower.pipeline import reads, records
+from tower.pipeline.service import PipelineView, view
 
 
 def today_option(function: Any) -> Any:
@@ -27,10 +29,19 @@ def today_option(function: Any) -> Any:
     )(function)
 
 
-def _analysis(app: AppContext, session: Any, today: datetime | None) -> PipelineAnalysis:
+def _view(app: AppContext, session: Any, today: datetime | None) -> PipelineView:
+    """The stored pipeline, or the registry analysed in memory as of `--today`."""
     day: date | None = None if today is None else today.date()
-    analysis, _ = recheck(session, app.policy, today=app.today(day))
-    return analysis
+    found = view(session, app.policy, today=day)
+    _tell_notes(found.notes)
+    return found
+
+
+def _tell_notes(notes: list[str]) -> None:
+    """What the reader should know about how current the data is (on standard error, so
+    `--format json` prints only JSON)."""
+    for note in notes:
+        error_console.print(f"note: {note}", markup=False, highlight=False)
 
 
 @click.command("pipeline")
@@ -39,8 +50,8 @@ def _analysis(app: AppContext, session: Any, today: datetime | None) -> Pipeline
 @click.pass_obj
 def pipeline_command(app: AppContext, today: datetime | None, output_format: str) -> None:
     """The ranked pipeline: every active test with its score and factors."""
-    with app.transaction() as session:
-        rows = records.pipeline_records(_analysis(app, session, today))
+    with app.read_transaction() as session:
+        rows = _view(app, session, today).pipeline_rows()
     if output_format == "json":
         emit_json(rows)
         return
@@ -71,9 +82,9 @@ def pipeline_command(app: AppContext, today: datetime | None, output_format: str
 def conflicts_command(
     app: AppContext, show_all: bool, today: datetime | None, output_format: str
 ) -> None:
-    """Unresolved blocking collisions (re-checked now); `--all` shows every collision."""
-    with app.transaction() as session:
-        _analysis(app, session, today)
+    """Unresolved blocking collisions; `--all` shows every collision."""
+    with app.read_transaction() as session:
+        _tell_notes(reads.standing(session, app.policy).notes())
         found = collision_service.list_collisions(
             session,
             statuses=() if show_all else [CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED],
@@ -116,8 +127,8 @@ def _print_collisions(rows: list[dict[str, Any]], empty: str) -> None:
 @click.pass_obj
 def plan_command(app: AppContext, today: datetime | None, output_format: str) -> None:
     """Requested and planned windows, in rank order, and why a test moved."""
-    with app.transaction() as session:
-        rows = records.plan_records(_analysis(app, session, today))
+    with app.read_transaction() as session:
+        rows = _view(app, session, today).plan_rows()
     if output_format == "json":
         emit_json(rows)
         return
@@ -143,10 +154,9 @@ def plan_command(app: AppContext, today: datetime | None, output_format: str) ->
 @click.pass_obj
 def check_command(app: AppContext, key: str, today: datetime | None, output_format: str) -> None:
     """One test's score, planned slot and collisions."""
-    with app.transaction() as session:
+    with app.read_transaction() as session:
         experiment = experiment_service.get_by_key(session, key)
-        analysis = _analysis(app, session, today)
-        record = records.check_record(analysis, experiment.key, experiment.title)
+        record = _view(app, session, today).check_row(experiment)
         found = [
             records.collision_record(c)
             for c in collision_service.list_collisions(session)

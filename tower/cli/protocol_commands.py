@@ -280,7 +280,7 @@ def prioritize_command(
 @click.pass_obj
 def gates_command(app: AppContext, key: str, output_format: str) -> None:
     """Show which approval gates test KEY passes now, and what to fix."""
-    with app.transaction() as session:
+    with app.read_transaction() as session:
         ctx = app.service_context()
         experiment = experiment_service.get_by_key(session, key)
         gates = [g.as_dict() for g in protocol.gates_for(session, ctx, experiment)]

@@ -11,11 +11,11 @@ import click
 from tower.audit import service as audit_service
 from tower.cli.context import AppContext
 from tower.cli.output import console, emit_json, emit_table, format_option
-from tower.collisions import flows
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_transfer import export_roadmap, import_roadmap
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
+from tower.pipeline.resync import recheck_all
 
 LIST_COLUMNS = ("key", "title", "team", "owner", "kind", "surfaces", "window", "traffic", "status")
 SYSTEM_ACTOR = "system"
@@ -39,9 +39,9 @@ def import_command(app: AppContext, path: Path, actor: str) -> None:
     """Import a roadmap CSV: all rows or none, and importing it again changes nothing."""
     with path.open(newline="", encoding="utf-8-sig") as stream, app.transaction() as session:
         report = import_roadmap(session, stream, policy=app.policy, actor=actor, source=str(path))
-        changes = flows.refresh(session, app.service_context())
+        changes = recheck_all(session, app.service_context())
     console.print(f"Imported {path}: {report.summary()}", markup=False, highlight=False)
-    opened, resolved = len(changes.opened) + len(changes.reopened), len(changes.resolved)
+    opened, resolved = changes.opened, changes.resolved
     if opened or resolved:
         console.print(
             f"Collisions: {opened} opened, {resolved} resolved (see `tower conflicts`)",
@@ -79,7 +79,7 @@ def list_command(
     app: AppContext, team: str | None, statuses: tuple[str, ...], output_format: str
 ) -> None:
     """List the portfolio: every registered test in window order."""
-    with app.transaction() as session:
+    with app.read_transaction() as session:
         experiments = experiment_service.list_experiments(
             session, team=team, statuses=[ExperimentStatus(s) for s in statuses]
         )
@@ -110,7 +110,7 @@ def _team_label(app: AppContext, key: str) -> str:
 @click.pass_obj
 def show_command(app: AppContext, key: str, output_format: str) -> None:
     """Show one test with its history."""
-    with app.transaction() as session:
+    with app.read_transaction() as session:
         experiment = experiment_service.get_by_key(session, key)
         record = experiment_record(experiment)
         history = [

@@ -1,4 +1,5 @@
-"""`tower worker` (the scheduler process) and `tower sweep` (every due job once)."""
+"""`tower worker` (the scheduler process), `tower sweep` (every due job once) and
+`tower resync` (the whole portfolio re-checked)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import click
 
 from tower.cli.context import AppContext
 from tower.cli.output import console
+from tower.pipeline.resync import resync
 from tower.worker import jobs
 from tower.worker.scheduler import Intervals, run_worker
 
@@ -28,7 +30,7 @@ def _show_notifications() -> None:
 )
 @click.pass_obj
 def sweep_command(app: AppContext, now: datetime | None) -> None:
-    """Run every due job once and exit: transitions, SLA reminders, digest, outbox."""
+    """Run every due job once and exit: resync, transitions, SLA reminders, digest, outbox."""
     if now is not None and now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     _show_notifications()
@@ -39,6 +41,14 @@ def sweep_command(app: AppContext, now: datetime | None) -> None:
         markup=False,
         highlight=False,
     )
+
+
+@click.command("resync")
+@click.pass_obj
+def resync_command(app: AppContext) -> None:
+    """Re-check the whole portfolio, write only what differs and announce new collisions."""
+    report = resync(app.session_factory, app.service_context())
+    console.print(f"Resync: {report.summary()}", markup=False, highlight=False)
 
 
 @click.command("worker")

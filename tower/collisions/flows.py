@@ -1,4 +1,4 @@
-"""Collision use cases with their side effects: re-check and announce, acknowledge, waive.
+"""Collision use cases with their side effects: reconcile and announce, acknowledge, waive.
 
 Each tells the people involved and drives the collision's SLA clocks in the caller's
 transaction.
@@ -6,34 +6,59 @@ transaction.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 from sqlalchemy.orm import Session
 
+from tower.collisions import alerts
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import Severity
 from tower.collisions.models import Collision
-from tower.collisions.service import SyncReport, format_ref
+from tower.collisions.service import DetailWriter, SyncReport, format_ref
 from tower.context import ServiceContext
+from tower.engine.findings import Finding
 from tower.outbox.service import enqueue
 from tower.sla import service as sla_service
 from tower.text import user_text
 
 
-def refresh(session: Session, ctx: ServiceContext) -> SyncReport:
-    """Re-check the whole portfolio and announce what changed: after every change to a test."""
-    from tower.pipeline.service import recheck
-
-    _, report = recheck(session, ctx.policy, today=ctx.today)
-    announce(session, ctx, report)
+def reconcile(
+    session: Session,
+    ctx: ServiceContext,
+    findings: Sequence[Finding],
+    *,
+    scope: Collection[str] | None,
+    details: DetailWriter,
+    batch: bool = False,
+) -> SyncReport:
+    """The one place collision records open, reopen and resolve: bring the records of the
+    tests in `scope` (None: all) in line with `findings`, and in the same transaction queue
+    the announcements of the blocking ones (`batch`: one summary per channel) and drive
+    their acknowledgement clocks."""
+    report = collision_service.match_records(session, findings, scope=scope, details=details)
+    _announce(session, ctx, report, batch=batch)
     return report
 
 
-def announce(session: Session, ctx: ServiceContext, report: SyncReport) -> None:
-    """Queue alerts for blocking collisions that opened or resolved, and drive their clocks."""
+def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batch: bool) -> None:
+    """Queue alerts (or summaries) for blocking collisions that opened or resolved, and
+    start or stop their clocks."""
     stamp = ctx.now.isoformat(timespec="seconds")
-    for record in [*report.opened, *report.reopened]:
-        if record.severity != Severity.BLOCKING:
-            continue
-        _tell(session, ctx, record, "collision_opened", _opened_text(record), stamp)
+    opened = [r for r in [*report.opened, *report.reopened] if r.severity == Severity.BLOCKING]
+    resolved = [r for r in report.resolved if r.severity == Severity.BLOCKING]
+    grouped, summarised = alerts.summaries(ctx.policy, opened, resolved, batch=batch)
+    for summary in grouped:
+        enqueue(
+            session,
+            kind=alerts.SUMMARY_KIND,
+            recipient=summary.recipient,
+            text=summary.text(),
+            at=ctx.now,
+            dedupe_key=summary.dedupe_key,
+            payload=summary.payload(),
+        )
+    for record in opened:
+        _tell(session, ctx, record, alerts.ALERT_KIND, _opened_text(record), stamp, skip=summarised)
         sla_service.handle_event(
             session,
             ctx.policy,
@@ -42,11 +67,18 @@ def announce(session: Session, ctx: ServiceContext, report: SyncReport) -> None:
             at=ctx.now,
             collision=record,
         )
-    for record in report.resolved:
-        if record.severity != Severity.BLOCKING:
-            continue
+    for record in resolved:
         text = f"Collision {format_ref(record)} ({' + '.join(_keys(record))}) no longer holds."
-        _tell(session, ctx, record, "collision_resolved", text, stamp, follows="replaces")
+        _tell(
+            session,
+            ctx,
+            record,
+            "collision_resolved",
+            text,
+            stamp,
+            follows="replaces",
+            skip=summarised,
+        )
         sla_service.handle_event(
             session,
             ctx.policy,
@@ -105,14 +137,7 @@ def request_waiver(session: Session, ctx: ServiceContext, ref: str, *, actor: st
 
 def recipients(ctx: ServiceContext, record: Collision) -> list[str]:
     """Each involved team's channel, then the tower channel, each once."""
-    found: list[str] = []
-    for team_key in record.details.get("teams", []):
-        team = ctx.policy.team(team_key)
-        if team is not None and team.channel and team.channel not in found:
-            found.append(team.channel)
-    if ctx.policy.tower_channel and ctx.policy.tower_channel not in found:
-        found.append(ctx.policy.tower_channel)
-    return found
+    return alerts.recipients(ctx.policy, record)
 
 
 def _tell(
@@ -124,14 +149,20 @@ def _tell(
     stamp: str,
     *,
     follows: str | None = None,
+    skip: Collection[str] = (),
 ) -> None:
-    """Queue `text` for every recipient; `follows` ("replaces" or "thread_of") ties it to the
-    alert that opened the collision, so Slack updates that message or answers in its thread."""
+    """Queue `text` for every recipient (but those in `skip`); `follows` ("replaces" or
+    "thread_of") ties it to the message that announced the collision, so Slack updates
+    that message or answers in its thread."""
     ref = format_ref(record)
-    payload: dict[str, object] = {"collision": ref, "keys": _keys(record)}
-    if follows is not None:
-        payload[follows] = {"kind": "collision_opened", "collision": ref}
+    payload: dict[str, object] = {"collision": ref, "collisions": [ref], "keys": _keys(record)}
+    if follows == "replaces":
+        payload[follows] = {"kind": alerts.ALERT_KIND, "collision": ref}
+    elif follows is not None:
+        payload[follows] = {"kinds": [alerts.ALERT_KIND, alerts.SUMMARY_KIND], "collisions": ref}
     for recipient in recipients(ctx, record):
+        if recipient in skip:
+            continue
         enqueue(
             session,
             kind=kind,

@@ -1,25 +1,26 @@
 """Collision records: opened, kept, reopened and resolved as the engine's findings change.
 
 A finding is matched to its record by fingerprint, so acknowledgements and waivers survive
-every re-check; a record whose clash no longer holds is resolved.
+every re-check; a record whose clash no longer holds is resolved. A change matches only the
+records of the tests it touched; a resync matches them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from tower.collisions.kinds import CollisionStatus, Severity
-from tower.collisions.models import Collision
+from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
+from tower.collisions.models import Collision, collision_experiments
 from tower.db import utcnow
-from tower.engine.analysis import PipelineAnalysis
 from tower.engine.findings import Finding
 from tower.errors import NotFoundError, TowerError
 from tower.experiments.models import Experiment
+from tower.experiments.spec import parse_key
 from tower.policy import Policy
 
 LIVE_STATUSES = (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED, CollisionStatus.WAIVED)
@@ -50,35 +51,55 @@ def keys_of(collision: Collision) -> list[str]:
     return keys
 
 
-def sync(session: Session, analysis: PipelineAnalysis) -> SyncReport:
-    """Make the records match the analysis's findings."""
+# Writes a finding's details: the teams of its tests and its fixes.
+DetailWriter = Callable[[Finding], dict[str, Any]]
+
+
+def match_records(
+    session: Session,
+    findings: Sequence[Finding],
+    *,
+    scope: Collection[str] | None,
+    details: DetailWriter,
+) -> SyncReport:
+    """Make the records about `scope` (test keys; None: the whole portfolio) match `findings`,
+    which must be every finding that involves a test in scope.
+
+    Only `tower.collisions.flows.reconcile` calls this: it announces what opened and
+    resolved in the same transaction, so no record is ever opened unannounced.
+    """
     now = utcnow()
     report = SyncReport()
-    records = {
-        record.fingerprint: record
-        for record in session.scalars(
-            select(Collision).options(selectinload(Collision.experiments))
-        )
-    }
-    numbers = {f.item.key: f.item.number for f in analysis.footprints.values()}
+    live = _live_records(session, scope)
+    found = {finding.fingerprint: finding for finding in findings}
+    missing = [fp for fp in found if fp not in live]
+    if scope is None:  # the whole portfolio: any resolved record may come back
+        resolved = select(Collision).where(Collision.status == CollisionStatus.RESOLVED)
+        known = {record.fingerprint: record for record in session.scalars(resolved)}
+    else:
+        known = _records_by_fingerprint(session, missing)
+    numbers = {parse_key(key) for fp in missing for key in found[fp].keys}
     experiments = {
         e.key: e
-        for e in session.scalars(
-            select(Experiment).where(Experiment.number.in_(list(numbers.values())))
-        )
+        for e in session.scalars(select(Experiment).where(Experiment.number.in_(list(numbers))))
     }
-    for finding in analysis.findings:
-        details = _details(finding, analysis)
-        record = records.pop(finding.fingerprint, None)
+    for fingerprint, finding in found.items():
+        record = live.pop(fingerprint, None) or known.get(fingerprint)
+        facts = details(finding)
         if record is None:
             record = Collision(
-                fingerprint=finding.fingerprint,
+                fingerprint=fingerprint,
                 kind=finding.kind,
+                severity=finding.severity,
                 status=CollisionStatus.OPEN,
+                agile_vs_bau=finding.agile_vs_bau,
+                explanation=finding.explanation,
+                details=facts,
                 experiments=[experiments[key] for key in finding.keys if key in experiments],
             )
             session.add(record)
             report.opened.append(record)
+            continue
         elif record.status == CollisionStatus.RESOLVED:
             # A clash that comes back is a new problem: earlier acknowledgements and waivers
             # were about the old one.
@@ -87,24 +108,64 @@ def sync(session: Session, analysis: PipelineAnalysis) -> SyncReport:
             report.reopened.append(record)
         else:
             report.kept.append(record)
-        record.severity = finding.severity
-        record.agile_vs_bau = finding.agile_vs_bau
-        record.explanation = finding.explanation
-        if record.details != details:
-            record.details = details
-    for record in records.values():
-        if record.status in LIVE_STATUSES:
-            record.status, record.resolved_at = CollisionStatus.RESOLVED, now
-            report.resolved.append(record)
+        _describe(record, finding, facts)
+    for record in live.values():
+        record.status, record.resolved_at = CollisionStatus.RESOLVED, now
+        report.resolved.append(record)
     session.flush()
     return report
 
 
-def _details(finding: Finding, analysis: PipelineAnalysis) -> dict[str, Any]:
-    teams = [analysis.footprints[key].item.spec.team for key in finding.keys]
+def _describe(record: Collision, finding: Finding, details: dict[str, Any]) -> None:
+    """Write the finding's facts into the record, touching only what differs."""
+    if record.severity != finding.severity:
+        record.severity = finding.severity
+    if record.agile_vs_bau != finding.agile_vs_bau:
+        record.agile_vs_bau = finding.agile_vs_bau
+    if record.explanation != finding.explanation:
+        record.explanation = finding.explanation
+    if record.details != details:
+        record.details = details
+
+
+def _live_records(session: Session, scope: Collection[str] | None) -> dict[str, Collision]:
+    """Open, acknowledged and waived records, of the tests in `scope` (None: all)."""
+    query = select(Collision).where(Collision.status.in_(LIVE_STATUSES))
+    if scope is not None:
+        numbers = [parse_key(key) for key in scope]
+        involved = (
+            select(collision_experiments.c.collision_id)
+            .join(Experiment, Experiment.id == collision_experiments.c.experiment_id)
+            .where(Experiment.number.in_(numbers))
+        )
+        query = query.where(Collision.id.in_(involved))
+    return {record.fingerprint: record for record in session.scalars(query)}
+
+
+def keys_in_live_records(
+    session: Session, keys: Collection[str], kinds: Collection[CollisionKind]
+) -> set[str]:
+    """Every test in a live record of one of `kinds` that involves one of `keys`."""
+    live = _live_records(session, keys)
+    return {key for record in live.values() if record.kind in kinds for key in keys_of(record)}
+
+
+def _records_by_fingerprint(session: Session, fingerprints: list[str]) -> dict[str, Collision]:
+    found: dict[str, Collision] = {}
+    for start in range(0, len(fingerprints), 500):
+        chunk = fingerprints[start : start + 500]
+        query = select(Collision).where(Collision.fingerprint.in_(chunk))
+        found.update((record.fingerprint, record) for record in session.scalars(query))
+    return found
+
+
+def finding_details(
+    finding: Finding, teams: Mapping[str, str], fixes: Sequence[str]
+) -> dict[str, Any]:
+    """What a record keeps of a finding besides its kind, severity and explanation."""
     return {
         "keys": list(finding.keys),
-        "teams": teams,
+        "teams": [teams[key] for key in finding.keys],
         "scope": finding.scope,
         "surfaces": list(finding.surfaces),
         "first_day": finding.first_day.isoformat(),
@@ -112,7 +173,7 @@ def _details(finding: Finding, analysis: PipelineAnalysis) -> dict[str, Any]:
         "days": finding.days,
         "people_per_week": finding.people_per_week,
         "affected": {key: round(share, 4) for key, share in finding.affected},
-        "fixes": list(analysis.fixes.get(finding.fingerprint, ())),
+        "fixes": list(fixes),
     }
 
 
@@ -128,6 +189,15 @@ def list_collisions(
         query = query.where(Collision.status.in_(list(statuses)))
     if severities:
         query = query.where(Collision.severity.in_(list(severities)))
+    return list(session.scalars(query))
+
+
+def by_refs(session: Session, refs: Collection[str]) -> list[Collision]:
+    """The collisions named `C-12` in `refs` (unknown ones left out), most urgent first."""
+    ids = [int(ref.removeprefix("C-")) for ref in refs if ref.removeprefix("C-").isdigit()]
+    query = (
+        select(Collision).where(Collision.id.in_(ids)).order_by(Collision.severity, Collision.id)
+    )
     return list(session.scalars(query))
 
 

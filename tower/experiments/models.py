@@ -57,6 +57,9 @@ class Experiment(Base):
     observed_lift: Mapped[float | None]
     result_note: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(default=1)
+    # Names the transaction that last changed the row (tower/pipeline/registry.py): with
+    # `version`, it tells a warm portfolio index which rows it holds out of date.
+    change_stamp: Mapped[str] = mapped_column(String(32), default="", server_default="")
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

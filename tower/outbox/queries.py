@@ -25,6 +25,14 @@ def list_messages(
     return list(session.scalars(query))
 
 
+def get_message(session: Session, message_id: int) -> OutboxMessage:
+    """The outbox message `message_id`; `NotFoundError` if there is none."""
+    message = session.get(OutboxMessage, message_id)
+    if message is None:
+        raise NotFoundError(f"no outbox message with id {message_id}")
+    return message
+
+
 def retry_failed(
     session: Session, ids: Collection[int] = (), *, now: datetime | None = None
 ) -> list[OutboxMessage]:

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus, Severity
 from tower.context import ServiceContext
-from tower.engine.analysis import PipelineAnalysis
 from tower.experiments import service as experiment_service
 from tower.experiments.spec import ExperimentStatus
 from tower.pipeline import records
+from tower.pipeline.service import PipelineView
 from tower.sla import service as sla_service
 from tower.sla.models import ClockState
 
@@ -42,9 +42,9 @@ class Overview:
 
 
 def overview_for(
-    session: Session, ctx: ServiceContext, analysis: PipelineAnalysis, user: str
+    session: Session, ctx: ServiceContext, pipeline: PipelineView, user: str
 ) -> Overview:
-    """The overview of `user`, from an analysis that has just re-checked collisions."""
+    """The overview of `user`, from stored state (reads only)."""
     teams = [team.key for team in ctx.policy.teams_of(user)]
     view = Overview(user, ctx.policy.is_manager(user), teams)
     mine = [
@@ -52,6 +52,7 @@ def overview_for(
         for e in experiment_service.list_experiments(session)
         if (e.owner == user or e.team in teams) and e.status not in FINISHED
     ]
+    ranks = pipeline.ranks()
     view.tests = [
         {
             "key": e.key,
@@ -59,7 +60,7 @@ def overview_for(
             "status": e.status.value,
             "start": e.start.isoformat(),
             "end": e.end.isoformat(),
-            "rank": analysis.rank_of(e.key),
+            "rank": ranks.get(e.key),
         }
         for e in mine
     ]
@@ -76,7 +77,7 @@ def overview_for(
         if c.subject.split(":")[0] in keys or c.team in teams
     ]
     if view.is_manager:
-        ranked = {row["key"]: row for row in records.pipeline_records(analysis)}
+        ranked = {row["key"]: row for row in pipeline.pipeline_rows()}
         view.approval_queue = sorted(
             (
                 ranked[e.key]

@@ -1,43 +1,86 @@
-"""Load the registry into the engine and keep collision records in step with it."""
+"""What every reader asks of the pipeline (the CLI, Slack, the App Home, the digest).
+
+`view` answers from the stored read model; asked about another day than the stored scores
+count from (`--today`), it analyses the registry in memory instead. Neither writes.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date
+from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tower.collisions import service as collision_service
-from tower.collisions.service import SyncReport
 from tower.engine.analysis import PipelineAnalysis, analyse
-from tower.engine.portfolio import PortfolioItem
 from tower.experiments.models import Experiment
+from tower.pipeline import reads, records
+from tower.pipeline.index import portfolio_items
 from tower.policy import Policy
 
 
-def portfolio_items(session: Session) -> list[PortfolioItem]:
-    """Every registered test as the engine's plain input, in key order."""
-    experiments = session.scalars(select(Experiment).order_by(Experiment.number))
-    return [
-        PortfolioItem(
-            key=experiment.key,
-            number=experiment.number,
-            status=experiment.status,
-            spec=experiment.spec(),
-            lever=experiment.lever,
-            deadline=experiment.deadline,
-        )
-        for experiment in experiments
-    ]
+class PipelineView(Protocol):
+    """Ranks, scores and the plan, however they were obtained."""
+
+    notes: list[str]
+
+    def pipeline_rows(self) -> list[dict[str, Any]]: ...
+
+    def plan_rows(self) -> list[dict[str, Any]]: ...
+
+    def check_row(self, experiment: Experiment) -> dict[str, Any]: ...
+
+    def ranks(self) -> dict[str, int]: ...
 
 
-def recheck(
-    session: Session, policy: Policy, *, today: date
-) -> tuple[PipelineAnalysis, SyncReport]:
-    """Rank, check and plan the registry, and bring the collision records up to date.
+@dataclass
+class StoredView:
+    """The read model as the last writes and the worker left it."""
 
-    Every change to a test is followed by a re-check: new clashes open, known ones keep
-    their acknowledgements and waivers, and those that no longer hold are resolved.
-    """
-    analysis = analyse(portfolio_items(session), policy, today=today)
-    return analysis, collision_service.sync(session, analysis)
+    session: Session
+    policy: Policy
+    notes: list[str] = field(default_factory=list)
+
+    def pipeline_rows(self) -> list[dict[str, Any]]:
+        kinds = {team.key: team.kind for team in self.policy.teams}
+        return reads.pipeline_rows(self.session, self.policy, kinds)
+
+    def plan_rows(self) -> list[dict[str, Any]]:
+        return reads.plan_rows(self.session)
+
+    def check_row(self, experiment: Experiment) -> dict[str, Any]:
+        return reads.check_row(self.session, experiment)
+
+    def ranks(self) -> dict[str, int]:
+        return reads.ranks(self.session)
+
+
+@dataclass
+class AnalysedView:
+    """The registry ranked and planned in memory, as of another day."""
+
+    analysis: PipelineAnalysis
+    notes: list[str] = field(default_factory=list)
+
+    def pipeline_rows(self) -> list[dict[str, Any]]:
+        return records.pipeline_records(self.analysis)
+
+    def plan_rows(self) -> list[dict[str, Any]]:
+        return records.plan_records(self.analysis)
+
+    def check_row(self, experiment: Experiment) -> dict[str, Any]:
+        return records.check_record(self.analysis, experiment.key, experiment.title)
+
+    def ranks(self) -> dict[str, int]:
+        return {key: p.rank for key, p in self.analysis.placements.items()}
+
+
+def view(session: Session, policy: Policy, *, today: date | None = None) -> PipelineView:
+    """The pipeline as stored, or analysed in memory as of `today` when that is another day
+    than the stored scores count from."""
+    standing = reads.standing(session, policy)
+    notes = standing.notes()
+    if today is not None and today != standing.scored_on:
+        analysis = analyse(portfolio_items(session), policy, today=today)
+        return AnalysedView(analysis, [n for n in notes if not n.startswith("planned as of")])
+    return StoredView(session, policy, notes)

@@ -2,8 +2,8 @@
 
 Every adapter (CLI, Slack, the worker) goes through these. Each one checks who acts, checks
 the move against the state machine and the gates, writes an audit event with before/after
-snapshots, drives the SLA clocks, re-checks collisions, and queues its notifications in the
-same transaction. Services never commit.
+snapshots, drives the SLA clocks, re-checks the collisions it touches, and queues its notifications
+in the same transaction. Services never commit.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from tower.audit import service as audit_service
 from tower.audit.models import AuditEvent
-from tower.collisions import flows
 from tower.collisions import service as collision_service
 from tower.context import ServiceContext
 from tower.errors import TowerError
@@ -33,6 +32,7 @@ from tower.experiments.spec import (
     validate_spec,
 )
 from tower.outbox.service import enqueue
+from tower.pipeline import flows as pipeline_flows
 from tower.protocol import notices, permissions
 from tower.protocol.gates import Gate, approval_gates, failing
 from tower.protocol.lifecycle import EDITABLE, Action, next_status
@@ -243,9 +243,7 @@ def approve(
             reason=f"approval {have} of {need}" + (f": {reason}" if reason else ""),
         )
         return Outcome(experiment, True, f"approval {have} of {need} recorded for {key}", gates)
-    # Gates just re-checked collisions, and approved tests occupy the pipeline as submitted
-    # ones do: no second re-check.
-    _move(session, ctx, experiment, Action.APPROVE, actor, reason, recheck_collisions=False)
+    _move(session, ctx, experiment, Action.APPROVE, actor, reason)
     text = notices.decision(experiment, "approved", actor, reason)
     _tell_owner(session, ctx, experiment, "decision", text)
     _update_request(session, ctx, experiment, text)
@@ -445,7 +443,7 @@ def edit(
                 dedupe_key=f"voided:{key}:v{experiment.version}:{recipient}",
                 payload={"key": key, "version": experiment.version},
             )
-    flows.refresh(session, ctx)
+    pipeline_flows.record_change(session, ctx, [experiment])
     if experiment.status == ExperimentStatus.SUBMITTED:
         # The managers' request shows this version's gates and buttons, in place.
         _request_approval(session, ctx, experiment)
@@ -480,7 +478,7 @@ def set_priority(
     audit_service.record(
         session, actor=actor, action="prioritize", experiment=experiment, before=before, after=after
     )
-    flows.refresh(session, ctx)
+    pipeline_flows.record_change(session, ctx, [experiment])
     return Outcome(
         experiment, True, f"{key}: lever {experiment.lever:g}, deadline {after['deadline']}"
     )
@@ -491,8 +489,7 @@ def _iso(day: date | None) -> str | None:
 
 
 def gates_for(session: Session, ctx: ServiceContext, experiment: Experiment) -> list[Gate]:
-    """The test's gates against collision records brought up to date first."""
-    flows.refresh(session, ctx)
+    """The test's gates against the collision records (every change keeps them current)."""
     collisions = collision_service.list_collisions(session)
     return approval_gates(experiment, ctx, collisions)
 
@@ -574,8 +571,6 @@ def _move(
     action: Action,
     actor: str,
     reason: str = "",
-    *,
-    recheck_collisions: bool = True,
 ) -> None:
     before = experiment_service.snapshot(experiment)
     experiment.status = next_status(experiment.key, experiment.status, action)
@@ -594,8 +589,7 @@ def _move(
         sla_service.handle_event(
             session, ctx.policy, ctx.calendar, event=event, at=ctx.now, experiment=experiment
         )
-    if recheck_collisions:
-        flows.refresh(session, ctx)
+    pipeline_flows.record_change(session, ctx, [experiment])
 
 
 def _flush(session: Session, experiment: Experiment) -> None:

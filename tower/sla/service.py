@@ -404,6 +404,7 @@ def clock_status(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> 
     return {
         "policy": clock.policy_key,
         "subject": clock.subject,
+        "collision": None if clock.collision_id is None else f"C-{clock.collision_id}",
         "team": clock.team,
         "cycle": clock.cycle,
         "state": clock.state.value,

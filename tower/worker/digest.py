@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus, Severity
 from tower.context import ServiceContext
-from tower.engine.analysis import analyse
-from tower.pipeline.service import portfolio_items
+from tower.experiments import service as experiment_service
+from tower.pipeline.service import view
 from tower.sla import service as sla_service
 from tower.sla.models import ClockState
 from tower.text import user_text
@@ -20,9 +20,8 @@ TOP = 5
 
 def digest_text(session: Session, ctx: ServiceContext) -> str:
     """Counts by state, the top of the ranked pipeline, open blockers and late promises."""
-    items = portfolio_items(session)
-    analysis = analyse(items, ctx.policy, today=ctx.today)
-    states = Counter(item.status.value for item in items)
+    states = Counter(e.status.value for e in experiment_service.list_experiments(session))
+    ranked = [row for row in view(session, ctx.policy).pipeline_rows() if row["rank"]]
     week = ctx.today.isocalendar()
     lines = [
         f"Tower weekly digest, week {week.week} of {week.year}: "
@@ -30,9 +29,9 @@ def digest_text(session: Session, ctx: ServiceContext) -> str:
     ]
     lines.append("Top of the pipeline:")
     lines += [
-        f"  {test.rank}. {test.item.key} {user_text(test.item.spec.title)} "
-        f"({test.item.spec.team}), score {test.score.value:.3g}"
-        for test in analysis.ranked[:TOP]
+        f"  {row['rank']}. {row['key']} {user_text(row['title'])} ({row['team']}), "
+        f"score {_figure(row['score'])}"
+        for row in ranked[:TOP]
     ]
     blockers = collision_service.list_collisions(
         session,
@@ -56,3 +55,7 @@ def digest_text(session: Session, ctx: ServiceContext) -> str:
         for clock in late
     ]
     return "\n".join(lines)
+
+
+def _figure(value: float | None) -> str:
+    return "∞" if value is None else f"{value:.3g}"

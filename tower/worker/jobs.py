@@ -5,6 +5,8 @@ once, never once per missed run.
   complete after their end date;
 - SLA sweep: warnings, breaches and escalations, each sent once;
 - weekly digest: once per ISO week, from Monday at opening time;
+- resync: the whole portfolio re-checked (at start, every 15 minutes), and the plan made
+  again whenever the registry or the policy moved on since the last one;
 - outbox dispatch: deliver what the others (and every user action) queued.
 """
 
@@ -19,12 +21,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tower.context import ServiceContext
+from tower.db import read_only
 from tower.errors import TowerError
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key
 from tower.outbox.dispatcher import DispatchReport, dispatch_due
 from tower.outbox.notifier import Notifier
 from tower.outbox.service import enqueue
+from tower.pipeline import reads
+from tower.pipeline.resync import ResyncReport, resync
 from tower.protocol import notices
 from tower.protocol import service as protocol
 from tower.sla import service as sla_service
@@ -42,13 +47,16 @@ class JobsReport:
     completed: list[str] = field(default_factory=list)
     sla_messages: int = 0
     digest: bool = False
+    resync: ResyncReport | None = None
     dispatch: DispatchReport = field(default_factory=DispatchReport)
 
     def summary(self) -> str:
         return (
             f"launched {len(self.launched)}, held back {len(self.held)}, completed "
             f"{len(self.completed)}, SLA notices {self.sla_messages}, digest "
-            f"{'queued' if self.digest else 'not due'}; outbox: {self.dispatch.summary()}"
+            f"{'queued' if self.digest else 'not due'}; "
+            f"resync: {self.resync.summary() if self.resync else 'not due'}; "
+            f"outbox: {self.dispatch.summary()}"
         )
 
 
@@ -123,6 +131,20 @@ def run_digest(factory: sessionmaker[Session], ctx: ServiceContext, report: Jobs
             report.digest = report.digest or queued is not None
 
 
+def run_resync(factory: sessionmaker[Session], ctx: ServiceContext, report: JobsReport) -> None:
+    """Re-check the whole portfolio; only differences are written and announced."""
+    report.resync = resync(factory, ctx)
+
+
+def run_replan(factory: sessionmaker[Session], ctx: ServiceContext, report: JobsReport) -> None:
+    """Resync when the plan lags the registry, the scores are from another day, or the
+    records were checked against another policy."""
+    with read_only(factory) as session:
+        standing = reads.standing(session, ctx.policy)
+    if standing.stale(ctx.today):
+        run_resync(factory, ctx, report)
+
+
 def run_dispatch(
     factory: sessionmaker[Session], ctx: ServiceContext, notifier: Notifier, report: JobsReport
 ) -> None:
@@ -134,6 +156,7 @@ def run_due_jobs(
 ) -> JobsReport:
     """Every job once, in an order that lets this pass deliver what it queued."""
     report = JobsReport()
+    run_resync(factory, ctx, report)
     run_transitions(factory, ctx, report)
     run_sla_sweep(factory, ctx, report)
     run_digest(factory, ctx, report)

@@ -41,6 +41,8 @@ class Intervals:
     dispatch: timedelta = timedelta(seconds=10)
     sla: timedelta = timedelta(minutes=1)
     transitions: timedelta = timedelta(minutes=5)
+    resync: timedelta = timedelta(minutes=15)
+    replan: timedelta = timedelta(minutes=1)
 
 
 @contextmanager
@@ -78,7 +80,7 @@ def build_scheduler(
     intervals: Intervals,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> BlockingScheduler:
-    """A scheduler with Tower's four jobs, each run with the time it runs at."""
+    """A scheduler with Tower's jobs, each run with the time it runs at."""
 
     def job(
         run: Callable[[ServiceContext, jobs.JobsReport], None], name: str
@@ -101,6 +103,8 @@ def build_scheduler(
     now = clock()
     opens = policy.calendar.working_hours[0]
     schedule = [
+        ("resync", lambda c, r: jobs.run_resync(factory, c, r), intervals.resync),
+        ("replan", lambda c, r: jobs.run_replan(factory, c, r), intervals.replan),
         ("transitions", lambda c, r: jobs.run_transitions(factory, c, r), intervals.transitions),
         ("sla", lambda c, r: jobs.run_sla_sweep(factory, c, r), intervals.sla),
         (

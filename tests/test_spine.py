@@ -1,0 +1,279 @@
+"""The spine: a change re-checks only what it touches, a read never writes, and every
+collision a resync opens is announced.
+
+- Incremental equals full: after any sequence of changes, each through the write path,
+  the live collision records are exactly what a full re-check of the registry finds.
+- Reads never write: every CLI read, with and without `--today`, leaves every table as it
+  was, even when the records are out of step with the policy in force.
+- The lost alert: tighten the policy, read, sweep: the new collisions are open, and each
+  open blocking one is named by an outbox message and has an acknowledgement clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, MetaData, select
+from sqlalchemy.orm import Session
+
+from tower.cli import main
+from tower.collisions.models import Collision
+from tower.collisions.service import LIVE_STATUSES
+from tower.context import ServiceContext
+from tower.engine.analysis import analyse
+from tower.experiments import service as experiment_service
+from tower.experiments.models import Experiment
+from tower.experiments.spec import ExperimentStatus
+from tower.pipeline import flows
+from tower.pipeline.index import portfolio_items
+from tower.pipeline.resync import recheck_all
+
+from .cli import succeeded, tower
+from .conftest import RETAIL_POLICY, RETAIL_PORTFOLIO
+from .test_engine_collisions import POLICY, portfolios
+
+TODAY = date(2027, 1, 4)
+CTX = ServiceContext.create(POLICY, datetime.combine(TODAY, time(12), tzinfo=UTC))
+
+# -- incremental equals full ------------------------------------------------------------
+
+
+def record_facts(session: Session) -> dict[str, tuple[Any, ...]]:
+    """What the live records say, by fingerprint (fixes aside: they cite the last plan)."""
+    query = select(Collision).where(Collision.status.in_(LIVE_STATUSES))
+    return {
+        record.fingerprint: (
+            record.kind,
+            record.severity,
+            record.explanation,
+            {name: value for name, value in record.details.items() if name != "fixes"},
+        )
+        for record in session.scalars(query)
+    }
+
+
+def full_facts(session: Session) -> dict[str, tuple[Any, ...]]:
+    """What a full re-check of the registry finds, in the records' terms."""
+    analysis = analyse(portfolio_items(session), POLICY, today=TODAY)
+    teams = {key: footprint.item.spec.team for key, footprint in analysis.footprints.items()}
+    facts = {}
+    for finding in analysis.findings:
+        details = {
+            "keys": list(finding.keys),
+            "teams": [teams[key] for key in finding.keys],
+            "scope": finding.scope,
+            "surfaces": list(finding.surfaces),
+            "first_day": finding.first_day.isoformat(),
+            "last_day": finding.last_day.isoformat(),
+            "days": finding.days,
+            "people_per_week": finding.people_per_week,
+            "affected": {key: round(share, 4) for key, share in finding.affected},
+        }
+        facts[finding.fingerprint] = (
+            finding.kind,
+            finding.severity,
+            finding.explanation,
+            details,
+        )
+    return facts
+
+
+CHANGES = st.sampled_from(["move", "stretch", "surface", "audience", "group", "leave", "back"])
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    portfolios(),
+    st.lists(st.tuples(st.integers(0, 7), CHANGES, st.integers(0, 30)), min_size=1, max_size=6),
+    st.booleans(),
+)
+def test_after_any_changes_the_records_equal_a_full_recheck(
+    session: Session, items: list[Any], changes: list[tuple[int, str, int]], checked: bool
+) -> None:
+    nested = session.begin_nested()
+    try:
+        rows = [
+            experiment_service.create(
+                session,
+                number=item.number,
+                spec=item.spec,
+                status=ExperimentStatus.SUBMITTED,
+                actor=item.spec.owner,
+            )
+            for item in sorted(items, key=lambda i: i.number)
+        ]
+        if checked:  # records start from a full check, or from nothing (a new database)
+            recheck_all(session, CTX)
+        for position, change, amount in changes:
+            experiment = rows[position % len(rows)]
+            _change(experiment, change, amount)
+            flows.record_change(session, CTX, [experiment])
+        if not checked:
+            recheck_all(session, CTX)  # the safety net, then more changes on top
+            for position, change, amount in changes:
+                experiment = rows[(position + 1) % len(rows)]
+                _change(experiment, change, amount + 3)
+                flows.record_change(session, CTX, [experiment])
+        assert record_facts(session) == full_facts(session)
+    finally:
+        nested.rollback()
+
+
+def _change(experiment: Experiment, change: str, amount: int) -> None:
+    spec = experiment.spec()
+    surfaces = sorted(POLICY.surface_paths)
+    segments = sorted(POLICY.segment_names)
+    if change == "move":
+        days = spec.end - spec.start
+        start = date.fromordinal(date(2027, 1, 1).toordinal() + amount % 20)
+        spec = replace(spec, start=start, end=start + days)
+    elif change == "stretch":
+        spec = replace(spec, end=spec.end + (spec.end - spec.start) * 0 + _days(amount % 9))
+    elif change == "surface":
+        spec = replace(spec, surfaces=(surfaces[amount % len(surfaces)],))
+    elif change == "audience":
+        spec = replace(spec, audiences=(segments[amount % len(segments)],), exclude_audiences=())
+    elif change == "group":
+        spec = replace(spec, exclusion_group=[None, "g", "h"][amount % 3])
+    elif change == "leave":
+        experiment.status = ExperimentStatus.WITHDRAWN
+        return
+    elif change == "back":
+        experiment.status = ExperimentStatus.SUBMITTED
+        return
+    experiment.apply(spec)
+
+
+def _days(count: int) -> Any:
+    from datetime import timedelta
+
+    return timedelta(days=count)
+
+
+# -- reads never write --------------------------------------------------------------------
+
+
+def table_contents(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, to compare before and after."""
+    metadata = MetaData()
+    metadata.reflect(engine)
+    with engine.connect() as connection:
+        return {
+            name: sorted(
+                (tuple(str(value) for value in row) for row in connection.execute(table.select())),
+            )
+            for name, table in metadata.tables.items()
+        }
+
+
+def with_policy(url: str, policy: Path, *args: str) -> Result:
+    env = {"DATABASE_URL": url, "TOWER_POLICY": str(policy)}
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+@pytest.fixture
+def tightened(tmp_path: Path) -> Path:
+    """The retail policy with at most one test on a surface at a time."""
+    data = yaml.safe_load(RETAIL_POLICY.read_text(encoding="utf-8"))
+    data["protocol"]["max_concurrent_per_surface"] = 1
+    path = tmp_path / "tight.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def imported(scratch_database_url: str) -> Iterator[str]:
+    succeeded(tower(scratch_database_url, "init"))
+    succeeded(tower(scratch_database_url, "import", str(RETAIL_PORTFOLIO), "--by", "U0TOWERMGR"))
+    yield scratch_database_url
+
+
+READS = [
+    ("list",),
+    ("show", "T-3"),
+    ("pipeline",),
+    ("conflicts",),
+    ("conflicts", "--all"),
+    ("plan",),
+    ("check", "T-38"),
+    ("gates", "T-38"),
+]
+
+
+def test_no_read_changes_a_row_even_when_records_are_older_than_the_policy(
+    imported: str, tightened: Path
+) -> None:
+    from tower.db import create_database_engine
+
+    engine = create_database_engine(imported)
+    try:
+        before = table_contents(engine)
+        for read in READS:
+            for extra in ((), ("--today", "2026-11-23")):
+                if extra and read[0] in ("list", "show", "gates"):
+                    continue
+                for policy in (RETAIL_POLICY, tightened):
+                    result = with_policy(imported, policy, *read, *extra)
+                    assert result.exit_code == 0, (read, result.output)
+        assert table_contents(engine) == before
+    finally:
+        engine.dispose()
+
+
+def test_a_read_with_records_older_than_the_policy_says_so_and_names_resync(
+    imported: str, tightened: Path
+) -> None:
+    result = with_policy(imported, tightened, "conflicts", "--format", "json")
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout)  # only JSON on standard output
+    assert "older policy" in result.stderr and "tower resync" in result.stderr
+
+
+# -- the lost alert -----------------------------------------------------------------------
+
+
+def test_tighten_read_sweep_every_new_blocking_collision_is_announced_and_timed(
+    imported: str, tightened: Path
+) -> None:
+    def conflicts() -> list[dict[str, Any]]:
+        result = with_policy(imported, tightened, "conflicts", "--format", "json")
+        assert result.exit_code == 0, result.output
+        rows: list[dict[str, Any]] = json.loads(result.stdout)
+        return rows
+
+    before = {row["id"] for row in conflicts()}
+    succeeded(with_policy(imported, tightened, "pipeline"))
+    assert {row["id"] for row in conflicts()} == before  # a read opened nothing
+    succeeded(with_policy(imported, tightened, "sweep", "--now", "2026-11-23T10:00:00Z"))
+
+    opened = [row for row in conflicts() if row["id"] not in before]
+    assert any(row["kind"] == "capacity" for row in opened), opened
+    outbox = json.loads(
+        succeeded(
+            with_policy(imported, tightened, "outbox", "list", "--all", "--format", "json")
+        ).stdout
+    )
+    named = {ref for message in outbox for ref in message.get("collisions", [])}
+    clocks = json.loads(
+        succeeded(with_policy(imported, tightened, "sla", "--format", "json")).stdout
+    )
+    timed = {clock.get("collision") for clock in clocks}
+    for row in conflicts():
+        assert row["status"] == "open" or row["id"] in before
+        if row["id"] not in before:
+            assert row["id"] in named, row
+            assert row["id"] in timed, row

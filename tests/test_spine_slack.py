@@ -1,0 +1,152 @@
+"""Grouped alerts in Slack: an import announces its collisions in one summary per channel,
+with the most urgent ones and their buttons; *Show all* lists every one; *Acknowledge* on a
+summary answers privately in that channel.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bot.ids import ActionId
+from tests.slack.harness import MANAGER, NOW, BotServer, call_view, running_bot, wait_for
+from tower.collisions.alerts import SUMMARY_KIND
+from tower.experiments.csv_transfer import import_roadmap
+from tower.pipeline.resync import recheck_all
+from tower.policy import Policy
+from tower.worker import jobs
+
+from .conftest import RETAIL_PORTFOLIO
+
+COLLISION_KINDS = {"collision_opened", SUMMARY_KIND}
+
+
+def kind_of(args: dict[str, Any]) -> str:
+    metadata = args.get("metadata") or {}
+    if isinstance(metadata, str):
+        import json
+
+        metadata = json.loads(metadata)
+    return str((metadata.get("event_payload") or {}).get("kind", ""))
+
+
+@pytest.fixture
+def imported_bot(scratch_database_url: str, retail_policy: Policy) -> Iterator[BotServer]:
+    with running_bot(scratch_database_url, retail_policy) as server:
+        with server.transaction() as session, RETAIL_PORTFOLIO.open() as stream:
+            import_roadmap(session, stream, policy=retail_policy, actor=MANAGER)
+            recheck_all(session, server.deps.context())  # as `tower import` does
+        yield server
+
+
+def sweep(bot: BotServer, minutes: int) -> None:
+    ctx = bot.deps.context().at(NOW + timedelta(minutes=minutes))
+    assert bot.deps.notifier is not None
+    jobs.run_due_jobs(bot.session_factory, ctx, bot.deps.notifier)
+
+
+def test_an_import_then_three_sweeps_post_one_collision_message_per_channel(
+    imported_bot: BotServer,
+) -> None:
+    for minutes in (1, 2, 3):
+        sweep(imported_bot, minutes)
+    posts = imported_bot.fake.calls_to("chat.postMessage")
+    about_collisions = [call for call in posts if kind_of(call.args) in COLLISION_KINDS]
+    per_channel = Counter(str(call.args["channel"]) for call in about_collisions)
+    assert per_channel, "the import opened blocking collisions: someone must hear of them"
+    assert max(per_channel.values()) == 1, per_channel
+    assert {kind_of(call.args) for call in about_collisions} == {SUMMARY_KIND}
+
+
+def test_a_summary_shows_counts_the_most_urgent_with_buttons_and_show_all(
+    imported_bot: BotServer,
+) -> None:
+    sweep(imported_bot, 1)
+    [tower] = [
+        call
+        for call in imported_bot.fake.calls_to("chat.postMessage")
+        if kind_of(call.args) == SUMMARY_KIND and call.args["channel"] == "C0TOWER"
+    ]
+    blocks = tower.args["blocks"]
+    if isinstance(blocks, str):
+        import json
+
+        blocks = json.loads(blocks)
+    assert len(blocks) <= 50
+    assert "collision(s) opened" in blocks[0]["text"]["text"]
+    actions = [b for b in blocks if b["type"] == "actions"]
+    labels = [[e["text"]["text"] for e in block["elements"]] for block in actions]
+    assert ["Acknowledge", "Move to next free slot", "Ask for a waiver"] in labels
+
+    # Acknowledge on the summary: answered privately, in the channel it was clicked in.
+    first = actions[0]["elements"][0]
+    reply = imported_bot.click(
+        ActionId.ACKNOWLEDGE.value, first["value"], user=MANAGER, channel="C0TOWER", ts="1.1"
+    )
+    assert reply.status == 200
+    ephemeral = wait_for(
+        lambda: imported_bot.fake.calls_to("chat.postEphemeral"), what="an ephemeral answer"
+    )
+    assert ephemeral[-1].args["channel"] == "C0TOWER"
+    assert "acknowledged" in str(ephemeral[-1].args["text"])
+
+
+def test_show_all_opens_a_modal_with_every_collision_a_summary_named(
+    imported_bot: BotServer,
+) -> None:
+    from sqlalchemy import select
+
+    from tower.collisions.models import Collision
+    from tower.outbox.service import enqueue
+
+    with imported_bot.transaction() as session:
+        refs = [f"C-{i}" for i in session.scalars(select(Collision.id).order_by(Collision.id))]
+        message = enqueue(
+            session,
+            kind=SUMMARY_KIND,
+            recipient="C0TOWER",
+            text="many",
+            dedupe_key="summary-under-test",
+            payload={"collisions": refs, "urgent": []},
+        )
+        assert message is not None
+        session.flush()
+        message_id = message.id
+    reply = imported_bot.click(
+        ActionId.SHOW_ALL_COLLISIONS.value,
+        str(message_id),
+        user=MANAGER,
+        channel="C0TOWER",
+        ts="1.1",
+    )
+    assert reply.status == 200
+    [opened] = wait_for(lambda: imported_bot.fake.calls_to("views.open"), what="views.open")
+    view = call_view(opened)
+    listed = "\n".join(block["text"]["text"] for block in view["blocks"])
+    assert len(view["blocks"]) <= 100
+    for ref in refs:
+        assert f"*{ref}*" in listed
+
+
+def test_a_summary_of_many_collisions_stays_within_50_blocks_and_offers_show_all() -> None:
+    from bot.views.messages import summary_blocks
+    from tower.outbox.notifier import Delivery
+
+    urgent = [{"collision": f"C-{n}", "keys": ["T-1", "T-2"], "line": "x"} for n in range(20)]
+    delivery = Delivery(
+        message_id=7,
+        dedupe_key="d",
+        kind=SUMMARY_KIND,
+        recipient="C0TOWER",
+        text="60 collision(s) opened: 60 blocking surface\nMost urgent: ...",
+        payload={"collisions": [f"C-{n}" for n in range(60)], "urgent": urgent},
+    )
+    blocks = summary_blocks(delivery)
+    assert len(blocks) <= 50
+    last_actions = [b for b in blocks if b["type"] == "actions"][-1]
+    [show_all] = last_actions["elements"]
+    assert (show_all["text"]["text"], show_all["value"]) == ("Show all 60", "7")

@@ -1,0 +1,134 @@
+"""Who hears of which collisions, and how: one alert per collision for a small change, one
+summary per channel for a batch.
+
+A change opening a few collisions alerts per collision. A batch (an import, a resync, or
+one transaction opening more than `GROUP_ABOVE` for one channel) posts one summary per
+channel instead: counts by kind and severity, then the most urgent collisions, each with
+its actions. Follow-ups about a collision go in the thread of whichever message
+announced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from tower.collisions.kinds import Severity
+from tower.collisions.models import Collision
+from tower.collisions.service import format_ref, keys_of
+from tower.policy import Policy
+
+GROUP_ABOVE = 3  # more opened collisions than this for one channel: one summary
+# A summary shows this many collisions with their buttons (two blocks each), and a
+# *Show all* for the rest: within Slack's 50 blocks with its header and counts.
+SUMMARY_SHOWN = 20
+SUMMARY_KIND = "collisions_summary"
+ALERT_KIND = "collision_opened"
+
+_SEVERITY_ORDER = {Severity.BLOCKING: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One channel's summary of a batch of opened and resolved collisions."""
+
+    recipient: str
+    opened: list[Collision]
+    resolved: list[Collision]
+
+    @property
+    def dedupe_key(self) -> str:
+        refs = ",".join(format_ref(r) for r in [*self.opened, *self.resolved])
+        digest = hashlib.sha256(refs.encode()).hexdigest()[:16]
+        return f"{SUMMARY_KIND}:{digest}:{self.recipient}"
+
+    def text(self) -> str:
+        """The plain-language summary (what the console shows, and Slack's fallback)."""
+        counts = Counter(f"{r.severity.value} {r.kind.value}" for r in self.opened)
+        parts = [f"{count} {what}" for what, count in sorted(counts.items())]
+        lines = [f"{len(self.opened)} collision(s) opened: {', '.join(parts) or 'none'}"]
+        if self.resolved:
+            lines[0] += f"; {len(self.resolved)} no longer hold"
+        shown = self.most_urgent()
+        if shown:
+            lines.append("Most urgent:")
+            lines += [f"{format_ref(r)}: {line_of(r)}" for r in shown]
+        rest = len(self.opened) - len(shown)
+        if rest > 0:
+            lines.append(f"and {rest} more (Show all)")
+        return "\n".join(lines)
+
+    def most_urgent(self) -> list[Collision]:
+        return sorted(self.opened, key=urgency)[:SUMMARY_SHOWN]
+
+    def payload(self) -> dict[str, object]:
+        return {
+            "collisions": [format_ref(r) for r in self.opened],
+            "resolved": [format_ref(r) for r in self.resolved],
+            "urgent": [
+                {"collision": format_ref(r), "keys": keys_of(r), "line": line_of(r)}
+                for r in self.most_urgent()
+            ],
+        }
+
+
+def urgency(record: Collision) -> tuple[int, str, str, int]:
+    """Blocking first, then the earliest first shared day, then kind, then age."""
+    first_day = str(record.details.get("first_day") or "")
+    return (_SEVERITY_ORDER[record.severity], first_day, record.kind.value, record.id)
+
+
+def line_of(record: Collision) -> str:
+    """One line naming a collision: severity, kind, tests and days."""
+    keys = " + ".join(keys_of(record))
+    days = f"{record.details.get('first_day')} to {record.details.get('last_day')}"
+    return f"{record.severity.value} {record.kind.value}, {keys}, {days}"
+
+
+def recipients(policy: Policy, record: Collision) -> list[str]:
+    """Each involved team's channel, then the tower channel, each once."""
+    found: list[str] = []
+    for team_key in record.details.get("teams", []):
+        team = policy.team(team_key)
+        if team is not None and team.channel and team.channel not in found:
+            found.append(team.channel)
+    if policy.tower_channel and policy.tower_channel not in found:
+        found.append(policy.tower_channel)
+    return found
+
+
+def summaries(
+    policy: Policy,
+    opened: Sequence[Collision],
+    resolved: Sequence[Collision],
+    *,
+    batch: bool,
+) -> tuple[list[Summary], set[str]]:
+    """The summaries to post, and the channels they speak to (which hear of no collision
+    in this batch one by one).
+
+    In a batch every channel gets a summary; otherwise only a channel with more than
+    `GROUP_ABOVE` opened collisions does, and the others get one alert per collision.
+    """
+    by_channel_opened = _by_channel(policy, opened)
+    by_channel_resolved = _by_channel(policy, resolved)
+    grouped = {
+        channel
+        for channel in [*by_channel_opened, *by_channel_resolved]
+        if batch or len(by_channel_opened.get(channel, ())) > GROUP_ABOVE
+    }
+    found = [
+        Summary(channel, by_channel_opened.get(channel, []), by_channel_resolved.get(channel, []))
+        for channel in sorted(grouped)
+    ]
+    return found, grouped
+
+
+def _by_channel(policy: Policy, records: Iterable[Collision]) -> dict[str, list[Collision]]:
+    found: dict[str, list[Collision]] = defaultdict(list)
+    for record in records:
+        for channel in recipients(policy, record):
+            found[channel].append(record)
+    return found

@@ -1,0 +1,136 @@
+"""The write path: a change re-checks what it touches; a resync re-checks everything.
+
+Every change to a test (registered, edited, prioritised, moved through the protocol, from
+the CLI, Slack or the worker) goes through `record_change` in the transaction that made
+it. The change bumps the registry's version, updates the warm index, checks the changed
+tests and the other members of the crowds they were or now are in, and matches only the
+records of those tests. Its scores are stored for the read model; the plan is made off the
+request path (`resync`, `replan`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from tower.collisions import flows as collision_flows
+from tower.collisions import service as collision_service
+from tower.collisions.kinds import CollisionKind
+from tower.collisions.service import DetailWriter, SyncReport, finding_details
+from tower.context import ServiceContext
+from tower.engine.findings import Finding
+from tower.engine.fixes import suggest_fixes
+from tower.engine.planner import Placement, Planner
+from tower.experiments.models import Experiment
+from tower.experiments.spec import ExperimentStatus
+from tower.pipeline import read_model, registry
+from tower.pipeline.index import PortfolioIndex, portfolio_item, warm_index
+
+# A crowd losing or gaining a member may be found again through its other members.
+CROWD_KINDS = frozenset({CollisionKind.CAPACITY, CollisionKind.CONTACT_CAP})
+
+
+def record_change(
+    session: Session, ctx: ServiceContext, experiments: Sequence[Experiment]
+) -> SyncReport:
+    """Re-check what `experiments` (changed in this transaction) touch, and announce it."""
+    session.flush()
+    index = warm_index(session, ctx.policy, ctx.today)
+    with index.lock:
+        row = registry.state(session, for_update=True)
+        index.catch_up(session, registry.mark_of(row))
+        mark = registry.bump(session, row)
+        index.rescore(row.scored_on or ctx.today)
+        for experiment in experiments:
+            index.put(portfolio_item(experiment))
+        index.remember(experiments, mark)
+        read_model.forget_on_rollback(session, index)
+        keys = [experiment.key for experiment in experiments]
+        scope, findings = touched(session, index, keys)
+        report = collision_flows.reconcile(
+            session, ctx, findings, scope=scope, details=detail_writer(session, index)
+        )
+        read_model.store_scores(session, index, experiments)
+        read_model.fill_missing_scores(session, index)
+    return report
+
+
+def touched(
+    session: Session, index: PortfolioIndex, keys: Collection[str]
+) -> tuple[set[str], list[Finding]]:
+    """The tests a change of `keys` can affect, and every finding that involves one of them.
+
+    The changed tests themselves, and the other members of the crowds (capacity, contact
+    caps) they were in or are now in: a crowd that loses a member may still be over its
+    limit without it, and a crowd that gains one replaces the smaller crowd it was.
+    """
+    found: dict[str, Finding] = {}
+
+    def check(key: str) -> None:
+        footprint = index.footprints.get(key)
+        if footprint is not None:
+            for finding in index.engine.check(footprint):
+                found.setdefault(finding.fingerprint, finding)
+
+    scope = set(keys)
+    for key in scope:
+        check(key)
+    members = collision_service.keys_in_live_records(session, scope, CROWD_KINDS)
+    members.update(k for f in found.values() if f.kind in CROWD_KINDS for k in f.keys)
+    for key in members - scope:
+        check(key)
+    scope |= members
+    return scope, list(found.values())
+
+
+def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
+    """Details of a finding from the warm index: teams, and fixes from the stored plan."""
+    teams = {key: footprint.item.spec.team for key, footprint in index.footprints.items()}
+    ranks = index.ranks()
+    placements = read_model.StoredPlacements(session, index.footprints)
+    segments = index.compiler.graph.segments
+
+    def details(finding: Finding) -> dict[str, object]:
+        fixes = suggest_fixes(
+            finding,
+            ranks=ranks,
+            placements=placements,
+            footprints=index.footprints,
+            segments=segments,
+        )
+        return finding_details(finding, teams, fixes)
+
+    return details
+
+
+def scores_day(session: Session, today: date) -> date:
+    """The day stored scores count urgency from (today when none are stored yet)."""
+    return registry.state(session).scored_on or today
+
+
+def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement | None:
+    """Where the plan would put test `key` now (None if it is not in the pipeline).
+
+    The planner places tests greedily in rank order, so a test's slot depends only on the
+    live tests and those ranked above it: planning just those answers at once, without
+    waiting for the next full plan. Reads only.
+    """
+    index = warm_index(session, ctx.policy, ctx.today)
+    with index.lock:
+        index.catch_up(session, registry.peek(session))
+        ranks = index.ranks()
+        if key not in ranks:
+            return None
+        limit = ranks[key]
+        order = sorted(
+            (
+                footprint
+                for k, footprint in index.footprints.items()
+                if ranks[k] <= limit or footprint.item.status == ExperimentStatus.LIVE
+            ),
+            key=lambda footprint: ranks[footprint.key],
+        )
+        placements = Planner(index.compiler).plan(order)
+    return next(p for p in placements if p.key == key)

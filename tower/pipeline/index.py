@@ -1,0 +1,172 @@
+"""A warm index of the portfolio: every test compiled against the policy, the collision
+engine over the active ones, and their scores, kept in step with the database.
+
+`tower serve` and `tower worker` hold one per database and policy (`warm_index`), so a
+change costs the checks of what it touches, not a reload. Before it is used for a write the
+index catches up: when the registry's mark differs from the one it saw, it reloads the tests
+whose (version, change stamp) differ, and drops those gone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tower.engine.detector import CollisionEngine
+from tower.engine.portfolio import ACTIVE_STATUSES, Compiler, Footprint, PortfolioItem
+from tower.engine.score import Score, ScoringError, score_item
+from tower.experiments.models import Experiment
+from tower.pipeline import registry
+from tower.pipeline.registry import RegistryMark
+from tower.policy import Policy
+
+
+def portfolio_item(experiment: Experiment) -> PortfolioItem:
+    """One test as the engine's plain input."""
+    return PortfolioItem(
+        key=experiment.key,
+        number=experiment.number,
+        status=experiment.status,
+        spec=experiment.spec(),
+        lever=experiment.lever,
+        deadline=experiment.deadline,
+    )
+
+
+def portfolio_items(session: Session, numbers: Iterable[int] | None = None) -> list[PortfolioItem]:
+    """Registered tests as the engine's plain input, in number order (all, or `numbers`)."""
+    query = select(Experiment).order_by(Experiment.number)
+    if numbers is not None:
+        query = query.where(Experiment.number.in_(list(numbers)))
+    return [portfolio_item(experiment) for experiment in session.scalars(query)]
+
+
+class PortfolioIndex:
+    """The registry compiled for the engine, as of `mark`; `lock` guards every change."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.compiler = Compiler(policy)
+        self.items: dict[int, PortfolioItem] = {}  # every registered test, by number
+        self.footprints: dict[str, Footprint] = {}  # the active ones, by key
+        self.scores: dict[str, Score | ScoringError] = {}  # the active ones, by key
+        self.scored_on: date | None = None
+        self.engine = CollisionEngine(self.compiler, ())
+        self.mark: RegistryMark | None = None
+        self.rows: dict[int, tuple[int, str]] = {}  # (version, change stamp) by number
+        self.lock = threading.RLock()
+
+    def catch_up(self, session: Session, mark: RegistryMark) -> None:
+        """Reload what changed since this index last matched the database."""
+        if mark == self.mark:
+            return
+        rows = registry.row_marks(session)
+        stale = [number for number, row in rows.items() if self.rows.get(number) != row]
+        gone = [number for number in self.rows if number not in rows]
+        for number in gone:
+            self._remove(number)
+        if len(stale) > len(rows) // 2 and len(stale) > 100:
+            self._rebuild(portfolio_items(session))
+        else:
+            for item in portfolio_items(session, stale):
+                self.put(item)
+        self.rows = rows
+        self.mark = mark
+
+    def put(self, item: PortfolioItem) -> None:
+        """The test as it now is: it joins, changes in, or leaves the active portfolio."""
+        self.items[item.number] = item
+        footprint = self.compiler.compile(item) if item.status in ACTIVE_STATUSES else None
+        if footprint is None:
+            self.footprints.pop(item.key, None)
+            self.scores.pop(item.key, None)
+        else:
+            self.footprints[item.key] = footprint
+            self.scores[item.key] = self._score(footprint)
+        self.engine.replace(item.key, footprint)
+
+    def remember(self, experiments: Iterable[Experiment], mark: RegistryMark) -> None:
+        """This process wrote `experiments` at `mark`: the index holds them as written."""
+        for experiment in experiments:
+            self.rows[experiment.number] = (experiment.version, experiment.change_stamp)
+        self.mark = mark
+
+    def forget(self) -> None:
+        """Whatever this index applied may not have committed: check every row next time."""
+        self.mark = None
+        self.rows = {number: (-1, "") for number in self.rows}
+
+    def rescore(self, today: date) -> None:
+        """Scores as of `today` (urgency counts from it)."""
+        if today != self.scored_on:
+            self.scored_on = today
+            self.scores = {key: self._score(f) for key, f in self.footprints.items()}
+
+    def ranks(self) -> dict[str, int]:
+        """Each scored test's rank (1 = first); unscored tests come after every ranked one."""
+        scored = [s for s in self.scores.values() if isinstance(s, Score)]
+        scored.sort(key=lambda s: (-s.value, -s.confidence, s.number))
+        ranks = {score.key: position for position, score in enumerate(scored, start=1)}
+        unscored = sorted(
+            (self.footprints[key].item.number, key)
+            for key, s in self.scores.items()
+            if not isinstance(s, Score)
+        )
+        for position, (_, key) in enumerate(unscored, start=len(ranks) + 1):
+            ranks[key] = position
+        return ranks
+
+    def _score(self, footprint: Footprint) -> Score | ScoringError:
+        today = self.scored_on or date.today()
+        try:
+            return score_item(footprint.item, footprint, self.compiler, today=today)
+        except ScoringError as error:
+            return error
+
+    def _remove(self, number: int) -> None:
+        item = self.items.pop(number, None)
+        self.rows.pop(number, None)
+        if item is not None:
+            self.footprints.pop(item.key, None)
+            self.scores.pop(item.key, None)
+            self.engine.replace(item.key, None)
+
+    def _rebuild(self, items: list[PortfolioItem]) -> None:
+        self.items = {item.number: item for item in items}
+        active = self.compiler.compile_active(items)
+        self.footprints = {f.key: f for f in active}
+        self.scores = {f.key: self._score(f) for f in active}
+        self.engine = CollisionEngine(self.compiler, active)
+        self.engine.prepare_checks()
+
+    @classmethod
+    def load(cls, session: Session, policy: Policy, today: date) -> PortfolioIndex:
+        """The whole registry, indexed now."""
+        index = cls(policy)
+        index.scored_on = today
+        mark = registry.peek(session)
+        index.rows = registry.row_marks(session)
+        index._rebuild(portfolio_items(session))
+        index.mark = mark
+        return index
+
+
+_warm: dict[tuple[str, str], PortfolioIndex] = {}
+_warm_lock = threading.Lock()
+
+
+def warm_index(session: Session, policy: Policy, today: date) -> PortfolioIndex:
+    """This process's index of the session's database under `policy` (loaded on first use;
+    the caller catches it up under its lock)."""
+    bind = session.get_bind()
+    url = bind.engine.url.render_as_string(hide_password=True)
+    key = (url, registry.policy_fingerprint(policy))
+    with _warm_lock:
+        index = _warm.get(key)
+        if index is None:
+            index = _warm[key] = PortfolioIndex.load(session, policy, today)
+    return index

@@ -1,0 +1,183 @@
+"""Writing the read model: scores as tests change, the plan and everything after a resync.
+
+Each writer touches only rows that differ, so an unchanged portfolio writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from tower.engine.analysis import PipelineAnalysis
+from tower.engine.planner import Placement
+from tower.engine.portfolio import Footprint
+from tower.engine.score import Score, ScoringError
+from tower.experiments.models import Experiment
+from tower.experiments.spec import format_key
+from tower.pipeline.index import PortfolioIndex
+from tower.pipeline.models import PipelineScore, PlanEntry
+
+_INDEXES = "tower.warm_indexes"  # session.info: indexes this transaction changed
+
+
+def forget_on_rollback(session: Session, index: PortfolioIndex) -> None:
+    """If this transaction rolls back, `index` holds changes that never happened."""
+    session.info.setdefault(_INDEXES, set()).add(index)
+
+
+@event.listens_for(Session, "after_rollback")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_indexes(session: Session, *_: Any) -> None:
+    for index in session.info.pop(_INDEXES, ()):
+        index.forget()
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_indexes(session: Session) -> None:
+    session.info.pop(_INDEXES, None)
+
+
+def score_values(score: Score | ScoringError | str) -> dict[str, Any]:
+    """The stored columns of one score, or of why it cannot be scored (value None)."""
+    if not isinstance(score, Score):
+        return {"value": None, "confidence": None, "problem": str(score), "detail": {}}
+    return {
+        "value": score.value,
+        "confidence": score.confidence,
+        "problem": None,
+        "detail": {"model": score.model, "factors": [f.as_dict() for f in score.factors]},
+    }
+
+
+def store_scores(
+    session: Session, index: PortfolioIndex, experiments: Iterable[Experiment]
+) -> None:
+    """The current scores of `experiments`; tests that left the pipeline lose theirs."""
+    for experiment in experiments:
+        score = index.scores.get(experiment.key)
+        _write_score(session, experiment.id, None if score is None else score_values(score))
+
+
+def fill_missing_scores(session: Session, index: PortfolioIndex) -> None:
+    """Score every active test the read model lacks (tests written before it existed, or
+    behind its back): the ranks it shows then cover the whole pipeline."""
+    stored = session.scalar(select(func.count()).select_from(PipelineScore)) or 0
+    if stored == len(index.scores):
+        return
+    have = set(session.scalars(select(PipelineScore.experiment_id)))
+    numbers = {footprint.item.number for footprint in index.footprints.values()}
+    query = select(Experiment).where(Experiment.number.in_(list(numbers)))
+    store_scores(session, index, [e for e in session.scalars(query) if e.id not in have])
+
+
+def store_analysis(session: Session, analysis: PipelineAnalysis) -> int:
+    """Every active test's score and the plan, from a full analysis; returns rows written."""
+    ids = {number: id_ for number, id_ in session.execute(select(Experiment.number, Experiment.id))}
+    wanted: dict[int, dict[str, Any]] = {}
+    for test in analysis.ranked:
+        wanted[ids[test.item.number]] = score_values(test.score)
+    for entry in analysis.unscored:
+        wanted[ids[entry.item.number]] = score_values(entry.problem)
+    written = _replace_rows(session, PipelineScore, wanted)
+    plan: dict[int, dict[str, Any]] = {}
+    for key, placement in analysis.placements.items():
+        number = analysis.footprints[key].item.number
+        plan[ids[number]] = {
+            "rank": placement.rank,
+            "planned_start": placement.planned_start,
+            "planned_end": placement.planned_end,
+            "explanation": placement.explanation,
+        }
+    return written + _replace_rows(session, PlanEntry, plan)
+
+
+def _write_score(session: Session, experiment_id: int, values: dict[str, Any] | None) -> None:
+    row = session.get(PipelineScore, experiment_id)
+    if values is None:
+        if row is not None:
+            session.delete(row)
+        return
+    if row is None:
+        session.add(PipelineScore(experiment_id=experiment_id, **values))
+        return
+    _update(row, values)
+
+
+_Row = TypeVar("_Row", PipelineScore, PlanEntry)
+
+
+def _replace_rows(session: Session, model: type[_Row], wanted: dict[int, Any]) -> int:
+    """Make `model`'s rows equal `wanted` (column values by experiment id): returns how many
+    rows were added, changed or removed."""
+    written = 0
+    existing = {row.experiment_id: row for row in session.scalars(select(model))}
+    for experiment_id, row in existing.items():
+        if experiment_id not in wanted:
+            session.delete(row)
+            written += 1
+    for experiment_id, values in wanted.items():
+        current = existing.get(experiment_id)
+        if current is None:
+            session.add(model(experiment_id=experiment_id, **values))
+            written += 1
+        elif _update(current, values):
+            written += 1
+    return written
+
+
+def _update(row: object, values: Mapping[str, Any]) -> bool:
+    changed = False
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            changed = True
+    return changed
+
+
+class StoredPlacements(Mapping[str, Placement]):
+    """The last plan's placement of a test, read when asked (what a change's fixes cite)."""
+
+    def __init__(self, session: Session, footprints: Mapping[str, Footprint]) -> None:
+        self.session = session
+        self.footprints = footprints
+        self._read: dict[str, Placement | None] = {}
+
+    def __getitem__(self, key: str) -> Placement:
+        if key not in self._read:
+            self._read[key] = self._load(key)
+        placement = self._read[key]
+        if placement is None:
+            raise KeyError(key)
+        return placement
+
+    def _load(self, key: str) -> Placement | None:
+        footprint = self.footprints.get(key)
+        if footprint is None:
+            return None
+        query = (
+            select(PlanEntry)
+            .join(Experiment, Experiment.id == PlanEntry.experiment_id)
+            .where(Experiment.number == footprint.item.number)
+        )
+        entry = self.session.scalar(query)
+        if entry is None:
+            return None
+        spec = footprint.item.spec
+        return Placement(
+            key=format_key(footprint.item.number),
+            rank=entry.rank,
+            requested_start=spec.start,
+            requested_end=spec.end,
+            planned_start=entry.planned_start,
+            planned_end=entry.planned_end,
+            reasons=(),
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0

@@ -1,0 +1,202 @@
+"""The read side: the ranked pipeline, the plan and one test's standing, from stored state.
+
+Nothing here computes collisions or writes: writes and the worker keep the read model
+current (`tower.pipeline.flows`, `tower.pipeline.resync`). `Standing` says how current it
+is, so a reader can tell people ("planned as of 10:42", "run `tower resync`").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tower.engine.portfolio import ACTIVE_STATUSES
+from tower.experiments.models import Experiment
+from tower.pipeline import registry
+from tower.pipeline.models import REGISTRY_STATE_ID, PipelineScore, PlanEntry, RegistryState
+from tower.policy import Policy
+
+
+@dataclass(frozen=True)
+class Standing:
+    """How current the stored records, scores and plan are."""
+
+    policy_changed: bool  # records were last fully checked against another policy
+    never_checked: bool  # no full check has run on this database yet
+    scored_on: date | None
+    planned_at: datetime | None
+    changes_since_plan: int
+
+    def stale(self, today: date) -> bool:
+        """Whether a resync has something to bring up to date."""
+        return (
+            self.policy_changed
+            or self.never_checked
+            or self.changes_since_plan > 0
+            or (self.scored_on is not None and self.scored_on != today)
+        )
+
+    def notes(self) -> list[str]:
+        """What a reader should know before trusting what it shows, in words."""
+        notes = []
+        if self.policy_changed:
+            notes.append(
+                "the collision records were checked against an older policy: run "
+                "`tower resync` (the worker does it within 15 minutes)"
+            )
+        elif self.never_checked:
+            notes.append("the portfolio was never fully checked: run `tower resync`")
+        if self.changes_since_plan and self.planned_at is not None:
+            notes.append(
+                f"planned as of {self.planned_at:%Y-%m-%d %H:%M} UTC, "
+                f"{self.changes_since_plan} change(s) ago"
+            )
+        return notes
+
+
+def standing(session: Session, policy: Policy) -> Standing:
+    row = session.get(RegistryState, REGISTRY_STATE_ID)
+    if row is None:
+        return Standing(False, False, None, None, 0)
+    fingerprint = registry.policy_fingerprint(policy)
+    planned = row.planned_version
+    return Standing(
+        policy_changed=row.checked_policy is not None and row.checked_policy != fingerprint,
+        never_checked=row.checked_policy is None and row.version > 0,
+        scored_on=row.scored_on,
+        planned_at=row.planned_at,
+        changes_since_plan=row.version - planned if planned is not None else 0,
+    )
+
+
+@dataclass(frozen=True)
+class StoredScore:
+    """One active test with its stored score (value None: it cannot be scored)."""
+
+    experiment: Experiment
+    value: float | None
+    confidence: float | None
+    problem: str | None
+    detail: dict[str, Any]
+
+    def sort_key(self) -> tuple[float, float, int]:
+        assert self.value is not None and self.confidence is not None
+        return (-self.value, -self.confidence, self.experiment.number)
+
+
+def ranked(session: Session) -> list[tuple[int, StoredScore]]:
+    """Active tests in rank order: scored ones first, then unscored by registration."""
+    query = (
+        select(Experiment, PipelineScore)
+        .join(PipelineScore, PipelineScore.experiment_id == Experiment.id)
+        .where(Experiment.status.in_(list(ACTIVE_STATUSES)))
+    )
+    stored = [
+        StoredScore(experiment, score.value, score.confidence, score.problem, score.detail)
+        for experiment, score in session.execute(query)
+    ]
+    scored = sorted((s for s in stored if s.value is not None), key=StoredScore.sort_key)
+    scored += sorted((s for s in stored if s.value is None), key=lambda s: s.experiment.number)
+    return list(enumerate(scored, start=1))
+
+
+def ranks(session: Session) -> dict[str, int]:
+    """Each active test's rank, by key."""
+    return {entry.experiment.key: position for position, entry in ranked(session)}
+
+
+def pipeline_rows(
+    session: Session, policy: Policy, team_kind: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The ranked pipeline in the JSON shape of `tower pipeline` (README)."""
+    rows = []
+    for position, entry in ranked(session):
+        experiment = entry.experiment
+        unscored = entry.value is None
+        rows.append(
+            {
+                "rank": None if unscored else position,
+                "key": experiment.key,
+                "title": experiment.title,
+                "team": experiment.team,
+                "team_kind": team_kind.get(experiment.team, "bau"),
+                "status": experiment.status.value,
+                "score": None if unscored else _finite(entry.value),
+                "model": entry.detail.get("model", policy.scoring.model),
+                "factors": entry.detail.get("factors", []),
+                "problem": entry.problem,
+            }
+        )
+    return rows
+
+
+def plan_rows(session: Session) -> list[dict[str, Any]]:
+    """The last plan, in rank order, in the JSON shape of `tower plan` (README)."""
+    query = (
+        select(Experiment, PlanEntry)
+        .join(PlanEntry, PlanEntry.experiment_id == Experiment.id)
+        .where(Experiment.status.in_(list(ACTIVE_STATUSES)))
+        .order_by(PlanEntry.rank)
+    )
+    return [placement_row(e, entry) for e, entry in session.execute(query)]
+
+
+def placement_row(experiment: Experiment, entry: PlanEntry) -> dict[str, Any]:
+    moved = 0 if entry.planned_start is None else (entry.planned_start - experiment.start).days
+    return {
+        "rank": entry.rank,
+        "key": experiment.key,
+        "title": experiment.title,
+        "requested_start": experiment.start.isoformat(),
+        "requested_end": experiment.end.isoformat(),
+        "planned_start": _iso(entry.planned_start),
+        "planned_end": _iso(entry.planned_end),
+        "moved_days": moved,
+        "explanation": entry.explanation,
+    }
+
+
+def check_row(session: Session, experiment: Experiment) -> dict[str, Any]:
+    """One test's rank, score, problem and placement, in the shape of `tower check`."""
+    rank, score, problem = None, None, None
+    for position, entry in ranked(session):
+        if entry.experiment.id == experiment.id:
+            if entry.value is None:
+                problem = entry.problem
+            else:
+                rank = position
+                score = {
+                    "key": experiment.key,
+                    "number": experiment.number,
+                    "model": entry.detail.get("model"),
+                    "value": _finite(entry.value),
+                    "confidence": entry.confidence,
+                    "factors": entry.detail.get("factors", []),
+                }
+            break
+    planned = session.get(PlanEntry, experiment.id)
+    placement = None
+    if planned is not None and experiment.status in ACTIVE_STATUSES:
+        placement = placement_row(experiment, planned)
+    return {
+        "key": experiment.key,
+        "title": experiment.title,
+        "rank": rank,
+        "score": score,
+        "problem": problem,
+        "placement": placement,
+    }
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()

@@ -1,0 +1,131 @@
+"""The registry's version: every transaction that changes a test bumps it, once.
+
+A transaction that changes a test gets a stamp (a random hex string): each test row it
+writes carries it (`Experiment.change_stamp`), and at commit `registry_state` takes version
++ 1 and that stamp. A process holding a warm index of the portfolio compares its mark
+(version, stamp) with the row's to know whether it lags, and the rows' (version,
+change_stamp) to know which tests to reload. Stamps are never reused, so a rolled-back
+change can never pass for a committed one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from tower.experiments.models import Experiment
+from tower.pipeline.models import REGISTRY_STATE_ID, RegistryState
+from tower.policy import Policy
+
+_STAMP = "tower.change_stamp"  # session.info: the stamp of this transaction's changes
+_BUMPED = "tower.registry_bumped"  # session.info: the state row already carries the stamp
+
+
+@dataclass(frozen=True)
+class RegistryMark:
+    """Which committed state of the registry a process has seen."""
+
+    version: int
+    stamp: str
+
+
+def policy_fingerprint(policy: Policy) -> str:
+    """A short digest of everything the policy says: equal policies, equal fingerprints."""
+    return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:32]
+
+
+def change_stamp(session: Session) -> str:
+    """The stamp of this transaction's changes to the registry (made on first use)."""
+    stamp: str = session.info.setdefault(_STAMP, uuid.uuid4().hex)
+    return stamp
+
+
+def state(session: Session, *, for_update: bool = False) -> RegistryState:
+    """The registry state row, made on first use; `for_update` serialises writers on it."""
+    query = select(RegistryState).where(RegistryState.id == REGISTRY_STATE_ID)
+    if for_update:
+        query = query.with_for_update()
+    row = session.scalar(query)
+    if row is None:
+        row = RegistryState(id=REGISTRY_STATE_ID, version=0, stamp="")
+        session.add(row)
+        session.flush()
+    return row
+
+
+def peek(session: Session) -> RegistryMark:
+    """The registry's mark, read without writing (a fresh database: version 0)."""
+    row = session.scalar(select(RegistryState).where(RegistryState.id == REGISTRY_STATE_ID))
+    return RegistryMark(0, "") if row is None else mark_of(row)
+
+
+def mark_of(row: RegistryState) -> RegistryMark:
+    return RegistryMark(row.version, row.stamp)
+
+
+def bump(session: Session, row: RegistryState) -> RegistryMark:
+    """Record that this transaction changed the registry (once per transaction)."""
+    stamp = change_stamp(session)
+    if session.info.get(_BUMPED) != stamp:
+        row.version += 1
+        row.stamp = stamp
+        session.info[_BUMPED] = stamp
+        session.flush()
+    return mark_of(row)
+
+
+def row_marks(session: Session) -> dict[int, tuple[int, str]]:
+    """Each test's (version, change stamp), by number: what a warm index compares."""
+    query = select(Experiment.number, Experiment.version, Experiment.change_stamp)
+    return {number: (version, stamp) for number, version, stamp in session.execute(query)}
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_changed_tests(session: Session, _context: Any, _instances: Any) -> None:
+    changed = [
+        obj
+        for obj in (*session.new, *session.dirty)
+        if isinstance(obj, Experiment) and (obj in session.new or session.is_modified(obj))
+    ]
+    if changed:
+        stamp = change_stamp(session)
+        for experiment in changed:
+            experiment.change_stamp = stamp
+
+
+@event.listens_for(Session, "before_commit")
+def _bump_on_commit(session: Session) -> None:
+    stamp = session.info.get(_STAMP)
+    if stamp is None or session.info.get(_BUMPED) == stamp:
+        return
+    session.flush()
+    changed = session.scalar(select(Experiment.id).where(Experiment.change_stamp == stamp).limit(1))
+    if changed is not None:
+        bump(session, state(session))
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_stamp(session: Session, *_: Any) -> None:
+    # After a rollback, even of a savepoint, changes get a new stamp: rows that were rolled
+    # back may have carried the old one.
+    session.info.pop(_STAMP, None)
+    session.info.pop(_BUMPED, None)
+
+
+__all__ = [
+    "RegistryMark",
+    "bump",
+    "change_stamp",
+    "mark_of",
+    "peek",
+    "policy_fingerprint",
+    "row_marks",
+    "state",
+]

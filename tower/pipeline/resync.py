@@ -1,0 +1,120 @@
+"""The safety net: re-check the whole portfolio and write only what differs.
+
+`tower resync`, the worker (at start, every 15 minutes, and when the policy changes) and
+`tower sweep` run it. It reads and computes outside any write transaction, then writes the
+differences (records, scores, plan) in one short one, announcing through the one place
+that opens collisions. If a change lands while it computes, it computes again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from tower.collisions import flows as collision_flows
+from tower.collisions.service import SyncReport, finding_details
+from tower.context import ServiceContext
+from tower.db import read_only
+from tower.engine.analysis import PipelineAnalysis, analyse
+from tower.engine.findings import Finding
+from tower.errors import TowerError
+from tower.pipeline import read_model, registry
+from tower.pipeline.index import portfolio_items
+
+ATTEMPTS = 3
+
+
+class ResyncBusy(TowerError):
+    """Changes kept landing while the portfolio was re-checked."""
+
+
+@dataclass
+class ResyncReport:
+    """What a full re-check changed."""
+
+    tests: int
+    findings: int
+    opened: int
+    resolved: int
+    rows_written: int
+    seconds: float
+    sync: SyncReport = field(repr=False)  # the records it opened, kept and resolved
+    analysis: PipelineAnalysis = field(repr=False)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.opened or self.resolved or self.rows_written)
+
+    def summary(self) -> str:
+        return (
+            f"re-checked {self.tests} tests ({self.findings} collisions) in "
+            f"{self.seconds:.1f} s: {self.opened} opened, {self.resolved} resolved, "
+            f"{self.rows_written} scores and plan rows written"
+        )
+
+
+def resync(factory: sessionmaker[Session], ctx: ServiceContext) -> ResyncReport:
+    """Re-check everything, then write the differences in one short transaction."""
+    started = time.perf_counter()
+    for _ in range(ATTEMPTS):
+        with read_only(factory) as session:
+            seen = registry.peek(session)
+            items = portfolio_items(session)
+        analysis = analyse(items, ctx.policy, today=ctx.today)
+        with factory.begin() as session:
+            row = registry.state(session, for_update=True)
+            if registry.mark_of(row) != seen:
+                continue  # a change landed meanwhile: compute again
+            return write_analysis(session, ctx, analysis, started)
+    raise ResyncBusy(f"the registry kept changing: {ATTEMPTS} re-checks were overtaken")
+
+
+def recheck_all(session: Session, ctx: ServiceContext) -> ResyncReport:
+    """Re-check everything inside the caller's transaction (an import changing much of the
+    portfolio scans it once rather than checking each test)."""
+    started = time.perf_counter()
+    session.flush()
+    analysis = analyse(portfolio_items(session), ctx.policy, today=ctx.today)
+    return write_analysis(session, ctx, analysis, started)
+
+
+def write_analysis(
+    session: Session, ctx: ServiceContext, analysis: PipelineAnalysis, started: float
+) -> ResyncReport:
+    """Records, scores and plan as the analysis says; the state row says what they match."""
+    teams = {key: footprint.item.spec.team for key, footprint in analysis.footprints.items()}
+
+    def details(finding: Finding) -> dict[str, Any]:
+        return finding_details(finding, teams, analysis.fixes.get(finding.fingerprint, ()))
+
+    sync: SyncReport = collision_flows.reconcile(
+        session, ctx, analysis.findings, scope=None, details=details, batch=True
+    )
+    written = read_model.store_analysis(session, analysis)
+    row = registry.state(session)
+    fingerprint = registry.policy_fingerprint(ctx.policy)
+    facts = {
+        "checked_policy": fingerprint,
+        "scored_on": ctx.today,
+        "planned_version": row.version,
+        "planned_on": ctx.today,
+    }
+    stale = {name: value for name, value in facts.items() if getattr(row, name) != value}
+    if stale or written or sync.opened or sync.reopened or sync.resolved:
+        for name, value in stale.items():
+            setattr(row, name, value)
+        row.checked_at = row.planned_at = ctx.now
+    session.flush()
+    return ResyncReport(
+        tests=len(analysis.footprints),
+        findings=len(analysis.findings),
+        opened=len(sync.opened) + len(sync.reopened),
+        resolved=len(sync.resolved),
+        rows_written=written,
+        seconds=time.perf_counter() - started,
+        sync=sync,
+        analysis=analysis,
+    )
