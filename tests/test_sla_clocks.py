@@ -22,7 +22,7 @@ from tower.collisions.models import Collision, CollisionKind, Severity
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
-from tower.outbox.models import OutboxMessage
+from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.policy import Policy
 from tower.policy.schema import SlaPolicy
 from tower.sla import notices
@@ -378,7 +378,14 @@ def test_a_sweep_after_a_long_downtime_sends_each_missed_reminder_once(
         f"sla:{clock.id}:escalate:1",
         f"sla:{clock.id}:escalate:2",
     ]
-    assert [m.recipient for m in messages(session)] == ["U0ANNA", "U0ANNA", "C0CHECKOUT", "C0TOWER"]
+    # The owner's two notices go out as one message; each stays on record, merged into it.
+    rows = messages(session)
+    assert [m.recipient for m in rows] == ["U0ANNA", "U0ANNA", "C0CHECKOUT", "C0TOWER", "U0ANNA"]
+    merged = rows[-1]
+    assert (merged.kind, merged.status) == ("sla_notices", MessageStatus.PENDING)
+    assert merged.text == f"{report.warnings[0].text}\n\n{report.breaches[0].text}"
+    assert [m.status for m in rows[:2]] == [MessageStatus.MERGED, MessageStatus.MERGED]
+    assert [m.status for m in rows[2:4]] == [MessageStatus.PENDING, MessageStatus.PENDING]
     assert report.warnings[0].text == (
         "Review of T-1 'Sticky basket' is 26.5 business hours overdue (it was due Tue 3 Mar "
         "17:30 Europe/London): this 75% reminder is late: all 17.0 business hours have gone."
@@ -388,7 +395,7 @@ def test_a_sweep_after_a_long_downtime_sends_each_missed_reminder_once(
 
     assert tower.sweep(late).queued == 0
     assert tower.sweep(london(2026, 3, 10, 10)).queued == 0
-    assert len(messages(session)) == 4
+    assert len(messages(session)) == 5
 
 
 def test_a_resumed_clock_fires_against_its_shifted_due_time(session: Session, tower: Tower) -> None:

@@ -277,3 +277,30 @@ def test_tighten_read_sweep_every_new_blocking_collision_is_announced_and_timed(
         if row["id"] not in before:
             assert row["id"] in named, row
             assert row["id"] in timed, row
+
+
+# -- a sweep in the past still delivers what is queued ------------------------------------
+
+
+def test_a_sweep_at_a_past_moment_delivers_every_queued_message_not_waiting_for_a_retry(
+    imported: str,
+) -> None:
+    from tower.db import create_database_engine, create_session_factory
+    from tower.outbox.service import enqueue
+
+    engine = create_database_engine(imported)
+    try:
+        with create_session_factory(engine).begin() as session:
+            for n in range(150):  # more than one dispatch round, queued "now"
+                enqueue(
+                    session,
+                    kind="note",
+                    recipient="C0TOWER",
+                    text=f"note {n}",
+                    dedupe_key=f"note:{n}",
+                )
+    finally:
+        engine.dispose()
+    succeeded(tower(imported, "sweep", "--now", "2026-11-23T10:00:00Z"))
+    pending = json.loads(succeeded(tower(imported, "outbox", "list", "--format", "json")).stdout)
+    assert pending == []

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tower.outbox.models import MessageStatus, OutboxMessage
@@ -57,6 +57,15 @@ class DispatchReport:
     @property
     def attempted(self) -> int:
         return self.sent + self.retried + self.rate_limited + self.dead_lettered
+
+    def plus(self, other: DispatchReport) -> DispatchReport:
+        """Both runs' counts together."""
+        return DispatchReport(
+            self.sent + other.sent,
+            self.retried + other.retried,
+            self.rate_limited + other.rate_limited,
+            self.dead_lettered + other.dead_lettered,
+        )
 
     def summary(self) -> str:
         return (
@@ -97,8 +106,12 @@ def dispatch_due(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     base_delay: timedelta = DEFAULT_BASE_DELAY,
     max_delay: timedelta = DEFAULT_MAX_DELAY,
+    unsent_too: bool = False,
 ) -> DispatchReport:
     """Send up to `limit` pending messages due at `now` (oldest due first), one transaction each.
+
+    `unsent_too`: also messages never tried yet, whatever their due time (a sweep reasoning
+    at a past moment still delivers what real changes queued since).
 
     Each message is tried at most once per run. Errors from the notifier never escape;
     database errors and `BaseException`s (a shutdown) do, leaving the current message pending.
@@ -113,7 +126,7 @@ def dispatch_due(
     paused_recipients: set[str] = set()
     while len(tried) < limit:
         with session_factory.begin() as session:
-            message = _claim_next(session, now, tried, paused_recipients)
+            message = _claim_next(session, now, tried, paused_recipients, unsent_too)
             if message is None:
                 break
             tried.add(message.id)
@@ -129,12 +142,19 @@ def dispatch_due(
 
 
 def _claim_next(
-    session: Session, now: datetime, tried: Collection[int], paused_recipients: Collection[str]
+    session: Session,
+    now: datetime,
+    tried: Collection[int],
+    paused_recipients: Collection[str],
+    unsent_too: bool = False,
 ) -> OutboxMessage | None:
     """Lock the next due message no other dispatcher holds (PostgreSQL), or None."""
+    due = OutboxMessage.next_attempt_at <= now
+    if unsent_too:  # never tried and never told to wait: not waiting for a retry
+        due = or_(due, and_(OutboxMessage.attempts == 0, OutboxMessage.last_error.is_(None)))
     query = (
         select(OutboxMessage)
-        .where(OutboxMessage.status == MessageStatus.PENDING, OutboxMessage.next_attempt_at <= now)
+        .where(OutboxMessage.status == MessageStatus.PENDING, due)
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(1)
         .with_for_update(skip_locked=True)

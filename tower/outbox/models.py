@@ -16,6 +16,7 @@ class MessageStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"  # dead-lettered after the last attempt; `tower outbox retry` re-queues
+    MERGED = "merged"  # delivered as part of another message (`payload.merged_into`)
 
 
 class OutboxMessage(Base):

@@ -13,6 +13,8 @@ Services take a session and never commit.
 
 from __future__ import annotations
 
+import hashlib
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +27,7 @@ from sqlalchemy.orm import Session
 from tower.collisions.models import Collision
 from tower.experiments.models import Experiment
 from tower.outbox import service as outbox_service
-from tower.outbox.models import OutboxMessage
+from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.policy import Policy
 from tower.policy.schema import EscalationStep, SlaPolicy
 from tower.sla import notices
@@ -235,7 +237,38 @@ def sweep(
         if sla is not None:
             _sweep_clock(session, clock, sla, policy, calendar, moment, report)
     session.flush()
+    _merge_per_recipient(session, report, moment)
     return report
+
+
+def _merge_per_recipient(session: Session, report: SweepReport, now: datetime) -> None:
+    """One message per recipient: when a sweep queued several notices for one person or
+    channel, they go out together; each notice's row stays as its record (`merged`)."""
+    by_recipient: dict[str, list[OutboxMessage]] = defaultdict(list)
+    for message in [*report.warnings, *report.breaches, *report.escalations]:
+        by_recipient[message.recipient].append(message)
+    for recipient, messages in by_recipient.items():
+        if len(messages) < 2:
+            continue
+        messages.sort(key=lambda m: m.id)
+        keys = ",".join(m.dedupe_key for m in messages)
+        digest = hashlib.sha256(keys.encode()).hexdigest()[:16]
+        merged = outbox_service.enqueue(
+            session,
+            kind="sla_notices",
+            recipient=recipient,
+            text="\n\n".join(m.text for m in messages),
+            at=now,
+            dedupe_key=f"sla-notices:{digest}:{recipient}",
+            payload={"notices": [m.id for m in messages], "kinds": [m.kind for m in messages]},
+        )
+        if merged is None:
+            continue
+        session.flush()
+        for message in messages:
+            message.status = MessageStatus.MERGED
+            message.payload = {**message.payload, "merged_into": merged.id}
+    session.flush()
 
 
 def _sweep_clock(

@@ -37,6 +37,8 @@ from tower.worker.digest import digest_text
 
 logger = logging.getLogger("tower.worker")
 
+MAX_DISPATCH_ROUNDS = 1000  # a sweep stops delivering after this many rounds of 100
+
 
 @dataclass
 class JobsReport:
@@ -151,6 +153,20 @@ def run_dispatch(
     report.dispatch = dispatch_due(factory, notifier, now=ctx.now)
 
 
+def deliver_everything(
+    factory: sessionmaker[Session], ctx: ServiceContext, notifier: Notifier, report: JobsReport
+) -> None:
+    """Deliver every queued message not waiting for a retry, in rounds of a hundred (what a
+    one-shot sweep does, whatever moment it reasons at)."""
+    total = DispatchReport()
+    for _ in range(MAX_DISPATCH_ROUNDS):
+        round_ = dispatch_due(factory, notifier, now=ctx.now, unsent_too=True)
+        total = total.plus(round_)
+        if not round_.sent:
+            break
+    report.dispatch = total
+
+
 def run_due_jobs(
     factory: sessionmaker[Session], ctx: ServiceContext, notifier: Notifier
 ) -> JobsReport:
@@ -160,5 +176,5 @@ def run_due_jobs(
     run_transitions(factory, ctx, report)
     run_sla_sweep(factory, ctx, report)
     run_digest(factory, ctx, report)
-    run_dispatch(factory, ctx, notifier, report)
+    deliver_everything(factory, ctx, notifier, report)
     return report
