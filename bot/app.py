@@ -63,12 +63,17 @@ class BotDeps:
         """Whether this process is sending queued messages right now."""
         return self._delivering.locked()
 
-    def deliver_now(self) -> None:
-        """Send what the last change queued; failures stay queued for the worker."""
+    def deliver_now(self, *, first: int | None = None) -> None:
+        """Send what the last change queued (outbox message `first` before any backlog);
+        failures stay queued for the worker."""
         if self.notifier is None:
             return
         try:
             with self._delivering:
+                if first is not None:
+                    dispatch_due(
+                        self.session_factory, self.notifier, now=self.clock(), only=[first]
+                    )
                 dispatch_due(self.session_factory, self.notifier, now=self.clock())
         except Exception:  # the worker will deliver it; the user's action already stands
             logger.exception("immediate delivery failed; the worker will retry")

@@ -150,3 +150,34 @@ def test_a_summary_of_many_collisions_stays_within_50_blocks_and_offers_show_all
     last_actions = [b for b in blocks if b["type"] == "actions"][-1]
     [show_all] = last_actions["elements"]
     assert (show_all["text"]["text"], show_all["value"]) == ("Show all 60", "7")
+
+
+def test_a_registrants_dm_goes_out_before_hundreds_of_queued_messages(
+    scratch_database_url: str, small_policy: Policy
+) -> None:
+    from tests.slack.harness import OWNER, valid_answers
+    from tower.outbox.service import enqueue
+
+    with running_bot(scratch_database_url, small_policy) as bot:
+        with bot.transaction() as session:
+            for n in range(300):
+                enqueue(
+                    session,
+                    kind="note",
+                    recipient="C0BACKLOG",
+                    text=f"backlog {n}",
+                    dedupe_key=f"backlog:{n}",
+                    at=NOW,
+                )
+        reply = bot.register(valid_answers(), user=OWNER)
+        assert (reply.status, reply.body) == (200, b"")  # the modal closes at once
+        dm_channel = "D" + OWNER[1:]
+        wait_for(
+            lambda: [
+                c for c in bot.fake.calls_to("chat.postMessage") if c.args["channel"] == dm_channel
+            ],
+            what="the registration DM",
+        )
+        posts = [c.args["channel"] for c in bot.fake.calls_to("chat.postMessage")]
+        assert posts.index(dm_channel) == 0, posts[:5]  # first out, ahead of the backlog
+        wait_for(lambda: not bot.deps.delivering, what="delivery ends", timeout=30)

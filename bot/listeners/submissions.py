@@ -29,6 +29,7 @@ from tower.outbox.service import enqueue
 from tower.pipeline import flows as pipeline_flows
 from tower.pipeline.service import view
 from tower.policy import Policy
+from tower.protocol import permissions
 from tower.protocol import service as protocol
 from tower.protocol.permissions import PermissionDenied
 from tower.text import user_text
@@ -88,17 +89,21 @@ def register(app: App, deps: BotDeps) -> None:
             ack(response_action="errors", errors=problems)
             return
         try:
-            with deps.transaction() as (session, ctx):
-                outcome = protocol.register(session, ctx, spec, actor=actor)
-                _queue_summary(session, ctx, outcome.experiment.key, actor)
+            permissions.require_may_register(deps.policy, actor, spec.team)
         except PermissionDenied as denied:
             ack(response_action="errors", errors={BlockId.TEAM.value: str(denied)})
             return
+        ack()  # the form is valid: it closes at once, and the work goes on after
+        try:
+            with deps.transaction() as (session, ctx):
+                outcome = protocol.register(session, ctx, spec, actor=actor)
+                dm = _queue_summary(session, ctx, outcome.experiment.key, actor)
         except TowerError as error:
-            ack(response_action="errors", errors={BlockId.TITLE.value: str(error)})
+            tell_privately(
+                client, {"user": {"id": actor}}, f"Your test was not registered: {error}"
+            )
             return
-        ack()
-        deps.deliver_now()
+        deps.deliver_now(first=dm)
 
     @app.view(CallbackId.EDIT.value)
     def on_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
@@ -153,8 +158,9 @@ def register(app: App, deps: BotDeps) -> None:
         deps.deliver_now()
 
 
-def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -> None:
-    """DM the registrant the test's score, rank, collisions and next free slot."""
+def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -> int | None:
+    """DM the registrant the test's score, rank, collisions and next free slot; the id of
+    the message (None if it was queued already)."""
     pipeline = view(session, ctx.policy)
     experiment = experiment_service.get_by_key(session, key)
     check = pipeline.check_row(experiment)
@@ -164,17 +170,13 @@ def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -
         lines.append(f"Rank {check['rank']} of {ranked}, score {check['score']['value']:.3g}.")
     elif check["problem"]:
         lines.append(f"Not ranked: {check['problem']}")
-    collisions = [
-        c
-        for c in collision_service.list_collisions(session, statuses=[CollisionStatus.OPEN])
-        if key in collision_service.keys_of(c)
-    ]
+    collisions = collision_service.records_involving(session, key, [CollisionStatus.OPEN])
     lines += [f"Collision {collision_service.format_ref(c)}: {c.explanation}" for c in collisions]
     placement = pipeline_flows.placement_now(session, ctx, key)
     if placement is not None and placement.moved_days:
         slot = f"{placement.planned_start} to {placement.planned_end}"
         lines.append(f"Next free slot: {slot} ({placement.explanation}).")
-    enqueue(
+    message = enqueue(
         session,
         kind="registered",
         recipient=user,
@@ -183,3 +185,7 @@ def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -
         dedupe_key=f"registered:{key}:{user}",
         payload={"key": key},
     )
+    if message is None:
+        return None
+    session.flush()
+    return message.id

@@ -128,9 +128,14 @@ def _describe(record: Collision, finding: Finding, details: dict[str, Any]) -> N
         record.details = details
 
 
-def _live_records(session: Session, scope: Collection[str] | None) -> dict[str, Collision]:
-    """Open, acknowledged and waived records, of the tests in `scope` (None: all)."""
-    query = select(Collision).where(Collision.status.in_(LIVE_STATUSES))
+def _live_records(
+    session: Session,
+    scope: Collection[str] | None,
+    statuses: Collection[CollisionStatus] = LIVE_STATUSES,
+) -> dict[str, Collision]:
+    """Open, acknowledged and waived records (or `statuses`), of the tests in `scope`
+    (None: all)."""
+    query = select(Collision).where(Collision.status.in_(list(statuses)))
     if scope is not None:
         numbers = [parse_key(key) for key in scope]
         involved = (
@@ -140,6 +145,13 @@ def _live_records(session: Session, scope: Collection[str] | None) -> dict[str, 
         )
         query = query.where(Collision.id.in_(involved))
     return {record.fingerprint: record for record in session.scalars(query)}
+
+
+def records_involving(
+    session: Session, key: str, statuses: Collection[CollisionStatus] = LIVE_STATUSES
+) -> list[Collision]:
+    """The records of test `key` in `statuses`, in the order they were found."""
+    return sorted((r for r in _live_records(session, [key], statuses).values()), key=lambda r: r.id)
 
 
 def keys_in_live_records(

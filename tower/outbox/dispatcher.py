@@ -107,11 +107,13 @@ def dispatch_due(
     base_delay: timedelta = DEFAULT_BASE_DELAY,
     max_delay: timedelta = DEFAULT_MAX_DELAY,
     unsent_too: bool = False,
+    only: Collection[int] | None = None,
 ) -> DispatchReport:
     """Send up to `limit` pending messages due at `now` (oldest due first), one transaction each.
 
     `unsent_too`: also messages never tried yet, whatever their due time (a sweep reasoning
-    at a past moment still delivers what real changes queued since).
+    at a past moment still delivers what real changes queued since). `only`: just these
+    messages (a registrant's DM goes out before any backlog).
 
     Each message is tried at most once per run. Errors from the notifier never escape;
     database errors and `BaseException`s (a shutdown) do, leaving the current message pending.
@@ -126,7 +128,7 @@ def dispatch_due(
     paused_recipients: set[str] = set()
     while len(tried) < limit:
         with session_factory.begin() as session:
-            message = _claim_next(session, now, tried, paused_recipients, unsent_too)
+            message = _claim_next(session, now, tried, paused_recipients, unsent_too, only)
             if message is None:
                 break
             tried.add(message.id)
@@ -147,6 +149,7 @@ def _claim_next(
     tried: Collection[int],
     paused_recipients: Collection[str],
     unsent_too: bool = False,
+    only: Collection[int] | None = None,
 ) -> OutboxMessage | None:
     """Lock the next due message no other dispatcher holds (PostgreSQL), or None."""
     due = OutboxMessage.next_attempt_at <= now
@@ -159,6 +162,8 @@ def _claim_next(
         .limit(1)
         .with_for_update(skip_locked=True)
     )
+    if only is not None:
+        query = query.where(OutboxMessage.id.in_(list(only)))
     if tried:
         query = query.where(OutboxMessage.id.not_in(list(tried)))
     if paused_recipients:

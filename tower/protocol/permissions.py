@@ -11,6 +11,14 @@ class PermissionDenied(TowerError):
     """The actor may not take this action; adapters audit the attempt."""
 
 
+def require_may_register(policy: Policy, user: str, team_key: str) -> None:
+    """Members register tests for their own team; managers for any team."""
+    if not policy.is_manager(user) and not is_member_of(policy, user, team_key):
+        raise PermissionDenied(
+            f"{user} is not a member of team {team_key!r}: register tests for your own team"
+        )
+
+
 def is_member_of(policy: Policy, user: str, team_key: str) -> bool:
     team = policy.team(team_key)
     return team is not None and user in team.members

@@ -137,11 +137,7 @@ def approvers(session: Session, experiment: Experiment) -> list[str]:
 
 def register(session: Session, ctx: ServiceContext, spec: ExperimentSpec, *, actor: str) -> Outcome:
     """Register a new test and submit it at once (what `/tower register` does)."""
-    team = ctx.policy.team(spec.team)
-    if not ctx.policy.is_manager(actor) and (team is None or actor not in team.members):
-        raise permissions.PermissionDenied(
-            f"{actor} is not a member of team {spec.team!r}: register tests for your own team"
-        )
+    permissions.require_may_register(ctx.policy, actor, spec.team)
     problems = validate_spec(spec, ctx.policy)
     if problems:
         raise InvalidEdit("\n".join(f"{p.field}: {p.message}" for p in problems))
