@@ -7,45 +7,59 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from tower.cli.bench_commands import bench_command
-from tower.cli.collision_commands import ack_command, waive_command
-from tower.cli.context import AppContext
-from tower.cli.database_commands import init_database
-from tower.cli.demo_commands import demo_command
-from tower.cli.outbox_commands import outbox_group
-from tower.cli.output import error_console
-from tower.cli.pipeline_commands import (
-    check_command,
-    conflicts_command,
-    pipeline_command,
-    plan_command,
-)
-from tower.cli.policy_commands import policy_group
-from tower.cli.protocol_commands import COMMANDS as PROTOCOL_COMMANDS
-from tower.cli.registry_commands import (
-    export_command,
-    import_command,
-    list_command,
-    show_command,
-)
-from tower.cli.worker_commands import resync_command, sweep_command, worker_command
+from tower.cli.lazy import LazyGroup
 from tower.errors import TowerError
 from tower.policy import PolicyError
 from tower.settings import Settings
 
+# Each command's module, imported only when that command runs (a listing needs neither the
+# engine nor Alembic nor the benchmark loaded).
+COMMAND_MODULES = {
+    "policy": "tower.cli.policy_commands",
+    "init": "tower.cli.database_commands",
+    **dict.fromkeys(("import", "export", "list", "show"), "tower.cli.registry_commands"),
+    **dict.fromkeys(("pipeline", "conflicts", "plan", "check"), "tower.cli.pipeline_commands"),
+    **dict.fromkeys(("waive", "ack"), "tower.cli.collision_commands"),
+    **dict.fromkeys(
+        (
+            "submit",
+            "approve",
+            "reject",
+            "request-changes",
+            "withdraw",
+            "cancel",
+            "complete",
+            "record-result",
+            "edit",
+            "prioritize",
+            "gates",
+            "audit",
+            "sla",
+            "playbook",
+        ),
+        "tower.cli.protocol_commands",
+    ),
+    "outbox": "tower.cli.outbox_commands",
+    **dict.fromkeys(("sweep", "resync", "worker"), "tower.cli.worker_commands"),
+    "demo": "tower.cli.demo_commands",
+    "bench": "tower.cli.bench_commands",
+}
 
-class TowerGroup(click.Group):
+
+class TowerGroup(LazyGroup):
     """Shows errors meant for people as plain messages (exit code 1), never as tracebacks."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (TowerError, PolicyError) as error:
+            from tower.cli.output import error_console
+
             error_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise SystemExit(1) from None
 
 
-@click.group(cls=TowerGroup)
+@click.group(cls=TowerGroup, lazy_commands=COMMAND_MODULES)
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Tower: one registry, one score and one set of rules for every test and campaign.
@@ -53,28 +67,6 @@ def main(ctx: click.Context) -> None:
     Settings come from the environment: DATABASE_URL (default sqlite:///tower.db) and
     TOWER_POLICY (default ./tower.yaml).
     """
+    from tower.cli.context import AppContext
+
     ctx.obj = AppContext(Settings.from_env())
-
-
-for command in (
-    policy_group,
-    init_database,
-    import_command,
-    export_command,
-    list_command,
-    show_command,
-    pipeline_command,
-    conflicts_command,
-    plan_command,
-    check_command,
-    waive_command,
-    ack_command,
-    *PROTOCOL_COMMANDS,
-    outbox_group,
-    sweep_command,
-    resync_command,
-    worker_command,
-    demo_command,
-    bench_command,
-):
-    main.add_command(command)

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from tower import migrate
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory, read_only
 from tower.errors import DatabaseNotReadyError
@@ -72,6 +71,8 @@ class AppContext:
             yield session
 
     def _require_current_schema(self) -> None:
+        from tower import migrate  # Alembic, loaded only by the commands that open the database
+
         current, head = migrate.current_revision(self.engine), migrate.head_revision()
         if current == head:
             return
