@@ -44,11 +44,13 @@ def serve_command(app: AppContext, socket_mode: bool, port: int | None) -> None:
     """Serve the Slack bot: HTTP on POST /slack/events (and GET /healthz), or Socket Mode."""
     from bot.app import BotDeps, create_app
     from bot.web import create_wsgi, database_reachable
+    from tower.pipeline.flows import warm_up_in_background
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     slack = SlackSettings.from_env()
     deps = BotDeps(app.session_factory, app.policy)
     bolt = create_app(slack, deps)
+    warm_up_in_background(app.session_factory, deps.context())
     if socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

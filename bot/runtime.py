@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from bot.app import BotDeps, create_app
 from bot.config import SlackSettings
 from tower.db import create_database_engine, create_session_factory
+from tower.pipeline.flows import warm_up_in_background
 from tower.policy import load_policy
 from tower.settings import Settings
 
@@ -27,4 +28,6 @@ def build_bot(settings: Settings | None = None, slack: SlackSettings | None = No
     slack = slack or SlackSettings.from_env()
     engine = create_database_engine(settings.database_url)
     deps = BotDeps(create_session_factory(engine), load_policy(settings.policy_path))
-    return Bot(create_app(slack, deps), engine, deps)
+    app = create_app(slack, deps)
+    warm_up_in_background(deps.session_factory, deps.context())
+    return Bot(app, engine, deps)

@@ -171,3 +171,94 @@ def test_register_raise_alerts_and_approve_through_tower_serve(served: Served) -
     assert signed_post(base, interaction_body(click)) == 200
     updated = wait_for(lambda: fake.calls_to("chat.update"), what="the request updated in place")
     assert "was approved by" in str(updated[0].args.get("text"))
+
+
+def test_serve_worker_and_cli_in_separate_processes_keep_records_equal_to_a_full_recheck(
+    served: Served, tmp_path: Path
+) -> None:
+    """Each process indexes the portfolio once and catches up with the others' changes:
+    after changes from all three, a full re-check finds nothing to open or resolve."""
+    from datetime import date, timedelta
+
+    env = {**os.environ, "DATABASE_URL": served.database_url, "TOWER_POLICY": str(SMALL_POLICY)}
+    env.pop("SLACK_BOT_TOKEN", None)
+
+    def tower(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(TOWER), *args], env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    # An approved newsletter starting today, for the worker to launch (a change of its own).
+    engine = create_database_engine(served.database_url)
+    with create_session_factory(engine).begin() as session:
+        today = date.today()
+        newsletter = spec(
+            title="Weekly newsletter",
+            team="ecommerce",
+            owner=BAU_TEST["owner"],
+            surfaces=("email/promotional/weekly_newsletter",),
+            start=today,
+            end=today + timedelta(days=13),
+        )
+        experiment_service.create(
+            session, number=2, spec=newsletter, status=ExperimentStatus.APPROVED, actor=MANAGER
+        )
+    engine.dispose()
+    worker = subprocess.Popen(
+        [str(TOWER), "worker", "--transitions-every", "1", "--dispatch-every", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(
+            lambda: json.loads(tower("show", "T-2", "--format", "json").stdout)["status"] == "live",
+            what="the worker launches T-2",
+            timeout=STARTUP,
+        )
+
+        def register(title: str) -> None:
+            body = command_body("register", user=OWNER, channel=SQUAD_CHANNEL, trigger_id=title)
+            before = len(served.fake.calls_to("views.open"))
+            assert signed_post(served.base, body) == 200
+            opened = wait_for(
+                lambda: served.fake.calls_to("views.open")[before:], what="the modal opens"
+            )
+            raw = opened[0].args["view"]
+            view = raw if isinstance(raw, dict) else json.loads(raw)
+            submission = {
+                "type": "view_submission",
+                "team": {"id": "T0TEAM"},
+                "user": {"id": OWNER},
+                "view": fill_modal(view, valid_answers(**{"title": title})),
+            }
+            assert signed_post(served.base, interaction_body(submission)) == 200
+
+        register("Sticky basket")  # T-3, on the cart under T-1 on the checkout: a clash
+        wait_for(
+            lambda: posted(served.fake, TOWER_CHANNEL, "Blocking surface collision"),
+            what="the clash is announced",
+        )
+        later = (date.fromisoformat(valid_answers()["start"]) + timedelta(days=60)).isoformat()
+        later_end = (date.fromisoformat(later) + timedelta(days=13)).isoformat()
+        tower("edit", "T-3", "--by", OWNER, "--set", f"start={later}", "--set", f"end={later_end}")
+        register("Basket upsell")  # T-4: serve must know T-3 moved, and T-2 went live
+        wait_for(
+            lambda: [
+                c
+                for c in served.fake.calls_to("chat.postMessage")
+                if "T-4 'Basket upsell' is registered" in str(c.args.get("text"))
+            ],
+            what="T-4's DM",
+        )
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    conflicts = json.loads(tower("conflicts", "--all", "--format", "json").stdout)
+    assert {(tuple(c["keys"]), c["status"]) for c in conflicts if c["kind"] == "surface"} == {
+        (("T-1", "T-3"), "resolved"),
+        (("T-1", "T-4"), "open"),
+    }
+    assert "0 opened, 0 resolved" in tower("resync").stdout

@@ -10,16 +10,20 @@ request path (`resync`, `replan`).
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Collection, Sequence
 from datetime import date
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from tower.collisions import flows as collision_flows
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionKind
 from tower.collisions.service import DetailWriter, SyncReport, finding_details
 from tower.context import ServiceContext
+from tower.db import read_only
 from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
 from tower.engine.planner import Placement, Planner
@@ -27,6 +31,8 @@ from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
 from tower.pipeline import read_model, registry
 from tower.pipeline.index import PortfolioIndex, portfolio_item, warm_index
+
+logger = logging.getLogger("tower.pipeline")
 
 # A crowd losing or gaining a member may be found again through its other members.
 CROWD_KINDS = frozenset({CollisionKind.CAPACITY, CollisionKind.CONTACT_CAP})
@@ -134,3 +140,26 @@ def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement 
         )
         placements = Planner(index.compiler).plan(order)
     return next(p for p in placements if p.key == key)
+
+
+def warm_up(factory: sessionmaker[Session], ctx: ServiceContext) -> float:
+    """Index the portfolio now (a server or worker starting), so the first change does not
+    pay for it; returns the seconds it took. Reads only."""
+    started = time.perf_counter()
+    with read_only(factory) as session:
+        warm_index(session, ctx.policy, ctx.today)
+    return time.perf_counter() - started
+
+
+def warm_up_in_background(factory: sessionmaker[Session], ctx: ServiceContext) -> None:
+    """`warm_up` on a thread of its own (a failure is logged: the first change indexes)."""
+
+    def run() -> None:
+        try:
+            seconds = warm_up(factory, ctx)
+        except Exception:
+            logger.exception("could not index the portfolio ahead of time")
+            return
+        logger.info("portfolio indexed in %.1f s", seconds)
+
+    threading.Thread(target=run, name="tower-warm-up", daemon=True).start()

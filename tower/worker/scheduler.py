@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tower.context import ServiceContext
 from tower.outbox.notifier import Notifier
+from tower.pipeline.flows import warm_up_in_background
 from tower.policy import Policy
 from tower.worker import jobs
 
@@ -152,5 +153,6 @@ def run_worker(
     with leadership(engine, stop=stop) as leading:
         if not leading:
             return
+        warm_up_in_background(factory, ServiceContext.create(policy))
         scheduler = build_scheduler(factory, policy, notifier, intervals)
         scheduler.start()
