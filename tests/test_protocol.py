@@ -1071,6 +1071,22 @@ def test_a_collision_acknowledged_by_one_team_stops_only_that_teams_clock(
     assert the_clock(session, "conflict-ack", theirs).state == ClockState.RUNNING
 
 
+def test_the_second_team_acknowledges_for_itself_then_a_third_click_says_who_and_when(
+    session: Session, small_policy: Policy
+) -> None:
+    record = colliding_pair(session, small_policy)
+    ref = format_ref(record)
+    flows.acknowledge(session, at(small_policy, utc(3, 2, 11)), ref, actor=OWNER)
+
+    flows.acknowledge(session, at(small_policy, utc(3, 2, 12)), ref, actor=BAU_OWNER)
+    theirs = the_clock(session, "conflict-ack", f"{ref}:ecommerce")
+    assert (theirs.state, theirs.stopped_at) == (ClockState.STOPPED, utc(3, 2, 12))
+    assert (record.acknowledged_by, record.acknowledged_at) == (OWNER, utc(3, 2, 11))
+
+    with pytest.raises(CollisionActionError, match=f"by {OWNER} on Mon 02 Mar .* 11:00 UTC"):
+        flows.acknowledge(session, at(small_policy, utc(3, 2, 13)), ref, actor=TEAMMATE)
+
+
 def test_a_waiver_stops_every_teams_acknowledgement_clock(
     session: Session, small_policy: Policy
 ) -> None:

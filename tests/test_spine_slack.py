@@ -92,7 +92,19 @@ def test_a_summary_shows_counts_the_most_urgent_with_buttons_and_show_all(
         lambda: imported_bot.fake.calls_to("chat.postEphemeral"), what="an ephemeral answer"
     )
     assert ephemeral[-1].args["channel"] == "C0TOWER"
-    assert "acknowledged" in str(ephemeral[-1].args["text"])
+    assert "You acknowledged" in str(ephemeral[-1].args["text"])
+
+    # Clicked again (by someone whose team has nothing left to acknowledge): who and when.
+    imported_bot.click(
+        ActionId.ACKNOWLEDGE.value, first["value"], user=MANAGER, channel="C0TOWER", ts="1.1"
+    )
+    again = wait_for(
+        lambda: imported_bot.fake.calls_to("chat.postEphemeral")[len(ephemeral) :],
+        what="the second answer",
+    )
+    assert again[0].args["channel"] == "C0TOWER"
+    text = str(again[0].args["text"])
+    assert f"was already acknowledged by {MANAGER} on " in text, text
 
 
 def test_show_all_opens_a_modal_with_every_collision_a_summary_named(

@@ -1,4 +1,5 @@
-"""The read model: the registry's version, each active test's score, the last plan.
+"""The read model: the registry's version, each active test's score, the last plan; and
+when a collision was first acknowledged.
 
 Reads show these instead of re-checking the portfolio; writes and the worker keep them current.
 
@@ -71,6 +72,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("experiment_id", name=op.f("pk_plan_entries")),
     )
+    with op.batch_alter_table("collisions", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("acknowledged_at", tower.db.UtcDateTime(timezone=True), nullable=True)
+        )
     with op.batch_alter_table("experiments", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("change_stamp", sa.String(length=32), server_default="", nullable=False)
@@ -80,6 +85,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("experiments", schema=None) as batch_op:
         batch_op.drop_column("change_stamp")
+    with op.batch_alter_table("collisions", schema=None) as batch_op:
+        batch_op.drop_column("acknowledged_at")
 
     op.drop_table("plan_entries")
     op.drop_table("pipeline_scores")

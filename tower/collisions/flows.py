@@ -90,17 +90,21 @@ def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batc
 
 
 def acknowledge(session: Session, ctx: ServiceContext, ref: str, *, actor: str) -> Collision:
-    """A team says it has seen the collision: its acknowledgement clock stops."""
-    record = collision_service.acknowledge(session, ctx.policy, ref, actor=actor)
-    teams = [
-        key
-        for key in record.details.get("teams", [])
-        if (team := ctx.policy.team(key)) is not None and actor in team.members
-    ]
+    """A team says it has seen the collision: its acknowledgement clock stops. A second
+    involved team acknowledges for itself; anyone else hears who acknowledged it, and when."""
+    try:
+        record = collision_service.acknowledge(session, ctx.policy, ref, actor=actor, at=ctx.now)
+    except collision_service.AlreadyAcknowledged as already:
+        record = already.collision
+        teams = _teams_of(ctx, record, actor)
+        if not sla_service.running_clocks(session, record, teams):
+            raise
+    teams = _teams_of(ctx, record, actor)
     text = f"Collision {format_ref(record)} acknowledged by <@{actor}>"
     stamp = ctx.now.isoformat(timespec="seconds")
     _tell(session, ctx, record, "collision_acknowledged", text, stamp, follows="thread_of")
-    for team in teams or [None]:
+    acting: list[str | None] = [*teams] or [None]  # a manager acts for the collision
+    for team in acting:
         sla_service.handle_event(
             session,
             ctx.policy,
@@ -111,6 +115,15 @@ def acknowledge(session: Session, ctx: ServiceContext, ref: str, *, actor: str) 
             team=team,
         )
     return record
+
+
+def _teams_of(ctx: ServiceContext, record: Collision, actor: str) -> list[str]:
+    """The teams involved in `record` that `actor` belongs to."""
+    return [
+        key
+        for key in record.details.get("teams", [])
+        if (team := ctx.policy.team(key)) is not None and actor in team.members
+    ]
 
 
 def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason: str) -> Collision:

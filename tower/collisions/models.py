@@ -40,6 +40,7 @@ class Collision(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     resolved_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(32))
+    acknowledged_at: Mapped[datetime | None]
     waived_by: Mapped[str | None] = mapped_column(String(32))
     waiver_reason: Mapped[str | None] = mapped_column(Text)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -105,6 +106,7 @@ def match_records(
             # were about the old one.
             record.status, record.resolved_at = CollisionStatus.OPEN, None
             record.acknowledged_by = record.waived_by = record.waiver_reason = None
+            record.acknowledged_at = None
             report.reopened.append(record)
         else:
             report.kept.append(record)
@@ -241,7 +243,9 @@ def waive(session: Session, policy: Policy, ref: str, *, actor: str, reason: str
     return collision
 
 
-def acknowledge(session: Session, policy: Policy, ref: str, *, actor: str) -> Collision:
+def acknowledge(
+    session: Session, policy: Policy, ref: str, *, actor: str, at: datetime | None = None
+) -> Collision:
     """A member of an involved team (or a manager) says the collision has been seen."""
     collision = get_collision(session, ref)
     members = {
@@ -254,6 +258,8 @@ def acknowledge(session: Session, policy: Policy, ref: str, *, actor: str) -> Co
         raise CollisionActionError(
             f"{actor} is not in a team involved in {format_ref(collision)} nor a manager"
         )
+    if collision.status == CollisionStatus.ACKNOWLEDGED:
+        raise AlreadyAcknowledged(collision)
     if collision.status != CollisionStatus.OPEN:
         raise CollisionActionError(
             f"{format_ref(collision)} is {collision.status.value}: only open collisions can be "
@@ -261,4 +267,17 @@ def acknowledge(session: Session, policy: Policy, ref: str, *, actor: str) -> Co
         )
     collision.status = CollisionStatus.ACKNOWLEDGED
     collision.acknowledged_by = actor
+    collision.acknowledged_at = at or utcnow()
     return collision
+
+
+class AlreadyAcknowledged(CollisionActionError):
+    """Someone acknowledged the collision before: says who and when."""
+
+    def __init__(self, collision: Collision) -> None:
+        self.collision = collision
+        when = collision.acknowledged_at
+        at = f" on {when:%a %d %b %Y %H:%M} UTC" if when is not None else ""
+        super().__init__(
+            f"{format_ref(collision)} was already acknowledged by {collision.acknowledged_by}{at}"
+        )

@@ -402,6 +402,18 @@ def _queue(
 # Reading
 
 
+def running_clocks(session: Session, collision: Collision, teams: Sequence[str]) -> list[SlaClock]:
+    """The collision's running or paused clocks of these teams."""
+    if not teams:
+        return []
+    query = select(SlaClock).where(
+        SlaClock.collision_id == collision.id,
+        SlaClock.team.in_(list(teams)),
+        SlaClock.state.in_(ACTIVE_STATES),
+    )
+    return list(session.scalars(query))
+
+
 def clocks_for(session: Session, subject_prefix: str | None = None) -> list[SlaClock]:
     """Clocks in due order, all or those of one subject.
 
