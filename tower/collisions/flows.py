@@ -59,14 +59,6 @@ def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batc
         )
     for record in opened:
         _tell(session, ctx, record, alerts.ALERT_KIND, _opened_text(record), stamp, skip=summarised)
-        sla_service.handle_event(
-            session,
-            ctx.policy,
-            ctx.calendar,
-            event="collision_opened",
-            at=ctx.now,
-            collision=record,
-        )
     for record in resolved:
         text = f"Collision {format_ref(record)} ({' + '.join(_keys(record))}) no longer holds."
         _tell(
@@ -79,13 +71,9 @@ def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batc
             follows="replaces",
             skip=summarised,
         )
-        sla_service.handle_event(
-            session,
-            ctx.policy,
-            ctx.calendar,
-            event="collision_resolved",
-            at=ctx.now,
-            collision=record,
+    for event, records in (("collision_opened", opened), ("collision_resolved", resolved)):
+        sla_service.handle_collisions_event(
+            session, ctx.policy, ctx.calendar, event=event, collisions=records, at=ctx.now
         )
 
 
