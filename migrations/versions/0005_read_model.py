@@ -72,6 +72,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("experiment_id", name=op.f("pk_plan_entries")),
     )
+    with op.batch_alter_table("collision_experiments", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_collision_experiments_experiment_id"), ["experiment_id"], unique=False
+        )
     with op.batch_alter_table("collisions", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("acknowledged_at", tower.db.UtcDateTime(timezone=True), nullable=True)
@@ -87,6 +91,8 @@ def downgrade() -> None:
         batch_op.drop_column("change_stamp")
     with op.batch_alter_table("collisions", schema=None) as batch_op:
         batch_op.drop_column("acknowledged_at")
+    with op.batch_alter_table("collision_experiments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_collision_experiments_experiment_id"))
 
     op.drop_table("plan_entries")
     op.drop_table("pipeline_scores")

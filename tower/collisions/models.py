@@ -16,7 +16,12 @@ collision_experiments = Table(
     "collision_experiments",
     Base.metadata,
     Column("collision_id", ForeignKey("collisions.id", ondelete="CASCADE"), primary_key=True),
-    Column("experiment_id", ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "experiment_id",
+        ForeignKey("experiments.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,  # a change looks up the records of the tests it touched
+    ),
 )
 
 

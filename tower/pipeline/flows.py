@@ -95,7 +95,7 @@ def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
     """Details of a finding from the warm index: teams, and fixes from the stored plan."""
     teams = {key: footprint.item.spec.team for key, footprint in index.footprints.items()}
     ranks = index.ranks()
-    placements = read_model.StoredPlacements(session, index.footprints)
+    placements = index.placements(session)
     segments = index.compiler.graph.segments
 
     def details(finding: Finding) -> dict[str, object]:

@@ -10,17 +10,21 @@ whose (version, change stamp) differ, and drops those gone.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tower.engine.detector import CollisionEngine
+from tower.engine.planner import Placement
 from tower.engine.portfolio import ACTIVE_STATUSES, Compiler, Footprint, PortfolioItem
 from tower.engine.score import Score, ScoringError, score_item
 from tower.experiments.models import Experiment
+from tower.experiments.spec import format_key
 from tower.pipeline import registry
+from tower.pipeline.models import PlanEntry
+from tower.pipeline.ranking import RankOrder
 from tower.pipeline.registry import RegistryMark
 from tower.policy import Policy
 
@@ -54,6 +58,8 @@ class PortfolioIndex:
         self.items: dict[int, PortfolioItem] = {}  # every registered test, by number
         self.footprints: dict[str, Footprint] = {}  # the active ones, by key
         self.scores: dict[str, Score | ScoringError] = {}  # the active ones, by key
+        self.order = RankOrder()  # their ranks
+        self._plan: tuple[object, dict[str, Placement]] | None = None  # stored plan, by key
         self.scored_on: date | None = None
         self.engine = CollisionEngine(self.compiler, ())
         self.mark: RegistryMark | None = None
@@ -84,9 +90,10 @@ class PortfolioIndex:
         if footprint is None:
             self.footprints.pop(item.key, None)
             self.scores.pop(item.key, None)
+            self.order.remove(item.key)
         else:
             self.footprints[item.key] = footprint
-            self.scores[item.key] = self._score(footprint)
+            self._set_score(footprint)
         self.engine.replace(item.key, footprint)
 
     def remember(self, experiments: Iterable[Experiment], mark: RegistryMark) -> None:
@@ -104,21 +111,29 @@ class PortfolioIndex:
         """Scores as of `today` (urgency counts from it)."""
         if today != self.scored_on:
             self.scored_on = today
-            self.scores = {key: self._score(f) for key, f in self.footprints.items()}
+            self._score_all()
 
-    def ranks(self) -> dict[str, int]:
-        """Each scored test's rank (1 = first); unscored tests come after every ranked one."""
-        scored = [s for s in self.scores.values() if isinstance(s, Score)]
-        scored.sort(key=lambda s: (-s.value, -s.confidence, s.number))
-        ranks = {score.key: position for position, score in enumerate(scored, start=1)}
-        unscored = sorted(
-            (self.footprints[key].item.number, key)
-            for key, s in self.scores.items()
-            if not isinstance(s, Score)
-        )
-        for position, (_, key) in enumerate(unscored, start=len(ranks) + 1):
-            ranks[key] = position
-        return ranks
+    def ranks(self) -> RankOrder:
+        """Each active test's rank (1 = first); unscored tests come after every ranked one."""
+        return self.order
+
+    def placements(self, session: Session) -> Mapping[str, Placement]:
+        """The stored plan's placements by key, read again only when a new plan is stored."""
+        state = registry.plan_mark(session)
+        if self._plan is None or self._plan[0] != state:
+            self._plan = (state, read_placements(session))
+        return self._plan[1]
+
+    def _set_score(self, footprint: Footprint) -> None:
+        score = self._score(footprint)
+        self.scores[footprint.key] = score
+        self.order.put(footprint.key, footprint.item.number, score)
+
+    def _score_all(self) -> None:
+        self.scores = {}
+        self.order = RankOrder()
+        for footprint in self.footprints.values():
+            self._set_score(footprint)
 
     def _score(self, footprint: Footprint) -> Score | ScoringError:
         today = self.scored_on or date.today()
@@ -133,13 +148,14 @@ class PortfolioIndex:
         if item is not None:
             self.footprints.pop(item.key, None)
             self.scores.pop(item.key, None)
+            self.order.remove(item.key)
             self.engine.replace(item.key, None)
 
     def _rebuild(self, items: list[PortfolioItem]) -> None:
         self.items = {item.number: item for item in items}
         active = self.compiler.compile_active(items)
         self.footprints = {f.key: f for f in active}
-        self.scores = {f.key: self._score(f) for f in active}
+        self._score_all()
         self.engine = CollisionEngine(self.compiler, active)
         self.engine.prepare_checks()
 
@@ -170,3 +186,22 @@ def warm_index(session: Session, policy: Policy, today: date) -> PortfolioIndex:
         if index is None:
             index = _warm[key] = PortfolioIndex.load(session, policy, today)
     return index
+
+
+def read_placements(session: Session) -> dict[str, Placement]:
+    """The stored plan as placements by key (what a change's fixes cite)."""
+    query = select(Experiment.number, Experiment.start, Experiment.end, PlanEntry).join(
+        PlanEntry, PlanEntry.experiment_id == Experiment.id
+    )
+    return {
+        format_key(number): Placement(
+            key=format_key(number),
+            rank=entry.rank,
+            requested_start=start,
+            requested_end=end,
+            planned_start=entry.planned_start,
+            planned_end=entry.planned_end,
+            reasons=(),
+        )
+        for number, start, end, entry in session.execute(query)
+    }

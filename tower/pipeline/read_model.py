@@ -5,18 +5,15 @@ Each writer touches only rows that differ, so an unchanged portfolio writes noth
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from tower.engine.analysis import PipelineAnalysis
-from tower.engine.planner import Placement
-from tower.engine.portfolio import Footprint
 from tower.engine.score import Score, ScoringError
 from tower.experiments.models import Experiment
-from tower.experiments.spec import format_key
 from tower.pipeline.index import PortfolioIndex
 from tower.pipeline.models import PipelineScore, PlanEntry
 
@@ -135,49 +132,3 @@ def _update(row: object, values: Mapping[str, Any]) -> bool:
             setattr(row, name, value)
             changed = True
     return changed
-
-
-class StoredPlacements(Mapping[str, Placement]):
-    """The last plan's placement of a test, read when asked (what a change's fixes cite)."""
-
-    def __init__(self, session: Session, footprints: Mapping[str, Footprint]) -> None:
-        self.session = session
-        self.footprints = footprints
-        self._read: dict[str, Placement | None] = {}
-
-    def __getitem__(self, key: str) -> Placement:
-        if key not in self._read:
-            self._read[key] = self._load(key)
-        placement = self._read[key]
-        if placement is None:
-            raise KeyError(key)
-        return placement
-
-    def _load(self, key: str) -> Placement | None:
-        footprint = self.footprints.get(key)
-        if footprint is None:
-            return None
-        query = (
-            select(PlanEntry)
-            .join(Experiment, Experiment.id == PlanEntry.experiment_id)
-            .where(Experiment.number == footprint.item.number)
-        )
-        entry = self.session.scalar(query)
-        if entry is None:
-            return None
-        spec = footprint.item.spec
-        return Placement(
-            key=format_key(footprint.item.number),
-            rank=entry.rank,
-            requested_start=spec.start,
-            requested_end=spec.end,
-            planned_start=entry.planned_start,
-            planned_end=entry.planned_end,
-            reasons=(),
-        )
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0

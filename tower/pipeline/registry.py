@@ -64,6 +64,15 @@ def peek(session: Session) -> RegistryMark:
     return RegistryMark(0, "") if row is None else mark_of(row)
 
 
+def plan_mark(session: Session) -> tuple[object, ...]:
+    """What changes when a new plan is stored: its registry version and time."""
+    query = select(RegistryState.planned_version, RegistryState.planned_at).where(
+        RegistryState.id == REGISTRY_STATE_ID
+    )
+    row = session.execute(query).first()
+    return () if row is None else tuple(row)
+
+
 def mark_of(row: RegistryState) -> RegistryMark:
     return RegistryMark(row.version, row.stamp)
 
@@ -125,6 +134,7 @@ __all__ = [
     "change_stamp",
     "mark_of",
     "peek",
+    "plan_mark",
     "policy_fingerprint",
     "row_marks",
     "state",
