@@ -160,15 +160,24 @@ class CapacityIndex:
                 self._report(found, reported, paths[node], runs, crowd)
         return found
 
-    def overloads_with(self, candidate: Footprint) -> list[Finding]:
+    def overloads_with(self, candidate: Footprint, *, indexed: bool = False) -> list[Finding]:
         """The capacity findings `candidate` would be part of, were it added to the schedule
-        (in place of a test of the same key): those `overloads` would then report."""
+        (in place of a test of the same key): those `overloads` would then report.
+        `indexed`: `candidate` is the very footprint the schedule holds, so each kept crowd
+        already counts it (a test re-checked after a neighbour changed)."""
         schedule, limit = self.schedule, self.limit
         paths, by_node = schedule.surfaces.paths, schedule.by_node
         first, last = candidate.start, candidate.end
         key, group = candidate.key, candidate.group
         found: list[Finding] = []
         reported: set[tuple[str, ...]] = set()
+        if indexed:
+            for node in self._nodes_taking(candidate):
+                kept = self.crowd(node)
+                if kept.days and any(m is candidate for m in kept.members):
+                    runs = [r for r in kept.runs_over(limit) if r[0] <= last and r[1] >= first]
+                    self._report(found, reported, paths[node], runs, kept)
+            return found
         for node in self._nodes_taking(candidate):
             crowd = self.crowd(node) if node in by_node else None
             if (

@@ -72,7 +72,8 @@ class CollisionEngine:
         if candidate.group is not None:
             group = self._groups.get(candidate.group, [])
             findings.extend(exclusion_group_overloads(self._with(candidate, group)))
-        findings.extend(self.capacity.overloads_with(candidate))
+        indexed = self._by_key.get(candidate.key) is candidate
+        findings.extend(self.capacity.overloads_with(candidate, indexed=indexed))
         channels = self._channels(candidate)
         caps = [cap for cap in self.policy.contact_caps if cap.channel in channels]
         findings.extend(
