@@ -304,3 +304,41 @@ def test_a_sweep_at_a_past_moment_delivers_every_queued_message_not_waiting_for_
     succeeded(tower(imported, "sweep", "--now", "2026-11-23T10:00:00Z"))
     pending = json.loads(succeeded(tower(imported, "outbox", "list", "--format", "json")).stdout)
     assert pending == []
+
+
+# -- tower resync --------------------------------------------------------------------------
+
+
+def test_a_resync_of_an_unchanged_portfolio_writes_nothing(imported: str) -> None:
+    from tower.db import create_database_engine
+
+    succeeded(tower(imported, "resync"))  # today's scores and plan
+    engine = create_database_engine(imported)
+    try:
+        before = table_contents(engine)
+        again = succeeded(tower(imported, "resync")).stdout
+        assert "0 opened, 0 resolved, 0 scores and plan rows written" in again, again
+        assert table_contents(engine) == before
+    finally:
+        engine.dispose()
+
+
+def test_a_resync_under_an_invalid_policy_stops_with_the_policy_checks_messages(
+    imported: str, tmp_path: Path
+) -> None:
+    from tower.db import create_database_engine
+
+    data = yaml.safe_load(RETAIL_POLICY.read_text(encoding="utf-8"))
+    data["funnels"]["purchase"][0] = "web/nowhere"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(data), encoding="utf-8")
+    engine = create_database_engine(imported)
+    try:
+        before = table_contents(engine)
+        result = with_policy(imported, broken, "resync")
+        assert result.exit_code == 1
+        assert "funnels.purchase[0]" in result.output and "web/nowhere" in result.output
+        assert "Traceback" not in result.output
+        assert table_contents(engine) == before
+    finally:
+        engine.dispose()
