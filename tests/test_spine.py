@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from tower.cli import main
 from tower.collisions.models import Collision
-from tower.collisions.service import LIVE_STATUSES
+from tower.collisions.service import LIVE_STATUSES, finding_details
 from tower.context import ServiceContext
 from tower.engine.analysis import analyse
 from tower.experiments import service as experiment_service
@@ -68,17 +68,8 @@ def full_facts(session: Session) -> dict[str, tuple[Any, ...]]:
     teams = {key: footprint.item.spec.team for key, footprint in analysis.footprints.items()}
     facts = {}
     for finding in analysis.findings:
-        details = {
-            "keys": list(finding.keys),
-            "teams": [teams[key] for key in finding.keys],
-            "scope": finding.scope,
-            "surfaces": list(finding.surfaces),
-            "first_day": finding.first_day.isoformat(),
-            "last_day": finding.last_day.isoformat(),
-            "days": finding.days,
-            "people_per_week": finding.people_per_week,
-            "affected": {key: round(share, 4) for key, share in finding.affected},
-        }
+        details = finding_details(finding, teams, ())
+        del details["fixes"]
         facts[finding.fingerprint] = (
             finding.kind,
             finding.severity,
