@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -34,8 +35,10 @@ def format_option(function: F) -> F:
 
 
 def emit_json(data: Any) -> None:
-    """Print `data` as indented JSON on standard output."""
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+    """Print `data` as JSON on standard output: indented for a person at a terminal, one
+    line for a script (Python's fast encoder only writes unindented JSON)."""
+    indent = 2 if sys.stdout.isatty() else None
+    click.echo(json.dumps(data, indent=indent, sort_keys=False, default=str))
 
 
 def emit_table(

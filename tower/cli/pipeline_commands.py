@@ -85,7 +85,7 @@ def conflicts_command(
     """Unresolved blocking collisions; `--all` shows every collision."""
     with app.read_transaction() as session:
         _tell_notes(reads.standing(session, app.policy).notes())
-        found = collision_service.list_collisions(
+        found = collision_service.collision_rows(
             session,
             statuses=() if show_all else [CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED],
             severities=() if show_all else [Severity.BLOCKING],
@@ -157,11 +157,10 @@ def check_command(app: AppContext, key: str, today: datetime | None, output_form
     with app.read_transaction() as session:
         experiment = experiment_service.get_by_key(session, key)
         record = _view(app, session, today).check_row(experiment)
+        live = [CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED, CollisionStatus.WAIVED]
         found = [
             records.collision_record(c)
-            for c in collision_service.list_collisions(session)
-            if experiment.key in collision_service.keys_of(c)
-            and c.status != CollisionStatus.RESOLVED
+            for c in collision_service.collision_rows(session, statuses=live, key=experiment.key)
         ]
         record["collisions"] = found
     if output_format == "json":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,12 +41,27 @@ class SyncReport:
     kept: list[Collision] = field(default_factory=list)
 
 
-def format_ref(collision: Collision) -> str:
+class CollisionFacts(Protocol):
+    """What a listing shows of a collision: a record, or a row read without one."""
+
+    id: int
+    kind: CollisionKind
+    severity: Severity
+    status: CollisionStatus
+    agile_vs_bau: bool
+    explanation: str
+    details: dict[str, Any]
+    acknowledged_by: str | None
+    waived_by: str | None
+    waiver_reason: str | None
+
+
+def format_ref(collision: Collision | CollisionFacts) -> str:
     """The human reference of a collision: `C-12`."""
     return f"C-{collision.id}"
 
 
-def keys_of(collision: Collision) -> list[str]:
+def keys_of(collision: Collision | CollisionFacts) -> list[str]:
     """The tests in a collision, as recorded when it was last seen."""
     keys: list[str] = collision.details.get("keys", [])
     return keys
@@ -204,6 +219,31 @@ def list_collisions(
     if severities:
         query = query.where(Collision.severity.in_(list(severities)))
     return list(session.scalars(query))
+
+
+def collision_rows(
+    session: Session,
+    *,
+    statuses: Collection[CollisionStatus] = (),
+    severities: Collection[Severity] = (),
+    key: str | None = None,
+) -> list[CollisionFacts]:
+    """`list_collisions` read as plain rows (of test `key` only, when given): thousands of
+    collisions listed without thousands of objects."""
+    columns = [getattr(Collision, name) for name in CollisionFacts.__annotations__]
+    query = select(*columns).order_by(Collision.severity, Collision.id)
+    if statuses:
+        query = query.where(Collision.status.in_(list(statuses)))
+    if severities:
+        query = query.where(Collision.severity.in_(list(severities)))
+    if key is not None:
+        involved = (
+            select(collision_experiments.c.collision_id)
+            .join(Experiment, Experiment.id == collision_experiments.c.experiment_id)
+            .where(Experiment.number == parse_key(key))
+        )
+        query = query.where(Collision.id.in_(involved))
+    return list(session.execute(query))
 
 
 def by_refs(session: Session, refs: Collection[str]) -> list[Collision]:

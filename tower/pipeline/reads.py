@@ -11,13 +11,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from tower.engine.portfolio import ACTIVE_STATUSES
 from tower.experiments.models import Experiment
+from tower.experiments.spec import ExperimentStatus, format_key
 from tower.pipeline import registry
 from tower.pipeline.models import REGISTRY_STATE_ID, PipelineScore, PlanEntry, RegistryState
 from tower.policy import Policy
@@ -75,40 +76,53 @@ def standing(session: Session, policy: Policy) -> Standing:
     )
 
 
-@dataclass(frozen=True)
-class StoredScore:
+class StoredScore(NamedTuple):
     """One active test with its stored score (value None: it cannot be scored)."""
 
-    experiment: Experiment
+    number: int
+    title: str
+    team: str
+    status: ExperimentStatus
     value: float | None
     confidence: float | None
     problem: str | None
     detail: dict[str, Any]
 
+    @property
+    def key(self) -> str:
+        return format_key(self.number)
+
     def sort_key(self) -> tuple[float, float, int]:
         assert self.value is not None and self.confidence is not None
-        return (-self.value, -self.confidence, self.experiment.number)
+        return (-self.value, -self.confidence, self.number)
 
 
 def ranked(session: Session) -> list[tuple[int, StoredScore]]:
-    """Active tests in rank order: scored ones first, then unscored by registration."""
+    """Active tests in rank order: scored ones first, then unscored by registration (read
+    as plain rows: a portfolio of ten thousand is no place for ten thousand objects)."""
     query = (
-        select(Experiment, PipelineScore)
+        select(
+            Experiment.number,
+            Experiment.title,
+            Experiment.team,
+            Experiment.status,
+            PipelineScore.value,
+            PipelineScore.confidence,
+            PipelineScore.problem,
+            PipelineScore.detail,
+        )
         .join(PipelineScore, PipelineScore.experiment_id == Experiment.id)
         .where(Experiment.status.in_(list(ACTIVE_STATUSES)))
     )
-    stored = [
-        StoredScore(experiment, score.value, score.confidence, score.problem, score.detail)
-        for experiment, score in session.execute(query)
-    ]
+    stored = [StoredScore(*row) for row in session.execute(query)]
     scored = sorted((s for s in stored if s.value is not None), key=StoredScore.sort_key)
-    scored += sorted((s for s in stored if s.value is None), key=lambda s: s.experiment.number)
+    scored += sorted((s for s in stored if s.value is None), key=lambda s: s.number)
     return list(enumerate(scored, start=1))
 
 
 def ranks(session: Session) -> dict[str, int]:
     """Each active test's rank, by key."""
-    return {entry.experiment.key: position for position, entry in ranked(session)}
+    return {entry.key: position for position, entry in ranked(session)}
 
 
 def pipeline_rows(
@@ -117,16 +131,15 @@ def pipeline_rows(
     """The ranked pipeline in the JSON shape of `tower pipeline` (README)."""
     rows = []
     for position, entry in ranked(session):
-        experiment = entry.experiment
         unscored = entry.value is None
         rows.append(
             {
                 "rank": None if unscored else position,
-                "key": experiment.key,
-                "title": experiment.title,
-                "team": experiment.team,
-                "team_kind": team_kind.get(experiment.team, "bau"),
-                "status": experiment.status.value,
+                "key": entry.key,
+                "title": entry.title,
+                "team": entry.team,
+                "team_kind": team_kind.get(entry.team, "bau"),
+                "status": entry.status.value,
                 "score": None if unscored else _finite(entry.value),
                 "model": entry.detail.get("model", policy.scoring.model),
                 "factors": entry.detail.get("factors", []),
@@ -165,21 +178,20 @@ def placement_row(experiment: Experiment, entry: PlanEntry) -> dict[str, Any]:
 def check_row(session: Session, experiment: Experiment) -> dict[str, Any]:
     """One test's rank, score, problem and placement, in the shape of `tower check`."""
     rank, score, problem = None, None, None
-    for position, entry in ranked(session):
-        if entry.experiment.id == experiment.id:
-            if entry.value is None:
-                problem = entry.problem
-            else:
-                rank = position
-                score = {
-                    "key": experiment.key,
-                    "number": experiment.number,
-                    "model": entry.detail.get("model"),
-                    "value": _finite(entry.value),
-                    "confidence": entry.confidence,
-                    "factors": entry.detail.get("factors", []),
-                }
-            break
+    stored = session.get(PipelineScore, experiment.id)
+    if stored is not None and experiment.status in ACTIVE_STATUSES:
+        if stored.value is None:
+            problem = stored.problem
+        else:
+            rank = _rank_of(session, experiment.number, stored.value, stored.confidence or 0.0)
+            score = {
+                "key": experiment.key,
+                "number": experiment.number,
+                "model": stored.detail.get("model"),
+                "value": _finite(stored.value),
+                "confidence": stored.confidence,
+                "factors": stored.detail.get("factors", []),
+            }
     planned = session.get(PlanEntry, experiment.id)
     placement = None
     if planned is not None and experiment.status in ACTIVE_STATUSES:
@@ -192,6 +204,28 @@ def check_row(session: Session, experiment: Experiment) -> dict[str, Any]:
         "problem": problem,
         "placement": placement,
     }
+
+
+def _rank_of(session: Session, number: int, value: float, confidence: float) -> int:
+    """1 + how many active scored tests come before this one (higher score, then higher
+    confidence, then earlier registration)."""
+    ahead = or_(
+        PipelineScore.value > value,
+        and_(PipelineScore.value == value, PipelineScore.confidence > confidence),
+        and_(
+            PipelineScore.value == value,
+            PipelineScore.confidence == confidence,
+            Experiment.number < number,
+        ),
+    )
+    query = (
+        select(func.count())
+        .select_from(PipelineScore)
+        .join(Experiment, Experiment.id == PipelineScore.experiment_id)
+        .where(Experiment.status.in_(list(ACTIVE_STATUSES)), PipelineScore.value.is_not(None))
+        .where(ahead)
+    )
+    return int(session.scalar(query) or 0) + 1
 
 
 def _finite(value: float | None) -> float | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tower.collisions.models import Collision
-from tower.collisions.service import format_ref
+from tower.collisions.service import CollisionFacts, format_ref
 from tower.engine.analysis import PipelineAnalysis
 from tower.engine.planner import Placement
 
@@ -84,7 +84,7 @@ def check_record(analysis: PipelineAnalysis, key: str, title: str) -> dict[str, 
     }
 
 
-def collision_record(collision: Collision) -> dict[str, Any]:
+def collision_record(collision: Collision | CollisionFacts) -> dict[str, Any]:
     """One collision record with everything a person needs to act on it."""
     details = collision.details
     return {
