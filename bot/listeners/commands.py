@@ -124,7 +124,7 @@ def _queue(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
 
 def _conflicts(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
     with deps.read_transaction() as (session, _):
-        found = collision_service.list_collisions(
+        found = collision_service.collision_rows(
             session,
             statuses=[CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED],
             severities=[Severity.BLOCKING],
@@ -144,15 +144,15 @@ def _show(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
         check = view(session, ctx.policy).check_row(experiment)
         collisions = [
             replies.collision_line(records.collision_record(c))
-            for c in collision_service.list_collisions(
+            for c in collision_service.collision_rows(
                 session,
                 statuses=[
                     CollisionStatus.OPEN,
                     CollisionStatus.ACKNOWLEDGED,
                     CollisionStatus.WAIVED,
                 ],
+                key=experiment.key,
             )
-            if experiment.key in collision_service.keys_of(c)
         ]
         line = replies.test_line(
             {

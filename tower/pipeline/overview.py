@@ -66,7 +66,7 @@ def overview_for(
     ]
     keys = {e.key for e in mine}
     unresolved = [CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED]
-    collisions = collision_service.list_collisions(session, statuses=unresolved)
+    collisions = collision_service.collision_rows(session, statuses=unresolved)
     view.conflicts = [
         records.collision_record(c) for c in collisions if keys & set(collision_service.keys_of(c))
     ]

@@ -21,6 +21,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from tower.audit import service as audit_service
 from tower.audit.models import AuditEvent
 from tower.collisions import service as collision_service
+from tower.collisions.kinds import CollisionStatus
+from tower.collisions.models import Collision
 from tower.context import ServiceContext
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
@@ -176,7 +178,7 @@ def submit(
 def _request_approval(session: Session, ctx: ServiceContext, experiment: Experiment) -> list[Gate]:
     """Ask the managers to decide on this version; a request for an earlier version of the
     same test is replaced in place, so its buttons never act on a stale version."""
-    gates = approval_gates(experiment, ctx, collision_service.list_collisions(session))
+    gates = approval_gates(experiment, ctx, _records_of(session, experiment))
     required = ctx.policy.protocol.approvals_required
     text = notices.approval_request(experiment, gates, f"{required} approval(s) needed")
     key = experiment.key
@@ -486,8 +488,13 @@ def _iso(day: date | None) -> str | None:
 
 def gates_for(session: Session, ctx: ServiceContext, experiment: Experiment) -> list[Gate]:
     """The test's gates against the collision records (every change keeps them current)."""
-    collisions = collision_service.list_collisions(session)
-    return approval_gates(experiment, ctx, collisions)
+    return approval_gates(experiment, ctx, _records_of(session, experiment))
+
+
+def _records_of(session: Session, experiment: Experiment) -> list[Collision]:
+    """The test's unresolved collision records: what its gates look at."""
+    unresolved = (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED)
+    return collision_service.records_involving(session, experiment.key, unresolved)
 
 
 def record_denial(session: Session, *, key: str, actor: str, action: str, message: str) -> None:
