@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Sequence
-from datetime import date
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -109,11 +108,6 @@ def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
         return finding_details(finding, teams, fixes)
 
     return details
-
-
-def scores_day(session: Session, today: date) -> date:
-    """The day stored scores count urgency from (today when none are stored yet)."""
-    return registry.state(session).scored_on or today
 
 
 def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement | None:
