@@ -70,5 +70,6 @@ def serve_command(app: AppContext, socket_mode: bool, port: int | None) -> None:
 
 AppContext.notifier_factory = staticmethod(slack_or_console)
 main.add_command(serve_command)
+main.lazy_commands["product-bench"] = "bot.product_bench.command"  # imported when it runs
 
 __all__ = ["main"]

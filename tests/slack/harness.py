@@ -1,12 +1,13 @@
 """Drive the real bot over HTTP: a running WSGI app, signed Slack requests, a fake Web API.
 
 `running_bot(url, policy)` migrates a scratch database, starts the fake Web API
-(`tests/slack/fake_api.py`) and serves `bot.web.create_wsgi(create_app(...))` on a loopback
-port in a thread; `BotServer` sends what Slack sends (slash commands, button clicks, modal
-submissions, option requests, events), signed with the signing secret like Slack signs them,
-or forged, stale or unsigned on purpose. Bolt acknowledges first and works in a thread pool
-afterwards, so assertions on the Web API calls it makes poll with `wait_for` (a deadline,
-never a blind sleep).
+(`bot/product_bench/fake_slack.py`, shared with the product benchmark, like the request
+builders of `bot/product_bench/slack_requests.py`) and serves
+`bot.web.create_wsgi(create_app(...))` on a loopback port in a thread; `BotServer` sends
+what Slack sends (slash commands, button clicks, modal submissions, option requests,
+events), signed with the signing secret like Slack signs them, or forged, stale or unsigned
+on purpose. Bolt acknowledges first and works in a thread pool afterwards, so assertions on
+the Web API calls it makes poll with `wait_for` (a deadline, never a blind sleep).
 
 The service clock is fixed (`NOW`, a Monday at 10:00 UTC a few weeks after the wall clock,
 because the outbox stamps its rows with the wall clock and delivers those due at the service
@@ -19,8 +20,6 @@ import itertools
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,10 +27,8 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from socketserver import ThreadingMixIn
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,9 +36,24 @@ from bot.app import BotDeps, create_app
 from bot.config import SlackSettings
 from bot.ids import BlockId, CallbackId
 from bot.notifier import SlackNotifier
+from bot.product_bench.fake_slack import Call, FakeSlack
+from bot.product_bench.slack_requests import (
+    APP_ID,
+    FORM,
+    TEAM_ID,
+    click_body,
+    event_body,
+    home_opened_event,
+    submission_body,
+)
+from bot.product_bench.slack_requests import HttpResponse as HttpResponse
+from bot.product_bench.slack_requests import command_body as command_body
+from bot.product_bench.slack_requests import fill_modal as fill_modal
+from bot.product_bench.slack_requests import http as http
+from bot.product_bench.slack_requests import interaction_body as interaction_body
+from bot.product_bench.slack_requests import signature_headers as signed_headers
 from bot.web import create_wsgi, database_reachable
 from tests.builders import cart_test
-from tests.slack.fake_api import Call, FakeSlack
 from tower import migrate
 from tower.audit.models import AuditEvent
 from tower.db import create_database_engine, create_session_factory
@@ -58,8 +70,6 @@ T = TypeVar("T")
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-test"
-TEAM_ID = "T0TEAM"
-APP_ID = "A0TOWER"
 DEADLINE = 3.0  # seconds any expected effect of a request may take to show
 
 
@@ -105,112 +115,10 @@ def signature_headers(
     body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = None
 ) -> dict[str, str]:
     """`X-Slack-Request-Timestamp` and `X-Slack-Signature` as Slack computes them."""
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
-    assert signature is not None
-    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    status: int
-    body: bytes
-    headers: Mapping[str, str]
-
-    def json(self) -> dict[str, Any]:
-        data = json.loads(self.body or b"{}")
-        assert isinstance(data, dict), data
-        return data
-
-
-def http(
-    url: str, *, body: bytes | None = None, headers: Mapping[str, str] | None = None
-) -> HttpResponse:
-    """One HTTP request (POST when there is a body); any status comes back, none raises."""
-    request = urllib.request.Request(url, data=body, headers=dict(headers or {}))
-    try:
-        with urllib.request.urlopen(request, timeout=DEADLINE) as response:
-            return HttpResponse(response.status, response.read(), dict(response.headers))
-    except urllib.error.HTTPError as error:
-        return HttpResponse(error.code, error.read(), dict(error.headers))
-
-
-FORM = "application/x-www-form-urlencoded"
-
-
-def command_body(text: str, *, user: str, channel: str, trigger_id: str) -> bytes:
-    """A `/tower` slash command, form-encoded like Slack sends it."""
-    fields = {
-        "token": "deprecated-verification-token",
-        "team_id": TEAM_ID,
-        "team_domain": "tower-test",
-        "channel_id": channel,
-        "channel_name": "checkout",
-        "user_id": user,
-        "user_name": user.lower(),
-        "command": "/tower",
-        "text": text,
-        "api_app_id": APP_ID,
-        "response_url": "https://hooks.slack.invalid/commands/T0TEAM/1/x",
-        "trigger_id": trigger_id,
-    }
-    return urlencode(fields).encode()
-
-
-def interaction_body(payload: Mapping[str, Any]) -> bytes:
-    """An interaction (click, submission, option request): form-encoded `payload=<json>`."""
-    return urlencode({"payload": json.dumps(payload)}).encode()
+    return signed_headers(body, secret=secret, timestamp=timestamp)
 
 
 # -- the register modal, filled in like a person would ---------------------------------------
-
-
-def fill_modal(view: Mapping[str, Any], answers: Mapping[str, Any]) -> dict[str, Any]:
-    """The submitted `view` of a modal: `answers` (by block id) put in each block's element.
-
-    Strings go in text inputs, dates (ISO) in date pickers, a string or None in selects, a
-    list of strings in multi-selects, numbers as text in number inputs. Blocks not answered
-    keep their initial value, as Slack submits them.
-    """
-    values: dict[str, dict[str, Any]] = {}
-    for block in view["blocks"]:
-        if block.get("type") != "input":
-            continue
-        element = block["element"]
-        kind = element["type"]
-        block_id = block["block_id"]
-        answer = answers[block_id] if block_id in answers else _initial(element)
-        state: dict[str, Any] = {"type": kind}
-        if kind in ("multi_external_select", "multi_static_select"):
-            state["selected_options"] = [_chosen(v) for v in answer or []]
-        elif kind in ("static_select", "external_select"):
-            state["selected_option"] = None if answer in (None, "") else _chosen(str(answer))
-        elif kind == "datepicker":
-            state["selected_date"] = None if answer in (None, "") else str(answer)
-        else:
-            state["value"] = None if answer in (None, "") else str(answer)
-        values[block_id] = {element["action_id"]: state}
-    return {
-        "id": "V0MODAL",
-        "type": "modal",
-        "callback_id": view.get("callback_id", ""),
-        "private_metadata": view.get("private_metadata", ""),
-        "blocks": view["blocks"],
-        "state": {"values": values},
-        "hash": "1700000000.abcdef",
-    }
-
-
-def _chosen(value: str) -> dict[str, Any]:
-    return {"text": {"type": "plain_text", "text": value}, "value": value}
-
-
-def _initial(element: Mapping[str, Any]) -> Any:
-    if "initial_options" in element:
-        return [o["value"] for o in element["initial_options"]]
-    if "initial_option" in element:
-        return element["initial_option"]["value"]
-    return element.get("initial_date") or element.get("initial_value")
 
 
 def valid_answers(**changes: Any) -> dict[str, Any]:
@@ -308,29 +216,8 @@ class BotServer:
 
     def click_body(self, action_id: str, value: str, *, user: str, channel: str, ts: str) -> bytes:
         """A button click on a message in `channel` (its `ts`), as Slack sends it."""
-        return interaction_body(
-            {
-                "type": "block_actions",
-                "team": {"id": TEAM_ID, "domain": "tower-test"},
-                "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
-                "api_app_id": APP_ID,
-                "token": "deprecated-verification-token",
-                "trigger_id": self.trigger_id(),
-                "container": {"type": "message", "message_ts": ts, "channel_id": channel},
-                "channel": {"id": channel, "name": "tower"},
-                "message": {"type": "message", "ts": ts, "text": "", "user": "U0TOWERBOT"},
-                "response_url": "https://hooks.slack.invalid/actions/T0TEAM/1/x",
-                "actions": [
-                    {
-                        "type": "button",
-                        "action_id": action_id,
-                        "block_id": "actions",
-                        "value": value,
-                        "text": {"type": "plain_text", "text": action_id},
-                        "action_ts": f"{time.time():.6f}",
-                    }
-                ],
-            }
+        return click_body(
+            action_id, value, user=user, channel=channel, ts=ts, trigger_id=self.trigger_id()
         )
 
     def click(
@@ -340,20 +227,7 @@ class BotServer:
 
     def submit(self, view: Mapping[str, Any], *, user: str) -> HttpResponse:
         """Submit a modal whose `view` carries its state (see `fill_modal`)."""
-        return self.post(
-            interaction_body(
-                {
-                    "type": "view_submission",
-                    "team": {"id": TEAM_ID, "domain": "tower-test"},
-                    "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
-                    "api_app_id": APP_ID,
-                    "token": "deprecated-verification-token",
-                    "trigger_id": self.trigger_id(),
-                    "view": {**view, "team_id": TEAM_ID, "app_id": APP_ID},
-                    "response_urls": [],
-                }
-            )
-        )
+        return self.post(submission_body(view, user=user, trigger_id=self.trigger_id()))
 
     def register(self, answers: Mapping[str, Any], *, user: str) -> HttpResponse:
         """`/tower register`, then submit the modal it opened with `answers`."""
@@ -387,28 +261,11 @@ class BotServer:
         )
 
     def event(self, event: Mapping[str, Any]) -> HttpResponse:
-        body = {
-            "token": "deprecated-verification-token",
-            "team_id": TEAM_ID,
-            "api_app_id": APP_ID,
-            "type": "event_callback",
-            "event_id": f"Ev{next(self._triggers):08d}",
-            "event_time": int(time.time()),
-            "authorizations": [{"team_id": TEAM_ID, "user_id": "U0TOWERBOT", "is_bot": True}],
-            "event": dict(event),
-        }
-        return self.post(json.dumps(body).encode(), content_type="application/json")
+        body = event_body(event, event_id=f"Ev{next(self._triggers):08d}")
+        return self.post(body, content_type="application/json")
 
     def home_opened(self, user: str) -> HttpResponse:
-        return self.event(
-            {
-                "type": "app_home_opened",
-                "user": user,
-                "channel": "D" + user[1:],
-                "tab": "home",
-                "event_ts": f"{time.time():.6f}",
-            }
-        )
+        return self.event(home_opened_event(user))
 
     # -- the database ----------------------------------------------------------------------
 
