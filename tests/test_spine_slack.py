@@ -193,3 +193,18 @@ def test_a_registrants_dm_goes_out_before_hundreds_of_queued_messages(
         posts = [c.args["channel"] for c in bot.fake.calls_to("chat.postMessage")]
         assert posts.index(dm_channel) == 0, posts[:5]  # first out, ahead of the backlog
         wait_for(lambda: not bot.deps.delivering, what="delivery ends", timeout=30)
+
+
+def test_no_slack_read_changes_a_row(imported_bot: BotServer) -> None:
+    from .test_spine import table_contents
+
+    sweep(imported_bot, 1)  # deliver what the import queued, so nothing is pending
+    wait_for(lambda: not imported_bot.deps.delivering, what="delivery ends")
+    before = table_contents(imported_bot.engine)
+    for text in ("list all", "list team", "queue", "conflicts", "plan", "show T-38"):
+        reply = imported_bot.command(text, user=MANAGER)
+        assert reply.status == 200, (text, reply)
+    published = len(imported_bot.fake.calls_to("views.publish"))
+    assert imported_bot.home_opened(MANAGER).status == 200
+    wait_for(lambda: imported_bot.fake.calls_to("views.publish")[published:], what="the App Home")
+    assert table_contents(imported_bot.engine) == before

@@ -86,7 +86,7 @@ def _list(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
     scope = arguments[0].lower() if arguments else "mine"
     if scope not in ("mine", "team", "all"):
         return replies.help_reply(f"`/tower list` takes mine, team or all, not `{scope}`.")
-    with deps.transaction() as (session, _):
+    with deps.read_transaction() as (session, _):
         teams = [t.key for t in deps.policy.teams_of(user)]
         experiments = experiment_service.list_experiments(
             session,
