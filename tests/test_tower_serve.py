@@ -224,7 +224,9 @@ def test_serve_worker_and_cli_in_separate_processes_keep_records_equal_to_a_full
             before = len(served.fake.calls_to("views.open"))
             assert signed_post(served.base, body) == 200
             opened = wait_for(
-                lambda: served.fake.calls_to("views.open")[before:], what="the modal opens"
+                lambda: served.fake.calls_to("views.open")[before:],
+                what="the modal opens",
+                timeout=STARTUP,
             )
             raw = opened[0].args["view"]
             view = raw if isinstance(raw, dict) else json.loads(raw)
@@ -240,6 +242,7 @@ def test_serve_worker_and_cli_in_separate_processes_keep_records_equal_to_a_full
         wait_for(
             lambda: posted(served.fake, TOWER_CHANNEL, "Blocking surface collision"),
             what="the clash is announced",
+            timeout=STARTUP,  # three processes share two cores: no timing is asserted
         )
         later = (date.fromisoformat(valid_answers()["start"]) + timedelta(days=60)).isoformat()
         later_end = (date.fromisoformat(later) + timedelta(days=13)).isoformat()
@@ -252,6 +255,7 @@ def test_serve_worker_and_cli_in_separate_processes_keep_records_equal_to_a_full
                 if "T-4 'Basket upsell' is registered" in str(c.args.get("text"))
             ],
             what="T-4's DM",
+            timeout=STARTUP,
         )
     finally:
         worker.terminate()
