@@ -48,6 +48,7 @@ from tests.slack.harness import (
     call_view,
     fill_modal,
     running_bot,
+    running_bot_with_roadmap,
     signature_headers,
     spec,
     texts_of,
@@ -57,10 +58,8 @@ from tests.slack.harness import (
 from tower.collisions import flows
 from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
-from tower.experiments.csv_transfer import import_roadmap
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import MessageStatus
-from tower.pipeline.resync import recheck_all
 from tower.policy import Policy
 
 from .conftest import RETAIL_PORTFOLIO, server_url
@@ -702,10 +701,7 @@ def test_tower_queue_conflicts_show_and_plan_answer_privately_with_the_right_tes
 
 @pytest.fixture
 def retail_bot(scratch_database_url: str, retail_policy: Policy) -> Iterator[BotServer]:
-    with running_bot(scratch_database_url, retail_policy) as server:
-        with server.transaction() as session, RETAIL_PORTFOLIO.open() as stream:
-            import_roadmap(session, stream, policy=retail_policy, actor=MANAGER)
-            recheck_all(session, server.deps.context())  # as `tower import` does
+    with running_bot_with_roadmap(scratch_database_url, retail_policy, RETAIL_PORTFOLIO) as server:
         yield server
 
 

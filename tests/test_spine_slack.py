@@ -13,10 +13,16 @@ from typing import Any
 import pytest
 
 from bot.ids import ActionId
-from tests.slack.harness import MANAGER, NOW, BotServer, call_view, running_bot, wait_for
+from tests.slack.harness import (
+    MANAGER,
+    NOW,
+    BotServer,
+    call_view,
+    running_bot,
+    running_bot_with_roadmap,
+    wait_for,
+)
 from tower.collisions.alerts import SUMMARY_KIND
-from tower.experiments.csv_transfer import import_roadmap
-from tower.pipeline.resync import recheck_all
 from tower.policy import Policy
 from tower.worker import jobs
 
@@ -36,10 +42,7 @@ def kind_of(args: dict[str, Any]) -> str:
 
 @pytest.fixture
 def imported_bot(scratch_database_url: str, retail_policy: Policy) -> Iterator[BotServer]:
-    with running_bot(scratch_database_url, retail_policy) as server:
-        with server.transaction() as session, RETAIL_PORTFOLIO.open() as stream:
-            import_roadmap(session, stream, policy=retail_policy, actor=MANAGER)
-            recheck_all(session, server.deps.context())  # as `tower import` does
+    with running_bot_with_roadmap(scratch_database_url, retail_policy, RETAIL_PORTFOLIO) as server:
         yield server
 
 

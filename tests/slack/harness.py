@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -58,6 +59,7 @@ from tower import migrate
 from tower.audit.models import AuditEvent
 from tower.db import create_database_engine, create_session_factory
 from tower.experiments import service as experiment_service
+from tower.experiments.csv_transfer import import_roadmap
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
 from tower.outbox.dispatcher import DispatchReport, dispatch_due
@@ -444,3 +446,16 @@ def running_bot(
         thread.join(timeout=DEADLINE)
         fake.stop()
         engine.dispose()
+
+
+@contextmanager
+def running_bot_with_roadmap(
+    database_url: str, policy: Policy, roadmap: Path, *, actor: str = MANAGER
+) -> Iterator[BotServer]:
+    """`running_bot` on a database holding `roadmap` imported as `tower import` does it
+    (the rows, then the whole portfolio re-checked)."""
+    with running_bot(database_url, policy) as server:
+        with server.transaction() as session, roadmap.open() as stream:
+            import_roadmap(session, stream, policy=policy, actor=actor)
+            recheck_all(session, server.deps.context())
+        yield server

@@ -136,11 +136,6 @@ def request_waiver(session: Session, ctx: ServiceContext, ref: str, *, actor: st
     return record
 
 
-def recipients(ctx: ServiceContext, record: Collision) -> list[str]:
-    """Each involved team's channel, then the tower channel, each once."""
-    return alerts.recipients(ctx.policy, record)
-
-
 def _tell(
     session: Session,
     ctx: ServiceContext,
@@ -161,7 +156,7 @@ def _tell(
         payload[follows] = {"kind": alerts.ALERT_KIND, "collision": ref}
     elif follows is not None:
         payload[follows] = {"kinds": [alerts.ALERT_KIND, alerts.SUMMARY_KIND], "collisions": ref}
-    for recipient in recipients(ctx, record):
+    for recipient in alerts.recipients(ctx.policy, record):
         if recipient in skip:
             continue
         enqueue(

@@ -198,9 +198,15 @@ def score_item(
     return Score(item.key, item.number, model, value, inputs.confidence, inputs)
 
 
+def rank_key(value: float, confidence: float, number: int) -> tuple[float, float, int]:
+    """Where a score sorts: highest first; ties go to higher confidence, then to earlier
+    registration. The one statement of the rule (the read model's SQL count mirrors it)."""
+    return (-value, -confidence, number)
+
+
 def rank(scores: Iterable[Score]) -> list[Score]:
     """Highest score first; ties go to higher confidence, then to earlier registration."""
-    return sorted(scores, key=lambda score: (-score.value, -score.confidence, score.number))
+    return sorted(scores, key=lambda score: rank_key(score.value, score.confidence, score.number))
 
 
 def _inputs(item: PortfolioItem, footprint: Footprint, compiler: Compiler, today: date) -> _Inputs:

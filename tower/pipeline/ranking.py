@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterator, Mapping
 
-from tower.engine.score import Score, ScoringError
+from tower.engine.score import Score, ScoringError, rank_key
 
 _Scored = tuple[float, float, int, str]  # -value, -confidence, number, key
 _Unscored = tuple[int, str]  # number, key
@@ -29,7 +29,7 @@ class RankOrder(Mapping[str, int]):
         """The test's place under its (new) score."""
         self.remove(key)
         if isinstance(score, Score):
-            scored: _Scored = (-score.value, -score.confidence, number, key)
+            scored: _Scored = (*rank_key(score.value, score.confidence, number), key)
             insort(self._scored, scored)
             self._entries[key] = scored
         else:

@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from tower.engine.portfolio import ACTIVE_STATUSES
+from tower.engine.score import rank_key
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key
 from tower.pipeline import registry
@@ -94,7 +95,7 @@ class StoredScore(NamedTuple):
 
     def sort_key(self) -> tuple[float, float, int]:
         assert self.value is not None and self.confidence is not None
-        return (-self.value, -self.confidence, self.number)
+        return rank_key(self.value, self.confidence, self.number)
 
 
 def ranked(session: Session) -> list[tuple[int, StoredScore]]:
@@ -207,8 +208,7 @@ def check_row(session: Session, experiment: Experiment) -> dict[str, Any]:
 
 
 def _rank_of(session: Session, number: int, value: float, confidence: float) -> int:
-    """1 + how many active scored tests come before this one (higher score, then higher
-    confidence, then earlier registration)."""
+    """1 + how many active scored tests come before this one: `rank_key`'s rule in SQL."""
     ahead = or_(
         PipelineScore.value > value,
         and_(PipelineScore.value == value, PipelineScore.confidence > confidence),
