@@ -24,6 +24,7 @@ from tower.experiments.spec import (
     ExperimentKind,
     ExperimentSpec,
 )
+from tower.paging import Page
 from tower.pipeline.overview import Overview
 from tower.policy import Policy
 from tower.policy.schema import Team
@@ -335,16 +336,21 @@ def _overview(*, manager: bool, size: int) -> Overview:
         "explanation": "T-1 and T-2 both run on web/checkout <!here> " * 5,
     }
     queued = {"title": title, "team": "checkout-squad", "score": 12.3456}
+    shown = min(size, replies.LINES_PER_LIST)  # the overview reads a list's first lines
+
+    def page(rows: list[dict[str, Any]]) -> Page[dict[str, Any]]:
+        return Page(rows[:shown], size)
+
     return Overview(
         user="U0TOWERMGR" if manager else OWNER,
         is_manager=manager,
         teams=[] if manager else SQUAD,
-        tests=[{**test, "key": f"T-{n}", "rank": n} for n in range(size)],
-        clocks=[{**clock, "subject": f"T-{n}"} for n in range(size)],
-        conflicts=[{**collision, "id": f"C-{n}"} for n in range(size)],
-        approval_queue=[{**queued, "key": f"T-{n}", "rank": n + 1} for n in range(size)],
-        blocking=[{**collision, "id": f"C-{n}"} for n in range(size)],
-        breaches=[{**clock, "subject": f"T-{n}"} for n in range(size)],
+        tests=page([{**test, "key": f"T-{n}", "rank": n} for n in range(size)]),
+        clocks=page([{**clock, "subject": f"T-{n}"} for n in range(size)]),
+        conflicts=page([{**collision, "id": f"C-{n}"} for n in range(size)]),
+        approval_queue=page([{**queued, "key": f"T-{n}", "rank": n + 1} for n in range(size)]),
+        blocking=page([{**collision, "id": f"C-{n}"} for n in range(size)]),
+        breaches=page([{**clock, "subject": f"T-{n}"} for n in range(size)]),
     )
 
 
@@ -370,6 +376,11 @@ def test_the_home_view_stays_within_100_blocks_whatever_the_portfolio(
     if size == 3:
         assert "`T-2`" in text and "more:" not in text
         assert "3.5 business hours overdue" in text
+    if size == 5000:  # a list counts what it left out from the page's total, not its lines
+        [yours] = [t for t in texts_of(view["blocks"]) if t.startswith("*Your tests*")]
+        shown = yours.count("\n`T-")
+        assert 0 < shown <= 15
+        assert yours.endswith(f"_…and {5000 - shown:,} more: `/tower list mine`_")
 
 
 def test_the_home_view_has_a_register_button() -> None:

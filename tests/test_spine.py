@@ -11,10 +11,11 @@ collision a resync opens is announced.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from tower.pipeline.resync import recheck_all
 
 from .cli import succeeded, tower
 from .conftest import RETAIL_POLICY, RETAIL_PORTFOLIO
-from .test_engine_collisions import POLICY, portfolios
+from .test_engine_collisions import POLICY, day, item, portfolios
 
 TODAY = date(2027, 1, 4)
 CTX = ServiceContext.create(POLICY, datetime.combine(TODAY, time(12), tzinfo=UTC))
@@ -120,6 +121,100 @@ def test_after_any_changes_the_records_equal_a_full_recheck(
                 _change(experiment, change, amount + 3)
                 flows.record_change(session, CTX, [experiment])
         assert record_facts(session) == full_facts(session)
+    finally:
+        nested.rollback()
+
+
+MOMENTS = itertools.count(1)
+STATUSES = st.sampled_from(
+    [ExperimentStatus.SUBMITTED, ExperimentStatus.APPROVED, ExperimentStatus.LIVE]
+)
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(portfolios(), st.data())
+def test_the_slot_a_registrant_is_told_is_the_one_a_full_plan_gives(
+    session: Session, items: list[Any], data: st.DataObject
+) -> None:
+    """The registration DM's "next free slot" builds on the stored plan instead of planning
+    everything: with tests registered or changed after the plan, it is still the slot a
+    full plan gives."""
+    # Each example plans at its own moment: a warm index keeps the stored plan it read
+    # until a plan made at another moment replaces it.
+    ctx = replace(CTX, now=CTX.now + timedelta(microseconds=next(MOMENTS)))
+    nested = session.begin_nested()
+    try:
+        *planned, newcomer = sorted(items, key=lambda i: i.number)
+        rows = [
+            experiment_service.create(
+                session,
+                number=item.number,
+                spec=item.spec,
+                status=data.draw(STATUSES),
+                actor=item.spec.owner,
+            )
+            for item in planned
+        ]
+        recheck_all(session, ctx)  # the stored plan
+        change_one: bool = data.draw(st.booleans())
+        if rows and change_one:  # a planned test changes after the plan
+            changed = data.draw(st.sampled_from(rows))
+            if data.draw(st.booleans()):
+                changed.status = data.draw(STATUSES)
+            else:
+                _change(changed, data.draw(CHANGES), data.draw(st.integers(0, 30)))
+            flows.record_change(session, ctx, [changed])
+        late = experiment_service.create(
+            session,
+            number=newcomer.number,
+            spec=newcomer.spec,
+            status=ExperimentStatus.SUBMITTED,
+            actor=newcomer.spec.owner,
+        )
+        flows.record_change(session, ctx, [late])
+        full = analyse(portfolio_items(session), POLICY, today=TODAY).placements
+        for key, placement in full.items():
+            assert flows.placement_now(session, ctx, key) == placement, key
+    finally:
+        nested.rollback()
+
+
+@pytest.mark.parametrize("after_the_plan", ["first moves away", "third goes live"])
+def test_a_slot_never_builds_on_a_stored_window_its_test_has_since_left(
+    session: Session, after_the_plan: str
+) -> None:
+    """T-1, T-2 and T-3 all want 1 June on `app`: the plan gives them 1, 2 and 3 June.
+    When T-1 then moves to 10 June, or T-3 goes live on 1 June, T-2's slot changes even
+    though no rank does: the stored windows of T-1 (and T-2) no longer hold."""
+    ctx = replace(CTX, now=CTX.now + timedelta(microseconds=next(MOMENTS)))
+    nested = session.begin_nested()
+    try:
+        rows = [
+            experiment_service.create(
+                session,
+                number=n,
+                spec=item(n, ["app"], 1, 1).spec,
+                status=ExperimentStatus.APPROVED,
+                actor="U0OWNER",
+            )
+            for n in (1, 2, 3)
+        ]
+        recheck_all(session, ctx)
+        assert flows.placement_now(session, ctx, "T-2").planned_start == day(2)  # type: ignore[union-attr]
+        if after_the_plan == "first moves away":
+            rows[0].apply(item(1, ["app"], 10, 10).spec)
+        else:
+            rows[2].status = ExperimentStatus.LIVE
+        flows.record_change(
+            session, ctx, [rows[0] if after_the_plan == "first moves away" else rows[2]]
+        )
+        full = analyse(portfolio_items(session), POLICY, today=TODAY).placements
+        assert full["T-2"].planned_start != day(2)
+        assert flows.placement_now(session, ctx, "T-2") == full["T-2"]
     finally:
         nested.rollback()
 

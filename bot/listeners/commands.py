@@ -22,17 +22,12 @@ from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus, Severity
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
-from tower.experiments.spec import ExperimentStatus
-from tower.pipeline import records
+from tower.experiments.models import Experiment
+from tower.paging import Page, first_objects
+from tower.pipeline import reads, records
 from tower.pipeline.service import view
 
 logger = logging.getLogger("tower.bot")
-FINISHED = [
-    ExperimentStatus.RESULTS_RECORDED,
-    ExperimentStatus.REJECTED,
-    ExperimentStatus.WITHDRAWN,
-    ExperimentStatus.CANCELLED,
-]
 
 
 def register(app: App, deps: BotDeps) -> None:
@@ -86,15 +81,14 @@ def _list(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
     scope = arguments[0].lower() if arguments else "mine"
     if scope not in ("mine", "team", "all"):
         return replies.help_reply(f"`/tower list` takes mine, team or all, not `{scope}`.")
+    teams = [t.key for t in deps.policy.teams_of(user)]
+    query = experiment_service.unfinished(
+        owner=user if scope == "mine" else None, teams=teams if scope == "team" else None
+    )
     with deps.read_transaction() as (session, _):
-        teams = [t.key for t in deps.policy.teams_of(user)]
-        experiments = experiment_service.list_experiments(
-            session,
-            owner=user if scope == "mine" else None,
-            teams=teams if scope == "team" else None,
-        )
-        lines = [
-            replies.test_line(
+        experiments: Page[Experiment] = first_objects(session, query, replies.LINES_PER_LIST)
+        lines = experiments.map(
+            lambda e: replies.test_line(
                 {
                     "key": e.key,
                     "title": e.title,
@@ -104,9 +98,7 @@ def _list(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
                     "end": e.end,
                 }
             )
-            for e in experiments
-            if e.status not in FINISHED
-        ]
+        )
     title = {"mine": "Your tests", "team": "Your teams' tests", "all": "All active tests"}[scope]
     return replies.reply(
         replies.listing(title, lines, "None.", "`tower list` on the command line"), title
@@ -114,22 +106,29 @@ def _list(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
 
 
 def _queue(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
+    kinds = {team.key: team.kind for team in deps.policy.teams}
     with deps.read_transaction() as (session, ctx):
-        lines = [replies.pipeline_line(r) for r in view(session, ctx.policy).pipeline_rows()]
+        rows = reads.pipeline_page(session, ctx.policy, kinds, limit=replies.LINES_PER_LIST)
     return replies.reply(
-        replies.listing("The ranked pipeline", lines, "No active tests.", "`tower pipeline`"),
+        replies.listing(
+            "The ranked pipeline",
+            rows.map(replies.pipeline_line),
+            "No active tests.",
+            "`tower pipeline`",
+        ),
         "The ranked pipeline",
     )
 
 
 def _conflicts(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
     with deps.read_transaction() as (session, _):
-        found = collision_service.collision_rows(
+        found = collision_service.collision_page(
             session,
             statuses=[CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED],
             severities=[Severity.BLOCKING],
+            limit=replies.LINES_PER_LIST,
         )
-        lines = [replies.collision_line(records.collision_record(c)) for c in found]
+        lines = found.map(lambda c: replies.collision_line(records.collision_record(c)))
     return replies.reply(
         replies.listing("Unresolved blocking collisions", lines, "None.", "`tower conflicts`"),
         "Conflicts",
@@ -176,12 +175,8 @@ def _show(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
 
 
 def _plan(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
-    with deps.read_transaction() as (session, ctx):
-        moved = [
-            replies.plan_line(r)
-            for r in view(session, ctx.policy).plan_rows()
-            if r["moved_days"] or r["planned_start"] is None
-        ]
+    with deps.read_transaction() as (session, _):
+        moved = reads.moved_page(session, limit=replies.LINES_PER_LIST).map(replies.plan_line)
     return replies.reply(
         replies.listing(
             "Tests the plan moves", moved, "Every test keeps its window.", "`tower plan`"

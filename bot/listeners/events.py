@@ -8,9 +8,8 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.app import BotDeps
-from bot.views.replies import home_view
+from bot.views.replies import LINES_PER_LIST, home_view
 from tower.pipeline.overview import overview_for
-from tower.pipeline.service import view
 
 
 def register(app: App, deps: BotDeps) -> None:
@@ -20,6 +19,5 @@ def register(app: App, deps: BotDeps) -> None:
             return
         user = event["user"]
         with deps.read_transaction() as (session, ctx):
-            pipeline = view(session, ctx.policy)
-            home = home_view(overview_for(session, ctx, pipeline, user))
+            home = home_view(overview_for(session, ctx, user, lines=LINES_PER_LIST))
         client.views_publish(user_id=user, view=home)

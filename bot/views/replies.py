@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.ids import ActionId
 from bot.mrkdwn import escape, escape_keeping_mentions
+from tower.paging import Page
 from tower.pipeline.overview import Overview
 
 Block = dict[str, Any]
@@ -37,18 +38,20 @@ def header(text: str) -> Block:
     return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
 
 
-def listing(title: str, lines: Sequence[str], empty: str, more: str) -> list[Block]:
-    """A titled list, cut after `LINES_PER_LIST` lines with a pointer to the rest."""
-    if not lines:
+def listing(title: str, lines: Sequence[str] | Page[str], empty: str, more: str) -> list[Block]:
+    """A titled list, cut after `LINES_PER_LIST` lines (or a page, cut where its query
+    stopped) with a pointer to the rest."""
+    page = lines if isinstance(lines, Page) else Page(list(lines), len(lines))
+    if not page.total:
         return [section(f"*{title}*\n{empty}")]
     text, shown = f"*{title}*", 0
     pointer_room = 120  # keep room for the "and N more" line
-    for line in lines[:LINES_PER_LIST]:
+    for line in page.items[:LINES_PER_LIST]:
         if len(text) + 1 + len(line) > SECTION_LIMIT - pointer_room:
             break
         text, shown = f"{text}\n{line}", shown + 1
-    if shown < len(lines):
-        text += f"\n_…and {len(lines) - shown} more: {more}_"
+    if shown < page.total:
+        text += f"\n_…and {page.total - shown:,} more: {more}_"
     return [section(text)]
 
 
@@ -105,17 +108,14 @@ def home_view(view: Overview) -> dict[str, Any]:
     """The App Home of one person: at most ~20 blocks, whatever the portfolio's size."""
     blocks: list[Block] = [header("Tower"), register_button()]
     blocks += listing(
-        "Your tests", [_home_test(t) for t in view.tests], "No active tests.", "`/tower list mine`"
+        "Your tests", view.tests.map(_home_test), "No active tests.", "`/tower list mine`"
     )
     blocks += listing(
-        "Your SLA clocks",
-        [_clock_line(c) for c in view.clocks],
-        "No clocks running.",
-        "`/tower list mine`",
+        "Your SLA clocks", view.clocks.map(_clock_line), "No clocks running.", "`tower sla`"
     )
     blocks += listing(
         "Your open conflicts",
-        [collision_line(c) for c in view.conflicts],
+        view.conflicts.map(collision_line),
         "None.",
         "`/tower conflicts`",
     )
@@ -123,22 +123,17 @@ def home_view(view: Overview) -> dict[str, Any]:
         blocks.append({"type": "divider"})
         blocks += listing(
             "Approval queue, by rank",
-            [pipeline_line(r) for r in view.approval_queue],
+            view.approval_queue.map(pipeline_line),
             "Nothing to approve.",
             "`/tower queue`",
         )
         blocks += listing(
             "Blocking conflicts",
-            [collision_line(c) for c in view.blocking],
+            view.blocking.map(collision_line),
             "None.",
             "`/tower conflicts`",
         )
-        blocks += listing(
-            "SLA breaches",
-            [_clock_line(c) for c in view.breaches],
-            "None.",
-            "`tower sla`",
-        )
+        blocks += listing("SLA breaches", view.breaches.map(_clock_line), "None.", "`tower sla`")
     return {"type": "home", "blocks": blocks[:100]}
 
 

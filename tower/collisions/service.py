@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
@@ -22,6 +22,7 @@ from tower.engine.findings import Finding
 from tower.errors import NotFoundError, TowerError
 from tower.experiments.models import Experiment
 from tower.experiments.spec import parse_key
+from tower.paging import Page, first_rows
 from tower.policy import Policy
 
 LIVE_STATUSES = (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED, CollisionStatus.WAIVED)
@@ -230,12 +231,7 @@ def collision_rows(
 ) -> list[CollisionFacts]:
     """`list_collisions` read as plain rows (of test `key` only, when given): thousands of
     collisions listed without thousands of objects."""
-    columns = [getattr(Collision, name) for name in CollisionFacts.__annotations__]
-    query = select(*columns).order_by(Collision.severity, Collision.id)
-    if statuses:
-        query = query.where(Collision.status.in_(list(statuses)))
-    if severities:
-        query = query.where(Collision.severity.in_(list(severities)))
+    query = _rows_query(statuses, severities)
     if key is not None:
         involved = (
             select(collision_experiments.c.collision_id)
@@ -244,6 +240,37 @@ def collision_rows(
         )
         query = query.where(Collision.id.in_(involved))
     return list(session.execute(query))
+
+
+def collision_page(
+    session: Session,
+    *,
+    statuses: Collection[CollisionStatus] = (),
+    severities: Collection[Severity] = (),
+    involving: Select[Any] | None = None,
+    limit: int | None,
+) -> Page[CollisionFacts]:
+    """The most urgent `limit` collisions as rows, and how many there are in all; those
+    involving one of the experiments `involving` selects (by id), when given."""
+    query = _rows_query(statuses, severities)
+    if involving is not None:
+        involved = select(collision_experiments.c.collision_id).where(
+            collision_experiments.c.experiment_id.in_(involving)
+        )
+        query = query.where(Collision.id.in_(involved))
+    return first_rows(session, query, limit)
+
+
+def _rows_query(
+    statuses: Collection[CollisionStatus], severities: Collection[Severity]
+) -> Select[Any]:
+    columns = [getattr(Collision, name) for name in CollisionFacts.__annotations__]
+    query = select(*columns).order_by(Collision.severity, Collision.id)
+    if statuses:
+        query = query.where(Collision.status.in_(list(statuses)))
+    if severities:
+        query = query.where(Collision.severity.in_(list(severities)))
+    return query
 
 
 def by_refs(session: Session, refs: Collection[str]) -> list[Collision]:

@@ -101,15 +101,18 @@ class Planner:
         live = [f for f in ranked if f.item.status == ExperimentStatus.LIVE]
         others = [f for f in ranked if f.item.status != ExperimentStatus.LIVE]
         self._rank_of = {f.key: rank for rank, f in enumerate(ranked, start=1)}
-        placements = [self._keep(f) for f in live]
+        placements = [self.keep(f) for f in live]
         placements += [self.place(f) for f in others]
         return sorted(placements, key=lambda p: p.rank)
 
-    def place(self, footprint: Footprint) -> Placement:
-        """Give `footprint` its requested window or the next free slot, and reserve it."""
+    def place(self, footprint: Footprint, *, rank: int | None = None) -> Placement:
+        """Give `footprint` its requested window or the next free slot, and reserve it
+        (`rank`: its rank, when it is placed outside `plan`)."""
+        if rank is not None:
+            self._rank_of[footprint.key] = rank
         planned, reasons = self._next_free(footprint)
         if planned is not None:
-            self._reserve(planned)
+            self.reserve(planned)
         return self._placement(footprint, planned, reasons)
 
     def free_slot(self, footprint: Footprint) -> tuple[date, date] | None:
@@ -136,11 +139,15 @@ class Planner:
             start = max(b.until for b in blockers)
         return None, reasons
 
-    def _keep(self, footprint: Footprint) -> Placement:
-        self._reserve(footprint)
+    def keep(self, footprint: Footprint, *, rank: int | None = None) -> Placement:
+        """Leave `footprint` in its window (a live test), and reserve it."""
+        if rank is not None:
+            self._rank_of[footprint.key] = rank
+        self.reserve(footprint)
         return self._placement(footprint, footprint, [])
 
-    def _reserve(self, footprint: Footprint) -> None:
+    def reserve(self, footprint: Footprint) -> None:
+        """Hold `footprint`'s window, as placed (here, or by an earlier plan)."""
         self.placed.add(footprint)
         for channel in self._channels(footprint):
             self.by_channel[channel].add(footprint)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from tower.audit import service as audit_service
 from tower.errors import NotFoundError
 from tower.experiments.models import Experiment
-from tower.experiments.spec import ExperimentSpec, ExperimentStatus, parse_key
+from tower.experiments.spec import (
+    FINISHED_STATUSES,
+    ExperimentSpec,
+    ExperimentStatus,
+    parse_key,
+)
 
 
 def get_by_key(session: Session, key: str) -> Experiment:
@@ -45,6 +51,22 @@ def list_experiments(
     if statuses:
         query = query.where(Experiment.status.in_(list(statuses)))
     return list(session.scalars(query))
+
+
+def unfinished(*, owner: str | None = None, teams: Collection[str] | None = None) -> Select[Any]:
+    """Tests not finished yet, in window order: all, or those `owner` owns or any of `teams`
+    runs (either, when both are given)."""
+    query = (
+        select(Experiment)
+        .where(Experiment.status.not_in(list(FINISHED_STATUSES)))
+        .order_by(Experiment.start, Experiment.number)
+    )
+    whose = []
+    if owner is not None:
+        whose.append(Experiment.owner == owner)
+    if teams is not None:
+        whose.append(Experiment.team.in_(list(teams)))
+    return query.where(or_(*whose)) if whose else query
 
 
 def highest_number(session: Session) -> int:

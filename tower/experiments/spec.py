@@ -43,6 +43,17 @@ class ExperimentStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+# Tests with nothing left to do: lists of what people are working on leave them out.
+FINISHED_STATUSES = frozenset(
+    {
+        ExperimentStatus.RESULTS_RECORDED,
+        ExperimentStatus.REJECTED,
+        ExperimentStatus.WITHDRAWN,
+        ExperimentStatus.CANCELLED,
+    }
+)
+
+
 class ExperimentResult(enum.StrEnum):
     WINNER = "winner"
     LOSER = "loser"

@@ -26,10 +26,11 @@ from tower.db import read_only
 from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
 from tower.engine.planner import Placement, Planner
+from tower.engine.portfolio import Footprint
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
 from tower.pipeline import read_model, registry
-from tower.pipeline.index import PortfolioIndex, portfolio_item, warm_index
+from tower.pipeline.index import PortfolioIndex, StoredPlan, portfolio_item, warm_index
 
 logger = logging.getLogger("tower.pipeline")
 
@@ -111,11 +112,14 @@ def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
 
 
 def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement | None:
-    """Where the plan would put test `key` now (None if it is not in the pipeline).
+    """Where the plan would put test `key` now (None if it is not in the pipeline). Reads
+    only.
 
-    The planner places tests greedily in rank order, so a test's slot depends only on the
-    live tests and those ranked above it: planning just those answers at once, without
-    waiting for the next full plan. Reads only.
+    The planner places live tests, then the others greedily in rank order, so a test's slot
+    depends only on the live tests and those ranked above it. Where the stored plan holds
+    those as they still are (same version, same rank, and no live test changed), their
+    windows are reused; from the first that changed, the rest are placed again; then `key`
+    is. Either way, the slot a full plan gives, without planning thousands of tests.
     """
     index = warm_index(session, ctx.policy, ctx.today)
     with index.lock:
@@ -124,16 +128,55 @@ def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement 
         if key not in ranks:
             return None
         limit = ranks[key]
-        order = sorted(
-            (
-                footprint
-                for k, footprint in index.footprints.items()
-                if ranks[k] <= limit or footprint.item.status == ExperimentStatus.LIVE
-            ),
-            key=lambda footprint: ranks[footprint.key],
-        )
-        placements = Planner(index.compiler).plan(order)
-    return next(p for p in placements if p.key == key)
+        plan = index.stored_plan(session)
+        trusted = _trusted_ranks(index, plan)
+        planner = Planner(index.compiler)
+        for footprint in index.footprints.values():
+            if _is_live(footprint) and footprint.key != key:
+                planner.keep(footprint)
+        ahead = (f for k, f in index.footprints.items() if ranks[k] < limit and not _is_live(f))
+        for footprint in sorted(ahead, key=lambda f: ranks[f.key]):
+            rank = ranks[footprint.key]
+            stored = plan.placements.get(footprint.key)
+            if rank < trusted and stored is not None and stored.rank == rank:
+                if stored.planned_start is not None:  # else: no slot, so it holds none
+                    planner.reserve(footprint.shifted(stored.planned_start.toordinal()))
+            else:
+                trusted = 0  # placed again, so is everything after it
+                planner.place(footprint)
+        own = index.footprints[key]
+        if _is_live(own):
+            return planner.keep(own, rank=limit)
+        return planner.place(own, rank=limit)
+
+
+def _trusted_ranks(index: PortfolioIndex, plan: StoredPlan) -> int:
+    """The rank above which the stored plan still holds: that of the highest test changed,
+    gone or added since it was made (0: a live test changed, nothing holds)."""
+    ranks = index.ranks()
+    trusted = len(ranks) + 1
+    for key, placement in plan.placements.items():
+        footprint = index.footprints.get(key)
+        if footprint is not None and _version(index, footprint) == plan.row_versions[key]:
+            continue
+        if key in plan.live or (footprint is not None and _is_live(footprint)):
+            return 0
+        trusted = min(trusted, placement.rank, ranks.get(key, trusted))
+    for key, footprint in index.footprints.items():
+        if key not in plan.placements:
+            if _is_live(footprint):
+                return 0
+            trusted = min(trusted, ranks[key])
+    return trusted
+
+
+def _version(index: PortfolioIndex, footprint: Footprint) -> int | None:
+    row = index.rows.get(footprint.item.number)
+    return None if row is None else row[0]
+
+
+def _is_live(footprint: Footprint) -> bool:
+    return footprint.item.status == ExperimentStatus.LIVE
 
 
 def warm_up(factory: sessionmaker[Session], ctx: ServiceContext) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import select
@@ -59,7 +60,7 @@ class PortfolioIndex:
         self.footprints: dict[str, Footprint] = {}  # the active ones, by key
         self.scores: dict[str, Score | ScoringError] = {}  # the active ones, by key
         self.order = RankOrder()  # their ranks
-        self._plan: tuple[object, dict[str, Placement]] | None = None  # stored plan, by key
+        self._plan: tuple[object, StoredPlan] | None = None  # the stored plan, as of its mark
         self.scored_on: date | None = None
         self.engine = CollisionEngine(self.compiler, ())
         self.mark: RegistryMark | None = None
@@ -118,10 +119,14 @@ class PortfolioIndex:
         return self.order
 
     def placements(self, session: Session) -> Mapping[str, Placement]:
-        """The stored plan's placements by key, read again only when a new plan is stored."""
+        """The stored plan's placements by key."""
+        return self.stored_plan(session).placements
+
+    def stored_plan(self, session: Session) -> StoredPlan:
+        """The stored plan, read again only when a new plan is stored."""
         state = registry.plan_mark(session)
         if self._plan is None or self._plan[0] != state:
-            self._plan = (state, read_placements(session))
+            self._plan = (state, read_plan(session))
         return self._plan[1]
 
     def _set_score(self, footprint: Footprint) -> None:
@@ -188,14 +193,28 @@ def warm_index(session: Session, policy: Policy, today: date) -> PortfolioIndex:
     return index
 
 
-def read_placements(session: Session) -> dict[str, Placement]:
-    """The stored plan as placements by key (what a change's fixes cite)."""
+@dataclass(frozen=True)
+class StoredPlan:
+    """The last plan stored, by key: each placement, the test's version it planned, and
+    which tests were live then."""
+
+    placements: dict[str, Placement] = field(default_factory=dict)
+    row_versions: dict[str, int | None] = field(default_factory=dict)
+    live: frozenset[str] = frozenset()
+
+
+def read_plan(session: Session) -> StoredPlan:
+    """The stored plan (what a change's fixes cite and a registrant's slot builds on)."""
     query = select(Experiment.number, Experiment.start, Experiment.end, PlanEntry).join(
         PlanEntry, PlanEntry.experiment_id == Experiment.id
     )
-    return {
-        format_key(number): Placement(
-            key=format_key(number),
+    placements: dict[str, Placement] = {}
+    versions: dict[str, int | None] = {}
+    live: set[str] = set()
+    for number, start, end, entry in session.execute(query):
+        key = format_key(number)
+        placements[key] = Placement(
+            key=key,
             rank=entry.rank,
             requested_start=start,
             requested_end=end,
@@ -203,5 +222,7 @@ def read_placements(session: Session) -> dict[str, Placement]:
             planned_end=entry.planned_end,
             reasons=(),
         )
-        for number, start, end, entry in session.execute(query)
-    }
+        versions[key] = entry.row_version
+        if entry.live:
+            live.add(key)
+    return StoredPlan(placements, versions, frozenset(live))

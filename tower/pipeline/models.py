@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tower.db import Base
@@ -64,3 +64,5 @@ class PlanEntry(Base):
     planned_start: Mapped[date | None]
     planned_end: Mapped[date | None]
     explanation: Mapped[str] = mapped_column(Text, default="")
+    row_version: Mapped[int | None]  # the test's `Experiment.version` when it was planned
+    live: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -1,60 +1,56 @@
 """What one person should see at a glance (Slack's App Home renders it): their tests, their
-clocks and conflicts, and for managers the approval queue, blockers and breaches."""
+clocks and conflicts, and for managers the approval queue, blockers and breaches.
+
+Each list is a `Page`: its first lines and how many there are, read with queries that stop
+at the lines shown, so a glance costs the same at ten tests or ten thousand.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus, Severity
 from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
+from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
-from tower.pipeline import records
-from tower.pipeline.service import PipelineView
+from tower.paging import Page, first_objects
+from tower.pipeline import reads, records
 from tower.sla import service as sla_service
-from tower.sla.models import ClockState
+from tower.sla.models import ClockState, SlaClock
 
-FINISHED = {
-    ExperimentStatus.RESULTS_RECORDED,
-    ExperimentStatus.REJECTED,
-    ExperimentStatus.WITHDRAWN,
-    ExperimentStatus.CANCELLED,
-}
+UNRESOLVED = (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED)
 
 
 @dataclass
 class Overview:
-    """Lists for one person; a renderer shows the first few of each and counts the rest."""
+    """Lists for one person, each cut to its first lines with a count of them all."""
 
     user: str
     is_manager: bool
     teams: list[str]
-    tests: list[dict[str, Any]] = field(default_factory=list)
-    clocks: list[dict[str, Any]] = field(default_factory=list)
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
-    approval_queue: list[dict[str, Any]] = field(default_factory=list)
-    blocking: list[dict[str, Any]] = field(default_factory=list)
-    breaches: list[dict[str, Any]] = field(default_factory=list)
+    tests: Page[dict[str, Any]] = field(default_factory=Page)
+    clocks: Page[dict[str, Any]] = field(default_factory=Page)
+    conflicts: Page[dict[str, Any]] = field(default_factory=Page)
+    approval_queue: Page[dict[str, Any]] = field(default_factory=Page)
+    blocking: Page[dict[str, Any]] = field(default_factory=Page)
+    breaches: Page[dict[str, Any]] = field(default_factory=Page)
 
 
-def overview_for(
-    session: Session, ctx: ServiceContext, pipeline: PipelineView, user: str
-) -> Overview:
-    """The overview of `user`, from stored state (reads only)."""
+def overview_for(session: Session, ctx: ServiceContext, user: str, *, lines: int) -> Overview:
+    """The overview of `user`, `lines` lines a list at most, from stored state (reads only)."""
     teams = [team.key for team in ctx.policy.teams_of(user)]
     view = Overview(user, ctx.policy.is_manager(user), teams)
-    mine = [
-        e
-        for e in experiment_service.list_experiments(session)
-        if (e.owner == user or e.team in teams) and e.status not in FINISHED
-    ]
-    ranks = pipeline.ranks()
-    view.tests = [
-        {
+    mine = experiment_service.unfinished(owner=user, teams=teams)
+    tests = first_objects(session, mine, lines)
+    ranks = reads.ranks(session, [e.number for e in tests.items])
+    view.tests = tests.map(
+        lambda e: {
             "key": e.key,
             "title": e.title,
             "status": e.status.value,
@@ -62,38 +58,36 @@ def overview_for(
             "end": e.end.isoformat(),
             "rank": ranks.get(e.key),
         }
-        for e in mine
-    ]
-    keys = {e.key for e in mine}
-    unresolved = [CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED]
-    collisions = collision_service.collision_rows(session, statuses=unresolved)
-    view.conflicts = [
-        records.collision_record(c) for c in collisions if keys & set(collision_service.keys_of(c))
-    ]
-    running = [c for c in sla_service.clocks_for(session) if c.state != ClockState.STOPPED]
-    view.clocks = [
-        sla_service.clock_status(c, ctx.calendar, ctx.now)
-        for c in running
-        if c.subject.split(":")[0] in keys or c.team in teams
-    ]
+    )
+    mine_ids = mine.with_only_columns(Experiment.id).order_by(None)
+    view.conflicts = collision_service.collision_page(
+        session, statuses=UNRESOLVED, involving=mine_ids, limit=lines
+    ).map(records.collision_record)
+    whose = or_(SlaClock.experiment_id.in_(mine_ids), SlaClock.team.in_(teams))
+    view.clocks = _clock_page(session, ctx, _running_clocks().where(whose), lines)
     if view.is_manager:
-        ranked = {row["key"]: row for row in pipeline.pipeline_rows()}
-        view.approval_queue = sorted(
-            (
-                ranked[e.key]
-                for e in experiment_service.list_experiments(
-                    session, statuses=[ExperimentStatus.SUBMITTED]
-                )
-                if e.key in ranked
-            ),
-            key=lambda row: (row["rank"] is None, row["rank"] or 0),
+        kinds = {team.key: team.kind for team in ctx.policy.teams}
+        view.approval_queue = reads.pipeline_page(
+            session, ctx.policy, kinds, statuses=[ExperimentStatus.SUBMITTED], limit=lines
         )
-        view.blocking = [
-            records.collision_record(c) for c in collisions if c.severity == Severity.BLOCKING
-        ]
-        view.breaches = [
-            sla_service.clock_status(c, ctx.calendar, ctx.now)
-            for c in running
-            if c.due_at <= ctx.now
-        ]
+        view.blocking = collision_service.collision_page(
+            session, statuses=UNRESOLVED, severities=[Severity.BLOCKING], limit=lines
+        ).map(records.collision_record)
+        overdue = _running_clocks().where(SlaClock.due_at <= ctx.now)
+        view.breaches = _clock_page(session, ctx, overdue, lines)
     return view
+
+
+def _running_clocks() -> Select[Any]:
+    return (
+        select(SlaClock)
+        .where(SlaClock.state != ClockState.STOPPED)
+        .order_by(SlaClock.due_at, SlaClock.id)
+    )
+
+
+def _clock_page(
+    session: Session, ctx: ServiceContext, query: Select[Any], lines: int
+) -> Page[dict[str, Any]]:
+    page: Page[SlaClock] = first_objects(session, query, lines)
+    return page.map(lambda clock: sla_service.clock_status(clock, ctx.calendar, ctx.now))

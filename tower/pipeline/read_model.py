@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from tower.engine.analysis import PipelineAnalysis
 from tower.engine.score import Score, ScoringError
 from tower.experiments.models import Experiment
+from tower.experiments.spec import ExperimentStatus
 from tower.pipeline.index import PortfolioIndex
 from tower.pipeline.models import PipelineScore, PlanEntry
 
@@ -72,21 +73,29 @@ def fill_missing_scores(session: Session, index: PortfolioIndex) -> None:
 
 def store_analysis(session: Session, analysis: PipelineAnalysis) -> int:
     """Every active test's score and the plan, from a full analysis; returns rows written."""
-    ids = {number: id_ for number, id_ in session.execute(select(Experiment.number, Experiment.id))}
+    rows = {
+        number: (id_, version)
+        for number, id_, version in session.execute(
+            select(Experiment.number, Experiment.id, Experiment.version)
+        )
+    }
     wanted: dict[int, dict[str, Any]] = {}
     for test in analysis.ranked:
-        wanted[ids[test.item.number]] = score_values(test.score)
+        wanted[rows[test.item.number][0]] = score_values(test.score)
     for entry in analysis.unscored:
-        wanted[ids[entry.item.number]] = score_values(entry.problem)
+        wanted[rows[entry.item.number][0]] = score_values(entry.problem)
     written = _replace_rows(session, PipelineScore, wanted)
     plan: dict[int, dict[str, Any]] = {}
     for key, placement in analysis.placements.items():
-        number = analysis.footprints[key].item.number
-        plan[ids[number]] = {
+        item = analysis.footprints[key].item
+        id_, version = rows[item.number]
+        plan[id_] = {
             "rank": placement.rank,
             "planned_start": placement.planned_start,
             "planned_end": placement.planned_end,
             "explanation": placement.explanation,
+            "row_version": version,
+            "live": item.status == ExperimentStatus.LIVE,
         }
     return written + _replace_rows(session, PlanEntry, plan)
 

@@ -8,18 +8,19 @@ is, so a reader can tell people ("planned as of 10:42", "run `tower resync`").
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, Subquery, func, or_, select
 from sqlalchemy.orm import Session
 
 from tower.engine.portfolio import ACTIVE_STATUSES
 from tower.engine.score import rank_key
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key
+from tower.paging import Page, first_rows
 from tower.pipeline import registry
 from tower.pipeline.models import REGISTRY_STATE_ID, PipelineScore, PlanEntry, RegistryState
 from tower.policy import Policy
@@ -101,7 +102,14 @@ class StoredScore(NamedTuple):
 def ranked(session: Session) -> list[tuple[int, StoredScore]]:
     """Active tests in rank order: scored ones first, then unscored by registration (read
     as plain rows: a portfolio of ten thousand is no place for ten thousand objects)."""
-    query = (
+    stored = [StoredScore(*row) for row in session.execute(_scores_query())]
+    scored = sorted((s for s in stored if s.value is not None), key=StoredScore.sort_key)
+    scored += sorted((s for s in stored if s.value is None), key=lambda s: s.number)
+    return list(enumerate(scored, start=1))
+
+
+def _scores_query() -> Select[Any]:
+    return (
         select(
             Experiment.number,
             Experiment.title,
@@ -115,50 +123,112 @@ def ranked(session: Session) -> list[tuple[int, StoredScore]]:
         .join(PipelineScore, PipelineScore.experiment_id == Experiment.id)
         .where(Experiment.status.in_(list(ACTIVE_STATUSES)))
     )
-    stored = [StoredScore(*row) for row in session.execute(query)]
-    scored = sorted((s for s in stored if s.value is not None), key=StoredScore.sort_key)
-    scored += sorted((s for s in stored if s.value is None), key=lambda s: s.number)
-    return list(enumerate(scored, start=1))
 
 
-def ranks(session: Session) -> dict[str, int]:
-    """Each active test's rank, by key."""
-    return {entry.key: position for position, entry in ranked(session)}
+def _positions() -> Subquery:
+    """Every active test with its position in the pipeline: scored tests in `rank_key`'s
+    order (its statement in SQL), then the unscored by registration."""
+    position = func.row_number().over(
+        order_by=(
+            PipelineScore.value.is_(None),
+            PipelineScore.value.desc(),
+            func.coalesce(PipelineScore.confidence, 0.0).desc(),
+            Experiment.number,
+        )
+    )
+    return (
+        select(
+            Experiment.number,
+            Experiment.status,
+            PipelineScore.value,
+            position.label("position"),
+        )
+        .join(PipelineScore, PipelineScore.experiment_id == Experiment.id)
+        .where(Experiment.status.in_(list(ACTIVE_STATUSES)))
+        .subquery()
+    )
+
+
+def ranks(session: Session, numbers: Collection[int] | None = None) -> dict[str, int]:
+    """The rank of each scored active test (of tests `numbers` only, when given), by key."""
+    positions = _positions()
+    query = select(positions.c.number, positions.c.position).where(positions.c.value.is_not(None))
+    if numbers is not None:
+        query = query.where(positions.c.number.in_(list(numbers)))
+    return {format_key(number): rank for number, rank in session.execute(query)}
 
 
 def pipeline_rows(
     session: Session, policy: Policy, team_kind: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     """The ranked pipeline in the JSON shape of `tower pipeline` (README)."""
-    rows = []
-    for position, entry in ranked(session):
-        unscored = entry.value is None
-        rows.append(
-            {
-                "rank": None if unscored else position,
-                "key": entry.key,
-                "title": entry.title,
-                "team": entry.team,
-                "team_kind": team_kind.get(entry.team, "bau"),
-                "status": entry.status.value,
-                "score": None if unscored else _finite(entry.value),
-                "model": entry.detail.get("model", policy.scoring.model),
-                "factors": entry.detail.get("factors", []),
-                "problem": entry.problem,
-            }
-        )
-    return rows
+    return [
+        _pipeline_row(None if entry.value is None else position, entry, policy, team_kind)
+        for position, entry in ranked(session)
+    ]
+
+
+def pipeline_page(
+    session: Session,
+    policy: Policy,
+    team_kind: Mapping[str, str],
+    *,
+    statuses: Collection[ExperimentStatus] = (),
+    limit: int,
+) -> Page[dict[str, Any]]:
+    """The first `limit` rows of the ranked pipeline (of tests in `statuses` only, when
+    given), and how many there are: only the rows shown are read in full."""
+    positions = _positions()
+    query = select(positions.c.number, positions.c.position).order_by(positions.c.position)
+    if statuses:
+        query = query.where(positions.c.status.in_(list(statuses)))
+    shown = first_rows(session, query, limit)
+    numbers = [number for number, _ in shown.items]
+    full = _scores_query().where(Experiment.number.in_(numbers))
+    entries = {row.number: StoredScore(*row) for row in session.execute(full)}
+    return shown.map(
+        lambda row: _pipeline_row(row.position, entries[row.number], policy, team_kind)
+    )
+
+
+def _pipeline_row(
+    rank: int | None, entry: StoredScore, policy: Policy, team_kind: Mapping[str, str]
+) -> dict[str, Any]:
+    unscored = entry.value is None
+    return {
+        "rank": None if unscored else rank,
+        "key": entry.key,
+        "title": entry.title,
+        "team": entry.team,
+        "team_kind": team_kind.get(entry.team, "bau"),
+        "status": entry.status.value,
+        "score": None if unscored else _finite(entry.value),
+        "model": entry.detail.get("model", policy.scoring.model),
+        "factors": entry.detail.get("factors", []),
+        "problem": entry.problem,
+    }
 
 
 def plan_rows(session: Session) -> list[dict[str, Any]]:
     """The last plan, in rank order, in the JSON shape of `tower plan` (README)."""
-    query = (
+    return [placement_row(e, entry) for e, entry in session.execute(_plan_query())]
+
+
+def moved_page(session: Session, *, limit: int) -> Page[dict[str, Any]]:
+    """The first `limit` tests the last plan moves or cannot place, in rank order, and how
+    many there are."""
+    moved = or_(PlanEntry.planned_start.is_(None), PlanEntry.planned_start != Experiment.start)
+    page = first_rows(session, _plan_query().where(moved), limit)
+    return page.map(lambda row: placement_row(*row))
+
+
+def _plan_query() -> Select[Experiment, PlanEntry]:
+    return (
         select(Experiment, PlanEntry)
         .join(PlanEntry, PlanEntry.experiment_id == Experiment.id)
         .where(Experiment.status.in_(list(ACTIVE_STATUSES)))
         .order_by(PlanEntry.rank)
     )
-    return [placement_row(e, entry) for e, entry in session.execute(query)]
 
 
 def placement_row(experiment: Experiment, entry: PlanEntry) -> dict[str, Any]:
@@ -184,7 +254,7 @@ def check_row(session: Session, experiment: Experiment) -> dict[str, Any]:
         if stored.value is None:
             problem = stored.problem
         else:
-            rank = _rank_of(session, experiment.number, stored.value, stored.confidence or 0.0)
+            rank = ranks(session, [experiment.number]).get(experiment.key)
             score = {
                 "key": experiment.key,
                 "number": experiment.number,
@@ -205,27 +275,6 @@ def check_row(session: Session, experiment: Experiment) -> dict[str, Any]:
         "problem": problem,
         "placement": placement,
     }
-
-
-def _rank_of(session: Session, number: int, value: float, confidence: float) -> int:
-    """1 + how many active scored tests come before this one: `rank_key`'s rule in SQL."""
-    ahead = or_(
-        PipelineScore.value > value,
-        and_(PipelineScore.value == value, PipelineScore.confidence > confidence),
-        and_(
-            PipelineScore.value == value,
-            PipelineScore.confidence == confidence,
-            Experiment.number < number,
-        ),
-    )
-    query = (
-        select(func.count())
-        .select_from(PipelineScore)
-        .join(Experiment, Experiment.id == PipelineScore.experiment_id)
-        .where(Experiment.status.in_(list(ACTIVE_STATUSES)), PipelineScore.value.is_not(None))
-        .where(ahead)
-    )
-    return int(session.scalar(query) or 0) + 1
 
 
 def _finite(value: float | None) -> float | None:
