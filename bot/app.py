@@ -20,11 +20,11 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import SlackSettings
+from bot.courier import Courier
 from bot.mrkdwn import escape
 from tower.context import ServiceContext
 from tower.db import read_only
 from tower.errors import TowerError
-from tower.outbox.dispatcher import dispatch_due
 from tower.outbox.notifier import Notifier
 from tower.policy import Policy
 
@@ -39,9 +39,8 @@ class BotDeps:
     policy: Policy
     notifier: Notifier | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    # Bolt runs listeners on a thread pool; one dispatcher at a time in this process, since
-    # SQLite has no row locks (PostgreSQL's SKIP LOCKED keeps other processes apart).
-    _delivering: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _courier: Courier | None = field(default=None, repr=False)
+    _courier_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def context(self) -> ServiceContext:
         return ServiceContext.create(self.policy, self.clock())
@@ -60,23 +59,18 @@ class BotDeps:
 
     @property
     def delivering(self) -> bool:
-        """Whether this process is sending queued messages right now."""
-        return self._delivering.locked()
+        """Whether this process is sending queued messages, or about to."""
+        return self._courier is not None and self._courier.busy
 
     def deliver_now(self, *, first: int | None = None) -> None:
-        """Send what the last change queued (outbox message `first` before any backlog);
-        failures stay queued for the worker."""
+        """Have what the last change queued sent right away (outbox message `first` before
+        any backlog), off the listener's thread; failures stay queued for the worker."""
         if self.notifier is None:
             return
-        try:
-            with self._delivering:
-                if first is not None:
-                    dispatch_due(
-                        self.session_factory, self.notifier, now=self.clock(), only=[first]
-                    )
-                dispatch_due(self.session_factory, self.notifier, now=self.clock())
-        except Exception:  # the worker will deliver it; the user's action already stands
-            logger.exception("immediate delivery failed; the worker will retry")
+        with self._courier_lock:
+            if self._courier is None:
+                self._courier = Courier(self.session_factory, self.notifier, self.clock)
+        self._courier.request(first=first)
 
 
 def create_app(settings: SlackSettings, deps: BotDeps, *, client: WebClient | None = None) -> App:

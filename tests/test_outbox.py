@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import SMALL_POLICY, server_url
+from tests.conftest import SMALL_POLICY
 from tower import migrate
 from tower.cli.context import AppContext
 from tower.cli.outbox_commands import COLUMNS, outbox_group
@@ -29,7 +29,7 @@ from tower.db import create_database_engine, create_session_factory, utcnow
 from tower.errors import NotFoundError, TowerError
 from tower.outbox import queries
 from tower.outbox import service as outbox_service
-from tower.outbox.dispatcher import DispatchReport, backoff_delay, dispatch_due
+from tower.outbox.dispatcher import LEASE, DispatchReport, backoff_delay, dispatch_due
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notifier import (
     ConsoleNotifier,
@@ -467,24 +467,63 @@ def test_a_rate_limit_does_not_count_as_an_attempt(sessions: sessionmaker[Sessio
 # --- Crashes and at-least-once --------------------------------------------------------------
 
 
-def test_a_crash_between_send_and_commit_sends_again_with_the_same_dedupe_key(
+def test_a_crash_between_send_and_commit_sends_again_once_the_lease_runs_out(
     sessions: sessionmaker[Session],
 ) -> None:
     [message_id] = queue(sessions, GROWTH)
     crashing = CrashAfterSendNotifier()
+    crashed_at = datetime.now(UTC)
 
     with pytest.raises(SimulatedCrash):
-        dispatch(sessions, crashing, NOW)
+        dispatch(sessions, crashing, NOW, clock=lambda: crashed_at)
 
     message = load(sessions, message_id)
     assert (message.status, message.attempts, message.sent_at) == (MessageStatus.PENDING, 0, None)
     notifier = RecordingNotifier()
-    assert dispatch(sessions, notifier, NOW + SECOND) == DispatchReport(sent=1)
+    # While the lease holds, the crashed dispatcher may still be sending: nobody else does.
+    within = crashed_at + LEASE - SECOND
+    assert dispatch(sessions, notifier, NOW + SECOND, clock=lambda: within) == DispatchReport()
+    after = crashed_at + LEASE + SECOND
+    assert dispatch(sessions, notifier, NOW + SECOND, clock=lambda: after) == DispatchReport(sent=1)
     [before_crash] = crashing.delivered
     [after_restart] = notifier.delivered
     assert before_crash == after_restart  # same message id and dedupe key: the receiver can drop it
     assert after_restart.dedupe_key == "msg:1"
     assert load(sessions, message_id).status == MessageStatus.SENT
+
+
+def test_nothing_holds_the_database_while_a_message_is_being_sent(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A writer commits while the notifier is in the middle of a send (Slack slow, or a
+    channel paced): the dispatcher holds no transaction then, on SQLite as on PostgreSQL."""
+    queue(sessions, GROWTH, CHECKOUT)
+    committed: list[int] = []
+
+    class WritingNotifier(RecordingNotifier):
+        def send(self, delivery: Delivery) -> None:
+            done = threading.Event()
+
+            def write() -> None:
+                with sessions.begin() as session:
+                    outbox_service.enqueue(
+                        session,
+                        kind="collision.opened",
+                        recipient="U0ANNA",
+                        text="queued while a message was being sent",
+                        dedupe_key=f"during:{delivery.message_id}",
+                    )
+                committed.append(delivery.message_id)
+                done.set()
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            assert done.wait(timeout=20), "a writer waited for the dispatcher's transaction"
+            writer.join()
+            return super().send(delivery)
+
+    assert dispatch(sessions, WritingNotifier(), NOW).sent == 2
+    assert len(committed) == 2
 
 
 def test_fifty_messages_through_a_flaky_notifier_none_lost_none_sent_twice(
@@ -508,10 +547,6 @@ def test_fifty_messages_through_a_flaky_notifier_none_lost_none_sent_twice(
     assert totals["retried"] > 0 and totals["rate_limited"] > 0  # the flakiness did happen
 
 
-@pytest.mark.skipif(
-    server_url() is None,
-    reason="SQLite has no row locks: one dispatcher at a time (set TOWER_TEST_DATABASE_URL)",
-)
 def test_two_dispatchers_never_send_the_same_message(sessions: sessionmaker[Session]) -> None:
     queue(sessions, *([GROWTH, CHECKOUT, "C0CRM", "U0ANNA"] * 10))
     notifier = RecordingNotifier(delay=0.02)

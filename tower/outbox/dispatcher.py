@@ -1,14 +1,17 @@
 """Deliver due outbox messages through a notifier: retries, backoff, Retry-After, dead letters.
 
-Each message is claimed, sent and recorded in one short transaction of its own. On
-PostgreSQL the claim is `SELECT ... FOR UPDATE SKIP LOCKED`, and the row lock is held while
-sending, so several dispatchers can run side by side and never send the same message. SQLite
-has no row locks and ignores the clause: run a single dispatcher there.
+Each message goes through three steps, none of which holds a transaction while Slack is
+called: it is claimed in a short transaction (a lease: a conditional `UPDATE` that only one
+dispatcher can win, checked by its row count), sent with no transaction open, and its
+outcome recorded in a second short transaction (retried when the database is busy). So any
+number of dispatchers (`tower worker`, `tower sweep`, `tower serve`) and writers can run at
+once, on SQLite as on PostgreSQL, and a slow or paced Slack never holds up a write.
 
-Delivery is at least once. A process killed after the notifier sent a message but before the
-transaction committed leaves the row pending, and the message is sent again by a later run;
-the `Delivery` carries the message's `dedupe_key` so the receiver can drop the duplicate.
-Messages to one recipient usually go out in queue order, but retries may reorder them.
+Delivery is at least once. A process killed after the notifier sent a message but before its
+outcome was recorded leaves the row claimed; once the lease runs out (`LEASE`), a later run
+sends it again, and the `Delivery` carries the message's `dedupe_key` so the receiver can
+drop the duplicate. Messages to one recipient usually go out in queue order, but retries may
+reorder them.
 
 Outcomes of one send:
 - delivered: status `sent`, `sent_at` = now;
@@ -24,14 +27,18 @@ Outcomes of one send:
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tower.db import utcnow
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notifier import Delivery, DeliveryFailed, Notifier, RateLimited, Receipt
 
@@ -43,6 +50,11 @@ DEFAULT_BASE_DELAY = timedelta(seconds=30)
 DEFAULT_MAX_DELAY = timedelta(hours=1)
 DEFAULT_MAX_ATTEMPTS = 8
 _MAX_ERROR_LENGTH = 2000
+# How long a claimed message is its dispatcher's: past it, the dispatcher is presumed dead
+# and another may send the message again. Longer than any send, pacing included.
+LEASE = timedelta(minutes=2)
+CLAIM_ATTEMPTS = 20  # claims lost to other dispatchers before a run gives up for now
+RECORD_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -108,15 +120,18 @@ def dispatch_due(
     max_delay: timedelta = DEFAULT_MAX_DELAY,
     unsent_too: bool = False,
     only: Collection[int] | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> DispatchReport:
-    """Send up to `limit` pending messages due at `now` (oldest due first), one transaction each.
+    """Send up to `limit` pending messages due at `now` (oldest due first), one at a time.
 
     `unsent_too`: also messages never tried yet, whatever their due time (a sweep reasoning
     at a past moment still delivers what real changes queued since). `only`: just these
-    messages (a registrant's DM goes out before any backlog).
+    messages (a registrant's DM goes out before any backlog). `clock`: the real time, which
+    leases count in (`now` may be a moment a sweep reasons at).
 
     Each message is tried at most once per run. Errors from the notifier never escape;
-    database errors and `BaseException`s (a shutdown) do, leaving the current message pending.
+    database errors and `BaseException`s (a shutdown) do, leaving the current message
+    claimed until its lease runs out.
     """
     if now.tzinfo is None:
         raise ValueError(f"naive datetime {now!r}: pass an aware time (UTC)")
@@ -126,16 +141,17 @@ def dispatch_due(
     counts: dict[Outcome, int] = {"sent": 0, "retried": 0, "rate_limited": 0, "dead_lettered": 0}
     tried: set[int] = set()
     paused_recipients: set[str] = set()
+    lease = uuid.uuid4().hex
     while len(tried) < limit:
-        with session_factory.begin() as session:
-            message = _claim_next(session, now, tried, paused_recipients, unsent_too, only)
-            if message is None:
-                break
-            tried.add(message.id)
-            outcome = _deliver(session, notifier, message, now=now, backoff=backoff)
-            if outcome == "rate_limited":
-                paused_recipients.add(message.recipient)
-                _hold_recipient(session, message.recipient, until=message.next_attempt_at)
+        wanted = _Wanted(now, frozenset(tried), frozenset(paused_recipients), unsent_too, only)
+        delivery = _claim_next(session_factory, wanted, lease, clock())
+        if delivery is None:
+            break
+        tried.add(delivery.message_id)
+        sent = _send(notifier, delivery)
+        outcome = _record(session_factory, delivery.message_id, sent, now=now, backoff=backoff)
+        if outcome == "rate_limited":
+            paused_recipients.add(delivery.recipient)
         counts[outcome] += 1
     report = DispatchReport(**counts)
     if report.attempted:
@@ -143,45 +159,76 @@ def dispatch_due(
     return report
 
 
+@dataclass(frozen=True)
+class _Wanted:
+    """Which messages a run looks for next."""
+
+    now: datetime
+    tried: frozenset[int]
+    paused_recipients: frozenset[str]
+    unsent_too: bool
+    only: Collection[int] | None
+
+
 def _claim_next(
-    session: Session,
-    now: datetime,
-    tried: Collection[int],
-    paused_recipients: Collection[str],
-    unsent_too: bool = False,
-    only: Collection[int] | None = None,
-) -> OutboxMessage | None:
-    """Lock the next due message no other dispatcher holds (PostgreSQL), or None."""
-    due = OutboxMessage.next_attempt_at <= now
-    if unsent_too:  # never tried and never told to wait: not waiting for a retry
+    session_factory: sessionmaker[Session], wanted: _Wanted, lease: str, wall_time: datetime
+) -> Delivery | None:
+    """Claim the next due message no live lease holds, in a transaction of its own; what
+    to send, or None when nothing is left."""
+    for _ in range(CLAIM_ATTEMPTS):
+        with session_factory.begin() as session:
+            candidate = session.scalar(_next_due(wanted, wall_time))
+            if candidate is None:
+                return None
+            won = session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == candidate,
+                    OutboxMessage.status == MessageStatus.PENDING,
+                    _unclaimed(wall_time),
+                )
+                .values(claimed_until=wall_time + LEASE, claimed_by=lease)
+                .execution_options(synchronize_session=False)
+            )
+            if _row_count(won) != 1:
+                continue  # another dispatcher won it: look again
+            message = session.get(OutboxMessage, candidate)
+            assert message is not None
+            return _delivery(session, message)
+    return None
+
+
+def _next_due(wanted: _Wanted, wall_time: datetime) -> Select[int]:
+    due = OutboxMessage.next_attempt_at <= wanted.now
+    if wanted.unsent_too:  # never tried and never told to wait: not waiting for a retry
         due = or_(due, and_(OutboxMessage.attempts == 0, OutboxMessage.last_error.is_(None)))
     query = (
-        select(OutboxMessage)
-        .where(OutboxMessage.status == MessageStatus.PENDING, due)
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == MessageStatus.PENDING, due, _unclaimed(wall_time))
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(1)
-        .with_for_update(skip_locked=True)
     )
-    if only is not None:
-        query = query.where(OutboxMessage.id.in_(list(only)))
-    if tried:
-        query = query.where(OutboxMessage.id.not_in(list(tried)))
-    if paused_recipients:
-        query = query.where(OutboxMessage.recipient.not_in(list(paused_recipients)))
-    return session.scalar(query)
+    if wanted.only is not None:
+        query = query.where(OutboxMessage.id.in_(list(wanted.only)))
+    if wanted.tried:
+        query = query.where(OutboxMessage.id.not_in(list(wanted.tried)))
+    if wanted.paused_recipients:
+        query = query.where(OutboxMessage.recipient.not_in(list(wanted.paused_recipients)))
+    return query
 
 
-def _deliver(
-    session: Session,
-    notifier: Notifier,
-    message: OutboxMessage,
-    *,
-    now: datetime,
-    backoff: _Backoff,
-) -> Outcome:
-    """Send one claimed message and record the outcome on its row; returns the outcome."""
+def _unclaimed(wall_time: datetime) -> ColumnElement[bool]:
+    """No dispatcher holds the row: never claimed, released, or its lease ran out."""
+    return or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until <= wall_time)
+
+
+def _row_count(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0))
+
+
+def _delivery(session: Session, message: OutboxMessage) -> Delivery:
     payload = dict(message.payload or {})
-    delivery = Delivery(
+    return Delivery(
         message_id=message.id,
         dedupe_key=message.dedupe_key,
         kind=message.kind,
@@ -191,24 +238,74 @@ def _deliver(
         replace=earlier_receipt(session, message.recipient, payload.get("replaces")),
         thread=earlier_receipt(session, message.recipient, payload.get("thread_of")),
     )
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What one send came to: a receipt, a rate limit or a failure."""
+
+    receipt: Receipt | None = None
+    limited: RateLimited | None = None
+    failure: str | None = None
+    permanent: bool = False
+
+
+def _send(notifier: Notifier, delivery: Delivery) -> _Sent:
+    """Send one claimed message, with no transaction open."""
     try:
-        receipt = notifier.send(delivery)
+        return _Sent(receipt=notifier.send(delivery))
     except RateLimited as limited:
-        wait = timedelta(seconds=max(0.0, limited.retry_after_seconds))
-        message.next_attempt_at = now + wait
-        message.last_error = str(limited)
-        logger.info("outbox message %d to %s: %s", message.id, message.recipient, limited)
-        return "rate_limited"
+        logger.info("outbox message %d to %s: %s", delivery.message_id, delivery.recipient, limited)
+        return _Sent(limited=limited)
     except DeliveryFailed as failed:
-        logger.warning("outbox message %d to %s failed: %s", message.id, message.recipient, failed)
-        return _record_failure(message, failed.reason, now, backoff, permanent=failed.permanent)
+        logger.warning(
+            "outbox message %d to %s failed: %s", delivery.message_id, delivery.recipient, failed
+        )
+        return _Sent(failure=failed.reason, permanent=failed.permanent)
     except Exception as error:
-        logger.exception("outbox message %d: the notifier raised unexpectedly", message.id)
-        reason = f"{type(error).__name__}: {error}"
-        return _record_failure(message, reason, now, backoff, permanent=False)
+        logger.exception("outbox message %d: the notifier raised unexpectedly", delivery.message_id)
+        return _Sent(failure=f"{type(error).__name__}: {error}")
+
+
+def _record(
+    session_factory: sessionmaker[Session],
+    message_id: int,
+    sent: _Sent,
+    *,
+    now: datetime,
+    backoff: _Backoff,
+) -> Outcome:
+    """Record a send's outcome on its row and release the lease, in a short transaction of
+    its own, tried again while the database is busy."""
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            with session_factory.begin() as session:
+                message = session.get(OutboxMessage, message_id)
+                assert message is not None, f"outbox message {message_id} vanished while sent"
+                message.claimed_until = message.claimed_by = None
+                return _apply(session, message, sent, now=now, backoff=backoff)
+        except OperationalError:
+            if attempt == RECORD_ATTEMPTS:
+                raise
+            logger.warning("outbox message %d: the database is busy, recording again", message_id)
+            time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _apply(
+    session: Session, message: OutboxMessage, sent: _Sent, *, now: datetime, backoff: _Backoff
+) -> Outcome:
+    if sent.limited is not None:
+        wait = timedelta(seconds=max(0.0, sent.limited.retry_after_seconds))
+        message.next_attempt_at = now + wait
+        message.last_error = str(sent.limited)
+        _hold_recipient(session, message.recipient, until=message.next_attempt_at)
+        return "rate_limited"
+    if sent.failure is not None:
+        return _record_failure(message, sent.failure, now, backoff, permanent=sent.permanent)
     message.status = MessageStatus.SENT
     message.sent_at = now  # last_error stays: it tells why a late message was late
-    message.receipt = None if receipt is None else dict(receipt)
+    message.receipt = None if sent.receipt is None else dict(sent.receipt)
     return "sent"
 
 
@@ -267,24 +364,14 @@ def _record_failure(
 
 
 def _hold_recipient(session: Session, recipient: str, *, until: datetime) -> None:
-    """Make the recipient's other pending messages wait for the end of its rate limit too.
-
-    Rows another dispatcher holds are skipped (not waited for), so two dispatchers holding
-    one row each cannot deadlock here.
-    """
-    free_rows = (
-        select(OutboxMessage.id)
+    """Make the recipient's other pending messages wait for the end of its rate limit too."""
+    session.execute(
+        update(OutboxMessage)
         .where(
             OutboxMessage.recipient == recipient,
             OutboxMessage.status == MessageStatus.PENDING,
             OutboxMessage.next_attempt_at < until,
         )
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(free_rows))
         .values(next_attempt_at=until)
         .execution_options(synchronize_session=False)
     )
