@@ -3,6 +3,11 @@
 Listeners parse what Slack sends, call Tower's services in one transaction, and render the
 answer; they hold no business rule and no SQL. Right after a change they deliver what it
 queued in the outbox, so people see it at once; the worker delivers anything left over.
+
+Each request is handled on its own thread up to its acknowledgement
+(`process_before_response`): a reply that fits in the ack is built there, and work that
+follows the ack (a registration, a click's effects, the App Home) is handed to
+`BotDeps.after_ack`, a small pool of threads. So no request thread waits on another.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +35,7 @@ from tower.outbox.notifier import Notifier
 from tower.policy import Policy
 
 logger = logging.getLogger("tower.bot")
+AFTER_ACK_THREADS = 8
 
 
 @dataclass
@@ -41,6 +48,12 @@ class BotDeps:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _courier: Courier | None = field(default=None, repr=False)
     _courier_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _after_ack: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(AFTER_ACK_THREADS, "tower-after-ack"),
+        repr=False,
+    )
+    _pending: int = field(default=0, repr=False)  # after-ack work not finished yet
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def context(self) -> ServiceContext:
         return ServiceContext.create(self.policy, self.clock())
@@ -59,8 +72,28 @@ class BotDeps:
 
     @property
     def delivering(self) -> bool:
-        """Whether this process is sending queued messages, or about to."""
+        """Whether this process still has work after an ack to do, or messages to send."""
+        with self._pending_lock:
+            if self._pending:
+                return True
         return self._courier is not None and self._courier.busy
+
+    def after_ack(self, work: Callable[[], None], body: dict[str, Any], client: WebClient) -> None:
+        """Run `work` once the request is acknowledged, off its thread; if it fails, the
+        person who acted is told in words (`explain_failure`)."""
+
+        def run() -> None:
+            try:
+                work()
+            except Exception as error:
+                explain_failure(error, body, client)
+            finally:
+                with self._pending_lock:
+                    self._pending -= 1
+
+        with self._pending_lock:
+            self._pending += 1
+        self._after_ack.submit(run)
 
     def deliver_now(self, *, first: int | None = None) -> None:
         """Have what the last change queued sent right away (outbox message `first` before
@@ -86,29 +119,32 @@ def create_app(settings: SlackSettings, deps: BotDeps, *, client: WebClient | No
         signing_secret=settings.signing_secret,
         client=web,  # carries the bot token
         token_verification_enabled=False,  # no auth.test at start; Bolt checks lazily
+        process_before_response=True,  # the request's thread runs its listener to the ack
     )
     register_listeners(app, deps)
 
     @app.error
-    def tell_the_user(
-        error: Exception, body: dict[str, Any], client: WebClient, logger: logging.Logger
-    ) -> None:
-        """Say what went wrong in words, privately; keep the trace for the logs."""
-        if isinstance(error, TowerError):
-            logger.info("refused: %s", error)
-            said = str(error)
-        else:
-            logger.exception("listener failed", exc_info=error)
-            said = (
-                "Something went wrong on Tower's side. Try again shortly; if it keeps "
-                "failing, tell the tower team."
-            )
-        user = (body.get("user") or {}).get("id") or body.get("user_id")
-        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
-        if user and channel:
-            try:
-                client.chat_postEphemeral(channel=channel, user=user, text=escape(said))
-            except Exception:  # telling them failed too: the log has it
-                logger.exception("could not tell %s what went wrong", user)
+    def tell_the_user(error: Exception, body: dict[str, Any], client: WebClient) -> None:
+        explain_failure(error, body, client)
 
     return app
+
+
+def explain_failure(error: Exception, body: dict[str, Any], client: WebClient) -> None:
+    """Say what went wrong in words, privately; keep the trace for the logs."""
+    if isinstance(error, TowerError):
+        logger.info("refused: %s", error)
+        said = str(error)
+    else:
+        logger.error("listener failed", exc_info=error)
+        said = (
+            "Something went wrong on Tower's side. Try again shortly; if it keeps "
+            "failing, tell the tower team."
+        )
+    user = (body.get("user") or {}).get("id") or body.get("user_id")
+    channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+    if user and channel:
+        try:
+            client.chat_postEphemeral(channel=channel, user=user, text=escape(said))
+        except Exception:  # telling them failed too: the log has it
+            logger.exception("could not tell %s what went wrong", user)

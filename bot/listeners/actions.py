@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot.app import BotDeps
 from bot.ids import ActionId
 from bot.listeners.commands import open_register_modal
-from bot.listeners.common import actor_of, audit_refusal, tell_privately
+from bot.listeners.common import acked_then, actor_of, audit_refusal, tell_privately
 from bot.mrkdwn import escape
 from bot.views.messages import parse_approval_value, parse_collision_value
 from bot.views.modal import list_modal, reason_modal, test_modal
@@ -94,9 +94,7 @@ def act(
 
 
 def register(app: App, deps: BotDeps) -> None:
-    @app.action(ActionId.APPROVE.value)
-    def approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    def approve(body: dict[str, Any], client: WebClient) -> None:
         ref = _test_ref(client, body)
         if ref is None:
             return
@@ -111,9 +109,10 @@ def register(app: App, deps: BotDeps) -> None:
 
         act(deps, client, body, key=key, action="approve", run=run)
 
+    app.action(ActionId.APPROVE.value)(acked_then(deps, approve))
+
     def ask_reason(action: ActionId) -> Callable[..., None]:
-        def handler(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-            ack()
+        def handler(body: dict[str, Any], client: WebClient) -> None:
             ref = _test_ref(client, body)
             if ref is None:
                 return
@@ -135,7 +134,7 @@ def register(app: App, deps: BotDeps) -> None:
             view = reason_modal(action.value, key, version, _where(body))
             client.views_open(trigger_id=body["trigger_id"], view=view)
 
-        return handler
+        return acked_then(deps, handler)
 
     app.action(ActionId.REQUEST_CHANGES.value)(ask_reason(ActionId.REQUEST_CHANGES))
     app.action(ActionId.REJECT.value)(ask_reason(ActionId.REJECT))
@@ -145,8 +144,7 @@ def register(app: App, deps: BotDeps) -> None:
     ) -> Callable[..., None]:
         """A collision alert's button: run `run_flow` on the collision, say `done`."""
 
-        def handler(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-            ack()
+        def handler(body: dict[str, Any], client: WebClient) -> None:
             ref, key = _collision_ref(client, body)
             if ref is None:
                 return
@@ -158,7 +156,7 @@ def register(app: App, deps: BotDeps) -> None:
 
             act(deps, client, body, key=key or "", action=action, run=run)
 
-        return handler
+        return acked_then(deps, handler)
 
     app.action(ActionId.ACKNOWLEDGE.value)(
         on_collision("acknowledge", flows.acknowledge, "You acknowledged {ref}.")
@@ -169,10 +167,8 @@ def register(app: App, deps: BotDeps) -> None:
         )
     )
 
-    @app.action(ActionId.SHOW_ALL_COLLISIONS.value)
-    def show_all_collisions(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def show_all_collisions(body: dict[str, Any], client: WebClient) -> None:
         """*Show all* on a summary: every collision it announced, in a modal."""
-        ack()
         value = str((body.get("actions") or [{}])[0].get("value") or "")
         if not value.isdigit():
             tell_privately(client, body, f"This button names no summary ({value!r}).")
@@ -191,9 +187,9 @@ def register(app: App, deps: BotDeps) -> None:
             return
         client.views_open(trigger_id=body["trigger_id"], view=list_modal("Collisions", lines))
 
-    @app.action(ActionId.MOVE_TO_FREE_SLOT.value)
-    def move_to_free_slot(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    app.action(ActionId.SHOW_ALL_COLLISIONS.value)(acked_then(deps, show_all_collisions))
+
+    def move_to_free_slot(body: dict[str, Any], client: WebClient) -> None:
         ref, _ = _collision_ref(client, body)
         if ref is None:
             return
@@ -206,10 +202,12 @@ def register(app: App, deps: BotDeps) -> None:
             return
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    @app.action(ActionId.OPEN_REGISTER.value)
-    def open_register(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    app.action(ActionId.MOVE_TO_FREE_SLOT.value)(acked_then(deps, move_to_free_slot))
+
+    def open_register(body: dict[str, Any], client: WebClient) -> None:
         open_register_modal(deps, client, body["trigger_id"], actor_of(body))
+
+    app.action(ActionId.OPEN_REGISTER.value)(acked_then(deps, open_register))
 
 
 def _moved_edit_view(session: Session, ctx: ServiceContext, ref: str, actor: str) -> dict[str, Any]:

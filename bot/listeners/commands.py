@@ -38,7 +38,10 @@ def register(app: App, deps: BotDeps) -> None:
         user = command["user_id"]
         if name == "register":
             ack()
-            open_register_modal(deps, client, command["trigger_id"], user)
+            trigger = command["trigger_id"]
+            deps.after_ack(
+                lambda: open_register_modal(deps, client, trigger, user), command, client
+            )
             return
         handler = HANDLERS.get(name)
         if handler is None:

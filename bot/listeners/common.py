@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -14,6 +16,19 @@ from tower.protocol import service as protocol
 from tower.protocol.permissions import PermissionDenied
 
 logger = logging.getLogger("tower.bot")
+
+
+def acked_then(
+    deps: BotDeps, handler: Callable[[dict[str, Any], WebClient], None]
+) -> Callable[[Ack, dict[str, Any], WebClient], None]:
+    """A listener that acknowledges at once, then runs `handler(body, client)` off the
+    request's thread (`BotDeps.after_ack`)."""
+
+    def listener(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        deps.after_ack(lambda: handler(body, client), body, client)
+
+    return listener
 
 
 def actor_of(body: dict[str, Any]) -> str:

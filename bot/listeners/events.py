@@ -14,10 +14,14 @@ from tower.pipeline.overview import overview_for
 
 def register(app: App, deps: BotDeps) -> None:
     @app.event("app_home_opened")
-    def publish_home(event: dict[str, Any], client: WebClient) -> None:
+    def publish_home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") != "home":
             return
         user = event["user"]
-        with deps.read_transaction() as (session, ctx):
-            home = home_view(overview_for(session, ctx, user, lines=LINES_PER_LIST))
-        client.views_publish(user_id=user, view=home)
+
+        def publish() -> None:
+            with deps.read_transaction() as (session, ctx):
+                home = home_view(overview_for(session, ctx, user, lines=LINES_PER_LIST))
+            client.views_publish(user_id=user, view=home)
+
+        deps.after_ack(publish, body, client)  # Bolt acknowledges the event at once

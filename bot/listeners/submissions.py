@@ -21,13 +21,13 @@ from bot.views.modal import submitted_texts
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
 from tower.context import ServiceContext
+from tower.engine.score import Score
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import read_fields
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
 from tower.outbox.service import enqueue
 from tower.pipeline import flows as pipeline_flows
-from tower.pipeline.service import view
 from tower.policy import Policy
 from tower.protocol import permissions
 from tower.protocol import service as protocol
@@ -94,16 +94,20 @@ def register(app: App, deps: BotDeps) -> None:
             ack(response_action="errors", errors={BlockId.TEAM.value: str(denied)})
             return
         ack()  # the form is valid: it closes at once, and the work goes on after
-        try:
-            with deps.transaction() as (session, ctx):
-                outcome = protocol.register(session, ctx, spec, actor=actor)
-                dm = _queue_summary(session, ctx, outcome.experiment.key, actor)
-        except TowerError as error:
-            tell_privately(
-                client, {"user": {"id": actor}}, f"Your test was not registered: {error}"
-            )
-            return
-        deps.deliver_now(first=dm)
+
+        def record() -> None:
+            try:
+                with deps.transaction() as (session, ctx):
+                    outcome = protocol.register(session, ctx, spec, actor=actor)
+                    dm = _queue_summary(session, ctx, outcome.experiment.key, actor)
+            except TowerError as error:
+                tell_privately(
+                    client, {"user": {"id": actor}}, f"Your test was not registered: {error}"
+                )
+                return
+            deps.deliver_now(first=dm)
+
+        deps.after_ack(record, body, client)
 
     @app.view(CallbackId.EDIT.value)
     def on_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
@@ -131,7 +135,7 @@ def register(app: App, deps: BotDeps) -> None:
             ack(response_action="errors", errors={BlockId.TITLE.value: str(error)})
             return
         ack()
-        tell_privately(client, body, outcome.message)
+        deps.after_ack(lambda: tell_privately(client, body, outcome.message), body, client)
         deps.deliver_now()
 
     @app.view(CallbackId.DECISION_REASON.value)
@@ -161,18 +165,18 @@ def register(app: App, deps: BotDeps) -> None:
 def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -> int | None:
     """DM the registrant the test's score, rank, collisions and next free slot; the id of
     the message (None if it was queued already)."""
-    pipeline = view(session, ctx.policy)
     experiment = experiment_service.get_by_key(session, key)
-    check = pipeline.check_row(experiment)
+    standing = pipeline_flows.standing_now(session, ctx, key)
     lines = [f"{key} '{user_text(experiment.title)}' is registered and submitted for review."]
-    if check["score"] is not None:
-        ranked = sum(1 for rank in pipeline.ranks().values() if rank is not None)
-        lines.append(f"Rank {check['rank']} of {ranked}, score {check['score']['value']:.3g}.")
-    elif check["problem"]:
-        lines.append(f"Not ranked: {check['problem']}")
+    if standing is not None and isinstance(standing.score, Score):
+        lines.append(
+            f"Rank {standing.rank} of {standing.scored}, score {standing.score.value:.3g}."
+        )
+    elif standing is not None:
+        lines.append(f"Not ranked: {standing.score}")
     collisions = collision_service.records_involving(session, key, [CollisionStatus.OPEN])
     lines += [f"Collision {collision_service.format_ref(c)}: {c.explanation}" for c in collisions]
-    placement = pipeline_flows.placement_now(session, ctx, key)
+    placement = None if standing is None else standing.placement
     if placement is not None and placement.moved_days:
         slot = f"{placement.planned_start} to {placement.planned_end}"
         lines.append(f"Next free slot: {slot} ({placement.explanation}).")

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +28,7 @@ from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
 from tower.engine.planner import Placement, Planner
 from tower.engine.portfolio import Footprint
+from tower.engine.score import Score, ScoringError
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
 from tower.pipeline import read_model, registry
@@ -111,9 +113,42 @@ def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
     return details
 
 
+@dataclass(frozen=True)
+class StandingNow:
+    """Where a test stands right after a change: what its registrant is told at once."""
+
+    rank: int | None  # None: it cannot be scored
+    scored: int  # how many tests have a rank
+    score: Score | ScoringError
+    placement: Placement
+
+
+def standing_now(session: Session, ctx: ServiceContext, key: str) -> StandingNow | None:
+    """Rank, score and slot of test `key` from the warm index (None if it is not in the
+    pipeline). Reads only."""
+    index = warm_index(session, ctx.policy, ctx.today)
+    with index.lock:
+        index.catch_up(session, registry.peek(session))
+        if key not in index.ranks():
+            return None
+        score = index.scores[key]
+        rank = index.ranks()[key] if isinstance(score, Score) else None
+        return StandingNow(rank, index.ranks().scored, score, _placement(session, index, key))
+
+
 def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement | None:
     """Where the plan would put test `key` now (None if it is not in the pipeline). Reads
-    only.
+    only."""
+    index = warm_index(session, ctx.policy, ctx.today)
+    with index.lock:
+        index.catch_up(session, registry.peek(session))
+        if key not in index.ranks():
+            return None
+        return _placement(session, index, key)
+
+
+def _placement(session: Session, index: PortfolioIndex, key: str) -> Placement:
+    """The slot of `key` (in the index) as a full plan would give it.
 
     The planner places live tests, then the others greedily in rank order, so a test's slot
     depends only on the live tests and those ranked above it. Where the stored plan holds
@@ -121,33 +156,28 @@ def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement 
     windows are reused; from the first that changed, the rest are placed again; then `key`
     is. Either way, the slot a full plan gives, without planning thousands of tests.
     """
-    index = warm_index(session, ctx.policy, ctx.today)
-    with index.lock:
-        index.catch_up(session, registry.peek(session))
-        ranks = index.ranks()
-        if key not in ranks:
-            return None
-        limit = ranks[key]
-        plan = index.stored_plan(session)
-        trusted = _trusted_ranks(index, plan)
-        planner = Planner(index.compiler)
-        for footprint in index.footprints.values():
-            if _is_live(footprint) and footprint.key != key:
-                planner.keep(footprint)
-        ahead = (f for k, f in index.footprints.items() if ranks[k] < limit and not _is_live(f))
-        for footprint in sorted(ahead, key=lambda f: ranks[f.key]):
-            rank = ranks[footprint.key]
-            stored = plan.placements.get(footprint.key)
-            if rank < trusted and stored is not None and stored.rank == rank:
-                if stored.planned_start is not None:  # else: no slot, so it holds none
-                    planner.reserve(footprint.shifted(stored.planned_start.toordinal()))
-            else:
-                trusted = 0  # placed again, so is everything after it
-                planner.place(footprint)
-        own = index.footprints[key]
-        if _is_live(own):
-            return planner.keep(own, rank=limit)
-        return planner.place(own, rank=limit)
+    ranks = index.ranks()
+    limit = ranks[key]
+    plan = index.stored_plan(session)
+    trusted = _trusted_ranks(index, plan)
+    planner = Planner(index.compiler)
+    for footprint in index.footprints.values():
+        if _is_live(footprint) and footprint.key != key:
+            planner.keep(footprint)
+    ahead = (f for k, f in index.footprints.items() if ranks[k] < limit and not _is_live(f))
+    for footprint in sorted(ahead, key=lambda f: ranks[f.key]):
+        rank = ranks[footprint.key]
+        stored = plan.placements.get(footprint.key)
+        if rank < trusted and stored is not None and stored.rank == rank:
+            if stored.planned_start is not None:  # else: no slot, so it holds none
+                planner.reserve(footprint.shifted(stored.planned_start.toordinal()))
+        else:
+            trusted = 0  # placed again, so is everything after it
+            planner.place(footprint)
+    own = index.footprints[key]
+    if _is_live(own):
+        return planner.keep(own, rank=limit)
+    return planner.place(own, rank=limit)
 
 
 def _trusted_ranks(index: PortfolioIndex, plan: StoredPlan) -> int:

@@ -46,6 +46,11 @@ class RankOrder(Mapping[str, int]):
         else:
             del self._unscored[bisect_left(self._unscored, entry)]
 
+    @property
+    def scored(self) -> int:
+        """How many tests have a score (and so a rank among the scored)."""
+        return len(self._scored)
+
     def __getitem__(self, key: str) -> int:
         entry = self._entries[key]
         if len(entry) == 4:
