@@ -206,9 +206,11 @@ def test_serve_worker_and_cli_in_separate_processes_keep_records_equal_to_a_full
             session, number=2, spec=newsletter, status=ExperimentStatus.APPROVED, actor=MANAGER
         )
     engine.dispose()
+    # The worker delivers to the same Slack as the server: either may send a message first.
+    slack = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": served.fake.url}
     worker = subprocess.Popen(
         [str(TOWER), "worker", "--transitions-every", "1", "--dispatch-every", "1"],
-        env=env,
+        env={**env, **slack},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -14,7 +14,7 @@ from tower.collisions import alerts
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import Severity
 from tower.collisions.models import Collision
-from tower.collisions.service import DetailWriter, SyncReport, format_ref
+from tower.collisions.service import DetailWriter, RecordScope, SyncReport, format_ref
 from tower.context import ServiceContext
 from tower.engine.findings import Finding
 from tower.outbox.service import enqueue
@@ -27,12 +27,12 @@ def reconcile(
     ctx: ServiceContext,
     findings: Sequence[Finding],
     *,
-    scope: Collection[str] | None,
+    scope: RecordScope | None,
     details: DetailWriter,
     batch: bool = False,
 ) -> SyncReport:
-    """The one place collision records open, reopen and resolve: bring the records of the
-    tests in `scope` (None: all) in line with `findings`, and in the same transaction queue
+    """The one place collision records open, reopen and resolve: bring the records in
+    `scope` (None: all) in line with `findings`, and in the same transaction queue
     the announcements of the blocking ones (`batch`: one summary per channel) and drive
     their acknowledgement clocks."""
     report = collision_service.match_records(session, findings, scope=scope, details=details)

@@ -68,6 +68,16 @@ def keys_of(collision: Collision | CollisionFacts) -> list[str]:
     return keys
 
 
+@dataclass(frozen=True)
+class RecordScope:
+    """The records a change can alter: every record of the tests in `keys`, and the records
+    of each kind in `by_kind` that involve its tests (the other members of crowds a changed
+    test was or is now in)."""
+
+    keys: frozenset[str]
+    by_kind: Mapping[CollisionKind, frozenset[str]] = field(default_factory=dict)
+
+
 # Writes a finding's details: the teams of its tests and its fixes.
 DetailWriter = Callable[[Finding], dict[str, Any]]
 
@@ -76,18 +86,18 @@ def match_records(
     session: Session,
     findings: Sequence[Finding],
     *,
-    scope: Collection[str] | None,
+    scope: RecordScope | None,
     details: DetailWriter,
 ) -> SyncReport:
-    """Make the records about `scope` (test keys; None: the whole portfolio) match `findings`,
-    which must be every finding that involves a test in scope.
+    """Make the records in `scope` (None: the whole portfolio) match `findings`, which must
+    be every finding in scope.
 
     Only `tower.collisions.flows.reconcile` calls this: it announces what opened and
     resolved in the same transaction, so no record is ever opened unannounced.
     """
     now = utcnow()
     report = SyncReport()
-    live = _live_records(session, scope)
+    live = _live_records(session, None) if scope is None else _records_in(session, scope)
     found = {finding.fingerprint: finding for finding in findings}
     missing = [fp for fp in found if fp not in live]
     if scope is None:  # the whole portfolio: any resolved record may come back
@@ -150,10 +160,13 @@ def _live_records(
     session: Session,
     scope: Collection[str] | None,
     statuses: Collection[CollisionStatus] = LIVE_STATUSES,
+    kinds: Collection[CollisionKind] = (),
 ) -> dict[str, Collision]:
     """Open, acknowledged and waived records (or `statuses`), of the tests in `scope`
-    (None: all)."""
+    (None: all), of `kinds` (all kinds when empty)."""
     query = select(Collision).where(Collision.status.in_(list(statuses)))
+    if kinds:
+        query = query.where(Collision.kind.in_(list(kinds)))
     if scope is not None:
         numbers = [parse_key(key) for key in scope]
         involved = (
@@ -165,6 +178,15 @@ def _live_records(
     return {record.fingerprint: record for record in session.scalars(query)}
 
 
+def _records_in(session: Session, scope: RecordScope) -> dict[str, Collision]:
+    """The live records in `scope`: read by kind, so a member's other clashes stay unread."""
+    found = _live_records(session, scope.keys)
+    for kind, keys in scope.by_kind.items():
+        if keys:
+            found.update(_live_records(session, keys, kinds=[kind]))
+    return found
+
+
 def records_involving(
     session: Session, key: str, statuses: Collection[CollisionStatus] = LIVE_STATUSES
 ) -> list[Collision]:
@@ -172,12 +194,11 @@ def records_involving(
     return sorted((r for r in _live_records(session, [key], statuses).values()), key=lambda r: r.id)
 
 
-def keys_in_live_records(
+def live_records(
     session: Session, keys: Collection[str], kinds: Collection[CollisionKind]
-) -> set[str]:
-    """Every test in a live record of one of `kinds` that involves one of `keys`."""
-    live = _live_records(session, keys)
-    return {key for record in live.values() if record.kind in kinds for key in keys_of(record)}
+) -> list[Collision]:
+    """The live records of `kinds` that involve one of `keys`."""
+    return list(_live_records(session, keys, kinds=kinds).values())
 
 
 def _records_by_fingerprint(session: Session, fingerprints: list[str]) -> dict[str, Collision]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
-from tower.collisions.kinds import Severity
+from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.capacity import CapacityIndex
 from tower.engine.collector import without_collector
 from tower.engine.collisions import PairDetector
@@ -16,6 +16,7 @@ from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule, insert_by_number, remove_by_number
 
 _SEVERITY_ORDER = {Severity.BLOCKING: 0, Severity.WARNING: 1, Severity.INFO: 2}
+PAIR_KINDS = frozenset({CollisionKind.SURFACE, CollisionKind.FUNNEL})  # the pair detector's
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
@@ -66,20 +67,26 @@ class CollisionEngine:
         self.capacity.build()
 
     @without_collector
-    def check(self, candidate: Footprint) -> list[Finding]:
-        """The collisions `candidate` would be in; a test of the same key is replaced by it."""
-        findings = self.pairs.check(candidate)
-        if candidate.group is not None:
-            group = self._groups.get(candidate.group, [])
-            findings.extend(exclusion_group_overloads(self._with(candidate, group)))
-        indexed = self._by_key.get(candidate.key) is candidate
-        findings.extend(self.capacity.overloads_with(candidate, indexed=indexed))
-        channels = self._channels(candidate)
-        caps = [cap for cap in self.policy.contact_caps if cap.channel in channels]
-        findings.extend(
-            contact_cap_breaches(self.compiler, self.by_channel, caps, including=candidate)
-        )
-        return sort_findings(f for f in findings if f.involves(candidate.key))
+    def check(
+        self, candidate: Footprint, kinds: Collection[CollisionKind] | None = None
+    ) -> list[Finding]:
+        """The collisions `candidate` would be in (of `kinds` only, when given); a test of
+        the same key is replaced by it."""
+        wanted = set(CollisionKind) if kinds is None else set(kinds)
+        findings = self.pairs.check(candidate) if wanted & PAIR_KINDS else []
+        if CollisionKind.CAPACITY in wanted:
+            if candidate.group is not None:
+                group = self._groups.get(candidate.group, [])
+                findings.extend(exclusion_group_overloads(self._with(candidate, group)))
+            indexed = self._by_key.get(candidate.key) is candidate
+            findings.extend(self.capacity.overloads_with(candidate, indexed=indexed))
+        if CollisionKind.CONTACT_CAP in wanted:
+            channels = self._channels(candidate)
+            caps = [cap for cap in self.policy.contact_caps if cap.channel in channels]
+            findings.extend(
+                contact_cap_breaches(self.compiler, self.by_channel, caps, including=candidate)
+            )
+        return sort_findings(f for f in findings if f.involves(candidate.key) and f.kind in wanted)
 
     def replace(self, key: str, footprint: Footprint | None) -> None:
         """Put `footprint` in the portfolio in place of the test `key` (None: the test leaves

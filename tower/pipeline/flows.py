@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tower.collisions import flows as collision_flows
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionKind
-from tower.collisions.service import DetailWriter, SyncReport, finding_details
+from tower.collisions.service import DetailWriter, RecordScope, SyncReport, finding_details
 from tower.context import ServiceContext
 from tower.db import read_only
 from tower.engine.findings import Finding
@@ -67,30 +67,36 @@ def record_change(
 
 def touched(
     session: Session, index: PortfolioIndex, keys: Collection[str]
-) -> tuple[set[str], list[Finding]]:
-    """The tests a change of `keys` can affect, and every finding that involves one of them.
+) -> tuple[RecordScope, list[Finding]]:
+    """The records a change of `keys` can alter, and every finding they should say.
 
-    The changed tests themselves, and the other members of the crowds (capacity, contact
-    caps) they were in or are now in: a crowd that loses a member may still be over its
-    limit without it, and a crowd that gains one replaces the smaller crowd it was.
+    Every record of the changed tests; and, for each crowd kind (capacity, contact caps),
+    the records of that kind of the other members of the crowds they were or are now in: a
+    crowd that loses a member may still be over its limit without it, and a crowd that gains
+    one replaces the smaller crowd it was. A member's other kinds of clash cannot change.
     """
     found: dict[str, Finding] = {}
 
-    def check(key: str) -> None:
+    def check(key: str, kinds: Collection[CollisionKind] | None = None) -> None:
         footprint = index.footprints.get(key)
         if footprint is not None:
-            for finding in index.engine.check(footprint):
+            for finding in index.engine.check(footprint, kinds):
                 found.setdefault(finding.fingerprint, finding)
 
-    scope = set(keys)
-    for key in scope:
+    changed = frozenset(keys)
+    for key in changed:
         check(key)
-    members = collision_service.keys_in_live_records(session, scope, CROWD_KINDS)
-    members.update(k for f in found.values() if f.kind in CROWD_KINDS for k in f.keys)
-    for key in members - scope:
-        check(key)
-    scope |= members
-    return scope, list(found.values())
+    members: dict[CollisionKind, set[str]] = {kind: set() for kind in CROWD_KINDS}
+    for record in collision_service.live_records(session, changed, CROWD_KINDS):
+        members[record.kind].update(collision_service.keys_of(record))
+    for finding in list(found.values()):
+        if finding.kind in CROWD_KINDS:
+            members[finding.kind].update(finding.keys)
+    for kind, keys_of_kind in members.items():
+        for key in sorted(keys_of_kind - changed):
+            check(key, [kind])
+    by_kind = {kind: frozenset(keys_of_kind - changed) for kind, keys_of_kind in members.items()}
+    return RecordScope(changed, by_kind), list(found.values())
 
 
 def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:

@@ -149,13 +149,59 @@ def _positions() -> Subquery:
     )
 
 
+@dataclass(frozen=True)
+class RankTable:
+    """Every active test's place in the pipeline, in order: (number, status, scored)."""
+
+    order: list[tuple[int, ExperimentStatus, bool]]
+    position: dict[int, int]  # by number, 1 = first
+
+
+# The last table read per database, with the read-model state it was read at: reads between
+# two changes (most of a server's requests) share it instead of ranking the pipeline again.
+_tables: dict[str, tuple[tuple[object, ...], RankTable]] = {}
+
+
+def rank_table(session: Session) -> RankTable:
+    """The pipeline's order as the read model stands (read again only once it changed)."""
+    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+    state = _scores_state(session)
+    cached = _tables.get(url)
+    if cached is not None and cached[0] == state:
+        return cached[1]
+    positions = _positions()
+    query = select(positions.c.number, positions.c.status, positions.c.value.is_not(None)).order_by(
+        positions.c.position
+    )
+    order = [(number, status, bool(scored)) for number, status, scored in session.execute(query)]
+    table = RankTable(order, {number: at for at, (number, _, _) in enumerate(order, start=1)})
+    _tables[url] = (state, table)
+    return table
+
+
+def _scores_state(session: Session) -> tuple[object, ...]:
+    """What the stored scores are a function of: the registry (its version and the stamp of
+    its last change), the day they count from, the policy and the last full check."""
+    query = select(
+        RegistryState.version,
+        RegistryState.stamp,
+        RegistryState.scored_on,
+        RegistryState.checked_policy,
+        RegistryState.checked_at,
+    ).where(RegistryState.id == REGISTRY_STATE_ID)
+    row = session.execute(query).first()
+    return () if row is None else tuple(row)
+
+
 def ranks(session: Session, numbers: Collection[int] | None = None) -> dict[str, int]:
     """The rank of each scored active test (of tests `numbers` only, when given), by key."""
-    positions = _positions()
-    query = select(positions.c.number, positions.c.position).where(positions.c.value.is_not(None))
-    if numbers is not None:
-        query = query.where(positions.c.number.in_(list(numbers)))
-    return {format_key(number): rank for number, rank in session.execute(query)}
+    table = rank_table(session)
+    wanted = table.position.keys() if numbers is None else numbers
+    return {
+        format_key(number): table.position[number]
+        for number in wanted
+        if number in table.position and table.order[table.position[number] - 1][2]
+    }
 
 
 def pipeline_rows(
@@ -178,17 +224,17 @@ def pipeline_page(
 ) -> Page[dict[str, Any]]:
     """The first `limit` rows of the ranked pipeline (of tests in `statuses` only, when
     given), and how many there are: only the rows shown are read in full."""
-    positions = _positions()
-    query = select(positions.c.number, positions.c.position).order_by(positions.c.position)
-    if statuses:
-        query = query.where(positions.c.status.in_(list(statuses)))
-    shown = first_rows(session, query, limit)
-    numbers = [number for number, _ in shown.items]
-    full = _scores_query().where(Experiment.number.in_(numbers))
+    table = rank_table(session)
+    order = [
+        (position, number)
+        for position, (number, status, _) in enumerate(table.order, start=1)
+        if not statuses or status in statuses
+    ]
+    shown = order[:limit]
+    full = _scores_query().where(Experiment.number.in_([number for _, number in shown]))
     entries = {row.number: StoredScore(*row) for row in session.execute(full)}
-    return shown.map(
-        lambda row: _pipeline_row(row.position, entries[row.number], policy, team_kind)
-    )
+    rows = [_pipeline_row(at, entries[number], policy, team_kind) for at, number in shown]
+    return Page(rows, len(order))
 
 
 def _pipeline_row(
