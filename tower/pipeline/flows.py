@@ -27,7 +27,7 @@ from tower.db import read_only
 from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
 from tower.engine.planner import Placement, Planner
-from tower.engine.portfolio import Footprint
+from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.score import Score, ScoringError
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
@@ -156,41 +156,88 @@ def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement 
 def _placement(session: Session, index: PortfolioIndex, key: str) -> Placement:
     """The slot of `key` (in the index) as a full plan would give it.
 
-    The planner places live tests, then the others greedily in rank order, so a test's slot
-    depends only on the live tests and those ranked above it. Where the stored plan holds
-    those as they still are (same version, same rank, and no live test changed), their
-    windows are reused; from the first that changed, the rest are placed again; then `key`
-    is. Either way, the slot a full plan gives, without planning thousands of tests.
+    The planner places live tests, then the others greedily in rank order, each avoiding
+    what was placed before it that it shares a surface (or one inside the other), an
+    exclusion group or a capped channel with. So a test ranked above `key` keeps the window
+    the stored plan gave it unless something it could meet was placed anew: a test
+    registered since the plan, or one placed anew because of such a test. From a test
+    edited, moved or gone since the plan, or where the order changed, every window is
+    worked out again (with a live test changed: all of them). Then `key` is placed.
     """
     ranks = index.ranks()
     limit = ranks[key]
     plan = index.stored_plan(session)
-    trusted = _trusted_ranks(index, plan)
+    cutoff = _trusted_ranks(index, plan)
     planner = Planner(index.compiler)
-    for footprint in index.footprints.values():
-        if _is_live(footprint) and footprint.key != key:
+    anew = _Reach(index.compiler)
+    live = (f for f in index.footprints.values() if _is_live(f))
+    for footprint in sorted(live, key=lambda f: ranks[f.key]):  # as the planner keeps them
+        if footprint.key != key:
             planner.keep(footprint)
+            if footprint.key not in plan.placements:
+                anew.add(footprint)  # live since the plan: everything it meets moves
     ahead = (f for k, f in index.footprints.items() if ranks[k] < limit and not _is_live(f))
+    last = 0  # the stored rank of the last test ahead: it must only go up
     for footprint in sorted(ahead, key=lambda f: ranks[f.key]):
         rank = ranks[footprint.key]
         stored = plan.placements.get(footprint.key)
-        if rank < trusted and stored is not None and stored.rank == rank:
-            if stored.planned_start is not None:  # else: no slot, so it holds none
-                planner.reserve(footprint.shifted(stored.planned_start.toordinal()))
-        else:
-            trusted = 0  # placed again, so is everything after it
+        if stored is not None:
+            if stored.rank < last:
+                cutoff = min(cutoff, rank)  # the order changed from here
+            last = stored.rank
+        if stored is None or rank >= cutoff or anew.meets(footprint):
             planner.place(footprint)
+            anew.add(footprint)
+        elif stored.planned_start is not None:  # else: no slot, so it holds none
+            planner.reserve(footprint.shifted(stored.planned_start.toordinal()))
     own = index.footprints[key]
     if _is_live(own):
         return planner.keep(own, rank=limit)
     return planner.place(own, rank=limit)
 
 
+class _Reach:
+    """What tests placed anew could meet in the planner: their surfaces (and the surfaces
+    around them), exclusion groups and capped channels."""
+
+    def __init__(self, compiler: Compiler) -> None:
+        self.surfaces = compiler.graph.surfaces
+        self.capped = {cap.channel for cap in compiler.policy.contact_caps}
+        self.nodes: set[int] = set()  # the surfaces of the tests
+        self.around: set[int] = set()  # those and every surface containing one
+        self.groups: set[str] = set()
+        self.channels: set[str] = set()
+
+    def add(self, footprint: Footprint) -> None:
+        for node in footprint.surfaces:
+            self.nodes.add(node)
+            self.around.update(self.surfaces.ancestors[node])
+            if self.surfaces.channel(node) in self.capped:
+                self.channels.add(self.surfaces.channel(node))
+        if footprint.group is not None:
+            self.groups.add(footprint.group)
+
+    def meets(self, footprint: Footprint) -> bool:
+        """Whether `footprint` shares a surface (or one inside the other), a group or a
+        capped channel with a test placed anew."""
+        if footprint.group is not None and footprint.group in self.groups:
+            return True
+        for node in footprint.surfaces:
+            if node in self.around or not self.nodes.isdisjoint(self.surfaces.ancestors[node]):
+                return True
+            if self.surfaces.channel(node) in self.channels:
+                return True
+        return False
+
+
 def _trusted_ranks(index: PortfolioIndex, plan: StoredPlan) -> int:
-    """The rank above which the stored plan still holds: that of the highest test changed,
-    gone or added since it was made (0: a live test changed, nothing holds)."""
+    """The rank from which the stored plan no longer holds: that of the highest test
+    edited, moved through its states or gone since it was made (0: a live one, or another
+    policy: nothing holds). Tests registered since are placed anew on their own."""
     ranks = index.ranks()
     trusted = len(ranks) + 1
+    if plan.policy != registry.policy_fingerprint(index.policy):
+        return 0
     for key, placement in plan.placements.items():
         footprint = index.footprints.get(key)
         if footprint is not None and _version(index, footprint) == plan.row_versions[key]:
@@ -198,11 +245,6 @@ def _trusted_ranks(index: PortfolioIndex, plan: StoredPlan) -> int:
         if key in plan.live or (footprint is not None and _is_live(footprint)):
             return 0
         trusted = min(trusted, placement.rank, ranks.get(key, trusted))
-    for key, footprint in index.footprints.items():
-        if key not in plan.placements:
-            if _is_live(footprint):
-                return 0
-            trusted = min(trusted, ranks[key])
     return trusted
 
 

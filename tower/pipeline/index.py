@@ -24,7 +24,7 @@ from tower.engine.score import Score, ScoringError, score_item
 from tower.experiments.models import Experiment
 from tower.experiments.spec import format_key
 from tower.pipeline import registry
-from tower.pipeline.models import PlanEntry
+from tower.pipeline.models import REGISTRY_STATE_ID, PlanEntry, RegistryState
 from tower.pipeline.ranking import RankOrder
 from tower.pipeline.registry import RegistryMark
 from tower.policy import Policy
@@ -201,6 +201,7 @@ class StoredPlan:
     placements: dict[str, Placement] = field(default_factory=dict)
     row_versions: dict[str, int | None] = field(default_factory=dict)
     live: frozenset[str] = frozenset()
+    policy: str | None = None  # the fingerprint of the policy it was made under
 
 
 def read_plan(session: Session) -> StoredPlan:
@@ -225,4 +226,7 @@ def read_plan(session: Session) -> StoredPlan:
         versions[key] = entry.row_version
         if entry.live:
             live.add(key)
-    return StoredPlan(placements, versions, frozenset(live))
+    made_under = session.scalar(
+        select(RegistryState.checked_policy).where(RegistryState.id == REGISTRY_STATE_ID)
+    )
+    return StoredPlan(placements, versions, frozenset(live), made_under)

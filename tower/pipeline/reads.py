@@ -8,6 +8,7 @@ is, so a reader can tell people ("planned as of 10:42", "run `tower resync`").
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -160,6 +161,7 @@ class RankTable:
 # The last table read per database, with the read-model state it was read at: reads between
 # two changes (most of a server's requests) share it instead of ranking the pipeline again.
 _tables: dict[str, tuple[tuple[object, ...], RankTable]] = {}
+_reading = threading.Lock()
 
 
 def rank_table(session: Session) -> RankTable:
@@ -169,6 +171,14 @@ def rank_table(session: Session) -> RankTable:
     cached = _tables.get(url)
     if cached is not None and cached[0] == state:
         return cached[1]
+    with _reading:  # one thread reads it; the others asking meanwhile wait and share it
+        cached = _tables.get(url)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        return _read_table(session, url, state)
+
+
+def _read_table(session: Session, url: str, state: tuple[object, ...]) -> RankTable:
     positions = _positions()
     query = select(positions.c.number, positions.c.status, positions.c.value.is_not(None)).order_by(
         positions.c.position
