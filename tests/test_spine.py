@@ -264,6 +264,48 @@ def test_a_slot_moves_for_a_newcomer_met_only_through_the_channels_contact_cap(
         nested.rollback()
 
 
+def test_a_slot_follows_a_chain_of_moves_from_a_newcomer(session: Session) -> None:
+    """Planned: T-2 (app/home and web/home, 1 June), T-3 and T-4 (web/home, 2 June; T-4
+    moved to the 3rd). T-1 (app/home and web/product, 1 June) registers after the plan
+    and ranks first:
+    T-2 moves to the 2nd, so T-3, which T-1 never meets, moves to the 3rd, and T-4 to the
+    4th."""
+    ctx = replace(CTX, now=CTX.now + timedelta(microseconds=next(MOMENTS)))
+    nested = session.begin_nested()
+    try:
+        for number, surfaces, on in (
+            (2, ["app/home", "web/home"], 1),
+            (3, ["web/home"], 2),
+            (4, ["web/home"], 2),
+        ):
+            experiment_service.create(
+                session,
+                number=number,
+                spec=item(number, surfaces, on, on).spec,
+                status=ExperimentStatus.APPROVED,
+                actor="U0OWNER",
+            )
+        recheck_all(session, ctx)
+        late = experiment_service.create(
+            session,
+            number=1,
+            spec=item(1, ["app/home", "web/product"], 1, 1).spec,
+            status=ExperimentStatus.APPROVED,
+            actor="U0OWNER",
+        )
+        flows.record_change(session, ctx, [late])
+        full = analyse(portfolio_items(session), POLICY, today=TODAY).placements
+        assert [full[f"T-{n}"].planned_start for n in (1, 2, 3, 4)] == [
+            day(1),
+            day(2),
+            day(3),
+            day(4),
+        ]
+        assert flows.placement_now(session, ctx, "T-4") == full["T-4"]
+    finally:
+        nested.rollback()
+
+
 def _change(experiment: Experiment, change: str, amount: int) -> None:
     spec = experiment.spec()
     surfaces = sorted(POLICY.surface_paths)

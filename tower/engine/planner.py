@@ -115,6 +115,10 @@ class Planner:
             self.reserve(planned)
         return self._placement(footprint, planned, reasons)
 
+    def is_free(self, footprint: Footprint) -> bool:
+        """Whether `footprint`'s own window clears everything placed so far."""
+        return next(iter(self._blockers(footprint)), None) is None
+
     def free_slot(self, footprint: Footprint) -> tuple[date, date] | None:
         """The next free slot for `footprint` among what is placed, without reserving it."""
         planned, _ = self._next_free(footprint)

@@ -156,40 +156,58 @@ def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement 
 def _placement(session: Session, index: PortfolioIndex, key: str) -> Placement:
     """The slot of `key` (in the index) as a full plan would give it.
 
-    The planner places live tests, then the others greedily in rank order, each avoiding
-    what was placed before it that it shares a surface (or one inside the other), an
-    exclusion group or a capped channel with. So a test ranked above `key` keeps the window
-    the stored plan gave it unless something it could meet was placed anew: a test
-    registered since the plan, or one placed anew because of such a test. From a test
-    edited, moved or gone since the plan, or where the order changed, every window is
-    worked out again (with a live test changed: all of them). Then `key` is placed.
+    The planner places live tests, then the others greedily in rank order, each at the
+    earliest start that clears what was placed before it and that it shares a surface (or
+    one inside the other), an exclusion group or a capped channel with. Blockers only grow
+    with what is placed, so a test ranked above `key` keeps its stored window when:
+    - nothing it could meet moved since the plan, and
+    - whatever it could meet that was added since (tests registered after the plan) leaves
+      that window clear.
+    Otherwise it is placed again, and if it lands elsewhere, it has moved. From a test
+    edited, moved through its states or gone since the plan, or where the stored order no
+    longer holds, every test is placed again (with a live test changed: all of them).
+    Then `key` is placed.
     """
     ranks = index.ranks()
     limit = ranks[key]
     plan = index.stored_plan(session)
     cutoff = _trusted_ranks(index, plan)
     planner = Planner(index.compiler)
-    anew = _Reach(index.compiler)
+    added, moved = _Reach(index.compiler), _Reach(index.compiler)
     live = (f for f in index.footprints.values() if _is_live(f))
     for footprint in sorted(live, key=lambda f: ranks[f.key]):  # as the planner keeps them
         if footprint.key != key:
             planner.keep(footprint)
             if footprint.key not in plan.placements:
-                anew.add(footprint)  # live since the plan: everything it meets moves
+                added.add(footprint)  # live since the plan
     ahead = (f for k, f in index.footprints.items() if ranks[k] < limit and not _is_live(f))
     last = 0  # the stored rank of the last test ahead: it must only go up
     for footprint in sorted(ahead, key=lambda f: ranks[f.key]):
         rank = ranks[footprint.key]
         stored = plan.placements.get(footprint.key)
-        if stored is not None:
-            if stored.rank < last:
-                cutoff = min(cutoff, rank)  # the order changed from here
-            last = stored.rank
-        if stored is None or rank >= cutoff or anew.meets(footprint):
+        if stored is None:  # registered since the plan
             planner.place(footprint)
-            anew.add(footprint)
-        elif stored.planned_start is not None:  # else: no slot, so it holds none
-            planner.reserve(footprint.shifted(stored.planned_start.toordinal()))
+            added.add(footprint)
+            continue
+        if stored.rank < last:
+            cutoff = min(cutoff, rank)  # the order changed from here
+        last = stored.rank
+        window = (
+            None
+            if stored.planned_start is None
+            else footprint.shifted(stored.planned_start.toordinal())
+        )
+        if rank >= cutoff or moved.meets(footprint):
+            placed = planner.place(footprint)
+            if placed.planned_start != stored.planned_start:
+                moved.add(footprint)
+        elif window is None:
+            continue  # no slot in the plan, and no fewer blockers now: still none
+        elif not added.meets(footprint) or planner.is_free(window):
+            planner.reserve(window)
+        else:
+            planner.place(footprint)
+            moved.add(footprint)
     own = index.footprints[key]
     if _is_live(own):
         return planner.keep(own, rank=limit)
@@ -197,8 +215,8 @@ def _placement(session: Session, index: PortfolioIndex, key: str) -> Placement:
 
 
 class _Reach:
-    """What tests placed anew could meet in the planner: their surfaces (and the surfaces
-    around them), exclusion groups and capped channels."""
+    """What some tests could meet in the planner: their surfaces (and the surfaces around
+    them), exclusion groups and capped channels."""
 
     def __init__(self, compiler: Compiler) -> None:
         self.surfaces = compiler.graph.surfaces
@@ -219,7 +237,7 @@ class _Reach:
 
     def meets(self, footprint: Footprint) -> bool:
         """Whether `footprint` shares a surface (or one inside the other), a group or a
-        capped channel with a test placed anew."""
+        capped channel with one of the tests."""
         if footprint.group is not None and footprint.group in self.groups:
             return True
         for node in footprint.surfaces:
