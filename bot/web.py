@@ -1,6 +1,6 @@
 """The HTTP face of the bot: Slack's requests on `POST /slack/events`, `GET /healthz`.
 
-A plain WSGI application, so gunicorn serves it in production (`Procfile`'s `web`) and the
+A plain WSGI application: `tower serve` runs it under gunicorn (`bot/server.py`), and the
 tests drive the very same endpoint with signed requests.
 """
 
@@ -48,11 +48,3 @@ def create_wsgi(app: App, healthy: Callable[[], bool]) -> WsgiApp:
         return slack(environ, start_response)
 
     return application
-
-
-def wsgi_from_env() -> WsgiApp:
-    """The production application, built from the environment (gunicorn calls this)."""
-    from bot.runtime import build_bot
-
-    bot = build_bot()
-    return create_wsgi(bot.app, database_reachable(bot.engine))

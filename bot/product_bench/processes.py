@@ -4,7 +4,8 @@ peak memory.
 Each process is timed from `Popen` to the moment it is reaped (start-up included), polled
 every `POLL` seconds, so a time is late by at most that much. Its peak resident set size is
 the larger of psutil's samples (taken at each poll) and the kernel's own peak for the
-process (`ru_maxrss` from `os.wait4`), which no sampling can miss.
+process (`ru_maxrss` from `os.wait4`), which no sampling can miss. A command of several
+processes (the server: a worker per core) counts its largest process.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def _kernel_peak_mb(usage: Any) -> float:
 
 @dataclass
 class _Memory:
-    """The largest resident set size psutil saw for one process."""
+    """The largest resident set size psutil saw for one process, or for the largest of its
+    processes (the server runs a worker process per core under a small master)."""
 
     pid: int
     peak_mb: float = 0.0
@@ -77,9 +79,18 @@ class _Memory:
         try:
             if self._process is None:
                 self._process = psutil.Process(self.pid)
-            self.last_mb = _megabytes(self._process.memory_info().rss)
+            family = [self._process, *self._process.children(recursive=True)]
         except psutil.Error:  # gone (or a zombie): the kernel's peak covers the end
             return
+        sizes = []
+        for process in family:
+            try:
+                sizes.append(process.memory_info().rss)
+            except psutil.Error:  # a worker gone meanwhile
+                continue
+        if not sizes:
+            return
+        self.last_mb = _megabytes(max(sizes))
         self.peak_mb = max(self.peak_mb, self.last_mb)
 
 
