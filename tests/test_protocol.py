@@ -891,6 +891,40 @@ def test_a_change_committed_meanwhile_by_someone_else_is_a_stale_version(
         protocol.approve(session, ctx, "T-1", actor=MANAGER)
 
 
+def test_registrations_at_the_same_moment_each_get_their_own_number(
+    scratch_database_url: str, small_policy: Policy
+) -> None:
+    """Six people register at once, from six connections (two server processes, several
+    threads each): every registration lands, each with its own key."""
+    migrate.upgrade(scratch_database_url)
+    ctx = at(small_policy)
+    engine = create_database_engine(scratch_database_url)
+    factory = create_session_factory(engine)
+    barrier = threading.Barrier(6, timeout=20)
+    keys: list[str] = []
+    errors: list[BaseException] = []
+
+    def register_one(title: str) -> None:
+        try:
+            barrier.wait()
+            with factory.begin() as session:
+                outcome = protocol.register(session, ctx, spec(title=title), actor=OWNER)
+                keys.append(outcome.experiment.key)
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=register_one, args=(f"Test {n}",)) for n in range(6)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        engine.dispose()
+    assert errors == []
+    assert sorted(keys) == sorted(f"T-{n}" for n in range(1, 7))
+
+
 @pytest.mark.skipif(
     server_url() is None,
     reason="concurrent transactions on one row need PostgreSQL (SQLite serialises writers)",

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from tower.experiments.models import Experiment
@@ -51,11 +53,18 @@ def state(session: Session, *, for_update: bool = False) -> RegistryState:
     if for_update:
         query = query.with_for_update()
     row = session.scalar(query)
-    if row is None:
-        row = RegistryState(id=REGISTRY_STATE_ID, version=0, stamp="")
-        session.add(row)
-        session.flush()
+    if row is None:  # a new database: the first writers may arrive together
+        session.execute(_insert_state_if_missing(session))
+        row = session.scalar(query.execution_options(populate_existing=True))
+        assert row is not None
     return row
+
+
+def _insert_state_if_missing(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    values = {"id": REGISTRY_STATE_ID, "version": 0, "stamp": ""}
+    return insert(RegistryState).values(**values).on_conflict_do_nothing()
 
 
 def peek(session: Session) -> RegistryMark:

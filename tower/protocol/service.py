@@ -35,6 +35,7 @@ from tower.experiments.spec import (
 )
 from tower.outbox.service import enqueue
 from tower.pipeline import flows as pipeline_flows
+from tower.pipeline import registry
 from tower.protocol import notices, permissions
 from tower.protocol.gates import Gate, approval_gates, failing
 from tower.protocol.lifecycle import EDITABLE, Action, next_status
@@ -143,6 +144,9 @@ def register(session: Session, ctx: ServiceContext, spec: ExperimentSpec, *, act
     problems = validate_spec(spec, ctx.policy)
     if problems:
         raise InvalidEdit("\n".join(f"{p.field}: {p.message}" for p in problems))
+    # Writers queue on the registry's row (PostgreSQL; SQLite lets one writer in at a time
+    # anyway), so two registrations at once never pick the same number.
+    registry.state(session, for_update=True)
     experiment = experiment_service.create(
         session,
         number=experiment_service.highest_number(session) + 1,
