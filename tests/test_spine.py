@@ -35,7 +35,7 @@ from tower.engine.analysis import analyse
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
-from tower.pipeline import flows
+from tower.pipeline import flows, slots
 from tower.pipeline.index import portfolio_items
 from tower.pipeline.resync import recheck_all
 
@@ -184,7 +184,7 @@ def test_the_slot_a_registrant_is_told_is_the_one_a_full_plan_gives(
                 flows.record_change(session, ctx, [late])
         full = analyse(portfolio_items(session), POLICY, today=TODAY).placements
         for key, placement in full.items():
-            assert flows.placement_now(session, ctx, key) == placement, key
+            assert slots.placement_now(session, ctx, key) == placement, key
     finally:
         nested.rollback()
 
@@ -210,7 +210,7 @@ def test_a_slot_never_builds_on_a_stored_window_its_test_has_since_left(
             for n in (1, 2, 3)
         ]
         recheck_all(session, ctx)
-        assert flows.placement_now(session, ctx, "T-2").planned_start == day(2)  # type: ignore[union-attr]
+        assert slots.placement_now(session, ctx, "T-2").planned_start == day(2)  # type: ignore[union-attr]
         if after_the_plan == "first moves away":
             rows[0].apply(item(1, ["app"], 10, 10).spec)
         else:
@@ -220,7 +220,7 @@ def test_a_slot_never_builds_on_a_stored_window_its_test_has_since_left(
         )
         full = analyse(portfolio_items(session), POLICY, today=TODAY).placements
         assert full["T-2"].planned_start != day(2)
-        assert flows.placement_now(session, ctx, "T-2") == full["T-2"]
+        assert slots.placement_now(session, ctx, "T-2") == full["T-2"]
     finally:
         nested.rollback()
 
@@ -247,7 +247,7 @@ def test_a_slot_moves_for_a_newcomer_met_only_through_the_channels_contact_cap(
                 actor="U0OWNER",
             )
         recheck_all(session, ctx)
-        before = flows.placement_now(session, ctx, "T-4")
+        before = slots.placement_now(session, ctx, "T-4")
         late = experiment_service.create(
             session,
             number=2,
@@ -259,7 +259,7 @@ def test_a_slot_moves_for_a_newcomer_met_only_through_the_channels_contact_cap(
         full = analyse(portfolio_items(session), POLICY, today=TODAY).placements
         assert full["T-3"].planned_start != day(5)  # moved for the cap
         assert full["T-4"] != before
-        assert flows.placement_now(session, ctx, "T-4") == full["T-4"]
+        assert slots.placement_now(session, ctx, "T-4") == full["T-4"]
     finally:
         nested.rollback()
 
@@ -301,7 +301,7 @@ def test_a_slot_follows_a_chain_of_moves_from_a_newcomer(session: Session) -> No
             day(3),
             day(4),
         ]
-        assert flows.placement_now(session, ctx, "T-4") == full["T-4"]
+        assert slots.placement_now(session, ctx, "T-4") == full["T-4"]
     finally:
         nested.rollback()
 

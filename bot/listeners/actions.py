@@ -30,8 +30,7 @@ from tower.context import ServiceContext
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
 from tower.outbox import queries as outbox_queries
-from tower.pipeline import flows as pipeline_flows
-from tower.pipeline.service import view
+from tower.pipeline import reads, slots
 from tower.protocol import permissions
 from tower.protocol import service as protocol
 from tower.protocol.permissions import PermissionDenied
@@ -213,17 +212,16 @@ def register(app: App, deps: BotDeps) -> None:
 def _moved_edit_view(session: Session, ctx: ServiceContext, ref: str, actor: str) -> dict[str, Any]:
     """The edit modal of the clicker's test in the collision, moved to its next free slot."""
     record = collision_service.get_collision(session, ref)
-    pipeline = view(session, ctx.policy)
-    ranks = pipeline.ranks()
     keys = collision_service.keys_of(record)
     experiments = [experiment_service.get_by_key(session, key) for key in keys]
+    ranks = reads.ranks(session, [e.number for e in experiments])
     teams = {t.key for t in ctx.policy.teams_of(actor)}
     mine = [e for e in experiments if e.owner == actor or e.team in teams]
     if not mine and not ctx.policy.is_manager(actor):
         raise PermissionDenied(f"none of {', '.join(keys)} is yours to move")
     candidates = mine or experiments
     target = max(candidates, key=lambda e: ranks.get(e.key) or 0)
-    placement = pipeline_flows.placement_now(session, ctx, target.key)
+    placement = slots.placement_now(session, ctx, target.key)
     spec = target.spec()
     if placement is not None and placement.planned_start and placement.moved_days:
         assert placement.planned_end is not None

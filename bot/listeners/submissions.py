@@ -27,7 +27,7 @@ from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import read_fields
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
 from tower.outbox.service import enqueue
-from tower.pipeline import flows as pipeline_flows
+from tower.pipeline import slots
 from tower.policy import Policy
 from tower.protocol import permissions
 from tower.protocol import service as protocol
@@ -166,7 +166,7 @@ def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -
     """DM the registrant the test's score, rank, collisions and next free slot; the id of
     the message (None if it was queued already)."""
     experiment = experiment_service.get_by_key(session, key)
-    standing = pipeline_flows.standing_now(session, ctx, key)
+    standing = slots.standing_now(session, ctx, key)
     lines = [f"{key} '{user_text(experiment.title)}' is registered and submitted for review."]
     if standing is not None and isinstance(standing.score, Score):
         lines.append(

@@ -252,15 +252,13 @@ def collision_rows(
 ) -> list[CollisionFacts]:
     """`list_collisions` read as plain rows (of test `key` only, when given): thousands of
     collisions listed without thousands of objects."""
-    query = _rows_query(statuses, severities)
+    involving = None
     if key is not None:
-        involved = (
-            select(collision_experiments.c.collision_id)
-            .join(Experiment, Experiment.id == collision_experiments.c.experiment_id)
-            .where(Experiment.number == parse_key(key))
-        )
-        query = query.where(Collision.id.in_(involved))
-    return list(session.execute(query))
+        involving = select(Experiment.id).where(Experiment.number == parse_key(key))
+    page = collision_page(
+        session, statuses=statuses, severities=severities, involving=involving, limit=None
+    )
+    return page.items
 
 
 def collision_page(

@@ -200,7 +200,7 @@ def score_item(
 
 def rank_key(value: float, confidence: float, number: int) -> tuple[float, float, int]:
     """Where a score sorts: highest first; ties go to higher confidence, then to earlier
-    registration. The one statement of the rule (the read model's SQL count mirrors it)."""
+    registration. The one statement of the rule (the read model's SQL window mirrors it)."""
     return (-value, -confidence, number)
 
 

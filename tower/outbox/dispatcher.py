@@ -277,7 +277,8 @@ def _record(
 ) -> Outcome:
     """Record a send's outcome on its row and release the lease, in a short transaction of
     its own, tried again while the database is busy."""
-    for attempt in range(1, RECORD_ATTEMPTS + 1):
+    attempt = 1
+    while True:
         try:
             with session_factory.begin() as session:
                 message = session.get(OutboxMessage, message_id)
@@ -289,7 +290,7 @@ def _record(
                 raise
             logger.warning("outbox message %d: the database is busy, recording again", message_id)
             time.sleep(0.1 * attempt)
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 def _apply(

@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,13 +25,9 @@ from tower.context import ServiceContext
 from tower.db import read_only
 from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
-from tower.engine.planner import Placement, Planner
-from tower.engine.portfolio import Compiler, Footprint
-from tower.engine.score import Score, ScoringError
 from tower.experiments.models import Experiment
-from tower.experiments.spec import ExperimentStatus
 from tower.pipeline import read_model, registry
-from tower.pipeline.index import PortfolioIndex, StoredPlan, portfolio_item, warm_index
+from tower.pipeline.index import PortfolioIndex, portfolio_item, warm_index
 
 logger = logging.getLogger("tower.pipeline")
 
@@ -101,7 +96,6 @@ def touched(
 
 def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
     """Details of a finding from the warm index: teams, and fixes from the stored plan."""
-    teams = {key: footprint.item.spec.team for key, footprint in index.footprints.items()}
     ranks = index.ranks()
     placements = index.placements(session)
     segments = index.compiler.graph.segments
@@ -114,165 +108,10 @@ def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
             footprints=index.footprints,
             segments=segments,
         )
+        teams = {key: index.footprints[key].item.spec.team for key in finding.keys}
         return finding_details(finding, teams, fixes)
 
     return details
-
-
-@dataclass(frozen=True)
-class StandingNow:
-    """Where a test stands right after a change: what its registrant is told at once."""
-
-    rank: int | None  # None: it cannot be scored
-    scored: int  # how many tests have a rank
-    score: Score | ScoringError
-    placement: Placement
-
-
-def standing_now(session: Session, ctx: ServiceContext, key: str) -> StandingNow | None:
-    """Rank, score and slot of test `key` from the warm index (None if it is not in the
-    pipeline). Reads only."""
-    index = warm_index(session, ctx.policy, ctx.today)
-    with index.lock:
-        index.catch_up(session, registry.peek(session))
-        if key not in index.ranks():
-            return None
-        score = index.scores[key]
-        rank = index.ranks()[key] if isinstance(score, Score) else None
-        return StandingNow(rank, index.ranks().scored, score, _placement(session, index, key))
-
-
-def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement | None:
-    """Where the plan would put test `key` now (None if it is not in the pipeline). Reads
-    only."""
-    index = warm_index(session, ctx.policy, ctx.today)
-    with index.lock:
-        index.catch_up(session, registry.peek(session))
-        if key not in index.ranks():
-            return None
-        return _placement(session, index, key)
-
-
-def _placement(session: Session, index: PortfolioIndex, key: str) -> Placement:
-    """The slot of `key` (in the index) as a full plan would give it.
-
-    The planner places live tests, then the others greedily in rank order, each at the
-    earliest start that clears what was placed before it and that it shares a surface (or
-    one inside the other), an exclusion group or a capped channel with. Blockers only grow
-    with what is placed, so a test ranked above `key` keeps its stored window when:
-    - nothing it could meet moved since the plan, and
-    - whatever it could meet that was added since (tests registered after the plan) leaves
-      that window clear.
-    Otherwise it is placed again, and if it lands elsewhere, it has moved. From a test
-    edited, moved through its states or gone since the plan, or where the stored order no
-    longer holds, every test is placed again (with a live test changed: all of them).
-    Then `key` is placed.
-    """
-    ranks = index.ranks()
-    limit = ranks[key]
-    plan = index.stored_plan(session)
-    cutoff = _trusted_ranks(index, plan)
-    planner = Planner(index.compiler)
-    added, moved = _Reach(index.compiler), _Reach(index.compiler)
-    live = (f for f in index.footprints.values() if _is_live(f))
-    for footprint in sorted(live, key=lambda f: ranks[f.key]):  # as the planner keeps them
-        if footprint.key != key:
-            planner.keep(footprint)
-            if footprint.key not in plan.placements:
-                added.add(footprint)  # live since the plan
-    ahead = (f for k, f in index.footprints.items() if ranks[k] < limit and not _is_live(f))
-    last = 0  # the stored rank of the last test ahead: it must only go up
-    for footprint in sorted(ahead, key=lambda f: ranks[f.key]):
-        rank = ranks[footprint.key]
-        stored = plan.placements.get(footprint.key)
-        if stored is None:  # registered since the plan
-            planner.place(footprint)
-            added.add(footprint)
-            continue
-        if stored.rank < last:
-            cutoff = min(cutoff, rank)  # the order changed from here
-        last = stored.rank
-        window = (
-            None
-            if stored.planned_start is None
-            else footprint.shifted(stored.planned_start.toordinal())
-        )
-        if rank >= cutoff or moved.meets(footprint):
-            placed = planner.place(footprint)
-            if placed.planned_start != stored.planned_start:
-                moved.add(footprint)
-        elif window is None:
-            continue  # no slot in the plan, and no fewer blockers now: still none
-        elif not added.meets(footprint) or planner.is_free(window):
-            planner.reserve(window)
-        else:
-            planner.place(footprint)
-            moved.add(footprint)
-    own = index.footprints[key]
-    if _is_live(own):
-        return planner.keep(own, rank=limit)
-    return planner.place(own, rank=limit)
-
-
-class _Reach:
-    """What some tests could meet in the planner: their surfaces (and the surfaces around
-    them), exclusion groups and capped channels."""
-
-    def __init__(self, compiler: Compiler) -> None:
-        self.surfaces = compiler.graph.surfaces
-        self.capped = {cap.channel for cap in compiler.policy.contact_caps}
-        self.nodes: set[int] = set()  # the surfaces of the tests
-        self.around: set[int] = set()  # those and every surface containing one
-        self.groups: set[str] = set()
-        self.channels: set[str] = set()
-
-    def add(self, footprint: Footprint) -> None:
-        for node in footprint.surfaces:
-            self.nodes.add(node)
-            self.around.update(self.surfaces.ancestors[node])
-            if self.surfaces.channel(node) in self.capped:
-                self.channels.add(self.surfaces.channel(node))
-        if footprint.group is not None:
-            self.groups.add(footprint.group)
-
-    def meets(self, footprint: Footprint) -> bool:
-        """Whether `footprint` shares a surface (or one inside the other), a group or a
-        capped channel with one of the tests."""
-        if footprint.group is not None and footprint.group in self.groups:
-            return True
-        for node in footprint.surfaces:
-            if node in self.around or not self.nodes.isdisjoint(self.surfaces.ancestors[node]):
-                return True
-            if self.surfaces.channel(node) in self.channels:
-                return True
-        return False
-
-
-def _trusted_ranks(index: PortfolioIndex, plan: StoredPlan) -> int:
-    """The rank from which the stored plan no longer holds: that of the highest test
-    edited, moved through its states or gone since it was made (0: a live one, or another
-    policy: nothing holds). Tests registered since are placed anew on their own."""
-    ranks = index.ranks()
-    trusted = len(ranks) + 1
-    if plan.policy != registry.policy_fingerprint(index.policy):
-        return 0
-    for key, placement in plan.placements.items():
-        footprint = index.footprints.get(key)
-        if footprint is not None and _version(index, footprint) == plan.row_versions[key]:
-            continue
-        if key in plan.live or (footprint is not None and _is_live(footprint)):
-            return 0
-        trusted = min(trusted, placement.rank, ranks.get(key, trusted))
-    return trusted
-
-
-def _version(index: PortfolioIndex, footprint: Footprint) -> int | None:
-    row = index.rows.get(footprint.item.number)
-    return None if row is None else row[0]
-
-
-def _is_live(footprint: Footprint) -> bool:
-    return footprint.item.status == ExperimentStatus.LIVE
 
 
 def warm_up(factory: sessionmaker[Session], ctx: ServiceContext) -> float:

@@ -18,7 +18,6 @@ from sqlalchemy import Select, Subquery, func, or_, select
 from sqlalchemy.orm import Session
 
 from tower.engine.portfolio import ACTIVE_STATUSES
-from tower.engine.score import rank_key
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key
 from tower.paging import Page, first_rows
@@ -95,19 +94,6 @@ class StoredScore(NamedTuple):
     def key(self) -> str:
         return format_key(self.number)
 
-    def sort_key(self) -> tuple[float, float, int]:
-        assert self.value is not None and self.confidence is not None
-        return rank_key(self.value, self.confidence, self.number)
-
-
-def ranked(session: Session) -> list[tuple[int, StoredScore]]:
-    """Active tests in rank order: scored ones first, then unscored by registration (read
-    as plain rows: a portfolio of ten thousand is no place for ten thousand objects)."""
-    stored = [StoredScore(*row) for row in session.execute(_scores_query())]
-    scored = sorted((s for s in stored if s.value is not None), key=StoredScore.sort_key)
-    scored += sorted((s for s in stored if s.value is None), key=lambda s: s.number)
-    return list(enumerate(scored, start=1))
-
 
 def _scores_query() -> Select[Any]:
     return (
@@ -128,7 +114,8 @@ def _scores_query() -> Select[Any]:
 
 def _positions() -> Subquery:
     """Every active test with its position in the pipeline: scored tests in `rank_key`'s
-    order (its statement in SQL), then the unscored by registration."""
+    order (its statement in SQL, the one the read model ranks by), then the unscored by
+    registration."""
     position = func.row_number().over(
         order_by=(
             PipelineScore.value.is_(None),
@@ -150,11 +137,19 @@ def _positions() -> Subquery:
     )
 
 
+class RankedTest(NamedTuple):
+    """One active test's place in the pipeline."""
+
+    number: int
+    status: ExperimentStatus
+    scored: bool  # False: it cannot be scored, and comes after every scored test
+
+
 @dataclass(frozen=True)
 class RankTable:
-    """Every active test's place in the pipeline, in order: (number, status, scored)."""
+    """Every active test in pipeline order."""
 
-    order: list[tuple[int, ExperimentStatus, bool]]
+    order: list[RankedTest]
     position: dict[int, int]  # by number, 1 = first
 
 
@@ -183,8 +178,11 @@ def _read_table(session: Session, url: str, state: tuple[object, ...]) -> RankTa
     query = select(positions.c.number, positions.c.status, positions.c.value.is_not(None)).order_by(
         positions.c.position
     )
-    order = [(number, status, bool(scored)) for number, status, scored in session.execute(query)]
-    table = RankTable(order, {number: at for at, (number, _, _) in enumerate(order, start=1)})
+    order = [
+        RankedTest(number, status, bool(scored))
+        for number, status, scored in session.execute(query)
+    ]
+    table = RankTable(order, {test.number: at for at, test in enumerate(order, start=1)})
     _tables[url] = (state, table)
     return table
 
@@ -210,7 +208,7 @@ def ranks(session: Session, numbers: Collection[int] | None = None) -> dict[str,
     return {
         format_key(number): table.position[number]
         for number in wanted
-        if number in table.position and table.order[table.position[number] - 1][2]
+        if number in table.position and table.order[table.position[number] - 1].scored
     }
 
 
@@ -218,10 +216,7 @@ def pipeline_rows(
     session: Session, policy: Policy, team_kind: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     """The ranked pipeline in the JSON shape of `tower pipeline` (README)."""
-    return [
-        _pipeline_row(None if entry.value is None else position, entry, policy, team_kind)
-        for position, entry in ranked(session)
-    ]
+    return pipeline_page(session, policy, team_kind, limit=None).items
 
 
 def pipeline_page(
@@ -230,18 +225,19 @@ def pipeline_page(
     team_kind: Mapping[str, str],
     *,
     statuses: Collection[ExperimentStatus] = (),
-    limit: int,
+    limit: int | None,
 ) -> Page[dict[str, Any]]:
-    """The first `limit` rows of the ranked pipeline (of tests in `statuses` only, when
-    given), and how many there are: only the rows shown are read in full."""
-    table = rank_table(session)
+    """The first `limit` rows of the ranked pipeline (all when None; of tests in `statuses`
+    only, when given), and how many there are: only the rows shown are read in full."""
     order = [
-        (position, number)
-        for position, (number, status, _) in enumerate(table.order, start=1)
-        if not statuses or status in statuses
+        (position, test.number)
+        for position, test in enumerate(rank_table(session).order, start=1)
+        if not statuses or test.status in statuses
     ]
-    shown = order[:limit]
-    full = _scores_query().where(Experiment.number.in_([number for _, number in shown]))
+    shown = order if limit is None else order[:limit]
+    full = _scores_query()
+    if limit is not None:
+        full = full.where(Experiment.number.in_([number for _, number in shown]))
     entries = {row.number: StoredScore(*row) for row in session.execute(full)}
     rows = [_pipeline_row(at, entries[number], policy, team_kind) for at, number in shown]
     return Page(rows, len(order))
