@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -40,6 +41,8 @@ from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentResult, ExperimentSpec
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import OutboxMessage
+from tower.pipeline import registry
+from tower.pipeline.index import warm_index
 from tower.pipeline.resync import recheck_all
 from tower.policy import Policy
 from tower.policy.schema import FreezeWindow
@@ -923,6 +926,81 @@ def test_registrations_at_the_same_moment_each_get_their_own_number(
         engine.dispose()
     assert errors == []
     assert sorted(keys) == sorted(f"T-{n}" for n in range(1, 7))
+
+
+def test_a_registration_moves_the_registry_on_once_and_leaves_its_process_caught_up(
+    scratch_database_url: str, small_policy: Policy
+) -> None:
+    """A registration starts a clock and queues messages, each in a savepoint of its own.
+    Committing a savepoint is not committing the change: the registry's version moves on
+    once, and the process that wrote the change knows its index already holds it (the next
+    change reads no row marks)."""
+    migrate.upgrade(scratch_database_url)
+    ctx = at(small_policy)
+    engine = create_database_engine(scratch_database_url)
+    factory = create_session_factory(engine)
+    try:
+        with factory.begin() as session:
+            protocol.register(session, ctx, spec(title="First"), actor=OWNER)
+        with factory.begin() as session:
+            before = registry.peek(session)
+        with factory.begin() as session:
+            protocol.register(session, ctx, spec(title="Second"), actor=OWNER)
+            assert session.scalars(select(SlaClock)).all()  # savepoints were committed
+        with factory.begin() as session:
+            after = registry.peek(session)
+            index = warm_index(session, small_policy, ctx.today)
+    finally:
+        engine.dispose()
+    assert after.version == before.version + 1
+    assert index.mark == after
+
+
+def test_a_test_written_after_its_change_was_checked_is_seen_by_the_next_change(
+    scratch_database_url: str, small_policy: Policy
+) -> None:
+    """A transaction registers T-1 on the cart, then moves it to the home page without
+    the write path (a script, a migration). The next registration on the home page, in
+    the same process, must meet T-1 where it now is."""
+    migrate.upgrade(scratch_database_url)
+    ctx = at(small_policy)
+    engine = create_database_engine(scratch_database_url)
+    factory = create_session_factory(engine)
+    try:
+        with factory.begin() as session:
+            first = protocol.register(session, ctx, spec(title="First"), actor=OWNER).experiment
+            first.apply(replace(first.spec(), surfaces=("web/home",)))
+        with factory.begin() as session:
+            protocol.register(session, ctx, spec(surfaces=("web/home",), **BAU), actor=BAU_OWNER)
+            found = [collision_service.keys_of(r) for r in session.scalars(select(Collision))]
+    finally:
+        engine.dispose()
+    assert ["T-1", "T-2"] in found
+
+
+def test_after_a_registration_rolls_back_the_next_change_works_on_the_tests_that_exist(
+    scratch_database_url: str, small_policy: Policy
+) -> None:
+    """The messages are queued in savepoints that commit; the registration then fails. The
+    next change in the same process works on the tests that exist, not on that one."""
+    migrate.upgrade(scratch_database_url)
+    ctx = at(small_policy)
+    engine = create_database_engine(scratch_database_url)
+    factory = create_session_factory(engine)
+    try:
+        with factory.begin() as session:
+            protocol.register(session, ctx, spec(title="First"), actor=OWNER)
+        with pytest.raises(RuntimeError), factory.begin() as session:
+            protocol.register(session, ctx, spec(title="Never"), actor=OWNER)
+            raise RuntimeError("the request failed after the change")
+        with factory.begin() as session:
+            third = protocol.register(session, ctx, spec(title="Third"), actor=OWNER)
+            index = warm_index(session, small_policy, ctx.today)
+            held = {item.key: item.spec.title for item in index.items.values()}
+    finally:
+        engine.dispose()
+    assert third.experiment.key == "T-2"
+    assert held == {"T-1": "First", "T-2": "Third"}
 
 
 @pytest.mark.skipif(

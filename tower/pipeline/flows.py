@@ -38,7 +38,8 @@ CROWD_KINDS = frozenset({CollisionKind.CAPACITY, CollisionKind.CONTACT_CAP})
 def record_change(
     session: Session, ctx: ServiceContext, experiments: Sequence[Experiment]
 ) -> SyncReport:
-    """Re-check what `experiments` (changed in this transaction) touch, and announce it."""
+    """Re-check what `experiments` (changed in this transaction) touch, and announce it;
+    and so for any other test this transaction wrote that the index does not yet hold."""
     session.flush()
     index = warm_index(session, ctx.policy, ctx.today)
     with index.lock:
@@ -46,18 +47,29 @@ def record_change(
         index.catch_up(session, registry.mark_of(row))
         mark = registry.bump(session, row)
         index.rescore(row.scored_on or ctx.today)
-        for experiment in experiments:
+        changed = _not_indexed(index, [*experiments, *registry.written_tests(session)])
+        changed += [e for e in experiments if e not in changed]
+        for experiment in changed:
             index.put(portfolio_item(experiment))
-        index.remember(experiments, mark)
+        index.remember(changed, mark)
         read_model.forget_on_rollback(session, index)
-        keys = [experiment.key for experiment in experiments]
+        keys = [experiment.key for experiment in changed]
         scope, findings = touched(session, index, keys)
         report = collision_flows.reconcile(
             session, ctx, findings, scope=scope, details=detail_writer(session, index)
         )
-        read_model.store_scores(session, index, experiments)
+        read_model.store_scores(session, index, changed)
         read_model.fill_missing_scores(session, index)
     return report
+
+
+def _not_indexed(index: PortfolioIndex, experiments: Sequence[Experiment]) -> list[Experiment]:
+    """Those of `experiments` the index holds at another version, each once."""
+    found: dict[int, Experiment] = {}
+    for experiment in experiments:
+        if index.rows.get(experiment.number) != (experiment.version, experiment.change_stamp):
+            found.setdefault(experiment.number, experiment)
+    return list(found.values())
 
 
 def touched(

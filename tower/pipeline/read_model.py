@@ -35,7 +35,9 @@ def _forget_indexes(session: Session, *_: Any) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _keep_indexes(session: Session) -> None:
-    session.info.pop(_INDEXES, None)
+    # Committing a savepoint fires this too: the transaction may still roll back.
+    if not session.in_nested_transaction():
+        session.info.pop(_INDEXES, None)
 
 
 def score_values(score: Score | ScoringError | str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from tower.experiments.models import Experiment
 from tower.pipeline.models import REGISTRY_STATE_ID, RegistryState
@@ -26,6 +26,8 @@ from tower.policy import Policy
 
 _STAMP = "tower.change_stamp"  # session.info: the stamp of this transaction's changes
 _BUMPED = "tower.registry_bumped"  # session.info: the state row already carries the stamp
+_WRITTEN = "tower.written_tests"  # session.info: the tests this transaction wrote
+_BUMPED_AT = "tower.bumped_at"  # session.info: their versions when the state row was bumped
 
 
 @dataclass(frozen=True)
@@ -87,14 +89,20 @@ def mark_of(row: RegistryState) -> RegistryMark:
 
 
 def bump(session: Session, row: RegistryState) -> RegistryMark:
-    """Record that this transaction changed the registry (once per transaction)."""
+    """Record that this transaction changed the registry: the version moves on once per
+    transaction (and again at commit if tests were written after this)."""
     stamp = change_stamp(session)
     if session.info.get(_BUMPED) != stamp:
         row.version += 1
         row.stamp = stamp
         session.info[_BUMPED] = stamp
         session.flush()
+    session.info[_BUMPED_AT] = _versions(written_tests(session))
     return mark_of(row)
+
+
+def _versions(experiments: list[Experiment]) -> dict[int, int]:
+    return {experiment.number: experiment.version for experiment in experiments}
 
 
 def row_marks(session: Session) -> dict[int, tuple[int, str]]:
@@ -112,22 +120,40 @@ def _stamp_changed_tests(session: Session, _context: Any, _instances: Any) -> No
     ]
     if changed:
         stamp = change_stamp(session)
+        written: dict[int, Experiment] = session.info.setdefault(_WRITTEN, {})
         for experiment in changed:
             experiment.change_stamp = stamp
+            written[id(experiment)] = experiment
+
+
+def written_tests(session: Session) -> list[Experiment]:
+    """The tests this transaction has written so far (flushed, and not rolled back)."""
+    written: dict[int, Experiment] = session.info.get(_WRITTEN, {})
+    return [experiment for experiment in written.values() if experiment in session]
 
 
 @event.listens_for(Session, "before_commit")
 def _bump_on_commit(session: Session) -> None:
-    stamp = session.info.get(_STAMP)
-    if stamp is None or session.info.get(_BUMPED) == stamp:
+    if session.in_nested_transaction():  # a savepoint: the transaction goes on
+        return
+    if session.info.get(_STAMP) is None:
         return
     session.flush()
-    changed = session.scalar(select(Experiment.id).where(Experiment.change_stamp == stamp).limit(1))
-    if changed is not None:
+    written = written_tests(session)
+    if written and _versions(written) != session.info.get(_BUMPED_AT):
+        # Not bumped yet, or tests were written after it: move on (again), so that every
+        # warm index, this process's too, reloads what changed.
+        session.info.pop(_BUMPED, None)
         bump(session, state(session))
 
 
 @event.listens_for(Session, "after_commit")
+def _close_stamp(session: Session) -> None:
+    # Committing a savepoint fires this too; the transaction, and its stamp, go on.
+    if not session.in_nested_transaction():
+        _forget_stamp(session)
+
+
 @event.listens_for(Session, "after_rollback")
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_stamp(session: Session, *_: Any) -> None:
@@ -135,6 +161,13 @@ def _forget_stamp(session: Session, *_: Any) -> None:
     # back may have carried the old one.
     session.info.pop(_STAMP, None)
     session.info.pop(_BUMPED, None)
+    session.info.pop(_BUMPED_AT, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_written(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the transaction itself, not a savepoint, has ended
+        session.info.pop(_WRITTEN, None)
 
 
 __all__ = [
@@ -147,4 +180,5 @@ __all__ = [
     "policy_fingerprint",
     "row_marks",
     "state",
+    "written_tests",
 ]
