@@ -28,6 +28,7 @@ from sqlalchemy import Engine, MetaData, select
 from sqlalchemy.orm import Session
 
 from tower.cli import main
+from tower.collisions.kinds import CollisionKind
 from tower.collisions.models import Collision
 from tower.collisions.service import LIVE_STATUSES, finding_details
 from tower.context import ServiceContext
@@ -80,11 +81,13 @@ def full_facts(session: Session) -> dict[str, tuple[Any, ...]]:
     return facts
 
 
-CHANGES = st.sampled_from(["move", "stretch", "surface", "audience", "group", "leave", "back"])
+CHANGES = st.sampled_from(
+    ["move", "stretch", "surface", "audience", "group", "leave", "back", "copy"]
+)
 
 
 @settings(
-    max_examples=60,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -111,15 +114,57 @@ def test_after_any_changes_the_records_equal_a_full_recheck(
         if checked:  # records start from a full check, or from nothing (a new database)
             recheck_all(session, CTX)
         for position, change, amount in changes:
-            experiment = rows[position % len(rows)]
-            _change(experiment, change, amount)
+            experiment = _changed(session, rows, rows[position % len(rows)], change, amount)
             flows.record_change(session, CTX, [experiment])
         if not checked:
             recheck_all(session, CTX)  # the safety net, then more changes on top
             for position, change, amount in changes:
                 experiment = rows[(position + 1) % len(rows)]
-                _change(experiment, change, amount + 3)
+                experiment = _changed(session, rows, experiment, change, amount + 3)
                 flows.record_change(session, CTX, [experiment])
+        assert record_facts(session) == full_facts(session)
+    finally:
+        nested.rollback()
+
+
+def contact_crowds(session: Session) -> list[tuple[str, ...]]:
+    """The keys of each live contact-cap record."""
+    query = select(Collision).where(
+        Collision.status.in_(LIVE_STATUSES), Collision.kind == CollisionKind.CONTACT_CAP
+    )
+    return sorted(tuple(record.details["keys"]) for record in session.scalars(query))
+
+
+def test_a_test_joining_a_crowd_replaces_it_and_leaving_brings_it_back(session: Session) -> None:
+    """Three e-mails to the same people in a week break the cap of two. A fourth that
+    reaches them too makes one crowd of four: the crowd of three is resolved, not left
+    open beside it. When the fourth is withdrawn, the crowd of three is open again."""
+    nested = session.begin_nested()
+    try:
+        for number, (surface, first) in enumerate(
+            [("email/promo", 1), ("email/newsletter", 3), ("email/promo", 5)], start=1
+        ):
+            spec = item(number, [surface], first, first, team="crm").spec
+            experiment_service.create(
+                session, number=number, spec=spec, status=ExperimentStatus.SUBMITTED, actor="U0"
+            )
+        recheck_all(session, CTX)
+        assert contact_crowds(session) == [("T-1", "T-2", "T-3")]
+
+        fourth = experiment_service.create(
+            session,
+            number=4,
+            spec=item(4, ["email/newsletter"], 4, 4, team="crm").spec,
+            status=ExperimentStatus.SUBMITTED,
+            actor="U0",
+        )
+        flows.record_change(session, CTX, [fourth])
+        assert contact_crowds(session) == [("T-1", "T-2", "T-3", "T-4")]
+        assert record_facts(session) == full_facts(session)
+
+        fourth.status = ExperimentStatus.WITHDRAWN
+        flows.record_change(session, CTX, [fourth])
+        assert contact_crowds(session) == [("T-1", "T-2", "T-3")]
         assert record_facts(session) == full_facts(session)
     finally:
         nested.rollback()
@@ -304,6 +349,27 @@ def test_a_slot_follows_a_chain_of_moves_from_a_newcomer(session: Session) -> No
         assert slots.placement_now(session, ctx, "T-4") == full["T-4"]
     finally:
         nested.rollback()
+
+
+def _changed(
+    session: Session, rows: list[Experiment], experiment: Experiment, change: str, amount: int
+) -> Experiment:
+    """`experiment` changed as `change` says; for "copy", a new test registered like it
+    (moved by `amount` days), added to `rows`."""
+    if change != "copy":
+        _change(experiment, change, amount)
+        return experiment
+    spec = experiment.spec()
+    start = spec.start + _days(amount % 9)
+    copy = experiment_service.create(
+        session,
+        number=max(row.number for row in rows) + 1,
+        spec=replace(spec, start=start, end=start + (spec.end - spec.start)),
+        status=ExperimentStatus.SUBMITTED,
+        actor=spec.owner,
+    )
+    rows.append(copy)
+    return copy
 
 
 def _change(experiment: Experiment, change: str, amount: int) -> None:
@@ -492,6 +558,33 @@ def test_a_resync_of_an_unchanged_portfolio_writes_nothing(imported: str) -> Non
         again = succeeded(tower(imported, "resync")).stdout
         assert "0 opened, 0 resolved, 0 scores and plan rows written" in again, again
         assert table_contents(engine) == before
+    finally:
+        engine.dispose()
+
+
+def test_a_bulk_import_leaves_the_query_planner_statistics(
+    scratch_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an import writes thousands of rows the database knows how its tables look,
+    so a change finds one collision's clocks through their index, not by reading every
+    clock (SQLite has no statistics until ANALYZE runs; the retail portfolio stands in for a
+    big one here)."""
+    from tower.db import create_database_engine
+    from tower.pipeline import resync
+
+    monkeypatch.setattr(resync, "BULK_ROWS", 10)
+    succeeded(tower(scratch_database_url, "init"))
+    succeeded(tower(scratch_database_url, "import", str(RETAIL_PORTFOLIO), "--by", "U0TOWERMGR"))
+    engine = create_database_engine(scratch_database_url)
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                query = "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'sla_clocks'"
+            else:
+                query = (
+                    "SELECT count(*) FROM pg_class WHERE relname = 'sla_clocks' AND reltuples > 0"
+                )
+            assert (connection.exec_driver_sql(query).scalar() or 0) >= 1
     finally:
         engine.dispose()
 

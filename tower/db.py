@@ -21,9 +21,12 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -123,6 +126,20 @@ def _begin_sqlite_transaction(connection: Connection) -> None:
         connection.exec_driver_sql("PRAGMA query_only=ON")
     else:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def insert_unless_present(session: Session, model: type[Base], **values: Any) -> Any:
+    """`INSERT ... ON CONFLICT DO NOTHING` of one `model` row (both databases speak it):
+    a row that would break a unique constraint is not written, and nothing is raised."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return insert(model).values(**values).on_conflict_do_nothing()
+
+
+def refresh_planner_statistics(session: Session) -> None:
+    """`ANALYZE`, after a bulk write. SQLite keeps no statistics until asked, and without
+    them it picks the wrong index: it reads every clock of an SLA to find one collision's."""
+    session.execute(text("ANALYZE"))
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -70,12 +70,14 @@ def keys_of(collision: Collision | CollisionFacts) -> list[str]:
 
 @dataclass(frozen=True)
 class RecordScope:
-    """The records a change can alter: every record of the tests in `keys`, and the records
-    of each kind in `by_kind` that involve its tests (the other members of crowds a changed
-    test was or is now in)."""
+    """The records a change can alter: every record of the tests in `keys`; the records of
+    each kind in `by_kind` that involve its tests (the other members of crowds a changed
+    test was or is now in); and the records of each kind in `within` whose tests all lie
+    inside one of its crowds (smaller crowds a bigger one now holds)."""
 
     keys: frozenset[str]
     by_kind: Mapping[CollisionKind, frozenset[str]] = field(default_factory=dict)
+    within: Mapping[CollisionKind, tuple[frozenset[str], ...]] = field(default_factory=dict)
 
 
 # Writes a finding's details: the teams of its tests and its fixes.
@@ -161,9 +163,12 @@ def _live_records(
     scope: Collection[str] | None,
     statuses: Collection[CollisionStatus] = LIVE_STATUSES,
     kinds: Collection[CollisionKind] = (),
+    *,
+    inside: bool = False,
 ) -> dict[str, Collision]:
     """Open, acknowledged and waived records (or `statuses`), of the tests in `scope`
-    (None: all), of `kinds` (all kinds when empty)."""
+    (None: all), of `kinds` (all kinds when empty); `inside`: only those involving no
+    other test."""
     query = select(Collision).where(Collision.status.in_(list(statuses)))
     if kinds:
         query = query.where(Collision.kind.in_(list(kinds)))
@@ -175,6 +180,16 @@ def _live_records(
             .where(Experiment.number.in_(numbers))
         )
         query = query.where(Collision.id.in_(involved))
+        if inside:
+            outside = (
+                select(collision_experiments.c.collision_id)
+                .join(Experiment, Experiment.id == collision_experiments.c.experiment_id)
+                .where(
+                    collision_experiments.c.collision_id == Collision.id,
+                    Experiment.number.not_in(numbers),
+                )
+            )
+            query = query.where(~outside.exists())
     return {record.fingerprint: record for record in session.scalars(query)}
 
 
@@ -184,6 +199,11 @@ def _records_in(session: Session, scope: RecordScope) -> dict[str, Collision]:
     for kind, keys in scope.by_kind.items():
         if keys:
             found.update(_live_records(session, keys, kinds=[kind]))
+    for kind, crowds in scope.within.items():
+        inside = _live_records(session, frozenset().union(*crowds), kinds=[kind], inside=True)
+        for fingerprint, record in inside.items():
+            if any(set(keys_of(record)) <= crowd for crowd in crowds):
+                found[fingerprint] = record
     return found
 
 

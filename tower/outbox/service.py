@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tower.db import utcnow
+from tower.db import insert_unless_present, utcnow
 from tower.outbox.models import OutboxMessage
 
 
@@ -29,10 +27,9 @@ def enqueue(
     never sent for a change that did not happen, nor lost for one that did. It is due `at`
     the moment of that change (the service clock), else now.
     """
-    existing = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key))
-    if existing is not None:
-        return None
-    message = OutboxMessage(
+    statement = insert_unless_present(
+        session,
+        OutboxMessage,
         dedupe_key=dedupe_key,
         kind=kind,
         recipient=recipient,
@@ -40,9 +37,7 @@ def enqueue(
         payload=payload or {},
         next_attempt_at=at or utcnow(),
     )
-    try:
-        with session.begin_nested():
-            session.add(message)
-    except IntegrityError:  # another transaction queued the same message first
-        return None
+    # One statement: a message already queued (by this transaction or another) stays as it
+    # was, and a concurrent writer of the same key makes this one wait, then do nothing.
+    message: OutboxMessage | None = session.scalar(statement.returning(OutboxMessage))
     return message

@@ -33,6 +33,9 @@ logger = logging.getLogger("tower.pipeline")
 
 # A crowd losing or gaining a member may be found again through its other members.
 CROWD_KINDS = frozenset({CollisionKind.CAPACITY, CollisionKind.CONTACT_CAP})
+# Crowd kinds whose findings are the largest crowds over a limit, among tests that pair up
+# (share people, run close enough): a test joining one can only swallow smaller crowds.
+LARGEST_CROWD_KINDS = frozenset({CollisionKind.CONTACT_CAP})
 
 
 def record_change(
@@ -81,6 +84,13 @@ def touched(
     the records of that kind of the other members of the crowds they were or are now in: a
     crowd that loses a member may still be over its limit without it, and a crowd that gains
     one replaces the smaller crowd it was. A member's other kinds of clash cannot change.
+
+    For the largest-crowd kinds, only the members of the crowds the tests were in are
+    checked again. The crowds they are now in are largest crowds already: a crowd of the
+    others stops being one only when a changed test pairs with all its members, which
+    puts it inside one of those (so its record resolves), and starts being one only when
+    a changed test that paired with all its members leaves, which puts it inside a crowd
+    that test was in (so it is found through that crowd's members).
     """
     found: dict[str, Finding] = {}
 
@@ -96,14 +106,18 @@ def touched(
     members: dict[CollisionKind, set[str]] = {kind: set() for kind in CROWD_KINDS}
     for record in collision_service.live_records(session, changed, CROWD_KINDS):
         members[record.kind].update(collision_service.keys_of(record))
+    joined: dict[CollisionKind, list[frozenset[str]]] = {kind: [] for kind in LARGEST_CROWD_KINDS}
     for finding in list(found.values()):
-        if finding.kind in CROWD_KINDS:
+        if finding.kind in LARGEST_CROWD_KINDS:
+            joined[finding.kind].append(frozenset(finding.keys))
+        elif finding.kind in CROWD_KINDS:
             members[finding.kind].update(finding.keys)
     for kind, keys_of_kind in members.items():
         for key in sorted(keys_of_kind - changed):
             check(key, [kind])
     by_kind = {kind: frozenset(keys_of_kind - changed) for kind, keys_of_kind in members.items()}
-    return RecordScope(changed, by_kind), list(found.values())
+    within = {kind: tuple(crowds) for kind, crowds in joined.items() if crowds}
+    return RecordScope(changed, by_kind, within), list(found.values())
 
 
 def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
@@ -127,11 +141,13 @@ def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
 
 
 def warm_up(factory: sessionmaker[Session], ctx: ServiceContext) -> float:
-    """Index the portfolio now (a server or worker starting), so the first change does not
-    pay for it; returns the seconds it took. Reads only."""
+    """Index the portfolio and read the stored plan now (a server or worker starting), so
+    the first change does not pay for it; returns the seconds it took. Reads only."""
     started = time.perf_counter()
     with read_only(factory) as session:
-        warm_index(session, ctx.policy, ctx.today)
+        index = warm_index(session, ctx.policy, ctx.today)
+        with index.lock:
+            index.stored_plan(session)
     return time.perf_counter() - started
 
 

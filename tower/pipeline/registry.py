@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, SessionTransaction
 
+from tower.db import insert_unless_present
 from tower.experiments.models import Experiment
 from tower.pipeline.models import REGISTRY_STATE_ID, RegistryState
 from tower.policy import Policy
@@ -56,17 +55,11 @@ def state(session: Session, *, for_update: bool = False) -> RegistryState:
         query = query.with_for_update()
     row = session.scalar(query)
     if row is None:  # a new database: the first writers may arrive together
-        session.execute(_insert_state_if_missing(session))
+        values = {"id": REGISTRY_STATE_ID, "version": 0, "stamp": ""}
+        session.execute(insert_unless_present(session, RegistryState, **values))
         row = session.scalar(query.execution_options(populate_existing=True))
         assert row is not None
     return row
-
-
-def _insert_state_if_missing(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    values = {"id": REGISTRY_STATE_ID, "version": 0, "stamp": ""}
-    return insert(RegistryState).values(**values).on_conflict_do_nothing()
 
 
 def peek(session: Session) -> RegistryMark:

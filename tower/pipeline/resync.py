@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tower.collisions import flows as collision_flows
 from tower.collisions.service import SyncReport, finding_details
 from tower.context import ServiceContext
-from tower.db import read_only
+from tower.db import read_only, refresh_planner_statistics
 from tower.engine.analysis import PipelineAnalysis, analyse
 from tower.engine.findings import Finding
 from tower.errors import TowerError
@@ -25,6 +25,7 @@ from tower.pipeline import read_model, registry
 from tower.pipeline.index import portfolio_items
 
 ATTEMPTS = 3
+BULK_ROWS = 1000  # rows a re-check writes that make the planner's statistics worth refreshing
 
 
 class ResyncBusy(TowerError):
@@ -108,6 +109,8 @@ def write_analysis(
             setattr(row, name, value)
         row.checked_at = row.planned_at = ctx.now
     session.flush()
+    if written + len(sync.opened) + len(sync.reopened) + len(sync.resolved) >= BULK_ROWS:
+        refresh_planner_statistics(session)
     return ResyncReport(
         tests=len(analysis.footprints),
         findings=len(analysis.findings),
