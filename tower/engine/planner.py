@@ -151,10 +151,12 @@ class Planner:
         return self._placement(footprint, footprint, [])
 
     def reserve(self, footprint: Footprint) -> None:
-        """Hold `footprint`'s window, as placed (here, or by an earlier plan)."""
-        self.placed.add(footprint)
+        """Hold `footprint`'s window, as placed (here, or by an earlier plan). Among windows
+        starting the same day, the schedules keep number order, so what blocks a test (and
+        the reasons it is told) never depends on the order windows were reserved in."""
+        self.placed.insert(footprint)
         for channel in self._channels(footprint):
-            self.by_channel[channel].add(footprint)
+            self.by_channel[channel].insert(footprint)
         if footprint.group is not None:
             self.groups.setdefault(footprint.group, []).append(footprint)
 

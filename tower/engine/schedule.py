@@ -72,8 +72,7 @@ class DaySchedule:
 class SurfaceSchedule:
     """A `DaySchedule` per surface node that has tests on it; and, once `nested_with` is
     asked, one per node of the tests on it or anywhere inside it (a whole channel's tests
-    in one query). The nested index keeps no order among tests starting the same day:
-    nothing reads one."""
+    in one query). The nested index keeps tests starting the same day in number order."""
 
     def __init__(self, surfaces: SurfaceIndex, footprints: Iterable[Footprint] = ()) -> None:
         self.surfaces = surfaces
@@ -144,7 +143,7 @@ class SurfaceSchedule:
             self._within = {}
             placed = {id(f): f for schedule in self.by_node.values() for f in schedule.footprints}
             for footprint in placed.values():
-                self._put_within(self._within, footprint)
+                self._put_within(self._within, footprint, DaySchedule.insert)
         return self._within
 
     def nested_with(self, footprint: Footprint, first: int, last: int) -> Iterator[Footprint]:

@@ -8,6 +8,7 @@ again (`_placement` says exactly when a stored window still stands).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -71,11 +72,12 @@ def _placement(session: Session, index: PortfolioIndex, key: str) -> Placement:
     plan = index.stored_plan(session)
     cutoff = _trusted_ranks(index, plan)
     planner = Planner(index.compiler)
+    held = _Held(planner, index.compiler)
     added, moved = _Reach(index.compiler), _Reach(index.compiler)
     live = (f for f in index.footprints.values() if _is_live(f))
     for footprint in sorted(live, key=lambda f: ranks[f.key]):  # as the planner keeps them
         if footprint.key != key:
-            planner.keep(footprint)
+            held.hold(footprint)
             if footprint.key not in plan.placements:
                 added.add(footprint)  # live since the plan
     ahead = (f for k, f in index.footprints.items() if ranks[k] < limit and not _is_live(f))
@@ -84,7 +86,7 @@ def _placement(session: Session, index: PortfolioIndex, key: str) -> Placement:
         rank = ranks[footprint.key]
         stored = plan.placements.get(footprint.key)
         if stored is None:  # registered since the plan
-            planner.place(footprint)
+            held.place(footprint)
             added.add(footprint)
             continue
         if stored.rank < last:
@@ -96,20 +98,77 @@ def _placement(session: Session, index: PortfolioIndex, key: str) -> Placement:
             else footprint.shifted(stored.planned_start.toordinal())
         )
         if rank >= cutoff or moved.meets(footprint):
-            placed = planner.place(footprint)
+            placed = held.place(footprint)
             if placed.planned_start != stored.planned_start:
                 moved.add(footprint)
         elif window is None:
             continue  # no slot in the plan, and no fewer blockers now: still none
-        elif not added.meets(footprint) or planner.is_free(window):
-            planner.reserve(window)
+        elif not added.meets(footprint) or held.is_free(window):
+            held.hold(window)
         else:
-            planner.place(footprint)
+            held.place(footprint)
             moved.add(footprint)
     own = index.footprints[key]
     if _is_live(own):
         return planner.keep(own, rank=limit)
-    return planner.place(own, rank=limit)
+    return held.place(own, rank=limit)
+
+
+class _Held:
+    """Windows that stand as they are (live tests, stored slots), handed to the planner
+    only when a test that could meet one is placed or checked.
+
+    The planner's blockers for a test come only from tests that share a surface with it
+    (or one inside the other), its exclusion group or a capped channel, so a window nobody
+    placed could meet never changes a slot: at 10,000 tests most of them are never
+    needed, and reserving them all cost more than the rest of the slot.
+    """
+
+    def __init__(self, planner: Planner, compiler: Compiler) -> None:
+        self.planner = planner
+        self.surfaces = compiler.graph.surfaces
+        self.capped = {cap.channel for cap in compiler.policy.contact_caps}
+        self.at: dict[int, list[Footprint]] = defaultdict(list)  # by each of its surfaces
+        self.within: dict[int, list[Footprint]] = defaultdict(list)  # by each around them
+        self.in_group: dict[str, list[Footprint]] = defaultdict(list)
+        self.on_channel: dict[str, list[Footprint]] = defaultdict(list)  # capped ones
+        self.reserved: set[str] = set()
+
+    def hold(self, window: Footprint) -> None:
+        for node in window.surfaces:
+            self.at[node].append(window)
+            for around in self.surfaces.ancestors[node]:
+                self.within[around].append(window)
+            channel = self.surfaces.channel(node)
+            if channel in self.capped:
+                self.on_channel[channel].append(window)
+        if window.group is not None:
+            self.in_group[window.group].append(window)
+
+    def place(self, footprint: Footprint, *, rank: int | None = None) -> Placement:
+        self._release_for(footprint)
+        return self.planner.place(footprint, rank=rank)
+
+    def is_free(self, window: Footprint) -> bool:
+        self._release_for(window)
+        return self.planner.is_free(window)
+
+    def _release_for(self, footprint: Footprint) -> None:
+        """Reserve every held window `footprint` could meet (each once)."""
+        found: list[list[Footprint]] = []
+        for node in footprint.surfaces:
+            found.append(self.within.pop(node, []))  # at it or inside it
+            found += (self.at.pop(around, []) for around in self.surfaces.ancestors[node])
+            channel = self.surfaces.channel(node)
+            if channel in self.capped:
+                found.append(self.on_channel.pop(channel, []))
+        if footprint.group is not None:
+            found.append(self.in_group.pop(footprint.group, []))
+        for windows in found:
+            for window in windows:
+                if window.key not in self.reserved:
+                    self.reserved.add(window.key)
+                    self.planner.reserve(window)
 
 
 class _Reach:
