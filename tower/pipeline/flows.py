@@ -36,6 +36,7 @@ CROWD_KINDS = frozenset({CollisionKind.CAPACITY, CollisionKind.CONTACT_CAP})
 # Crowd kinds whose findings are the largest crowds over a limit, among tests that pair up
 # (share people, run close enough): a test joining one can only swallow smaller crowds.
 LARGEST_CROWD_KINDS = frozenset({CollisionKind.CONTACT_CAP})
+MEMBER_CHECKED_KINDS = CROWD_KINDS - LARGEST_CROWD_KINDS
 
 
 def record_change(
@@ -80,41 +81,49 @@ def touched(
 ) -> tuple[RecordScope, list[Finding]]:
     """The records a change of `keys` can alter, and every finding they should say.
 
-    Every record of the changed tests; and, for each crowd kind (capacity, contact caps),
-    the records of that kind of the other members of the crowds they were or are now in: a
-    crowd that loses a member may still be over its limit without it, and a crowd that gains
-    one replaces the smaller crowd it was. A member's other kinds of clash cannot change.
+    Every record of the changed tests. For capacity, the records of the other members of
+    the crowds they were or are now in, each member checked again: a crowd that loses a
+    member may still be over its limit without it, and one that gains a member replaces
+    the smaller crowd it was. A member's other kinds of clash cannot change.
 
-    For the largest-crowd kinds, only the members of the crowds the tests were in are
-    checked again. The crowds they are now in are largest crowds already: a crowd of the
-    others stops being one only when a changed test pairs with all its members, which
-    puts it inside one of those (so its record resolves), and starts being one only when
-    a changed test that paired with all its members leaves, which puts it inside a crowd
-    that test was in (so it is found through that crowd's members).
+    The largest-crowd kinds (contact caps) need less. A crowd of the others stops being
+    one only when a changed test now pairs with all its members: it then lies inside a
+    crowd the changed test is in now, so the records inside those are read (and resolve).
+    A crowd of the others starts being one only when a changed test that paired with all
+    its members leaves: it is then exactly what is left of a crowd that test was in, and
+    one check of one of its members says whether it is still a largest crowd.
     """
     found: dict[str, Finding] = {}
 
-    def check(key: str, kinds: Collection[CollisionKind] | None = None) -> None:
+    def check(key: str, kinds: Collection[CollisionKind] | None = None) -> list[Finding]:
         footprint = index.footprints.get(key)
-        if footprint is not None:
-            for finding in index.engine.check(footprint, kinds):
-                found.setdefault(finding.fingerprint, finding)
+        return [] if footprint is None else index.engine.check(footprint, kinds)
 
     changed = frozenset(keys)
     for key in changed:
-        check(key)
-    members: dict[CollisionKind, set[str]] = {kind: set() for kind in CROWD_KINDS}
+        found.update((finding.fingerprint, finding) for finding in check(key))
+    members: dict[CollisionKind, set[str]] = {kind: set() for kind in MEMBER_CHECKED_KINDS}
+    remains: set[tuple[CollisionKind, frozenset[str]]] = set()
     for record in collision_service.live_records(session, changed, CROWD_KINDS):
-        members[record.kind].update(collision_service.keys_of(record))
+        if record.kind in LARGEST_CROWD_KINDS:
+            remains.add((record.kind, frozenset(collision_service.keys_of(record)) - changed))
+        else:
+            members[record.kind].update(collision_service.keys_of(record))
     joined: dict[CollisionKind, list[frozenset[str]]] = {kind: [] for kind in LARGEST_CROWD_KINDS}
     for finding in list(found.values()):
         if finding.kind in LARGEST_CROWD_KINDS:
             joined[finding.kind].append(frozenset(finding.keys))
-        elif finding.kind in CROWD_KINDS:
+        elif finding.kind in MEMBER_CHECKED_KINDS:
             members[finding.kind].update(finding.keys)
     for kind, keys_of_kind in members.items():
         for key in sorted(keys_of_kind - changed):
-            check(key, [kind])
+            for finding in check(key, [kind]):
+                found.setdefault(finding.fingerprint, finding)
+    for kind, crowd in remains:
+        if crowd:
+            for finding in check(min(crowd), [kind]):
+                if frozenset(finding.keys) == crowd:  # still a largest crowd over the cap
+                    found.setdefault(finding.fingerprint, finding)
     by_kind = {kind: frozenset(keys_of_kind - changed) for kind, keys_of_kind in members.items()}
     within = {kind: tuple(crowds) for kind, crowds in joined.items() if crowds}
     return RecordScope(changed, by_kind, within), list(found.values())
