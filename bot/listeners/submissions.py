@@ -98,13 +98,18 @@ def register(app: App, deps: BotDeps) -> None:
         def record() -> None:
             try:
                 with deps.transaction() as (session, ctx):
-                    outcome = protocol.register(session, ctx, spec, actor=actor)
-                    dm = _queue_summary(session, ctx, outcome.experiment.key, actor)
+                    key = protocol.register(session, ctx, spec, actor=actor).experiment.key
             except TowerError as error:
                 tell_privately(
                     client, {"user": {"id": actor}}, f"Your test was not registered: {error}"
                 )
                 return
+            # The DM's figures are worked out once the registration stands, holding no
+            # lock: the writes queued behind this one need not wait for its next free slot.
+            with deps.read_transaction() as (session, ctx):
+                text = _summary(session, ctx, key)
+            with deps.transaction() as (session, ctx):
+                dm = _queue_dm(session, ctx, key, actor, text)
             deps.deliver_now(first=dm)
 
         deps.after_ack(record, body, client)
@@ -162,9 +167,8 @@ def register(app: App, deps: BotDeps) -> None:
         deps.deliver_now()
 
 
-def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -> int | None:
-    """DM the registrant the test's score, rank, collisions and next free slot; the id of
-    the message (None if it was queued already)."""
+def _summary(session: Session, ctx: ServiceContext, key: str) -> str:
+    """What the registrant is told: the test's score, rank, collisions and next free slot."""
     experiment = experiment_service.get_by_key(session, key)
     standing = slots.standing_now(session, ctx, key)
     lines = [f"{key} '{user_text(experiment.title)}' is registered and submitted for review."]
@@ -180,11 +184,16 @@ def _queue_summary(session: Session, ctx: ServiceContext, key: str, user: str) -
     if placement is not None and placement.moved_days:
         slot = f"{placement.planned_start} to {placement.planned_end}"
         lines.append(f"Next free slot: {slot} ({placement.explanation}).")
+    return "\n".join(lines)
+
+
+def _queue_dm(session: Session, ctx: ServiceContext, key: str, user: str, text: str) -> int | None:
+    """Queue the registrant's DM; the id of the message (None if it was queued already)."""
     message = enqueue(
         session,
         kind="registered",
         recipient=user,
-        text="\n".join(lines),
+        text=text,
         at=ctx.now,
         dedupe_key=f"registered:{key}:{user}",
         payload={"key": key},

@@ -51,6 +51,10 @@ class RankOrder(Mapping[str, int]):
         """How many tests have a score (and so a rank among the scored)."""
         return len(self._scored)
 
+    def in_order(self) -> list[str]:
+        """Every key, first rank first."""
+        return [entry[-1] for entry in self._scored] + [entry[-1] for entry in self._unscored]
+
     def __getitem__(self, key: str) -> int:
         entry = self._entries[key]
         if len(entry) == 4:

@@ -74,16 +74,16 @@ def _placement(session: Session, index: PortfolioIndex, key: str) -> Placement:
     planner = Planner(index.compiler)
     held = _Held(planner, index.compiler)
     added, moved = _Reach(index.compiler), _Reach(index.compiler)
-    live = (f for f in index.footprints.values() if _is_live(f))
-    for footprint in sorted(live, key=lambda f: ranks[f.key]):  # as the planner keeps them
+    in_order = [index.footprints[k] for k in ranks.in_order()]
+    for footprint in filter(_is_live, in_order):  # as the planner keeps them
         if footprint.key != key:
             held.hold(footprint)
             if footprint.key not in plan.placements:
                 added.add(footprint)  # live since the plan
-    ahead = (f for k, f in index.footprints.items() if ranks[k] < limit and not _is_live(f))
     last = 0  # the stored rank of the last test ahead: it must only go up
-    for footprint in sorted(ahead, key=lambda f: ranks[f.key]):
-        rank = ranks[footprint.key]
+    for rank, footprint in enumerate(in_order[: limit - 1], start=1):
+        if _is_live(footprint):
+            continue
         stored = plan.placements.get(footprint.key)
         if stored is None:  # registered since the plan
             held.place(footprint)
