@@ -211,6 +211,7 @@ def test_downgrade_step_by_step_to_base_and_back_up_with_data_present(
         "decisions": 1,
         "experiments": 2,
         "registry_state": 1,  # the registry's version, bumped by the change
+        "registry_changes": 1,  # and which tests that version wrote
     }
 
     # Down, one revision at a time: every table that survives a step keeps its rows.

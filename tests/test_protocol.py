@@ -42,7 +42,7 @@ from tower.experiments.spec import ExperimentResult, ExperimentSpec
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import OutboxMessage
 from tower.pipeline import registry
-from tower.pipeline.index import warm_index
+from tower.pipeline.index import PortfolioIndex, warm_index
 from tower.pipeline.resync import recheck_all
 from tower.policy import Policy
 from tower.policy.schema import FreezeWindow
@@ -976,6 +976,72 @@ def test_a_test_written_after_its_change_was_checked_is_seen_by_the_next_change(
     finally:
         engine.dispose()
     assert ["T-1", "T-2"] in found
+
+
+def held_items(index: PortfolioIndex) -> dict[int, Any]:
+    return {number: (item.status, item.spec) for number, item in index.items.items()}
+
+
+def test_a_lagging_process_reloads_just_the_tests_changed_since_it_last_looked(
+    scratch_database_url: str, small_policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's index (loaded here apart from this process's warm one) lags three
+    changes: it catches up from the registry's recent changes, without comparing every
+    test's row, and then holds what a fresh load holds."""
+    migrate.upgrade(scratch_database_url)
+    ctx = at(small_policy)
+    engine = create_database_engine(scratch_database_url)
+    factory = create_session_factory(engine)
+    try:
+        with factory.begin() as session:
+            protocol.register(session, ctx, spec(title="First"), actor=OWNER)
+        with factory.begin() as session:
+            lagging = PortfolioIndex.load(session, small_policy, ctx.today)
+        with factory.begin() as session:
+            protocol.register(session, ctx, spec(title="Second"), actor=OWNER)
+        with factory.begin() as session:
+            protocol.withdraw(session, ctx, "T-1", actor=OWNER)
+        with factory.begin() as session:
+            protocol.edit(session, ctx, "T-2", actor=OWNER, changes={"surfaces": ("web/home",)})
+
+        def compare_every_row(_: Session) -> None:
+            raise AssertionError("caught up by comparing every test's row")
+
+        with factory.begin() as session, monkeypatch.context() as patched:
+            patched.setattr(registry, "row_marks", compare_every_row)
+            lagging.catch_up(session, registry.peek(session))
+        with factory.begin() as session:
+            fresh = PortfolioIndex.load(session, small_policy, ctx.today)
+    finally:
+        engine.dispose()
+    assert held_items(lagging) == held_items(fresh)
+    assert lagging.footprints.keys() == fresh.footprints.keys() == {"T-2"}
+    assert lagging.mark == fresh.mark
+
+
+def test_a_process_lagging_past_the_recent_changes_compares_every_row(
+    scratch_database_url: str, small_policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate.upgrade(scratch_database_url)
+    monkeypatch.setattr(registry, "KEPT_CHANGES", 2)
+    ctx = at(small_policy)
+    engine = create_database_engine(scratch_database_url)
+    factory = create_session_factory(engine)
+    try:
+        with factory.begin() as session:
+            protocol.register(session, ctx, spec(title="First"), actor=OWNER)
+        with factory.begin() as session:
+            lagging = PortfolioIndex.load(session, small_policy, ctx.today)
+        for title in ("Second", "Third", "Fourth"):
+            with factory.begin() as session:
+                protocol.register(session, ctx, spec(title=title), actor=OWNER)
+        with factory.begin() as session:
+            lagging.catch_up(session, registry.peek(session))
+            fresh = PortfolioIndex.load(session, small_policy, ctx.today)
+    finally:
+        engine.dispose()
+    assert held_items(lagging) == held_items(fresh)
+    assert len(lagging.items) == 4
 
 
 def test_after_a_registration_rolls_back_the_next_change_works_on_the_tests_that_exist(

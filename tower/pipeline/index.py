@@ -68,8 +68,15 @@ class PortfolioIndex:
         self.lock = threading.RLock()
 
     def catch_up(self, session: Session, mark: RegistryMark) -> None:
-        """Reload what changed since this index last matched the database."""
+        """Reload what changed since this index last matched the database: the tests the
+        registry's recent changes name, or, when those cannot tell, every test whose row
+        differs."""
         if mark == self.mark:
+            return
+        changed = None if self.mark is None else registry.changed_since(session, self.mark, mark)
+        if changed is not None:
+            self._reload(session, changed)
+            self.mark = mark
             return
         rows = registry.row_marks(session)
         stale = [number for number, row in rows.items() if self.rows.get(number) != row]
@@ -83,6 +90,16 @@ class PortfolioIndex:
                 self.put(item)
         self.rows = rows
         self.mark = mark
+
+    def _reload(self, session: Session, numbers: set[int]) -> None:
+        """Tests `numbers` as the database now has them (gone ones leave)."""
+        rows = registry.row_marks_of(session, numbers)
+        for number in numbers - rows.keys():
+            self._remove(number)
+        stale = [number for number, row in rows.items() if self.rows.get(number) != row]
+        for item in portfolio_items(session, stale):
+            self.put(item)
+        self.rows.update(rows)
 
     def put(self, item: PortfolioItem) -> None:
         """The test as it now is: it joins, changes in, or leaves the active portfolio."""

@@ -3,6 +3,8 @@
 - `registry_state`: one row. `version` goes up with every change to the registry and
   `stamp` names that change, so a process holding a warm index knows when it lags; the
   policy the records were last fully checked against; when scores and the plan were made.
+- `registry_changes`: the tests each recent version wrote, so a lagging process reloads
+  just those.
 - `pipeline_scores`: each active test's score as of `registry_state.scored_on`; ranks are
   their order.
 - `plan_entries`: the last plan, made off the request path (by the worker, a resync or an
@@ -17,7 +19,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tower.db import Base
+from tower.db import Base, JsonDocument
 
 REGISTRY_STATE_ID = 1
 
@@ -36,6 +38,17 @@ class RegistryState(Base):
     planned_version: Mapped[int | None]
     planned_at: Mapped[datetime | None]
     planned_on: Mapped[date | None]
+
+
+class RegistryChange(Base):
+    """One recent move of the registry's version: its stamp and the numbers of the tests
+    the transaction had written by then (the oldest are dropped as new ones come)."""
+
+    __tablename__ = "registry_changes"
+
+    version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    stamp: Mapped[str] = mapped_column(String(32))
+    numbers: Mapped[list[int]] = mapped_column(JsonDocument)
 
 
 class PipelineScore(Base):

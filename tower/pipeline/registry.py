@@ -15,14 +15,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from tower.db import insert_unless_present
 from tower.experiments.models import Experiment
-from tower.pipeline.models import REGISTRY_STATE_ID, RegistryState
+from tower.pipeline.models import REGISTRY_STATE_ID, RegistryChange, RegistryState
 from tower.policy import Policy
 
+KEPT_CHANGES = 1000  # recent registry changes kept: a process lagging more compares every row
 _STAMP = "tower.change_stamp"  # session.info: the stamp of this transaction's changes
 _BUMPED = "tower.registry_bumped"  # session.info: the state row already carries the stamp
 _WRITTEN = "tower.written_tests"  # session.info: the tests this transaction wrote
@@ -51,8 +52,8 @@ def change_stamp(session: Session) -> str:
 def state(session: Session, *, for_update: bool = False) -> RegistryState:
     """The registry state row, made on first use; `for_update` serialises writers on it."""
     query = select(RegistryState).where(RegistryState.id == REGISTRY_STATE_ID)
-    if for_update:
-        query = query.with_for_update()
+    if for_update:  # and read afresh: the row may have moved on since it was loaded
+        query = query.with_for_update().execution_options(populate_existing=True)
     row = session.scalar(query)
     if row is None:  # a new database: the first writers may arrive together
         values = {"id": REGISTRY_STATE_ID, "version": 0, "stamp": ""}
@@ -85,13 +86,46 @@ def bump(session: Session, row: RegistryState) -> RegistryMark:
     """Record that this transaction changed the registry: the version moves on once per
     transaction (and again at commit if tests were written after this)."""
     stamp = change_stamp(session)
+    written = written_tests(session)
     if session.info.get(_BUMPED) != stamp:
         row.version += 1
         row.stamp = stamp
         session.info[_BUMPED] = stamp
+        numbers = sorted({experiment.number for experiment in written})
+        session.add(RegistryChange(version=row.version, stamp=stamp, numbers=numbers))
+        session.execute(
+            delete(RegistryChange).where(RegistryChange.version <= row.version - KEPT_CHANGES)
+        )
         session.flush()
-    session.info[_BUMPED_AT] = _versions(written_tests(session))
+    session.info[_BUMPED_AT] = _versions(written)
     return mark_of(row)
+
+
+def changed_since(session: Session, seen: RegistryMark, now: RegistryMark) -> set[int] | None:
+    """The numbers of the tests written after `seen` up to `now`; None when that cannot be
+    told from the recent changes (`seen` too old, or never committed): compare every row."""
+    if not seen.version < now.version <= seen.version + KEPT_CHANGES:
+        return None
+    query = (
+        select(RegistryChange)
+        .where(RegistryChange.version >= seen.version, RegistryChange.version <= now.version)
+        .order_by(RegistryChange.version)
+    )
+    changes = list(session.scalars(query))
+    versions = [change.version for change in changes]
+    if versions != list(range(seen.version, now.version + 1)):
+        return None
+    if changes[0].stamp != seen.stamp or changes[-1].stamp != now.stamp:
+        return None  # `seen` was rolled back, or `now` is not what this says
+    return {number for change in changes[1:] for number in change.numbers}
+
+
+def row_marks_of(session: Session, numbers: set[int]) -> dict[int, tuple[int, str]]:
+    """`row_marks` of just these tests (those still registered)."""
+    query = select(Experiment.number, Experiment.version, Experiment.change_stamp).where(
+        Experiment.number.in_(sorted(numbers))
+    )
+    return {number: (version, stamp) for number, version, stamp in session.execute(query)}
 
 
 def _versions(experiments: list[Experiment]) -> dict[int, int]:
@@ -137,7 +171,7 @@ def _bump_on_commit(session: Session) -> None:
         # Not bumped yet, or tests were written after it: move on (again), so that every
         # warm index, this process's too, reloads what changed.
         session.info.pop(_BUMPED, None)
-        bump(session, state(session))
+        bump(session, state(session, for_update=True))
 
 
 @event.listens_for(Session, "after_commit")
@@ -167,11 +201,13 @@ __all__ = [
     "RegistryMark",
     "bump",
     "change_stamp",
+    "changed_since",
     "mark_of",
     "peek",
     "plan_mark",
     "policy_fingerprint",
     "row_marks",
+    "row_marks_of",
     "state",
     "written_tests",
 ]
