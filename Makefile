@@ -14,8 +14,9 @@ DEMO_ENV := DATABASE_URL=sqlite:///$(DEMO_DB) TOWER_POLICY=examples/retail/tower
 
 install: $(STAMP)
 
+# A venv left half made (no pip: its creation was cut short) is made again.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
 	touch $(STAMP)
