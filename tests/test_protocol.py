@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.builders import cart_test
 from tower import migrate
@@ -928,53 +928,52 @@ def test_registrations_at_the_same_moment_each_get_their_own_number(
     assert sorted(keys) == sorted(f"T-{n}" for n in range(1, 7))
 
 
+@pytest.fixture
+def factory(scratch_database_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions that commit for real, on a database of this test's own."""
+    migrate.upgrade(scratch_database_url)
+    engine = create_database_engine(scratch_database_url)
+    try:
+        yield create_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
 def test_a_registration_moves_the_registry_on_once_and_leaves_its_process_caught_up(
-    scratch_database_url: str, small_policy: Policy
+    factory: sessionmaker[Session], small_policy: Policy
 ) -> None:
     """A registration starts a clock and queues messages, each in a savepoint of its own.
     Committing a savepoint is not committing the change: the registry's version moves on
     once, and the process that wrote the change knows its index already holds it (the next
     change reads no row marks)."""
-    migrate.upgrade(scratch_database_url)
     ctx = at(small_policy)
-    engine = create_database_engine(scratch_database_url)
-    factory = create_session_factory(engine)
-    try:
-        with factory.begin() as session:
-            protocol.register(session, ctx, spec(title="First"), actor=OWNER)
-        with factory.begin() as session:
-            before = registry.peek(session)
-        with factory.begin() as session:
-            protocol.register(session, ctx, spec(title="Second"), actor=OWNER)
-            assert session.scalars(select(SlaClock)).all()  # savepoints were committed
-        with factory.begin() as session:
-            after = registry.peek(session)
-            index = warm_index(session, small_policy, ctx.today)
-    finally:
-        engine.dispose()
+    with factory.begin() as session:
+        protocol.register(session, ctx, spec(title="First"), actor=OWNER)
+    with factory.begin() as session:
+        before = registry.peek(session)
+    with factory.begin() as session:
+        protocol.register(session, ctx, spec(title="Second"), actor=OWNER)
+        assert session.scalars(select(SlaClock)).all()  # savepoints were committed
+    with factory.begin() as session:
+        after = registry.peek(session)
+        index = warm_index(session, small_policy, ctx.today)
     assert after.version == before.version + 1
     assert index.mark == after
 
 
 def test_a_test_written_after_its_change_was_checked_is_seen_by_the_next_change(
-    scratch_database_url: str, small_policy: Policy
+    factory: sessionmaker[Session], small_policy: Policy
 ) -> None:
     """A transaction registers T-1 on the cart, then moves it to the home page without
     the write path (a script, a migration). The next registration on the home page, in
     the same process, must meet T-1 where it now is."""
-    migrate.upgrade(scratch_database_url)
     ctx = at(small_policy)
-    engine = create_database_engine(scratch_database_url)
-    factory = create_session_factory(engine)
-    try:
-        with factory.begin() as session:
-            first = protocol.register(session, ctx, spec(title="First"), actor=OWNER).experiment
-            first.apply(replace(first.spec(), surfaces=("web/home",)))
-        with factory.begin() as session:
-            protocol.register(session, ctx, spec(surfaces=("web/home",), **BAU), actor=BAU_OWNER)
-            found = [collision_service.keys_of(r) for r in session.scalars(select(Collision))]
-    finally:
-        engine.dispose()
+    with factory.begin() as session:
+        first = protocol.register(session, ctx, spec(title="First"), actor=OWNER).experiment
+        first.apply(replace(first.spec(), surfaces=("web/home",)))
+    with factory.begin() as session:
+        protocol.register(session, ctx, spec(surfaces=("web/home",), **BAU), actor=BAU_OWNER)
+        found = [collision_service.keys_of(r) for r in session.scalars(select(Collision))]
     assert ["T-1", "T-2"] in found
 
 
@@ -983,88 +982,70 @@ def held_items(index: PortfolioIndex) -> dict[int, Any]:
 
 
 def test_a_lagging_process_reloads_just_the_tests_changed_since_it_last_looked(
-    scratch_database_url: str, small_policy: Policy, monkeypatch: pytest.MonkeyPatch
+    factory: sessionmaker[Session], small_policy: Policy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another process's index (loaded here apart from this process's warm one) lags three
     changes: it catches up from the registry's recent changes, without comparing every
     test's row, and then holds what a fresh load holds."""
-    migrate.upgrade(scratch_database_url)
     ctx = at(small_policy)
-    engine = create_database_engine(scratch_database_url)
-    factory = create_session_factory(engine)
-    try:
-        with factory.begin() as session:
-            protocol.register(session, ctx, spec(title="First"), actor=OWNER)
-        with factory.begin() as session:
-            lagging = PortfolioIndex.load(session, small_policy, ctx.today)
-        with factory.begin() as session:
-            protocol.register(session, ctx, spec(title="Second"), actor=OWNER)
-        with factory.begin() as session:
-            protocol.withdraw(session, ctx, "T-1", actor=OWNER)
-        with factory.begin() as session:
-            protocol.edit(session, ctx, "T-2", actor=OWNER, changes={"surfaces": ("web/home",)})
+    with factory.begin() as session:
+        protocol.register(session, ctx, spec(title="First"), actor=OWNER)
+    with factory.begin() as session:
+        lagging = PortfolioIndex.load(session, small_policy, ctx.today)
+    with factory.begin() as session:
+        protocol.register(session, ctx, spec(title="Second"), actor=OWNER)
+    with factory.begin() as session:
+        protocol.withdraw(session, ctx, "T-1", actor=OWNER)
+    with factory.begin() as session:
+        protocol.edit(session, ctx, "T-2", actor=OWNER, changes={"surfaces": ("web/home",)})
 
-        def compare_every_row(_: Session) -> None:
-            raise AssertionError("caught up by comparing every test's row")
+    def compare_every_row(_: Session) -> None:
+        raise AssertionError("caught up by comparing every test's row")
 
-        with factory.begin() as session, monkeypatch.context() as patched:
-            patched.setattr(registry, "row_marks", compare_every_row)
-            lagging.catch_up(session, registry.peek(session))
-        with factory.begin() as session:
-            fresh = PortfolioIndex.load(session, small_policy, ctx.today)
-    finally:
-        engine.dispose()
+    with factory.begin() as session, monkeypatch.context() as patched:
+        patched.setattr(registry, "row_marks", compare_every_row)
+        lagging.catch_up(session, registry.peek(session))
+    with factory.begin() as session:
+        fresh = PortfolioIndex.load(session, small_policy, ctx.today)
     assert held_items(lagging) == held_items(fresh)
     assert lagging.footprints.keys() == fresh.footprints.keys() == {"T-2"}
     assert lagging.mark == fresh.mark
 
 
 def test_a_process_lagging_past_the_recent_changes_compares_every_row(
-    scratch_database_url: str, small_policy: Policy, monkeypatch: pytest.MonkeyPatch
+    factory: sessionmaker[Session], small_policy: Policy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    migrate.upgrade(scratch_database_url)
     monkeypatch.setattr(registry, "KEPT_CHANGES", 2)
     ctx = at(small_policy)
-    engine = create_database_engine(scratch_database_url)
-    factory = create_session_factory(engine)
-    try:
+    with factory.begin() as session:
+        protocol.register(session, ctx, spec(title="First"), actor=OWNER)
+    with factory.begin() as session:
+        lagging = PortfolioIndex.load(session, small_policy, ctx.today)
+    for title in ("Second", "Third", "Fourth"):
         with factory.begin() as session:
-            protocol.register(session, ctx, spec(title="First"), actor=OWNER)
-        with factory.begin() as session:
-            lagging = PortfolioIndex.load(session, small_policy, ctx.today)
-        for title in ("Second", "Third", "Fourth"):
-            with factory.begin() as session:
-                protocol.register(session, ctx, spec(title=title), actor=OWNER)
-        with factory.begin() as session:
-            lagging.catch_up(session, registry.peek(session))
-            fresh = PortfolioIndex.load(session, small_policy, ctx.today)
-    finally:
-        engine.dispose()
+            protocol.register(session, ctx, spec(title=title), actor=OWNER)
+    with factory.begin() as session:
+        lagging.catch_up(session, registry.peek(session))
+        fresh = PortfolioIndex.load(session, small_policy, ctx.today)
     assert held_items(lagging) == held_items(fresh)
     assert len(lagging.items) == 4
 
 
 def test_after_a_registration_rolls_back_the_next_change_works_on_the_tests_that_exist(
-    scratch_database_url: str, small_policy: Policy
+    factory: sessionmaker[Session], small_policy: Policy
 ) -> None:
     """The messages are queued in savepoints that commit; the registration then fails. The
     next change in the same process works on the tests that exist, not on that one."""
-    migrate.upgrade(scratch_database_url)
     ctx = at(small_policy)
-    engine = create_database_engine(scratch_database_url)
-    factory = create_session_factory(engine)
-    try:
-        with factory.begin() as session:
-            protocol.register(session, ctx, spec(title="First"), actor=OWNER)
-        with pytest.raises(RuntimeError), factory.begin() as session:
-            protocol.register(session, ctx, spec(title="Never"), actor=OWNER)
-            raise RuntimeError("the request failed after the change")
-        with factory.begin() as session:
-            third = protocol.register(session, ctx, spec(title="Third"), actor=OWNER)
-            index = warm_index(session, small_policy, ctx.today)
-            held = {item.key: item.spec.title for item in index.items.values()}
-    finally:
-        engine.dispose()
+    with factory.begin() as session:
+        protocol.register(session, ctx, spec(title="First"), actor=OWNER)
+    with pytest.raises(RuntimeError), factory.begin() as session:
+        protocol.register(session, ctx, spec(title="Never"), actor=OWNER)
+        raise RuntimeError("the request failed after the change")
+    with factory.begin() as session:
+        third = protocol.register(session, ctx, spec(title="Third"), actor=OWNER)
+        index = warm_index(session, small_policy, ctx.today)
+        held = {item.key: item.spec.title for item in index.items.values()}
     assert third.experiment.key == "T-2"
     assert held == {"T-1": "First", "T-2": "Third"}
 
