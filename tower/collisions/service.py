@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
@@ -174,23 +174,21 @@ def _live_records(
         query = query.where(Collision.kind.in_(list(kinds)))
     if scope is not None:
         numbers = [parse_key(key) for key in scope]
-        involved = (
-            select(collision_experiments.c.collision_id)
-            .join(Experiment, Experiment.id == collision_experiments.c.experiment_id)
-            .where(Experiment.number.in_(numbers))
-        )
-        query = query.where(Collision.id.in_(involved))
+        query = query.where(Collision.id.in_(_involving(Experiment.number.in_(numbers))))
         if inside:
-            outside = (
-                select(collision_experiments.c.collision_id)
-                .join(Experiment, Experiment.id == collision_experiments.c.experiment_id)
-                .where(
-                    collision_experiments.c.collision_id == Collision.id,
-                    Experiment.number.not_in(numbers),
-                )
-            )
-            query = query.where(~outside.exists())
+            others = Experiment.number.not_in(numbers)
+            own = collision_experiments.c.collision_id == Collision.id
+            query = query.where(~_involving(others).where(own).exists())
     return {record.fingerprint: record for record in session.scalars(query)}
+
+
+def _involving(tests: ColumnElement[bool]) -> Select[tuple[int]]:
+    """The ids of the collisions that involve a test matching `tests`."""
+    return (
+        select(collision_experiments.c.collision_id)
+        .join(Experiment, Experiment.id == collision_experiments.c.experiment_id)
+        .where(tests)
+    )
 
 
 def _records_in(session: Session, scope: RecordScope) -> dict[str, Collision]:

@@ -51,8 +51,8 @@ def record_change(
         index.catch_up(session, registry.mark_of(row))
         mark = registry.bump(session, row)
         index.rescore(row.scored_on or ctx.today)
-        changed = _not_indexed(index, [*experiments, *registry.written_tests(session)])
-        changed += [e for e in experiments if e not in changed]
+        others = _not_indexed(index, registry.written_tests(session))
+        changed = [*experiments, *(e for e in others if e not in experiments)]
         for experiment in changed:
             index.put(portfolio_item(experiment))
         index.remember(changed, mark)

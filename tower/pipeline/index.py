@@ -74,32 +74,27 @@ class PortfolioIndex:
         if mark == self.mark:
             return
         changed = None if self.mark is None else registry.changed_since(session, self.mark, mark)
-        if changed is not None:
-            self._reload(session, changed)
-            self.mark = mark
-            return
-        rows = registry.row_marks(session)
-        stale = [number for number, row in rows.items() if self.rows.get(number) != row]
-        gone = [number for number in self.rows if number not in rows]
+        if changed is None:
+            rows = registry.row_marks(session)
+            self._apply(session, rows, gone=self.rows.keys() - rows.keys())
+            self.rows = rows
+        else:
+            rows = registry.row_marks(session, changed)
+            self._apply(session, rows, gone=changed - rows.keys())
+            self.rows.update(rows)
+        self.mark = mark
+
+    def _apply(self, session: Session, rows: dict[int, tuple[int, str]], gone: set[int]) -> None:
+        """Drop the tests `gone`; reload those of `rows` this index holds at another
+        version (all of them afresh when that is most of the portfolio)."""
         for number in gone:
             self._remove(number)
-        if len(stale) > len(rows) // 2 and len(stale) > 100:
+        stale = [number for number, row in rows.items() if self.rows.get(number) != row]
+        if len(stale) > len(self.items) // 2 and len(stale) > 100:
             self._rebuild(portfolio_items(session))
         else:
             for item in portfolio_items(session, stale):
                 self.put(item)
-        self.rows = rows
-        self.mark = mark
-
-    def _reload(self, session: Session, numbers: set[int]) -> None:
-        """Tests `numbers` as the database now has them (gone ones leave)."""
-        rows = registry.row_marks_of(session, numbers)
-        for number in numbers - rows.keys():
-            self._remove(number)
-        stale = [number for number, row in rows.items() if self.rows.get(number) != row]
-        for item in portfolio_items(session, stale):
-            self.put(item)
-        self.rows.update(rows)
 
     def put(self, item: PortfolioItem) -> None:
         """The test as it now is: it joins, changes in, or leaves the active portfolio."""

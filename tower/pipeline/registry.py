@@ -120,21 +120,16 @@ def changed_since(session: Session, seen: RegistryMark, now: RegistryMark) -> se
     return {number for change in changes[1:] for number in change.numbers}
 
 
-def row_marks_of(session: Session, numbers: set[int]) -> dict[int, tuple[int, str]]:
-    """`row_marks` of just these tests (those still registered)."""
-    query = select(Experiment.number, Experiment.version, Experiment.change_stamp).where(
-        Experiment.number.in_(sorted(numbers))
-    )
-    return {number: (version, stamp) for number, version, stamp in session.execute(query)}
-
-
 def _versions(experiments: list[Experiment]) -> dict[int, int]:
     return {experiment.number: experiment.version for experiment in experiments}
 
 
-def row_marks(session: Session) -> dict[int, tuple[int, str]]:
-    """Each test's (version, change stamp), by number: what a warm index compares."""
+def row_marks(session: Session, numbers: set[int] | None = None) -> dict[int, tuple[int, str]]:
+    """Each test's (version, change stamp), by number: what a warm index compares (of
+    every test, or of `numbers`: those of them still registered)."""
     query = select(Experiment.number, Experiment.version, Experiment.change_stamp)
+    if numbers is not None:
+        query = query.where(Experiment.number.in_(sorted(numbers)))
     return {number: (version, stamp) for number, version, stamp in session.execute(query)}
 
 
@@ -207,7 +202,6 @@ __all__ = [
     "plan_mark",
     "policy_fingerprint",
     "row_marks",
-    "row_marks_of",
     "state",
     "written_tests",
 ]
