@@ -63,7 +63,7 @@ def _serve_socket_mode(app: AppContext, slack: SlackSettings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     deps = BotDeps(app.session_factory, app.policy)
     bolt = create_app(slack, deps)
-    warm_up_in_background(app.session_factory, deps.context())
+    warm_up_in_background(app.session_factory, deps.context(), slots=True)
     slack.require("app_token")
     SocketModeHandler(bolt, slack.app_token).start()  # type: ignore[no-untyped-call]
 

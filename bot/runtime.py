@@ -29,5 +29,5 @@ def build_bot(settings: Settings | None = None, slack: SlackSettings | None = No
     engine = create_database_engine(settings.database_url)
     deps = BotDeps(create_session_factory(engine), load_policy(settings.policy_path))
     app = create_app(slack, deps)
-    warm_up_in_background(deps.session_factory, deps.context())
+    warm_up_in_background(deps.session_factory, deps.context(), slots=True)
     return Bot(app, engine, deps)

@@ -234,6 +234,63 @@ def test_the_slot_a_registrant_is_told_is_the_one_a_full_plan_gives(
         nested.rollback()
 
 
+SLOT_CHANGES = st.sampled_from(
+    ["move", "stretch", "surface", "audience", "group", "leave", "back", "copy", "live", "approve"]
+)
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    portfolios(),
+    st.lists(st.tuples(st.integers(0, 7), SLOT_CHANGES, st.integers(0, 30)), max_size=8),
+    st.data(),
+)
+def test_slots_stay_those_of_a_full_plan_through_any_changes(
+    session: Session, items: list[Any], changes: list[tuple[int, str, int]], data: st.DataObject
+) -> None:
+    """The warm index keeps its working plan from one slot to the next, bringing it up to
+    date with each change since (registrations, edits, status moves, tests going live or
+    leaving). Asked after some of the changes, or only at the end, every slot it gives is
+    the one a full plan of the portfolio as it then is gives."""
+    ctx = replace(CTX, now=CTX.now + timedelta(microseconds=next(MOMENTS)))
+    nested = session.begin_nested()
+    try:
+        rows = [
+            experiment_service.create(
+                session,
+                number=item.number,
+                spec=item.spec,
+                status=data.draw(STATUSES),
+                actor=item.spec.owner,
+            )
+            for item in sorted(items, key=lambda i: i.number)
+        ]
+        flows.record_change(session, ctx, rows)  # as an import does
+        recheck_all(session, ctx)  # the stored plan the working plan starts from
+        for position, change, amount in changes:
+            experiment = rows[position % len(rows)]
+            if change in ("live", "approve"):
+                live = change == "live"
+                experiment.status = ExperimentStatus.LIVE if live else ExperimentStatus.APPROVED
+            else:
+                experiment = _changed(session, rows, experiment, change, amount)
+            flows.record_change(session, ctx, [experiment])
+            if data.draw(st.booleans()):
+                full = analyse(portfolio_items(session), POLICY, today=TODAY).placements
+                if full:
+                    asked = data.draw(st.sampled_from(sorted(full)))
+                    assert slots.placement_now(session, ctx, asked) == full[asked], asked
+        full = analyse(portfolio_items(session), POLICY, today=TODAY).placements
+        for key, placement in full.items():
+            assert slots.placement_now(session, ctx, key) == placement, key
+    finally:
+        nested.rollback()
+
+
 @pytest.mark.parametrize("after_the_plan", ["first moves away", "third goes live"])
 def test_a_slot_never_builds_on_a_stored_window_its_test_has_since_left(
     session: Session, after_the_plan: str

@@ -17,7 +17,7 @@ planner jumps over a whole crowded stretch at once.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -45,10 +45,12 @@ def next_start_within_cap(
     footprint: Footprint,
     *,
     latest: int,
+    looking: Callable[[int, int], None] | None = None,
 ) -> tuple[int, CapBlock | None]:
     """The first start from `footprint.start` on (or past `latest`) that breaks no crowd
     over `cap` among `schedule`'s activities, and the block covering its own start (None
-    when that start is already within the cap)."""
+    when that start is already within the cap). `looking` is told each stretch of days
+    before the schedule is read there."""
     days, length, start = cap.per_days, footprint.days, footprint.start
     blocks: list[CapBlock] = []
     asked: set[str] = set()
@@ -57,6 +59,8 @@ def next_start_within_cap(
         # Only sets whose members all end from `first` on can block the day after the run,
         # and their anchors start by `last`: those running in [first, last] hold them all.
         first, last = run_end + 2 - days, run_end + days + length - 1
+        if looking is not None:
+            looking(first, last)
         pool = sharing_near(compiler, footprint, schedule, first, last)
         anchors = [anchor for anchor in pool if anchor.key not in asked]
         asked.update(anchor.key for anchor in anchors)

@@ -11,9 +11,10 @@ clears all of them, keeping its duration.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 
 from tower.engine.collector import without_collector
 from tower.engine.collisions import PairRules
@@ -70,11 +71,26 @@ class _Freeze:
     kinds: frozenset[str]
 
 
-class Planner:
-    """Places ranked footprints one by one; reusable for what-if checks of one more test."""
+Supply = Callable[[Footprint, int, int], None]
 
-    def __init__(self, compiler: Compiler, *, horizon_days: int = DEFAULT_HORIZON_DAYS) -> None:
+
+class Planner:
+    """Places ranked footprints one by one; reusable for what-if checks of one more test.
+
+    A planner given `supply` calls it with a footprint and a stretch of days before it looks
+    for what could block that footprint there; `supply` may then `reserve` windows placed
+    earlier (a what-if check against a stored plan hands over only the windows it needs).
+    """
+
+    def __init__(
+        self,
+        compiler: Compiler,
+        *,
+        horizon_days: int = DEFAULT_HORIZON_DAYS,
+        supply: Supply | None = None,
+    ) -> None:
         self.compiler = compiler
+        self.supply = supply
         self.rules = PairRules(compiler)
         self.surfaces = compiler.graph.surfaces
         self.placed = SurfaceSchedule(self.surfaces)
@@ -177,6 +193,8 @@ class Planner:
     def _blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
         """What blocks this window, cheapest checks first; the costly ones only run once
         the cheap ones pass (any blocker alone is a safe jump)."""
+        if self.supply is not None:
+            self.supply(footprint, footprint.start, footprint.end)
         for check in (
             self._freeze_blockers,
             self._collision_blockers,
@@ -194,8 +212,11 @@ class Planner:
 
     def _contact_cap_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
         channels = self._channels(footprint)
+        supply = self.supply
         for cap in self.caps:
-            if cap.channel not in channels or cap.channel not in self.by_channel:
+            if cap.channel not in channels:
+                continue
+            if supply is None and cap.channel not in self.by_channel:
                 continue
             until, block = next_start_within_cap(
                 self.compiler,
@@ -203,6 +224,7 @@ class Planner:
                 cap,
                 footprint,
                 latest=footprint.start + self.horizon_days,
+                looking=None if supply is None else partial(supply, footprint),
             )
             if block is not None:
                 yield _Blocker(

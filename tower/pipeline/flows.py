@@ -28,6 +28,7 @@ from tower.engine.fixes import suggest_fixes
 from tower.experiments.models import Experiment
 from tower.pipeline import read_model, registry
 from tower.pipeline.index import PortfolioIndex, portfolio_item, warm_index
+from tower.pipeline.working_plan import working_plan
 
 logger = logging.getLogger("tower.pipeline")
 
@@ -149,23 +150,27 @@ def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
     return details
 
 
-def warm_up(factory: sessionmaker[Session], ctx: ServiceContext) -> float:
-    """Index the portfolio and read the stored plan now (a server or worker starting), so
-    the first change does not pay for it; returns the seconds it took. Reads only."""
+def warm_up(factory: sessionmaker[Session], ctx: ServiceContext, *, slots: bool) -> float:
+    """Index the portfolio now (a server or worker starting), so the first change does not
+    pay for it, and (`slots`: for a server, whose registrants are told their slot) file its
+    working plan; returns the seconds it took. Reads only."""
     started = time.perf_counter()
     with read_only(factory) as session:
         index = warm_index(session, ctx.policy, ctx.today)
-        with index.lock:
-            index.stored_plan(session)
+        if slots:
+            with index.lock:
+                working_plan(index, lambda: index.stored_plan(session))
     return time.perf_counter() - started
 
 
-def warm_up_in_background(factory: sessionmaker[Session], ctx: ServiceContext) -> None:
+def warm_up_in_background(
+    factory: sessionmaker[Session], ctx: ServiceContext, *, slots: bool
+) -> None:
     """`warm_up` on a thread of its own (a failure is logged: the first change indexes)."""
 
     def run() -> None:
         try:
-            seconds = warm_up(factory, ctx)
+            seconds = warm_up(factory, ctx, slots=slots)
         except Exception:
             logger.exception("could not index the portfolio ahead of time")
             return

@@ -66,6 +66,7 @@ class PortfolioIndex:
         self.mark: RegistryMark | None = None
         self.rows: dict[int, tuple[int, str]] = {}  # (version, change stamp) by number
         self.lock = threading.RLock()
+        self.working_plan: object | None = None  # every slot as of the last (`working_plan`)
 
     def catch_up(self, session: Session, mark: RegistryMark) -> None:
         """Reload what changed since this index last matched the database: the tests the
@@ -119,6 +120,7 @@ class PortfolioIndex:
         """Whatever this index applied may not have committed: check every row next time."""
         self.mark = None
         self.rows = {number: (-1, "") for number in self.rows}
+        self.working_plan = None  # its slots may build on those changes
 
     def rescore(self, today: date) -> None:
         """Scores as of `today` (urgency counts from it)."""

@@ -15,6 +15,7 @@ from tower.engine.score import Score, ScoringError, rank_key
 
 _Scored = tuple[float, float, int, str]  # -value, -confidence, number, key
 _Unscored = tuple[int, str]  # number, key
+Position = tuple[object, ...]  # compares as ranks do: lower comes first
 
 
 class RankOrder(Mapping[str, int]):
@@ -54,6 +55,11 @@ class RankOrder(Mapping[str, int]):
     def in_order(self) -> list[str]:
         """Every key, first rank first."""
         return [entry[-1] for entry in self._scored] + [entry[-1] for entry in self._unscored]
+
+    def position(self, key: str) -> Position:
+        """Where the test stands, comparable with any other's without counting ranks."""
+        entry = self._entries[key]
+        return (0, *entry) if len(entry) == 4 else (1, *entry)
 
     def __getitem__(self, key: str) -> int:
         entry = self._entries[key]

@@ -2,24 +2,32 @@
 
 What a registrant is told at once (the DM) and where *Move to next free slot* proposes to
 go. The slot is the one a full plan would give, worked out from the stored plan: only the
-tests ahead that changed since it was made, or that could meet one that did, are placed
-again (`_placement` says exactly when a stored window still stands).
+tests that changed since it was last brought up to date, or whose slot a changed window
+could change, are placed again (`_Replay` says exactly when a slot still stands).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import heapq
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from tower.context import ServiceContext
 from tower.engine.planner import Placement, Planner
-from tower.engine.portfolio import Compiler, Footprint
+from tower.engine.portfolio import Footprint
 from tower.engine.score import Score, ScoringError
 from tower.experiments.spec import ExperimentStatus
 from tower.pipeline import registry
-from tower.pipeline.index import PortfolioIndex, StoredPlan, warm_index
+from tower.pipeline.index import PortfolioIndex, warm_index
+from tower.pipeline.ranking import Position
+from tower.pipeline.working_plan import (
+    FIRST,
+    Slot,
+    WorkingPlan,
+    window_of,
+    working_plan,
+)
 
 
 @dataclass(frozen=True)
@@ -53,179 +61,222 @@ def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement 
 
 
 def _placement(session: Session, index: PortfolioIndex, key: str) -> Placement:
-    """The slot of `key` (in the index) as a full plan would give it.
-
-    The planner places live tests, then the others greedily in rank order, each at the
-    earliest start that clears what was placed before it and that it shares a surface (or
-    one inside the other), an exclusion group or a capped channel with. Blockers only grow
-    with what is placed, so a test ranked above `key` keeps its stored window when:
-    - nothing it could meet moved since the plan, and
-    - whatever it could meet that was added since (tests registered after the plan) leaves
-      that window clear.
-    Otherwise it is placed again, and if it lands elsewhere, it has moved. From a test
-    edited, moved through its states or gone since the plan, or where the stored order no
-    longer holds, every test is placed again (with a live test changed: all of them).
-    Then `key` is placed.
-    """
-    ranks = index.ranks()
-    limit = ranks[key]
-    plan = index.stored_plan(session)
-    cutoff = _trusted_ranks(index, plan)
-    planner = Planner(index.compiler)
-    held = _Held(planner, index.compiler)
-    added, moved = _Reach(index.compiler), _Reach(index.compiler)
-    in_order = [index.footprints[k] for k in ranks.in_order()]
-    for footprint in filter(_is_live, in_order):  # as the planner keeps them
-        if footprint.key != key:
-            held.hold(footprint)
-            if footprint.key not in plan.placements:
-                added.add(footprint)  # live since the plan
-    last = 0  # the stored rank of the last test ahead: it must only go up
-    for rank, footprint in enumerate(in_order[: limit - 1], start=1):
-        if _is_live(footprint):
-            continue
-        stored = plan.placements.get(footprint.key)
-        if stored is None:  # registered since the plan
-            held.place(footprint)
-            added.add(footprint)
-            continue
-        if stored.rank < last:
-            cutoff = min(cutoff, rank)  # the order changed from here
-        last = stored.rank
-        window = (
-            None
-            if stored.planned_start is None
-            else footprint.shifted(stored.planned_start.toordinal())
-        )
-        if rank >= cutoff or moved.meets(footprint):
-            placed = held.place(footprint)
-            if placed.planned_start != stored.planned_start:
-                moved.add(footprint)
-        elif window is None:
-            continue  # no slot in the plan, and no fewer blockers now: still none
-        elif not added.meets(footprint) or held.is_free(window):
-            held.hold(window)
-        else:
-            held.place(footprint)
-            moved.add(footprint)
+    """The slot of `key` (in the index) as a full plan would give it."""
     own = index.footprints[key]
-    if _is_live(own):
-        return planner.keep(own, rank=limit)
-    return held.place(own, rank=limit)
+    rank = index.ranks()[key]
+    if _is_live(own):  # kept where it runs, whatever else is planned
+        return Planner(index.compiler).keep(own, rank=rank)
+    plan = working_plan(index, lambda: index.stored_plan(session))
+    return _Replay(index, plan).run(key, rank)
 
 
-class _Held:
-    """Windows that stand as they are (live tests, stored slots), handed to the planner
-    only when a test that could meet one is placed or checked.
+# Why a test is placed again, weakest first (a stronger reason replaces a weaker).
+_MET_NEW_WINDOW = 1  # a window appeared where it could block it: it may have to move
+_MET_LEFT_WINDOW = 2  # a window left where it blocked it: it may move earlier
+_CHANGED = 3  # it, or the order before it, changed since the plan
+_ASKED = 4  # the test whose slot is asked for
 
-    The planner's blockers for a test come only from tests that share a surface with it
-    (or one inside the other), its exclusion group or a capped channel, so a window nobody
-    placed could meet never changes a slot: at 10,000 tests most of them are never
-    needed, and reserving them all cost more than the rest of the slot.
+
+class _Replay:
+    """The planner's greedy pass over the working plan, replaying only what changed.
+
+    The planner keeps live tests where they run, then places the others in rank order,
+    each at the earliest start that clears what was placed before it. So a test keeps its
+    slot unless, since the working plan was brought up to date:
+    - it changed, was registered, or the order before it no longer holds: it is placed
+      again;
+    - a window appeared that could block it somewhere from its requested start to its
+      slot (a test registered or placed elsewhere): it keeps its slot if that is still
+      free, since every earlier start was blocked and still is;
+    - a window left from there (a test moved, changed or gone): it is placed again, as an
+      earlier start may be free.
+    Tests are replayed in rank order (a heap), so each sees every change ahead of it. A
+    window leaving or appearing on a live test reaches every test after the live ones.
+    The planner is handed a slot's window only when it looks at the days and the things
+    that window could block (`_supply`), so a replay costs what it touches, not the
+    portfolio. At the end, the working plan takes every new slot.
     """
 
-    def __init__(self, planner: Planner, compiler: Compiler) -> None:
-        self.planner = planner
-        self.surfaces = compiler.graph.surfaces
-        self.capped = {cap.channel for cap in compiler.policy.contact_caps}
-        self.at: dict[int, list[Footprint]] = defaultdict(list)  # by each of its surfaces
-        self.within: dict[int, list[Footprint]] = defaultdict(list)  # by each around them
-        self.in_group: dict[str, list[Footprint]] = defaultdict(list)
-        self.on_channel: dict[str, list[Footprint]] = defaultdict(list)  # capped ones
-        self.reserved: set[str] = set()
+    def __init__(self, index: PortfolioIndex, plan: WorkingPlan) -> None:
+        self.index, self.plan = index, plan
+        self.ranks = index.ranks()
+        self.planner = Planner(index.compiler, supply=self._supply)
+        self.placing: Position = FIRST  # where the test being placed stands
+        self.reserved: set[str] = set()  # windows from the working plan, handed over
+        # How far each week's list of windows was read (by the list's id: the lists stay
+        # in the working plan while this replay runs), and the live ones handed over.
+        self.handed_to: dict[int, int] = {}
+        self.live_handed: set[int] = set()
+        self.stale: set[str] = set()  # tests whose slot no longer stands as it is filed
+        self.placed: dict[str, Footprint | None] = {}  # new windows, by key
+        self.before: dict[str, Footprint | None] = {}  # the windows they left
+        self.queue: list[tuple[Position, str]] = []
+        self.why: dict[str, int] = {}
 
-    def hold(self, window: Footprint) -> None:
-        for node in window.surfaces:
-            self.at[node].append(window)
-            for around in self.surfaces.ancestors[node]:
-                self.within[around].append(window)
-            channel = self.surfaces.channel(node)
-            if channel in self.capped:
-                self.on_channel[channel].append(window)
-        if window.group is not None:
-            self.in_group[window.group].append(window)
+    def run(self, key: str, rank: int) -> Placement:
+        self._find_changes()
+        self._queue(key, self.ranks.position(key), _ASKED)
+        answer: Placement | None = None
+        while self.queue:
+            position, next_key = heapq.heappop(self.queue)
+            if next_key in self.placed:
+                continue
+            placement = self._replay(position, next_key, rank if next_key == key else None)
+            if next_key == key:
+                answer = placement
+        self._keep_result()
+        assert answer is not None
+        return answer
 
-    def place(self, footprint: Footprint, *, rank: int | None = None) -> Placement:
-        self._release_for(footprint)
-        return self.planner.place(footprint, rank=rank)
+    def _find_changes(self) -> None:
+        """Queue what changed since the working plan was brought up to date, and what the
+        windows they left or took could move (once every changed test is known, so none
+        of them is taken for one that stands)."""
+        slots, footprints, rows = self.plan.slots, self.index.footprints, self.index.rows
+        changed = [
+            (slot, footprints.get(key))
+            for key, slot in slots.items()
+            if key not in footprints or rows.get(footprints[key].item.number) != slot.row
+        ]
+        new = footprints.keys() - slots.keys() - self.plan.unknown.keys()
+        self.stale.update(slot.key for slot, _ in changed)
+        self.stale.update(self.plan.unknown)
+        self.stale.update(new)
+        for slot, footprint in changed:
+            self._changed(slot, footprint)
+        replay_from: Position | None = None
+        for key, since in self.plan.unknown.items():
+            footprint = footprints.get(key)
+            here = since if footprint is None else min(since, self.ranks.position(key))
+            replay_from = here if replay_from is None else min(replay_from, here)
+            if footprint is not None and _is_live(footprint):
+                self._keep(footprint)
+        for key in new:
+            footprint = footprints[key]
+            if _is_live(footprint):
+                self._keep(footprint)
+            else:
+                self.before[key] = None
+                self._queue(key, self.ranks.position(key), _CHANGED)
+        if replay_from is not None:
+            for key in self.ranks.in_order():
+                position = self.ranks.position(key)
+                if position >= replay_from and not _is_live(footprints[key]):
+                    self.before.setdefault(key, None)
+                    self._queue(key, position, _CHANGED)
 
-    def is_free(self, window: Footprint) -> bool:
-        self._release_for(window)
-        return self.planner.is_free(window)
+    def _changed(self, slot: Slot, footprint: Footprint | None) -> None:
+        """Test `slot.key` changed (`footprint`: as it is now; None: it left)."""
+        after = None if slot.live else slot.position
+        position = None if footprint is None else self.ranks.position(slot.key)
+        if footprint is None or _is_live(footprint) or slot.live or position != slot.position:
+            # Its window leaves for every test after where it stood.
+            if slot.window is not None:
+                self._met(slot.window, _MET_LEFT_WINDOW, after=after)
+            self.before[slot.key] = None
+        else:  # in the same place: what moves depends on where it lands
+            self.before[slot.key] = slot.window
+        if footprint is None:
+            return
+        if _is_live(footprint):
+            self._keep(footprint)
+        else:
+            assert position is not None
+            self._queue(slot.key, position, _CHANGED)
 
-    def _release_for(self, footprint: Footprint) -> None:
-        """Reserve every held window `footprint` could meet (each once)."""
-        found: list[list[Footprint]] = []
-        for node in footprint.surfaces:
-            found.append(self.within.pop(node, []))  # at it or inside it
-            found += (self.at.pop(around, []) for around in self.surfaces.ancestors[node])
-            channel = self.surfaces.channel(node)
-            if channel in self.capped:
-                found.append(self.on_channel.pop(channel, []))
-        if footprint.group is not None:
-            found.append(self.in_group.pop(footprint.group, []))
-        for windows in found:
-            for window in windows:
-                if window.key not in self.reserved:
-                    self.reserved.add(window.key)
-                    self.planner.reserve(window)
+    def _keep(self, footprint: Footprint) -> None:
+        """A live test not kept as the working plan has it: kept where it runs."""
+        self.planner.keep(footprint)
+        self.placed[footprint.key] = footprint
+        self._met(footprint, _MET_NEW_WINDOW, after=None)
+
+    def _replay(self, position: Position, key: str, rank: int | None) -> Placement | None:
+        footprint = self.index.footprints[key]
+        self.placing = position
+        slot = self.plan.slots.get(key)
+        before = self.before.get(key, None if slot is None else slot.window)
+        if self.why[key] == _MET_NEW_WINDOW and (before is None or self.planner.is_free(before)):
+            return None  # only blockers were added: every earlier start is still blocked
+        placement = self.planner.place(footprint, rank=rank)
+        after = window_of(footprint, placement)
+        self.placed[key] = after
+        if before is not None and after is not None and _same_window(before, after):
+            return placement
+        if before is not None:
+            self._met(before, _MET_LEFT_WINDOW, after=position)
+        if after is not None:
+            self._met(after, _MET_NEW_WINDOW, after=position)
+        return placement
+
+    def _met(self, window: Footprint, why: int, *, after: Position | None) -> None:
+        """Queue the tests after `after` (None: after the live ones) whose slot `window`,
+        appearing or leaving, could change."""
+        shelves = self.plan.freed_by if why == _MET_LEFT_WINDOW else self.plan.blocked_by
+        for slot in shelves.find(window):
+            if after is not None and slot.position <= after:
+                continue
+            if slot.key in self.stale or slot.key in self.placed:
+                continue
+            self._queue(slot.key, slot.position, why)
+
+    def _queue(self, key: str, position: Position, why: int) -> None:
+        if self.why.get(key, 0) >= why:
+            return
+        self.why[key] = why
+        heapq.heappush(self.queue, (position, key))
+
+    def _supply(self, footprint: Footprint, first: int, last: int) -> None:
+        """Hand the planner the filed windows that could block `footprint` in days
+        [first, last] and stand where they are: live ones, and those ahead of the test
+        being placed that are not placed again. Tests are placed in rank order, so each
+        week of windows is read on from where the last hand-over stopped."""
+        placing, handed_to = self.placing, self.handed_to
+        for live, ranked in self.plan.windows.around(footprint, first, last):
+            if live and id(live) not in self.live_handed:
+                self.live_handed.add(id(live))
+                for slot in live:
+                    self._hand_over(slot)
+            at = handed_to.get(id(ranked), 0)
+            while at < len(ranked) and ranked[at].position < placing:
+                self._hand_over(ranked[at])
+                at += 1
+            handed_to[id(ranked)] = at
+
+    def _hand_over(self, slot: Slot) -> None:
+        key = slot.key
+        if key in self.reserved or key in self.stale or key in self.placed:
+            return  # handed over already, or not where it was filed
+        self.reserved.add(key)
+        assert slot.window is not None
+        self.planner.reserve(slot.window)
+
+    def _keep_result(self) -> None:
+        """The working plan takes the new slots: it now holds the portfolio as it is."""
+        footprints, rows = self.index.footprints, self.index.rows
+        for key in self.stale | self.placed.keys():
+            footprint = footprints.get(key)
+            if footprint is None:
+                self.plan.drop(key)
+                continue
+            if key not in self.placed:  # kept (a window appeared, the slot still free)
+                continue
+            row = rows.get(footprint.item.number)
+            self.plan.put(Slot(key, footprint, self.ranks.position(key), self.placed[key], row))
 
 
-class _Reach:
-    """What some tests could meet in the planner: their surfaces (and the surfaces around
-    them), exclusion groups and capped channels."""
-
-    def __init__(self, compiler: Compiler) -> None:
-        self.surfaces = compiler.graph.surfaces
-        self.capped = {cap.channel for cap in compiler.policy.contact_caps}
-        self.nodes: set[int] = set()  # the surfaces of the tests
-        self.around: set[int] = set()  # those and every surface containing one
-        self.groups: set[str] = set()
-        self.channels: set[str] = set()
-
-    def add(self, footprint: Footprint) -> None:
-        for node in footprint.surfaces:
-            self.nodes.add(node)
-            self.around.update(self.surfaces.ancestors[node])
-            if self.surfaces.channel(node) in self.capped:
-                self.channels.add(self.surfaces.channel(node))
-        if footprint.group is not None:
-            self.groups.add(footprint.group)
-
-    def meets(self, footprint: Footprint) -> bool:
-        """Whether `footprint` shares a surface (or one inside the other), a group or a
-        capped channel with one of the tests."""
-        if footprint.group is not None and footprint.group in self.groups:
-            return True
-        for node in footprint.surfaces:
-            if node in self.around or not self.nodes.isdisjoint(self.surfaces.ancestors[node]):
-                return True
-            if self.surfaces.channel(node) in self.channels:
-                return True
-        return False
-
-
-def _trusted_ranks(index: PortfolioIndex, plan: StoredPlan) -> int:
-    """The rank from which the stored plan no longer holds: that of the highest test
-    edited, moved through its states or gone since it was made (0: a live one, or another
-    policy: nothing holds). Tests registered since are placed anew on their own."""
-    ranks = index.ranks()
-    trusted = len(ranks) + 1
-    if plan.policy != registry.policy_fingerprint(index.policy):
-        return 0
-    for key, placement in plan.placements.items():
-        footprint = index.footprints.get(key)
-        if footprint is not None and _version(index, footprint) == plan.row_versions[key]:
-            continue
-        if key in plan.live or (footprint is not None and _is_live(footprint)):
-            return 0
-        trusted = min(trusted, placement.rank, ranks.get(key, trusted))
-    return trusted
-
-
-def _version(index: PortfolioIndex, footprint: Footprint) -> int | None:
-    row = index.rows.get(footprint.item.number)
-    return None if row is None else row[0]
+def _same_window(a: Footprint, b: Footprint) -> bool:
+    """Whether the planner would see the two windows alike."""
+    return (
+        a.start == b.start
+        and a.end == b.end
+        and a.surfaces == b.surfaces
+        and a.audience == b.audience
+        and a.traffic == b.traffic
+        and a.group == b.group
+        and a.agile == b.agile
+        and a.reach == b.reach
+        and _is_live(a) == _is_live(b)
+    )
 
 
 def _is_live(footprint: Footprint) -> bool:

@@ -153,6 +153,6 @@ def run_worker(
     with leadership(engine, stop=stop) as leading:
         if not leading:
             return
-        warm_up_in_background(factory, ServiceContext.create(policy))
+        warm_up_in_background(factory, ServiceContext.create(policy), slots=False)
         scheduler = build_scheduler(factory, policy, notifier, intervals)
         scheduler.start()
