@@ -10,6 +10,7 @@ import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -29,6 +30,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from tower.sqlite_writers import WriterLine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "tower_read_only"  # execution option: begin a read-only transaction
@@ -100,7 +103,13 @@ def create_database_engine(url: str) -> Engine:
     engine = create_engine(normalize_url(url))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite_connection)
-        event.listen(engine, "begin", _begin_sqlite_transaction)
+        path = engine.url.database
+        line = None
+        if path and path != ":memory:" and not path.startswith("file:"):
+            line = WriterLine(path, SQLITE_BUSY_TIMEOUT_MS / 1000)
+            event.listen(engine, "commit", line.leave)
+            event.listen(engine, "rollback", line.leave)
+        event.listen(engine, "begin", partial(_begin_sqlite_transaction, line))
     return engine
 
 
@@ -118,14 +127,22 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _begin_sqlite_transaction(connection: Connection) -> None:
+def _begin_sqlite_transaction(line: WriterLine | None, connection: Connection) -> None:
     # A writing transaction takes the write lock when it begins (IMMEDIATE): one that read
-    # first and then found another writer's commit in the way could only fail.
+    # first and then found another writer's commit in the way could only fail. Writers to
+    # a database file wait in line for it (`tower.sqlite_writers`).
     if connection.get_execution_options().get(READ_ONLY_OPTION):
         connection.exec_driver_sql("BEGIN")
         connection.exec_driver_sql("PRAGMA query_only=ON")
-    else:
+        return
+    if line is not None:
+        line.enter(connection)
+    try:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except Exception:
+        if line is not None:
+            line.leave(connection)
+        raise
 
 
 def insert_unless_present(session: Session, model: type[Base], **values: Any) -> Any:
