@@ -31,6 +31,7 @@ from bot.mrkdwn import escape
 from tower.context import ServiceContext
 from tower.db import read_only
 from tower.errors import TowerError
+from tower.outbox.dispatcher import Claimed, deliver_claimed
 from tower.outbox.notifier import Notifier
 from tower.policy import Policy
 
@@ -94,6 +95,21 @@ class BotDeps:
         with self._pending_lock:
             self._pending += 1
         self._after_ack.submit(run)
+
+    @property
+    def delivers(self) -> bool:
+        """Whether this process sends messages itself (it has a notifier)."""
+        return self.notifier is not None
+
+    def send_claimed(self, claimed: Claimed | None) -> None:
+        """Send a message its change claimed (`claim_queued`), on this thread, now that the
+        change committed; if that fails, it stays queued for the worker."""
+        if claimed is None or self.notifier is None:
+            return
+        try:
+            deliver_claimed(self.session_factory, self.notifier, claimed, now=self.clock())
+        except Exception:
+            logger.exception("sending a claimed message failed; the worker will retry")
 
     def deliver_now(self, *, first: int | None = None) -> None:
         """Have what the last change queued sent right away (outbox message `first` before

@@ -29,7 +29,14 @@ from tower.db import create_database_engine, create_session_factory, utcnow
 from tower.errors import NotFoundError, TowerError
 from tower.outbox import queries
 from tower.outbox import service as outbox_service
-from tower.outbox.dispatcher import LEASE, DispatchReport, backoff_delay, dispatch_due
+from tower.outbox.dispatcher import (
+    LEASE,
+    DispatchReport,
+    backoff_delay,
+    claim_queued,
+    deliver_claimed,
+    dispatch_due,
+)
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notifier import (
     ConsoleNotifier,
@@ -490,6 +497,79 @@ def test_a_crash_between_send_and_commit_sends_again_once_the_lease_runs_out(
     assert before_crash == after_restart  # same message id and dedupe key: the receiver can drop it
     assert after_restart.dedupe_key == "msg:1"
     assert load(sessions, message_id).status == MessageStatus.SENT
+
+
+def test_a_message_claimed_by_its_writer_is_sent_by_it_and_by_nobody_else(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A registrant's DM is claimed in the registration's transaction and sent by its
+    writer right after the commit: a dispatcher running meanwhile leaves it alone."""
+    claimed_at = datetime.now(UTC)
+    with sessions.begin() as session:
+        message = outbox_service.enqueue(
+            session,
+            kind="registered",
+            recipient="U0OWNER",
+            text="T-7 is registered",
+            dedupe_key="registered:T-7",
+            at=NOW,
+        )
+        assert message is not None
+        claimed = claim_queued(session, message, wall_time=claimed_at)
+    others = RecordingNotifier()
+    assert dispatch(sessions, others, NOW, clock=lambda: claimed_at) == DispatchReport()
+    writer = RecordingNotifier()
+    assert deliver_claimed(sessions, writer, claimed, now=NOW) == "sent"
+    assert writer.keys() == ["registered:T-7"] and others.delivered == []
+    sent = load(sessions, claimed.delivery.message_id)
+    assert (sent.status, sent.claimed_by, sent.claimed_until) == (MessageStatus.SENT, None, None)
+    assert dispatch(sessions, others, NOW + SECOND) == DispatchReport()
+
+
+def test_a_claimed_message_whose_writer_died_is_sent_once_the_lease_runs_out(
+    sessions: sessionmaker[Session],
+) -> None:
+    claimed_at = datetime.now(UTC)
+    with sessions.begin() as session:
+        message = outbox_service.enqueue(
+            session,
+            kind="registered",
+            recipient="U0OWNER",
+            text="T-8 is registered",
+            dedupe_key="registered:T-8",
+            at=NOW,
+        )
+        assert message is not None
+        claim_queued(session, message, wall_time=claimed_at)
+    notifier = RecordingNotifier()
+    within = claimed_at + LEASE - SECOND
+    assert dispatch(sessions, notifier, NOW, clock=lambda: within) == DispatchReport()
+    after = claimed_at + LEASE + SECOND
+    assert dispatch(sessions, notifier, NOW, clock=lambda: after) == DispatchReport(sent=1)
+    assert notifier.keys() == ["registered:T-8"]
+
+
+def test_a_claimed_message_that_fails_is_retried_like_any_other(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        message = outbox_service.enqueue(
+            session,
+            kind="registered",
+            recipient="U0OWNER",
+            text="T-9 is registered",
+            dedupe_key="registered:T-9",
+            at=NOW,
+        )
+        assert message is not None
+        claimed = claim_queued(session, message, wall_time=datetime.now(UTC))
+    assert deliver_claimed(sessions, FailingNotifier(), claimed, now=NOW) == "retried"
+    failed = load(sessions, claimed.delivery.message_id)
+    assert (failed.status, failed.attempts, failed.claimed_by) == (MessageStatus.PENDING, 1, None)
+    notifier = RecordingNotifier()
+    later = NOW + backoff_delay(1)
+    assert dispatch(sessions, notifier, later) == DispatchReport(sent=1)
+    assert notifier.keys() == ["registered:T-9"]
 
 
 def test_nothing_holds_the_database_while_a_message_is_being_sent(

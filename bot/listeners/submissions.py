@@ -21,11 +21,13 @@ from bot.views.modal import submitted_texts
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
 from tower.context import ServiceContext
+from tower.db import utcnow
 from tower.engine.score import Score
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import read_fields
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
+from tower.outbox.dispatcher import Claimed, claim_queued
 from tower.outbox.service import enqueue
 from tower.pipeline import slots
 from tower.policy import Policy
@@ -96,21 +98,21 @@ def register(app: App, deps: BotDeps) -> None:
         ack()  # the form is valid: it closes at once, and the work goes on after
 
         def record() -> None:
+            # The DM is worked out, queued and claimed with the registration, and sent as
+            # soon as it commits: between the change and its DM, no other transaction
+            # waits its turn to write (a slot costs milliseconds, `pipeline.slots`).
             try:
                 with deps.transaction() as (session, ctx):
                     key = protocol.register(session, ctx, spec, actor=actor).experiment.key
+                    text = _summary(session, ctx, key)
+                    dm = _queue_dm(session, ctx, key, actor, text, claim=deps.delivers)
             except TowerError as error:
                 tell_privately(
                     client, {"user": {"id": actor}}, f"Your test was not registered: {error}"
                 )
                 return
-            # The DM's figures are worked out once the registration stands, holding no
-            # lock: the writes queued behind this one need not wait for its next free slot.
-            with deps.read_transaction() as (session, ctx):
-                text = _summary(session, ctx, key)
-            with deps.transaction() as (session, ctx):
-                dm = _queue_dm(session, ctx, key, actor, text)
-            deps.deliver_now(first=dm)
+            deps.send_claimed(dm)
+            deps.deliver_now()
 
         deps.after_ack(record, body, client)
 
@@ -187,8 +189,11 @@ def _summary(session: Session, ctx: ServiceContext, key: str) -> str:
     return "\n".join(lines)
 
 
-def _queue_dm(session: Session, ctx: ServiceContext, key: str, user: str, text: str) -> int | None:
-    """Queue the registrant's DM; the id of the message (None if it was queued already)."""
+def _queue_dm(
+    session: Session, ctx: ServiceContext, key: str, user: str, text: str, *, claim: bool
+) -> Claimed | None:
+    """Queue the registrant's DM and (`claim`) claim it for sending right after this
+    transaction commits; None if it was queued already, or is left to the courier."""
     message = enqueue(
         session,
         kind="registered",
@@ -198,7 +203,6 @@ def _queue_dm(session: Session, ctx: ServiceContext, key: str, user: str, text: 
         dedupe_key=f"registered:{key}:{user}",
         payload={"key": key},
     )
-    if message is None:
+    if message is None or not claim:
         return None
-    session.flush()
-    return message.id
+    return claim_queued(session, message, wall_time=utcnow())

@@ -160,6 +160,43 @@ def dispatch_due(
 
 
 @dataclass(frozen=True)
+class Claimed:
+    """A message claimed in the transaction that queued it, for its writer to send as
+    soon as that commits (`deliver_claimed`)."""
+
+    delivery: Delivery
+    lease: str
+
+
+def claim_queued(session: Session, message: OutboxMessage, *, wall_time: datetime) -> Claimed:
+    """Claim `message`, just queued in this transaction, for the writer to send right
+    after it commits: no dispatcher takes it meanwhile, and no other transaction stands
+    between the change and its message. If the writer dies first, the lease runs out and
+    a dispatcher sends it (`LEASE`)."""
+    lease = uuid.uuid4().hex
+    message.claimed_until, message.claimed_by = wall_time + LEASE, lease
+    session.flush()
+    return Claimed(_delivery(session, message), lease)
+
+
+def deliver_claimed(
+    session_factory: sessionmaker[Session],
+    notifier: Notifier,
+    claimed: Claimed,
+    *,
+    now: datetime,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    base_delay: timedelta = DEFAULT_BASE_DELAY,
+    max_delay: timedelta = DEFAULT_MAX_DELAY,
+) -> Outcome:
+    """Send a message claimed by `claim_queued` (its transaction committed), then record
+    the outcome as `dispatch_due` would."""
+    sent = _send(notifier, claimed.delivery)
+    backoff = _Backoff(max_attempts, base_delay, max_delay)
+    return _record(session_factory, claimed.delivery.message_id, sent, now=now, backoff=backoff)
+
+
+@dataclass(frozen=True)
 class _Wanted:
     """Which messages a run looks for next."""
 

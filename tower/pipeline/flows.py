@@ -159,7 +159,9 @@ def warm_up(factory: sessionmaker[Session], ctx: ServiceContext, *, slots: bool)
         index = warm_index(session, ctx.policy, ctx.today)
         if slots:
             with index.lock:
-                working_plan(index, lambda: index.stored_plan(session))
+                view = index.view()
+            with index.plan_lock:
+                working_plan(index, view, lambda: index.stored_plan(session))
     return time.perf_counter() - started
 
 

@@ -66,7 +66,10 @@ class PortfolioIndex:
         self.mark: RegistryMark | None = None
         self.rows: dict[int, tuple[int, str]] = {}  # (version, change stamp) by number
         self.lock = threading.RLock()
-        self.working_plan: object | None = None  # every slot as of the last (`working_plan`)
+        # Every slot as of the last one worked out (`working_plan`), guarded by its own lock
+        # so that a slot, worked out on a `view`, never holds up a change.
+        self.working_plan: object | None = None
+        self.plan_lock = threading.Lock()
 
     def catch_up(self, session: Session, mark: RegistryMark) -> None:
         """Reload what changed since this index last matched the database: the tests the
@@ -127,6 +130,18 @@ class PortfolioIndex:
         if today != self.scored_on:
             self.scored_on = today
             self._score_all()
+
+    def view(self) -> IndexView:
+        """The index as it is now, apart from later changes (take it holding `lock`)."""
+        return IndexView(
+            self.policy,
+            self.compiler,
+            dict(self.footprints),
+            dict(self.scores),
+            self.order.copy(),
+            dict(self.rows),
+            self.scored_on,
+        )
 
     def ranks(self) -> RankOrder:
         """Each active test's rank (1 = first); unscored tests come after every ranked one."""
@@ -205,6 +220,22 @@ def warm_index(session: Session, policy: Policy, today: date) -> PortfolioIndex:
         if index is None:
             index = _warm[key] = PortfolioIndex.load(session, policy, today)
     return index
+
+
+@dataclass(frozen=True)
+class IndexView:
+    """A copy of the index's tests, scores, ranks and row marks at one moment."""
+
+    policy: Policy
+    compiler: Compiler
+    footprints: dict[str, Footprint]
+    scores: dict[str, Score | ScoringError]
+    order: RankOrder
+    rows: dict[int, tuple[int, str]]
+    scored_on: date | None
+
+    def ranks(self) -> RankOrder:
+        return self.order
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,13 @@ class RankOrder(Mapping[str, int]):
         """Every key, first rank first."""
         return [entry[-1] for entry in self._scored] + [entry[-1] for entry in self._unscored]
 
+    def copy(self) -> RankOrder:
+        """The order as it is now, kept apart from later changes."""
+        order = RankOrder()
+        order._scored, order._unscored = list(self._scored), list(self._unscored)
+        order._entries = dict(self._entries)
+        return order
+
     def position(self, key: str) -> Position:
         """Where the test stands, comparable with any other's without counting ranks."""
         entry = self._entries[key]

@@ -19,7 +19,7 @@ from tower.engine.portfolio import Footprint
 from tower.engine.score import Score, ScoringError
 from tower.experiments.spec import ExperimentStatus
 from tower.pipeline import registry
-from tower.pipeline.index import PortfolioIndex, warm_index
+from tower.pipeline.index import IndexView, PortfolioIndex, warm_index
 from tower.pipeline.ranking import Position
 from tower.pipeline.working_plan import (
     FIRST,
@@ -44,13 +44,16 @@ def standing_now(session: Session, ctx: ServiceContext, key: str) -> StandingNow
     """Rank, score and slot of test `key` from the warm index (None if it is not in the
     pipeline). Reads only."""
     index = warm_index(session, ctx.policy, ctx.today)
-    with index.lock:
+    with index.lock:  # held briefly: changes wait for it
         index.catch_up(session, registry.peek(session))
         if key not in index.ranks():
             return None
-        score = index.scores[key]
-        rank = index.ranks()[key] if isinstance(score, Score) else None
-        return StandingNow(rank, index.ranks().scored, score, _placement(session, index, key))
+        view = index.view()
+    score = view.scores[key]
+    rank = view.ranks()[key] if isinstance(score, Score) else None
+    with index.plan_lock:
+        placement = _placement(session, index, view, key)
+    return StandingNow(rank, view.ranks().scored, score, placement)
 
 
 def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement | None:
@@ -60,14 +63,14 @@ def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement 
     return None if standing is None else standing.placement
 
 
-def _placement(session: Session, index: PortfolioIndex, key: str) -> Placement:
-    """The slot of `key` (in the index) as a full plan would give it."""
-    own = index.footprints[key]
-    rank = index.ranks()[key]
+def _placement(session: Session, index: PortfolioIndex, view: IndexView, key: str) -> Placement:
+    """The slot of `key` (in `view`, of `index`) as a full plan would give it."""
+    own = view.footprints[key]
+    rank = view.ranks()[key]
     if _is_live(own):  # kept where it runs, whatever else is planned
-        return Planner(index.compiler).keep(own, rank=rank)
-    plan = working_plan(index, lambda: index.stored_plan(session))
-    return _Replay(index, plan).run(key, rank)
+        return Planner(view.compiler).keep(own, rank=rank)
+    plan = working_plan(index, view, lambda: index.stored_plan(session))
+    return _Replay(view, plan).run(key, rank)
 
 
 # Why a test is placed again, weakest first (a stronger reason replaces a weaker).
@@ -97,7 +100,7 @@ class _Replay:
     portfolio. At the end, the working plan takes every new slot.
     """
 
-    def __init__(self, index: PortfolioIndex, plan: WorkingPlan) -> None:
+    def __init__(self, index: IndexView, plan: WorkingPlan) -> None:
         self.index, self.plan = index, plan
         self.ranks = index.ranks()
         self.planner = Planner(index.compiler, supply=self._supply)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from tower.engine.planner import Placement
 from tower.engine.portfolio import Compiler, Footprint
 from tower.experiments.spec import ExperimentStatus
-from tower.pipeline.index import PortfolioIndex, StoredPlan
+from tower.pipeline.index import IndexView, PortfolioIndex, StoredPlan
 from tower.pipeline.ranking import Position
 from tower.pipeline.registry import policy_fingerprint
 
@@ -265,17 +265,20 @@ class WorkingPlan:
             (self.freed_by.file if add else self.freed_by.remove)(slot)
 
 
-def working_plan(index: PortfolioIndex, stored: Callable[[], StoredPlan]) -> WorkingPlan:
-    """The index's working plan, filed from the `stored` plan on first use and when the
-    ranks were scored for another day since."""
+def working_plan(
+    index: PortfolioIndex, view: IndexView, stored: Callable[[], StoredPlan]
+) -> WorkingPlan:
+    """The index's working plan (take it holding `index.plan_lock`), filed from the
+    `stored` plan for `view` on first use and when the ranks were scored for another day
+    since."""
     plan = index.working_plan
-    if not isinstance(plan, WorkingPlan) or plan.scored_on != index.scored_on:
-        plan = _from_stored(index, stored())
+    if not isinstance(plan, WorkingPlan) or plan.scored_on != view.scored_on:
+        plan = _from_stored(view, stored())
         index.working_plan = plan
     return plan
 
 
-def _from_stored(index: PortfolioIndex, stored: StoredPlan) -> WorkingPlan:
+def _from_stored(index: IndexView, stored: StoredPlan) -> WorkingPlan:
     """The stored plan as a working plan. A stored slot stands where its test is at the
     version planned and the stored order still holds; from the first test where it does
     not, and from each test changed since (where it stood, or where it stands now, the
