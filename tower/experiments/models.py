@@ -33,7 +33,7 @@ class Experiment(Base):
     number: Mapped[int] = mapped_column(unique=True)
     title: Mapped[str] = mapped_column(String(200))
     team: Mapped[str] = mapped_column(String(64), index=True)
-    owner: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(32), index=True)
     kind: Mapped[ExperimentKind]
     surfaces: Mapped[list[str]]
     audiences: Mapped[list[str]]

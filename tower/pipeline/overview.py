@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select, union
 from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
@@ -63,8 +63,12 @@ def overview_for(session: Session, ctx: ServiceContext, user: str, *, lines: int
     view.conflicts = collision_service.collision_page(
         session, statuses=UNRESOLVED, involving=mine_ids, limit=lines
     ).map(records.collision_record)
-    whose = or_(SlaClock.experiment_id.in_(mine_ids), SlaClock.team.in_(teams))
-    view.clocks = _clock_page(session, ctx, _running_clocks().where(whose), lines)
+    # Two index lookups joined, rather than an OR that makes SQLite scan every clock.
+    whose = union(
+        select(SlaClock.id).where(SlaClock.experiment_id.in_(mine_ids)),
+        select(SlaClock.id).where(SlaClock.team.in_(teams)),
+    )
+    view.clocks = _clock_page(session, ctx, _running_clocks().where(SlaClock.id.in_(whose)), lines)
     if view.is_manager:
         kinds = {team.key: team.kind for team in ctx.policy.teams}
         view.approval_queue = reads.pipeline_page(

@@ -38,7 +38,7 @@ class SlaClock(Base):
     collision_id: Mapped[int | None] = mapped_column(
         ForeignKey("collisions.id", ondelete="CASCADE"), index=True
     )
-    team: Mapped[str | None] = mapped_column(String(64))
+    team: Mapped[str | None] = mapped_column(String(64), index=True)
     cycle: Mapped[int] = mapped_column(default=1)
     state: Mapped[ClockState] = mapped_column(index=True, default=ClockState.RUNNING)
     started_at: Mapped[datetime]
