@@ -41,7 +41,7 @@ from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentResult, ExperimentSpec
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import OutboxMessage
-from tower.pipeline import registry
+from tower.pipeline import reads, registry
 from tower.pipeline.index import PortfolioIndex, warm_index
 from tower.pipeline.resync import recheck_all
 from tower.policy import Policy
@@ -1285,3 +1285,42 @@ def test_a_footprint_edit_voids_a_partial_approval_too(
     outcome = protocol.approve(session, at(policy, utc(3, 2, 13)), "T-1", actor=DEPUTY)
     assert outcome.message == "approval 1 of 2 recorded for T-1"
     assert experiment.status == S.SUBMITTED
+
+
+def test_the_rank_table_brought_up_to_date_is_the_one_read_afresh(
+    factory: sessionmaker[Session], small_policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads share one rank table between changes; after a change only the tests it wrote
+    are read again and put in their place: the order is the one a full read gives, through
+    registrations, score changes and tests leaving."""
+    ctx = at(small_policy)
+    keys = []
+    for number in range(1, 7):
+        with factory.begin() as session:
+            wanted = spec(title=f"Test {number}", impact=[0.5, 1, 2][number % 3], confidence=0.5)
+            keys.append(protocol.register(session, ctx, wanted, actor=OWNER).experiment.key)
+    with factory.begin() as session:
+        first = reads.rank_table(session)
+    read_afresh = reads._read_table
+
+    def no_full_read(session: Session) -> reads.RankTable:
+        raise AssertionError("the whole table was read again")
+
+    monkeypatch.setattr(reads, "_read_table", no_full_read)
+    steps = [("register", 2), ("rescore", 3), ("withdraw", 0), ("register", 1), ("rescore", 0.25)]
+    for step, impact in steps:
+        with factory.begin() as session:
+            if step == "register":
+                wanted = spec(title=f"Late {impact}", impact=impact, confidence=0.8)
+                keys.append(protocol.register(session, ctx, wanted, actor=OWNER).experiment.key)
+            else:
+                test = experiment_service.get_by_key(session, keys[1 + len(keys) % 3])
+                if step == "withdraw":
+                    protocol.withdraw(session, ctx, test.key, actor=OWNER)
+                else:
+                    protocol.edit(session, ctx, test.key, actor=OWNER, changes={"impact": impact})
+        with factory.begin() as session:
+            shared = reads.rank_table(session)
+            assert shared is not first  # brought up to date, not read as it was
+            assert shared == read_afresh(session), step
+            first = shared

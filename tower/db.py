@@ -7,7 +7,7 @@ scheduler job) owns the transaction with `with session_factory.begin() as sessio
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
@@ -148,9 +148,19 @@ def _begin_sqlite_transaction(line: WriterLine | None, connection: Connection) -
 def insert_unless_present(session: Session, model: type[Base], **values: Any) -> Any:
     """`INSERT ... ON CONFLICT DO NOTHING` of one `model` row (both databases speak it):
     a row that would break a unique constraint is not written, and nothing is raised."""
+    return _insert(session)(model).values(**values).on_conflict_do_nothing()
+
+
+def insert_rows_unless_present(
+    session: Session, model: type[Base], rows: Sequence[dict[str, Any]]
+) -> Any:
+    """`insert_unless_present` of many rows in one statement."""
+    return _insert(session)(model).values(list(rows)).on_conflict_do_nothing()
+
+
+def _insert(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return insert(model).values(**values).on_conflict_do_nothing()
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
 
 
 def refresh_planner_statistics(session: Session) -> None:

@@ -17,7 +17,7 @@ from tower.collisions.models import Collision
 from tower.collisions.service import DetailWriter, RecordScope, SyncReport, format_ref
 from tower.context import ServiceContext
 from tower.engine.findings import Finding
-from tower.outbox.service import enqueue
+from tower.outbox.service import NewMessage, enqueue_all
 from tower.sla import service as sla_service
 from tower.text import user_text
 
@@ -47,9 +47,8 @@ def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batc
     opened = [r for r in [*report.opened, *report.reopened] if r.severity == Severity.BLOCKING]
     resolved = [r for r in report.resolved if r.severity == Severity.BLOCKING]
     grouped, summarised = alerts.summaries(ctx.policy, opened, resolved, batch=batch)
-    for summary in grouped:
-        enqueue(
-            session,
+    messages = [
+        NewMessage(
             kind=alerts.SUMMARY_KIND,
             recipient=summary.recipient,
             text=summary.text(),
@@ -57,20 +56,17 @@ def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batc
             dedupe_key=summary.dedupe_key,
             payload=summary.payload(),
         )
+        for summary in grouped
+    ]
     for record in opened:
-        _tell(session, ctx, record, alerts.ALERT_KIND, _opened_text(record), stamp, skip=summarised)
+        text = _opened_text(record)
+        messages += _told(ctx, record, alerts.ALERT_KIND, text, stamp, skip=summarised)
     for record in resolved:
         text = f"Collision {format_ref(record)} ({' + '.join(_keys(record))}) no longer holds."
-        _tell(
-            session,
-            ctx,
-            record,
-            "collision_resolved",
-            text,
-            stamp,
-            follows="replaces",
-            skip=summarised,
+        messages += _told(
+            ctx, record, "collision_resolved", text, stamp, follows="replaces", skip=summarised
         )
+    enqueue_all(session, messages)
     for event, records in (("collision_opened", opened), ("collision_resolved", resolved)):
         sla_service.handle_collisions_event(
             session, ctx.policy, ctx.calendar, event=event, collisions=records, at=ctx.now
@@ -145,9 +141,22 @@ def _tell(
     stamp: str,
     *,
     follows: str | None = None,
-    skip: Collection[str] = (),
 ) -> None:
-    """Queue `text` for every recipient (but those in `skip`); `follows` ("replaces" or
+    """Queue `text` for every recipient of `record` (`_told`)."""
+    enqueue_all(session, _told(ctx, record, kind, text, stamp, follows=follows))
+
+
+def _told(
+    ctx: ServiceContext,
+    record: Collision,
+    kind: str,
+    text: str,
+    stamp: str,
+    *,
+    follows: str | None = None,
+    skip: Collection[str] = (),
+) -> list[NewMessage]:
+    """`text` for every recipient (but those in `skip`); `follows` ("replaces" or
     "thread_of") ties it to the message that announced the collision, so Slack updates
     that message or answers in its thread."""
     ref = format_ref(record)
@@ -156,11 +165,8 @@ def _tell(
         payload[follows] = {"kind": alerts.ALERT_KIND, "collision": ref}
     elif follows is not None:
         payload[follows] = {"kinds": [alerts.ALERT_KIND, alerts.SUMMARY_KIND], "collisions": ref}
-    for recipient in alerts.recipients(ctx.policy, record):
-        if recipient in skip:
-            continue
-        enqueue(
-            session,
+    return [
+        NewMessage(
             kind=kind,
             recipient=recipient,
             text=text,
@@ -168,6 +174,9 @@ def _tell(
             dedupe_key=f"{kind}:{ref}:{stamp}:{recipient}",
             payload=payload,
         )
+        for recipient in alerts.recipients(ctx.policy, record)
+        if recipient not in skip
+    ]
 
 
 def _opened_text(record: Collision) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from bisect import bisect_left
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -129,6 +130,7 @@ def _positions() -> Subquery:
             Experiment.number,
             Experiment.status,
             PipelineScore.value,
+            PipelineScore.confidence,
             position.label("position"),
         )
         .join(PipelineScore, PipelineScore.experiment_id == Experiment.id)
@@ -145,22 +147,35 @@ class RankedTest(NamedTuple):
     scored: bool  # False: it cannot be scored, and comes after every scored test
 
 
+_RankKey = tuple[bool, float, float, int]  # `_positions`' order: unscored last, ...
+
+
+def _rank_key(number: int, value: float | None, confidence: float | None) -> _RankKey:
+    return (value is None, -(value or 0.0), -(confidence or 0.0), number)
+
+
 @dataclass(frozen=True)
 class RankTable:
     """Every active test in pipeline order."""
 
     order: list[RankedTest]
     position: dict[int, int]  # by number, 1 = first
+    keys: list[_RankKey]  # each test's place in the order, as `order` is sorted
+
+    @classmethod
+    def of(cls, order: list[RankedTest], keys: list[_RankKey]) -> RankTable:
+        return cls(order, {test.number: at for at, test in enumerate(order, start=1)}, keys)
 
 
 # The last table read per database, with the read-model state it was read at: reads between
 # two changes (most of a server's requests) share it instead of ranking the pipeline again.
-_tables: dict[str, tuple[tuple[object, ...], RankTable]] = {}
+_tables: dict[str, tuple[_ScoresState | None, RankTable]] = {}
 _reading = threading.Lock()
 
 
 def rank_table(session: Session) -> RankTable:
-    """The pipeline's order as the read model stands (read again only once it changed)."""
+    """The pipeline's order as the read model stands (brought up to date only once it
+    changed: just the tests changed since, when the registry can tell which)."""
     url = session.get_bind().engine.url.render_as_string(hide_password=True)
     state = _scores_state(session)
     cached = _tables.get(url)
@@ -170,26 +185,80 @@ def rank_table(session: Session) -> RankTable:
         cached = _tables.get(url)
         if cached is not None and cached[0] == state:
             return cached[1]
-        return _read_table(session, url, state)
+        table = None if cached is None else _caught_up(session, *cached, state)
+        if table is None:
+            table = _read_table(session)
+        _tables[url] = (state, table)
+        return table
 
 
-def _read_table(session: Session, url: str, state: tuple[object, ...]) -> RankTable:
+def _read_table(session: Session) -> RankTable:
     positions = _positions()
-    query = select(positions.c.number, positions.c.status, positions.c.value.is_not(None)).order_by(
-        positions.c.position
+    query = select(
+        positions.c.number,
+        positions.c.status,
+        positions.c.value,
+        positions.c.confidence,
+    ).order_by(positions.c.position)
+    rows = session.execute(query).all()
+    return RankTable.of(
+        [RankedTest(number, status, value is not None) for number, status, value, _ in rows],
+        [_rank_key(number, value, confidence) for number, _, value, confidence in rows],
     )
-    order = [
-        RankedTest(number, status, bool(scored))
-        for number, status, scored in session.execute(query)
-    ]
-    table = RankTable(order, {test.number: at for at, test in enumerate(order, start=1)})
-    _tables[url] = (state, table)
-    return table
 
 
-def _scores_state(session: Session) -> tuple[object, ...]:
-    """What the stored scores are a function of: the registry (its version and the stamp of
-    its last change), the day they count from, the policy and the last full check."""
+CATCH_UP_LIMIT = 200  # tests changed since the table was read: past it, read it all
+
+
+def _caught_up(
+    session: Session, seen: _ScoresState | None, table: RankTable, state: _ScoresState | None
+) -> RankTable | None:
+    """`table`, read at state `seen`, brought to `state` by reading again only the tests
+    the registry wrote since; None when that cannot be told (read it all)."""
+    if seen is None or state is None or seen.scored_by != state.scored_by:
+        return None  # another scoring day, policy or full check: every score may differ
+    numbers = registry.changed_since(session, seen.mark, state.mark)
+    if numbers is None or len(numbers) > CATCH_UP_LIMIT:
+        return None
+    order = [test for test in table.order if test.number not in numbers]
+    keys = [key for key in table.keys if key[3] not in numbers]
+    query = (
+        select(Experiment.number, Experiment.status, PipelineScore.value, PipelineScore.confidence)
+        .join(PipelineScore, PipelineScore.experiment_id == Experiment.id)
+        .where(Experiment.status.in_(list(ACTIVE_STATUSES)), Experiment.number.in_(numbers))
+    )
+    for number, status, value, confidence in session.execute(query):
+        key = _rank_key(number, value, confidence)
+        at = bisect_left(keys, key)
+        keys.insert(at, key)
+        order.insert(at, RankedTest(number, status, value is not None))
+    # Scores written without a registry change (filled in for tests that lacked one) are
+    # not in the changes: the count tells.
+    if _active_scored(session) != len(order):
+        return None
+    return RankTable.of(order, keys)
+
+
+def _active_scored(session: Session) -> int:
+    query = (
+        select(func.count())
+        .select_from(PipelineScore)
+        .join(Experiment, PipelineScore.experiment_id == Experiment.id)
+        .where(Experiment.status.in_(list(ACTIVE_STATUSES)))
+    )
+    return int(session.scalar(query) or 0)
+
+
+@dataclass(frozen=True)
+class _ScoresState:
+    """What the stored scores are a function of: the registry (its version and the stamp
+    of its last change), and the day they count from, the policy and the last full check."""
+
+    mark: registry.RegistryMark
+    scored_by: tuple[object, ...]
+
+
+def _scores_state(session: Session) -> _ScoresState | None:
     query = select(
         RegistryState.version,
         RegistryState.stamp,
@@ -198,7 +267,10 @@ def _scores_state(session: Session) -> tuple[object, ...]:
         RegistryState.checked_at,
     ).where(RegistryState.id == REGISTRY_STATE_ID)
     row = session.execute(query).first()
-    return () if row is None else tuple(row)
+    if row is None:
+        return None
+    version, stamp, *scored_by = row
+    return _ScoresState(registry.RegistryMark(version, stamp), tuple(scored_by))
 
 
 def ranks(session: Session, numbers: Collection[int] | None = None) -> dict[str, int]:
