@@ -10,6 +10,7 @@ request path (`resync`, `replan`).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -176,6 +177,11 @@ def warm_up_in_background(
         except Exception:
             logger.exception("could not index the portfolio ahead of time")
             return
+        # The index (and working plan) live as long as the process: out of the garbage
+        # collector's sight, a full collection walks only what came after (at 10,000
+        # tests it walked 380,000 objects, 0.2-0.3 s idle and seconds under load, with
+        # every thread of the process stopped).
+        gc.freeze()
         logger.info("portfolio indexed in %.1f s", seconds)
 
     threading.Thread(target=run, name="tower-warm-up", daemon=True).start()
