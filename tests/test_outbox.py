@@ -31,6 +31,7 @@ from tower.outbox import queries
 from tower.outbox import service as outbox_service
 from tower.outbox.dispatcher import (
     LEASE,
+    Claimed,
     DispatchReport,
     backoff_delay,
     claim_queued,
@@ -499,23 +500,28 @@ def test_a_crash_between_send_and_commit_sends_again_once_the_lease_runs_out(
     assert load(sessions, message_id).status == MessageStatus.SENT
 
 
+def queue_claimed(sessions: sessionmaker[Session], key: str, claimed_at: datetime) -> Claimed:
+    """A registrant's DM for test `key`, queued and claimed by its writer at `claimed_at`."""
+    with sessions.begin() as session:
+        message = outbox_service.enqueue(
+            session,
+            kind="registered",
+            recipient="U0OWNER",
+            text=f"{key} is registered",
+            dedupe_key=f"registered:{key}",
+            at=NOW,
+        )
+        assert message is not None
+        return claim_queued(session, message, wall_time=claimed_at)
+
+
 def test_a_message_claimed_by_its_writer_is_sent_by_it_and_by_nobody_else(
     sessions: sessionmaker[Session],
 ) -> None:
     """A registrant's DM is claimed in the registration's transaction and sent by its
     writer right after the commit: a dispatcher running meanwhile leaves it alone."""
     claimed_at = datetime.now(UTC)
-    with sessions.begin() as session:
-        message = outbox_service.enqueue(
-            session,
-            kind="registered",
-            recipient="U0OWNER",
-            text="T-7 is registered",
-            dedupe_key="registered:T-7",
-            at=NOW,
-        )
-        assert message is not None
-        claimed = claim_queued(session, message, wall_time=claimed_at)
+    claimed = queue_claimed(sessions, "T-7", claimed_at)
     others = RecordingNotifier()
     assert dispatch(sessions, others, NOW, clock=lambda: claimed_at) == DispatchReport()
     writer = RecordingNotifier()
@@ -530,17 +536,7 @@ def test_a_claimed_message_whose_writer_died_is_sent_once_the_lease_runs_out(
     sessions: sessionmaker[Session],
 ) -> None:
     claimed_at = datetime.now(UTC)
-    with sessions.begin() as session:
-        message = outbox_service.enqueue(
-            session,
-            kind="registered",
-            recipient="U0OWNER",
-            text="T-8 is registered",
-            dedupe_key="registered:T-8",
-            at=NOW,
-        )
-        assert message is not None
-        claim_queued(session, message, wall_time=claimed_at)
+    queue_claimed(sessions, "T-8", claimed_at)
     notifier = RecordingNotifier()
     within = claimed_at + LEASE - SECOND
     assert dispatch(sessions, notifier, NOW, clock=lambda: within) == DispatchReport()
@@ -552,17 +548,7 @@ def test_a_claimed_message_whose_writer_died_is_sent_once_the_lease_runs_out(
 def test_a_claimed_message_that_fails_is_retried_like_any_other(
     sessions: sessionmaker[Session],
 ) -> None:
-    with sessions.begin() as session:
-        message = outbox_service.enqueue(
-            session,
-            kind="registered",
-            recipient="U0OWNER",
-            text="T-9 is registered",
-            dedupe_key="registered:T-9",
-            at=NOW,
-        )
-        assert message is not None
-        claimed = claim_queued(session, message, wall_time=datetime.now(UTC))
+    claimed = queue_claimed(sessions, "T-9", datetime.now(UTC))
     assert deliver_claimed(sessions, FailingNotifier(), claimed, now=NOW) == "retried"
     failed = load(sessions, claimed.delivery.message_id)
     assert (failed.status, failed.attempts, failed.claimed_by) == (MessageStatus.PENDING, 1, None)

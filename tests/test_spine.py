@@ -176,6 +176,28 @@ STATUSES = st.sampled_from(
 )
 
 
+def _registered(
+    session: Session,
+    items: list[Any],
+    data: st.DataObject,
+    *,
+    leaving_out: frozenset[int] = frozenset(),
+) -> list[Experiment]:
+    """`items` (but the numbers `leaving_out`) registered in number order, each in a state
+    drawn from `STATUSES`."""
+    return [
+        experiment_service.create(
+            session,
+            number=item.number,
+            spec=item.spec,
+            status=data.draw(STATUSES),
+            actor=item.spec.owner,
+        )
+        for item in sorted(items, key=lambda i: i.number)
+        if item.number not in leaving_out
+    ]
+
+
 @settings(
     max_examples=150,
     deadline=None,
@@ -197,17 +219,7 @@ def test_the_slot_a_registrant_is_told_is_the_one_a_full_plan_gives(
         # its number, so the late ones take any numbers).
         late_count = data.draw(st.integers(1, min(3, len(items) - 1)))
         late_numbers = set(data.draw(st.permutations([i.number for i in items]))[:late_count])
-        rows = [
-            experiment_service.create(
-                session,
-                number=item.number,
-                spec=item.spec,
-                status=data.draw(STATUSES),
-                actor=item.spec.owner,
-            )
-            for item in sorted(items, key=lambda i: i.number)
-            if item.number not in late_numbers
-        ]
+        rows = _registered(session, items, data, leaving_out=frozenset(late_numbers))
         recheck_all(session, ctx)  # the stored plan
         change_one: bool = data.draw(st.booleans())
         if rows and change_one:  # a planned test changes after the plan
@@ -259,16 +271,7 @@ def test_slots_stay_those_of_a_full_plan_through_any_changes(
     ctx = replace(CTX, now=CTX.now + timedelta(microseconds=next(MOMENTS)))
     nested = session.begin_nested()
     try:
-        rows = [
-            experiment_service.create(
-                session,
-                number=item.number,
-                spec=item.spec,
-                status=data.draw(STATUSES),
-                actor=item.spec.owner,
-            )
-            for item in sorted(items, key=lambda i: i.number)
-        ]
+        rows = _registered(session, items, data)
         flows.record_change(session, ctx, rows)  # as an import does
         recheck_all(session, ctx)  # the stored plan the working plan starts from
         for position, change, amount in changes:
