@@ -29,16 +29,8 @@ def enqueue(
     never sent for a change that did not happen, nor lost for one that did. It is due `at`
     the moment of that change (the service clock), else now.
     """
-    statement = insert_unless_present(
-        session,
-        OutboxMessage,
-        dedupe_key=dedupe_key,
-        kind=kind,
-        recipient=recipient,
-        text=text,
-        payload=payload or {},
-        next_attempt_at=at or utcnow(),
-    )
+    new = NewMessage(kind, recipient, text, dedupe_key, payload or {}, at)
+    statement = insert_unless_present(session, OutboxMessage, **new.row(utcnow()))
     # One statement: a message already queued (by this transaction or another) stays as it
     # was, and a concurrent writer of the same key makes this one wait, then do nothing.
     message: OutboxMessage | None = session.scalar(statement.returning(OutboxMessage))
@@ -54,7 +46,18 @@ class NewMessage:
     text: str
     dedupe_key: str
     payload: dict[str, Any] = field(default_factory=dict)
-    at: datetime | None = None
+    at: datetime | None = None  # when it is due (None: now)
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        """Its columns in the outbox, due `now` unless it says when."""
+        return {
+            "dedupe_key": self.dedupe_key,
+            "kind": self.kind,
+            "recipient": self.recipient,
+            "text": self.text,
+            "payload": self.payload,
+            "next_attempt_at": self.at or now,
+        }
 
 
 def enqueue_all(session: Session, messages: Sequence[NewMessage]) -> None:
@@ -64,15 +67,5 @@ def enqueue_all(session: Session, messages: Sequence[NewMessage]) -> None:
     if not messages:
         return
     now = utcnow()
-    rows = [
-        {
-            "dedupe_key": message.dedupe_key,
-            "kind": message.kind,
-            "recipient": message.recipient,
-            "text": message.text,
-            "payload": message.payload,
-            "next_attempt_at": message.at or now,
-        }
-        for message in messages
-    ]
+    rows = [message.row(now) for message in messages]
     session.execute(insert_rows_unless_present(session, OutboxMessage, rows))

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +29,9 @@ from tower.pipeline.models import REGISTRY_STATE_ID, PlanEntry, RegistryState
 from tower.pipeline.ranking import RankOrder
 from tower.pipeline.registry import RegistryMark
 from tower.policy import Policy
+
+if TYPE_CHECKING:  # it builds on the index: imported for the type only
+    from tower.pipeline.working_plan import WorkingPlan
 
 
 def portfolio_item(experiment: Experiment) -> PortfolioItem:
@@ -68,7 +72,7 @@ class PortfolioIndex:
         self.lock = threading.RLock()
         # Every slot as of the last one worked out (`working_plan`), guarded by its own lock
         # so that a slot, worked out on a `view`, never holds up a change.
-        self.working_plan: object | None = None
+        self.working_plan: WorkingPlan | None = None
         self.plan_lock = threading.Lock()
 
     def catch_up(self, session: Session, mark: RegistryMark) -> None:

@@ -55,11 +55,6 @@ class Slot:
     def __post_init__(self) -> None:
         object.__setattr__(self, "live", self.footprint.item.status == ExperimentStatus.LIVE)
 
-    @property
-    def decided_until(self) -> int | None:
-        """The last day whose blockers decided this slot (None: every day did)."""
-        return None if self.window is None else self.window.end
-
 
 class _Filing:
     """Where a footprint is filed, and where what it could meet is read: each of its
@@ -163,24 +158,24 @@ class ReachShelves:
         self._for_good: dict[Shelf, list[Slot]] = defaultdict(list)
 
     def file(self, slot: Slot) -> None:
-        first, last = self.span(slot)
-        for shelf in self.filing.shelves(slot.footprint, filing=True):
-            if last is None:
-                self._for_good[shelf].append(slot)
-                continue
-            weeks = self._by_week[shelf]
-            for week in range(first // self.days, last // self.days + 1):
-                weeks[week].append(slot)
+        for filed in self._lists(slot):
+            filed.append(slot)
 
     def remove(self, slot: Slot) -> None:
+        for filed in self._lists(slot):
+            filed.remove(slot)
+
+    def _lists(self, slot: Slot) -> Iterator[list[Slot]]:
+        """The lists `slot` is filed in: per shelf, its weeks, or those for good."""
         first, last = self.span(slot)
         for shelf in self.filing.shelves(slot.footprint, filing=True):
             if last is None:
-                self._for_good[shelf].remove(slot)
-                continue
-            weeks = self._by_week[shelf]
-            for week in range(first // self.days, last // self.days + 1):
-                weeks[week].remove(slot)
+                yield self._for_good[shelf]
+            else:
+                weeks = self._by_week[shelf]
+                yield from (
+                    weeks[week] for week in range(first // self.days, last // self.days + 1)
+                )
 
     def find(self, window: Footprint) -> Iterator[Slot]:
         """Slots `window` could reach (on a capped channel: within its margin of days); a
@@ -272,7 +267,7 @@ def working_plan(
     `stored` plan for `view` on first use and when the ranks were scored for another day
     since."""
     plan = index.working_plan
-    if not isinstance(plan, WorkingPlan) or plan.scored_on != view.scored_on:
+    if plan is None or plan.scored_on != view.scored_on:
         plan = _from_stored(view, stored())
         index.working_plan = plan
     return plan
