@@ -153,9 +153,11 @@ def insert_unless_present(session: Session, model: type[Base], **values: Any) ->
 
 def insert_rows_unless_present(
     session: Session, model: type[Base], rows: Sequence[dict[str, Any]]
-) -> Any:
-    """`insert_unless_present` of many rows in one statement."""
-    return _insert(session)(model).values(list(rows)).on_conflict_do_nothing()
+) -> None:
+    """`insert_unless_present` of many rows, sent together (one statement, compiled once
+    whatever the number of rows, executed for each)."""
+    if rows:
+        session.execute(_insert(session)(model).on_conflict_do_nothing(), list(rows))
 
 
 def _insert(session: Session) -> Any:

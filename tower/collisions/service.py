@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import ColumnElement, Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, insert, select
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
 from tower.collisions.models import Collision, collision_experiments
@@ -34,12 +35,13 @@ class CollisionActionError(TowerError):
 
 @dataclass
 class SyncReport:
-    """What a re-check changed, by collision record."""
+    """What a re-check changed, by collision record; `kept`: the ids of the records that
+    still hold (read as rows, so no object is built for a record that stays as it was)."""
 
     opened: list[Collision] = field(default_factory=list)
     reopened: list[Collision] = field(default_factory=list)
     resolved: list[Collision] = field(default_factory=list)
-    kept: list[Collision] = field(default_factory=list)
+    kept: list[int] = field(default_factory=list)
 
 
 class CollisionFacts(Protocol):
@@ -94,56 +96,104 @@ def match_records(
     """Make the records in `scope` (None: the whole portfolio) match `findings`, which must
     be every finding in scope.
 
+    The live records are read as rows and compared with their findings; only those that
+    open, reopen, resolve or now say something else become objects and are written.
     Only `tower.collisions.flows.reconcile` calls this: it announces what opened and
     resolved in the same transaction, so no record is ever opened unannounced.
     """
     now = utcnow()
     report = SyncReport()
-    live = _live_records(session, None) if scope is None else _records_in(session, scope)
+    live = _stored_in(session, scope)
     found = {finding.fingerprint: finding for finding in findings}
     missing = [fp for fp in found if fp not in live]
-    if scope is None:  # the whole portfolio: any resolved record may come back
-        resolved = select(Collision).where(Collision.status == CollisionStatus.RESOLVED)
-        known = {record.fingerprint: record for record in session.scalars(resolved)}
-    else:
-        known = _records_by_fingerprint(session, missing)
+    known = _records_by_fingerprint(session, missing)  # resolved ones that may come back
     numbers = {parse_key(key) for fp in missing for key in found[fp].keys}
     experiments = {
         e.key: e
         for e in session.scalars(select(Experiment).where(Experiment.number.in_(list(numbers))))
     }
+    restated: dict[int, tuple[Finding, dict[str, Any]]] = {}
+    opening: list[tuple[Finding, dict[str, Any]]] = []
     for fingerprint, finding in found.items():
-        record = live.pop(fingerprint, None) or known.get(fingerprint)
         facts = details(finding)
-        if record is None:
-            record = Collision(
-                fingerprint=fingerprint,
-                kind=finding.kind,
-                severity=finding.severity,
-                status=CollisionStatus.OPEN,
-                agile_vs_bau=finding.agile_vs_bau,
-                explanation=finding.explanation,
-                details=facts,
-                experiments=[experiments[key] for key in finding.keys if key in experiments],
-            )
-            session.add(record)
-            report.opened.append(record)
+        stored = live.pop(fingerprint, None)
+        if stored is not None:
+            report.kept.append(stored.id)
+            if not stored.says(finding, facts):
+                restated[stored.id] = (finding, facts)
             continue
-        elif record.status == CollisionStatus.RESOLVED:
+        record = known.get(fingerprint)
+        if record is None:
+            opening.append((finding, facts))
+        else:
             # A clash that comes back is a new problem: earlier acknowledgements and waivers
             # were about the old one.
             record.status, record.resolved_at = CollisionStatus.OPEN, None
             record.acknowledged_by = record.waived_by = record.waiver_reason = None
             record.acknowledged_at = None
             report.reopened.append(record)
-        else:
-            report.kept.append(record)
-        _describe(record, finding, facts)
-    for record in live.values():
+            _describe(record, finding, facts)
+    report.opened = _open(session, opening, experiments)
+    for record in _records_by_id(session, restated):
+        _describe(record, *restated[record.id])
+    for record in _records_by_id(session, [stored.id for stored in live.values()]):
         record.status, record.resolved_at = CollisionStatus.RESOLVED, now
         report.resolved.append(record)
     session.flush()
     return report
+
+
+def _open(
+    session: Session,
+    opening: Sequence[tuple[Finding, dict[str, Any]]],
+    experiments: Mapping[str, Experiment],
+) -> list[Collision]:
+    """New records for `opening` (findings with their details), inserted as rows at once
+    (a resync may open thousands) and returned as objects that know their tests."""
+    if not opening:
+        return []
+    rows = [
+        {
+            "fingerprint": finding.fingerprint,
+            "kind": finding.kind,
+            "severity": finding.severity,
+            "status": CollisionStatus.OPEN,
+            "agile_vs_bau": finding.agile_vs_bau,
+            "explanation": finding.explanation,
+            "details": facts,
+        }
+        for finding, facts in opening
+    ]
+    inserted = insert(Collision).returning(Collision, sort_by_parameter_order=True)
+    records = list(session.scalars(inserted, rows))
+    links: list[dict[str, int]] = []
+    for record, (finding, _) in zip(records, opening, strict=True):
+        tests = [experiments[key] for key in finding.keys if key in experiments]
+        set_committed_value(record, "experiments", tests)
+        links += [{"collision_id": record.id, "experiment_id": test.id} for test in tests]
+    if links:
+        session.execute(insert(collision_experiments), links)
+    return records
+
+
+class _Stored(NamedTuple):
+    """A live record's facts as stored, read as a row."""
+
+    id: int
+    fingerprint: str
+    severity: Severity
+    agile_vs_bau: bool
+    explanation: str
+    details: dict[str, Any]
+
+    def says(self, finding: Finding, details: dict[str, Any]) -> bool:
+        """Whether the record already says what `finding` (with `details`) says."""
+        return (
+            self.severity == finding.severity
+            and self.agile_vs_bau == finding.agile_vs_bau
+            and self.explanation == finding.explanation
+            and self.details == details
+        )
 
 
 def _describe(record: Collision, finding: Finding, details: dict[str, Any]) -> None:
@@ -158,18 +208,18 @@ def _describe(record: Collision, finding: Finding, details: dict[str, Any]) -> N
         record.details = details
 
 
-def _live_records(
-    session: Session,
+def _live(
+    query: Select[Any],
     scope: Collection[str] | None,
     statuses: Collection[CollisionStatus] = LIVE_STATUSES,
     kinds: Collection[CollisionKind] = (),
     *,
     inside: bool = False,
-) -> dict[str, Collision]:
-    """Open, acknowledged and waived records (or `statuses`), of the tests in `scope`
-    (None: all), of `kinds` (all kinds when empty); `inside`: only those involving no
-    other test."""
-    query = select(Collision).where(Collision.status.in_(list(statuses)))
+) -> Select[Any]:
+    """`query` narrowed to open, acknowledged and waived records (or `statuses`), of the
+    tests in `scope` (None: all), of `kinds` (all kinds when empty); `inside`: only those
+    involving no other test."""
+    query = query.where(Collision.status.in_(list(statuses)))
     if kinds:
         query = query.where(Collision.kind.in_(list(kinds)))
     if scope is not None:
@@ -179,7 +229,31 @@ def _live_records(
             others = Experiment.number.not_in(numbers)
             own = collision_experiments.c.collision_id == Collision.id
             query = query.where(~_involving(others).where(own).exists())
+    return query
+
+
+def _live_records(
+    session: Session,
+    scope: Collection[str] | None,
+    statuses: Collection[CollisionStatus] = LIVE_STATUSES,
+    kinds: Collection[CollisionKind] = (),
+) -> dict[str, Collision]:
+    """The records `_live` narrows to, by fingerprint."""
+    query = _live(select(Collision), scope, statuses, kinds)
     return {record.fingerprint: record for record in session.scalars(query)}
+
+
+def _stored(
+    session: Session,
+    scope: Collection[str] | None,
+    kinds: Collection[CollisionKind] = (),
+    *,
+    inside: bool = False,
+) -> dict[str, _Stored]:
+    """The live records `_live` narrows to, as rows by fingerprint."""
+    columns = [getattr(Collision, name) for name in _Stored._fields]
+    query = _live(select(*columns), scope, kinds=kinds, inside=inside)
+    return {row.fingerprint: _Stored(*row) for row in session.execute(query)}
 
 
 def _involving(tests: ColumnElement[bool]) -> Select[tuple[int]]:
@@ -191,17 +265,20 @@ def _involving(tests: ColumnElement[bool]) -> Select[tuple[int]]:
     )
 
 
-def _records_in(session: Session, scope: RecordScope) -> dict[str, Collision]:
-    """The live records in `scope`: read by kind, so a member's other clashes stay unread."""
-    found = _live_records(session, scope.keys)
+def _stored_in(session: Session, scope: RecordScope | None) -> dict[str, _Stored]:
+    """The live records in `scope` (None: all) as rows: read by kind, so a member's other
+    clashes stay unread."""
+    if scope is None:
+        return _stored(session, None)
+    found = _stored(session, scope.keys)
     for kind, keys in scope.by_kind.items():
         if keys:
-            found.update(_live_records(session, keys, kinds=[kind]))
+            found.update(_stored(session, keys, kinds=[kind]))
     for kind, crowds in scope.within.items():
-        inside = _live_records(session, frozenset().union(*crowds), kinds=[kind], inside=True)
-        for fingerprint, record in inside.items():
-            if any(set(keys_of(record)) <= crowd for crowd in crowds):
-                found[fingerprint] = record
+        inside = _stored(session, frozenset().union(*crowds), kinds=[kind], inside=True)
+        for fingerprint, row in inside.items():
+            if any(set(row.details.get("keys", [])) <= crowd for crowd in crowds):
+                found[fingerprint] = row
     return found
 
 
@@ -219,12 +296,28 @@ def live_records(
     return list(_live_records(session, keys, kinds=kinds).values())
 
 
+_CHUNK = 500  # values in one IN (...) list
+
+
 def _records_by_fingerprint(session: Session, fingerprints: list[str]) -> dict[str, Collision]:
     found: dict[str, Collision] = {}
-    for start in range(0, len(fingerprints), 500):
-        chunk = fingerprints[start : start + 500]
-        query = select(Collision).where(Collision.fingerprint.in_(chunk))
+    for start in range(0, len(fingerprints), _CHUNK):
+        chunk = fingerprints[start : start + _CHUNK]
+        query = (
+            select(Collision)
+            .where(Collision.fingerprint.in_(chunk))
+            .options(selectinload(Collision.experiments))  # a reopened one is announced
+        )
         found.update((record.fingerprint, record) for record in session.scalars(query))
+    return found
+
+
+def _records_by_id(session: Session, ids: Collection[int]) -> list[Collision]:
+    found: list[Collision] = []
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), _CHUNK):
+        query = select(Collision).where(Collision.id.in_(ordered[start : start + _CHUNK]))
+        found += session.scalars(query.order_by(Collision.id))
     return found
 
 

@@ -275,6 +275,10 @@ class PairDetector:
                 for name, step in self.rules.steps_of(new):
                     funnels[name][step].insert(new)
 
+    def index_funnels(self) -> None:
+        """Index the tests on each funnel step now rather than on the first funnel check."""
+        self._funnel_steps  # noqa: B018 (a cached property, built by reading it)
+
     @cached_property
     def _funnel_steps(self) -> dict[str, list[DaySchedule]]:
         """Per funnel, the tests on each step (indexed when funnels are first asked about)."""

@@ -62,8 +62,10 @@ class CollisionEngine:
 
     def prepare_checks(self) -> None:
         """Build now the indexes checks would build on first use (a scan builds the crowds
-        already): the tests on or inside each node, and each node's capacity crowd."""
+        already): the tests on or inside each node, each node's capacity crowd, and the
+        tests on each funnel step."""
         self.pairs.schedule.index_nested()
+        self.pairs.index_funnels()
         self.capacity.build()
 
     @without_collector

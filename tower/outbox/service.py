@@ -61,11 +61,10 @@ class NewMessage:
 
 
 def enqueue_all(session: Session, messages: Sequence[NewMessage]) -> None:
-    """Queue `messages` in one statement, each unless one with its dedupe key exists (as
-    `enqueue`, in the caller's transaction): a change that tells many people costs one
-    round trip."""
+    """Queue `messages` together, each unless one with its dedupe key exists (as
+    `enqueue`, in the caller's transaction)."""
     if not messages:
         return
     now = utcnow()
     rows = [message.row(now) for message in messages]
-    session.execute(insert_rows_unless_present(session, OutboxMessage, rows))
+    insert_rows_unless_present(session, OutboxMessage, rows)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+import weakref
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, event, select
@@ -38,9 +40,19 @@ class RegistryMark:
     stamp: str
 
 
+_fingerprints: dict[int, tuple[weakref.ref[Policy], str]] = {}
+
+
 def policy_fingerprint(policy: Policy) -> str:
-    """A short digest of everything the policy says: equal policies, equal fingerprints."""
-    return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:32]
+    """A short digest of everything the policy says: equal policies, equal fingerprints.
+    A policy is frozen, so its digest is worked out once (each change asks for it)."""
+    known = _fingerprints.get(id(policy))
+    if known is not None and known[0]() is policy:
+        return known[1]
+    digest = hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:32]
+    forget = partial(_fingerprints.pop, id(policy), None)
+    _fingerprints[id(policy)] = (weakref.ref(policy, lambda _: forget()), digest)
+    return digest
 
 
 def change_stamp(session: Session) -> str:

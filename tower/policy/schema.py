@@ -363,7 +363,15 @@ class Policy(BaseModel):
 
     def team(self, key: str) -> Team | None:
         """The team with this key, if the policy has one."""
-        return next((team for team in self.teams if team.key == key), None)
+        # Looked up often (every collision names its teams): through a dict made once per
+        # list of teams (a copy of the policy with other teams gets its own).
+        made = self.__dict__.get("_teams_by_key")
+        if made is None or made[0] is not self.teams:
+            by_key: dict[str, Team] = {}
+            for team in self.teams:
+                by_key.setdefault(team.key, team)
+            made = self.__dict__["_teams_by_key"] = (self.teams, by_key)
+        return made[1].get(key)
 
     def teams_of(self, user: str) -> list[Team]:
         """The teams this Slack user belongs to."""

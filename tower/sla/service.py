@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -134,34 +134,40 @@ def handle_collisions_event(
     for sla in policy.sla:
         if event not in (sla.start, *sla.pause, *sla.resume, *sla.stop):
             continue
-        targets = [target for c in collisions for target in _targets(sla, None, c)]
-        active = _active_clocks_of(session, sla, [c.id for c in collisions])
+        ids = [c.id for c in collisions]
+        if event in sla.stop and event not in (sla.start, *sla.pause, *sla.resume):
+            _stop_clocks_of(session, sla, ids, moment)
+            continue
+        active = _active_clocks_of(session, sla, ids)
         for clock in active:
             _apply(clock, sla, event, calendar, moment)
         if event != sla.start:
             continue
+        targets = [target for c in collisions for target in _targets(sla, None, c)]
         busy = {clock.subject for clock in active}
         waiting = [target for target in targets if target.subject not in busy]
         cycles = _last_cycles(session, sla, [target.subject for target in waiting])
         hours = sla.target_hours(policy.calendar)
         due_at = calendar.add(moment, hours)
-        session.add_all(
-            SlaClock(
-                policy_key=sla.key,
-                subject=target.subject,
-                experiment_id=target.experiment_id,
-                collision_id=target.collision_id,
-                team=target.team,
-                cycle=cycles.get(target.subject, 0) + 1,
-                state=ClockState.RUNNING,
-                started_at=moment,
-                due_at=due_at,
-                target_hours=hours,
-                warned=0,
-                escalations=0,
-            )
+        rows = [
+            {
+                "policy_key": sla.key,
+                "subject": target.subject,
+                "experiment_id": target.experiment_id,
+                "collision_id": target.collision_id,
+                "team": target.team,
+                "cycle": cycles.get(target.subject, 0) + 1,
+                "state": ClockState.RUNNING,
+                "started_at": moment,
+                "due_at": due_at,
+                "target_hours": hours,
+                "warned": 0,
+                "escalations": 0,
+            }
             for target in waiting
-        )
+        ]
+        if rows:  # as rows, not objects: a resync may start thousands
+            session.execute(insert(SlaClock), rows)
     session.flush()
 
 
@@ -194,6 +200,24 @@ def _active_clocks_of(session: Session, sla: SlaPolicy, collision_ids: list[int]
         )
         found += session.scalars(query)
     return found
+
+
+def _stop_clocks_of(
+    session: Session, sla: SlaPolicy, collision_ids: list[int], moment: datetime
+) -> None:
+    """Stop every running or paused clock of `sla` on the collisions `collision_ids`, in
+    place (a change resolving hundreds of collisions builds no object per clock)."""
+    for start in range(0, len(collision_ids), _CHUNK):
+        chunk = collision_ids[start : start + _CHUNK]
+        session.execute(
+            update(SlaClock)
+            .where(
+                SlaClock.policy_key == sla.key,
+                SlaClock.state.in_(ACTIVE_STATES),
+                SlaClock.collision_id.in_(chunk),
+            )
+            .values(state=ClockState.STOPPED, stopped_at=moment)
+        )
 
 
 def _last_cycles(session: Session, sla: SlaPolicy, subjects: list[str]) -> dict[str, int]:
