@@ -7,7 +7,7 @@ records of the tests it touched; a resync matches them all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -103,40 +103,46 @@ def match_records(
     """
     now = utcnow()
     report = SyncReport()
-    live = _stored_in(session, scope)
     found = {finding.fingerprint: finding for finding in findings}
-    missing = [fp for fp in found if fp not in live]
+    restated: dict[int, tuple[Finding, dict[str, Any]]] = {}
+    leaving: list[int] = []
+    matched: set[str] = set()
+    for stored in _stored_in(session, scope):  # streamed: a resync reads them all
+        finding = found.get(stored.fingerprint)
+        if finding is None:
+            leaving.append(stored.id)
+            continue
+        report.kept.append(stored.id)
+        matched.add(stored.fingerprint)
+        facts = details(finding)
+        if not stored.says(finding, facts):
+            restated[stored.id] = (finding, facts)
+    missing = [fp for fp in found if fp not in matched]
     known = _records_by_fingerprint(session, missing)  # resolved ones that may come back
     numbers = {parse_key(key) for fp in missing for key in found[fp].keys}
     experiments = {
         e.key: e
         for e in session.scalars(select(Experiment).where(Experiment.number.in_(list(numbers))))
     }
-    restated: dict[int, tuple[Finding, dict[str, Any]]] = {}
     opening: list[tuple[Finding, dict[str, Any]]] = []
-    for fingerprint, finding in found.items():
+    for fingerprint in missing:
+        finding = found[fingerprint]
         facts = details(finding)
-        stored = live.pop(fingerprint, None)
-        if stored is not None:
-            report.kept.append(stored.id)
-            if not stored.says(finding, facts):
-                restated[stored.id] = (finding, facts)
-            continue
         record = known.get(fingerprint)
         if record is None:
             opening.append((finding, facts))
-        else:
-            # A clash that comes back is a new problem: earlier acknowledgements and waivers
-            # were about the old one.
-            record.status, record.resolved_at = CollisionStatus.OPEN, None
-            record.acknowledged_by = record.waived_by = record.waiver_reason = None
-            record.acknowledged_at = None
-            report.reopened.append(record)
-            _describe(record, finding, facts)
+            continue
+        # A clash that comes back is a new problem: earlier acknowledgements and waivers
+        # were about the old one.
+        record.status, record.resolved_at = CollisionStatus.OPEN, None
+        record.acknowledged_by = record.waived_by = record.waiver_reason = None
+        record.acknowledged_at = None
+        report.reopened.append(record)
+        _describe(record, finding, facts)
     report.opened = _open(session, opening, experiments)
     for record in _records_by_id(session, restated):
         _describe(record, *restated[record.id])
-    for record in _records_by_id(session, [stored.id for stored in live.values()]):
+    for record in _records_by_id(session, leaving):
         record.status, record.resolved_at = CollisionStatus.RESOLVED, now
         report.resolved.append(record)
     session.flush()
@@ -148,31 +154,33 @@ def _open(
     opening: Sequence[tuple[Finding, dict[str, Any]]],
     experiments: Mapping[str, Experiment],
 ) -> list[Collision]:
-    """New records for `opening` (findings with their details), inserted as rows at once
-    (a resync may open thousands) and returned as objects that know their tests."""
-    if not opening:
-        return []
-    rows = [
-        {
-            "fingerprint": finding.fingerprint,
-            "kind": finding.kind,
-            "severity": finding.severity,
-            "status": CollisionStatus.OPEN,
-            "agile_vs_bau": finding.agile_vs_bau,
-            "explanation": finding.explanation,
-            "details": facts,
-        }
-        for finding, facts in opening
-    ]
+    """New records for `opening` (findings with their details), inserted as rows a batch
+    at a time (a resync may open thousands) and returned as objects that know their tests."""
+    records: list[Collision] = []
     inserted = insert(Collision).returning(Collision, sort_by_parameter_order=True)
-    records = list(session.scalars(inserted, rows))
-    links: list[dict[str, int]] = []
-    for record, (finding, _) in zip(records, opening, strict=True):
-        tests = [experiments[key] for key in finding.keys if key in experiments]
-        set_committed_value(record, "experiments", tests)
-        links += [{"collision_id": record.id, "experiment_id": test.id} for test in tests]
-    if links:
-        session.execute(insert(collision_experiments), links)
+    for start in range(0, len(opening), _CHUNK):
+        batch = opening[start : start + _CHUNK]
+        rows = [
+            {
+                "fingerprint": finding.fingerprint,
+                "kind": finding.kind,
+                "severity": finding.severity,
+                "status": CollisionStatus.OPEN,
+                "agile_vs_bau": finding.agile_vs_bau,
+                "explanation": finding.explanation,
+                "details": facts,
+            }
+            for finding, facts in batch
+        ]
+        links: list[dict[str, int]] = []
+        for record, (finding, facts) in zip(session.scalars(inserted, rows), batch, strict=True):
+            tests = [experiments[key] for key in finding.keys if key in experiments]
+            set_committed_value(record, "experiments", tests)
+            set_committed_value(record, "details", facts)  # not the copy read back
+            links += [{"collision_id": record.id, "experiment_id": test.id} for test in tests]
+            records.append(record)
+        if links:
+            session.execute(insert(collision_experiments), links)
     return records
 
 
@@ -249,11 +257,12 @@ def _stored(
     kinds: Collection[CollisionKind] = (),
     *,
     inside: bool = False,
-) -> dict[str, _Stored]:
-    """The live records `_live` narrows to, as rows by fingerprint."""
+) -> Iterator[_Stored]:
+    """The live records `_live` narrows to, as rows, read a batch at a time."""
     columns = [getattr(Collision, name) for name in _Stored._fields]
     query = _live(select(*columns), scope, kinds=kinds, inside=inside)
-    return {row.fingerprint: _Stored(*row) for row in session.execute(query)}
+    for row in session.execute(query.execution_options(yield_per=_CHUNK)):
+        yield _Stored(*row)
 
 
 def _involving(tests: ColumnElement[bool]) -> Select[tuple[int]]:
@@ -265,21 +274,28 @@ def _involving(tests: ColumnElement[bool]) -> Select[tuple[int]]:
     )
 
 
-def _stored_in(session: Session, scope: RecordScope | None) -> dict[str, _Stored]:
-    """The live records in `scope` (None: all) as rows: read by kind, so a member's other
-    clashes stay unread."""
+def _stored_in(session: Session, scope: RecordScope | None) -> Iterator[_Stored]:
+    """The live records in `scope` (None: all) as rows, each once: read by kind, so a
+    member's other clashes stay unread."""
     if scope is None:
-        return _stored(session, None)
-    found = _stored(session, scope.keys)
-    for kind, keys in scope.by_kind.items():
-        if keys:
-            found.update(_stored(session, keys, kinds=[kind]))
+        yield from _stored(session, None)
+        return
+    seen: set[int] = set()
+    for row in _stored(session, scope.keys):
+        seen.add(row.id)
+        yield row
+    for kind, members in scope.by_kind.items():
+        if members:
+            for row in _stored(session, members, kinds=[kind]):
+                if row.id not in seen:
+                    seen.add(row.id)
+                    yield row
     for kind, crowds in scope.within.items():
-        inside = _stored(session, frozenset().union(*crowds), kinds=[kind], inside=True)
-        for fingerprint, row in inside.items():
-            if any(set(row.details.get("keys", [])) <= crowd for crowd in crowds):
-                found[fingerprint] = row
-    return found
+        for row in _stored(session, frozenset().union(*crowds), kinds=[kind], inside=True):
+            tests = set(row.details.get("keys", []))
+            if row.id not in seen and any(tests <= crowd for crowd in crowds):
+                seen.add(row.id)
+                yield row
 
 
 def records_involving(

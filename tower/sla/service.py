@@ -149,24 +149,25 @@ def handle_collisions_event(
         cycles = _last_cycles(session, sla, [target.subject for target in waiting])
         hours = sla.target_hours(policy.calendar)
         due_at = calendar.add(moment, hours)
-        rows = [
-            {
-                "policy_key": sla.key,
-                "subject": target.subject,
-                "experiment_id": target.experiment_id,
-                "collision_id": target.collision_id,
-                "team": target.team,
-                "cycle": cycles.get(target.subject, 0) + 1,
-                "state": ClockState.RUNNING,
-                "started_at": moment,
-                "due_at": due_at,
-                "target_hours": hours,
-                "warned": 0,
-                "escalations": 0,
-            }
-            for target in waiting
-        ]
-        if rows:  # as rows, not objects: a resync may start thousands
+        # Written as rows, a batch at a time: a resync may start tens of thousands.
+        for start in range(0, len(waiting), _CHUNK):
+            rows = [
+                {
+                    "policy_key": sla.key,
+                    "subject": target.subject,
+                    "experiment_id": target.experiment_id,
+                    "collision_id": target.collision_id,
+                    "team": target.team,
+                    "cycle": cycles.get(target.subject, 0) + 1,
+                    "state": ClockState.RUNNING,
+                    "started_at": moment,
+                    "due_at": due_at,
+                    "target_hours": hours,
+                    "warned": 0,
+                    "escalations": 0,
+                }
+                for target in waiting[start : start + _CHUNK]
+            ]
             session.execute(insert(SlaClock), rows)
     session.flush()
 
@@ -336,8 +337,11 @@ def sweep(
     moment = _aware(now, "now")
     policies = {sla.key: sla for sla in policy.sla}
     report = SweepReport()
-    running = session.scalars(
-        select(SlaClock).where(SlaClock.state == ClockState.RUNNING).order_by(SlaClock.id)
+    running = session.scalars(  # streamed: an imported portfolio runs tens of thousands
+        select(SlaClock)
+        .where(SlaClock.state == ClockState.RUNNING)
+        .order_by(SlaClock.id)
+        .execution_options(yield_per=_CHUNK)
     )
     for clock in running:
         sla = policies.get(clock.policy_key)
