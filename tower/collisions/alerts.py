@@ -11,12 +11,13 @@ announced it.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from tower.collisions.kinds import Severity
-from tower.collisions.models import Collision
+from tower.collisions.models import AnnouncedRecord
 from tower.collisions.service import format_ref, keys_of
 from tower.policy import Policy
 
@@ -35,8 +36,8 @@ class Summary:
     """One channel's summary of a batch of opened and resolved collisions."""
 
     recipient: str
-    opened: list[Collision]
-    resolved: list[Collision]
+    opened: list[AnnouncedRecord]
+    resolved: list[AnnouncedRecord]
 
     @property
     def dedupe_key(self) -> str:
@@ -60,8 +61,8 @@ class Summary:
             lines.append(f"and {rest} more (Show all)")
         return "\n".join(lines)
 
-    def most_urgent(self) -> list[Collision]:
-        return sorted(self.opened, key=urgency)[:SUMMARY_SHOWN]
+    def most_urgent(self) -> list[AnnouncedRecord]:
+        return heapq.nsmallest(SUMMARY_SHOWN, self.opened, key=urgency)
 
     def payload(self) -> dict[str, object]:
         return {
@@ -74,20 +75,20 @@ class Summary:
         }
 
 
-def urgency(record: Collision) -> tuple[int, str, str, int]:
+def urgency(record: AnnouncedRecord) -> tuple[int, str, str, int]:
     """Blocking first, then the earliest first shared day, then kind, then age."""
     first_day = str(record.details.get("first_day") or "")
     return (_SEVERITY_ORDER[record.severity], first_day, record.kind.value, record.id)
 
 
-def line_of(record: Collision) -> str:
+def line_of(record: AnnouncedRecord) -> str:
     """One line naming a collision: severity, kind, tests and days."""
     keys = " + ".join(keys_of(record))
     days = f"{record.details.get('first_day')} to {record.details.get('last_day')}"
     return f"{record.severity.value} {record.kind.value}, {keys}, {days}"
 
 
-def recipients(policy: Policy, record: Collision) -> list[str]:
+def recipients(policy: Policy, record: AnnouncedRecord) -> list[str]:
     """Each involved team's channel, then the tower channel, each once."""
     found: list[str] = []
     for team_key in record.details.get("teams", []):
@@ -101,8 +102,8 @@ def recipients(policy: Policy, record: Collision) -> list[str]:
 
 def summaries(
     policy: Policy,
-    opened: Sequence[Collision],
-    resolved: Sequence[Collision],
+    opened: Sequence[AnnouncedRecord],
+    resolved: Sequence[AnnouncedRecord],
     *,
     batch: bool,
 ) -> tuple[list[Summary], set[str]]:
@@ -126,8 +127,10 @@ def summaries(
     return found, grouped
 
 
-def _by_channel(policy: Policy, records: Iterable[Collision]) -> dict[str, list[Collision]]:
-    found: dict[str, list[Collision]] = defaultdict(list)
+def _by_channel(
+    policy: Policy, records: Iterable[AnnouncedRecord]
+) -> dict[str, list[AnnouncedRecord]]:
+    found: dict[str, list[AnnouncedRecord]] = defaultdict(list)
     for record in records:
         for channel in recipients(policy, record):
             found[channel].append(record)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from tower.collisions import alerts
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import Severity
-from tower.collisions.models import Collision
+from tower.collisions.models import AnnouncedRecord, Collision
 from tower.collisions.service import DetailWriter, RecordScope, SyncReport, format_ref
 from tower.context import ServiceContext
 from tower.engine.findings import Finding
@@ -44,8 +44,11 @@ def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batc
     """Queue alerts (or summaries) for blocking collisions that opened or resolved, and
     start or stop their clocks."""
     stamp = ctx.now.isoformat(timespec="seconds")
-    opened = [r for r in [*report.opened, *report.reopened] if r.severity == Severity.BLOCKING]
-    resolved = [r for r in report.resolved if r.severity == Severity.BLOCKING]
+    changed: list[AnnouncedRecord] = [*report.opened, *report.reopened]
+    opened = [r for r in changed if r.severity == Severity.BLOCKING]
+    resolved: list[AnnouncedRecord] = [
+        r for r in report.resolved if r.severity == Severity.BLOCKING
+    ]
     grouped, summarised = alerts.summaries(ctx.policy, opened, resolved, batch=batch)
     messages = [
         NewMessage(
@@ -148,7 +151,7 @@ def _tell(
 
 def _told(
     ctx: ServiceContext,
-    record: Collision,
+    record: AnnouncedRecord,
     kind: str,
     text: str,
     stamp: str,
@@ -179,8 +182,8 @@ def _told(
     ]
 
 
-def _opened_text(record: Collision) -> str:
-    owners = " ".join(sorted({f"<@{e.owner}>" for e in record.experiments}))
+def _opened_text(record: AnnouncedRecord) -> str:
+    owners = " ".join(f"<@{owner}>" for owner in record.owners)
     flag = " (agile vs BAU)" if record.agile_vs_bau else ""
     fixes = record.details.get("fixes", [])
     lines = [
@@ -191,6 +194,6 @@ def _opened_text(record: Collision) -> str:
     return "\n".join(lines)
 
 
-def _keys(record: Collision) -> list[str]:
+def _keys(record: AnnouncedRecord) -> list[str]:
     keys: list[str] = record.details.get("keys", [])
     return keys

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -25,7 +26,15 @@ collision_experiments = Table(
 )
 
 
-__all__ = ["Collision", "CollisionKind", "CollisionStatus", "Severity", "collision_experiments"]
+__all__ = [
+    "AnnouncedRecord",
+    "Collision",
+    "CollisionKind",
+    "CollisionStatus",
+    "OpenedRecord",
+    "Severity",
+    "collision_experiments",
+]
 
 
 class Collision(Base):
@@ -50,3 +59,56 @@ class Collision(Base):
     waiver_reason: Mapped[str | None] = mapped_column(Text)
 
     experiments: Mapped[list[Experiment]] = relationship(secondary=collision_experiments)
+
+    @property
+    def owners(self) -> list[str]:
+        """The owners of its tests."""
+        return sorted({test.owner for test in self.experiments})
+
+    @property
+    def teams(self) -> list[str]:
+        """The teams involved: those of its tests and those recorded with it."""
+        recorded = [str(team) for team in self.details.get("teams", [])]
+        return sorted({*recorded, *(test.team for test in self.experiments)})
+
+
+class AnnouncedRecord(Protocol):
+    """What announcing a collision and starting or stopping its clocks read of it: a stored
+    record, or one a re-check just opened."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> CollisionKind: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def agile_vs_bau(self) -> bool: ...
+    @property
+    def explanation(self) -> str: ...
+    @property
+    def details(self) -> dict[str, Any]: ...
+    @property
+    def owners(self) -> list[str]: ...
+    @property
+    def teams(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class OpenedRecord:
+    """A record a re-check opened, as written: a value, not an object of the session (a
+    resync or an import may open tens of thousands)."""
+
+    id: int
+    fingerprint: str
+    kind: CollisionKind
+    severity: Severity
+    agile_vs_bau: bool
+    explanation: str
+    details: dict[str, Any]
+    owners: list[str]
+
+    @property
+    def teams(self) -> list[str]:
+        """The teams of its tests, as recorded when it opened."""
+        return sorted({str(team) for team in self.details.get("teams", [])})

@@ -14,15 +14,19 @@ from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import ColumnElement, Select, insert, select
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
-from tower.collisions.models import Collision, collision_experiments
+from tower.collisions.models import (
+    AnnouncedRecord,
+    Collision,
+    OpenedRecord,
+    collision_experiments,
+)
 from tower.db import utcnow
 from tower.engine.findings import Finding
 from tower.errors import NotFoundError, TowerError
 from tower.experiments.models import Experiment
-from tower.experiments.spec import parse_key
+from tower.experiments.spec import format_key, parse_key
 from tower.paging import Page, first_rows
 from tower.policy import Policy
 
@@ -38,7 +42,7 @@ class SyncReport:
     """What a re-check changed, by collision record; `kept`: the ids of the records that
     still hold (read as rows, so no object is built for a record that stays as it was)."""
 
-    opened: list[Collision] = field(default_factory=list)
+    opened: list[OpenedRecord] = field(default_factory=list)
     reopened: list[Collision] = field(default_factory=list)
     resolved: list[Collision] = field(default_factory=list)
     kept: list[int] = field(default_factory=list)
@@ -59,12 +63,12 @@ class CollisionFacts(Protocol):
     waiver_reason: str | None
 
 
-def format_ref(collision: Collision | CollisionFacts) -> str:
+def format_ref(collision: AnnouncedRecord | CollisionFacts) -> str:
     """The human reference of a collision: `C-12`."""
     return f"C-{collision.id}"
 
 
-def keys_of(collision: Collision | CollisionFacts) -> list[str]:
+def keys_of(collision: AnnouncedRecord | CollisionFacts) -> list[str]:
     """The tests in a collision, as recorded when it was last seen."""
     keys: list[str] = collision.details.get("keys", [])
     return keys
@@ -119,11 +123,7 @@ def match_records(
             restated[stored.id] = (finding, facts)
     missing = [fp for fp in found if fp not in matched]
     known = _records_by_fingerprint(session, missing)  # resolved ones that may come back
-    numbers = {parse_key(key) for fp in missing for key in found[fp].keys}
-    experiments = {
-        e.key: e
-        for e in session.scalars(select(Experiment).where(Experiment.number.in_(list(numbers))))
-    }
+    tests = _tests_by_key(session, {key for fp in missing for key in found[fp].keys})
     opening: list[tuple[Finding, dict[str, Any]]] = []
     for fingerprint in missing:
         finding = found[fingerprint]
@@ -139,7 +139,7 @@ def match_records(
         record.acknowledged_at = None
         report.reopened.append(record)
         _describe(record, finding, facts)
-    report.opened = _open(session, opening, experiments)
+    report.opened = _open(session, opening, tests)
     for record in _records_by_id(session, restated):
         _describe(record, *restated[record.id])
     for record in _records_by_id(session, leaving):
@@ -149,15 +149,36 @@ def match_records(
     return report
 
 
+class _Test(NamedTuple):
+    """A test as a new record needs it: its row's id and its owner."""
+
+    id: int
+    owner: str
+
+
+def _tests_by_key(session: Session, keys: Collection[str]) -> dict[str, _Test]:
+    numbers = sorted({parse_key(key) for key in keys})
+    found: dict[str, _Test] = {}
+    for start in range(0, len(numbers), _CHUNK):
+        query = select(Experiment.number, Experiment.id, Experiment.owner).where(
+            Experiment.number.in_(numbers[start : start + _CHUNK])
+        )
+        found.update(
+            (format_key(number), _Test(id_, owner)) for number, id_, owner in session.execute(query)
+        )
+    return found
+
+
 def _open(
     session: Session,
     opening: Sequence[tuple[Finding, dict[str, Any]]],
-    experiments: Mapping[str, Experiment],
-) -> list[Collision]:
-    """New records for `opening` (findings with their details), inserted as rows a batch
-    at a time (a resync may open thousands) and returned as objects that know their tests."""
-    records: list[Collision] = []
-    inserted = insert(Collision).returning(Collision, sort_by_parameter_order=True)
+    tests: Mapping[str, _Test],
+) -> list[OpenedRecord]:
+    """New records for `opening` (findings with their details), written as rows a batch at
+    a time with their links to their tests; returned as values (a resync may open tens of
+    thousands)."""
+    records: list[OpenedRecord] = []
+    inserted = insert(Collision).returning(Collision.id, sort_by_parameter_order=True)
     for start in range(0, len(opening), _CHUNK):
         batch = opening[start : start + _CHUNK]
         rows = [
@@ -173,12 +194,22 @@ def _open(
             for finding, facts in batch
         ]
         links: list[dict[str, int]] = []
-        for record, (finding, facts) in zip(session.scalars(inserted, rows), batch, strict=True):
-            tests = [experiments[key] for key in finding.keys if key in experiments]
-            set_committed_value(record, "experiments", tests)
-            set_committed_value(record, "details", facts)  # not the copy read back
-            links += [{"collision_id": record.id, "experiment_id": test.id} for test in tests]
-            records.append(record)
+        for id_, (finding, facts) in zip(session.scalars(inserted, rows), batch, strict=True):
+            involved = [tests[key] for key in finding.keys if key in tests]
+            links += [{"collision_id": id_, "experiment_id": test.id} for test in involved]
+            owners = sorted({test.owner for test in involved})
+            records.append(
+                OpenedRecord(
+                    id_,
+                    finding.fingerprint,
+                    finding.kind,
+                    finding.severity,
+                    finding.agile_vs_bau,
+                    finding.explanation,
+                    facts,
+                    owners,
+                )
+            )
         if links:
             session.execute(insert(collision_experiments), links)
     return records

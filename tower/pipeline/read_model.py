@@ -5,13 +5,14 @@ Each writer touches only rows that differ, so an unchanged portfolio writes noth
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tower.engine.analysis import PipelineAnalysis
+from tower.engine.planner import Placement
 from tower.engine.score import Score, ScoringError
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
@@ -81,25 +82,31 @@ def store_analysis(session: Session, analysis: PipelineAnalysis) -> int:
             select(Experiment.number, Experiment.id, Experiment.version)
         )
     }
-    wanted: dict[int, dict[str, Any]] = {}
+    scores: dict[int, Score | str] = {}
     for test in analysis.ranked:
-        wanted[rows[test.item.number][0]] = score_values(test.score)
+        scores[rows[test.item.number][0]] = test.score
     for entry in analysis.unscored:
-        wanted[rows[entry.item.number][0]] = score_values(entry.problem)
-    written = _replace_rows(session, PipelineScore, wanted)
-    plan: dict[int, dict[str, Any]] = {}
+        scores[rows[entry.item.number][0]] = entry.problem
+    written = _replace_rows(session, PipelineScore, scores, score_values)
+    plan: dict[int, tuple[Placement, int, bool]] = {}
     for key, placement in analysis.placements.items():
         item = analysis.footprints[key].item
         id_, version = rows[item.number]
-        plan[id_] = {
-            "rank": placement.rank,
-            "planned_start": placement.planned_start,
-            "planned_end": placement.planned_end,
-            "explanation": placement.explanation,
-            "row_version": version,
-            "live": item.status == ExperimentStatus.LIVE,
-        }
-    return written + _replace_rows(session, PlanEntry, plan)
+        plan[id_] = (placement, version, item.status == ExperimentStatus.LIVE)
+    return written + _replace_rows(session, PlanEntry, plan, _plan_values)
+
+
+def _plan_values(planned: tuple[Placement, int, bool]) -> dict[str, Any]:
+    """The stored columns of one test's place in the plan (with its row's version)."""
+    placement, version, live = planned
+    return {
+        "rank": placement.rank,
+        "planned_start": placement.planned_start,
+        "planned_end": placement.planned_end,
+        "explanation": placement.explanation,
+        "row_version": version,
+        "live": live,
+    }
 
 
 def _write_score(session: Session, experiment_id: int, values: dict[str, Any] | None) -> None:
@@ -115,24 +122,50 @@ def _write_score(session: Session, experiment_id: int, values: dict[str, Any] | 
 
 
 _Row = TypeVar("_Row", PipelineScore, PlanEntry)
+_Source = TypeVar("_Source")
+_CHUNK = 500  # rows in one statement, ids in one IN (...) list
 
 
-def _replace_rows(session: Session, model: type[_Row], wanted: dict[int, Any]) -> int:
-    """Make `model`'s rows equal `wanted` (column values by experiment id): returns how many
-    rows were added, changed or removed."""
-    written = 0
-    existing = {row.experiment_id: row for row in session.scalars(select(model))}
-    for experiment_id, row in existing.items():
-        if experiment_id not in wanted:
-            session.delete(row)
-            written += 1
-    for experiment_id, values in wanted.items():
+def _replace_rows(
+    session: Session,
+    model: type[_Row],
+    wanted: Mapping[int, _Source],
+    values_of: Callable[[_Source], dict[str, Any]],
+) -> int:
+    """Make `model`'s rows equal `values_of` each of `wanted` (by experiment id): returns
+    how many rows were added, changed or removed. Read as rows and written 500 at a time,
+    each row's values worked out as it is compared (a resync compares 10,000 of each);
+    objects of `model` the session holds are expired after."""
+    session.flush()
+    key = model.experiment_id
+    existing = {
+        row.experiment_id: row._mapping for row in session.execute(select(*model.__table__.columns))
+    }
+    leaving = [experiment_id for experiment_id in existing if experiment_id not in wanted]
+    for start in range(0, len(leaving), _CHUNK):
+        session.execute(delete(model).where(key.in_(leaving[start : start + _CHUNK])))
+    written = len(leaving)
+    added: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    batches = ((added, insert(model)), (changed, update(model)))
+    for experiment_id, source in wanted.items():
+        values = values_of(source)
         current = existing.get(experiment_id)
         if current is None:
-            session.add(model(experiment_id=experiment_id, **values))
-            written += 1
-        elif _update(current, values):
-            written += 1
+            added.append({"experiment_id": experiment_id, **values})
+        elif any(current[name] != value for name, value in values.items()):
+            changed.append({"experiment_id": experiment_id, **values})
+        for batch, statement in batches:
+            if len(batch) >= _CHUNK:
+                session.execute(statement, batch)
+                written += len(batch)
+                batch.clear()
+    for batch, statement in batches:
+        if batch:
+            session.execute(statement, batch)
+            written += len(batch)
+    for held in [obj for obj in session.identity_map.values() if isinstance(obj, model)]:
+        session.expire(held)
     return written
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tower.collisions.models import Collision
+from tower.collisions.models import AnnouncedRecord, Collision
 from tower.experiments.models import Experiment
 from tower.outbox import service as outbox_service
 from tower.outbox.models import MessageStatus, OutboxMessage
@@ -123,53 +123,70 @@ def handle_collisions_event(
     calendar: BusinessCalendar,
     *,
     event: str,
-    collisions: Sequence[Collision],
+    collisions: Sequence[AnnouncedRecord],
     at: datetime,
 ) -> None:
     """`handle_event` for many collisions at once (a resync opening thousands), with a few
-    queries instead of a few per clock."""
-    if not collisions:
-        return
+    queries per batch of collisions instead of a few per clock."""
     moment = _aware(at, "at")
-    for sla in policy.sla:
-        if event not in (sla.start, *sla.pause, *sla.resume, *sla.stop):
-            continue
-        ids = [c.id for c in collisions]
-        if event in sla.stop and event not in (sla.start, *sla.pause, *sla.resume):
-            _stop_clocks_of(session, sla, ids, moment)
-            continue
-        active = _active_clocks_of(session, sla, ids)
-        for clock in active:
-            _apply(clock, sla, event, calendar, moment)
-        if event != sla.start:
-            continue
-        targets = [target for c in collisions for target in _targets(sla, None, c)]
-        busy = {clock.subject for clock in active}
-        waiting = [target for target in targets if target.subject not in busy]
-        cycles = _last_cycles(session, sla, [target.subject for target in waiting])
-        hours = sla.target_hours(policy.calendar)
-        due_at = calendar.add(moment, hours)
-        # Written as rows, a batch at a time: a resync may start tens of thousands.
-        for start in range(0, len(waiting), _CHUNK):
-            rows = [
-                {
-                    "policy_key": sla.key,
-                    "subject": target.subject,
-                    "experiment_id": target.experiment_id,
-                    "collision_id": target.collision_id,
-                    "team": target.team,
-                    "cycle": cycles.get(target.subject, 0) + 1,
-                    "state": ClockState.RUNNING,
-                    "started_at": moment,
-                    "due_at": due_at,
-                    "target_hours": hours,
-                    "warned": 0,
-                    "escalations": 0,
-                }
-                for target in waiting[start : start + _CHUNK]
-            ]
-            session.execute(insert(SlaClock), rows)
+    for start in range(0, len(collisions), _CHUNK):
+        batch = collisions[start : start + _CHUNK]
+        for sla in policy.sla:
+            if event in (sla.start, *sla.pause, *sla.resume, *sla.stop):
+                _collisions_event(session, policy, calendar, sla, event, batch, moment)
     session.flush()
+
+
+def _collisions_event(
+    session: Session,
+    policy: Policy,
+    calendar: BusinessCalendar,
+    sla: SlaPolicy,
+    event: str,
+    collisions: Sequence[AnnouncedRecord],
+    moment: datetime,
+) -> None:
+    """`event` on the clocks of `sla` for `collisions`: a stop is one UPDATE; a start writes
+    the new clocks as rows, no object per clock."""
+    ids = [c.id for c in collisions]
+    if event in sla.stop and event not in (sla.start, *sla.pause, *sla.resume):
+        _stop_clocks_of(session, sla, ids, moment)
+        return
+    active = _active_clocks_of(session, sla, ids)
+    for clock in active:
+        _apply(clock, sla, event, calendar, moment)
+    if event != sla.start:
+        return
+    busy = {clock.subject for clock in active}
+    waiting = [
+        target
+        for collision in collisions
+        for target in _targets(sla, None, collision)
+        if target.subject not in busy
+    ]
+    if not waiting:
+        return
+    cycles = _last_cycles(session, sla, [target.subject for target in waiting])
+    hours = sla.target_hours(policy.calendar)
+    due_at = calendar.add(moment, hours)
+    rows = [
+        {
+            "policy_key": sla.key,
+            "subject": target.subject,
+            "experiment_id": target.experiment_id,
+            "collision_id": target.collision_id,
+            "team": target.team,
+            "cycle": cycles.get(target.subject, 0) + 1,
+            "state": ClockState.RUNNING,
+            "started_at": moment,
+            "due_at": due_at,
+            "target_hours": hours,
+            "warned": 0,
+            "escalations": 0,
+        }
+        for target in waiting
+    ]
+    session.execute(insert(SlaClock), rows)
 
 
 def _apply(
@@ -235,7 +252,7 @@ def _last_cycles(session: Session, sla: SlaPolicy, subjects: list[str]) -> dict[
 
 
 def _targets(
-    sla: SlaPolicy, experiment: Experiment | None, collision: Collision | None
+    sla: SlaPolicy, experiment: Experiment | None, collision: AnnouncedRecord | None
 ) -> list[_Target]:
     if collision is None:
         assert experiment is not None
@@ -243,13 +260,7 @@ def _targets(
     ref = f"C-{collision.id}"
     if not sla.per_team:
         return [_Target(ref, None, None, collision.id)]
-    return [_Target(f"{ref}:{team}", team, None, collision.id) for team in _teams(collision)]
-
-
-def _teams(collision: Collision) -> list[str]:
-    """The teams involved in a collision: those of its tests and those recorded with it."""
-    recorded = [str(team) for team in collision.details.get("teams", [])]
-    return sorted({*recorded, *(test.team for test in collision.experiments)})
+    return [_Target(f"{ref}:{team}", team, None, collision.id) for team in collision.teams]
 
 
 def _active_clocks(
