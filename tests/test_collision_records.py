@@ -356,6 +356,27 @@ def test_an_acknowledgement_survives_a_recheck(
     assert collision_record(record)["status"] == "acknowledged"
 
 
+def test_a_change_that_finds_a_live_record_outside_what_it_read_keeps_it_acknowledged(
+    session: Session, small_policy: Policy, registry: dict[str, Experiment]
+) -> None:
+    analysis, _ = recheck(session, small_policy, today=TODAY)
+    record = surface_record(session)
+    collision_service.acknowledge(session, small_policy, format_ref(record), actor=MANAGER)
+    finding = next(f for f in analysis.findings if f.fingerprint == record.fingerprint)
+
+    # A change's scope that reads none of the records, yet finds this clash again.
+    report = collision_service.match_records(
+        session,
+        [finding],
+        scope=collision_service.RecordScope(frozenset()),
+        details=lambda _: dict(record.details),
+    )
+
+    assert (report.opened, report.reopened, report.resolved) == ([], [], [])
+    assert report.kept == [record.id]
+    assert (record.status, record.acknowledged_by) == (CollisionStatus.ACKNOWLEDGED, MANAGER)
+
+
 @pytest.mark.parametrize("actor", [SQUAD_MEMBER, ECOMMERCE_MEMBER, MANAGER])
 def test_members_of_either_involved_team_or_a_manager_may_acknowledge(
     session: Session, small_policy: Policy, registry: dict[str, Experiment], actor: str

@@ -132,6 +132,10 @@ def match_records(
         if record is None:
             opening.append((finding, facts))
             continue
+        if record.status != CollisionStatus.RESOLVED:  # live, though outside the scope read
+            report.kept.append(record.id)
+            _describe(record, finding, facts)
+            continue
         # A clash that comes back is a new problem: earlier acknowledgements and waivers
         # were about the old one.
         record.status, record.resolved_at = CollisionStatus.OPEN, None
@@ -178,7 +182,9 @@ def _open(
     a time with their links to their tests; returned as values (a resync may open tens of
     thousands)."""
     records: list[OpenedRecord] = []
-    inserted = insert(Collision).returning(Collision.id, sort_by_parameter_order=True)
+    # Ids are matched back by fingerprint (unique): asking for them in the order given
+    # makes SQLite insert one row per statement.
+    inserted = insert(Collision).returning(Collision.fingerprint, Collision.id)
     for start in range(0, len(opening), _CHUNK):
         batch = opening[start : start + _CHUNK]
         rows = [
@@ -193,8 +199,10 @@ def _open(
             }
             for finding, facts in batch
         ]
+        ids: dict[str, int] = {fp: id_ for fp, id_ in session.execute(inserted, rows)}
         links: list[dict[str, int]] = []
-        for id_, (finding, facts) in zip(session.scalars(inserted, rows), batch, strict=True):
+        for finding, facts in batch:
+            id_ = ids[finding.fingerprint]
             involved = [tests[key] for key in finding.keys if key in tests]
             links += [{"collision_id": id_, "experiment_id": test.id} for test in involved]
             owners = sorted({test.owner for test in involved})

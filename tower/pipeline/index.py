@@ -69,6 +69,10 @@ class PortfolioIndex:
         self.engine = CollisionEngine(self.compiler, ())
         self.mark: RegistryMark | None = None
         self.rows: dict[int, tuple[int, str]] = {}  # (version, change stamp) by number
+        # The numbers of the rows that changed, in order: a reader remembers how far it
+        # read (`RowJournal.at`) and later reads only what changed since. Replaced, not
+        # emptied, when every row may have changed.
+        self.journal: list[int] = []
         self.lock = threading.RLock()
         # Every slot as of the last one worked out (`working_plan`), guarded by its own lock
         # so that a slot, worked out on a `view`, never holds up a change.
@@ -86,10 +90,12 @@ class PortfolioIndex:
             rows = registry.row_marks(session)
             self._apply(session, rows, gone=self.rows.keys() - rows.keys())
             self.rows = rows
+            self.journal = []
         else:
             rows = registry.row_marks(session, changed)
             self._apply(session, rows, gone=changed - rows.keys())
             self.rows.update(rows)
+            self.journal.extend(rows)
         self.mark = mark
 
     def _apply(self, session: Session, rows: dict[int, tuple[int, str]], gone: set[int]) -> None:
@@ -121,12 +127,14 @@ class PortfolioIndex:
         """This process wrote `experiments` at `mark`: the index holds them as written."""
         for experiment in experiments:
             self.rows[experiment.number] = (experiment.version, experiment.change_stamp)
+            self.journal.append(experiment.number)
         self.mark = mark
 
     def forget(self) -> None:
         """Whatever this index applied may not have committed: check every row next time."""
         self.mark = None
         self.rows = {number: (-1, "") for number in self.rows}
+        self.journal = []
         self.working_plan = None  # its slots may build on those changes
 
     def rescore(self, today: date) -> None:
@@ -145,6 +153,7 @@ class PortfolioIndex:
             self.order.copy(),
             dict(self.rows),
             self.scored_on,
+            RowJournal(self.journal, len(self.journal)),
         )
 
     def ranks(self) -> RankOrder:
@@ -183,6 +192,7 @@ class PortfolioIndex:
     def _remove(self, number: int) -> None:
         item = self.items.pop(number, None)
         self.rows.pop(number, None)
+        self.journal.append(number)
         if item is not None:
             self.footprints.pop(item.key, None)
             self.scores.pop(item.key, None)
@@ -227,6 +237,22 @@ def warm_index(session: Session, policy: Policy, today: date) -> PortfolioIndex:
 
 
 @dataclass(frozen=True)
+class RowJournal:
+    """How far the index's journal of changed rows had been written at one moment."""
+
+    numbers: list[int]  # the index's journal (only ever appended to)
+    at: int
+
+    def since(self, earlier: RowJournal | None) -> list[int] | None:
+        """The numbers of the rows changed between `earlier` and this moment, either way
+        round; None when the two cannot tell (another journal: every row may differ)."""
+        if earlier is None or earlier.numbers is not self.numbers:
+            return None
+        low, high = sorted((earlier.at, self.at))
+        return list(dict.fromkeys(self.numbers[low:high]))
+
+
+@dataclass(frozen=True)
 class IndexView:
     """A copy of the index's tests, scores, ranks and row marks at one moment."""
 
@@ -237,6 +263,7 @@ class IndexView:
     order: RankOrder
     rows: dict[int, tuple[int, str]]
     scored_on: date | None
+    journal: RowJournal
 
     def ranks(self) -> RankOrder:
         return self.order

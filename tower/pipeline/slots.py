@@ -9,6 +9,7 @@ could change, are placed again (`_Replay` says exactly when a slot still stands)
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -17,7 +18,7 @@ from tower.context import ServiceContext
 from tower.engine.planner import Placement, Planner
 from tower.engine.portfolio import Footprint
 from tower.engine.score import Score, ScoringError
-from tower.experiments.spec import ExperimentStatus
+from tower.experiments.spec import ExperimentStatus, format_key
 from tower.pipeline import registry
 from tower.pipeline.index import IndexView, PortfolioIndex, warm_index
 from tower.pipeline.ranking import Position
@@ -136,9 +137,16 @@ class _Replay:
         windows they left or took could move (once every changed test is known, so none
         of them is taken for one that stands)."""
         slots, footprints, rows = self.plan.slots, self.index.footprints, self.index.rows
+        numbers = self.index.journal.since(self.plan.journal)
+        candidates: Iterable[tuple[str, Slot]]
+        if numbers is None:  # the rows that changed are not known: look at every slot
+            candidates = slots.items()
+        else:
+            keys = (format_key(number) for number in numbers)
+            candidates = [(key, slots[key]) for key in keys if key in slots]
         changed = [
             (slot, footprints.get(key))
-            for key, slot in slots.items()
+            for key, slot in candidates
             if key not in footprints or rows.get(footprints[key].item.number) != slot.row
         ]
         new = footprints.keys() - slots.keys() - self.plan.unknown.keys()
@@ -265,6 +273,7 @@ class _Replay:
                 continue
             row = rows.get(footprint.item.number)
             self.plan.put(Slot(key, footprint, self.ranks.position(key), self.placed[key], row))
+        self.plan.journal = self.index.journal  # the slots now stand as of this view
 
 
 def _same_window(a: Footprint, b: Footprint) -> bool:

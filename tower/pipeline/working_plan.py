@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from tower.engine.planner import Placement
 from tower.engine.portfolio import Compiler, Footprint
 from tower.experiments.spec import ExperimentStatus
-from tower.pipeline.index import IndexView, PortfolioIndex, StoredPlan
+from tower.pipeline.index import IndexView, PortfolioIndex, RowJournal, StoredPlan
 from tower.pipeline.ranking import Position
 from tower.pipeline.registry import policy_fingerprint
 
@@ -236,6 +236,9 @@ class WorkingPlan:
         # Tests that changed before the plan was filed, so what their slot held is unknown:
         # from where each stood (or the first test after it), everything is placed again.
         self.unknown: dict[str, Position] = {}
+        # The index's row journal as of the view the slots were last brought in line with:
+        # the next replay looks only at the rows changed since (None: at every slot).
+        self.journal: RowJournal | None = None
 
     def put(self, slot: Slot) -> None:
         self.drop(slot.key)
@@ -299,6 +302,7 @@ def _from_stored(index: IndexView, stored: StoredPlan) -> WorkingPlan:
         last = placement.rank
         standing.append((placement.rank, position))
         plan.put(Slot(key, footprint, position, window_of(footprint, placement), row))
+    plan.journal = index.journal
     standing.sort()
     # Tests in the stored plan that left the pipeline since count as changed too.
     changed += [(k, p.rank) for k, p in stored.placements.items() if k not in index.footprints]
