@@ -27,6 +27,7 @@ collision_experiments = Table(
 
 
 __all__ = [
+    "ANNOUNCED_DETAILS",
     "AnnouncedRecord",
     "Collision",
     "CollisionKind",
@@ -94,10 +95,15 @@ class AnnouncedRecord(Protocol):
     def teams(self) -> list[str]: ...
 
 
+# What announcing a record reads of its details (`tower.collisions.alerts`, `flows`).
+ANNOUNCED_DETAILS = ("keys", "teams", "first_day", "last_day", "fixes")
+
+
 @dataclass(frozen=True)
 class OpenedRecord:
-    """A record a re-check opened, as written: a value, not an object of the session (a
-    resync or an import may open tens of thousands)."""
+    """A record a re-check opened: a value, not an object of the session (a resync or an
+    import may open tens of thousands), with the details announcing it reads
+    (`ANNOUNCED_DETAILS`); the stored record has them all."""
 
     id: int
     fingerprint: str

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
 from tower.collisions.models import (
+    ANNOUNCED_DETAILS,
     AnnouncedRecord,
     Collision,
     OpenedRecord,
@@ -124,14 +125,14 @@ def match_records(
     missing = [fp for fp in found if fp not in matched]
     known = _records_by_fingerprint(session, missing)  # resolved ones that may come back
     tests = _tests_by_key(session, {key for fp in missing for key in found[fp].keys})
-    opening: list[tuple[Finding, dict[str, Any]]] = []
+    opening: list[Finding] = []
     for fingerprint in missing:
         finding = found[fingerprint]
-        facts = details(finding)
         record = known.get(fingerprint)
         if record is None:
-            opening.append((finding, facts))
+            opening.append(finding)
             continue
+        facts = details(finding)
         if record.status != CollisionStatus.RESOLVED:  # live, though outside the scope read
             report.kept.append(record.id)
             _describe(record, finding, facts)
@@ -143,7 +144,7 @@ def match_records(
         record.acknowledged_at = None
         report.reopened.append(record)
         _describe(record, finding, facts)
-    report.opened = _open(session, opening, tests)
+    report.opened = _open(session, opening, details, tests)
     for record in _records_by_id(session, restated):
         _describe(record, *restated[record.id])
     for record in _records_by_id(session, leaving):
@@ -175,18 +176,19 @@ def _tests_by_key(session: Session, keys: Collection[str]) -> dict[str, _Test]:
 
 def _open(
     session: Session,
-    opening: Sequence[tuple[Finding, dict[str, Any]]],
+    opening: Sequence[Finding],
+    details: DetailWriter,
     tests: Mapping[str, _Test],
 ) -> list[OpenedRecord]:
-    """New records for `opening` (findings with their details), written as rows a batch at
-    a time with their links to their tests; returned as values (a resync may open tens of
-    thousands)."""
+    """New records for the findings `opening`, their details written out and stored a
+    batch at a time with their links to their tests; returned as values (a resync may
+    open tens of thousands)."""
     records: list[OpenedRecord] = []
     # Ids are matched back by fingerprint (unique): asking for them in the order given
     # makes SQLite insert one row per statement.
     inserted = insert(Collision).returning(Collision.fingerprint, Collision.id)
     for start in range(0, len(opening), _CHUNK):
-        batch = opening[start : start + _CHUNK]
+        batch = [(finding, details(finding)) for finding in opening[start : start + _CHUNK]]
         rows = [
             {
                 "fingerprint": finding.fingerprint,
@@ -214,7 +216,7 @@ def _open(
                     finding.severity,
                     finding.agile_vs_bau,
                     finding.explanation,
-                    facts,
+                    {name: facts[name] for name in ANNOUNCED_DETAILS if name in facts},
                     owners,
                 )
             )

@@ -166,7 +166,7 @@ def _collisions_event(
     ]
     if not waiting:
         return
-    cycles = _last_cycles(session, sla, [target.subject for target in waiting])
+    cycles = _last_cycles(session, sla, ids)
     hours = sla.target_hours(policy.calendar)
     due_at = calendar.add(moment, hours)
     rows = [
@@ -238,13 +238,16 @@ def _stop_clocks_of(
         )
 
 
-def _last_cycles(session: Session, sla: SlaPolicy, subjects: list[str]) -> dict[str, int]:
+def _last_cycles(session: Session, sla: SlaPolicy, collision_ids: list[int]) -> dict[str, int]:
+    """The last cycle of each subject of `sla` on the collisions `collision_ids`, found by
+    the collisions' ids (indexed: a resync asks while it writes tens of thousands of
+    clocks, and PostgreSQL, with no statistics yet for them, scanned them by subject)."""
     found: dict[str, int] = {}
-    for start in range(0, len(subjects), _CHUNK):
-        chunk = subjects[start : start + _CHUNK]
+    for start in range(0, len(collision_ids), _CHUNK):
+        chunk = collision_ids[start : start + _CHUNK]
         query = (
             select(SlaClock.subject, func.max(SlaClock.cycle))
-            .where(SlaClock.policy_key == sla.key, SlaClock.subject.in_(chunk))
+            .where(SlaClock.policy_key == sla.key, SlaClock.collision_id.in_(chunk))
             .group_by(SlaClock.subject)
         )
         found.update((subject, cycle) for subject, cycle in session.execute(query))
