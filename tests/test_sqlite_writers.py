@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from tower.db import create_database_engine, create_session_factory, read_only
+from tower.sqlite_writers import WriterLine
 
 HOLDER = textwrap.dedent(
     """
@@ -110,3 +111,25 @@ def test_a_transaction_that_fails_gives_the_line_back(tmp_path: Path) -> None:
     assert _line_is_free(tmp_path)
     with read_only(factory) as session:
         assert session.scalar(text("SELECT count(*) FROM marks")) == 0
+
+
+def test_a_writer_that_cannot_get_in_line_in_time_leaves_the_waiting_to_sqlite(
+    tmp_path: Path,
+) -> None:
+    url = _database(tmp_path)
+    engine = create_database_engine(url)
+    blocker = os.open(tmp_path / "tower.db-writers.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(blocker, fcntl.LOCK_EX)  # a writer elsewhere that never lets go of the line
+    try:
+        line = WriterLine(str(tmp_path / "tower.db"), timeout_s=0.2)
+        with engine.connect() as connection:
+            waiting = threading.Thread(target=line.enter, args=(connection,), daemon=True)
+            waiting.start()
+            waiting.join(timeout=10)
+            assert not waiting.is_alive()  # it gave up rather than waiting for ever
+            line.leave(connection)  # it holds nothing, so gives nothing back
+        assert not _line_is_free(tmp_path)  # and the other writer still holds the line
+    finally:
+        fcntl.flock(blocker, fcntl.LOCK_UN)
+        os.close(blocker)
+    assert _line_is_free(tmp_path)
