@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -34,6 +34,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from tower.sqlite_writers import WriterLine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+BATCH = 500  # rows in one bulk statement, values in one IN (...) list
+_Item = TypeVar("_Item")
 READ_ONLY_OPTION = "tower_read_only"  # execution option: begin a read-only transaction
 
 NAMING_CONVENTION = {
@@ -143,6 +145,12 @@ def _begin_sqlite_transaction(line: WriterLine | None, connection: Connection) -
         if line is not None:
             line.leave(connection)
         raise
+
+
+def batches(items: Sequence[_Item], size: int = BATCH) -> Iterator[Sequence[_Item]]:
+    """`items` a batch of `size` at a time: bulk writes and IN lists of bounded size."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def insert_unless_present(session: Session, model: type[Base], **values: Any) -> Any:

@@ -23,7 +23,7 @@ from tower.collisions.models import (
     OpenedRecord,
     collision_experiments,
 )
-from tower.db import utcnow
+from tower.db import BATCH, batches, utcnow
 from tower.engine.findings import Finding
 from tower.errors import NotFoundError, TowerError
 from tower.experiments.models import Experiment
@@ -164,9 +164,9 @@ class _Test(NamedTuple):
 def _tests_by_key(session: Session, keys: Collection[str]) -> dict[str, _Test]:
     numbers = sorted({parse_key(key) for key in keys})
     found: dict[str, _Test] = {}
-    for start in range(0, len(numbers), _CHUNK):
+    for batch in batches(numbers):
         query = select(Experiment.number, Experiment.id, Experiment.owner).where(
-            Experiment.number.in_(numbers[start : start + _CHUNK])
+            Experiment.number.in_(batch)
         )
         found.update(
             (format_key(number), _Test(id_, owner)) for number, id_, owner in session.execute(query)
@@ -187,8 +187,8 @@ def _open(
     # Ids are matched back by fingerprint (unique): asking for them in the order given
     # makes SQLite insert one row per statement.
     inserted = insert(Collision).returning(Collision.fingerprint, Collision.id)
-    for start in range(0, len(opening), _CHUNK):
-        batch = [(finding, details(finding)) for finding in opening[start : start + _CHUNK]]
+    for findings in batches(opening):
+        batch = [(finding, details(finding)) for finding in findings]
         rows = [
             {
                 "fingerprint": finding.fingerprint,
@@ -302,7 +302,7 @@ def _stored(
     """The live records `_live` narrows to, as rows, read a batch at a time."""
     columns = [getattr(Collision, name) for name in _Stored._fields]
     query = _live(select(*columns), scope, kinds=kinds, inside=inside)
-    for row in session.execute(query.execution_options(yield_per=_CHUNK)):
+    for row in session.execute(query.execution_options(yield_per=BATCH)):
         yield _Stored(*row)
 
 
@@ -353,16 +353,12 @@ def live_records(
     return list(_live_records(session, keys, kinds=kinds).values())
 
 
-_CHUNK = 500  # values in one IN (...) list
-
-
 def _records_by_fingerprint(session: Session, fingerprints: list[str]) -> dict[str, Collision]:
     found: dict[str, Collision] = {}
-    for start in range(0, len(fingerprints), _CHUNK):
-        chunk = fingerprints[start : start + _CHUNK]
+    for batch in batches(fingerprints):
         query = (
             select(Collision)
-            .where(Collision.fingerprint.in_(chunk))
+            .where(Collision.fingerprint.in_(batch))
             .options(selectinload(Collision.experiments))  # a reopened one is announced
         )
         found.update((record.fingerprint, record) for record in session.scalars(query))
@@ -371,9 +367,8 @@ def _records_by_fingerprint(session: Session, fingerprints: list[str]) -> dict[s
 
 def _records_by_id(session: Session, ids: Collection[int]) -> list[Collision]:
     found: list[Collision] = []
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), _CHUNK):
-        query = select(Collision).where(Collision.id.in_(ordered[start : start + _CHUNK]))
+    for batch in batches(sorted(ids)):
+        query = select(Collision).where(Collision.id.in_(batch))
         found += session.scalars(query.order_by(Collision.id))
     return found
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from tower.db import BATCH, batches
 from tower.engine.analysis import PipelineAnalysis
 from tower.engine.planner import Placement
 from tower.engine.score import Score, ScoringError
@@ -123,7 +124,6 @@ def _write_score(session: Session, experiment_id: int, values: dict[str, Any] | 
 
 _Row = TypeVar("_Row", PipelineScore, PlanEntry)
 _Source = TypeVar("_Source")
-_CHUNK = 500  # rows in one statement, ids in one IN (...) list
 
 
 def _replace_rows(
@@ -142,12 +142,12 @@ def _replace_rows(
         row.experiment_id: row._mapping for row in session.execute(select(*model.__table__.columns))
     }
     leaving = [experiment_id for experiment_id in existing if experiment_id not in wanted]
-    for start in range(0, len(leaving), _CHUNK):
-        session.execute(delete(model).where(key.in_(leaving[start : start + _CHUNK])))
+    for batch in batches(leaving):
+        session.execute(delete(model).where(key.in_(batch)))
     written = len(leaving)
     added: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
-    batches = ((added, insert(model)), (changed, update(model)))
+    pending = ((added, insert(model)), (changed, update(model)))
     for experiment_id, source in wanted.items():
         values = values_of(source)
         current = existing.get(experiment_id)
@@ -155,15 +155,15 @@ def _replace_rows(
             added.append({"experiment_id": experiment_id, **values})
         elif any(current[name] != value for name, value in values.items()):
             changed.append({"experiment_id": experiment_id, **values})
-        for batch, statement in batches:
-            if len(batch) >= _CHUNK:
-                session.execute(statement, batch)
-                written += len(batch)
-                batch.clear()
-    for batch, statement in batches:
-        if batch:
-            session.execute(statement, batch)
-            written += len(batch)
+        for rows, statement in pending:
+            if len(rows) >= BATCH:
+                session.execute(statement, rows)
+                written += len(rows)
+                rows.clear()
+    for rows, statement in pending:
+        if rows:
+            session.execute(statement, rows)
+            written += len(rows)
     for held in [obj for obj in session.identity_map.values() if isinstance(obj, model)]:
         session.expire(held)
     return written

@@ -147,11 +147,18 @@ class RankedTest(NamedTuple):
     scored: bool  # False: it cannot be scored, and comes after every scored test
 
 
-_RankKey = tuple[bool, float, float, int]  # `_positions`' order: unscored last, ...
+class _RankKey(NamedTuple):
+    """A test's place in `_positions`' order, compared as a tuple: unscored last, then by
+    score and confidence, highest first, then by number."""
+
+    unscored: bool
+    minus_value: float
+    minus_confidence: float
+    number: int
 
 
 def _rank_key(number: int, value: float | None, confidence: float | None) -> _RankKey:
-    return (value is None, -(value or 0.0), -(confidence or 0.0), number)
+    return _RankKey(value is None, -(value or 0.0), -(confidence or 0.0), number)
 
 
 @dataclass(frozen=True)
@@ -221,7 +228,7 @@ def _caught_up(
     if numbers is None or len(numbers) > CATCH_UP_LIMIT:
         return None
     order = [test for test in table.order if test.number not in numbers]
-    keys = [key for key in table.keys if key[3] not in numbers]
+    keys = [key for key in table.keys if key.number not in numbers]
     query = (
         select(Experiment.number, Experiment.status, PipelineScore.value, PipelineScore.confidence)
         .join(PipelineScore, PipelineScore.experiment_id == Experiment.id)

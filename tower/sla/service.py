@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tower.collisions.models import AnnouncedRecord, Collision
+from tower.db import BATCH, batches
 from tower.experiments.models import Experiment
 from tower.outbox import service as outbox_service
 from tower.outbox.models import MessageStatus, OutboxMessage
@@ -129,8 +130,7 @@ def handle_collisions_event(
     """`handle_event` for many collisions at once (a resync opening thousands), with a few
     queries per batch of collisions instead of a few per clock."""
     moment = _aware(at, "at")
-    for start in range(0, len(collisions), _CHUNK):
-        batch = collisions[start : start + _CHUNK]
+    for batch in batches(collisions):
         for sla in policy.sla:
             if event in (sla.start, *sla.pause, *sla.resume, *sla.stop):
                 _collisions_event(session, policy, calendar, sla, event, batch, moment)
@@ -204,13 +204,9 @@ def _apply(
     return True
 
 
-_CHUNK = 500  # values in one IN (...) list
-
-
 def _active_clocks_of(session: Session, sla: SlaPolicy, collision_ids: list[int]) -> list[SlaClock]:
     found: list[SlaClock] = []
-    for start in range(0, len(collision_ids), _CHUNK):
-        chunk = collision_ids[start : start + _CHUNK]
+    for chunk in batches(collision_ids):
         query = select(SlaClock).where(
             SlaClock.policy_key == sla.key,
             SlaClock.state.in_(ACTIVE_STATES),
@@ -225,8 +221,7 @@ def _stop_clocks_of(
 ) -> None:
     """Stop every running or paused clock of `sla` on the collisions `collision_ids`, in
     place (a change resolving hundreds of collisions builds no object per clock)."""
-    for start in range(0, len(collision_ids), _CHUNK):
-        chunk = collision_ids[start : start + _CHUNK]
+    for chunk in batches(collision_ids):
         session.execute(
             update(SlaClock)
             .where(
@@ -243,8 +238,7 @@ def _last_cycles(session: Session, sla: SlaPolicy, collision_ids: list[int]) -> 
     the collisions' ids (indexed: a resync asks while it writes tens of thousands of
     clocks, and PostgreSQL, with no statistics yet for them, scanned them by subject)."""
     found: dict[str, int] = {}
-    for start in range(0, len(collision_ids), _CHUNK):
-        chunk = collision_ids[start : start + _CHUNK]
+    for chunk in batches(collision_ids):
         query = (
             select(SlaClock.subject, func.max(SlaClock.cycle))
             .where(SlaClock.policy_key == sla.key, SlaClock.collision_id.in_(chunk))
@@ -355,7 +349,7 @@ def sweep(
         select(SlaClock)
         .where(SlaClock.state == ClockState.RUNNING)
         .order_by(SlaClock.id)
-        .execution_options(yield_per=_CHUNK)
+        .execution_options(yield_per=BATCH)
     )
     for clock in running:
         sla = policies.get(clock.policy_key)
