@@ -10,6 +10,7 @@ Managers are told in the tower channel C0TOWER; checkout-squad's channel is C0CH
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +19,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tower import migrate
 from tower.collisions.models import Collision, CollisionKind, Severity
+from tower.db import create_database_engine, create_session_factory
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
@@ -30,6 +33,8 @@ from tower.sla import service as sla_service
 from tower.sla.business_time import BusinessCalendar
 from tower.sla.models import ClockState, SlaClock
 from tower.sla.service import ESCALATION_EVERY_SHARE_OF_TARGET
+
+from .conftest import server_url
 
 LONDON = ZoneInfo("Europe/London")
 REVIEW_HOURS = 17.0
@@ -590,3 +595,57 @@ def test_naive_times_are_refused(session: Session, tower: Tower) -> None:
         tower.event("submitted", datetime(2026, 3, 2, 9), experiment=test)
     with pytest.raises(ValueError, match="no time zone"):
         tower.sweep(datetime(2026, 3, 2, 9))
+
+
+# Two transactions at once
+
+
+@pytest.mark.skipif(
+    server_url() is None,
+    reason="two transactions writing at once need PostgreSQL (SQLite serialises writers)",
+)
+def test_two_transactions_starting_one_clock_at_once_leave_one_clock_and_both_commit(
+    scratch_database_url: str, small_policy: Policy, calendar: BusinessCalendar
+) -> None:
+    """The second start waits for the first to commit, then finds its cycle taken: it
+    starts nothing, raises nothing, and its transaction goes on to commit its other work."""
+    migrate.upgrade(scratch_database_url)
+    engines = [create_database_engine(scratch_database_url) for _ in range(2)]
+    try:
+        with create_session_factory(engines[0]).begin() as setup:
+            register(setup)
+        first, second = (create_session_factory(engine)() for engine in engines)
+        test = experiment_service.get_by_key(first, "T-1")
+        (started,) = Tower(first, small_policy, calendar).event(
+            "submitted", MONDAY_OPENING, experiment=test
+        )
+        outcome: dict[str, object] = {}
+
+        def start_again() -> None:
+            try:
+                again = experiment_service.get_by_key(second, "T-1")
+                tower = Tower(second, small_policy, calendar)
+                outcome["started"] = tower.event("submitted", MONDAY_OPENING, experiment=again)
+                again.hypothesis = "Written after the clock was found taken."
+                second.commit()
+            except Exception as error:  # the assertion below names it
+                outcome["error"] = error
+                second.rollback()
+
+        waiting = threading.Thread(target=start_again)
+        waiting.start()
+        waiting.join(timeout=1)
+        assert waiting.is_alive(), outcome  # held by the first transaction's new row
+        first.commit()
+        waiting.join(timeout=20)
+        assert not waiting.is_alive()
+        assert outcome == {"started": []}
+        with create_session_factory(engines[0])() as check:
+            clocks = sla_service.clocks_for(check, "T-1")
+            assert [(c.id, c.cycle) for c in clocks] == [(started.id, 1)]
+            assert experiment_service.get_by_key(check, "T-1").hypothesis.startswith("Written")
+        first.close()
+        second.close()
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -168,6 +168,14 @@ def insert_rows_unless_present(
         session.execute(_insert(session)(model).on_conflict_do_nothing(), list(rows))
 
 
+def upsert(session: Session, model: type[Base], key: Sequence[str], **values: Any) -> Any:
+    """`INSERT ... ON CONFLICT (key) DO UPDATE` of one `model` row: written in one
+    statement whether or not a row with that key exists."""
+    statement = _insert(session)(model).values(**values)
+    changed = {name: statement.excluded[name] for name in values if name not in key}
+    return statement.on_conflict_do_update(index_elements=list(key), set_=changed)
+
+
 def _insert(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
     return postgresql_insert if dialect == "postgresql" else sqlite_insert

@@ -26,6 +26,7 @@ from tower.engine.score import Score
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import read_fields
+from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
 from tower.outbox.dispatcher import Claimed, claim_queued
 from tower.outbox.service import enqueue
@@ -103,8 +104,9 @@ def register(app: App, deps: BotDeps) -> None:
             # waits its turn to write (a slot costs milliseconds, `pipeline.slots`).
             try:
                 with deps.transaction() as (session, ctx):
-                    key = protocol.register(session, ctx, spec, actor=actor).experiment.key
-                    text = _summary(session, ctx, key)
+                    registered = protocol.register(session, ctx, spec, actor=actor).experiment
+                    text = _summary(session, ctx, registered)
+                    key = registered.key
                     dm = _queue_dm(session, ctx, key, actor, text, claim=deps.delivers)
             except TowerError as error:
                 tell_privately(
@@ -169,9 +171,9 @@ def register(app: App, deps: BotDeps) -> None:
         deps.deliver_now()
 
 
-def _summary(session: Session, ctx: ServiceContext, key: str) -> str:
+def _summary(session: Session, ctx: ServiceContext, experiment: Experiment) -> str:
     """What the registrant is told: the test's score, rank, collisions and next free slot."""
-    experiment = experiment_service.get_by_key(session, key)
+    key = experiment.key
     standing = slots.standing_now(session, ctx, key)
     lines = [f"{key} '{user_text(experiment.title)}' is registered and submitted for review."]
     if standing is not None and isinstance(standing.score, Score):

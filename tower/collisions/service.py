@@ -299,10 +299,13 @@ def _stored(
     *,
     inside: bool = False,
 ) -> Iterator[_Stored]:
-    """The live records `_live` narrows to, as rows, read a batch at a time."""
+    """The live records `_live` narrows to, as rows: all of them (no `scope`) read a
+    batch at a time; a scope's few at once (streaming them costs a cursor's round trips)."""
     columns = [getattr(Collision, name) for name in _Stored._fields]
     query = _live(select(*columns), scope, kinds=kinds, inside=inside)
-    for row in session.execute(query.execution_options(yield_per=BATCH)):
+    if scope is None:
+        query = query.execution_options(yield_per=BATCH)
+    for row in session.execute(query):
         yield _Stored(*row)
 
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from tower.db import BATCH, batches
+from tower.db import BATCH, batches, upsert
 from tower.engine.analysis import PipelineAnalysis
 from tower.engine.planner import Placement
 from tower.engine.score import Score, ScoringError
@@ -111,15 +111,19 @@ def _plan_values(planned: tuple[Placement, int, bool]) -> dict[str, Any]:
 
 
 def _write_score(session: Session, experiment_id: int, values: dict[str, Any] | None) -> None:
-    row = session.get(PipelineScore, experiment_id)
-    if values is None:
-        if row is not None:
-            session.delete(row)
-        return
-    if row is None:
-        session.add(PipelineScore(experiment_id=experiment_id, **values))
-        return
-    _update(row, values)
+    """One test's score row as `values` say (None: no row), in one statement unless the
+    session holds the row already."""
+    held = session.identity_map.get(session.identity_key(PipelineScore, experiment_id))
+    if held is not None:
+        if values is None:
+            session.delete(held)
+        else:
+            _update(held, values)
+    elif values is None:
+        session.execute(delete(PipelineScore).where(PipelineScore.experiment_id == experiment_id))
+    else:
+        key = {"experiment_id": experiment_id}
+        session.execute(upsert(session, PipelineScore, list(key), **key, **values))
 
 
 _Row = TypeVar("_Row", PipelineScore, PlanEntry)

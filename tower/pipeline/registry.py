@@ -26,10 +26,12 @@ from tower.pipeline.models import REGISTRY_STATE_ID, RegistryChange, RegistrySta
 from tower.policy import Policy
 
 KEPT_CHANGES = 1000  # recent registry changes kept: a process lagging more compares every row
+PRUNE_EVERY = 100  # older changes are pruned every this many versions (one statement fewer)
 _STAMP = "tower.change_stamp"  # session.info: the stamp of this transaction's changes
 _BUMPED = "tower.registry_bumped"  # session.info: the state row already carries the stamp
 _WRITTEN = "tower.written_tests"  # session.info: the tests this transaction wrote
 _BUMPED_AT = "tower.bumped_at"  # session.info: their versions when the state row was bumped
+_LOCKED = "tower.registry_locked"  # session.info: this transaction holds the state row's lock
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,11 @@ def change_stamp(session: Session) -> str:
 
 
 def state(session: Session, *, for_update: bool = False) -> RegistryState:
-    """The registry state row, made on first use; `for_update` serialises writers on it."""
+    """The registry state row, made on first use; `for_update` serialises writers on it
+    (read once per transaction: while this one holds the lock, no one else moves it)."""
+    locked = _locked(session)
+    if locked is not None:
+        return locked
     query = select(RegistryState).where(RegistryState.id == REGISTRY_STATE_ID)
     if for_update:  # and read afresh: the row may have moved on since it was loaded
         query = query.with_for_update().execution_options(populate_existing=True)
@@ -72,17 +78,30 @@ def state(session: Session, *, for_update: bool = False) -> RegistryState:
         session.execute(insert_unless_present(session, RegistryState, **values))
         row = session.scalar(query.execution_options(populate_existing=True))
         assert row is not None
+    if for_update:
+        session.info[_LOCKED] = row
     return row
+
+
+def _locked(session: Session) -> RegistryState | None:
+    """The state row, if this transaction holds its lock (so it is as current as can be)."""
+    row: RegistryState | None = session.info.get(_LOCKED)
+    return row if row is not None and row in session else None
 
 
 def peek(session: Session) -> RegistryMark:
     """The registry's mark, read without writing (a fresh database: version 0)."""
-    row = session.scalar(select(RegistryState).where(RegistryState.id == REGISTRY_STATE_ID))
+    row = _locked(session) or session.scalar(
+        select(RegistryState).where(RegistryState.id == REGISTRY_STATE_ID)
+    )
     return RegistryMark(0, "") if row is None else mark_of(row)
 
 
 def plan_mark(session: Session) -> tuple[object, ...]:
     """What changes when a new plan is stored: its registry version and time."""
+    locked = _locked(session)
+    if locked is not None:
+        return (locked.planned_version, locked.planned_at)
     query = select(RegistryState.planned_version, RegistryState.planned_at).where(
         RegistryState.id == REGISTRY_STATE_ID
     )
@@ -105,9 +124,10 @@ def bump(session: Session, row: RegistryState) -> RegistryMark:
         session.info[_BUMPED] = stamp
         numbers = sorted({experiment.number for experiment in written})
         session.add(RegistryChange(version=row.version, stamp=stamp, numbers=numbers))
-        session.execute(
-            delete(RegistryChange).where(RegistryChange.version <= row.version - KEPT_CHANGES)
-        )
+        if row.version % PRUNE_EVERY == 0:
+            session.execute(
+                delete(RegistryChange).where(RegistryChange.version <= row.version - KEPT_CHANGES)
+            )
         session.flush()
     session.info[_BUMPED_AT] = _versions(written)
     return mark_of(row)
@@ -196,12 +216,14 @@ def _forget_stamp(session: Session, *_: Any) -> None:
     session.info.pop(_STAMP, None)
     session.info.pop(_BUMPED, None)
     session.info.pop(_BUMPED_AT, None)
+    session.info.pop(_LOCKED, None)  # a savepoint's rollback may have let its lock go
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_written(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the transaction itself, not a savepoint, has ended
         session.info.pop(_WRITTEN, None)
+        session.info.pop(_LOCKED, None)
 
 
 __all__ = [

@@ -155,7 +155,7 @@ def register(session: Session, ctx: ServiceContext, spec: ExperimentSpec, *, act
         actor=actor,
         action="registered",
     )
-    outcome = submit(session, ctx, experiment.key, actor=actor)
+    outcome = _submit(session, ctx, experiment, actor=actor)
     return Outcome(experiment, True, f"{experiment.key} registered and submitted", outcome.gates)
 
 
@@ -169,6 +169,18 @@ def submit(
 ) -> Outcome:
     """Send a test for review; managers get the approval request with its gates."""
     experiment = experiment_service.get_by_key(session, key)
+    return _submit(session, ctx, experiment, actor=actor, expected_version=expected_version)
+
+
+def _submit(
+    session: Session,
+    ctx: ServiceContext,
+    experiment: Experiment,
+    *,
+    actor: str,
+    expected_version: int | None = None,
+) -> Outcome:
+    key = experiment.key
     permissions.require_team_or_manager(ctx.policy, actor, experiment, "submit")
     if experiment.status == ExperimentStatus.SUBMITTED:
         return Outcome(experiment, False, f"{key} is already submitted")

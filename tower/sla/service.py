@@ -21,11 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tower.collisions.models import AnnouncedRecord, Collision
-from tower.db import BATCH, batches
+from tower.db import BATCH, batches, insert_unless_present
 from tower.experiments.models import Experiment
 from tower.outbox import service as outbox_service
 from tower.outbox.models import MessageStatus, OutboxMessage
@@ -287,20 +286,21 @@ def _start(
     target: _Target,
     at: datetime,
 ) -> SlaClock | None:
-    """A new cycle for the subject; None if a concurrent transaction started it first."""
-    previous = session.scalar(
-        select(func.max(SlaClock.cycle)).where(
-            SlaClock.policy_key == sla.key, SlaClock.subject == target.subject
-        )
+    """A new cycle for the subject; None if a concurrent transaction started it first.
+    One statement: the cycle after the subject's last, inserted unless it exists."""
+    last = select(func.coalesce(func.max(SlaClock.cycle), 0)).where(
+        SlaClock.policy_key == sla.key, SlaClock.subject == target.subject
     )
     target_hours = sla.target_hours(policy.calendar)
-    clock = SlaClock(
+    started = insert_unless_present(
+        session,
+        SlaClock,
         policy_key=sla.key,
         subject=target.subject,
         experiment_id=target.experiment_id,
         collision_id=target.collision_id,
         team=target.team,
-        cycle=(previous or 0) + 1,
+        cycle=last.scalar_subquery() + 1,
         state=ClockState.RUNNING,
         started_at=at,
         due_at=calendar.add(at, target_hours),
@@ -308,11 +308,7 @@ def _start(
         warned=0,
         escalations=0,
     )
-    try:
-        with session.begin_nested():
-            session.add(clock)
-    except IntegrityError:  # the same cycle was started by another transaction
-        return None
+    clock: SlaClock | None = session.scalars(started.returning(SlaClock)).first()
     return clock
 
 
