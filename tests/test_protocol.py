@@ -36,13 +36,16 @@ from tower.collisions.models import Collision
 from tower.collisions.service import CollisionActionError, format_ref
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
+from tower.engine.analysis import analyse
+from tower.engine.portfolio import PortfolioItem
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentResult, ExperimentSpec
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import OutboxMessage
-from tower.pipeline import reads, registry
-from tower.pipeline.index import PortfolioIndex, warm_index
+from tower.pipeline import index as index_module
+from tower.pipeline import reads, registry, slots
+from tower.pipeline.index import PortfolioIndex, portfolio_items, warm_index
 from tower.pipeline.resync import recheck_all
 from tower.policy import Policy
 from tower.policy.schema import FreezeWindow
@@ -1052,6 +1055,48 @@ def test_after_a_registration_rolls_back_the_next_change_works_on_the_tests_that
         held = {item.key: item.spec.title for item in index.items.values()}
     assert third.experiment.key == "T-2"
     assert held == {"T-1": "First", "T-2": "Third"}
+
+
+def test_after_an_edit_rolls_back_the_next_change_reads_again_only_that_test(
+    factory: sessionmaker[Session], small_policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed change costs the next one the tests it touched, not the portfolio: the
+    warm index reads again only the rolled-back test, keeps its working plan, and the
+    slots it gives are still those of a full plan."""
+    ctx = at(small_policy)
+    for title in ("First", "Second", "Third"):
+        with factory.begin() as session:
+            protocol.register(session, ctx, spec(title=title), actor=OWNER)
+    with factory.begin() as session:
+        assert slots.placement_now(session, ctx, "T-3") is not None
+        index = warm_index(session, small_policy, ctx.today)
+        plan = index.working_plan
+    later = {"start": START + timedelta(days=3), "end": END + timedelta(days=3)}
+    with pytest.raises(RuntimeError), factory.begin() as session:
+        protocol.edit(session, ctx, "T-1", actor=OWNER, changes=later)
+        assert slots.placement_now(session, ctx, "T-1") is not None  # planned as moved
+        raise RuntimeError("the request failed after the change")
+
+    read_again: list[list[int]] = []
+
+    def recording(session: Session, numbers: Any = None) -> list[PortfolioItem]:
+        read_again.append(sorted(numbers) if numbers is not None else [])
+        return every_test(session, numbers)
+
+    every_test = index_module.portfolio_items
+    with monkeypatch.context() as patched, factory.begin() as session:
+        patched.setattr(index_module, "portfolio_items", recording)
+        protocol.register(session, ctx, spec(title="Fourth"), actor=OWNER)
+    # T-1 as committed, and T-4, whose row this change wrote before it compared them
+    assert read_again == [[1, 4]]
+    with factory.begin() as session:
+        assert warm_index(session, small_policy, ctx.today) is index
+        assert index.items[1].spec.start == START  # as committed, not as rolled back
+        full = analyse(portfolio_items(session), small_policy, today=ctx.today).placements
+        assert len(full) == 4
+        for key, placement in full.items():
+            assert slots.placement_now(session, ctx, key) == placement, key
+    assert index.working_plan is plan  # replayed, not filed again from the stored plan
 
 
 @pytest.mark.skipif(

@@ -49,6 +49,7 @@ def record_change(
     session.flush()
     index = warm_index(session, ctx.policy, ctx.today)
     with index.lock:
+        read_model.forget_on_rollback(session, index)  # whatever it takes in from here
         row = registry.state(session, for_update=True)
         index.catch_up(session, registry.mark_of(row))
         mark = registry.bump(session, row)
@@ -58,7 +59,6 @@ def record_change(
         for experiment in changed:
             index.put(portfolio_item(experiment))
         index.remember(changed, mark)
-        read_model.forget_on_rollback(session, index)
         keys = [experiment.key for experiment in changed]
         scope, findings = touched(session, index, keys)
         report = collision_flows.reconcile(

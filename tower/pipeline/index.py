@@ -88,9 +88,12 @@ class PortfolioIndex:
         changed = None if self.mark is None else registry.changed_since(session, self.mark, mark)
         if changed is None:
             rows = registry.row_marks(session)
-            self._apply(session, rows, gone=self.rows.keys() - rows.keys())
+            reloaded = self._apply(session, rows, gone=self.rows.keys() - rows.keys())
             self.rows = rows
-            self.journal = []
+            if reloaded is None:
+                self.journal = []  # a new journal: every row may have changed
+            else:
+                self.journal.extend(reloaded)
         else:
             rows = registry.row_marks(session, changed)
             self._apply(session, rows, gone=changed - rows.keys())
@@ -98,17 +101,20 @@ class PortfolioIndex:
             self.journal.extend(rows)
         self.mark = mark
 
-    def _apply(self, session: Session, rows: dict[int, tuple[int, str]], gone: set[int]) -> None:
+    def _apply(
+        self, session: Session, rows: dict[int, tuple[int, str]], gone: set[int]
+    ) -> list[int] | None:
         """Drop the tests `gone`; reload those of `rows` this index holds at another
-        version (all of them afresh when that is most of the portfolio)."""
+        version (all of them afresh when that is most of the portfolio: then None)."""
         for number in gone:
             self._remove(number)
         stale = [number for number, row in rows.items() if self.rows.get(number) != row]
         if len(stale) > len(self.items) // 2 and len(stale) > 100:
             self._rebuild(portfolio_items(session))
-        else:
-            for item in portfolio_items(session, stale):
-                self.put(item)
+            return None
+        for item in portfolio_items(session, stale):
+            self.put(item)
+        return stale
 
     def put(self, item: PortfolioItem) -> None:
         """The test as it now is: it joins, changes in, or leaves the active portfolio."""
@@ -131,11 +137,11 @@ class PortfolioIndex:
         self.mark = mark
 
     def forget(self) -> None:
-        """Whatever this index applied may not have committed: check every row next time."""
+        """Whatever this index applied may not have committed: compare every row with the
+        database next time. A row applied from a transaction that rolled back carries that
+        transaction's stamp, which no committed row has, so exactly those tests are read
+        again; they go in the journal, and the working plan replays them like any change."""
         self.mark = None
-        self.rows = {number: (-1, "") for number in self.rows}
-        self.journal = []
-        self.working_plan = None  # its slots may build on those changes
 
     def rescore(self, today: date) -> None:
         """Scores as of `today` (urgency counts from it)."""
