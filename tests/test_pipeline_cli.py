@@ -8,14 +8,17 @@ Each database is made the way the README says: `tower init`, then
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
+import sys
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import pytest
 
+from tower.cli.output import emit_json, emit_json_list
 from tower.engine.portfolio import ACTIVE_STATUSES
 
 from .cli import failed, succeeded, tower
@@ -110,6 +113,30 @@ def test_conflicts_lists_open_blocking_collisions_only(demo: str) -> None:
     assert {(row["severity"], row["status"]) for row in rows} == {("blocking", "open")}
     assert len({row["id"] for row in rows}) == len(rows)
     assert all(re.fullmatch(r"C-\d+", row["id"]) for row in rows)
+
+
+class _Screen(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("at_a_terminal", [False, True], ids=["piped", "terminal"])
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_a_listing_written_row_by_row_is_the_json_of_the_whole_list(
+    monkeypatch: pytest.MonkeyPatch, at_a_terminal: bool, count: int
+) -> None:
+    """`tower conflicts` streams its thousands of rows: the text is what printing the
+    whole list at once gives, indented at a terminal, on one line in a pipe."""
+    rows = [
+        {"id": f"C-{n}", "keys": ["T-1", "T-2"], "affected": {"T-1": 0.5}} for n in range(count)
+    ]
+    whole, streamed = (_Screen() if at_a_terminal else io.StringIO() for _ in range(2))
+    monkeypatch.setattr(sys, "stdout", whole)
+    emit_json(rows)
+    monkeypatch.setattr(sys, "stdout", streamed)
+    emit_json_list(iter(rows))
+    assert streamed.getvalue() == whole.getvalue()
+    assert json.loads(streamed.getvalue()) == rows
 
 
 def test_conflicts_include_an_agile_vs_bau_surface_clash_and_the_email_cap(demo: str) -> None:

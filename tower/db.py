@@ -7,7 +7,7 @@ scheduler job) owns the transaction with `with session_factory.begin() as sessio
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
@@ -168,11 +168,11 @@ def insert_rows_unless_present(
         session.execute(_insert(session)(model).on_conflict_do_nothing(), list(rows))
 
 
-def upsert(session: Session, model: type[Base], key: Sequence[str], **values: Any) -> Any:
-    """`INSERT ... ON CONFLICT (key) DO UPDATE` of one `model` row: written in one
-    statement whether or not a row with that key exists."""
-    statement = _insert(session)(model).values(**values)
-    changed = {name: statement.excluded[name] for name in values if name not in key}
+def upsert(session: Session, model: type[Base], key: Sequence[str], columns: Iterable[str]) -> Any:
+    """`INSERT ... ON CONFLICT (key) DO UPDATE` of `model` rows, executed with their values
+    (many rows: sent together): each row written whether or not one with its key exists."""
+    statement = _insert(session)(model)
+    changed = {name: statement.excluded[name] for name in columns if name not in key}
     return statement.on_conflict_do_update(index_elements=list(key), set_=changed)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -39,6 +40,23 @@ def emit_json(data: Any) -> None:
     line for a script (Python's fast encoder only writes unindented JSON)."""
     indent = 2 if sys.stdout.isatty() else None
     click.echo(json.dumps(data, indent=indent, sort_keys=False, default=str))
+
+
+def emit_json_list(items: Iterable[Any]) -> None:
+    """`emit_json` of a list given one item at a time, written as it comes: the same text,
+    without the whole list (or its text) in memory at once (20,000 collisions)."""
+    indent = 2 if sys.stdout.isatty() else None
+    out = sys.stdout
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=indent, sort_keys=False, default=str)
+        if indent is None:
+            out.write(("[" if first else ", ") + text)
+        else:
+            out.write(("[\n" if first else ",\n") + textwrap.indent(text, " " * indent))
+        first = False
+    out.write("[]\n" if first else ("]\n" if indent is None else "\n]\n"))
+    out.flush()
 
 
 def emit_table(

@@ -11,7 +11,14 @@ from typing import Any
 import click
 
 from tower.cli.context import AppContext
-from tower.cli.output import console, emit_json, emit_table, error_console, format_option
+from tower.cli.output import (
+    console,
+    emit_json,
+    emit_json_list,
+    emit_table,
+    error_console,
+    format_option,
+)
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus, Severity
 from tower.experiments import service as experiment_service
@@ -85,18 +92,18 @@ def conflicts_command(
     """Unresolved blocking collisions; `--all` shows every collision."""
     with app.read_transaction() as session:
         _tell_notes(reads.standing(session, app.policy).notes())
-        found = collision_service.collision_rows(
+        found = collision_service.stream_collision_rows(
             session,
             statuses=() if show_all else [CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED],
             severities=() if show_all else [Severity.BLOCKING],
         )
-        rows = [records.collision_record(c) for c in found]
-    if output_format == "json":
-        emit_json(rows)
-        return
-    _print_collisions(
-        rows, "No unresolved blocking collisions." if not show_all else "No collisions."
-    )
+        rows = (records.collision_record(c) for c in found)
+        if output_format == "json":
+            emit_json_list(rows)
+            return
+        _print_collisions(
+            list(rows), "No unresolved blocking collisions." if not show_all else "No collisions."
+        )
 
 
 def _print_collisions(rows: list[dict[str, Any]], empty: str) -> None:

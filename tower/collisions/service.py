@@ -427,6 +427,17 @@ def collision_rows(
     return page.items
 
 
+def stream_collision_rows(
+    session: Session,
+    *,
+    statuses: Collection[CollisionStatus] = (),
+    severities: Collection[Severity] = (),
+) -> Iterator[CollisionFacts]:
+    """`collision_rows`, read a batch at a time (a listing of every collision)."""
+    query = _rows_query(statuses, severities).execution_options(yield_per=BATCH)
+    yield from session.execute(query)
+
+
 def collision_page(
     session: Session,
     *,

@@ -57,10 +57,29 @@ def score_values(score: Score | ScoringError | str) -> dict[str, Any]:
 def store_scores(
     session: Session, index: PortfolioIndex, experiments: Iterable[Experiment]
 ) -> None:
-    """The current scores of `experiments`; tests that left the pipeline lose theirs."""
+    """The current scores of `experiments`; tests that left the pipeline lose theirs.
+    Rows the session holds are written through it; the others in one statement per batch,
+    whether or not they exist (an import scores thousands)."""
+    written: list[dict[str, Any]] = []
+    gone: list[int] = []
     for experiment in experiments:
         score = index.scores.get(experiment.key)
-        _write_score(session, experiment.id, None if score is None else score_values(score))
+        values = None if score is None else score_values(score)
+        held = session.identity_map.get(session.identity_key(PipelineScore, experiment.id))
+        if held is not None:
+            if values is None:
+                session.delete(held)
+            else:
+                _update(held, values)
+        elif values is None:
+            gone.append(experiment.id)
+        else:
+            written.append({"experiment_id": experiment.id, **values})
+    for batch in batches(gone):
+        session.execute(delete(PipelineScore).where(PipelineScore.experiment_id.in_(batch)))
+    if written:
+        columns = written[0].keys()
+        session.execute(upsert(session, PipelineScore, ["experiment_id"], columns), written)
 
 
 def fill_missing_scores(session: Session, index: PortfolioIndex) -> None:
@@ -108,22 +127,6 @@ def _plan_values(planned: tuple[Placement, int, bool]) -> dict[str, Any]:
         "row_version": version,
         "live": live,
     }
-
-
-def _write_score(session: Session, experiment_id: int, values: dict[str, Any] | None) -> None:
-    """One test's score row as `values` say (None: no row), in one statement unless the
-    session holds the row already."""
-    held = session.identity_map.get(session.identity_key(PipelineScore, experiment_id))
-    if held is not None:
-        if values is None:
-            session.delete(held)
-        else:
-            _update(held, values)
-    elif values is None:
-        session.execute(delete(PipelineScore).where(PipelineScore.experiment_id == experiment_id))
-    else:
-        key = {"experiment_id": experiment_id}
-        session.execute(upsert(session, PipelineScore, list(key), **key, **values))
 
 
 _Row = TypeVar("_Row", PipelineScore, PlanEntry)
