@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tower.collisions.kinds import Severity
 from tower.engine.collisions import PairRules
 from tower.engine.detector import CollisionEngine
-from tower.engine.planner import Placement, Planner
+from tower.engine.planner import Placement, Planner, is_draft
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
 from tower.policy import Policy, parse_policy
@@ -233,6 +233,24 @@ def test_a_lower_ranked_live_blocker_is_not_said_to_rank_higher() -> None:
     assert "ranks higher" not in placements["T-1"].reasons[0]
 
 
+def test_a_draft_yields_to_a_lower_ranked_test_sent_for_review() -> None:
+    """The plan places live tests, then the tests sent for review by rank, then drafts: a
+    draft holds nothing, so the submitted test keeps its window and the draft moves."""
+    placements = plan(
+        item(1, ["web/checkout"], day(1), day(10), status=ExperimentStatus.DRAFT),
+        item(2, ["web/checkout"], day(5), day(14), status=ExperimentStatus.SUBMITTED),
+        item(3, ["web/checkout"], day(20), day(24), status=ExperimentStatus.DRAFT),
+    )
+    assert kept(placements["T-2"])
+    moved = placements["T-1"]
+    assert (moved.planned_start, moved.planned_end) == (day(15), day(24))
+    assert moved.reasons == ("T-2 is submitted (drafts come after) on web/checkout",)
+    # Between drafts, rank decides: T-1 ranks above T-3, which moves past it.
+    later = placements["T-3"]
+    assert (later.planned_start, later.planned_end) == (day(25), day(29))
+    assert later.reasons == ("T-1 ranks higher on web/checkout",)
+
+
 def test_a_live_test_inside_a_freeze_keeps_its_window() -> None:
     placement = plan(
         item(
@@ -423,7 +441,7 @@ def test_no_free_start_is_skipped(items: list[PortfolioItem]) -> None:
     placements = {p.key: p for p in Planner(compiler).plan(ranked)}
     replay = Planner(compiler)
     replay.plan([f for f in ranked if f.item.status == ExperimentStatus.LIVE])  # kept as is
-    for footprint in ranked:
+    for footprint in sorted(ranked, key=is_draft):  # drafts after those sent for review
         if footprint.item.status == ExperimentStatus.LIVE:
             continue
         placement = placements[footprint.key]

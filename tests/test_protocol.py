@@ -425,37 +425,46 @@ def test_the_required_fields_gate_says_what_to_add(
 def test_an_open_blocking_collision_fails_until_a_manager_waives_it_with_a_reason(
     session: Session, small_policy: Policy
 ) -> None:
-    experiment = register(session, S.SUBMITTED)
-    register(session, S.SUBMITTED, number=2, surfaces=("web/checkout",), **BAU)
+    """Two submitted tests on one page: the lower-ranked one must yield (its gate fails
+    until a manager waives the collision); the higher-ranked one passes and says why."""
+    first = register(session, S.SUBMITTED)
+    second = register(session, S.SUBMITTED, number=2, surfaces=("web/checkout",), **BAU)
     ctx = at(small_policy)
     recheck_all(session, ctx)  # the safety net finds tests written behind the services' back
-
-    clash = gate(gates_now(session, ctx), "collisions")
     [record] = open_blocking(session)
     assert record.kind == CollisionKind.SURFACE
     ref = format_ref(record)
-    assert not clash.passed
-    assert clash.message == (
-        f"{ref} surface with T-2: move the test, change it, or ask a manager to waive it"
+    tie = "both 189: a tie goes by confidence, then by registration"
+
+    held = gate(gates_now(session, ctx, "T-1"), "collisions")
+    assert held.passed
+    assert (
+        held.message
+        == f"it yields in none: {ref} surface with T-2, which ranks lower ({tie}): it yields"
     )
-    with pytest.raises(GatesFailed, match=f"collisions: {ref} surface with T-2"), refused(session):
-        protocol.approve(session, ctx, "T-1", actor=MANAGER)
+    clash = gate(gates_now(session, ctx, "T-2"), "collisions")
+    assert not clash.passed
+    assert clash.message.startswith(f"{ref} surface with T-1, which ranks higher ({tie}): move to ")
+    assert clash.message.endswith(" or ask for a waiver")
+    with pytest.raises(GatesFailed, match=f"collisions: {ref} surface with T-1"), refused(session):
+        protocol.approve(session, ctx, "T-2", actor=MANAGER)
 
     # Seen is not solved: an acknowledged blocking collision still blocks.
-    flows.acknowledge(session, ctx, ref, actor=OWNER)
-    assert not gate(gates_now(session, ctx), "collisions").passed
+    flows.acknowledge(session, ctx, ref, actor=BAU_OWNER)
+    assert not gate(gates_now(session, ctx, "T-2"), "collisions").passed
 
     with pytest.raises(CollisionActionError, match="only a control-tower manager"):
-        flows.waive(session, ctx, ref, actor=OWNER, reason="We agreed")
+        flows.waive(session, ctx, ref, actor=BAU_OWNER, reason="We agreed")
     with pytest.raises(CollisionActionError, match="say why"):
         flows.waive(session, ctx, ref, actor=MANAGER, reason="  ")
-    assert not gate(gates_now(session, ctx), "collisions").passed
+    assert not gate(gates_now(session, ctx, "T-2"), "collisions").passed
 
     flows.waive(session, ctx, ref, actor=MANAGER, reason="Both teams agreed to share the cart")
     assert record.status == CollisionStatus.WAIVED
-    assert gate(gates_now(session, ctx), "collisions").passed  # a re-check keeps the waiver
+    assert gate(gates_now(session, ctx, "T-2"), "collisions").passed  # the waiver is kept
+    assert protocol.approve(session, ctx, "T-2", actor=MANAGER).message == "T-2 approved"
     assert protocol.approve(session, ctx, "T-1", actor=MANAGER).message == "T-1 approved"
-    assert experiment.status == S.APPROVED
+    assert (first.status, second.status) == (S.APPROVED, S.APPROVED)
 
 
 @pytest.mark.parametrize(
@@ -569,30 +578,33 @@ def test_duration_counts_both_ends_of_the_window(
 def test_a_surface_over_capacity_fails_its_own_gate_until_waived(
     session: Session, small_policy: Policy
 ) -> None:
+    """One test at a time on the cart: the lower-ranked of two must yield."""
     policy = with_protocol(small_policy, max_concurrent_per_surface=1)
     ctx = at(policy)
-    experiment = register(session, S.SUBMITTED, audiences=("anonymous",))
-    register(session, S.SUBMITTED, number=2, audiences=("logged_in",), **BAU)
+    register(session, S.SUBMITTED, audiences=("anonymous",))
+    second = register(session, S.SUBMITTED, number=2, audiences=("logged_in",), **BAU)
     recheck_all(session, ctx)
 
-    gates = gates_now(session, ctx)
     [record] = open_blocking(session)
     assert record.kind == CollisionKind.CAPACITY
     ref = format_ref(record)
+    held = gate(gates_now(session, ctx, "T-1"), "surface capacity")
+    assert held.passed, held.message
+    assert held.message.startswith(f"it yields in none: {ref} capacity with T-2, which ranks lower")
+    gates = gates_now(session, ctx, "T-2")
     # Disjoint audiences: no clash between the two tests, only too many on one surface.
     assert gate(gates, "collisions").passed
     capacity = gate(gates, "surface capacity")
     assert not capacity.passed
-    assert capacity.message == (
-        f"{ref} capacity with T-2: move the test, change it, or ask a manager to waive it"
-    )
+    assert capacity.message.startswith(f"{ref} capacity with T-1, which ranks higher (")
+    assert capacity.message.endswith(" or ask for a waiver")
     with pytest.raises(GatesFailed, match=f"surface capacity: {ref} capacity"), refused(session):
-        protocol.approve(session, ctx, "T-1", actor=MANAGER)
+        protocol.approve(session, ctx, "T-2", actor=MANAGER)
 
     flows.waive(session, ctx, ref, actor=MANAGER, reason="The cart can take both this week")
-    assert gate(gates_now(session, ctx), "surface capacity").passed
-    protocol.approve(session, ctx, "T-1", actor=MANAGER)
-    assert experiment.status == S.APPROVED
+    assert gate(gates_now(session, ctx, "T-2"), "surface capacity").passed
+    protocol.approve(session, ctx, "T-2", actor=MANAGER)
+    assert second.status == S.APPROVED
 
 
 # --------------------------------------------------------------------------- who decides
@@ -758,7 +770,7 @@ def test_an_edit_that_voids_an_approval_is_rechecked_for_collisions(
     session: Session, small_policy: Policy
 ) -> None:
     experiment = approved_through_the_protocol(session, small_policy)
-    register(session, S.APPROVED, number=2, surfaces=("web/home",), **BAU)
+    register(session, S.LIVE, number=2, surfaces=("web/home",), **BAU)  # it holds its page
     ctx = at(small_policy, utc(3, 2, 12))
 
     protocol.edit(session, ctx, "T-1", actor=OWNER, changes={"surfaces": ("web/home",)})

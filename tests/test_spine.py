@@ -172,7 +172,12 @@ def test_a_test_joining_a_crowd_replaces_it_and_leaving_brings_it_back(session: 
 
 MOMENTS = itertools.count(1)
 STATUSES = st.sampled_from(
-    [ExperimentStatus.SUBMITTED, ExperimentStatus.APPROVED, ExperimentStatus.LIVE]
+    [
+        ExperimentStatus.DRAFT,
+        ExperimentStatus.SUBMITTED,
+        ExperimentStatus.APPROVED,
+        ExperimentStatus.LIVE,
+    ]
 )
 
 
@@ -247,8 +252,25 @@ def test_the_slot_a_registrant_is_told_is_the_one_a_full_plan_gives(
 
 
 SLOT_CHANGES = st.sampled_from(
-    ["move", "stretch", "surface", "audience", "group", "leave", "back", "copy", "live", "approve"]
+    [
+        "move",
+        "stretch",
+        "surface",
+        "audience",
+        "group",
+        "leave",
+        "back",
+        "copy",
+        "live",
+        "approve",
+        "draft",
+    ]
 )
+SET_STATUS = {
+    "live": ExperimentStatus.LIVE,
+    "approve": ExperimentStatus.APPROVED,
+    "draft": ExperimentStatus.DRAFT,
+}
 
 
 @settings(
@@ -276,9 +298,8 @@ def test_slots_stay_those_of_a_full_plan_through_any_changes(
         recheck_all(session, ctx)  # the stored plan the working plan starts from
         for position, change, amount in changes:
             experiment = rows[position % len(rows)]
-            if change in ("live", "approve"):
-                live = change == "live"
-                experiment.status = ExperimentStatus.LIVE if live else ExperimentStatus.APPROVED
+            if change in SET_STATUS:
+                experiment.status = SET_STATUS[change]
             else:
                 experiment = _changed(session, rows, experiment, change, amount)
             flows.record_change(session, ctx, [experiment])

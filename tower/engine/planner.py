@@ -1,11 +1,11 @@
 """The pipeline planner: the ranked list, greedily given room.
 
-Tests are placed in rank order (live tests first: they are already running). Each keeps its
-requested window unless something placed before it blocks it: a blocking surface collision
-with a higher-ranked test, an exclusion group over 100%, a contact cap its channel would
-break, a freeze window on its surfaces for its team kind, or a surface already at the
-protocol's capacity. Then it moves to the next free slot: the earliest later start that
-clears all of them, keeping its duration.
+Tests are placed in rank order: live tests first (they are already running), drafts last (a
+draft holds nothing). Each keeps its requested window unless something placed before it
+blocks it: a blocking surface collision with a test placed earlier, an exclusion group over
+100%, a contact cap its channel would break, a freeze window on its surfaces for its team
+kind, or a surface already at the protocol's capacity. Then it moves to the next free slot:
+the earliest later start that clears all of them, keeping its duration.
 """
 
 from __future__ import annotations
@@ -113,12 +113,14 @@ class Planner:
 
     @without_collector
     def plan(self, ranked: Sequence[Footprint]) -> list[Placement]:
-        """Placements in rank order; live tests keep their windows and are placed first."""
+        """Placements in rank order. Live tests keep their windows and are placed first,
+        then the tests sent for review by rank, then drafts by rank (a draft holds
+        nothing another test needs)."""
         live = [f for f in ranked if f.item.status == ExperimentStatus.LIVE]
         others = [f for f in ranked if f.item.status != ExperimentStatus.LIVE]
         self._rank_of = {f.key: rank for rank, f in enumerate(ranked, start=1)}
         placements = [self.keep(f) for f in live]
-        placements += [self.place(f) for f in others]
+        placements += [self.place(f) for f in sorted(others, key=is_draft)]
         return sorted(placements, key=lambda p: p.rank)
 
     def place(self, footprint: Footprint, *, rank: int | None = None) -> Placement:
@@ -241,11 +243,12 @@ class Planner:
             seen.add(other.key)
             if self.rules.blocks(footprint, other):
                 where = self._shared_path(footprint, other)
-                why = (
-                    "is already live"
-                    if other.item.status == ExperimentStatus.LIVE
-                    else ("ranks higher")
-                )
+                if other.item.status == ExperimentStatus.LIVE:
+                    why = "is already live"
+                elif is_draft(footprint) and not is_draft(other):
+                    why = f"is {other.item.status.value.replace('_', ' ')} (drafts come after)"
+                else:
+                    why = "ranks higher"
                 yield _Blocker(other.end + 1, f"{other.key} {why} on {where}")
 
     def _freeze_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
@@ -325,6 +328,11 @@ class Planner:
             if self.surfaces.nested(x, y)
         )
         return self.surfaces.paths[nodes[0]] if nodes else "a shared surface"
+
+
+def is_draft(footprint: Footprint) -> bool:
+    """Whether the test is a draft: planned after every test sent for review."""
+    return footprint.item.status == ExperimentStatus.DRAFT
 
 
 def _end_of_run(days: list[int]) -> int:

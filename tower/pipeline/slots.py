@@ -26,6 +26,8 @@ from tower.pipeline.working_plan import (
     FIRST,
     Slot,
     WorkingPlan,
+    in_plan_order,
+    plan_position,
     window_of,
     working_plan,
 )
@@ -94,7 +96,7 @@ class _Replay:
       free, since every earlier start was blocked and still is;
     - a window left from there (a test moved, changed or gone): it is placed again, as an
       earlier start may be free.
-    Tests are replayed in rank order (a heap), so each sees every change ahead of it. A
+    Tests are replayed in the planner's order (a heap), so each sees every change ahead of it. A
     window leaving or appearing on a live test reaches every test after the live ones.
     The planner is handed a slot's window only when it looks at the days and the things
     that window could block (`_supply`), so a replay costs what it touches, not the
@@ -119,7 +121,7 @@ class _Replay:
 
     def run(self, key: str, rank: int) -> Placement:
         self._find_changes()
-        self._queue(key, self.ranks.position(key), _ASKED)
+        self._queue(key, self._position(key), _ASKED)
         answer: Placement | None = None
         while self.queue:
             position, next_key = heapq.heappop(self.queue)
@@ -158,7 +160,7 @@ class _Replay:
         replay_from: Position | None = None
         for key, since in self.plan.unknown.items():
             footprint = footprints.get(key)
-            here = since if footprint is None else min(since, self.ranks.position(key))
+            here = since if footprint is None else min(since, self._position(key))
             replay_from = here if replay_from is None else min(replay_from, here)
             if footprint is not None and _is_live(footprint):
                 self._keep(footprint)
@@ -168,10 +170,10 @@ class _Replay:
                 self._keep(footprint)
             else:
                 self.before[key] = None
-                self._queue(key, self.ranks.position(key), _CHANGED)
+                self._queue(key, self._position(key), _CHANGED)
         if replay_from is not None:
-            for key in self.ranks.in_order():
-                position = self.ranks.position(key)
+            for key in in_plan_order(self.ranks, footprints):
+                position = self._position(key)
                 if position >= replay_from and not _is_live(footprints[key]):
                     self.before.setdefault(key, None)
                     self._queue(key, position, _CHANGED)
@@ -179,7 +181,7 @@ class _Replay:
     def _changed(self, slot: Slot, footprint: Footprint | None) -> None:
         """Test `slot.key` changed (`footprint`: as it is now; None: it left)."""
         after = None if slot.live else slot.position
-        position = None if footprint is None else self.ranks.position(slot.key)
+        position = None if footprint is None else self._position(slot.key)
         if footprint is None or _is_live(footprint) or slot.live or position != slot.position:
             # Its window leaves for every test after where it stood.
             if slot.window is not None:
@@ -230,6 +232,9 @@ class _Replay:
                 continue
             self._queue(slot.key, slot.position, why)
 
+    def _position(self, key: str) -> Position:
+        return plan_position(self.ranks, self.index.footprints[key])
+
     def _queue(self, key: str, position: Position, why: int) -> None:
         if self.why.get(key, 0) >= why:
             return
@@ -272,7 +277,7 @@ class _Replay:
             if key not in self.placed:  # kept (a window appeared, the slot still free)
                 continue
             row = rows.get(footprint.item.number)
-            self.plan.put(Slot(key, footprint, self.ranks.position(key), self.placed[key], row))
+            self.plan.put(Slot(key, footprint, self._position(key), self.placed[key], row))
         self.plan.journal = self.index.journal  # the slots now stand as of this view
 
 

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from tower.engine.planner import Placement
+from tower.engine.planner import Placement, is_draft
 from tower.engine.portfolio import Compiler, Footprint
 from tower.experiments.spec import ExperimentStatus
 from tower.pipeline.index import IndexView, PortfolioIndex, RowJournal, StoredPlan
-from tower.pipeline.ranking import Position
+from tower.pipeline.ranking import Position, RankOrder
 from tower.pipeline.registry import policy_fingerprint
 
 WEEK = 7
@@ -285,34 +285,54 @@ def _from_stored(index: IndexView, stored: StoredPlan) -> WorkingPlan:
     if stored.policy != policy_fingerprint(index.policy):
         return plan  # planned under another policy: nothing in it stands
     ranks = index.ranks()
-    standing: list[tuple[int, Position]] = []  # (stored rank, position) of slots that stand
-    changed: list[tuple[str, int]] = []
-    last = 0
-    for key in ranks.in_order():
+    # Each slot's place in the stored plan's pass: (draft, rank). A test whose row is as
+    # planned was a draft then as it is now; one changed since may have been anything, so
+    # it is taken as early as it could have stood.
+    standing: list[tuple[tuple[bool, int], Position]] = []  # of the slots that stand
+    changed: list[tuple[str, tuple[bool, int]]] = []
+    last = (False, 0)
+    for key in in_plan_order(ranks, index.footprints):
         placement = stored.placements.get(key)
         if placement is None:
             continue
         footprint = index.footprints[key]
         row = index.rows.get(footprint.item.number)
         version = stored.row_versions.get(key)
-        position = ranks.position(key)
-        if row is None or row[0] != version or placement.rank < last:
-            changed.append((key, placement.rank))
+        position = plan_position(ranks, footprint)
+        passed = (is_draft(footprint), placement.rank)
+        if row is None or row[0] != version or passed < last:
+            changed.append((key, (False, placement.rank)))
             continue
-        last = placement.rank
-        standing.append((placement.rank, position))
+        last = passed
+        standing.append((passed, position))
         plan.put(Slot(key, footprint, position, window_of(footprint, placement), row))
     plan.journal = index.journal
     standing.sort()
     # Tests in the stored plan that left the pipeline since count as changed too.
-    changed += [(k, p.rank) for k, p in stored.placements.items() if k not in index.footprints]
-    for key, stored_rank in changed:
+    changed += [
+        (k, (False, p.rank)) for k, p in stored.placements.items() if k not in index.footprints
+    ]
+    for key, stored_at in changed:
         if key in stored.live:
             plan.unknown[key] = FIRST  # its window reached every test
             continue
-        at = bisect_right(standing, (stored_rank, LAST))
+        at = bisect_right(standing, (stored_at, LAST))
         plan.unknown[key] = standing[at][1] if at < len(standing) else LAST
     return plan
+
+
+def plan_position(ranks: RankOrder, footprint: Footprint) -> Position:
+    """Where the planner's greedy pass takes a test that is not live: those sent for
+    review in rank order, then drafts in rank order (`Planner.plan`)."""
+    return (is_draft(footprint), *ranks.position(footprint.key))
+
+
+def in_plan_order(ranks: RankOrder, footprints: Mapping[str, Footprint]) -> list[str]:
+    """Every key of `ranks` in the order of `plan_position`."""
+    keys = ranks.in_order()
+    return [k for k in keys if not is_draft(footprints[k])] + [
+        k for k in keys if is_draft(footprints[k])
+    ]
 
 
 def window_of(footprint: Footprint, placement: Placement) -> Footprint | None:

@@ -12,11 +12,11 @@ from datetime import timedelta
 
 from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
 from tower.collisions.models import Collision
-from tower.collisions.service import format_ref
 from tower.context import ServiceContext
 from tower.engine.findings import format_day
 from tower.experiments.models import Experiment
 from tower.policy.trees import paths_nested
+from tower.protocol.arbitration import Standings
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,17 @@ class Gate:
 
 
 def approval_gates(
-    experiment: Experiment, ctx: ServiceContext, collisions: Sequence[Collision]
+    experiment: Experiment,
+    ctx: ServiceContext,
+    collisions: Sequence[Collision],
+    standings: Standings,
 ) -> list[Gate]:
-    """Every gate, passed or not, in the order a reviewer reads them."""
+    """Every gate, passed or not, in the order a reviewer reads them. A blocking collision
+    fails its gate only for a test that must yield in it (`tower.protocol.arbitration`)."""
     return [
         _required_fields(experiment),
-        _collisions(experiment, collisions, capacity=False),
-        _collisions(experiment, collisions, capacity=True),
+        _collisions(experiment, ctx, collisions, standings, capacity=False),
+        _collisions(experiment, ctx, collisions, standings, capacity=True),
         _freeze(experiment, ctx),
         _lead_time(experiment, ctx),
         _duration(experiment, ctx),
@@ -64,7 +68,14 @@ def _required_fields(experiment: Experiment) -> Gate:
     return Gate("required fields", True, "hypothesis, primary KPI with baseline, owner, end date")
 
 
-def _collisions(experiment: Experiment, collisions: Sequence[Collision], *, capacity: bool) -> Gate:
+def _collisions(
+    experiment: Experiment,
+    ctx: ServiceContext,
+    collisions: Sequence[Collision],
+    standings: Standings,
+    *,
+    capacity: bool,
+) -> Gate:
     name = "surface capacity" if capacity else "collisions"
     blocking = [
         c
@@ -77,14 +88,13 @@ def _collisions(experiment: Experiment, collisions: Sequence[Collision], *, capa
     if not blocking:
         passed = "no surface over capacity" if capacity else "no open blocking collision"
         return Gate(name, True, f"{passed} (waived ones allowed)")
-    listed = "; ".join(
-        f"{format_ref(c)} {c.kind.value} with {_others(c, experiment)}" for c in blocking
-    )
-    return Gate(name, False, f"{listed}: move the test, change it, or ask a manager to waive it")
-
-
-def _others(collision: Collision, experiment: Experiment) -> str:
-    return ", ".join(key for key in collision.details["keys"] if key != experiment.key)
+    verdicts = standings.verdicts(experiment.key, blocking, ctx.policy)
+    yielding = [v.reason() for v in verdicts if v.must_yield]
+    if yielding:
+        listed = "; ".join(yielding)
+        return Gate(name, False, f"{listed}: {standings.way_out} or ask for a waiver")
+    held = "; ".join(v.reason() for v in verdicts)
+    return Gate(name, True, f"it yields in none: {held}")
 
 
 def _freeze(experiment: Experiment, ctx: ServiceContext) -> Gate:

@@ -37,6 +37,7 @@ from tower.outbox.service import enqueue
 from tower.pipeline import flows as pipeline_flows
 from tower.pipeline import registry
 from tower.protocol import notices, permissions
+from tower.protocol.arbitration import standings
 from tower.protocol.gates import Gate, approval_gates, failing
 from tower.protocol.lifecycle import EDITABLE, Action, next_status
 from tower.protocol.models import Decision, DecisionKind
@@ -194,7 +195,7 @@ def _submit(
 def _request_approval(session: Session, ctx: ServiceContext, experiment: Experiment) -> list[Gate]:
     """Ask the managers to decide on this version; a request for an earlier version of the
     same test is replaced in place, so its buttons never act on a stale version."""
-    gates = approval_gates(experiment, ctx, _records_of(session, experiment))
+    gates = gates_for(session, ctx, experiment)
     required = ctx.policy.protocol.approvals_required
     text = notices.approval_request(experiment, gates, f"{required} approval(s) needed")
     key = experiment.key
@@ -503,8 +504,10 @@ def _iso(day: date | None) -> str | None:
 
 
 def gates_for(session: Session, ctx: ServiceContext, experiment: Experiment) -> list[Gate]:
-    """The test's gates against the collision records (every change keeps them current)."""
-    return approval_gates(experiment, ctx, _records_of(session, experiment))
+    """The test's gates against the collision records (every change keeps them current),
+    its collisions arbitrated by the pipeline's ranks."""
+    records = _records_of(session, experiment)
+    return approval_gates(experiment, ctx, records, standings(session, experiment, records))
 
 
 def _records_of(session: Session, experiment: Experiment) -> list[Collision]:

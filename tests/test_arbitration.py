@@ -1,0 +1,122 @@
+"""The score decides at the gates and at launch, through the command line.
+
+Three tests want the retail home page's hero in the same fortnight: T-3, a draft, ranks
+first; T-1 (submitted) second; T-2 (submitted) third. A draft holds nothing, so T-1 yields
+to no one: it is approved and goes live on its start day. T-2 must yield to T-1: it cannot
+be approved until the collision is waived (or T-2 moves).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from .cli import failed, succeeded, tower
+from .conftest import RETAIL_PORTFOLIO
+
+MANAGER = "U0TOWERMGR"
+HEADER = next(csv.reader(RETAIL_PORTFOLIO.open(encoding="utf-8")))
+
+
+def roadmap(path: Path, start: date, rows: list[dict[str, Any]]) -> Path:
+    """A roadmap CSV of hero-banner tests, all over the same two weeks from `start`."""
+    common = {
+        "kind": "ab_test",
+        "surfaces": "web/home/hero",
+        "audiences": "",
+        "exclude_audiences": "",
+        "start": start.isoformat(),
+        "end": (start + timedelta(days=13)).isoformat(),
+        "traffic": "100",
+        "exclusion_group": "",
+        "primary_kpi": "conversion_rate",
+        "baseline": "0.05",
+        "mde": "0.05",
+        "hypothesis": "A clearer hero gets more people shopping.",
+        "confidence": "0.8",
+        "effort_weeks": "1",
+    }
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, HEADER)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**common, **row})
+    return path
+
+
+def as_json(url: str, *args: str) -> Any:
+    return json.loads(succeeded(tower(url, *args, "--format", "json")).stdout)
+
+
+def status_of(url: str, key: str) -> str:
+    return str(as_json(url, "show", key)["status"])
+
+
+def exported_status(url: str, key: str) -> str:
+    rows = csv.DictReader(io.StringIO(succeeded(tower(url, "export", "-")).stdout))
+    return next(row["status"] for row in rows if row["key"] == key)
+
+
+def test_the_top_ranked_of_three_colliding_tests_goes_live_and_the_lower_one_waits(
+    scratch_database_url: str, tmp_path: Path
+) -> None:
+    url = scratch_database_url
+    start = date.today() + timedelta(days=28)
+    hero = {"team": "checkout-squad", "owner": "U0ANNA"}
+    path = roadmap(
+        tmp_path / "hero.csv",
+        start,
+        [
+            {
+                "key": "T-1",
+                "title": "Hero: one big image",
+                **hero,
+                "impact": "2",
+                "status": "submitted",
+            },
+            {"key": "T-2", "title": "Hero: a video", **hero, "impact": "1", "status": "submitted"},
+            {"key": "T-3", "title": "Hero: a carousel", **hero, "impact": "3", "status": "draft"},
+        ],
+    )
+    succeeded(tower(url, "init"))
+    succeeded(tower(url, "import", str(path)))
+    ranks = {row["key"]: row["rank"] for row in as_json(url, "pipeline")}
+    assert ranks == {"T-3": 1, "T-1": 2, "T-2": 3}
+    pairs = {
+        tuple(row["keys"]): row["id"]
+        for row in as_json(url, "conflicts")
+        if row["kind"] == "surface"
+    }
+    assert set(pairs) == {("T-1", "T-2"), ("T-1", "T-3"), ("T-2", "T-3")}
+
+    # T-1 yields in none: the draft above it holds nothing, T-2 ranks below it.
+    gates = {gate["name"]: gate for gate in as_json(url, "gates", "T-1")}
+    collisions = gates["collisions"]
+    assert collisions["passed"], collisions
+    assert f"{pairs['T-1', 'T-3']} surface with T-3: a draft holds nothing" in collisions["message"]
+    assert f"{pairs['T-1', 'T-2']} surface with T-2, which ranks lower (" in collisions["message"]
+
+    # T-2 yields to T-1 (not to the draft): refused, nothing written.
+    refused = failed(tower(url, "approve", "T-2", "--by", MANAGER))
+    said = " ".join(refused.output.split())
+    assert f"{pairs['T-1', 'T-2']} surface with T-1, which ranks higher (" in said
+    assert "or ask for a waiver" in said
+    assert "T-3" not in said
+    assert status_of(url, "T-2") == "submitted"
+
+    # T-1 is approved, and goes live on its start day.
+    succeeded(tower(url, "approve", "T-1", "--by", MANAGER))
+    assert exported_status(url, "T-1") == "approved"
+    succeeded(tower(url, "sweep", "--now", f"{start.isoformat()}T10:00:00+00:00"))
+    assert status_of(url, "T-1") == "live"
+    assert status_of(url, "T-2") == "submitted"
+
+    # Waived, the clash no longer stops T-2.
+    reason = "Both heroes share the fortnight on purpose"
+    succeeded(tower(url, "waive", pairs["T-1", "T-2"], "--by", MANAGER, "--reason", reason))
+    succeeded(tower(url, "approve", "T-2", "--by", MANAGER))
+    assert status_of(url, "T-2") == "approved"

@@ -1,0 +1,235 @@
+"""Who yields in a blocking collision: the score decides, at the gates and at launch.
+
+A test yields only to live tests and to tests sent for review that rank above it. Drafts
+and tests that cannot be scored hold nothing. Where a limit lets L tests share (a surface
+takes `max_concurrent_per_surface` at once, a channel's contact cap `max` activities),
+the L best-ranked units keep their place, an exclusion group counting as one unit ranked
+as its best arm; a surface collision lets one. An exclusion group over 100% keeps its
+members in rank order up to 100% of traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tower.collisions.kinds import CollisionKind
+from tower.collisions.service import CollisionFacts, format_ref, keys_of
+from tower.experiments.models import Experiment
+from tower.experiments.spec import ExperimentStatus, format_key, parse_key
+from tower.pipeline import reads
+from tower.pipeline.models import PipelineScore, PlanEntry
+from tower.policy import Policy
+
+DASH = "\N{EN DASH}"
+FULL_TRAFFIC = 1.0 + 1e-9  # a group's shares may add up to 100%, not past it
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A test in a collision as arbitration sees it."""
+
+    key: str
+    status: ExperimentStatus
+    rank: int | None  # in the pipeline; None: it cannot be scored
+    score: float | None
+    share: float  # of the eligible traffic, in (0, 1]
+    group: str | None
+
+    @property
+    def holds(self) -> bool:
+        """Whether it can keep a place another test must yield: live, or sent for review
+        with a score (a draft or an unscored test holds nothing)."""
+        if self.status == ExperimentStatus.LIVE:
+            return True
+        return self.status != ExperimentStatus.DRAFT and self.rank is not None
+
+    def ahead_of(self, other: Contender) -> bool:
+        """Whether this test keeps its place before `other`."""
+        if not self.holds or other.status == ExperimentStatus.LIVE:
+            return False
+        if self.status == ExperimentStatus.LIVE or other.rank is None:
+            return True
+        assert self.rank is not None
+        return self.rank < other.rank
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One collision seen from one of its tests: whether it must yield, and to whom."""
+
+    collision: CollisionFacts
+    me: Contender
+    must_yield: bool
+    ahead: tuple[Contender, ...]  # the tests that keep their place before it
+    behind: tuple[Contender, ...]  # the others: they yield to it, or hold nothing
+    room: str  # what the collision's limit lets share: "1 test", "3 tests", "100% of traffic"
+
+    def reason(self) -> str:
+        """`C-2 surface with T-1, which ranks higher (41 vs 0.9)`, or why it need not
+        yield: `C-1 surface with T-3: a draft holds nothing`."""
+        ref = f"{format_ref(self.collision)} {self.collision.kind.value}"
+        parts = [_why_ahead(c, self.me) for c in self.ahead]
+        if self.must_yield:
+            return f"{ref} with {', '.join(parts)}"
+        parts += [_why_behind(c, self.me) for c in self.behind]
+        within = f" (room for {self.room})" if self.ahead else ""
+        return f"{ref} with {'; '.join(parts)}{within}"
+
+
+def verdict(
+    collision: CollisionFacts,
+    key: str,
+    contenders: Mapping[str, Contender],
+    policy: Policy,
+) -> Verdict:
+    """Whether test `key` must yield in `collision` (its tests' `contenders` by key)."""
+    me = contenders[key]
+    others = [contenders[k] for k in keys_of(collision) if k != key and k in contenders]
+    scope = str(collision.details.get("scope", ""))
+    if collision.kind == CollisionKind.CAPACITY and scope.startswith("group:"):
+        ahead = [c for c in others if c.ahead_of(me)]
+        taken = sum(c.share for c in ahead) + me.share
+        must_yield = me.status != ExperimentStatus.LIVE and taken > FULL_TRAFFIC
+        return _verdict(collision, me, others, ahead, must_yield, "100% of traffic")
+    limit = _limit(collision, policy)
+    mine = me.group or me.key
+    # A unit stands where its best arm does: mine too.
+    best = min(
+        [me, *(c for c in others if (c.group or c.key) == mine and c.holds)],
+        key=_standing,
+    )
+    ahead = [c for c in others if (c.group or c.key) != mine and c.ahead_of(best)]
+    must_yield = (
+        me.status != ExperimentStatus.LIVE and len({c.group or c.key for c in ahead}) >= limit
+    )
+    room = f"{limit} test{'s' if limit != 1 else ''}"
+    return _verdict(collision, me, others, ahead, must_yield, room)
+
+
+def _verdict(
+    collision: CollisionFacts,
+    me: Contender,
+    others: Sequence[Contender],
+    ahead: Sequence[Contender],
+    must_yield: bool,
+    room: str,
+) -> Verdict:
+    behind = tuple(c for c in others if c not in ahead)
+    return Verdict(collision, me, must_yield, tuple(ahead), behind, room)
+
+
+def _standing(contender: Contender) -> tuple[int, int]:
+    """Best first: live, then by rank; unscored last."""
+    if contender.status == ExperimentStatus.LIVE:
+        return (0, 0)
+    return (1, contender.rank) if contender.rank is not None else (2, 0)
+
+
+def _limit(collision: CollisionFacts, policy: Policy) -> int:
+    """How many units may share: one on a surface collision, the protocol's limit on a
+    surface at capacity, a channel's cap (the tightest that spans the crowd's days)."""
+    if collision.kind == CollisionKind.CAPACITY:
+        return policy.protocol.max_concurrent_per_surface
+    if collision.kind == CollisionKind.CONTACT_CAP:
+        channel = str(collision.details.get("scope", "")).removeprefix("channel:")
+        caps = [cap for cap in policy.contact_caps if cap.channel == channel]
+        days = int(collision.details.get("days") or 1)
+        fitting = [cap.max for cap in caps if cap.per_days >= days] or [c.max for c in caps]
+        return min(fitting, default=1)
+    return 1
+
+
+def _why_ahead(contender: Contender, me: Contender) -> str:
+    if contender.status == ExperimentStatus.LIVE:
+        return f"{contender.key}, which is live"
+    return f"{contender.key}, which ranks higher ({_scores(contender, me)})"
+
+
+def _why_behind(contender: Contender, me: Contender) -> str:
+    if contender.status == ExperimentStatus.DRAFT:
+        return f"{contender.key}: a draft holds nothing"
+    if contender.rank is None:
+        return f"{contender.key}: a test that cannot be scored holds nothing"
+    if me.status == ExperimentStatus.LIVE:
+        return f"{contender.key}: {me.key} is live"
+    return f"{contender.key}, which ranks lower ({_scores(contender, me)}): it yields"
+
+
+def _scores(contender: Contender, me: Contender) -> str:
+    theirs, mine = _score(contender), _score(me)
+    if theirs == mine:
+        return f"both {mine}: a tie goes by confidence, then by registration"
+    return f"{theirs} vs {mine}"
+
+
+def _score(contender: Contender) -> str:
+    return "no score" if contender.score is None else f"{contender.score:.3g}"
+
+
+def contenders(session: Session, keys: Collection[str]) -> dict[str, Contender]:
+    """The tests `keys` with their state, share, group, and the pipeline's rank and score."""
+    numbers = sorted({parse_key(key) for key in keys})
+    ranked = reads.ranks(session, numbers)
+    query = (
+        select(
+            Experiment.number,
+            Experiment.status,
+            Experiment.traffic,
+            Experiment.exclusion_group,
+            PipelineScore.value,
+        )
+        .outerjoin(PipelineScore, PipelineScore.experiment_id == Experiment.id)
+        .where(Experiment.number.in_(numbers))
+    )
+    found: dict[str, Contender] = {}
+    for number, status, traffic, group, value in session.execute(query):
+        key = format_key(number)
+        rank = ranked.get(key)
+        score = value if rank is not None else None
+        found[key] = Contender(key, status, rank, score, traffic / 100.0, group)
+    return found
+
+
+@dataclass(frozen=True)
+class Standings:
+    """What the gates need to arbitrate a test's collisions: every test in them, and the
+    way out the stored plan offers the test."""
+
+    contenders: Mapping[str, Contender]
+    way_out: str  # "move to 15-28 Jun" (an en dash), or what else there is to do
+
+    def verdicts(
+        self, key: str, collisions: Sequence[CollisionFacts], policy: Policy
+    ) -> list[Verdict]:
+        return [verdict(c, key, self.contenders, policy) for c in collisions]
+
+
+def standings(
+    session: Session, experiment: Experiment, collisions: Sequence[CollisionFacts]
+) -> Standings:
+    """`Standings` of `experiment` in `collisions`, from the read model."""
+    keys = {experiment.key, *(key for c in collisions for key in keys_of(c))}
+    entry = session.get(PlanEntry, experiment.id)
+    if entry is not None and entry.planned_start not in (None, experiment.start):
+        way_out = slot_words(entry.planned_start, entry.planned_end)
+    else:
+        way_out = "move it to a free slot (`tower check` names the next one)"
+    return Standings(contenders(session, keys), way_out)
+
+
+def slot_words(start: date | None, end: date | None) -> str:
+    """The plan's slot in words ("move to" its days, an en dash between), or what else
+    there is to do."""
+    if start is None or end is None:
+        return "no free slot in the plan: change it"
+    if (start.year, start.month) == (end.year, end.month):
+        return f"move to {start.day}{DASH}{end.day} {end:%b}"
+    return f"move to {start.day} {start:%b}{DASH}{end.day} {end:%b}"
+
+
+__all__ = ["Contender", "Standings", "Verdict", "contenders", "slot_words", "standings", "verdict"]
