@@ -1,9 +1,12 @@
 """Tests built the same way across the suite: a valid checkout-squad test under the small
-policy (tests/data/policy.yaml), changed only where a test says so."""
+policy (tests/data/policy.yaml), changed only where a test says so; a roadmap of tests on
+the retail demo's home-page hero."""
 
 from __future__ import annotations
 
-from datetime import date
+import csv
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from tower.experiments.spec import ExperimentKind, ExperimentSpec
@@ -26,3 +29,33 @@ def cart_test(*, start: date, end: date, **changes: Any) -> ExperimentSpec:
     }
     values.update(changes)
     return ExperimentSpec(**values)
+
+
+def hero_roadmap(path: Path, header: list[str], start: date, rows: list[dict[str, Any]]) -> Path:
+    """A roadmap CSV (columns `header`) of checkout-squad tests on the retail home page's
+    hero, all over the same two weeks from `start` unless a row says otherwise."""
+    common = {
+        "team": "checkout-squad",
+        "owner": "U0ANNA",
+        "kind": "ab_test",
+        "surfaces": "web/home/hero",
+        "audiences": "",
+        "exclude_audiences": "",
+        "start": start.isoformat(),
+        "end": (start + timedelta(days=13)).isoformat(),
+        "traffic": "100",
+        "exclusion_group": "",
+        "primary_kpi": "conversion_rate",
+        "baseline": "0.05",
+        "mde": "0.05",
+        "hypothesis": "A clearer hero gets more people shopping.",
+        "impact": "1",
+        "confidence": "0.8",
+        "effort_weeks": "1",
+    }
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, header)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**common, **row})
+    return path

@@ -15,37 +15,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from .builders import hero_roadmap
 from .cli import failed, succeeded, tower
 from .conftest import RETAIL_PORTFOLIO
 
 MANAGER = "U0TOWERMGR"
 HEADER = next(csv.reader(RETAIL_PORTFOLIO.open(encoding="utf-8")))
-
-
-def roadmap(path: Path, start: date, rows: list[dict[str, Any]]) -> Path:
-    """A roadmap CSV of hero-banner tests, all over the same two weeks from `start`."""
-    common = {
-        "kind": "ab_test",
-        "surfaces": "web/home/hero",
-        "audiences": "",
-        "exclude_audiences": "",
-        "start": start.isoformat(),
-        "end": (start + timedelta(days=13)).isoformat(),
-        "traffic": "100",
-        "exclusion_group": "",
-        "primary_kpi": "conversion_rate",
-        "baseline": "0.05",
-        "mde": "0.05",
-        "hypothesis": "A clearer hero gets more people shopping.",
-        "confidence": "0.8",
-        "effort_weeks": "1",
-    }
-    with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.DictWriter(out, HEADER)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**common, **row})
-    return path
 
 
 def as_json(url: str, *args: str) -> Any:
@@ -66,20 +41,14 @@ def test_the_top_ranked_of_three_colliding_tests_goes_live_and_the_lower_one_wai
 ) -> None:
     url = scratch_database_url
     start = date.today() + timedelta(days=28)
-    hero = {"team": "checkout-squad", "owner": "U0ANNA"}
-    path = roadmap(
+    path = hero_roadmap(
         tmp_path / "hero.csv",
+        HEADER,
         start,
         [
-            {
-                "key": "T-1",
-                "title": "Hero: one big image",
-                **hero,
-                "impact": "2",
-                "status": "submitted",
-            },
-            {"key": "T-2", "title": "Hero: a video", **hero, "impact": "1", "status": "submitted"},
-            {"key": "T-3", "title": "Hero: a carousel", **hero, "impact": "3", "status": "draft"},
+            {"key": "T-1", "title": "Hero: one big image", "impact": "2", "status": "submitted"},
+            {"key": "T-2", "title": "Hero: a video", "impact": "1", "status": "submitted"},
+            {"key": "T-3", "title": "Hero: a carousel", "impact": "3", "status": "draft"},
         ],
     )
     succeeded(tower(url, "init"))

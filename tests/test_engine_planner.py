@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -249,6 +250,53 @@ def test_a_draft_yields_to_a_lower_ranked_test_sent_for_review() -> None:
     later = placements["T-3"]
     assert (later.planned_start, later.planned_end) == (day(25), day(29))
     assert later.reasons == ("T-1 ranks higher on web/checkout",)
+
+
+# --- deadlines -------------------------------------------------------------------------
+
+
+def test_a_deadline_the_next_free_slot_would_pass_leaves_no_slot_and_says_why() -> None:
+    placements = plan(
+        item(1, ["web/checkout"], day(1), day(10)),
+        replace(item(2, ["web/checkout"], day(5), day(9)), deadline=day(12)),
+    )
+    missed = placements["T-2"]
+    assert (missed.planned_start, missed.planned_end) == (None, None)
+    assert missed.misses_deadline
+    assert missed.explanation == (
+        "no slot ends by its deadline Fri 12 Jun 2026: "
+        "T-1 ranks higher on web/checkout until 10 Jun"
+    )
+
+
+def test_a_slot_that_ends_on_the_deadline_is_taken() -> None:
+    placements = plan(
+        item(1, ["web/checkout"], day(1), day(10)),
+        replace(item(2, ["web/checkout"], day(5), day(9)), deadline=day(15)),
+    )
+    moved = placements["T-2"]
+    assert (moved.planned_start, moved.planned_end) == (day(11), day(15))
+    assert not moved.misses_deadline
+    assert moved.deadline == day(15)
+
+
+def test_a_window_that_alone_runs_past_its_deadline_has_no_slot() -> None:
+    late = plan(replace(item(1, ["web/checkout"], day(5), day(20)), deadline=day(12)))["T-1"]
+    assert (late.planned_start, late.misses_deadline) == (None, True)
+    assert (
+        late.explanation
+        == "no slot ends by its deadline Fri 12 Jun 2026: its window alone runs past it"
+    )
+
+
+def test_a_live_test_running_past_its_deadline_keeps_its_window_and_is_flagged() -> None:
+    live = replace(
+        item(1, ["web/checkout"], day(5), day(20), status=ExperimentStatus.LIVE), deadline=day(12)
+    )
+    placement = plan(live)["T-1"]
+    assert (placement.planned_start, placement.planned_end) == (day(5), day(20))
+    assert placement.misses_deadline
+    assert "it is live and runs to Sat 20 Jun 2026" in placement.explanation
 
 
 def test_a_live_test_inside_a_freeze_keeps_its_window() -> None:

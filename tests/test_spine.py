@@ -189,18 +189,23 @@ def _registered(
     leaving_out: frozenset[int] = frozenset(),
 ) -> list[Experiment]:
     """`items` (but the numbers `leaving_out`) registered in number order, each in a state
-    drawn from `STATUSES`."""
-    return [
-        experiment_service.create(
+    drawn from `STATUSES`, some with a deadline (from their end to a few weeks after)."""
+    registered = []
+    for wanted in sorted(items, key=lambda i: i.number):
+        if wanted.number in leaving_out:
+            continue
+        experiment = experiment_service.create(
             session,
-            number=item.number,
-            spec=item.spec,
+            number=wanted.number,
+            spec=wanted.spec,
             status=data.draw(STATUSES),
-            actor=item.spec.owner,
+            actor=wanted.spec.owner,
         )
-        for item in sorted(items, key=lambda i: i.number)
-        if item.number not in leaving_out
-    ]
+        slack = data.draw(st.none() | st.integers(0, 30))
+        if slack is not None:
+            experiment.deadline = wanted.spec.end + timedelta(days=slack)
+        registered.append(experiment)
+    return registered
 
 
 @settings(

@@ -65,6 +65,7 @@ _LABELS = {
     "digest": "Weekly digest",
     "results_requested": "Results requested",
     "launch_blocked": "Launch blocked",
+    "deadline_missed": "Deadline missed",
 }
 
 

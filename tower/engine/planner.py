@@ -20,6 +20,7 @@ from tower.engine.collector import without_collector
 from tower.engine.collisions import PairRules
 from tower.engine.contact_slots import next_start_within_cap
 from tower.engine.crowding import running_stretches
+from tower.engine.findings import format_day
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule, SurfaceSchedule
 from tower.experiments.spec import ExperimentStatus
@@ -35,10 +36,12 @@ class Placement:
     rank: int
     requested_start: date
     requested_end: date
-    planned_start: date | None  # None: no free slot within the horizon
+    planned_start: date | None  # None: no free slot within the horizon, or by the deadline
     planned_end: date | None
     reasons: tuple[str, ...]
     horizon_days: int = DEFAULT_HORIZON_DAYS
+    deadline: date | None = None  # the last day the test may run on
+    misses_deadline: bool = False  # no slot ends by the deadline (a live test: it runs past)
 
     @property
     def moved_days(self) -> int:
@@ -48,6 +51,13 @@ class Placement:
 
     @property
     def explanation(self) -> str:
+        if self.misses_deadline and self.deadline is not None:
+            said = f"no slot ends by its deadline {format_day(self.deadline)}"
+            if self.planned_start is not None:  # live: it runs where it runs
+                return f"{said}: it is live and runs to {format_day(self.requested_end)}"
+            if not self.reasons:
+                return f"{said}: its window alone runs past it"
+            return f"{said}: " + "; ".join(self.reasons)
         if self.planned_start is None:
             return f"no free slot within {self.horizon_days} days: " + "; ".join(self.reasons)
         if not self.moved_days:
@@ -128,10 +138,10 @@ class Planner:
         (`rank`: its rank, when it is placed outside `plan`)."""
         if rank is not None:
             self._rank_of[footprint.key] = rank
-        planned, reasons = self._next_free(footprint)
+        planned, reasons, misses_deadline = self._next_free(footprint)
         if planned is not None:
             self.reserve(planned)
-        return self._placement(footprint, planned, reasons)
+        return self._placement(footprint, planned, reasons, misses_deadline)
 
     def is_free(self, footprint: Footprint) -> bool:
         """Whether `footprint`'s own window clears everything placed so far."""
@@ -139,34 +149,48 @@ class Planner:
 
     def free_slot(self, footprint: Footprint) -> tuple[date, date] | None:
         """The next free slot for `footprint` among what is placed, without reserving it."""
-        planned, _ = self._next_free(footprint)
+        planned, _, _ = self._next_free(footprint)
         if planned is None:
             return None
         return date.fromordinal(planned.start), date.fromordinal(planned.end)
 
-    def _next_free(self, footprint: Footprint) -> tuple[Footprint | None, list[str]]:
-        """The footprint moved to its earliest unblocked start, and what it had to avoid.
+    def _next_free(self, footprint: Footprint) -> tuple[Footprint | None, list[str], bool]:
+        """The footprint moved to its earliest unblocked start, what it had to avoid, and
+        whether its deadline (not the horizon) is why it has no slot.
 
         Each blocker blocks every start up to its `until`, so jumping to the latest `until`
-        of the current blockers never skips a free slot.
+        of the current blockers never skips a free slot. A window never ends after the
+        test's deadline: past the last start that ends by it, there is no slot.
         """
         start, latest = footprint.start, footprint.start + self.horizon_days
+        deadline = footprint.item.deadline
+        by_deadline = False
+        if deadline is not None and deadline.toordinal() - footprint.days + 1 < latest:
+            latest, by_deadline = deadline.toordinal() - footprint.days + 1, True
         reasons: list[str] = []
+        until: dict[str, int] = {}  # each reason: the first start it no longer blocks
         while start <= latest:
             moved = footprint.shifted(start)
             blockers = list(self._blockers(moved))
             if not blockers:
-                return moved, reasons
-            reasons.extend(b.reason for b in blockers if b.reason not in reasons)
+                return moved, reasons, False
+            for blocker in blockers:
+                if blocker.reason not in until:
+                    reasons.append(blocker.reason)
+                until[blocker.reason] = max(until.get(blocker.reason, 0), blocker.until)
             start = max(b.until for b in blockers)
-        return None, reasons
+        if by_deadline:  # say how long each blocks: past the deadline
+            reasons = [f"{r} until {_short_day(until[r] - 1)}" for r in reasons]
+        return None, reasons, by_deadline
 
     def keep(self, footprint: Footprint, *, rank: int | None = None) -> Placement:
         """Leave `footprint` in its window (a live test), and reserve it."""
         if rank is not None:
             self._rank_of[footprint.key] = rank
         self.reserve(footprint)
-        return self._placement(footprint, footprint, [])
+        deadline = footprint.item.deadline
+        runs_past = deadline is not None and footprint.end > deadline.toordinal()
+        return self._placement(footprint, footprint, [], runs_past)
 
     def reserve(self, footprint: Footprint) -> None:
         """Hold `footprint`'s window, as placed (here, or by an earlier plan). Among windows
@@ -179,7 +203,11 @@ class Planner:
             self.groups.setdefault(footprint.group, []).append(footprint)
 
     def _placement(
-        self, requested: Footprint, planned: Footprint | None, reasons: list[str]
+        self,
+        requested: Footprint,
+        planned: Footprint | None,
+        reasons: list[str],
+        misses_deadline: bool,
     ) -> Placement:
         return Placement(
             key=requested.key,
@@ -190,6 +218,8 @@ class Planner:
             planned_end=None if planned is None else date.fromordinal(planned.end),
             reasons=tuple(reasons) if planned is None or planned.start != requested.start else (),
             horizon_days=self.horizon_days,
+            deadline=requested.item.deadline,
+            misses_deadline=misses_deadline,
         )
 
     def _blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
@@ -328,6 +358,12 @@ class Planner:
             if self.surfaces.nested(x, y)
         )
         return self.surfaces.paths[nodes[0]] if nodes else "a shared surface"
+
+
+def _short_day(ordinal: int) -> str:
+    """`5 Sep`."""
+    day = date.fromordinal(ordinal)
+    return f"{day.day} {day:%b}"
 
 
 def is_draft(footprint: Footprint) -> bool:

@@ -298,13 +298,18 @@ def read_plan(session: Session) -> StoredPlan:
         PlanEntry.planned_end,
         PlanEntry.row_version,
         PlanEntry.live,
+        Experiment.deadline,
+        PlanEntry.misses_deadline,
     ).join(PlanEntry, PlanEntry.experiment_id == Experiment.id)
     placements: dict[str, Placement] = {}
     versions: dict[str, int | None] = {}
     live: set[str] = set()
-    for number, start, end, rank, first, last, row_version, was_live in session.execute(query):
+    for row in session.execute(query):
+        number, start, end, rank, first, last, row_version, was_live, deadline, misses = row
         key = format_key(number)
-        placements[key] = Placement(key, rank, start, end, first, last, ())
+        placements[key] = Placement(
+            key, rank, start, end, first, last, (), deadline=deadline, misses_deadline=misses
+        )
         versions[key] = row_version
         if was_live:
             live.add(key)

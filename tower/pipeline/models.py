@@ -79,3 +79,4 @@ class PlanEntry(Base):
     explanation: Mapped[str] = mapped_column(Text, default="")
     row_version: Mapped[int | None]  # the test's `Experiment.version` when it was planned
     live: Mapped[bool] = mapped_column(default=False, server_default=false())
+    misses_deadline: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -126,6 +126,7 @@ def _plan_values(planned: tuple[Placement, int, bool]) -> dict[str, Any]:
         "explanation": placement.explanation,
         "row_version": version,
         "live": live,
+        "misses_deadline": placement.misses_deadline,
     }
 
 

@@ -342,7 +342,7 @@ def _pipeline_row(
 
 def plan_rows(session: Session) -> list[dict[str, Any]]:
     """The last plan, in rank order, in the JSON shape of `tower plan` (README)."""
-    return [placement_row(e, entry) for e, entry in session.execute(_plan_query())]
+    return [placement_row(e, entry, score) for e, entry, score in session.execute(_plan_query())]
 
 
 def moved_page(session: Session, *, limit: int) -> Page[dict[str, Any]]:
@@ -350,22 +350,26 @@ def moved_page(session: Session, *, limit: int) -> Page[dict[str, Any]]:
     many there are."""
     moved = or_(PlanEntry.planned_start.is_(None), PlanEntry.planned_start != Experiment.start)
     page = first_rows(session, _plan_query().where(moved), limit)
-    return page.map(lambda row: placement_row(*row))
+    return page.map(lambda row: placement_row(row[0], row[1], row[2]))
 
 
-def _plan_query() -> Select[Experiment, PlanEntry]:
+def _plan_query() -> Select[Experiment, PlanEntry, float | None]:
+    """Each active test's plan entry, and its score (None: it cannot be scored)."""
     return (
-        select(Experiment, PlanEntry)
+        select(Experiment, PlanEntry, PipelineScore.value)
         .join(PlanEntry, PlanEntry.experiment_id == Experiment.id)
+        .outerjoin(PipelineScore, PipelineScore.experiment_id == Experiment.id)
         .where(Experiment.status.in_(list(ACTIVE_STATUSES)))
         .order_by(PlanEntry.rank)
     )
 
 
-def placement_row(experiment: Experiment, entry: PlanEntry) -> dict[str, Any]:
+def placement_row(experiment: Experiment, entry: PlanEntry, score: float | None) -> dict[str, Any]:
+    """One test's row of `tower plan`: its rank (None when it cannot be scored), requested
+    and planned windows, deadline, and why it moved."""
     moved = 0 if entry.planned_start is None else (entry.planned_start - experiment.start).days
     return {
-        "rank": entry.rank,
+        "rank": None if score is None else entry.rank,
         "key": experiment.key,
         "title": experiment.title,
         "requested_start": experiment.start.isoformat(),
@@ -373,6 +377,8 @@ def placement_row(experiment: Experiment, entry: PlanEntry) -> dict[str, Any]:
         "planned_start": _iso(entry.planned_start),
         "planned_end": _iso(entry.planned_end),
         "moved_days": moved,
+        "deadline": _iso(experiment.deadline),
+        "misses_deadline": entry.misses_deadline,
         "explanation": entry.explanation,
     }
 
@@ -397,7 +403,7 @@ def check_row(session: Session, experiment: Experiment) -> dict[str, Any]:
     planned = session.get(PlanEntry, experiment.id)
     placement = None
     if planned is not None and experiment.status in ACTIVE_STATUSES:
-        placement = placement_row(experiment, planned)
+        placement = placement_row(experiment, planned, None if stored is None else stored.value)
     return {
         "key": experiment.key,
         "title": experiment.title,

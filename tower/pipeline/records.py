@@ -58,6 +58,8 @@ def placement_record(placement: Placement, title: str) -> dict[str, Any]:
         "planned_start": _iso(placement.planned_start),
         "planned_end": _iso(placement.planned_end),
         "moved_days": placement.moved_days,
+        "deadline": _iso(placement.deadline),
+        "misses_deadline": placement.misses_deadline,
         "explanation": placement.explanation,
     }
 

@@ -21,8 +21,10 @@ from tower.db import read_only, refresh_planner_statistics
 from tower.engine.analysis import PipelineAnalysis, analyse
 from tower.engine.findings import Finding
 from tower.errors import TowerError
+from tower.outbox.service import NewMessage, enqueue_all
 from tower.pipeline import read_model, registry
 from tower.pipeline.index import portfolio_items
+from tower.text import user_text
 
 ATTEMPTS = 3
 BULK_ROWS = 1000  # rows a re-check writes that make the planner's statistics worth refreshing
@@ -95,6 +97,7 @@ def write_analysis(
         session, ctx, analysis.findings, scope=None, details=details, batch=True
     )
     written = read_model.store_analysis(session, analysis)
+    _tell_missed_deadlines(session, ctx, analysis)
     row = registry.state(session)
     fingerprint = registry.policy_fingerprint(ctx.policy)
     facts = {
@@ -121,3 +124,29 @@ def write_analysis(
         sync=sync,
         analysis=analysis,
     )
+
+
+def _tell_missed_deadlines(
+    session: Session, ctx: ServiceContext, analysis: PipelineAnalysis
+) -> None:
+    """The owner and the managers hear, once per deadline, of each test the plan cannot
+    fit before its deadline."""
+    messages: list[NewMessage] = []
+    for key, placement in analysis.placements.items():
+        if not placement.misses_deadline or placement.deadline is None:
+            continue
+        spec = analysis.footprints[key].item.spec
+        text = f"{key} '{user_text(spec.title)}' misses its deadline: {placement.explanation}"
+        deadline = placement.deadline.isoformat()
+        messages += [
+            NewMessage(
+                kind="deadline_missed",
+                recipient=recipient,
+                text=text,
+                at=ctx.now,
+                dedupe_key=f"deadline-missed:{key}:{deadline}:{recipient}",
+                payload={"key": key, "deadline": deadline},
+            )
+            for recipient in [spec.owner, *ctx.policy.managers_destination()]
+        ]
+    enqueue_all(session, messages)

@@ -361,6 +361,10 @@ class Policy(BaseModel):
         """The segment an empty audience list means: everyone."""
         return next(iter(self.audiences))
 
+    def managers_destination(self) -> list[str]:
+        """Where managers are told: the tower channel, else each manager directly."""
+        return [self.tower_channel] if self.tower_channel else list(self.managers)
+
     def team(self, key: str) -> Team | None:
         """The team with this key, if the policy has one."""
         # Looked up often (every collision names its teams): through a dict made once per

@@ -10,7 +10,7 @@ from tower.text import user_text
 
 def managers_destination(policy: Policy) -> list[str]:
     """Where managers are told: the tower channel, else each manager directly."""
-    return [policy.tower_channel] if policy.tower_channel else list(policy.managers)
+    return policy.managers_destination()
 
 
 def team_channel(policy: Policy, experiment: Experiment) -> list[str]:

@@ -24,6 +24,7 @@ from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import Collision
 from tower.context import ServiceContext
+from tower.engine.findings import format_day
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
@@ -481,6 +482,11 @@ def set_priority(
     permissions.require_manager(ctx.policy, actor, experiment, "set the priority of")
     if lever is not None and not (math.isfinite(lever) and lever > 0):
         raise InvalidEdit(f"the lever must be a positive number, not {lever}")
+    if deadline is not None and deadline < experiment.start:
+        raise InvalidEdit(
+            f"the deadline {format_day(deadline)} is before {key} starts "
+            f"({format_day(experiment.start)}): give a deadline on or after its start"
+        )
     before = {"lever": experiment.lever, "deadline": _iso(experiment.deadline)}
     if lever is not None:
         experiment.lever = lever
