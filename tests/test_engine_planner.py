@@ -299,6 +299,55 @@ def test_a_live_test_running_past_its_deadline_keeps_its_window_and_is_flagged()
     assert "it is live and runs to Sat 20 Jun 2026" in placement.explanation
 
 
+# --- send days -------------------------------------------------------------------------
+
+SEND_DAYS = parse_policy(
+    textwrap.dedent(
+        """
+        teams: [{key: crm, name: CRM, kind: bau}]
+        surfaces:
+          email:
+            send_days: [tue, thu]
+            children: {newsletter: {}, alerts: {send_days: [mon]}}
+          web: {weekly_visitors: 5000, children: {home: {}}}
+        audiences: {all: {size: 10000}}
+        """
+    )
+)
+
+
+def planned_under(policy: Policy, *items: PortfolioItem) -> dict[str, Placement]:
+    compiler = Compiler(policy)
+    return {p.key: p for p in Planner(compiler).plan([compiler.compile(i) for i in items])}
+
+
+def test_a_send_on_a_day_its_channel_does_not_send_moves_to_the_next_send_day() -> None:
+    # Mon 1 Jun 2026: the newsletter inherits email's Tuesdays and Thursdays.
+    placements = planned_under(
+        SEND_DAYS,
+        item(1, ["email/newsletter"], day(1), day(1)),
+        item(2, ["email/newsletter"], day(4), day(4)),  # a Thursday: kept
+        item(3, ["email/alerts"], day(2), day(2)),  # alerts send on Mondays only
+        item(4, ["web/home"], day(6), day(7)),  # no send days: any day
+    )
+    moved = placements["T-1"]
+    assert (moved.planned_start, moved.planned_end) == (day(2), day(2))
+    assert moved.reasons == ("email/newsletter sends only on Tue and Thu",)
+    assert kept(placements["T-2"])
+    assert (placements["T-3"].planned_start, placements["T-3"].reasons) == (
+        day(8),
+        ("email/alerts sends only on Mon",),
+    )
+    assert kept(placements["T-4"])
+
+
+def test_a_test_on_surfaces_that_share_no_send_day_gets_no_slot() -> None:
+    apart = planned_under(SEND_DAYS, item(1, ["email/newsletter", "email/alerts"], day(1), day(1)))
+    placement = apart["T-1"]
+    assert placement.planned_start is None
+    assert placement.reasons == ("email/newsletter, email/alerts share no send day",)
+
+
 def test_a_live_test_inside_a_freeze_keeps_its_window() -> None:
     placement = plan(
         item(

@@ -349,6 +349,12 @@ def test_cli_reports_invalid_yaml_without_traceback(tmp_path: Path) -> None:
 
 RULES: list[tuple[str, dict[str, str | None], str, str]] = [
     (
+        "send-day-not-a-day",
+        {"surfaces": "{web: {children: {home: {}}}, email: {send_days: [tue, thursday]}}"},
+        "surfaces.email.send_days[1]",
+        "input should be 'mon', 'tue', 'wed', 'thu', 'fri', 'sat' or 'sun' (got 'thursday')",
+    ),
+    (
         "funnel-unknown-surface",
         {"funnels": "{purchase: [web/home, web/basket]}"},
         "funnels.purchase[1]",

@@ -47,7 +47,7 @@ from tower.pipeline import index as index_module
 from tower.pipeline import reads, registry, slots
 from tower.pipeline.index import PortfolioIndex, portfolio_items, warm_index
 from tower.pipeline.resync import recheck_all
-from tower.policy import Policy
+from tower.policy import Policy, parse_policy
 from tower.policy.schema import FreezeWindow
 from tower.protocol import service as protocol
 from tower.protocol.gates import Gate
@@ -57,7 +57,7 @@ from tower.protocol.permissions import PermissionDenied
 from tower.protocol.service import GatesFailed, InvalidEdit, StaleVersion
 from tower.sla.models import ClockState, SlaClock
 
-from .conftest import server_url
+from .conftest import SMALL_POLICY, server_url
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # Monday 2 March 2026, 10:00 in London
 OWNER = "U0ANNA"
@@ -73,6 +73,7 @@ GATE_NAMES = [
     "collisions",
     "surface capacity",
     "freeze windows",
+    "send days",
     "lead time",
     "duration",
 ]
@@ -573,6 +574,28 @@ def test_duration_counts_both_ends_of_the_window(
     if not passes:
         with pytest.raises(GatesFailed, match=f"duration: {message}"), refused(session):
             protocol.approve(session, ctx, "T-1", actor=MANAGER)
+
+
+@pytest.mark.parametrize(("send_days", "passes"), [(["mon"], True), (["wed", "sun"], False)])
+def test_a_test_starting_on_a_day_its_surface_does_not_send_fails_naming_the_nearest_start(
+    session: Session, send_days: list[str], passes: bool
+) -> None:
+    """START is a Monday; web/checkout sends only on `send_days`, and its cart inherits
+    them: the nearest allowed start is named (the Sunday before, nearer than Wednesday)."""
+    text = SMALL_POLICY.read_text(encoding="utf-8").replace(
+        "checkout: {weekly_visitors: 300000,",
+        f"checkout: {{weekly_visitors: 300000, send_days: [{', '.join(send_days)}],",
+    )
+    policy = parse_policy(text)
+    register(session, S.SUBMITTED)
+    sending = gate(gates_now(session, at(policy)), "send days")
+    assert sending.passed == passes
+    if not passes:
+        assert sending.message == (
+            "web/checkout/cart sends only on Wed and Sun: start on Sun 15 Mar 2026"
+        )
+        with pytest.raises(GatesFailed, match="send days: web/checkout/cart"), refused(session):
+            protocol.approve(session, at(policy), "T-1", actor=MANAGER)
 
 
 def test_a_surface_over_capacity_fails_its_own_gate_until_waived(

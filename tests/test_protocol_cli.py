@@ -27,6 +27,7 @@ GATE_NAMES = [
     "collisions",
     "surface capacity",
     "freeze windows",
+    "send days",
     "lead time",
     "duration",
 ]
@@ -173,7 +174,7 @@ def test_an_edit_of_a_version_that_is_no_longer_current_changes_nothing(demo: st
 # --------------------------------------------------------------------------- listings
 
 
-def test_gates_json_lists_the_six_gates_in_order(demo: str) -> None:
+def test_gates_json_lists_the_seven_gates_in_order(demo: str) -> None:
     gates: list[Record] = as_json(demo, "gates", "T-13")
     assert [g["name"] for g in gates] == GATE_NAMES
     for found in gates:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from tower.policy import Policy
+from tower.policy.schema import WEEKDAYS
 from tower.policy.trees import walk_segments, walk_surfaces
 
 _VIRTUAL_ROOT = ""
@@ -27,6 +28,18 @@ class SurfaceIndex:
     end: list[int]
     ancestors: list[tuple[int, ...]]  # ancestor-or-self ids, self first, channel last
     visitors: list[int | None]  # own or nearest ancestor's weekly visitors; None: no web traffic
+    # Own or nearest ancestor's send days (weekday numbers, Monday 0); None: every day.
+    send_days: list[frozenset[int] | None] = field(default_factory=list)
+
+    def allowed_starts(self, nodes: Iterable[int]) -> frozenset[int] | None:
+        """The weekdays a test on all of `nodes` may start on (None: every day; empty:
+        none, as their send days share no day)."""
+        allowed: frozenset[int] | None = None
+        for node in nodes:
+            days = self.send_days[node] if node < len(self.send_days) else None
+            if days is not None:
+                allowed = days if allowed is None else allowed & days
+        return allowed
 
     def nested(self, a: int, b: int) -> bool:
         """Whether `a` and `b` are the same node or one contains the other."""
@@ -148,7 +161,7 @@ class PolicyGraph:
 
 def build_graph(policy: Policy) -> PolicyGraph:
     """Compile the policy's trees; do it once per policy and share the result."""
-    surfaces = _build_surfaces(policy)
+    surfaces = build_surfaces(policy)
     return PolicyGraph(
         surfaces=surfaces,
         segments=_build_segments(policy),
@@ -167,12 +180,14 @@ def _preorder_surfaces(policy: Policy) -> list[str]:
     return [path for path in order if path != _VIRTUAL_ROOT]
 
 
-def _build_surfaces(policy: Policy) -> SurfaceIndex:
+def build_surfaces(policy: Policy) -> SurfaceIndex:
+    """The policy's surface tree, numbered in preorder, with what each node inherits."""
     entries = {entry.path: entry for entry in walk_surfaces(policy.surfaces)}
     paths = _preorder_surfaces(policy)
     ids = {path: index for index, path in enumerate(paths)}
     ancestors: list[tuple[int, ...]] = []
     visitors: list[int | None] = []
+    send_days: list[frozenset[int] | None] = []
     for path in paths:
         entry = entries[path]
         parent = None if entry.parent is None else ids[entry.parent]
@@ -180,12 +195,17 @@ def _build_surfaces(policy: Policy) -> SurfaceIndex:
         ancestors.append(chain)
         own = entry.node.weekly_visitors
         visitors.append(own if own is not None or parent is None else visitors[parent])
+        days = entry.node.send_days
+        if days is not None:
+            send_days.append(frozenset(WEEKDAYS.index(day) for day in days))
+        else:
+            send_days.append(None if parent is None else send_days[parent])
     end = [0] * len(paths)
     for index in reversed(range(len(paths))):
         end[index] = max(index + 1, end[index])
         for parent in ancestors[index][1:]:
             end[parent] = max(end[parent], end[index])
-    return SurfaceIndex(ids, paths, end, ancestors, visitors)
+    return SurfaceIndex(ids, paths, end, ancestors, visitors, send_days)
 
 
 def _build_segments(policy: Policy) -> SegmentIndex:

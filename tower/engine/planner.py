@@ -24,6 +24,7 @@ from tower.engine.findings import format_day
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule, SurfaceSchedule
 from tower.experiments.spec import ExperimentStatus
+from tower.policy.schema import WEEKDAYS
 
 DEFAULT_HORIZON_DAYS = 365
 
@@ -228,6 +229,7 @@ class Planner:
         if self.supply is not None:
             self.supply(footprint, footprint.start, footprint.end)
         for check in (
+            self._send_day_blockers,
             self._freeze_blockers,
             self._collision_blockers,
             self._group_blockers,
@@ -280,6 +282,21 @@ class Planner:
                 else:
                     why = "ranks higher"
                 yield _Blocker(other.end + 1, f"{other.key} {why} on {where}")
+
+    def _send_day_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
+        """A start on a day its surfaces do not send on: blocked until the next one that
+        does (every start until then is blocked too)."""
+        allowed = self.surfaces.allowed_starts(footprint.surfaces)
+        if allowed is None or date.fromordinal(footprint.start).weekday() in allowed:
+            return
+        paths = ", ".join(self.surfaces.paths[node] for node in footprint.surfaces)
+        if not allowed:
+            never = footprint.start + self.horizon_days + 1
+            yield _Blocker(never, f"{paths} share no send day")
+            return
+        yield _Blocker(
+            next_send_day(footprint.start, allowed), f"{paths} sends only on {day_names(allowed)}"
+        )
 
     def _freeze_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
         kind = "agile" if footprint.agile else "bau"
@@ -358,6 +375,18 @@ class Planner:
             if self.surfaces.nested(x, y)
         )
         return self.surfaces.paths[nodes[0]] if nodes else "a shared surface"
+
+
+def next_send_day(ordinal: int, allowed: frozenset[int]) -> int:
+    """The first day from `ordinal` on whose weekday (Monday 0) is in `allowed` (not empty)."""
+    weekday = date.fromordinal(ordinal).weekday()
+    return ordinal + min((day - weekday) % 7 for day in allowed)
+
+
+def day_names(allowed: frozenset[int]) -> str:
+    """`Tue and Thu`."""
+    names = [WEEKDAYS[day].capitalize() for day in sorted(allowed)]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _short_day(ordinal: int) -> str:

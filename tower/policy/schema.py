@@ -28,6 +28,7 @@ from pydantic import (
 from tower.policy.trees import walk_segments, walk_surfaces
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # Monday 0
 TeamKind = Literal["agile", "bau"]
 ScoringModel = Literal["tower", "rice", "ice", "pie", "wsjf"]
 EscalationStep = Literal["owner", "team_channel", "managers"]
@@ -172,10 +173,14 @@ class Team(Section):
     members: list[SlackUserId] = Field(default_factory=list)
 
 
+
+
 class SurfaceNode(Section):
-    """A channel, page or slot; a test on a node covers its whole subtree."""
+    """A channel, page or slot; a test on a node covers its whole subtree. `send_days`:
+    the weekdays a test there may start on (inherited by the subtree; none: every day)."""
 
     weekly_visitors: int | None = Field(default=None, ge=0)
+    send_days: list[Weekday] | None = Field(default=None, min_length=1)
     children: dict[NodeName, SurfaceNode] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
 from tower.collisions.models import Collision
 from tower.context import ServiceContext
 from tower.engine.findings import format_day
+from tower.engine.graph import build_surfaces
+from tower.engine.planner import day_names, next_send_day
 from tower.experiments.models import Experiment
 from tower.policy.trees import paths_nested
 from tower.protocol.arbitration import Standings
@@ -44,6 +46,7 @@ def approval_gates(
         _collisions(experiment, ctx, collisions, standings, capacity=False),
         _collisions(experiment, ctx, collisions, standings, capacity=True),
         _freeze(experiment, ctx),
+        _send_days(experiment, ctx),
         _lead_time(experiment, ctx),
         _duration(experiment, ctx),
     ]
@@ -119,6 +122,31 @@ def _freeze(experiment: Experiment, ctx: ServiceContext) -> Gate:
                 f"{format_day(window.end)} or run elsewhere",
             )
     return Gate("freeze windows", True, "no freeze window covers its surfaces and days")
+
+
+def _send_days(experiment: Experiment, ctx: ServiceContext) -> Gate:
+    surfaces = build_surfaces(ctx.policy)
+    nodes = [surfaces.ids[path] for path in experiment.surfaces if path in surfaces.ids]
+    allowed = surfaces.allowed_starts(nodes)
+    if allowed is None:
+        return Gate("send days", True, "its surfaces send on any day")
+    paths = ", ".join(experiment.surfaces)
+    if not allowed:
+        return Gate("send days", False, f"{paths} share no send day: run it on fewer surfaces")
+    start = experiment.start
+    if start.weekday() in allowed:
+        return Gate("send days", True, f"starts on {format_day(start)}, a send day")
+    after = date.fromordinal(next_send_day(start.toordinal(), allowed))
+    before = max(
+        (start - timedelta(days=back) for back in range(1, 7)),
+        key=lambda day: (day.weekday() in allowed, day),
+    )
+    nearest = before if (start - before) < (after - start) else after
+    return Gate(
+        "send days",
+        False,
+        f"{paths} sends only on {day_names(allowed)}: start on {format_day(nearest)}",
+    )
 
 
 def _lead_time(experiment: Experiment, ctx: ServiceContext) -> Gate:

@@ -21,9 +21,8 @@ from zoneinfo import ZoneInfo
 import holidays
 
 from tower.policy import Policy
-from tower.policy.schema import Weekday
+from tower.policy.schema import WEEKDAYS, Weekday
 
-WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ONE_DAY = timedelta(days=1)
 ONE_HOUR = timedelta(hours=1)
 # A calendar with no business day for this long is a mistake, not a long holiday.
