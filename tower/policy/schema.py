@@ -173,8 +173,6 @@ class Team(Section):
     members: list[SlackUserId] = Field(default_factory=list)
 
 
-
-
 class SurfaceNode(Section):
     """A channel, page or slot; a test on a node covers its whole subtree. `send_days`:
     the weekdays a test there may start on (inherited by the subtree; none: every day)."""
