@@ -67,6 +67,7 @@ DETAIL_KEYS = {
     "affected",
     "fixes",
 }
+SHARING_DETAIL_KEYS = {"days_to_mde", "mde_cost"}  # surface and funnel records only
 
 # --------------------------------------------------------------------------- helpers
 
@@ -202,7 +203,8 @@ def test_a_recheck_opens_one_open_record_per_finding(
         assert record.severity == finding.severity
         assert record.explanation == finding.explanation
         assert sorted(e.key for e in record.experiments) == sorted(finding.keys)
-        assert set(record.details) == DETAIL_KEYS
+        sharing = finding.kind in (CollisionKind.SURFACE, CollisionKind.FUNNEL)
+        assert set(record.details) == DETAIL_KEYS | (SHARING_DETAIL_KEYS if sharing else set())
         assert record.details["keys"] == list(finding.keys)
         assert record.resolved_at is None
         assert (record.acknowledged_by, record.waived_by, record.waiver_reason) == (None,) * 3

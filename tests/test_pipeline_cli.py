@@ -43,6 +43,8 @@ RECORD_FIELDS = {
     "people_per_week",
     "affected",
     "explanation",
+    "days_to_mde",  # surface and funnel records; null on the others
+    "mde_cost",
     "fixes",
     "acknowledged_by",
     "waived_by",
@@ -154,6 +156,22 @@ def test_conflicts_include_an_agile_vs_bau_surface_clash_and_the_email_cap(demo:
     assert all(surface.startswith("email/") for row in email_caps for surface in row["surfaces"])
     kinds = {r["team_kind"] for r in as_json(demo, "pipeline") if r["key"] in surfaces[0]["keys"]}
     assert kinds == {"agile", "bau"}
+
+
+def test_a_clash_says_what_it_costs_each_test_in_days_to_its_mde(demo: str) -> None:
+    """T-38 needs 2 x 23,897 people at 25,000 eligible a week: 14 days alone; T-39 takes
+    half its traffic, so 27 days, past its 21-day window."""
+    [clash] = [row for row in conflicts(demo) if row["keys"] == ["T-38", "T-39"]]
+    assert clash["kind"] == "surface"
+    assert clash["days_to_mde"]["T-38"] == {"alone": 14, "shared": 27}
+    assert clash["mde_cost"].startswith(
+        "T-38 needs 2 \N{MULTIPLICATION SIGN} 23,897 people at 25,000 a week: 14 days alone, "
+        "27 sharing half its traffic with T-39, past its 21-day window."
+    )
+    crowds = [row for row in conflicts(demo, "--all") if row["kind"] not in ("surface", "funnel")]
+    assert crowds and all(row["days_to_mde"] is None for row in crowds)  # no traffic shared
+    shown = succeeded(tower(demo, "check", "T-38", "--today", TODAY)).stdout
+    assert "14 days alone, 27 sharing half its traffic with T-39" in " ".join(shown.split())
 
 
 def test_conflicts_all_adds_the_funnel_warnings(demo: str) -> None:

@@ -118,6 +118,8 @@ def _print_collisions(rows: list[dict[str, Any]], empty: str) -> None:
             highlight=False,
         )
         console.print(f"  {row['explanation']}", markup=False, highlight=False)
+        if row["mde_cost"]:
+            console.print(f"  {row['mde_cost']}", markup=False, highlight=False)
         for position, fix in enumerate(row["fixes"], start=1):
             console.print(f"  fix {position}: {fix}", markup=False, highlight=False)
         if row["waived_by"]:

@@ -25,6 +25,8 @@ from tower.collisions.models import (
 )
 from tower.db import BATCH, batches, utcnow
 from tower.engine.findings import Finding
+from tower.engine.mde_cost import SHARING_KINDS, days_to_mde, mde_sentence
+from tower.engine.score import SampleNeed
 from tower.errors import NotFoundError, TowerError
 from tower.experiments.models import Experiment
 from tower.experiments.spec import format_key, parse_key
@@ -377,9 +379,20 @@ def _records_by_id(session: Session, ids: Collection[int]) -> list[Collision]:
 
 
 def finding_details(
-    finding: Finding, teams: Mapping[str, str], fixes: Sequence[str]
+    finding: Finding,
+    teams: Mapping[str, str],
+    fixes: Sequence[str],
+    needs: Mapping[str, SampleNeed | None] | None = None,
 ) -> dict[str, Any]:
-    """What a record keeps of a finding besides its kind, severity and explanation."""
+    """What a record keeps of a finding besides its kind, severity and explanation; for a
+    clash that shares traffic, what it costs each test in days to its MDE (`needs`: each
+    test's sample model)."""
+    cost: dict[str, Any] = {}
+    if needs is not None and finding.kind in SHARING_KINDS:
+        cost = {
+            "days_to_mde": days_to_mde(finding, needs),
+            "mde_cost": mde_sentence(finding, needs),
+        }
     return {
         "keys": list(finding.keys),
         "teams": [teams[key] for key in finding.keys],
@@ -391,6 +404,7 @@ def finding_details(
         "people_per_week": finding.people_per_week,
         "affected": {key: round(share, 4) for key, share in finding.affected},
         "fixes": list(fixes),
+        **cost,
     }
 
 

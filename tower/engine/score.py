@@ -155,6 +155,42 @@ def required_sample_size(baseline: float, mde: float, *, alpha: float, power: fl
     return math.ceil(spread**2 / (target - baseline) ** 2)
 
 
+@dataclass(frozen=True)
+class SampleNeed:
+    """What a test needs to reach its MDE: `arms` x `per_arm` people, at `weekly` eligible
+    people a week, in a window of `window_days` days."""
+
+    arms: int
+    per_arm: int
+    weekly: float
+    window_days: int
+
+    def days(self, shared: float = 0.0) -> int | None:
+        """Days to the sample with a share `shared` of its traffic taken by a clash
+        (None when it never gets there: everyone shared, or nobody eligible)."""
+        if shared >= 1 or self.weekly <= 0:
+            return None
+        exact = 7 * self.arms * self.per_arm / (self.weekly * (1 - shared))
+        return math.ceil(exact - 1e-9)  # 14.000000001 is 14 days
+
+
+def sample_need(footprint: Footprint, compiler: Compiler) -> SampleNeed | None:
+    """The test's sample model (the score's), or None without a baseline and MDE to size
+    it, or with nobody eligible."""
+    spec = footprint.item.spec
+    weekly = compiler.eligible_weekly(footprint)
+    if spec.baseline is None or spec.mde is None or weekly <= 0:
+        return None
+    scoring = compiler.policy.scoring
+    try:
+        per_arm = required_sample_size(
+            spec.baseline, spec.mde, alpha=scoring.alpha, power=scoring.power
+        )
+    except ValueError:
+        return None
+    return SampleNeed(ARMS[spec.kind], per_arm, weekly, footprint.days)
+
+
 @lru_cache(maxsize=64)
 def _z_scores(alpha: float, power: float) -> tuple[float, float]:
     """z(1 - alpha/2) and z(power) of the standard normal: a policy has one pair."""

@@ -26,6 +26,7 @@ from tower.context import ServiceContext
 from tower.db import read_only
 from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
+from tower.engine.mde_cost import SampleNeeds
 from tower.experiments.models import Experiment
 from tower.pipeline import read_model, registry
 from tower.pipeline.index import PortfolioIndex, portfolio_item, warm_index
@@ -136,6 +137,7 @@ def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
     ranks = index.ranks()
     placements = index.placements(session)
     segments = index.compiler.graph.segments
+    needs = SampleNeeds(index.footprints, index.compiler)
 
     def details(finding: Finding) -> dict[str, object]:
         fixes = suggest_fixes(
@@ -146,7 +148,7 @@ def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
             segments=segments,
         )
         teams = {key: index.footprints[key].item.spec.team for key in finding.keys}
-        return finding_details(finding, teams, fixes)
+        return finding_details(finding, teams, fixes, needs)
 
     return details
 

@@ -105,6 +105,8 @@ def collision_record(collision: Collision | CollisionFacts) -> dict[str, Any]:
         "people_per_week": details.get("people_per_week"),
         "affected": details.get("affected", {}),
         "explanation": collision.explanation,
+        "days_to_mde": details.get("days_to_mde"),
+        "mde_cost": details.get("mde_cost") or None,
         "fixes": details.get("fixes", []),
         "acknowledged_by": collision.acknowledged_by,
         "waived_by": collision.waived_by,

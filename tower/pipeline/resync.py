@@ -20,6 +20,7 @@ from tower.context import ServiceContext
 from tower.db import read_only, refresh_planner_statistics
 from tower.engine.analysis import PipelineAnalysis, analyse
 from tower.engine.findings import Finding
+from tower.engine.mde_cost import SampleNeeds
 from tower.errors import TowerError
 from tower.outbox.service import NewMessage, enqueue_all
 from tower.pipeline import read_model, registry
@@ -89,9 +90,11 @@ def write_analysis(
 ) -> ResyncReport:
     """Records, scores and plan as the analysis says; the state row says what they match."""
     teams = {key: footprint.item.spec.team for key, footprint in analysis.footprints.items()}
+    needs = SampleNeeds(analysis.footprints, analysis.compiler)
 
     def details(finding: Finding) -> dict[str, Any]:
-        return finding_details(finding, teams, analysis.fixes.get(finding.fingerprint, ()))
+        fixes = analysis.fixes.get(finding.fingerprint, ())
+        return finding_details(finding, teams, fixes, needs)
 
     sync: SyncReport = collision_flows.reconcile(
         session, ctx, analysis.findings, scope=None, details=details, batch=True
