@@ -30,6 +30,7 @@ demo: $(STAMP)
 	$(DEMO_ENV) $(BIN)/tower pipeline --today $(DEMO_TODAY)
 	$(DEMO_ENV) $(BIN)/tower conflicts --all --today $(DEMO_TODAY)
 	$(DEMO_ENV) $(BIN)/tower plan --today $(DEMO_TODAY)
+	$(DEMO_ENV) $(BIN)/tower arbitration --today $(DEMO_TODAY)
 	$(DEMO_ENV) $(BIN)/tower demo --story
 
 lint: $(STAMP)

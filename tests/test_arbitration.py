@@ -89,3 +89,53 @@ def test_the_top_ranked_of_three_colliding_tests_goes_live_and_the_lower_one_wai
     succeeded(tower(url, "waive", pairs["T-1", "T-2"], "--by", MANAGER, "--reason", reason))
     succeeded(tower(url, "approve", "T-2", "--by", MANAGER))
     assert status_of(url, "T-2") == "approved"
+
+
+def test_arbitration_shows_who_keeps_the_slot_who_yields_and_why(
+    scratch_database_url: str, tmp_path: Path
+) -> None:
+    url = scratch_database_url
+    start = date.today() + timedelta(days=28)
+    path = hero_roadmap(
+        tmp_path / "hero.csv",
+        HEADER,
+        start,
+        [
+            {"key": "T-1", "title": "Hero: one big image", "impact": "2", "status": "submitted"},
+            {"key": "T-2", "title": "Hero: a video", "impact": "1", "status": "submitted"},
+            {"key": "T-3", "title": "Hero: a carousel", "impact": "3", "status": "draft"},
+        ],
+    )
+    succeeded(tower(url, "init"))
+    succeeded(tower(url, "import", str(path)))
+    today = (start - timedelta(days=7)).isoformat()
+
+    # The draft holds nothing and yields to nothing: only T-1 and T-2 contest a slot.
+    [slot] = as_json(url, "arbitration", "--today", today)
+    assert slot["kind"] == "surface"
+    assert slot["where"] == "web/home/hero"
+    assert (slot["first_day"], slot["last_day"]) == (
+        start.isoformat(),
+        (start + timedelta(days=13)).isoformat(),
+    )
+    [keeps], [yields] = slot["keeps"], slot["yields"]
+    assert (keeps["key"], keeps["team"], keeps["team_kind"], keeps["rank"]) == (
+        "T-1",
+        "checkout-squad",
+        "agile",
+        2,
+    )
+    assert (yields["key"], yields["rank"]) == ("T-2", 3)
+    assert yields["planned_start"] == (start + timedelta(days=14)).isoformat()
+    assert slot["deciding"].startswith("impact 2 vs 1")
+    assert slot["waiver"] is None
+
+    # Out of the window looked at, or another team's: nothing.
+    assert as_json(url, "arbitration", "--today", today, "--weeks", "1") == []
+    assert as_json(url, "arbitration", "--today", today, "--team", "crm") == []
+    for wrong, named in (
+        (("--weeks", "53"), "--weeks must be from 1 to 52, not 53"),
+        (("--team", "nobody"), "unknown team 'nobody'"),
+    ):
+        refused = failed(tower(url, "arbitration", *wrong))
+        assert named in refused.output

@@ -20,6 +20,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("import", "export", "list", "show"), "tower.cli.registry_commands"),
     **dict.fromkeys(("pipeline", "conflicts", "plan", "check"), "tower.cli.pipeline_commands"),
     **dict.fromkeys(("waive", "ack"), "tower.cli.collision_commands"),
+    "arbitration": "tower.cli.arbitration_commands",
     **dict.fromkeys(
         (
             "submit",

@@ -101,7 +101,7 @@ def verdict(
     # A unit stands where its best arm does: mine too.
     best = min(
         [me, *(c for c in others if (c.group or c.key) == mine and c.holds)],
-        key=_standing,
+        key=standing,
     )
     ahead = [c for c in others if (c.group or c.key) != mine and c.ahead_of(best)]
     must_yield = (
@@ -123,7 +123,7 @@ def _verdict(
     return Verdict(collision, me, must_yield, tuple(ahead), behind, room)
 
 
-def _standing(contender: Contender) -> tuple[int, int]:
+def standing(contender: Contender) -> tuple[int, int]:
     """Best first: live, then by rank; unscored last."""
     if contender.status == ExperimentStatus.LIVE:
         return (0, 0)
