@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from tower.policy import Policy
-from tower.policy.schema import WEEKDAYS
 from tower.policy.trees import walk_segments, walk_surfaces
 
 _VIRTUAL_ROOT = ""
@@ -195,11 +194,7 @@ def build_surfaces(policy: Policy) -> SurfaceIndex:
         ancestors.append(chain)
         own = entry.node.weekly_visitors
         visitors.append(own if own is not None or parent is None else visitors[parent])
-        days = entry.node.send_days
-        if days is not None:
-            send_days.append(frozenset(WEEKDAYS.index(day) for day in days))
-        else:
-            send_days.append(None if parent is None else send_days[parent])
+        send_days.append(policy.send_days(path))
     end = [0] * len(paths)
     for index in reversed(range(len(paths))):
         end[index] = max(index + 1, end[index])

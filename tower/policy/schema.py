@@ -368,6 +368,28 @@ class Policy(BaseModel):
         """Where managers are told: the tower channel, else each manager directly."""
         return [self.tower_channel] if self.tower_channel else list(self.managers)
 
+    def send_days(self, path: str) -> frozenset[int] | None:
+        """The weekdays (Monday 0) a test on surface `path` may start on: its own
+        `send_days` or its nearest ancestor's; None: every day. Found through a map of the
+        nodes that set them, made once per surface tree (approvals ask for it)."""
+        made = self.__dict__.get("_send_days_by_path")
+        if made is None or made[0] is not self.surfaces:
+            by_path: dict[str, frozenset[int]] = {}
+            stack = [(name, node) for name, node in self.surfaces.items()]
+            while stack:
+                at, node = stack.pop()
+                if node.send_days is not None:
+                    by_path[at] = frozenset(WEEKDAYS.index(day) for day in node.send_days)
+                stack += [(f"{at}/{name}", child) for name, child in node.children.items()]
+            made = self.__dict__["_send_days_by_path"] = (self.surfaces, by_path)
+        by_path = made[1]
+        parts = path.split("/")
+        for depth in range(len(parts), 0, -1):
+            found = by_path.get("/".join(parts[:depth]))
+            if found is not None:
+                return found
+        return None
+
     def team(self, key: str) -> Team | None:
         """The team with this key, if the policy has one."""
         # Looked up often (every collision names its teams): through a dict made once per

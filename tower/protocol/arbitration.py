@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from tower.collisions.kinds import CollisionKind
 from tower.collisions.service import CollisionFacts, format_ref, keys_of
+from tower.db import batches
+from tower.engine.score import rank_key
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key, parse_key
 from tower.pipeline import reads
@@ -34,11 +36,20 @@ class Contender:
     """A test in a collision as arbitration sees it."""
 
     key: str
+    number: int
     status: ExperimentStatus
-    rank: int | None  # in the pipeline; None: it cannot be scored
-    score: float | None
+    score: float | None  # None: it cannot be scored
+    confidence: float | None
     share: float  # of the eligible traffic, in (0, 1]
     group: str | None
+    rank: int | None = None  # in the pipeline, when asked for (`contenders(ranked=True)`)
+
+    @property
+    def place(self) -> tuple[float, float, int] | None:
+        """Where it stands in the pipeline's order (compared as ranks are), or None."""
+        if self.score is None:
+            return None
+        return rank_key(self.score, self.confidence or 0.0, self.number)
 
     @property
     def holds(self) -> bool:
@@ -46,16 +57,17 @@ class Contender:
         with a score (a draft or an unscored test holds nothing)."""
         if self.status == ExperimentStatus.LIVE:
             return True
-        return self.status != ExperimentStatus.DRAFT and self.rank is not None
+        return self.status != ExperimentStatus.DRAFT and self.score is not None
 
     def ahead_of(self, other: Contender) -> bool:
         """Whether this test keeps its place before `other`."""
         if not self.holds or other.status == ExperimentStatus.LIVE:
             return False
-        if self.status == ExperimentStatus.LIVE or other.rank is None:
+        mine, theirs = self.place, other.place
+        if self.status == ExperimentStatus.LIVE or theirs is None:
             return True
-        assert self.rank is not None
-        return self.rank < other.rank
+        assert mine is not None
+        return mine < theirs
 
 
 @dataclass(frozen=True)
@@ -123,11 +135,12 @@ def _verdict(
     return Verdict(collision, me, must_yield, tuple(ahead), behind, room)
 
 
-def standing(contender: Contender) -> tuple[int, int]:
-    """Best first: live, then by rank; unscored last."""
+def standing(contender: Contender) -> tuple[object, ...]:
+    """Best first: live, then in the pipeline's order; unscored last."""
     if contender.status == ExperimentStatus.LIVE:
-        return (0, 0)
-    return (1, contender.rank) if contender.rank is not None else (2, 0)
+        return (0,)
+    place = contender.place
+    return (1, *place) if place is not None else (2, contender.number)
 
 
 def _limit(collision: CollisionFacts, policy: Policy) -> int:
@@ -153,7 +166,7 @@ def _why_ahead(contender: Contender, me: Contender) -> str:
 def _why_behind(contender: Contender, me: Contender) -> str:
     if contender.status == ExperimentStatus.DRAFT:
         return f"{contender.key}: a draft holds nothing"
-    if contender.rank is None:
+    if contender.score is None:
         return f"{contender.key}: a test that cannot be scored holds nothing"
     if me.status == ExperimentStatus.LIVE:
         return f"{contender.key}: {me.key} is live"
@@ -171,27 +184,34 @@ def _score(contender: Contender) -> str:
     return "no score" if contender.score is None else f"{contender.score:.3g}"
 
 
-def contenders(session: Session, keys: Collection[str]) -> dict[str, Contender]:
-    """The tests `keys` with their state, share, group, and the pipeline's rank and score."""
+def contenders(
+    session: Session, keys: Collection[str], *, ranked: bool = False
+) -> dict[str, Contender]:
+    """The tests `keys` with their state, share, group and stored score (and, `ranked`,
+    their rank in the pipeline: a listing shows it; deciding who yields needs only the
+    scores, compared as the pipeline ranks them)."""
     numbers = sorted({parse_key(key) for key in keys})
-    ranked = reads.ranks(session, numbers)
-    query = (
-        select(
-            Experiment.number,
-            Experiment.status,
-            Experiment.traffic,
-            Experiment.exclusion_group,
-            PipelineScore.value,
-        )
-        .outerjoin(PipelineScore, PipelineScore.experiment_id == Experiment.id)
-        .where(Experiment.number.in_(numbers))
-    )
+    ranks = reads.ranks(session, numbers) if ranked else {}
     found: dict[str, Contender] = {}
-    for number, status, traffic, group, value in session.execute(query):
-        key = format_key(number)
-        rank = ranked.get(key)
-        score = value if rank is not None else None
-        found[key] = Contender(key, status, rank, score, traffic / 100.0, group)
+    for batch in batches(numbers):
+        query = (
+            select(
+                Experiment.number,
+                Experiment.status,
+                Experiment.traffic,
+                Experiment.exclusion_group,
+                PipelineScore.value,
+                PipelineScore.confidence,
+            )
+            .outerjoin(PipelineScore, PipelineScore.experiment_id == Experiment.id)
+            .where(Experiment.number.in_(batch))
+        )
+        for number, status, traffic, group, value, confidence in session.execute(query):
+            key = format_key(number)
+            share = traffic / 100.0
+            found[key] = Contender(
+                key, number, status, value, confidence, share, group, ranks.get(key)
+            )
     return found
 
 

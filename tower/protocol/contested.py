@@ -115,11 +115,11 @@ def contested_slots(
         and (team is None or team in record.details.get("teams", []))
     ]
     keys = {key for record in ahead for key in keys_of(record)}
-    standing = contenders(session, keys)
+    weighed = contenders(session, keys, ranked=True)
     teams, planned, factors = _tests(session, keys)
     found = []
     for record in ahead:
-        verdicts = [verdict(record, key, standing, policy) for key in keys_of(record)]
+        verdicts = [verdict(record, key, weighed, policy) for key in keys_of(record)]
         slot = _contested(record, verdicts, policy, teams, planned, factors)
         if slot is not None:
             found.append(slot)

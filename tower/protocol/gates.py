@@ -14,7 +14,6 @@ from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
 from tower.collisions.models import Collision
 from tower.context import ServiceContext
 from tower.engine.findings import format_day
-from tower.engine.graph import build_surfaces
 from tower.engine.planner import day_names, next_send_day
 from tower.experiments.models import Experiment
 from tower.policy.trees import paths_nested
@@ -125,9 +124,11 @@ def _freeze(experiment: Experiment, ctx: ServiceContext) -> Gate:
 
 
 def _send_days(experiment: Experiment, ctx: ServiceContext) -> Gate:
-    surfaces = build_surfaces(ctx.policy)
-    nodes = [surfaces.ids[path] for path in experiment.surfaces if path in surfaces.ids]
-    allowed = surfaces.allowed_starts(nodes)
+    allowed: frozenset[int] | None = None
+    for path in experiment.surfaces:
+        days = ctx.policy.send_days(path)
+        if days is not None:
+            allowed = days if allowed is None else allowed & days
     if allowed is None:
         return Gate("send days", True, "its surfaces send on any day")
     paths = ", ".join(experiment.surfaces)
