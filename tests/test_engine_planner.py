@@ -346,6 +346,12 @@ def test_a_test_on_surfaces_that_share_no_send_day_gets_no_slot() -> None:
     placement = apart["T-1"]
     assert placement.planned_start is None
     assert placement.reasons == ("email/newsletter, email/alerts share no send day",)
+    # A deadline is not what stops it: no deadline notice for a policy's doing.
+    item_with_deadline = replace(
+        item(1, ["email/newsletter", "email/alerts"], day(1), day(1)), deadline=day(20)
+    )
+    late = planned_under(SEND_DAYS, item_with_deadline)["T-1"]
+    assert (late.planned_start, late.misses_deadline) == (None, False)
 
 
 def test_a_live_test_inside_a_freeze_keeps_its_window() -> None:

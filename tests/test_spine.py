@@ -33,7 +33,7 @@ from tower.collisions.models import Collision
 from tower.collisions.service import LIVE_STATUSES, finding_details
 from tower.context import ServiceContext
 from tower.engine.analysis import analyse
-from tower.engine.mde_cost import SampleNeeds
+from tower.engine.mde_cost import SampleNeedsByKey
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
@@ -69,7 +69,7 @@ def full_facts(session: Session) -> dict[str, tuple[Any, ...]]:
     """What a full re-check of the registry finds, in the records' terms."""
     analysis = analyse(portfolio_items(session), POLICY, today=TODAY)
     teams = {key: footprint.item.spec.team for key, footprint in analysis.footprints.items()}
-    needs = SampleNeeds(analysis.footprints, analysis.compiler)
+    needs = SampleNeedsByKey(analysis.footprints, analysis.compiler)
     facts = {}
     for finding in analysis.findings:
         details = finding_details(finding, teams, (), needs)

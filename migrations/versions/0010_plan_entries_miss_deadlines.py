@@ -3,6 +3,11 @@
 A planned window never ends after the test's deadline; when none fits, the entry has no
 window and `misses_deadline` is true (a live test running past it is flagged too).
 
+Plans and records made before were made by other rules (drafts planned by rank, no
+deadlines or send days, no days to the MDE): the registry forgets which policy they were
+checked against, so readers say so and the next resync (the worker runs one at start)
+makes them again.
+
 Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-07 08:00:00
@@ -24,6 +29,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("misses_deadline", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
+    op.execute("UPDATE registry_state SET checked_policy = NULL")
 
 
 def downgrade() -> None:

@@ -19,7 +19,7 @@ TIMES = " \N{MULTIPLICATION SIGN} "
 SHARING_KINDS = frozenset({CollisionKind.SURFACE, CollisionKind.FUNNEL})
 
 
-class SampleNeeds(Mapping[str, "SampleNeed | None"]):
+class SampleNeedsByKey(Mapping[str, "SampleNeed | None"]):
     """Each test's sample model, worked out when first asked (a change asks for a few)."""
 
     def __init__(self, footprints: Mapping[str, Footprint], compiler: Compiler) -> None:

@@ -71,6 +71,7 @@ class Placement:
 class _Blocker:
     until: int  # the earliest start that could clear it
     reason: str
+    never: bool = False  # no start clears it (the policy's doing, not the calendar's)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,8 @@ class Planner:
             blockers = list(self._blockers(moved))
             if not blockers:
                 return moved, reasons, False
+            if any(blocker.never for blocker in blockers):
+                return None, [b.reason for b in blockers if b.never], False
             for blocker in blockers:
                 if blocker.reason not in until:
                     reasons.append(blocker.reason)
@@ -291,8 +294,7 @@ class Planner:
             return
         paths = ", ".join(self.surfaces.paths[node] for node in footprint.surfaces)
         if not allowed:
-            never = footprint.start + self.horizon_days + 1
-            yield _Blocker(never, f"{paths} share no send day")
+            yield _Blocker(footprint.start + 1, f"{paths} share no send day", never=True)
             return
         yield _Blocker(
             next_send_day(footprint.start, allowed), f"{paths} sends only on {day_names(allowed)}"

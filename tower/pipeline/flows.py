@@ -26,7 +26,7 @@ from tower.context import ServiceContext
 from tower.db import read_only
 from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
-from tower.engine.mde_cost import SampleNeeds
+from tower.engine.mde_cost import SampleNeedsByKey
 from tower.experiments.models import Experiment
 from tower.pipeline import read_model, registry
 from tower.pipeline.index import PortfolioIndex, portfolio_item, warm_index
@@ -137,7 +137,7 @@ def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
     ranks = index.ranks()
     placements = index.placements(session)
     segments = index.compiler.graph.segments
-    needs = SampleNeeds(index.footprints, index.compiler)
+    needs = SampleNeedsByKey(index.footprints, index.compiler)
 
     def details(finding: Finding) -> dict[str, object]:
         fixes = suggest_fixes(

@@ -20,7 +20,7 @@ from tower.context import ServiceContext
 from tower.db import read_only, refresh_planner_statistics
 from tower.engine.analysis import PipelineAnalysis, analyse
 from tower.engine.findings import Finding
-from tower.engine.mde_cost import SampleNeeds
+from tower.engine.mde_cost import SampleNeedsByKey
 from tower.errors import TowerError
 from tower.outbox.service import NewMessage, enqueue_all
 from tower.pipeline import read_model, registry
@@ -90,7 +90,7 @@ def write_analysis(
 ) -> ResyncReport:
     """Records, scores and plan as the analysis says; the state row says what they match."""
     teams = {key: footprint.item.spec.team for key, footprint in analysis.footprints.items()}
-    needs = SampleNeeds(analysis.footprints, analysis.compiler)
+    needs = SampleNeedsByKey(analysis.footprints, analysis.compiler)
 
     def details(finding: Finding) -> dict[str, Any]:
         fixes = analysis.fixes.get(finding.fingerprint, ())

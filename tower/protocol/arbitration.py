@@ -10,7 +10,8 @@ members in rank order up to 100% of traffic.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -42,7 +43,14 @@ class Contender:
     confidence: float | None
     share: float  # of the eligible traffic, in (0, 1]
     group: str | None
+    start: date
+    end: date
     rank: int | None = None  # in the pipeline, when asked for (`contenders(ranked=True)`)
+
+    def days_within(self, first: date, last: date) -> range:
+        """The day ordinals it runs on between `first` and `last`."""
+        low, high = max(self.start, first), min(self.end, last)
+        return range(low.toordinal(), high.toordinal() + 1)
 
     @property
     def place(self) -> tuple[float, float, int] | None:
@@ -99,28 +107,98 @@ def verdict(
     contenders: Mapping[str, Contender],
     policy: Policy,
 ) -> Verdict:
-    """Whether test `key` must yield in `collision` (its tests' `contenders` by key)."""
+    """Whether test `key` must yield in `collision` (its tests' `contenders` by key).
+
+    The tests ahead of it keep their place in order, each only where it still fits (a
+    capacity is counted day by day over the collision's days, as the planner counts it);
+    it yields when, on a day it runs, what they keep leaves it no room.
+    """
     me = contenders[key]
     others = [contenders[k] for k in keys_of(collision) if k != key and k in contenders]
     scope = str(collision.details.get("scope", ""))
+    first = _day(collision, "first_day", me.start)
+    last = _day(collision, "last_day", me.end)
     if collision.kind == CollisionKind.CAPACITY and scope.startswith("group:"):
-        ahead = [c for c in others if c.ahead_of(me)]
-        taken = sum(c.share for c in ahead) + me.share
-        must_yield = me.status != ExperimentStatus.LIVE and taken > FULL_TRAFFIC
-        return _verdict(collision, me, others, ahead, must_yield, "100% of traffic")
+        ahead = sorted((c for c in others if c.ahead_of(me)), key=standing)
+        kept, taken = _kept_shares(ahead, first, last)
+        crowded = any(taken[day] + me.share > FULL_TRAFFIC for day in me.days_within(first, last))
+        return _verdict(collision, me, others, kept, _yields(me, crowded), "100% of traffic")
     limit = _limit(collision, policy)
-    mine = me.group or me.key
-    # A unit stands where its best arm does: mine too.
-    best = min(
-        [me, *(c for c in others if (c.group or c.key) == mine and c.holds)],
-        key=standing,
-    )
-    ahead = [c for c in others if (c.group or c.key) != mine and c.ahead_of(best)]
-    must_yield = (
-        me.status != ExperimentStatus.LIVE and len({c.group or c.key for c in ahead}) >= limit
-    )
+    # Surface capacity counts an exclusion group once; a contact cap (as it is detected
+    # and planned) counts each activity.
+    by_group = collision.kind == CollisionKind.CAPACITY
+    unit = _unit_of(by_group)
+    mine = unit(me)
+    mates = [c for c in others if unit(c) == mine and c.holds]
+    # My unit stands where its best member holding a place does (I, if none does).
+    best = min([*mates, *([me] if me.holds else [])] or [me], key=standing)
+    ahead = [c for c in others if unit(c) != mine and c.ahead_of(best)]
     room = f"{limit} test{'s' if limit != 1 else ''}"
-    return _verdict(collision, me, others, ahead, must_yield, room)
+    if collision.kind != CollisionKind.CAPACITY:  # a pair, or a cap's crowd in one window
+        units = sorted({unit(c) for c in ahead}, key=lambda u: _best_of(ahead, u, unit))
+        kept = [c for c in ahead if unit(c) in units[:limit]]
+        return _verdict(collision, me, others, kept, _yields(me, len(units) >= limit), room)
+    kept, running = _kept_units(ahead, unit, limit, first, last)
+    crowded = any(running[day] >= limit for day in me.days_within(first, last))
+    return _verdict(collision, me, others, kept, _yields(me, crowded), room)
+
+
+def _yields(me: Contender, crowded: bool) -> bool:
+    return crowded and me.status != ExperimentStatus.LIVE  # a live test never moves
+
+
+def _unit_of(by_group: bool) -> Callable[[Contender], str]:
+    if by_group:
+        return lambda c: c.group or c.key
+    return lambda c: c.key
+
+
+def _best_of(
+    contenders: Sequence[Contender], unit: str, unit_of: Callable[[Contender], str]
+) -> tuple[object, ...]:
+    return min(standing(c) for c in contenders if unit_of(c) == unit)
+
+
+def _kept_units(
+    ahead: Sequence[Contender],
+    unit_of: Callable[[Contender], str],
+    limit: int,
+    first: date,
+    last: date,
+) -> tuple[list[Contender], Counter[int]]:
+    """The units of `ahead` that keep their place, best first, each only where on every
+    day it runs fewer than `limit` units already do; and how many run each day."""
+    running: Counter[int] = Counter()
+    kept: list[Contender] = []
+    units = sorted({unit_of(c) for c in ahead}, key=lambda u: _best_of(ahead, u, unit_of))
+    for unit in units:
+        members = [c for c in ahead if unit_of(c) == unit]
+        days = {day for c in members for day in c.days_within(first, last)}
+        if all(running[day] < limit for day in days):
+            running.update(days)
+            kept += members
+    return kept, running
+
+
+def _kept_shares(
+    ahead: Sequence[Contender], first: date, last: date
+) -> tuple[list[Contender], defaultdict[int, float]]:
+    """The members of a group in `ahead` (best first) that keep their traffic, each only
+    where every day it runs stays within 100%; and the share taken each day."""
+    taken: defaultdict[int, float] = defaultdict(float)
+    kept: list[Contender] = []
+    for contender in ahead:
+        days = contender.days_within(first, last)
+        if all(taken[day] + contender.share <= FULL_TRAFFIC for day in days):
+            for day in days:
+                taken[day] += contender.share
+            kept.append(contender)
+    return kept, taken
+
+
+def _day(collision: CollisionFacts, name: str, default: date) -> date:
+    value = collision.details.get(name)
+    return date.fromisoformat(value) if isinstance(value, str) else default
 
 
 def _verdict(
@@ -200,17 +278,19 @@ def contenders(
                 Experiment.status,
                 Experiment.traffic,
                 Experiment.exclusion_group,
+                Experiment.start,
+                Experiment.end,
                 PipelineScore.value,
                 PipelineScore.confidence,
             )
             .outerjoin(PipelineScore, PipelineScore.experiment_id == Experiment.id)
             .where(Experiment.number.in_(batch))
         )
-        for number, status, traffic, group, value, confidence in session.execute(query):
+        for number, status, traffic, group, start, end, value, confidence in session.execute(query):
             key = format_key(number)
             share = traffic / 100.0
             found[key] = Contender(
-                key, number, status, value, confidence, share, group, ranks.get(key)
+                key, number, status, value, confidence, share, group, start, end, ranks.get(key)
             )
     return found
 
@@ -235,9 +315,9 @@ def standings(
     """`Standings` of `experiment` in `collisions`, from the read model."""
     keys = {experiment.key, *(key for c in collisions for key in keys_of(c))}
     entry = session.get(PlanEntry, experiment.id)
-    if entry is not None and entry.planned_start not in (None, experiment.start):
-        way_out = slot_words(entry.planned_start, entry.planned_end)
-    else:
+    if entry is not None and entry.planned_start != experiment.start:
+        way_out = slot_words(entry.planned_start, entry.planned_end)  # or: no slot at all
+    else:  # not planned yet, or planned before this clash
         way_out = "move it to a free slot (`tower check` names the next one)"
     return Standings(contenders(session, keys), way_out)
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus, Severity
 from tower.collisions.service import CollisionFacts, format_ref, keys_of
+from tower.db import batches
 from tower.errors import TowerError
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key, parse_key
@@ -186,6 +187,8 @@ def _deciding(
         (name for name in ours if name in theirs and ours[name] != theirs[name]),
         key=lambda name: -_ratio(ours[name], theirs[name]),
     )
+    if loser.score is None:
+        return f"{loser.key} cannot be scored"
     if not apart:
         return f"rank {winner.rank} vs {loser.rank}"
     return ", ".join(
@@ -202,23 +205,27 @@ def _tests(
     session: Session, keys: set[str]
 ) -> tuple[dict[str, str], dict[str, tuple[date | None, date | None]], dict[str, dict[str, float]]]:
     """Each test's team, planned window and score factors (name → value)."""
-    numbers = sorted(parse_key(key) for key in keys)
-    query = (
-        select(
-            Experiment.number,
-            Experiment.team,
-            PlanEntry.planned_start,
-            PlanEntry.planned_end,
-            PipelineScore.detail,
-        )
-        .outerjoin(PlanEntry, PlanEntry.experiment_id == Experiment.id)
-        .outerjoin(PipelineScore, PipelineScore.experiment_id == Experiment.id)
-        .where(Experiment.number.in_(numbers))
+    columns = (
+        Experiment.number,
+        Experiment.team,
+        PlanEntry.planned_start,
+        PlanEntry.planned_end,
+        PipelineScore.detail,
     )
     teams: dict[str, str] = {}
     planned: dict[str, tuple[date | None, date | None]] = {}
     factors: dict[str, dict[str, float]] = {}
-    for number, team, start, end, detail in session.execute(query):
+    rows = (
+        row
+        for batch in batches(sorted(parse_key(key) for key in keys))
+        for row in session.execute(
+            select(*columns)
+            .outerjoin(PlanEntry, PlanEntry.experiment_id == Experiment.id)
+            .outerjoin(PipelineScore, PipelineScore.experiment_id == Experiment.id)
+            .where(Experiment.number.in_(batch))
+        )
+    )
+    for number, team, start, end, detail in rows:
         key = format_key(number)
         teams[key] = team
         planned[key] = (start, end)
