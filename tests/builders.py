@@ -11,6 +11,9 @@ from typing import Any
 
 from tower.experiments.spec import ExperimentKind, ExperimentSpec
 
+from .cli import succeeded, tower
+from .conftest import RETAIL_PORTFOLIO
+
 
 def cart_test(*, start: date, end: date, **changes: Any) -> ExperimentSpec:
     """U0ANNA's A/B test on web/checkout/cart from `start` to `end`, ready to submit."""
@@ -31,9 +34,19 @@ def cart_test(*, start: date, end: date, **changes: Any) -> ExperimentSpec:
     return ExperimentSpec(**values)
 
 
-def hero_roadmap(path: Path, header: list[str], start: date, rows: list[dict[str, Any]]) -> Path:
-    """A roadmap CSV (columns `header`) of checkout-squad tests on the retail home page's
-    hero, all over the same two weeks from `start` unless a row says otherwise."""
+# Three tests for the retail home page's hero, highest-ranked first once imported: the
+# draft (impact 3), then the image (2), then the video (1).
+HERO_TESTS: list[dict[str, Any]] = [
+    {"key": "T-1", "title": "Hero: one big image", "impact": "2", "status": "submitted"},
+    {"key": "T-2", "title": "Hero: a video", "impact": "1", "status": "submitted"},
+    {"key": "T-3", "title": "Hero: a carousel", "impact": "3", "status": "draft"},
+]
+
+
+def import_hero_tests(url: str, folder: Path, start: date, rows: list[dict[str, Any]]) -> None:
+    """`tower init`, then `tower import` of checkout-squad tests on the retail home page's
+    hero (`rows`, e.g. from HERO_TESTS), all over the same two weeks from `start` unless a
+    row says otherwise."""
     common = {
         "team": "checkout-squad",
         "owner": "U0ANNA",
@@ -53,9 +66,12 @@ def hero_roadmap(path: Path, header: list[str], start: date, rows: list[dict[str
         "confidence": "0.8",
         "effort_weeks": "1",
     }
+    header = next(csv.reader(RETAIL_PORTFOLIO.open(encoding="utf-8")))
+    path = folder / "hero.csv"
     with path.open("w", encoding="utf-8", newline="") as out:
         writer = csv.DictWriter(out, header)
         writer.writeheader()
         for row in rows:
             writer.writerow({**common, **row})
-    return path
+    succeeded(tower(url, "init"))
+    succeeded(tower(url, "import", str(path)))

@@ -15,12 +15,20 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from .builders import hero_roadmap
+import pytest
+
+from .builders import HERO_TESTS, import_hero_tests
 from .cli import failed, succeeded, tower
-from .conftest import RETAIL_PORTFOLIO
 
 MANAGER = "U0TOWERMGR"
-HEADER = next(csv.reader(RETAIL_PORTFOLIO.open(encoding="utf-8")))
+
+
+@pytest.fixture
+def hero(scratch_database_url: str, tmp_path: Path) -> tuple[str, date]:
+    """A database holding the three hero tests, four weeks ahead; its URL and their start."""
+    start = date.today() + timedelta(days=28)
+    import_hero_tests(scratch_database_url, tmp_path, start, HERO_TESTS)
+    return scratch_database_url, start
 
 
 def as_json(url: str, *args: str) -> Any:
@@ -37,22 +45,9 @@ def exported_status(url: str, key: str) -> str:
 
 
 def test_the_top_ranked_of_three_colliding_tests_goes_live_and_the_lower_one_waits(
-    scratch_database_url: str, tmp_path: Path
+    hero: tuple[str, date],
 ) -> None:
-    url = scratch_database_url
-    start = date.today() + timedelta(days=28)
-    path = hero_roadmap(
-        tmp_path / "hero.csv",
-        HEADER,
-        start,
-        [
-            {"key": "T-1", "title": "Hero: one big image", "impact": "2", "status": "submitted"},
-            {"key": "T-2", "title": "Hero: a video", "impact": "1", "status": "submitted"},
-            {"key": "T-3", "title": "Hero: a carousel", "impact": "3", "status": "draft"},
-        ],
-    )
-    succeeded(tower(url, "init"))
-    succeeded(tower(url, "import", str(path)))
+    url, start = hero
     ranks = {row["key"]: row["rank"] for row in as_json(url, "pipeline")}
     assert ranks == {"T-3": 1, "T-1": 2, "T-2": 3}
     pairs = {
@@ -92,22 +87,9 @@ def test_the_top_ranked_of_three_colliding_tests_goes_live_and_the_lower_one_wai
 
 
 def test_arbitration_shows_who_keeps_the_slot_who_yields_and_why(
-    scratch_database_url: str, tmp_path: Path
+    hero: tuple[str, date],
 ) -> None:
-    url = scratch_database_url
-    start = date.today() + timedelta(days=28)
-    path = hero_roadmap(
-        tmp_path / "hero.csv",
-        HEADER,
-        start,
-        [
-            {"key": "T-1", "title": "Hero: one big image", "impact": "2", "status": "submitted"},
-            {"key": "T-2", "title": "Hero: a video", "impact": "1", "status": "submitted"},
-            {"key": "T-3", "title": "Hero: a carousel", "impact": "3", "status": "draft"},
-        ],
-    )
-    succeeded(tower(url, "init"))
-    succeeded(tower(url, "import", str(path)))
+    url, start = hero
     today = (start - timedelta(days=7)).isoformat()
 
     # The draft holds nothing and yields to nothing: only T-1 and T-2 contest a slot.

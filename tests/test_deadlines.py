@@ -8,7 +8,6 @@ hear of it once.
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,12 +15,10 @@ from typing import Any
 
 import pytest
 
-from .builders import hero_roadmap
+from .builders import HERO_TESTS, import_hero_tests
 from .cli import failed, succeeded, tower
-from .conftest import RETAIL_PORTFOLIO
 
 MANAGER = "U0TOWERMGR"
-HEADER = next(csv.reader(RETAIL_PORTFOLIO.open(encoding="utf-8")))
 PLAN_FIELDS = {
     "rank",
     "key",
@@ -48,17 +45,8 @@ def start() -> date:
 
 @pytest.fixture
 def hero(scratch_database_url: str, tmp_path: Path, start: date) -> str:
-    path = hero_roadmap(
-        tmp_path / "hero.csv",
-        HEADER,
-        start,
-        [
-            {"key": "T-1", "title": "Hero: one big image", "impact": "2", "status": "submitted"},
-            {"key": "T-2", "title": "Hero: a video", "impact": "1", "status": "submitted"},
-        ],
-    )
-    succeeded(tower(scratch_database_url, "init"))
-    succeeded(tower(scratch_database_url, "import", str(path)))
+    """The image (T-1) and the video (T-2) for the hero, both sent for review."""
+    import_hero_tests(scratch_database_url, tmp_path, start, HERO_TESTS[:2])
     return scratch_database_url
 
 
