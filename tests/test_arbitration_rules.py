@@ -112,14 +112,14 @@ def test_a_group_keeps_its_members_in_rank_order_up_to_all_its_traffic() -> None
 def test_a_group_counts_once_on_a_surface_ranked_as_its_best_member_holding_a_place() -> None:
     """One test at a time on the page: the group's draft ranks first but holds nothing, so
     the group stands where its submitted member does, below T-2."""
-    policy_limit_one = Record(CollisionKind.CAPACITY, ["T-1", "T-2", "T-3"], "surface:web/home")
+    record = Record(CollisionKind.CAPACITY, ["T-1", "T-2", "T-3"], "surface:web/home")
     draft = contender(1, status=S.DRAFT, group="g")
     member = contender(3, group="g")
     by_key = {t.key: t for t in (draft, contender(2), member)}
     one = POLICY.model_copy(
         update={"protocol": POLICY.protocol.model_copy(update={"max_concurrent_per_surface": 1})}
     )
-    said = {k: verdict(policy_limit_one, k, by_key, one).must_yield for k in by_key}
+    said = {k: verdict(record, k, by_key, one).must_yield for k in by_key}
     assert said == {"T-1": True, "T-2": False, "T-3": True}
 
 

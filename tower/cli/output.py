@@ -38,14 +38,18 @@ def format_option(function: F) -> F:
 def emit_json(data: Any) -> None:
     """Print `data` as JSON on standard output: indented for a person at a terminal, one
     line for a script (Python's fast encoder only writes unindented JSON)."""
-    indent = 2 if sys.stdout.isatty() else None
-    click.echo(json.dumps(data, indent=indent, sort_keys=False, default=str))
+    click.echo(json.dumps(data, indent=_json_indent(), sort_keys=False, default=str))
+
+
+def _json_indent() -> int | None:
+    """Indented for a person at a terminal, one line for a script."""
+    return 2 if sys.stdout.isatty() else None
 
 
 def emit_json_list(items: Iterable[Any]) -> None:
     """`emit_json` of a list given one item at a time, written as it comes: the same text,
     without the whole list (or its text) in memory at once (20,000 collisions)."""
-    indent = 2 if sys.stdout.isatty() else None
+    indent = _json_indent()
     out = sys.stdout
     first = True
     for item in items:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from tower.policy import Policy
+from tower.policy.schema import shared_send_days
 from tower.policy.trees import walk_segments, walk_surfaces
 
 _VIRTUAL_ROOT = ""
@@ -28,17 +29,11 @@ class SurfaceIndex:
     ancestors: list[tuple[int, ...]]  # ancestor-or-self ids, self first, channel last
     visitors: list[int | None]  # own or nearest ancestor's weekly visitors; None: no web traffic
     # Own or nearest ancestor's send days (weekday numbers, Monday 0); None: every day.
-    send_days: list[frozenset[int] | None] = field(default_factory=list)
+    send_days: list[frozenset[int] | None]
 
     def allowed_starts(self, nodes: Iterable[int]) -> frozenset[int] | None:
-        """The weekdays a test on all of `nodes` may start on (None: every day; empty:
-        none, as their send days share no day)."""
-        allowed: frozenset[int] | None = None
-        for node in nodes:
-            days = self.send_days[node] if node < len(self.send_days) else None
-            if days is not None:
-                allowed = days if allowed is None else allowed & days
-        return allowed
+        """The weekdays a test on all of `nodes` may start on (`shared_send_days`)."""
+        return shared_send_days(self.send_days[node] for node in nodes)
 
     def nested(self, a: int, b: int) -> bool:
         """Whether `a` and `b` are the same node or one contains the other."""

@@ -252,16 +252,14 @@ def _inputs(item: PortfolioItem, footprint: Footprint, compiler: Compiler, today
     scoring = policy.scoring
     eligible = compiler.eligible_weekly(footprint)
     build = ASSUMED_EFFORT_WEEKS if spec.effort_weeks is None else spec.effort_weeks
-    per_arm = 0
+    need = sample_need(footprint, compiler)
+    per_arm = 0 if need is None else need.per_arm
     if eligible <= 0:
         run = math.inf
-    elif spec.baseline is None or spec.mde is None:
+    elif need is None:  # no baseline and MDE to size the sample: the window's length
         run = footprint.days / 7
     else:
-        per_arm = required_sample_size(
-            spec.baseline, spec.mde, alpha=scoring.alpha, power=scoring.power
-        )
-        run = ARMS[spec.kind] * per_arm / eligible
+        run = need.arms * need.per_arm / need.weekly
     return _Inputs(
         item=item,
         policy=policy,

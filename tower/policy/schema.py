@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Iterable
 from datetime import date, time
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -390,6 +391,10 @@ class Policy(BaseModel):
                 return found
         return None
 
+    def allowed_starts(self, paths: Iterable[str]) -> frozenset[int] | None:
+        """The weekdays a test on all of `paths` may start on (`shared_send_days`)."""
+        return shared_send_days(self.send_days(path) for path in paths)
+
     def team(self, key: str) -> Team | None:
         """The team with this key, if the policy has one."""
         # Looked up often (every collision names its teams): through a dict made once per
@@ -409,3 +414,12 @@ class Policy(BaseModel):
     def is_manager(self, user: str) -> bool:
         """Whether this Slack user is a control-tower manager."""
         return user in self.managers
+
+
+def shared_send_days(each: Iterable[frozenset[int] | None]) -> frozenset[int] | None:
+    """The weekdays every one of `each` allows (None: every day; empty: none)."""
+    allowed: frozenset[int] | None = None
+    for days in each:
+        if days is not None:
+            allowed = days if allowed is None else allowed & days
+    return allowed

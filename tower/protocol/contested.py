@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus, Severity
-from tower.collisions.service import CollisionFacts, format_ref, keys_of
+from tower.collisions.service import LIVE_STATUSES, CollisionFacts, format_ref, keys_of
 from tower.db import batches
 from tower.errors import TowerError
 from tower.experiments.models import Experiment
@@ -29,7 +29,6 @@ from tower.protocol.arbitration import Contender, Verdict, contenders, standing,
 
 MAX_WEEKS = 52
 FACTORS_SHOWN = 2  # the factors that differ most between who keeps and who yields
-UNRESOLVED = (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED, CollisionStatus.WAIVED)
 
 
 class ArbitrationError(TowerError):
@@ -110,7 +109,7 @@ def contested_slots(
     ahead = [
         record
         for record in collision_service.stream_collision_rows(
-            session, statuses=UNRESOLVED, severities=[Severity.BLOCKING]
+            session, statuses=LIVE_STATUSES, severities=[Severity.BLOCKING]
         )
         if _runs_within(record, today, horizon)
         and (team is None or team in record.details.get("teams", []))

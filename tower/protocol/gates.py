@@ -124,11 +124,7 @@ def _freeze(experiment: Experiment, ctx: ServiceContext) -> Gate:
 
 
 def _send_days(experiment: Experiment, ctx: ServiceContext) -> Gate:
-    allowed: frozenset[int] | None = None
-    for path in experiment.surfaces:
-        days = ctx.policy.send_days(path)
-        if days is not None:
-            allowed = days if allowed is None else allowed & days
+    allowed = ctx.policy.allowed_starts(experiment.surfaces)
     if allowed is None:
         return Gate("send days", True, "its surfaces send on any day")
     paths = ", ".join(experiment.surfaces)
@@ -138,10 +134,8 @@ def _send_days(experiment: Experiment, ctx: ServiceContext) -> Gate:
     if start.weekday() in allowed:
         return Gate("send days", True, f"starts on {format_day(start)}, a send day")
     after = date.fromordinal(next_send_day(start.toordinal(), allowed))
-    before = max(
-        (start - timedelta(days=back) for back in range(1, 7)),
-        key=lambda day: (day.weekday() in allowed, day),
-    )
+    earlier = (start - timedelta(days=back) for back in range(1, 7))
+    before = next(day for day in earlier if day.weekday() in allowed)
     nearest = before if (start - before) < (after - start) else after
     return Gate(
         "send days",
