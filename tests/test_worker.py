@@ -27,11 +27,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.builders import cart_test
 from tower.audit.models import AuditEvent
+from tower.collisions.kinds import Severity
+from tower.collisions.models import Collision
 from tower.cli import main
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
@@ -353,6 +355,31 @@ def test_the_digest_is_queued_once_per_iso_week_however_often_it_runs(
     assert digest(factory, at(small_policy, utc(3, 9, 9))).digest
     assert not digest(factory, at(small_policy, utc(3, 10, 9))).digest
     assert [m.payload["week"] for m in outbox(factory, "digest")] == ["2026-W10", "2026-W11"]
+
+
+def test_the_digest_names_ten_blocking_collisions_and_counts_the_rest(
+    factory: sessionmaker[Session], small_policy: Policy
+) -> None:
+    """A large portfolio's digest stays one readable message (it once listed 19,183
+    collisions, 1 MB of text, and took the sweep to 530 MB)."""
+    for number in range(1, 8):  # seven tests on one page: 21 blocking pairs at least
+        register(factory, S.SUBMITTED, number=number, title=f"Cart test {number}")
+    jobs.run_resync(factory, at(small_policy, utc(3, 2, 10)), jobs.JobsReport())
+    assert digest(factory, at(small_policy, utc(3, 2, 10))).digest
+    with factory() as session:
+        blocking = session.scalar(
+            select(func.count())
+            .select_from(Collision)
+            .where(Collision.severity == Severity.BLOCKING)
+        )
+    assert blocking is not None and blocking > 10
+
+    [message] = outbox(factory, "digest")
+    lines = message.text.splitlines()
+    assert f"Unresolved blocking collisions: {blocking}" in lines
+    named = [line for line in lines if line.startswith("  C-")]
+    assert len(named) == 10
+    assert f"  ...and {blocking - 10} more: `tower conflicts`" in lines
 
 
 # --------------------------------------------------------------------------- one pass

@@ -16,6 +16,7 @@ from tower.sla.models import ClockState
 from tower.text import user_text
 
 TOP = 5
+LISTED = 10  # blocking collisions and overdue clocks named; the rest are counted
 
 
 def digest_text(session: Session, ctx: ServiceContext) -> str:
@@ -33,17 +34,20 @@ def digest_text(session: Session, ctx: ServiceContext) -> str:
         f"score {_figure(row['score'])}"
         for row in ranked[:TOP]
     ]
-    blockers = collision_service.list_collisions(
+    blockers = collision_service.collision_page(
         session,
         statuses=[CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED],
         severities=[Severity.BLOCKING],
+        limit=LISTED,
     )
-    lines.append(f"Unresolved blocking collisions: {len(blockers)}")
+    lines.append(f"Unresolved blocking collisions: {blockers.total}")
     lines += [
         f"  {collision_service.format_ref(c)} {c.kind.value}: "
         f"{' + '.join(collision_service.keys_of(c))}"
-        for c in blockers
+        for c in blockers.items
     ]
+    if blockers.more:
+        lines.append(f"  ...and {blockers.more} more: `tower conflicts`")
     late = [
         clock
         for clock in sla_service.clocks_for(session)
@@ -52,8 +56,10 @@ def digest_text(session: Session, ctx: ServiceContext) -> str:
     lines.append(f"Overdue SLA clocks: {len(late)}")
     lines += [
         f"  {clock.policy_key} {clock.subject} (due {clock.due_at:%d %b %H:%M} UTC)"
-        for clock in late
+        for clock in late[:LISTED]
     ]
+    if len(late) > LISTED:
+        lines.append(f"  ...and {len(late) - LISTED} more: `tower sla`")
     return "\n".join(lines)
 
 
