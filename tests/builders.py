@@ -12,7 +12,7 @@ from typing import Any
 from tower.experiments.spec import ExperimentKind, ExperimentSpec
 
 from .cli import succeeded, tower
-from .conftest import RETAIL_PORTFOLIO
+from .conftest import RETAIL_POLICY, RETAIL_PORTFOLIO
 
 
 def cart_test(*, start: date, end: date, **changes: Any) -> ExperimentSpec:
@@ -47,11 +47,26 @@ def import_hero_tests(url: str, folder: Path, start: date, rows: list[dict[str, 
     """`tower init`, then `tower import` of checkout-squad tests on the retail home page's
     hero (`rows`, e.g. from HERO_TESTS), all over the same two weeks from `start` unless a
     row says otherwise."""
+    common = {"team": "checkout-squad", "surfaces": "web/home/hero"}
+    import_tests(url, folder / "hero.csv", start, [{**common, **row} for row in rows])
+
+
+def import_tests(
+    url: str,
+    path: Path,
+    start: date,
+    rows: list[dict[str, Any]],
+    *,
+    policy: Path = RETAIL_POLICY,
+) -> None:
+    """`tower init`, then `tower import` of `rows` written as the CSV `path`: each a
+    submitted A/B test T-n (n its place) of U0ANNA's, for everyone at full traffic, over
+    the two weeks from `start`, unless the row says otherwise (its team and surfaces
+    given)."""
     common = {
-        "team": "checkout-squad",
+        "status": "submitted",
         "owner": "U0ANNA",
         "kind": "ab_test",
-        "surfaces": "web/home/hero",
         "audiences": "",
         "exclude_audiences": "",
         "start": start.isoformat(),
@@ -61,17 +76,16 @@ def import_hero_tests(url: str, folder: Path, start: date, rows: list[dict[str, 
         "primary_kpi": "conversion_rate",
         "baseline": "0.05",
         "mde": "0.05",
-        "hypothesis": "A clearer hero gets more people shopping.",
+        "hypothesis": "A clearer page gets more people shopping.",
         "impact": "1",
         "confidence": "0.8",
         "effort_weeks": "1",
     }
     header = next(csv.reader(RETAIL_PORTFOLIO.open(encoding="utf-8")))
-    path = folder / "hero.csv"
     with path.open("w", encoding="utf-8", newline="") as out:
         writer = csv.DictWriter(out, header)
         writer.writeheader()
-        for row in rows:
-            writer.writerow({**common, **row})
-    succeeded(tower(url, "init"))
-    succeeded(tower(url, "import", str(path)))
+        for number, row in enumerate(rows, start=1):
+            writer.writerow({"key": f"T-{number}", **common, **row})
+    succeeded(tower(url, "init", policy=policy))
+    succeeded(tower(url, "import", str(path), policy=policy))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from click.testing import CliRunner, Result
 
 from tower.cli import main
@@ -9,9 +11,9 @@ from tower.cli import main
 from .conftest import RETAIL_POLICY
 
 
-def tower(url: str, *args: str) -> Result:
-    """`tower ARGS...` against the database at `url`, with the retail policy."""
-    env = {"DATABASE_URL": url, "TOWER_POLICY": str(RETAIL_POLICY)}
+def tower(url: str, *args: str, policy: Path = RETAIL_POLICY) -> Result:
+    """`tower ARGS...` against the database at `url`, with the retail policy (or `policy`)."""
+    env = {"DATABASE_URL": url, "TOWER_POLICY": str(policy)}
     return CliRunner().invoke(main, list(args), env=env)
 
 

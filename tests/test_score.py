@@ -1,9 +1,9 @@
 """The common prioritization score, checked against arithmetic done by hand.
 
 Every example runs on the small policy (tests/data/policy.yaml). Its `web/checkout` page has
-300,000 weekly visitors and the root audience `all` is the whole population (2,000,000), so a
-test on `web/checkout` for everyone can meet 300,000 people a week; at 50% traffic, 150,000
-are in the test: a reach of 150 (thousands).
+300,000 weekly visitors and the root audience `all` is the whole population, so a test on
+`web/checkout` for everyone can meet 300,000 people a week; at 50% traffic, 150,000 are in
+the test: a reach of 150 (thousands).
 """
 
 from __future__ import annotations
@@ -172,10 +172,13 @@ def test_sample_size_follows_the_policy_alpha_and_power(small_policy: Policy) ->
 
 
 def test_the_audience_narrows_reach(compiler: Compiler) -> None:
-    # loyalty is 300,000 of 2,000,000 people: 15% of checkout's 300,000 visitors = 45,000,
-    # at 100% traffic a reach of 45.
+    # The population model holds 2,200,000 people under `all` (declared 2,000,000): its
+    # children anonymous 1,200,000, logged_in 800,000 and app_users 500,000, less the
+    # 300,000 declared in both app_users and logged_in. loyalty is 300,000 of them:
+    # 3/22 of checkout's 300,000 visitors, at 100% traffic a reach of 40.9 (thousands).
+    assert compiler.graph.segments.population == pytest.approx(2_200_000)
     result = score(compiler, item(audiences=("loyalty",), traffic=100.0))
-    assert result.factor("reach").value == pytest.approx(45.0)
+    assert result.factor("reach").value == pytest.approx(300_000 * 3 / 22 / 1000)
 
 
 @pytest.mark.parametrize(

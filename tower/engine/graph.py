@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from tower.engine.population import Population
 from tower.policy import Policy
 from tower.policy.schema import shared_send_days
 from tower.policy.trees import walk_segments, walk_surfaces
@@ -53,84 +54,34 @@ class SurfaceIndex:
 
 @dataclass(frozen=True)
 class SegmentIndex:
-    """Audience segments with sizes, ancestor chains and declared overlaps."""
+    """Audience segments (numbered in preorder) with sizes, ancestor chains, declared
+    overlaps, and the population model that counts their people."""
 
     ids: dict[str, int]
     names: list[str]
     sizes: list[int]
     ancestors: list[tuple[int, ...]]  # ancestor-or-self ids, self first, root last
     overlaps: dict[tuple[int, int], float]  # both orders
-    _pair_cache: dict[int, float] = field(default_factory=dict, compare=False)
-    # Per segment, (depth, ancestor) for the ancestors-or-self named in a declared overlap:
-    # most segments have none, and then only nesting can make them share anyone.
-    _overlap_lines: list[tuple[tuple[int, int], ...]] = field(default_factory=list, compare=False)
-    # Bit masks (bit i: segment i) of each segment's ancestors-or-self, and of the segments
-    # declared to overlap one of them: a quick "can these two share anyone at all?".
+    population_model: Population
+    # Bit masks (bit i: segment i) of each segment's ancestors-or-self: a quick "are two
+    # segments nested?".
     line_masks: list[int] = field(default_factory=list, compare=False)
-    partner_masks: list[int] = field(default_factory=list, compare=False)
 
     def __post_init__(self) -> None:
-        named = {a for a, _ in self.overlaps}
-        self._overlap_lines.extend(
-            tuple((depth, upper) for depth, upper in enumerate(chain) if upper in named)
-            for chain in self.ancestors
-        )
         self.line_masks.extend(_mask(chain) for chain in self.ancestors)
-        self.partner_masks.extend(
-            _mask(b for upper in chain for a, b in self.overlaps if a == upper)
-            for chain in self.ancestors
-        )
 
     @property
     def root(self) -> int:
         return self.ancestors[0][-1]
 
     @property
-    def population(self) -> int:
-        """Everyone reachable in a week: the root segment's size."""
-        return self.sizes[self.root]
+    def population(self) -> float:
+        """Everyone reachable in a week: the people of every region."""
+        return self.population_model.everyone
 
     def contains(self, outer: int, inner: int) -> bool:
         """Whether segment `inner` is `outer` or lies inside it."""
         return outer in self.ancestors[inner]
-
-    def shared_people(self, a: int, b: int) -> float:
-        """Estimated people per week in both segments.
-
-        Nested segments share the inner one. Segments in disjoint branches share people only
-        through a declared overlap between their lines; below the declared pair, membership
-        is taken as independent (a child holds the same share of the overlap as of its parent).
-        """
-        if a > b:
-            a, b = b, a
-        key = a << 32 | b
-        cached = self._pair_cache.get(key)
-        if cached is None:
-            cached = self._pair_cache[key] = self._estimate_shared(a, b)
-        return cached
-
-    def _estimate_shared(self, a: int, b: int) -> float:
-        if self.contains(a, b):
-            return float(self.sizes[b])
-        if self.contains(b, a):
-            return float(self.sizes[a])
-        # The most specific declared overlap between the two lines (closest to the segments)
-        # decides; ties go to the first in the policy's order of ancestors.
-        best: tuple[int, int, int] | None = None
-        for depth_a, upper_a in self._overlap_lines[a]:
-            for depth_b, upper_b in self._overlap_lines[b]:
-                if (upper_a, upper_b) in self.overlaps:
-                    candidate = (depth_a + depth_b, upper_a, upper_b)
-                    best = candidate if best is None or candidate < best else best
-        if best is not None:
-            _, upper_a, upper_b = best
-            both = self.overlaps[(upper_a, upper_b)] * min(self.sizes[upper_a], self.sizes[upper_b])
-            return (
-                both
-                * _fraction(self.sizes[a], self.sizes[upper_a])
-                * _fraction(self.sizes[b], self.sizes[upper_b])
-            )
-        return 0.0
 
 
 def _mask(segments: Iterable[int]) -> int:
@@ -138,10 +89,6 @@ def _mask(segments: Iterable[int]) -> int:
     for segment in segments:
         mask |= 1 << segment
     return mask
-
-
-def _fraction(part: int, whole: int) -> float:
-    return part / whole if whole else 0.0
 
 
 @dataclass(frozen=True)
@@ -206,13 +153,18 @@ def _build_segments(policy: Policy) -> SegmentIndex:
         own = ids[entry.name]
         ancestors.append((own,) if entry.parent is None else (own, *ancestors[ids[entry.parent]]))
     overlaps: dict[tuple[int, int], float] = {}
+    declared: list[tuple[int, int, float]] = []
     for overlap in policy.overlaps:
         a, b = ids[overlap.a], ids[overlap.b]
         overlaps[(a, b)] = overlaps[(b, a)] = overlap.share
+        declared.append((a, b, overlap.share))
+    sizes = [entry.node.size for entry in entries]
+    parents = [chain[1] if len(chain) > 1 else None for chain in ancestors]
     return SegmentIndex(
         ids=ids,
         names=[entry.name for entry in entries],
-        sizes=[entry.node.size for entry in entries],
+        sizes=sizes,
         ancestors=ancestors,
         overlaps=overlaps,
+        population_model=Population(sizes, parents, declared),
     )

@@ -1,0 +1,272 @@
+"""Where the policy's people are: one model behind every count of people.
+
+People sit in regions. Each segment has its own region: its size less its children's,
+plus what the children's branches share through declared overlaps (never below zero, so
+a policy whose children outnumber their parent still loads). A declared overlap
+(a, b, share) puts share * min(|a|, |b|) people at one position under `a` (a or a
+descendant) and one under `b`, spread over those positions in proportion to their own
+regions. A person at a position belongs to that segment and all its ancestors; the people
+of an overlap are taken out of their positions' own regions, so each segment still holds
+its declared size where the sizes allow.
+
+An audience (target segments less excluded ones) holds the regions with a position inside
+one of its targets and none inside an excluded segment. Two audiences share the regions in
+both; a crowd, the regions in all.
+
+Segments are numbered in preorder, so a segment's subtree is the id range
+[s, end[s]) and the people of any union of subtrees are read from prefix sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import accumulate
+
+# Below this many people a count is rounding noise of the products below, not a person.
+NOBODY = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Members:
+    """Who an audience holds: the outermost target and excluded segments."""
+
+    targets: tuple[int, ...]
+    excluded: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _OverlapPeople:
+    """The people of one declared overlap: `people` in all, spread over the positions
+    under `a` and under `b` by weight (each side's weights sum to 1)."""
+
+    a: int
+    b: int
+    people: float
+    weight_a: tuple[float, ...]  # by segment id; 0 outside a's subtree
+    weight_b: tuple[float, ...]
+    prefix_a: tuple[float, ...]  # prefix sums of weight_a, len n + 1
+    prefix_b: tuple[float, ...]
+
+
+class Population:
+    """The regions of one policy's audience tree, and the people in any of them."""
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        parents: Sequence[int | None],
+        overlaps: Iterable[tuple[int, int, float]],
+    ) -> None:
+        count = len(sizes)
+        self.end = _subtree_ends(parents)
+        self.parents = tuple(parents)
+        children: list[list[int]] = [[] for _ in range(count)]
+        for segment, parent in enumerate(parents):
+            if parent is not None:
+                children[parent].append(segment)
+        declared = [(a, b, share * min(sizes[a], sizes[b])) for a, b, share in overlaps]
+        own = [float(size) for size in sizes]
+        for segment in range(count):
+            own[segment] -= sum(sizes[child] for child in children[segment])
+        for a, b, people in declared:
+            meet = self._lowest_common_ancestor(a, b)
+            if meet is not None:  # both branches counted it: give it back once
+                own[meet] += people
+        own = [max(0.0, people) for people in own]
+        self.own = tuple(own)
+        singles = list(own)
+        spread: list[_OverlapPeople] = []
+        for a, b, people in declared:
+            weight_a, weight_b = self._spread(a), self._spread(b)
+            for segment in range(count):
+                singles[segment] -= people * (weight_a[segment] + weight_b[segment])
+            spread.append(
+                _OverlapPeople(
+                    a,
+                    b,
+                    people,
+                    weight_a,
+                    weight_b,
+                    _prefix(weight_a),
+                    _prefix(weight_b),
+                )
+            )
+        self.singles = tuple(max(0.0, people) for people in singles)
+        self._singles_prefix = _prefix(self.singles)
+        self.overlaps = tuple(spread)
+        self.everyone = sum(self.singles) + sum(o.people for o in spread)
+
+    def _lowest_common_ancestor(self, a: int, b: int) -> int | None:
+        line = set(self._line(a))
+        return next((s for s in self._line(b) if s in line), None)
+
+    def _line(self, segment: int) -> Iterable[int]:
+        at: int | None = segment
+        while at is not None:
+            yield at
+            at = self.parents[at]
+
+    def _spread(self, segment: int) -> tuple[float, ...]:
+        """Weights of the positions under `segment`, in proportion to their own regions
+        (all on `segment` when its subtree has no own region left)."""
+        weights = [0.0] * len(self.own)
+        first, last = segment, self.end[segment]
+        total = sum(self.own[first:last])
+        if total <= 0:
+            weights[segment] = 1.0
+            return tuple(weights)
+        for position in range(first, last):
+            weights[position] = self.own[position] / total
+        return tuple(weights)
+
+    def contains(self, outer: int, inner: int) -> bool:
+        return outer <= inner < self.end[outer]
+
+    def nested(self, a: int, b: int) -> bool:
+        return self.contains(a, b) or self.contains(b, a)
+
+    def outermost(self, segments: Iterable[int]) -> tuple[int, ...]:
+        """The segments of the set not inside another of it, in id order."""
+        kept: list[int] = []
+        for segment in sorted(set(segments)):
+            if not kept or not self.contains(kept[-1], segment):
+                kept.append(segment)
+        return tuple(kept)
+
+    def _covered(self, prefix: Sequence[float], cover: Sequence[int]) -> float:
+        """The weight of the union of the subtrees of `cover` (outermost segments), from
+        `prefix` sums."""
+        end = self.end
+        return sum(prefix[end[s]] - prefix[s] for s in cover)
+
+    def _meet(self, first: Sequence[int], second: Sequence[int]) -> tuple[int, ...]:
+        """Segments whose subtrees make the intersection of the two unions of subtrees."""
+        return self.outermost(
+            (y if self.contains(x, y) else x) for x in first for y in second if self.nested(x, y)
+        )
+
+    def relevant(self, members: Members) -> int:
+        """A mask of the overlaps (bit i: the i-th) that can put people in `members`."""
+        mask = 0
+        for index, overlap in enumerate(self.overlaps):
+            if any(self.nested(t, overlap.a) or self.nested(t, overlap.b) for t in members.targets):
+                mask |= 1 << index
+        return mask
+
+    def size(self, members: Members, relevant: int) -> float:
+        """People in the audience (`relevant`: its mask of overlaps)."""
+        excluded = members.excluded
+        inside = self.outermost((*members.targets, *excluded))
+        total = self._covered(self._singles_prefix, inside)
+        total -= self._covered(self._singles_prefix, excluded)
+        for overlap in self._overlaps_in(relevant):
+            total += overlap.people * (
+                self._outside(overlap, excluded) - self._outside(overlap, inside)
+            )
+        return total if total > NOBODY else 0.0
+
+    def shared(self, first: Members, second: Members, relevant: int) -> float:
+        """People in both audiences (`relevant`: the overlaps that can put people in both)."""
+        outermost = self.outermost
+        excluded = first.excluded
+        if second.excluded:
+            excluded = outermost((*excluded, *second.excluded))
+        both = self._meet(first.targets, second.targets)
+        total = 0.0
+        if both:
+            total += self._covered(self._singles_prefix, outermost((*both, *excluded)))
+            total -= self._covered(self._singles_prefix, excluded)
+        if relevant:
+            # A pair of positions is in an audience unless both miss its targets: count
+            # the pairs outside the exclusions, less those missing one audience's targets
+            # or the other's, plus those missing both (counted out twice).
+            missing_first = outermost((*excluded, *first.targets))
+            missing_second = outermost((*excluded, *second.targets))
+            missing_both = outermost((*missing_first, *second.targets))
+            for overlap in self._overlaps_in(relevant):
+                total += overlap.people * (
+                    self._outside(overlap, excluded)
+                    - self._outside(overlap, missing_first)
+                    - self._outside(overlap, missing_second)
+                    + self._outside(overlap, missing_both)
+                )
+        return total if total > NOBODY else 0.0
+
+    def _overlaps_in(self, mask: int) -> Iterable[_OverlapPeople]:
+        overlaps = self.overlaps
+        while mask:
+            low = mask & -mask
+            yield overlaps[low.bit_length() - 1]
+            mask ^= low
+
+    def _outside(self, overlap: _OverlapPeople, cover: Sequence[int]) -> float:
+        """The share of the overlap's pairs of positions with neither inside the subtrees
+        of `cover` (outermost segments)."""
+        return (1.0 - self._covered(overlap.prefix_a, cover)) * (
+            1.0 - self._covered(overlap.prefix_b, cover)
+        )
+
+    def reaching(self, crowd: Sequence[Members]) -> dict[int, float]:
+        """People by which members of `crowd` reach them: bit i of a key is crowd[i]
+        (keys with no bit left out). Regions are grouped by who they are in, so a crowd
+        of k audiences costs one pass over the segments and the overlaps' positions."""
+        count = len(self.own)
+        inside = [0] * count  # per segment: the members with a target over it
+        barred = [0] * count  # per segment: the members excluding it
+        end = self.end
+        for bit, members in enumerate(crowd):
+            for target in members.targets:
+                for segment in range(target, end[target]):
+                    inside[segment] |= 1 << bit
+            for excluded in members.excluded:
+                for segment in range(excluded, end[excluded]):
+                    barred[segment] |= 1 << bit
+        everyone = (1 << len(crowd)) - 1
+        people: dict[int, float] = {}
+
+        def add(who: int, amount: float) -> None:
+            if who and amount > NOBODY:
+                people[who] = people.get(who, 0.0) + amount
+
+        for segment, alone in enumerate(self.singles):
+            if alone:
+                add(inside[segment] & ~barred[segment], alone)
+        for overlap in self.overlaps:
+            side_a = _classes(overlap.weight_a, overlap.a, end[overlap.a], inside, barred)
+            side_b = _classes(overlap.weight_b, overlap.b, end[overlap.b], inside, barred)
+            for (in_a, out_a), weight_a in side_a.items():
+                for (in_b, out_b), weight_b in side_b.items():
+                    add(
+                        everyone & ~(out_a | out_b) & (in_a | in_b),
+                        overlap.people * weight_a * weight_b,
+                    )
+        return people
+
+
+def _classes(
+    weights: Sequence[float], first: int, last: int, inside: Sequence[int], barred: Sequence[int]
+) -> dict[tuple[int, int], float]:
+    """The positions first..last-1 grouped by (members over them, members excluding them),
+    with their summed weights."""
+    classes: dict[tuple[int, int], float] = {}
+    for position in range(first, last):
+        weight = weights[position]
+        if weight:
+            key = (inside[position], barred[position])
+            classes[key] = classes.get(key, 0.0) + weight
+    return classes
+
+
+def _prefix(values: Sequence[float]) -> tuple[float, ...]:
+    return (0.0, *accumulate(values))
+
+
+def _subtree_ends(parents: Sequence[int | None]) -> tuple[int, ...]:
+    """Per segment (numbered in preorder), one past the last id of its subtree."""
+    end = list(range(1, len(parents) + 1))
+    for segment in reversed(range(len(parents))):
+        parent = parents[segment]
+        if parent is not None:
+            end[parent] = max(end[parent], end[segment])
+    return tuple(end)
