@@ -94,7 +94,7 @@ def test_the_next_start_within_the_cap_is_the_first_start_without_a_crowd(
         assert block.first <= candidate.start <= block.last
         keys = {m.key for m in block.crowd}
         found = crowds_over_cap(compiler, schedule, cap, including=candidate)
-        assert any(keys <= {m.key for m in crowd} for crowd in found)
+        assert any(keys <= {m.key for m in crowd.members} for crowd in found)
 
 
 def send_to_everyone_on_day_2(cap: ContactCap, *placed: PortfolioItem) -> tuple[date, list[str]]:

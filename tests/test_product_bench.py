@@ -36,7 +36,9 @@ def _bench_database() -> list[str]:
 
 
 def test_a_small_run_answers_every_kind_of_request_and_reports_every_key() -> None:
-    args = ["--tests", "60", "--seconds", "3", "--rate", "6", "--format", "json"]
+    # Seed 1's 60 tests hold an open collision, for the load's *Acknowledge* click (seed 0's
+    # only clash is three arms of one exclusion group, which break no contact cap).
+    args = ["--tests", "60", "--seed", "1", "--seconds", "3", "--rate", "6", "--format", "json"]
     result = tower("product-bench", *args, *_bench_database())
     data = json.loads(result.stdout)  # only JSON on standard output
     assert result.exit_code == (0 if data["passed"] else 1), result.output

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TypeVar
 
 from tower.engine.graph import SegmentIndex
 from tower.engine.population import Members
 
 T = TypeVar("T")
+_ID = attrgetter("id")
+_SIZE = attrgetter("size")
+# Up to this many audiences, people in all are counted by inclusion and exclusion (2^k
+# terms per overlap); more are split by region (`reaching`), which costs a pass over all.
+INCLUSION_EXCLUSION_MEMBERS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,8 @@ class AudienceModel:
         self._by_id: list[Audience] = []
         self._shared: dict[int, float] = {}  # by (lower id << 32 | higher id)
         self._people_with: dict[int, _PeopleWith] = {}
+        self._reaching: dict[tuple[int, ...], Mapping[int, float]] = {}
+        self._in_all: dict[tuple[int, ...], float] = {}  # by sorted audience ids
 
     def compile(self, targets: Iterable[str], excluded: Iterable[str] = ()) -> Audience:
         """The audience of `targets` (everyone when empty) without `excluded`."""
@@ -111,10 +119,64 @@ class AudienceModel:
             row = self._people_with[audience.id] = _PeopleWith(self, audience)
         return row
 
-    def reaching(self, audiences: Sequence[Audience]) -> dict[int, float]:
-        """People by which of `audiences` reach them (bit i: audiences[i]); see
-        `Population.reaching`."""
-        return self.population.reaching([audience.members for audience in audiences])
+    def essential(self, audiences: Sequence[Audience]) -> list[Audience] | None:
+        """The distinct `audiences` whose people in all decide who is in all of them:
+        any that holds another of them adds nothing and is left out (the usual case
+        leaves one). None when two of them share nobody, so nobody is in all."""
+        kept: list[Audience] = []
+        for audience in sorted({a.id: a for a in audiences}.values(), key=_SIZE):
+            row = self.people_with(audience)
+            holds_one = False
+            for inner in kept:
+                people = row[inner.id]
+                if people <= 0:
+                    return None
+                holds_one = holds_one or people >= inner.size * (1 - 1e-9)
+            if not holds_one:
+                kept.append(audience)
+        return kept
+
+    def reaching(self, audiences: Sequence[Audience]) -> Mapping[int, float]:
+        """People by which of `audiences` (distinct) reach them: bit i of a key is
+        audiences[i] (`Population.reaching`). Remembered per set of audiences."""
+        ids = tuple(audience.id for audience in audiences)
+        cached = self._reaching.get(ids)
+        if cached is None:
+            members = [audience.members for audience in audiences]
+            relevant = _union(audience.overlap_mask for audience in audiences)
+            cached = self._reaching[ids] = self.population.reaching(members, relevant)
+        return cached
+
+    def people_in_all(self, audiences: Sequence[Audience]) -> float:
+        """People every one of `audiences` reaches."""
+        narrowest = min(audiences, key=_SIZE)
+        row = self.people_with(narrowest)
+        whole = narrowest.size * (1 - 1e-9)
+        if all(row[other.id] >= whole for other in audiences):
+            return narrowest.size  # the usual case: it lies inside every other
+        distinct = self.essential(audiences)
+        if distinct is None:
+            return 0.0
+        if len(distinct) == 1:
+            return distinct[0].size
+        if len(distinct) == 2:
+            return self.shared(*distinct)
+        ids = tuple(sorted(audience.id for audience in distinct))
+        cached = self._in_all.get(ids)
+        if cached is None:
+            cached = self._in_all[ids] = self._people_in_all(distinct)
+        return cached
+
+    def _people_in_all(self, distinct: Sequence[Audience]) -> float:
+        relevant = -1
+        for audience in distinct:
+            relevant &= audience.overlap_mask
+        if relevant and len(distinct) > INCLUSION_EXCLUSION_MEMBERS:
+            ordered = sorted(distinct, key=_ID)
+            everyone = (1 << len(ordered)) - 1
+            reach = self.reaching(ordered)
+            return sum(people for who, people in reach.items() if who & everyone == everyone)
+        return self.population.in_all([audience.members for audience in distinct], relevant)
 
 
 class _PeopleWith(dict[int, float]):

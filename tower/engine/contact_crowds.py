@@ -1,33 +1,31 @@
-"""Contact caps: more than `max` activities reach overlapping people on one channel within
-`per_days` consecutive days.
+"""Contact caps: more than `max` activities on one channel reach one person within
+`per_days` consecutive days, at most one arm of each exclusion group.
 
-A crowd is a set of activities that all share people with each other and fit in one window
-of `per_days` days; a finding is a largest such crowd over the cap. The scan tries every
-window that ends on an activity's start. A single test's check searches once, among the
-activities near it, for the largest sets that hold it and whose every two members share
-people and run close enough in time to fit one window.
+A crowd is a set of activities that all reach one person (`one_person`) and fit in one
+window of `per_days` days; a finding is a largest such crowd over the cap. The scan tries
+every window that ends on an activity's start. A single test's check searches once, among
+the activities near it, for the largest sets that hold it and whose every two members
+share people and run close enough in time to fit one window; each such set is then split
+by who its members reach together.
 """
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from functools import partial
-from operator import attrgetter
 
 from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.audience import Audience, AudienceModel
 from tower.engine.cliques import is_clique, is_complete, maximal_cliques, vertices
 from tower.engine.crowding import by_number, mixed_teams
 from tower.engine.findings import Finding, format_people, format_span
+from tower.engine.one_person import Crowd, crowds_reaching_one_person
 from tower.engine.portfolio import AUDIENCE_OF, Compiler, Footprint
 from tower.engine.schedule import DaySchedule
 from tower.policy.schema import ContactCap
-
-SIZE = attrgetter("audience.size")
 
 
 def channel_schedules(
@@ -64,17 +62,19 @@ def crowds_over_cap(
     schedule: DaySchedule,
     cap: ContactCap,
     including: Footprint | None = None,
-) -> list[list[Footprint]]:
+) -> list[Crowd]:
     """Crowds of activities on one channel that break `cap` (only the largest that hold
     `including`, when given).
 
     A crowd fits in some window of `per_days` days exactly when it fits in one that ends on
     the latest start among its members: the scan tries every such window, and in it every
-    largest set of activities that all share people with each other.
+    largest set of activities that all share people with each other, split by who they
+    reach together.
     """
     if including is not None:
         return _crowds_including(compiler, schedule, cap, including)
-    crowds: list[list[Footprint]] = []
+    crowds: list[Crowd] = []
+    model = compiler.audiences
     for anchor in schedule.footprints:
         first = anchor.start - cap.per_days + 1
         window = _window_before(anchor, schedule.running(first, anchor.start), cap.per_days)
@@ -83,14 +83,15 @@ def crowds_over_cap(
         window = compiler.audiences.sharing_with(anchor.audience, window, AUDIENCE_OF)
         if len(window) < cap.max:
             continue
-        cliques = SharingGraph(compiler, window).cliques(window)
-        crowds += ([anchor, *clique] for clique in cliques if len(clique) >= cap.max)
+        for clique in SharingGraph(compiler, window).cliques(window):
+            if len(clique) >= cap.max:
+                crowds += crowds_reaching_one_person(model, [anchor, *clique], anchor, cap.max)
     return crowds
 
 
 def _crowds_including(
     compiler: Compiler, schedule: DaySchedule, cap: ContactCap, including: Footprint
-) -> list[list[Footprint]]:
+) -> list[Crowd]:
     """The largest crowds over `cap` that hold `including`.
 
     A set fits in one window of `per_days` days when each of its activities starts at most
@@ -115,11 +116,12 @@ def _crowds_including(
         shares & near & ~(1 << i)
         for i, (shares, near) in enumerate(zip(sharing, _overlapping(spans), strict=True))
     ]
-    return [
-        [members[i] for i in vertices(test | clique)]
-        for clique in maximal_cliques(adjacency, (1 << len(members)) - 1 - test)
-        if clique.bit_count() >= cap.max
-    ]
+    crowds: list[Crowd] = []
+    for clique in maximal_cliques(adjacency, (1 << len(members)) - 1 - test):
+        if clique.bit_count() >= cap.max:
+            together = [members[i] for i in vertices(test | clique)]
+            crowds += crowds_reaching_one_person(compiler.audiences, together, including, cap.max)
+    return crowds
 
 
 def _overlapping(spans: Sequence[tuple[int, int]]) -> list[int]:
@@ -170,15 +172,14 @@ def _window_before(
 def _cap_breaches(
     compiler: Compiler, schedule: DaySchedule, cap: ContactCap, including: Footprint | None
 ) -> Iterator[Finding]:
-    crowds = crowds_over_cap(compiler, schedule, cap, including)  # a check's: largest, by number
-    if including is None:  # a window's crowd may be part of another's
-        crowds = [by_number(crowd) for crowd in _largest(crowds)]
+    # A window's crowd may be part of another's, and a check's crowds of two cliques may be
+    # one: keep the largest, members by number.
     scope = f"channel:{cap.channel}"
-    for members in crowds:
+    for crowd in _largest(crowds_over_cap(compiler, schedule, cap, including)):
+        members, people = by_number(crowd.members), crowd.people
         starts = [m.start for m in members]
         last = max(starts)
         first = max(last - cap.per_days + 1, min(starts))
-        people = _people_of_all(compiler.audiences, members)
         span = (date.fromordinal(first), date.fromordinal(last))
         keys = tuple([m.key for m in members])
         yield Finding(
@@ -194,20 +195,6 @@ def _cap_breaches(
             agile_vs_bau=mixed_teams(members),
             describe=partial(_cap_text, cap, keys, people, span),
         )
-
-
-def _people_of_all(audiences: AudienceModel, members: Sequence[Footprint]) -> float:
-    """People who could get every activity of a crowd: at most those its narrowest audience
-    shares with each of the others'."""
-    narrowest = min(members, key=SIZE)
-    shared = audiences.people_with(narrowest.audience)
-    people = math.inf
-    for member in members:
-        if member is not narrowest:
-            with_it = shared[member.audience.id]
-            if with_it < people:
-                people = with_it
-    return people
 
 
 def _cap_text(
@@ -312,13 +299,13 @@ def _joined(
     return joined
 
 
-def _largest(crowds: list[list[Footprint]]) -> Iterator[list[Footprint]]:
+def _largest(crowds: list[Crowd]) -> Iterator[Crowd]:
     """The crowds that are not part of a bigger one, each once."""
     kept_with: dict[str, list[frozenset[str]]] = defaultdict(list)  # key -> kept crowds with it
-    for crowd in sorted(crowds, key=len, reverse=True):
-        keys = frozenset(m.key for m in crowd)
+    for crowd in sorted(crowds, key=lambda c: len(c.members), reverse=True):
+        keys = frozenset(m.key for m in crowd.members)
         # A bigger crowd holding all of these holds the first of them: look only there.
-        if not any(keys <= bigger for bigger in kept_with[crowd[0].key]):
+        if not any(keys <= bigger for bigger in kept_with[crowd.members[0].key]):
             for key in keys:
                 kept_with[key].append(keys)
             yield crowd

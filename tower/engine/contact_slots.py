@@ -1,9 +1,10 @@
 """When a test can start without breaking a contact cap, among activities already placed.
 
 A test of `L` days breaks a cap of `max` per `D` days at start `t` when some `max` placed
-activities on the channel, all sharing people with it and with each other, fit with it in
-one window of `D` days. Such a set `S` fits when its latest start `m` and earliest end `e`
-are less than `D` days apart, and then it blocks exactly the starts
+activities on the channel reach one person together with it (at most one arm of each
+exclusion group, `one_person`) and fit with it in one window of `D` days. Such a set `S`
+fits when its latest start `m` and earliest end `e` are less than `D` days apart, and then
+it blocks exactly the starts
 
     m - D + 2 - L  <=  t  <=  e + D - 1.
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from tower.engine.contact_crowds import sharing_near
+from tower.engine.one_person import reach_one_person
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule
 from tower.policy.schema import ContactCap
@@ -107,7 +109,7 @@ def _blocks(
         ]
         if len(window) < count:
             continue
-        best = _latest_ending(compiler, window, count)
+        best = _latest_ending(compiler, window, count, (anchor, footprint))
         if best is not None:
             crowd = (anchor, *best)
             earliest_end = min(m.end for m in crowd)
@@ -117,37 +119,42 @@ def _blocks(
 
 
 def _latest_ending(
-    compiler: Compiler, by_end: Sequence[Footprint], count: int
+    compiler: Compiler,
+    by_end: Sequence[Footprint],
+    count: int,
+    base: tuple[Footprint, ...],
 ) -> tuple[Footprint, ...] | None:
-    """`count` of `by_end` (latest end first) that all share people, their earliest end as
-    late as can be; None when no `count` of them do. The set's last member decides, so
-    each member in turn is tried as the last, with the others from before it: in the usual
-    case, where they all share people, the first `count` are the answer."""
-    people_with = compiler.audiences.people_with
+    """`count` of `by_end` (latest end first) that reach one person together with `base`,
+    their earliest end as late as can be; None when no `count` of them do. The set's last
+    member decides, so each member in turn is tried as the last, with the others from
+    before it: in the usual case, where they all reach one person, the first `count` are
+    the answer."""
+    model = compiler.audiences
 
-    def shares(a: Footprint, b: Footprint) -> bool:
-        return people_with(a.audience)[b.audience.id] > 0
+    def together(chosen: tuple[Footprint, ...]) -> bool:
+        return reach_one_person(model, (*base, *chosen))
 
-    head = by_end[:count]
-    if len(head) == count and all(shares(a, b) for i, a in enumerate(head) for b in head[:i]):
+    head = tuple(by_end[:count])
+    if len(head) == count and together(head):
         return tuple(reversed(head))  # what the search below finds first, found directly
 
-    def sharing_set(
+    def reaching_set(
         chosen: tuple[Footprint, ...], rest: int, until: int
     ) -> tuple[Footprint, ...] | None:
-        """`rest` more of by_end[:until] sharing people with `chosen` and each other."""
+        """`rest` more of by_end[:until] reaching one person with `chosen` and `base`."""
         if rest == 0:
             return chosen
         for index in range(until - 1, rest - 2, -1):
-            candidate = by_end[index]
-            if all(shares(candidate, c) for c in chosen):
-                found = sharing_set((*chosen, candidate), rest - 1, index)
+            candidate = (*chosen, by_end[index])
+            if together(candidate):
+                found = reaching_set(candidate, rest - 1, index)
                 if found is not None:
                     return found
         return None
 
     for last in range(count - 1, len(by_end)):
-        found = sharing_set((by_end[last],), count - 1, last)
-        if found is not None:
-            return found
+        if together((by_end[last],)):
+            found = reaching_set((by_end[last],), count - 1, last)
+            if found is not None:
+                return found
     return None

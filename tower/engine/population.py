@@ -19,6 +19,7 @@ Segments are numbered in preorder, so a segment's subtree is the id range
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
@@ -193,6 +194,34 @@ class Population:
                 )
         return total if total > NOBODY else 0.0
 
+    def in_all(self, crowd: Sequence[Members], relevant: int) -> float:
+        """People in every audience of `crowd` (`relevant`: the overlaps that can put
+        people in all). The pairs of an overlap are counted by inclusion and exclusion
+        over the members whose targets they miss: 2^k covers for k members."""
+        outermost = self.outermost
+        excluded = outermost(s for members in crowd for s in members.excluded)
+        both: tuple[int, ...] = crowd[0].targets
+        for members in crowd[1:]:
+            both = self._meet(both, members.targets)
+        total = 0.0
+        if both:
+            total += self._covered(self._singles_prefix, outermost((*both, *excluded)))
+            total -= self._covered(self._singles_prefix, excluded)
+        if relevant:
+            covers = [excluded]  # by subset of members (bit i: crowd[i]): what they all miss
+            signs = [1.0]
+            for subset in range(1, 1 << len(crowd)):
+                low = subset & -subset
+                rest = covers[subset ^ low]
+                covers.append(outermost((*rest, *crowd[low.bit_length() - 1].targets)))
+                signs.append(-signs[subset ^ low])
+            for overlap in self._overlaps_in(relevant):
+                total += overlap.people * sum(
+                    sign * self._outside(overlap, cover)
+                    for sign, cover in zip(signs, covers, strict=True)
+                )
+        return total if total > NOBODY else 0.0
+
     def _overlaps_in(self, mask: int) -> Iterable[_OverlapPeople]:
         overlaps = self.overlaps
         while mask:
@@ -207,7 +236,7 @@ class Population:
             1.0 - self._covered(overlap.prefix_b, cover)
         )
 
-    def reaching(self, crowd: Sequence[Members]) -> dict[int, float]:
+    def reaching(self, crowd: Sequence[Members], relevant: int) -> dict[int, float]:
         """People by which members of `crowd` reach them: bit i of a key is crowd[i]
         (keys with no bit left out). Regions are grouped by who they are in, so a crowd
         of k audiences costs one pass over the segments and the overlaps' positions."""
@@ -223,25 +252,22 @@ class Population:
                 for segment in range(excluded, end[excluded]):
                     barred[segment] |= 1 << bit
         everyone = (1 << len(crowd)) - 1
-        people: dict[int, float] = {}
-
-        def add(who: int, amount: float) -> None:
-            if who and amount > NOBODY:
-                people[who] = people.get(who, 0.0) + amount
-
-        for segment, alone in enumerate(self.singles):
-            if alone:
-                add(inside[segment] & ~barred[segment], alone)
-        for overlap in self.overlaps:
+        people: dict[int, float] = defaultdict(float)
+        singles = self.singles
+        for segment, who in enumerate(inside):
+            if who and singles[segment]:
+                who &= ~barred[segment]
+                if who:
+                    people[who] += singles[segment]
+        for overlap in self._overlaps_in(relevant):
             side_a = _classes(overlap.weight_a, overlap.a, end[overlap.a], inside, barred)
             side_b = _classes(overlap.weight_b, overlap.b, end[overlap.b], inside, barred)
             for (in_a, out_a), weight_a in side_a.items():
                 for (in_b, out_b), weight_b in side_b.items():
-                    add(
-                        everyone & ~(out_a | out_b) & (in_a | in_b),
-                        overlap.people * weight_a * weight_b,
-                    )
-        return people
+                    who = everyone & ~(out_a | out_b) & (in_a | in_b)
+                    if who:
+                        people[who] += overlap.people * weight_a * weight_b
+        return {who: amount for who, amount in people.items() if amount > NOBODY}
 
 
 def _classes(

@@ -1,0 +1,102 @@
+"""Activities that reach one person: what a contact cap counts.
+
+A cap counts the activities on a channel that all reach the same person within one
+window, at most one per exclusion group (a person sees one arm of a group). Activities
+that share people two by two need not reach one person together: sends to kids+sports,
+sports+films and films+kids share people pairwise, yet nobody gets all three. So a set
+of activities that share people pairwise is split by the regions of the population model:
+each region is reached by some of them, and the largest such sets, one arm per group,
+are the crowds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import product
+from operator import attrgetter
+
+from tower.engine.audience import Audience, AudienceModel
+from tower.engine.portfolio import Footprint
+
+
+@dataclass(frozen=True)
+class Crowd:
+    """Activities that all reach `people` people a week (a person sees one arm of a group)."""
+
+    members: list[Footprint]
+    people: float
+
+
+def crowds_reaching_one_person(
+    model: AudienceModel, members: Sequence[Footprint], holding: Footprint, over: int
+) -> list[Crowd]:
+    """The largest sets of `members` that hold `holding`, reach one person together and
+    take at most one arm of each exclusion group, with more than `over` members."""
+    if len(members) <= over:
+        return []
+    audiences, bits = _distinct_audiences(members)
+    everyone = model.people_in_all(audiences)
+    if everyone > 0:  # the usual case: some people get them all
+        arms = [c for c in one_arm_per_group(members, holding) if len(c) > over]
+        if len(arms) == 1 and len(arms[0]) == len(members):
+            return [Crowd(arms[0], everyone)]
+        return [Crowd(c, model.people_in_all([m.audience for m in c])) for c in arms]
+    reach = model.reaching(audiences)
+    crowds = []
+    for who in _largest(reach.keys()):
+        if not who & bits[holding.audience.id]:
+            continue
+        reached = [m for m in members if bits[m.audience.id] & who]
+        for crowd in one_arm_per_group(reached, holding):
+            if len(crowd) > over:
+                need = 0
+                for member in crowd:
+                    need |= bits[member.audience.id]
+                people = sum(p for other, p in reach.items() if other & need == need)
+                crowds.append(Crowd(crowd, people))
+    return crowds
+
+
+def reach_one_person(model: AudienceModel, members: Sequence[Footprint]) -> bool:
+    """Whether `members` (no two arms of one group) all reach some person."""
+    groups = [m.group for m in members if m.group is not None]
+    if len(groups) != len(set(groups)):
+        return False
+    return model.people_in_all([m.audience for m in members]) > 0
+
+
+def one_arm_per_group(
+    members: Sequence[Footprint], holding: Footprint
+) -> Iterator[list[Footprint]]:
+    """Every way to keep one arm of each exclusion group among `members` (`holding`'s own
+    arm for its group), in `members`' order."""
+    arms: dict[str, list[Footprint]] = defaultdict(list)
+    for member in members:
+        if member.group is not None:
+            arms[member.group].append(member)
+    if all(len(group) == 1 for group in arms.values()):
+        yield list(members)  # the usual case: no group has two arms here
+        return
+    if holding.group is not None:
+        arms[holding.group] = [holding]
+    for choice in product(*arms.values()):
+        kept = {id(arm) for arm in choice}
+        yield [m for m in members if m.group is None or id(m) in kept]
+
+
+def _distinct_audiences(members: Sequence[Footprint]) -> tuple[list[Audience], dict[int, int]]:
+    """The distinct audiences of `members`, by id, and each one's bit (by audience id)."""
+    audiences = sorted({m.audience.id: m.audience for m in members}.values(), key=attrgetter("id"))
+    return audiences, {audience.id: 1 << bit for bit, audience in enumerate(audiences)}
+
+
+def _largest(sets: Iterable[int]) -> list[int]:
+    """The masks not inside another of `sets`."""
+    ordered = sorted(set(sets), key=int.bit_count, reverse=True)
+    kept: list[int] = []
+    for mask in ordered:
+        if not any(mask & bigger == mask for bigger in kept):
+            kept.append(mask)
+    return kept
