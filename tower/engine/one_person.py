@@ -36,9 +36,11 @@ def crowds_reaching_one_person(
     take at most one arm of each exclusion group, with more than `over` members."""
     if len(members) <= over:
         return []
+    everyone = model.people_in_all([m.audience for m in members])
+    if everyone > 0 and _one_arm_each(members):
+        return [Crowd(list(members), everyone)]  # the usual case: some people get them all
     audiences, bits = _distinct_audiences(members)
-    everyone = model.people_in_all(audiences)
-    if everyone > 0:  # the usual case: some people get them all
+    if everyone > 0:
         arms = [c for c in one_arm_per_group(members, holding) if len(c) > over]
         if len(arms) == 1 and len(arms[0]) == len(members):
             return [Crowd(arms[0], everyone)]
@@ -61,10 +63,13 @@ def crowds_reaching_one_person(
 
 def reach_one_person(model: AudienceModel, members: Sequence[Footprint]) -> bool:
     """Whether `members` (no two arms of one group) all reach some person."""
+    return _one_arm_each(members) and model.people_in_all([m.audience for m in members]) > 0
+
+
+def _one_arm_each(members: Sequence[Footprint]) -> bool:
+    """Whether no two of `members` are arms of one exclusion group."""
     groups = [m.group for m in members if m.group is not None]
-    if len(groups) != len(set(groups)):
-        return False
-    return model.people_in_all([m.audience for m in members]) > 0
+    return len(groups) == len(set(groups))
 
 
 def one_arm_per_group(

@@ -97,6 +97,7 @@ class Population:
         self._singles_prefix = _prefix(self.singles)
         self.overlaps = tuple(spread)
         self.everyone = sum(self.singles) + sum(o.people for o in spread)
+        self._sides: dict[tuple[Members, int], tuple[float, float]] = {}
 
     def _lowest_common_ancestor(self, a: int, b: int) -> int | None:
         line = set(self._line(a))
@@ -143,6 +144,9 @@ class Population:
 
     def _meet(self, first: Sequence[int], second: Sequence[int]) -> tuple[int, ...]:
         """Segments whose subtrees make the intersection of the two unions of subtrees."""
+        if len(first) == len(second) == 1:  # the usual case: one target each
+            x, y = first[0], second[0]
+            return (y,) if self.contains(x, y) else (x,) if self.contains(y, x) else ()
         return self.outermost(
             (y if self.contains(x, y) else x) for x in first for y in second if self.nested(x, y)
         )
@@ -169,40 +173,54 @@ class Population:
 
     def shared(self, first: Members, second: Members, relevant: int) -> float:
         """People in both audiences (`relevant`: the overlaps that can put people in both)."""
-        outermost = self.outermost
-        excluded = first.excluded
-        if second.excluded:
-            excluded = outermost((*excluded, *second.excluded))
+        if first.excluded or second.excluded or not relevant:
+            return self.in_all((first, second), relevant)
+        # The usual case with overlaps: no exclusion. A pair of positions is in both unless
+        # it misses one audience's targets: each side's weight inside the targets of one,
+        # of the other and of both (their meet) gives the rest.
         both = self._meet(first.targets, second.targets)
-        total = 0.0
-        if both:
-            total += self._covered(self._singles_prefix, outermost((*both, *excluded)))
-            total -= self._covered(self._singles_prefix, excluded)
-        if relevant:
-            # A pair of positions is in an audience unless both miss its targets: count
-            # the pairs outside the exclusions, less those missing one audience's targets
-            # or the other's, plus those missing both (counted out twice).
-            missing_first = outermost((*excluded, *first.targets))
-            missing_second = outermost((*excluded, *second.targets))
-            missing_both = outermost((*missing_first, *second.targets))
-            for overlap in self._overlaps_in(relevant):
-                total += overlap.people * (
-                    self._outside(overlap, excluded)
-                    - self._outside(overlap, missing_first)
-                    - self._outside(overlap, missing_second)
-                    + self._outside(overlap, missing_both)
-                )
+        total = self._covered(self._singles_prefix, both)
+        for index, overlap in self._indexed_overlaps_in(relevant):
+            in_first_a, in_first_b = self._inside_sides(first, index)
+            in_second_a, in_second_b = self._inside_sides(second, index)
+            in_both_a = self._covered(overlap.prefix_a, both)
+            in_both_b = self._covered(overlap.prefix_b, both)
+            in_either_a = in_first_a + in_second_a - in_both_a
+            in_either_b = in_first_b + in_second_b - in_both_b
+            total += overlap.people * (
+                1.0
+                - (1.0 - in_first_a) * (1.0 - in_first_b)
+                - (1.0 - in_second_a) * (1.0 - in_second_b)
+                + (1.0 - in_either_a) * (1.0 - in_either_b)
+            )
         return total if total > NOBODY else 0.0
+
+    def _inside_sides(self, members: Members, index: int) -> tuple[float, float]:
+        """The weight of overlap `index`'s positions under a, and under b, inside the
+        targets of `members` (remembered)."""
+        key = (members, index)
+        sides = self._sides.get(key)
+        if sides is None:
+            overlap = self.overlaps[index]
+            sides = self._sides[key] = (
+                self._covered(overlap.prefix_a, members.targets),
+                self._covered(overlap.prefix_b, members.targets),
+            )
+        return sides
 
     def in_all(self, crowd: Sequence[Members], relevant: int) -> float:
         """People in every audience of `crowd` (`relevant`: the overlaps that can put
         people in all). The pairs of an overlap are counted by inclusion and exclusion
         over the members whose targets they miss: 2^k covers for k members."""
         outermost = self.outermost
-        excluded = outermost(s for members in crowd for s in members.excluded)
         both: tuple[int, ...] = crowd[0].targets
         for members in crowd[1:]:
             both = self._meet(both, members.targets)
+        if not relevant and not any(members.excluded for members in crowd):
+            # The usual case: the regions of the segments inside every target.
+            total = self._covered(self._singles_prefix, both)
+            return total if total > NOBODY else 0.0
+        excluded = outermost(s for members in crowd for s in members.excluded)
         total = 0.0
         if both:
             total += self._covered(self._singles_prefix, outermost((*both, *excluded)))
@@ -223,10 +241,15 @@ class Population:
         return total if total > NOBODY else 0.0
 
     def _overlaps_in(self, mask: int) -> Iterable[_OverlapPeople]:
+        for _, overlap in self._indexed_overlaps_in(mask):
+            yield overlap
+
+    def _indexed_overlaps_in(self, mask: int) -> Iterable[tuple[int, _OverlapPeople]]:
         overlaps = self.overlaps
         while mask:
             low = mask & -mask
-            yield overlaps[low.bit_length() - 1]
+            index = low.bit_length() - 1
+            yield index, overlaps[index]
             mask ^= low
 
     def _outside(self, overlap: _OverlapPeople, cover: Sequence[int]) -> float:
