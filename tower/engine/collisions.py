@@ -112,10 +112,14 @@ class PairRules:
             describe=describe,
         )
 
-    def funnel_collision(
-        self, funnel: str, upstream: Footprint, downstream: Footprint
-    ) -> Finding | None:
-        """A warning for tests on different steps of `funnel` with shared days and people."""
+    def funnel_collision(self, funnel: str, a: Footprint, b: Footprint) -> Finding | None:
+        """A warning for tests on different steps of `funnel` with shared days and people.
+        Upstream is the one with the earlier first step (on a tie, the first registered):
+        either order of `a` and `b` gives the same finding."""
+        first_a, first_b = self._first_step(funnel, a), self._first_step(funnel, b)
+        if (first_b, b.item.number) < (first_a, a.item.number):
+            a, b = b, a
+        upstream, downstream = a, b
         if upstream.group is not None and upstream.group == downstream.group:
             return None
         if any(self.surfaces.nested(x, y) for x in upstream.surfaces for y in downstream.surfaces):
@@ -127,8 +131,10 @@ class PairRules:
         if people <= 0:
             return None
         steps = self.compiler.graph.funnels[funnel]
-        up_step = min(s for name, s in self.steps_of(upstream) if name == funnel)
+        up_step = self._first_step(funnel, upstream)
         down_step = max(s for name, s in self.steps_of(downstream) if name == funnel)
+        if down_step <= up_step:
+            return None  # both on one step
         common = self._on_surfaces(people, [steps[down_step]])
         shares = (
             self._share(upstream, common, downstream),
@@ -147,12 +153,15 @@ class PairRules:
             span,
             common,
         )
+        keys, paths = (upstream.key, downstream.key), (up_path, down_path)
+        if upstream.item.number > downstream.item.number:  # keys in registration order
+            keys, paths, shares = keys[::-1], paths[::-1], shares[::-1]
         return Finding(
             kind=CollisionKind.FUNNEL,
             severity=Severity.WARNING,
-            keys=(upstream.key, downstream.key),
+            keys=keys,
             scope=funnel,
-            surfaces=(up_path, down_path),
+            surfaces=paths,
             first_day=span[0],
             last_day=span[1],
             people_per_week=round(common),
@@ -215,6 +224,9 @@ class PairRules:
         team = footprint.item.spec.team
         name = self._team_names.get(team, team)
         return f"{footprint.key} ({name}, {'agile' if footprint.agile else 'BAU'})"
+
+    def _first_step(self, funnel: str, footprint: Footprint) -> int:
+        return min(s for name, s in self.steps_of(footprint) if name == funnel)
 
     def steps_of(self, footprint: Footprint) -> list[tuple[str, int]]:
         """(funnel, step index) for each funnel step a surface of `footprint` lies in."""
@@ -368,13 +380,18 @@ class PairDetector:
                         for downstream in schedules[down_step].running(
                             upstream.start, upstream.end
                         ):
-                            ids = (upstream.key, downstream.key)
+                            ids = _ordered_keys(upstream, downstream)
                             if downstream.key == upstream.key or ids in seen:
                                 continue
                             seen.add(ids)
                             finding = self.rules.funnel_collision(name, upstream, downstream)
                             if finding is not None:
                                 yield finding
+
+
+def _ordered_keys(a: Footprint, b: Footprint) -> tuple[str, str]:
+    first, second = _ordered(a, b)
+    return first.key, second.key
 
 
 def _ordered(a: Footprint, b: Footprint) -> tuple[Footprint, Footprint]:

@@ -1,0 +1,400 @@
+"""The engine against the brute-force reference (`tests/reference.py`) on generated
+organisations: surface trees up to three deep, segment trees with overlaps between
+siblings, cousins and nested lines, exclusions, exclusion groups, contact caps, funnels
+and capacity limits; portfolios of up to 12 tests in every state the engine counts.
+
+`make test` runs the seeded profile (200 examples a property); `HYPOTHESIS_PROFILE=deep`
+runs 5,000. A failure found stays below as an `@example`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Sequence
+from datetime import date, timedelta
+from itertools import combinations
+from typing import Any
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tower.collisions.kinds import CollisionKind, Severity
+from tower.engine.detector import CollisionEngine
+from tower.engine.findings import Finding
+from tower.engine.planner import Planner
+from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
+from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
+from tower.policy import Policy, validate_policy
+
+from . import reference
+from .reference import Activity, Organisation
+
+FIRST_DAY = date(2027, 1, 4)  # a Monday
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+STATES = [
+    ExperimentStatus.DRAFT,
+    ExperimentStatus.SUBMITTED,
+    ExperimentStatus.CHANGES_REQUESTED,
+    ExperimentStatus.APPROVED,
+    ExperimentStatus.LIVE,
+]
+
+
+# --- generated organisations -----------------------------------------------------------
+
+
+@st.composite
+def audience_trees(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[str, str | None]]]:
+    """`all` and up to two levels below it; sizes drawn freely (children may outnumber
+    their parent). The tree, and (segment, parent) in order."""
+    names = iter(f"s{n}" for n in range(1, 40))
+    order: list[tuple[str, str | None]] = [("all", None)]
+
+    def node(parent: str, parent_size: int, depth: int, most: int) -> dict[str, Any]:
+        children: dict[str, Any] = {}
+        for _ in range(draw(st.integers(min_value=0 if depth else 1, max_value=most))):
+            name = next(names)
+            order.append((name, parent))
+            sizes = [n for n in (0, 50, 200, 500, 1000, 3000) if n <= parent_size]
+            size = draw(st.sampled_from(sizes))
+            grand = node(name, size, depth + 1, 2) if depth < 1 else {}
+            children[name] = {"size": size, **({"children": grand} if grand else {})}
+        return children
+
+    root_size = draw(st.sampled_from([1000, 5000]))
+    tree = {"all": {"size": root_size, "children": node("all", root_size, 0, 3)}}
+    return tree, order
+
+
+@st.composite
+def organisations(draw: st.DrawFn) -> dict[str, Any]:
+    """A policy as data."""
+    audiences, order = draw(audience_trees())
+    parents = dict(order)
+
+    def line(segment: str) -> set[str]:
+        chain: set[str] = set()
+        at: str | None = segment
+        while at is not None:
+            chain.add(at)
+            at = parents[at]
+        return chain
+
+    segments = [name for name, _ in order if name != "all"]
+    overlaps: list[dict[str, Any]] = []
+    pairs = [(a, b) for a, b in combinations(segments, 2) if a not in line(b) and b not in line(a)]
+    for a, b in draw(
+        st.lists(st.sampled_from(pairs), max_size=3, unique=True) if pairs else st.just([])
+    ):
+        share = draw(st.sampled_from([0.05, 0.3, 0.5, 1.0]))
+        overlaps.append({"a": a, "b": b, "share": share})
+    web_children = draw(st.sampled_from([["a"], ["a", "b"], ["a", "b", "c"]]))
+    web: dict[str, Any] = {
+        name: ({"children": {"x": {}, "y": {}}} if name == "a" and draw(st.booleans()) else {})
+        for name in web_children
+    }
+    data: dict[str, Any] = {
+        "teams": [
+            {"key": "squad", "name": "Squad", "kind": "agile"},
+            {"key": "crm", "name": "CRM", "kind": "bau"},
+        ],
+        "surfaces": {"web": {"children": web}, "sms": {"children": {"p": {}, "q": {}}}},
+        "audiences": audiences,
+        "overlaps": overlaps,
+        "contact_caps": [
+            {
+                "channel": "sms",
+                "max": draw(st.integers(min_value=1, max_value=3)),
+                "per_days": draw(st.integers(min_value=1, max_value=7)),
+            }
+        ],
+        "protocol": {"max_concurrent_per_surface": draw(st.integers(min_value=1, max_value=3))},
+    }
+    if len(web_children) >= 2 and draw(st.booleans()):
+        data["funnels"] = {"buy": [f"web/{name}" for name in web_children]}
+    if draw(st.booleans()):
+        days = draw(st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=3, unique=True))
+        data["surfaces"]["sms"]["children"]["p"]["send_days"] = days
+    paths = Organisation.from_policy(data).surfaces
+    freezes = []
+    for number in range(draw(st.integers(min_value=0, max_value=1))):
+        first = FIRST_DAY + timedelta(days=draw(st.integers(min_value=0, max_value=20)))
+        freezes.append(
+            {
+                "name": f"Freeze {number + 1}",
+                "start": first,
+                "end": first + timedelta(days=draw(st.integers(min_value=0, max_value=4))),
+                "surfaces": draw(st.lists(st.sampled_from(paths), max_size=1)),
+                "team_kinds": draw(st.sampled_from([["agile"], ["bau"], ["agile", "bau"]])),
+            }
+        )
+    data["freeze_windows"] = freezes
+    return data
+
+
+def surface_paths(data: dict[str, Any]) -> list[str]:
+    return Organisation.from_policy(data).surfaces
+
+
+@st.composite
+def portfolios(draw: st.DrawFn, data: dict[str, Any]) -> list[PortfolioItem]:
+    """Up to 12 tests on the organisation `data`, numbered in registration order."""
+    paths = surface_paths(data)
+    segments = list(Organisation.from_policy(data).parents)[1:]
+    items = []
+    for number in range(1, draw(st.integers(min_value=1, max_value=12)) + 1):
+        start = draw(st.integers(min_value=0, max_value=20))
+        length = draw(st.integers(min_value=1, max_value=8))
+        targets = draw(st.lists(st.sampled_from(segments), max_size=2, unique=True))
+        excluded = draw(st.lists(st.sampled_from(segments), max_size=1))
+        excluded = [x for x in excluded if x not in targets]
+        spec = ExperimentSpec(
+            title=f"Test {number}",
+            team=draw(st.sampled_from(["squad", "crm"])),
+            owner="U0OWNER",
+            kind=ExperimentKind.AB_TEST,
+            surfaces=tuple(
+                draw(st.lists(st.sampled_from(paths), min_size=1, max_size=2, unique=True))
+            ),
+            start=FIRST_DAY + timedelta(days=start),
+            end=FIRST_DAY + timedelta(days=start + length - 1),
+            audiences=tuple(targets),
+            exclude_audiences=tuple(excluded),
+            traffic=draw(st.sampled_from([0.5, 10.0, 50.0, 100.0])),
+            exclusion_group=draw(st.sampled_from([None, None, None, "g1", "g2"])),
+        )
+        status = draw(st.sampled_from(STATES))
+        deadline = None
+        if draw(st.booleans()):
+            deadline = spec.end + timedelta(days=draw(st.integers(min_value=0, max_value=15)))
+        items.append(PortfolioItem(f"T-{number}", number, status, spec, deadline=deadline))
+    return items
+
+
+def as_reference(item: PortfolioItem, start: int | None = None) -> Activity:
+    spec = item.spec
+    first = spec.start.toordinal() if start is None else start
+    return Activity(
+        key=item.key,
+        surfaces=spec.surfaces,
+        targets=spec.audiences,
+        excluded=spec.exclude_audiences,
+        start=first,
+        end=first + (spec.end - spec.start).days,
+        traffic=spec.traffic / 100,
+        group=spec.exclusion_group,
+    )
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[dict[str, Any], list[PortfolioItem]]:
+    data = draw(organisations())
+    return data, draw(portfolios(data))
+
+
+def engine_scan(data: dict[str, Any], items: Sequence[PortfolioItem]) -> list[Finding]:
+    compiler = Compiler(policy_of(data))
+    return CollisionEngine(compiler, compiler.compile_active(items)).scan()
+
+
+def policy_of(data: dict[str, Any]) -> Policy:
+    return validate_policy(data, source="generated policy")
+
+
+def of_kind(findings: Sequence[Finding], kind: CollisionKind) -> list[Finding]:
+    return [f for f in findings if f.kind == kind]
+
+
+# --- failures found, kept ---------------------------------------------------------------
+
+
+def _found_policy(**sections: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "teams": [{"key": "squad", "name": "Squad", "kind": "agile"}],
+        "surfaces": {"web": {"children": {"a": {}, "b": {}}}, "sms": {"children": {"p": {}}}},
+        "audiences": {"all": {"size": 1000, "children": {"s1": {"size": 0}}}},
+    }
+    return data | sections
+
+
+def _found_test(number: int, surface: str, group: str | None = None) -> PortfolioItem:
+    spec = ExperimentSpec(
+        title=f"Test {number}",
+        team="squad",
+        owner="U0OWNER",
+        kind=ExperimentKind.AB_TEST,
+        surfaces=(surface,),
+        start=FIRST_DAY,
+        end=FIRST_DAY,
+        traffic=50.0,
+        exclusion_group=group,
+    )
+    return PortfolioItem(f"T-{number}", number, ExperimentStatus.DRAFT, spec)
+
+
+# Funnel keys came upstream first, not in registration order.
+FUNNEL_KEYS_IN_REGISTRATION_ORDER = (
+    _found_policy(funnels={"buy": ["web/a", "web/b"]}),
+    [_found_test(1, "web/b"), _found_test(2, "web/a")],
+)
+# Two arms of one group under a cap of one: the planner looked for no other activity.
+TWO_ARMS_UNDER_A_CAP_OF_ONE = (
+    _found_policy(contact_caps=[{"channel": "sms", "max": 1, "per_days": 1}]),
+    [_found_test(1, "sms/p", "g1"), _found_test(2, "sms/p", "g1")],
+)
+
+
+# --- properties ------------------------------------------------------------------------
+
+# The seeded profile in CI; HYPOTHESIS_PROFILE=deep for 5,000 examples a property.
+PROFILES = {
+    "ci": settings(max_examples=200, derandomize=True),
+    "deep": settings(max_examples=5000),
+}
+PROPERTY = settings(
+    PROFILES[os.environ.get("HYPOTHESIS_PROFILE", "ci")],
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@PROPERTY
+@given(cases())
+def test_surface_pairs_severity_and_days_match_the_reference(
+    case: tuple[dict[str, Any], list[PortfolioItem]],
+) -> None:
+    data, items = case
+    found = {
+        reference.Pair(
+            (f.keys[0], f.keys[1]),
+            f.severity.value,
+            f.first_day.toordinal(),
+            f.last_day.toordinal(),
+        )
+        for f in of_kind(engine_scan(data, items), CollisionKind.SURFACE)
+    }
+    org = Organisation.from_policy(data)
+    assert found == reference.surface_pairs(org, [as_reference(i) for i in items])
+
+
+@PROPERTY
+@given(cases())
+@example(FUNNEL_KEYS_IN_REGISTRATION_ORDER)
+def test_funnel_pairs_match_the_reference_and_are_warnings(
+    case: tuple[dict[str, Any], list[PortfolioItem]],
+) -> None:
+    data, items = case
+    funnels = of_kind(engine_scan(data, items), CollisionKind.FUNNEL)
+    assert all(f.severity == Severity.WARNING for f in funnels)
+    org = Organisation.from_policy(data)
+    expected = reference.funnel_pairs(org, [as_reference(i) for i in items])
+    assert {(f.keys[0], f.keys[1]) for f in funnels} == expected
+
+
+@PROPERTY
+@given(cases())
+def test_every_smallest_cap_breach_is_found_and_no_cap_finding_is_false(
+    case: tuple[dict[str, Any], list[PortfolioItem]],
+) -> None:
+    data, items = case
+    org = Organisation.from_policy(data)
+    tests = {i.key: as_reference(i) for i in items}
+    findings = of_kind(engine_scan(data, items), CollisionKind.CONTACT_CAP)
+    for channel, keys in reference.smallest_cap_breaches(org, list(tests.values())):
+        assert any(f.scope == f"channel:{channel}" and keys <= set(f.keys) for f in findings), (
+            sorted(keys)
+        )
+    for finding in findings:
+        channel = finding.scope.removeprefix("channel:")
+        most = next(cap[1] for cap in org.caps if cap[0] == channel)
+        for crowd in combinations(finding.keys, most + 1):
+            assert reference.breaks_cap(org, channel, [tests[k] for k in crowd]), crowd
+
+
+@PROPERTY
+@given(cases())
+def test_capacity_days_and_crowds_match_the_reference(
+    case: tuple[dict[str, Any], list[PortfolioItem]],
+) -> None:
+    data, items = case
+    org = Organisation.from_policy(data)
+    breaches = reference.capacity_breaches(org, [as_reference(i) for i in items])
+    findings = [
+        f
+        for f in of_kind(engine_scan(data, items), CollisionKind.CAPACITY)
+        if f.scope.startswith("surface:")
+    ]
+    for (node, day), crowd in breaches.items():
+        assert any(
+            f.first_day.toordinal() <= day <= f.last_day.toordinal() and crowd <= set(f.keys)
+            for f in findings
+        ), (node, date.fromordinal(day), sorted(crowd))
+    for finding in findings:
+        node = finding.scope.removeprefix("surface:")
+        for day in range(finding.first_day.toordinal(), finding.last_day.toordinal() + 1):
+            assert (node, day) in breaches, (finding.scope, date.fromordinal(day))
+
+
+@PROPERTY
+@given(cases(), st.randoms(use_true_random=False))
+def test_the_order_tests_arrive_in_changes_nothing(
+    case: tuple[dict[str, Any], list[PortfolioItem]], rng: random.Random
+) -> None:
+    data, items = case
+    shuffled = list(items)
+    rng.shuffle(shuffled)
+
+    def facts(findings: Sequence[Finding]) -> set[tuple[Any, ...]]:
+        return {
+            (f.kind, f.keys, f.severity, f.scope, f.first_day, f.last_day, f.people_per_week)
+            for f in findings
+        }
+
+    assert facts(engine_scan(data, shuffled)) == facts(engine_scan(data, items))
+
+
+@PROPERTY
+@given(cases())
+@example(TWO_ARMS_UNDER_A_CAP_OF_ONE)
+def test_the_plan_keeps_its_promises(case: tuple[dict[str, Any], list[PortfolioItem]]) -> None:
+    data, items = case
+    compiler = Compiler(policy_of(data))
+    footprints = compiler.compile_active(items)
+    placements = Planner(compiler).plan(footprints)
+    org = Organisation.from_policy(data)
+    planned: list[tuple[Footprint, Activity]] = []
+    kinds = {team["key"]: team["kind"] for team in data["teams"]}
+    for footprint, placement in zip(footprints, placements, strict=True):
+        item = footprint.item
+        live = item.status == ExperimentStatus.LIVE
+        if placement.planned_start is None or placement.planned_end is None:
+            assert placement.reasons, placement.key
+            assert placement.misses_deadline == (item.deadline is not None)
+            if item.deadline is not None:
+                assert "deadline" in placement.explanation
+            continue
+        assert placement.planned_start >= placement.requested_start
+        assert (placement.planned_end - placement.planned_start) == (
+            placement.requested_end - placement.requested_start
+        )
+        if live:
+            assert placement.moved_days == 0
+            planned.append((footprint, as_reference(item)))
+            continue
+        if item.deadline is not None:
+            assert placement.planned_end <= item.deadline, placement.key
+        start = placement.planned_start.toordinal()
+        test = as_reference(item, start)
+        kind = kinds[item.spec.team]
+        assert not any(org.frozen(test.surfaces, kind, d) for d in test.days()), placement.key
+        assert org.may_start(test.surfaces, start), placement.key
+        planned.append((footprint, test))
+    tests = [test for _, test in planned]
+    running = {f.key for f, _ in planned if f.item.status == ExperimentStatus.LIVE}
+    for pair in reference.surface_pairs(org, tests):
+        assert pair.severity == "warning" or set(pair.keys) <= running, pair
+    for channel, keys in reference.smallest_cap_breaches(org, tests):
+        assert keys <= running, (channel, sorted(keys))
+    for (node, day), crowd in reference.capacity_breaches(org, tests).items():
+        assert crowd <= running, (node, date.fromordinal(day), sorted(crowd))
