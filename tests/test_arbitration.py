@@ -121,3 +121,31 @@ def test_arbitration_shows_who_keeps_the_slot_who_yields_and_why(
     ):
         refused = failed(tower(url, "arbitration", *wrong))
         assert named in refused.output
+
+
+def test_both_teams_hear_once_when_the_plan_gives_one_teams_slot_to_the_other(
+    scratch_database_url: str, tmp_path: Path
+) -> None:
+    url = scratch_database_url
+    start = date.today() + timedelta(days=14)
+    rows = [
+        {"key": "T-1", "title": "Hero: one big image", "impact": "2", "status": "submitted"},
+        {"key": "T-2", "title": "Hero: search box", "impact": "1", "status": "submitted"},
+    ]
+    rows[1] |= {"team": "search-squad", "owner": "U0DAN"}
+    import_hero_tests(url, tmp_path, start, rows)
+
+    succeeded(tower(url, "resync"))
+    told = [row for row in as_json(url, "outbox", "list", "--all") if row["kind"] == "slot_given"]
+    # The checkout squad's T-1 keeps the hero; the search squad's T-2 yields: each channel
+    # hears it once, in one message, with who keeps, who yields, where it goes and why.
+    assert sorted(row["recipient"] for row in told) == ["C0CHECKOUT", "C0SEARCH"]
+    for row in told:
+        assert "web/home/hero" in row["text"]
+        assert "T-1 (Checkout Squad, agile, rank 1) keeps it" in row["text"]
+        assert "T-2 (Search & Discovery Squad, agile, rank 2) yields, planned " in row["text"]
+        assert "impact 2 vs 1" in row["text"]
+
+    succeeded(tower(url, "resync"))  # planned again: nobody hears twice
+    again = [row for row in as_json(url, "outbox", "list", "--all") if row["kind"] == "slot_given"]
+    assert len(again) == 2

@@ -66,6 +66,7 @@ _LABELS = {
     "results_requested": "Results requested",
     "launch_blocked": "Launch blocked",
     "deadline_missed": "Deadline missed",
+    "slot_given": "Slot given to another team",
 }
 
 

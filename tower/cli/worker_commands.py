@@ -10,7 +10,6 @@ import click
 
 from tower.cli.context import AppContext
 from tower.cli.output import console
-from tower.pipeline.resync import resync
 from tower.worker import jobs
 from tower.worker.scheduler import Intervals, run_worker
 
@@ -47,8 +46,13 @@ def sweep_command(app: AppContext, now: datetime | None) -> None:
 @click.pass_obj
 def resync_command(app: AppContext) -> None:
     """Re-check the whole portfolio, write only what differs and announce new collisions."""
-    report = resync(app.session_factory, app.service_context())
-    console.print(f"Resync: {report.summary()}", markup=False, highlight=False)
+    report = jobs.JobsReport()
+    jobs.run_resync(app.session_factory, app.service_context(), report)
+    if report.resync is not None:
+        console.print(f"Resync: {report.resync.summary()}", markup=False, highlight=False)
+    if report.slot_notices:
+        told = f"{report.slot_notices} team channel(s) told of slots given across teams"
+        console.print(told, markup=False, highlight=False)
 
 
 @click.command("worker")

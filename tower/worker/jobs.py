@@ -32,6 +32,7 @@ from tower.pipeline import reads
 from tower.pipeline.resync import ResyncReport, resync
 from tower.protocol import notices
 from tower.protocol import service as protocol
+from tower.protocol.slot_notices import tell_given_slots
 from tower.sla import service as sla_service
 from tower.worker.digest import digest_text
 
@@ -50,6 +51,7 @@ class JobsReport:
     sla_messages: int = 0
     digest: bool = False
     resync: ResyncReport | None = None
+    slot_notices: int = 0  # channel messages on slots given across teams
     dispatch: DispatchReport = field(default_factory=DispatchReport)
 
     def summary(self) -> str:
@@ -134,8 +136,11 @@ def run_digest(factory: sessionmaker[Session], ctx: ServiceContext, report: Jobs
 
 
 def run_resync(factory: sessionmaker[Session], ctx: ServiceContext, report: JobsReport) -> None:
-    """Re-check the whole portfolio; only differences are written and announced."""
+    """Re-check the whole portfolio; only differences are written and announced. Then
+    the teams whose slot the plan gives to another team's test hear it (once)."""
     report.resync = resync(factory, ctx)
+    with factory.begin() as session:
+        report.slot_notices += tell_given_slots(session, ctx)
 
 
 def run_replan(factory: sessionmaker[Session], ctx: ServiceContext, report: JobsReport) -> None:
