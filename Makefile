@@ -10,7 +10,7 @@ DEMO_DB := demo.db
 DEMO_TODAY := 2026-11-23
 DEMO_ENV := DATABASE_URL=sqlite:///$(DEMO_DB) TOWER_POLICY=examples/retail/tower.yaml
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint properties-deep clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# The engine against the brute-force reference, 5,000 examples a property (make test: 200).
+properties-deep: $(STAMP)
+	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -p no:cacheprovider tests/test_reference_properties.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) .pytest_cache .mypy_cache .ruff_cache *.egg-info
