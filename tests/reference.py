@@ -21,7 +21,9 @@ The rules:
 - Capacity: on a node and a day, the tests whose surfaces cover the node (a test covers
   its surfaces and everything inside them), one slot per exclusion group, over the limit.
 - Contact cap: more than `max` activities on the channel within one window of `per_days`
-  days, all reaching one person, at most one per exclusion group.
+  days, all reaching one person, at most one per exclusion group. Where three or more
+  branches meet only through overlaps declared two by two, nobody sits in all of them, so
+  the engine estimates (by independence) and says so: here any such set counts.
 """
 
 from __future__ import annotations
@@ -338,14 +340,23 @@ def capacity_breaches(
 
 
 def reach_one_person(org: Organisation, activities: Sequence[Activity]) -> bool:
-    """Whether some region is in every activity's people (no two arms of one group)."""
+    """Whether some region is in every activity's people (no two arms of one group), or,
+    estimated, three or more of them (none holding another's people) share people two by
+    two, each two through a region an overlap placed."""
     groups = [a.group for a in activities if a.group is not None]
     if len(groups) != len(set(groups)):
         return False
-    common = org.people_of(activities[0])
-    for activity in activities[1:]:
-        common &= org.people_of(activity)
-    return org.people(common) > 1e-9
+    sets = [frozenset(org.people_of(a)) for a in activities]
+    common = set(sets[0]).intersection(*sets[1:])
+    if org.people(common) > 1e-9:
+        return True
+    essential = {s for s in sets if not any(other < s for other in sets)}
+    if len(essential) < 3:
+        return False
+    regions = org.regions()
+    return all(
+        any(len(regions[i].positions) == 2 for i in x & y) for x, y in combinations(essential, 2)
+    )
 
 
 def fit_one_window(activities: Sequence[Activity], per_days: int) -> bool:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from operator import attrgetter
 from typing import TypeVar
 
 from tower.engine.graph import SegmentIndex
-from tower.engine.population import Members
+from tower.engine.population import NOBODY, Members
 
 T = TypeVar("T")
 _ID = attrgetter("id")
@@ -68,6 +69,7 @@ class AudienceModel:
         self._people_with: dict[int, _PeopleWith] = {}
         self._reaching: dict[tuple[int, ...], Mapping[int, float]] = {}
         self._in_all: dict[tuple[int, ...], float] = {}  # by sorted audience ids
+        self._estimates: set[tuple[int, ...]] = set()  # sets whose people in all are estimated
 
     def compile(self, targets: Iterable[str], excluded: Iterable[str] = ()) -> Audience:
         """The audience of `targets` (everyone when empty) without `excluded`."""
@@ -167,6 +169,11 @@ class AudienceModel:
             cached = self._in_all[ids] = self._people_in_all(distinct)
         return cached
 
+    def estimated(self, audiences: Sequence[Audience]) -> bool:
+        """Whether `people_in_all(audiences)` is an estimate (`_estimate`)."""
+        distinct = self.essential(audiences)
+        return distinct is not None and tuple(sorted(a.id for a in distinct)) in self._estimates
+
     def _people_in_all(self, distinct: Sequence[Audience]) -> float:
         relevant = -1
         for audience in distinct:
@@ -175,8 +182,31 @@ class AudienceModel:
             ordered = sorted(distinct, key=_ID)
             everyone = (1 << len(ordered)) - 1
             reach = self.reaching(ordered)
-            return sum(people for who, people in reach.items() if who & everyone == everyone)
-        return self.population.in_all([audience.members for audience in distinct], relevant)
+            exact = sum(people for who, people in reach.items() if who & everyone == everyone)
+        else:
+            members = [audience.members for audience in distinct]
+            exact = self.population.in_all(members, relevant)
+        return exact or self._estimate(distinct)
+
+    def _estimate(self, distinct: Sequence[Audience]) -> float:
+        """People in all of three or more audiences that regions cannot place: each two
+        share people only through overlaps declared two by two, so nobody sits in all of
+        them. Taken as independent within the narrowest: |N| x the share of N each other
+        holds. Zero unless every two share people through an overlap."""
+        population = self.population
+        for first, second in combinations(distinct, 2):
+            relevant = first.overlap_mask & second.overlap_mask
+            if not relevant:
+                return 0.0
+            if population.through_overlaps(first.members, second.members, relevant) <= NOBODY:
+                return 0.0
+        narrowest = min(distinct, key=_SIZE)
+        people = narrowest.size
+        for other in distinct:
+            if other is not narrowest:
+                people *= self.shared(narrowest, other) / narrowest.size
+        self._estimates.add(tuple(sorted(a.id for a in distinct)))
+        return people
 
 
 class _PeopleWith(dict[int, float]):

@@ -193,17 +193,27 @@ def _cap_breaches(
             people_per_week=round(people),
             shares=(1.0,) * len(members),
             agile_vs_bau=mixed_teams(members),
-            describe=partial(_cap_text, cap, keys, people, span),
+            describe=partial(_cap_text, cap, keys, people, span, crowd.estimated),
         )
 
 
 def _cap_text(
-    cap: ContactCap, keys: tuple[str, ...], people: float, span: tuple[date, date]
+    cap: ContactCap,
+    keys: tuple[str, ...],
+    people: float,
+    span: tuple[date, date],
+    estimated: bool,
 ) -> str:
+    how_many = f"{format_people(people)} people a week"
+    if estimated:
+        how_many += (
+            " (estimated: their audiences meet only through overlaps declared two by two, "
+            "taken as independent)"
+        )
     return (
         f"{len(keys)} {cap.channel} activities ({', '.join(keys)}) reach the same people "
-        f"within {cap.per_days} days {format_span(*span)}: {format_people(people)} people a "
-        f"week could get all of them, and the cap is {cap.max} per {cap.per_days} days."
+        f"within {cap.per_days} days {format_span(*span)}: {how_many} could get all of "
+        f"them, and the cap is {cap.max} per {cap.per_days} days."
     )
 
 

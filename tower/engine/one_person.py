@@ -27,6 +27,7 @@ class Crowd:
 
     members: list[Footprint]
     people: float
+    estimated: bool = False  # three or more branches meeting only through overlaps
 
 
 def crowds_reaching_one_person(
@@ -38,13 +39,15 @@ def crowds_reaching_one_person(
         return []
     everyone = model.people_in_all([m.audience for m in members])
     if everyone > 0 and _one_arm_each(members):
-        return [Crowd(list(members), everyone)]  # the usual case: some people get them all
+        # The usual case: some people get them all.
+        return [Crowd(list(members), everyone, _estimated(model, members))]
     audiences, bits = _distinct_audiences(members)
     if everyone > 0:
         arms = [c for c in one_arm_per_group(members, holding) if len(c) > over]
-        if len(arms) == 1 and len(arms[0]) == len(members):
-            return [Crowd(arms[0], everyone)]
-        return [Crowd(c, model.people_in_all([m.audience for m in c])) for c in arms]
+        return [
+            Crowd(c, model.people_in_all([m.audience for m in c]), _estimated(model, c))
+            for c in arms
+        ]
     reach = model.reaching(audiences)
     crowds = []
     for who in _largest(reach.keys()):
@@ -89,6 +92,10 @@ def one_arm_per_group(
     for choice in product(*arms.values()):
         kept = {id(arm) for arm in choice}
         yield [m for m in members if m.group is None or id(m) in kept]
+
+
+def _estimated(model: AudienceModel, members: Sequence[Footprint]) -> bool:
+    return model.estimated([m.audience for m in members])
 
 
 def _distinct_audiences(members: Sequence[Footprint]) -> tuple[list[Audience], dict[int, int]]:

@@ -208,6 +208,17 @@ class Population:
             )
         return sides
 
+    def through_overlaps(self, first: Members, second: Members, relevant: int) -> float:
+        """People in both audiences placed by a declared overlap (not in a segment's own
+        region alone)."""
+        excluded = self.outermost((*first.excluded, *second.excluded))
+        both = self._meet(first.targets, second.targets)
+        alone = 0.0
+        if both:
+            alone = self._covered(self._singles_prefix, self.outermost((*both, *excluded)))
+            alone -= self._covered(self._singles_prefix, excluded)
+        return self.shared(first, second, relevant) - alone
+
     def in_all(self, crowd: Sequence[Members], relevant: int) -> float:
         """People in every audience of `crowd` (`relevant`: the overlaps that can put
         people in all). The pairs of an overlap are counted by inclusion and exclusion
