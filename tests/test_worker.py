@@ -382,6 +382,19 @@ def test_the_digest_names_ten_blocking_collisions_and_counts_the_rest(
     assert f"  ...and {blocking - 10} more: `tower conflicts`" in lines
 
 
+def test_the_digest_names_overdue_clocks(
+    factory: sessionmaker[Session], small_policy: Policy
+) -> None:
+    register(factory, S.DRAFT)
+    submit(factory, small_policy, utc(3, 2, 10), "T-1")  # review due two business days on
+
+    assert digest(factory, at(small_policy, utc(3, 9, 9))).digest
+    [message] = outbox(factory, "digest")
+    lines = message.text.splitlines()
+    assert "Overdue SLA clocks: 1" in lines
+    assert "  review T-1 (due 04 Mar 10:00 UTC)" in lines
+
+
 # --------------------------------------------------------------------------- one pass
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus, Severity
 from tower.context import ServiceContext
-from tower.experiments import service as experiment_service
-from tower.pipeline.service import view
-from tower.sla import service as sla_service
-from tower.sla.models import ClockState
+from tower.experiments.models import Experiment
+from tower.pipeline import reads
+from tower.sla.models import ClockState, SlaClock
 from tower.text import user_text
 
 TOP = 5
@@ -21,8 +21,11 @@ LISTED = 10  # blocking collisions and overdue clocks named; the rest are counte
 
 def digest_text(session: Session, ctx: ServiceContext) -> str:
     """Counts by state, the top of the ranked pipeline, open blockers and late promises."""
-    states = Counter(e.status.value for e in experiment_service.list_experiments(session))
-    ranked = [row for row in view(session, ctx.policy).pipeline_rows() if row["rank"]]
+    counted = session.execute(select(Experiment.status, func.count()).group_by(Experiment.status))
+    states = Counter({status.value: count for status, count in counted})
+    kinds = {team.key: team.kind for team in ctx.policy.teams}
+    top = reads.pipeline_page(session, ctx.policy, kinds, limit=TOP).items  # read in full
+    ranked = [row for row in top if row["rank"]]
     week = ctx.today.isocalendar()
     lines = [
         f"Tower weekly digest, week {week.week} of {week.year}: "
@@ -48,18 +51,18 @@ def digest_text(session: Session, ctx: ServiceContext) -> str:
     ]
     if blockers.more:
         lines.append(f"  ...and {blockers.more} more: `tower conflicts`")
-    late = [
-        clock
-        for clock in sla_service.clocks_for(session)
-        if clock.state == ClockState.RUNNING and clock.due_at <= ctx.now
-    ]
-    lines.append(f"Overdue SLA clocks: {len(late)}")
+    overdue = (SlaClock.state == ClockState.RUNNING, SlaClock.due_at <= ctx.now)
+    late_count = session.scalar(select(func.count()).select_from(SlaClock).where(*overdue)) or 0
+    late = session.scalars(
+        select(SlaClock).where(*overdue).order_by(SlaClock.due_at, SlaClock.id).limit(LISTED)
+    )
+    lines.append(f"Overdue SLA clocks: {late_count}")
     lines += [
         f"  {clock.policy_key} {clock.subject} (due {clock.due_at:%d %b %H:%M} UTC)"
-        for clock in late[:LISTED]
+        for clock in late
     ]
-    if len(late) > LISTED:
-        lines.append(f"  ...and {len(late) - LISTED} more: `tower sla`")
+    if late_count > LISTED:
+        lines.append(f"  ...and {late_count - LISTED} more: `tower sla`")
     return "\n".join(lines)
 
 
