@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -32,15 +35,18 @@ from tower.collisions.kinds import CollisionKind
 from tower.collisions.models import Collision
 from tower.collisions.service import LIVE_STATUSES, finding_details
 from tower.context import ServiceContext
+from tower.db import create_database_engine, create_session_factory, read_only
 from tower.engine.analysis import analyse
 from tower.engine.mde_cost import SampleNeedsByKey
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
-from tower.pipeline import flows, slots
-from tower.pipeline.index import portfolio_items
+from tower.pipeline import flows, registry, slots
+from tower.pipeline.index import portfolio_items, warm_index
 from tower.pipeline.resync import recheck_all
+from tower.policy import load_policy
 
+from .builders import HERO_TESTS, import_hero_tests
 from .cli import succeeded, tower
 from .conftest import RETAIL_POLICY, RETAIL_PORTFOLIO
 from .test_engine_collisions import POLICY, day, item, portfolios
@@ -696,3 +702,44 @@ def test_a_resync_under_an_invalid_policy_stops_with_the_policy_checks_messages(
         assert table_contents(engine) == before
     finally:
         engine.dispose()
+
+
+def test_a_server_catches_up_with_another_process_off_the_request_path(
+    scratch_database_url: str, tmp_path: Path
+) -> None:
+    """`tower serve` runs a worker process per core, each with its own warm index. A
+    background look at the registry each second (`slots.keep_up`) brings one process's
+    index and working plan up with the changes the others made, so the next request there
+    replays nothing."""
+    url = scratch_database_url
+    start = date.today() + timedelta(days=28)
+    import_hero_tests(url, tmp_path, start, HERO_TESTS)
+    factory = create_session_factory(create_database_engine(url))
+    ctx = ServiceContext.create(load_policy(RETAIL_POLICY))
+    with read_only(factory) as session:
+        slots.keep_up(session, ctx)
+        index = warm_index(session, ctx.policy, ctx.today)
+        slots.placement_now(session, ctx, "T-1")  # the working plan, filed
+
+    # Another process moves T-2 a week later.
+    later = (start + timedelta(days=7)).isoformat()
+    env = {**os.environ, "DATABASE_URL": url, "TOWER_POLICY": str(RETAIL_POLICY)}
+    moved = subprocess.run(
+        [str(Path(sys.executable).parent / "tower"), "edit", "T-2", "--by", "U0ANNA",
+         "--set", f"start={later}", "--set", f"end={(start + timedelta(days=20)).isoformat()}"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
+
+    with read_only(factory) as session:
+        assert index.mark != registry.peek(session)
+        assert slots.keep_up(session, ctx)
+        assert index.mark == registry.peek(session)
+        plan = index.working_plan
+        with index.lock:
+            journal = index.view().journal
+        assert plan is not None and journal.since(plan.journal) == []  # nothing to replay
+        assert not slots.keep_up(session, ctx)
+        full = analyse(portfolio_items(session), ctx.policy, today=ctx.today).placements
+        for key, placement in full.items():
+            assert slots.placement_now(session, ctx, key) == placement, key

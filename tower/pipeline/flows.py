@@ -23,16 +23,18 @@ from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionKind
 from tower.collisions.service import DetailWriter, RecordScope, SyncReport, finding_details
 from tower.context import ServiceContext
-from tower.db import read_only
+from tower.db import read_only, utcnow
 from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
 from tower.engine.mde_cost import SampleNeedsByKey
 from tower.experiments.models import Experiment
 from tower.pipeline import read_model, registry
+from tower.pipeline import slots as slots_module
 from tower.pipeline.index import PortfolioIndex, portfolio_item, warm_index
 from tower.pipeline.working_plan import working_plan
 
 logger = logging.getLogger("tower.pipeline")
+KEEP_UP_EVERY = 1.0  # seconds between a server's looks at the registry's version
 
 # A crowd losing or gaining a member may be found again through its other members.
 CROWD_KINDS = frozenset({CollisionKind.CAPACITY, CollisionKind.CONTACT_CAP})
@@ -171,7 +173,9 @@ def warm_up(factory: sessionmaker[Session], ctx: ServiceContext, *, slots: bool)
 def warm_up_in_background(
     factory: sessionmaker[Session], ctx: ServiceContext, *, slots: bool
 ) -> None:
-    """`warm_up` on a thread of its own (a failure is logged: the first change indexes)."""
+    """`warm_up` on a thread of its own (a failure is logged: the first change indexes).
+    With `slots` (a server), the thread then keeps the index and working plan up with
+    the changes other processes make, so no request pays for a backlog of them."""
 
     def run() -> None:
         try:
@@ -185,5 +189,12 @@ def warm_up_in_background(
         # every thread of the process stopped).
         gc.freeze()
         logger.info("portfolio indexed in %.1f s", seconds)
+        while slots:
+            time.sleep(KEEP_UP_EVERY)
+            try:
+                with read_only(factory) as session:
+                    slots_module.keep_up(session, ctx.at(utcnow()))
+            except Exception:
+                logger.exception("could not catch the index up with other processes")
 
     threading.Thread(target=run, name="tower-warm-up", daemon=True).start()

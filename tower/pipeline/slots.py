@@ -59,6 +59,22 @@ def standing_now(session: Session, ctx: ServiceContext, key: str) -> StandingNow
     return StandingNow(rank, view.ranks().scored, score, placement)
 
 
+def keep_up(session: Session, ctx: ServiceContext) -> bool:
+    """Catch this process's index and working plan up with the changes other processes
+    made (whether there were any), so the next change here does not pay for them. Reads
+    only."""
+    index = warm_index(session, ctx.policy, ctx.today)
+    mark = registry.peek(session)
+    if mark == index.mark:
+        return False
+    with index.lock:
+        index.catch_up(session, mark)
+        view = index.view()
+    with index.plan_lock:
+        _Replay(view, working_plan(index, view, lambda: index.stored_plan(session))).settle()
+    return True
+
+
 def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement | None:
     """Where the plan would put test `key` now (None if it is not in the pipeline). Reads
     only."""
@@ -122,6 +138,17 @@ class _Replay:
     def run(self, key: str, rank: int) -> Placement:
         self._find_changes()
         self._queue(key, self._position(key), _ASKED)
+        answer = self._drain(key, rank)
+        assert answer is not None
+        return answer
+
+    def settle(self) -> None:
+        """Bring the working plan up to date with every change, no slot asked for."""
+        self._find_changes()
+        self._drain(None, None)
+
+    def _drain(self, key: str | None, rank: int | None) -> Placement | None:
+        """Replay the queue in the planner's order; the placement of `key`, if asked."""
         answer: Placement | None = None
         while self.queue:
             position, next_key = heapq.heappop(self.queue)
@@ -131,7 +158,6 @@ class _Replay:
             if next_key == key:
                 answer = placement
         self._keep_result()
-        assert answer is not None
         return answer
 
     def _find_changes(self) -> None:
