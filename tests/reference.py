@@ -339,6 +339,18 @@ def capacity_breaches(
     return breaches
 
 
+def group_overloads(tests: Sequence[Activity]) -> dict[tuple[str, int], set[str]]:
+    """(group, day) whose arms' traffic passes 100% -> the keys of the arms running."""
+    found: dict[tuple[str, int], set[str]] = {}
+    for group in {t.group for t in tests if t.group is not None}:
+        arms = [t for t in tests if t.group == group]
+        for day in sorted({d for t in arms for d in t.days()}):
+            running = [t for t in arms if t.start <= day <= t.end]
+            if sum(t.traffic for t in running) > 1 + 1e-9:
+                found[(group, day)] = {t.key for t in running}
+    return found
+
+
 def reach_one_person(org: Organisation, activities: Sequence[Activity]) -> bool:
     """Whether some region is in every activity's people (no two arms of one group), or,
     estimated, three or more of them (none holding another's people) share people two by

@@ -398,3 +398,5 @@ def test_the_plan_keeps_its_promises(case: tuple[dict[str, Any], list[PortfolioI
         assert keys <= running, (channel, sorted(keys))
     for (node, day), crowd in reference.capacity_breaches(org, tests).items():
         assert crowd <= running, (node, date.fromordinal(day), sorted(crowd))
+    for (group, day), arms in reference.group_overloads(tests).items():
+        assert arms <= running, (group, date.fromordinal(day), sorted(arms))
