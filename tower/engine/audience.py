@@ -68,7 +68,9 @@ class AudienceModel:
         self._shared: dict[int, float] = {}  # by (lower id << 32 | higher id)
         self._people_with: dict[int, _PeopleWith] = {}
         self._reaching: dict[tuple[int, ...], Mapping[int, float]] = {}
-        self._in_all: dict[tuple[int, ...], float] = {}  # by sorted audience ids
+        # People in all of a set of audiences, by their sorted ids (the sets asked about,
+        # and the essential sets they come down to).
+        self._in_all: dict[tuple[int, ...], float] = {}
         self._estimates: set[tuple[int, ...]] = set()  # sets whose people in all are estimated
 
     def compile(self, targets: Iterable[str], excluded: Iterable[str] = ()) -> Audience:
@@ -150,7 +152,14 @@ class AudienceModel:
         return cached
 
     def people_in_all(self, audiences: Sequence[Audience]) -> float:
-        """People every one of `audiences` reaches."""
+        """People every one of `audiences` reaches (remembered per set of audiences)."""
+        ids = tuple(sorted({audience.id for audience in audiences}))
+        cached = self._in_all.get(ids)
+        if cached is None:
+            cached = self._in_all[ids] = self._work_out_in_all(audiences)
+        return cached
+
+    def _work_out_in_all(self, audiences: Sequence[Audience]) -> float:
         narrowest = min(audiences, key=_SIZE)
         row = self.people_with(narrowest)
         whole = narrowest.size * (1 - 1e-9)
