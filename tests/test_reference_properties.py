@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import combinations
 from typing import Any
@@ -26,6 +27,7 @@ from tower.engine.planner import Planner
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
 from tower.policy import Policy, validate_policy
+from tower.protocol.arbitration import Contender, verdict
 
 from . import reference
 from .reference import Activity, Organisation
@@ -400,3 +402,76 @@ def test_the_plan_keeps_its_promises(case: tuple[dict[str, Any], list[PortfolioI
         assert crowd <= running, (node, date.fromordinal(day), sorted(crowd))
     for (group, day), arms in reference.group_overloads(tests).items():
         assert arms <= running, (group, date.fromordinal(day), sorted(arms))
+
+
+@dataclass(frozen=True)
+class _Record:
+    """A collision record as the gates read it (the fields `verdict` uses)."""
+
+    id: int
+    kind: CollisionKind
+    details: dict[str, Any]
+
+
+def _yields_by_the_rules(me: Contender, other: Contender) -> bool:
+    """Item 4, read directly: in a blocking pair a test yields only to a live test, or to
+    one sent for review with a score ranked above it (higher score, then confidence, then
+    registered first); a live test never yields; drafts and unscored tests hold nothing."""
+    if me.status == ExperimentStatus.LIVE:
+        return False
+    if other.status == ExperimentStatus.LIVE:
+        return True
+    if other.status == ExperimentStatus.DRAFT or other.score is None:
+        return False
+    if me.score is None:
+        return True
+    return (other.score, other.confidence or 0.0, -other.number) > (
+        me.score,
+        me.confidence or 0.0,
+        -me.number,
+    )
+
+
+@PROPERTY
+@given(cases(), st.data())
+def test_who_yields_in_a_blocking_pair_is_decided_by_the_score(
+    case: tuple[dict[str, Any], list[PortfolioItem]], data: st.DataObject
+) -> None:
+    """The gates (`tower approve`) and launch ask `arbitration.verdict`: a test that must
+    yield fails its gate and is held at its start; one that need not is approved."""
+    organisation, items = case
+    policy = policy_of(organisation)
+    weighed = {
+        item.key: Contender(
+            item.key,
+            item.number,
+            item.status,
+            data.draw(st.none() | st.sampled_from([0.5, 1.0, 2.0])),
+            data.draw(st.sampled_from([0.5, 0.8, 1.0])),
+            item.spec.traffic / 100,
+            item.spec.exclusion_group,
+            item.spec.start,
+            item.spec.end,
+        )
+        for item in items
+    }
+    blocking = [
+        f
+        for f in of_kind(engine_scan(organisation, items), CollisionKind.SURFACE)
+        if f.severity == Severity.BLOCKING
+    ]
+    for number, finding in enumerate(blocking, start=1):
+        details = {
+            "keys": list(finding.keys),
+            "scope": finding.scope,
+            "first_day": finding.first_day.isoformat(),
+            "last_day": finding.last_day.isoformat(),
+        }
+        record = _Record(number, finding.kind, details)
+        first, second = finding.keys
+        for me, other in ((first, second), (second, first)):
+            decided = verdict(record, me, weighed, policy)  # type: ignore[arg-type]
+            assert decided.must_yield == _yields_by_the_rules(weighed[me], weighed[other]), (
+                me,
+                other,
+            )
