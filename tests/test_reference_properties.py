@@ -220,13 +220,13 @@ def _found_policy(**sections: Any) -> dict[str, Any]:
     return data | sections
 
 
-def _found_test(number: int, surface: str, group: str | None = None) -> PortfolioItem:
+def _found_test(number: int, *surfaces: str, group: str | None = None) -> PortfolioItem:
     spec = ExperimentSpec(
         title=f"Test {number}",
         team="squad",
         owner="U0OWNER",
         kind=ExperimentKind.AB_TEST,
-        surfaces=(surface,),
+        surfaces=surfaces,
         start=FIRST_DAY,
         end=FIRST_DAY,
         traffic=50.0,
@@ -243,7 +243,16 @@ FUNNEL_KEYS_IN_REGISTRATION_ORDER = (
 # Two arms of one group under a cap of one: the planner looked for no other activity.
 TWO_ARMS_UNDER_A_CAP_OF_ONE = (
     _found_policy(contact_caps=[{"channel": "sms", "max": 1, "per_days": 1}]),
-    [_found_test(1, "sms/p", "g1"), _found_test(2, "sms/p", "g1")],
+    [_found_test(1, "sms/p", group="g1"), _found_test(2, "sms/p", group="g1")],
+)
+# A test on two steps (web/a/x and web/b) and one on the first (web/a/y): the funnel pair
+# was lost when the first test was taken as upstream for starting on the earlier step.
+FUNNEL_WITH_A_TEST_ON_TWO_STEPS = (
+    _found_policy(
+        surfaces={"web": {"children": {"a": {"children": {"x": {}, "y": {}}}, "b": {}}}},
+        funnels={"buy": ["web/a", "web/b"]},
+    ),
+    [_found_test(1, "web/b", "web/a/x"), _found_test(2, "web/a/y")],
 )
 
 
@@ -283,6 +292,7 @@ def test_surface_pairs_severity_and_days_match_the_reference(
 @PROPERTY
 @given(cases())
 @example(FUNNEL_KEYS_IN_REGISTRATION_ORDER)
+@example(FUNNEL_WITH_A_TEST_ON_TWO_STEPS)
 def test_funnel_pairs_match_the_reference_and_are_warnings(
     case: tuple[dict[str, Any], list[PortfolioItem]],
 ) -> None:

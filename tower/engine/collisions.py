@@ -114,11 +114,14 @@ class PairRules:
 
     def funnel_collision(self, funnel: str, a: Footprint, b: Footprint) -> Finding | None:
         """A warning for tests on different steps of `funnel` with shared days and people.
-        Upstream is the one with the earlier first step (on a tie, the first registered):
-        either order of `a` and `b` gives the same finding."""
+        Upstream is the one with the earlier first step (on a tie, the first registered)
+        unless only the other way round is one step before another: either order of `a`
+        and `b` gives the same finding."""
         first_a, first_b = self._first_step(funnel, a), self._first_step(funnel, b)
         if (first_b, b.item.number) < (first_a, a.item.number):
             a, b = b, a
+        if self._last_step(funnel, b) <= self._first_step(funnel, a):
+            a, b = b, a  # b's steps all come first: it is upstream
         upstream, downstream = a, b
         if upstream.group is not None and upstream.group == downstream.group:
             return None
@@ -132,7 +135,7 @@ class PairRules:
             return None
         steps = self.compiler.graph.funnels[funnel]
         up_step = self._first_step(funnel, upstream)
-        down_step = max(s for name, s in self.steps_of(downstream) if name == funnel)
+        down_step = self._last_step(funnel, downstream)
         if down_step <= up_step:
             return None  # both on one step
         common = self._on_surfaces(people, [steps[down_step]])
@@ -227,6 +230,9 @@ class PairRules:
 
     def _first_step(self, funnel: str, footprint: Footprint) -> int:
         return min(s for name, s in self.steps_of(footprint) if name == funnel)
+
+    def _last_step(self, funnel: str, footprint: Footprint) -> int:
+        return max(s for name, s in self.steps_of(footprint) if name == funnel)
 
     def steps_of(self, footprint: Footprint) -> list[tuple[str, int]]:
         """(funnel, step index) for each funnel step a surface of `footprint` lies in."""

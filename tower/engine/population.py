@@ -130,17 +130,23 @@ class Population:
 
     def outermost(self, segments: Iterable[int]) -> tuple[int, ...]:
         """The segments of the set not inside another of it, in id order."""
+        end = self.end
         kept: list[int] = []
+        last_end = -1  # one past the last kept segment's subtree
         for segment in sorted(set(segments)):
-            if not kept or not self.contains(kept[-1], segment):
+            if segment >= last_end:  # preorder: inside the last kept one or after it
                 kept.append(segment)
+                last_end = end[segment]
         return tuple(kept)
 
     def _covered(self, prefix: Sequence[float], cover: Sequence[int]) -> float:
         """The weight of the union of the subtrees of `cover` (outermost segments), from
         `prefix` sums."""
         end = self.end
-        return sum(prefix[end[s]] - prefix[s] for s in cover)
+        total = 0.0
+        for segment in cover:
+            total += prefix[end[segment]] - prefix[segment]
+        return total
 
     def _meet(self, first: Sequence[int], second: Sequence[int]) -> tuple[int, ...]:
         """Segments whose subtrees make the intersection of the two unions of subtrees."""
