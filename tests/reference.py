@@ -283,9 +283,11 @@ def surface_pairs(org: Organisation, tests: Sequence[Activity]) -> set[Pair]:
         both = org.people(mine & theirs)
         if both <= 1e-9:
             continue
-        shares = [min(1.0, both * b.traffic / org.people(mine)), both * a.traffic]
-        shares[1] = min(1.0, shares[1] / org.people(theirs))
-        severity = "blocking" if max(shares) >= TINY else "warning"
+        # Each test's affected share: the people both reach, times the other's traffic,
+        # over its own people.
+        share_a = min(1.0, both * b.traffic / org.people(mine))
+        share_b = min(1.0, both * a.traffic / org.people(theirs))
+        severity = "blocking" if max(share_a, share_b) >= TINY else "warning"
         found.add(Pair((a.key, b.key), severity, *days))
     return found
 

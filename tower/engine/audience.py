@@ -68,10 +68,9 @@ class AudienceModel:
         self._shared: dict[int, float] = {}  # by (lower id << 32 | higher id)
         self._people_with: dict[int, _PeopleWith] = {}
         self._reaching: dict[tuple[int, ...], Mapping[int, float]] = {}
-        # People in all of a set of audiences, by their sorted ids (the sets asked about,
-        # and the essential sets they come down to).
-        self._in_all: dict[tuple[int, ...], float] = {}
-        self._estimates: set[tuple[int, ...]] = set()  # sets whose people in all are estimated
+        # People in all of a set of audiences and whether that is an estimate, by their
+        # sorted ids (the sets asked about, and the essential sets they come down to).
+        self._in_all: dict[tuple[int, ...], tuple[float, bool]] = {}
 
     def compile(self, targets: Iterable[str], excluded: Iterable[str] = ()) -> Audience:
         """The audience of `targets` (everyone when empty) without `excluded`."""
@@ -97,7 +96,7 @@ class AudienceModel:
         return audience
 
     def shared(self, a: Audience, b: Audience) -> float:
-        """Estimated people per week in both audiences (0 when they cannot share anyone)."""
+        """People per week in both audiences (0 when they cannot share anyone)."""
         if not a.may_share(b):
             return 0.0  # most pairs of audiences end here, before any arithmetic
         key = a.id << 32 | b.id if a.id <= b.id else b.id << 32 | a.id
@@ -153,37 +152,33 @@ class AudienceModel:
 
     def people_in_all(self, audiences: Sequence[Audience]) -> float:
         """People every one of `audiences` reaches (remembered per set of audiences)."""
-        ids = tuple(sorted({audience.id for audience in audiences}))
-        cached = self._in_all.get(ids)
-        if cached is None:
-            cached = self._in_all[ids] = self._work_out_in_all(audiences)
-        return cached
+        return self._in_all_of(audiences)[0]
 
-    def _work_out_in_all(self, audiences: Sequence[Audience]) -> float:
+    def estimated(self, audiences: Sequence[Audience]) -> bool:
+        """Whether `people_in_all(audiences)` is an estimate (`_estimate`)."""
+        return self._in_all_of(audiences)[1]
+
+    def _in_all_of(self, audiences: Sequence[Audience]) -> tuple[float, bool]:
+        """People in all of `audiences`, and whether that is an estimate."""
+        ids = tuple(sorted({audience.id for audience in audiences}))
+        known = self._in_all.get(ids)
+        if known is None:
+            known = self._in_all[ids] = self._work_out_in_all(audiences, len(ids))
+        return known
+
+    def _work_out_in_all(self, audiences: Sequence[Audience], count: int) -> tuple[float, bool]:
         narrowest = min(audiences, key=_SIZE)
         row = self.people_with(narrowest)
         whole = narrowest.size * (1 - 1e-9)
         if all(row[other.id] >= whole for other in audiences):
-            return narrowest.size  # the usual case: it lies inside every other
+            return narrowest.size, False  # the usual case: it lies inside every other
         distinct = self.essential(audiences)
         if distinct is None:
-            return 0.0
-        if len(distinct) == 1:
-            return distinct[0].size
+            return 0.0, False
+        if len(distinct) < count:  # some held another: the rest decide (remembered too)
+            return self._in_all_of(distinct)
         if len(distinct) == 2:
-            return self.shared(*distinct)
-        ids = tuple(sorted(audience.id for audience in distinct))
-        cached = self._in_all.get(ids)
-        if cached is None:
-            cached = self._in_all[ids] = self._people_in_all(distinct)
-        return cached
-
-    def estimated(self, audiences: Sequence[Audience]) -> bool:
-        """Whether `people_in_all(audiences)` is an estimate (`_estimate`)."""
-        distinct = self.essential(audiences)
-        return distinct is not None and tuple(sorted(a.id for a in distinct)) in self._estimates
-
-    def _people_in_all(self, distinct: Sequence[Audience]) -> float:
+            return self.shared(*distinct), False
         relevant = -1
         for audience in distinct:
             relevant &= audience.overlap_mask
@@ -195,7 +190,10 @@ class AudienceModel:
         else:
             members = [audience.members for audience in distinct]
             exact = self.population.in_all(members, relevant)
-        return exact or self._estimate(distinct)
+        if exact:
+            return exact, False
+        estimate = self._estimate(distinct)
+        return estimate, estimate > 0
 
     def _estimate(self, distinct: Sequence[Audience]) -> float:
         """People in all of three or more audiences that regions cannot place: each two
@@ -214,7 +212,6 @@ class AudienceModel:
         for other in distinct:
             if other is not narrowest:
                 people *= self.shared(narrowest, other) / narrowest.size
-        self._estimates.add(tuple(sorted(a.id for a in distinct)))
         return people
 
 

@@ -37,17 +37,14 @@ def crowds_reaching_one_person(
     take at most one arm of each exclusion group, with more than `over` members."""
     if len(members) <= over:
         return []
-    everyone = model.people_in_all([m.audience for m in members])
-    if everyone > 0 and _one_arm_each(members):
-        # The usual case: some people get them all.
-        return [Crowd(list(members), everyone, _estimated(model, members))]
-    audiences, bits = _distinct_audiences(members)
-    if everyone > 0:
-        arms = [c for c in one_arm_per_group(members, holding) if len(c) > over]
+    if model.people_in_all([m.audience for m in members]) > 0:
+        # The usual case: some people get them all (one arm of each group at a time).
         return [
-            Crowd(c, model.people_in_all([m.audience for m in c]), _estimated(model, c))
-            for c in arms
+            Crowd(arms, model.people_in_all(_audiences(arms)), model.estimated(_audiences(arms)))
+            for arms in one_arm_per_group(members, holding)
+            if len(arms) > over
         ]
+    audiences, bits = _distinct_audiences(members)
     reach = model.reaching(audiences)
     crowds = []
     for who in _largest(reach.keys()):
@@ -66,7 +63,7 @@ def crowds_reaching_one_person(
 
 def reach_one_person(model: AudienceModel, members: Sequence[Footprint]) -> bool:
     """Whether `members` (no two arms of one group) all reach some person."""
-    return _one_arm_each(members) and model.people_in_all([m.audience for m in members]) > 0
+    return _one_arm_each(members) and model.people_in_all(_audiences(members)) > 0
 
 
 def _one_arm_each(members: Sequence[Footprint]) -> bool:
@@ -94,8 +91,8 @@ def one_arm_per_group(
         yield [m for m in members if m.group is None or id(m) in kept]
 
 
-def _estimated(model: AudienceModel, members: Sequence[Footprint]) -> bool:
-    return model.estimated([m.audience for m in members])
+def _audiences(members: Sequence[Footprint]) -> list[Audience]:
+    return [member.audience for member in members]
 
 
 def _distinct_audiences(members: Sequence[Footprint]) -> tuple[list[Audience], dict[int, int]]:

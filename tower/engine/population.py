@@ -218,12 +218,16 @@ class Population:
         """People in both audiences placed by a declared overlap (not in a segment's own
         region alone)."""
         excluded = self.outermost((*first.excluded, *second.excluded))
-        both = self._meet(first.targets, second.targets)
-        alone = 0.0
-        if both:
-            alone = self._covered(self._singles_prefix, self.outermost((*both, *excluded)))
-            alone -= self._covered(self._singles_prefix, excluded)
+        alone = self._alone_in(self._meet(first.targets, second.targets), excluded)
         return self.shared(first, second, relevant) - alone
+
+    def _alone_in(self, both: Sequence[int], excluded: Sequence[int]) -> float:
+        """People of the segments' own regions inside the subtrees of `both` and outside
+        those of `excluded` (both outermost)."""
+        if not both:
+            return 0.0
+        inside = self._covered(self._singles_prefix, self.outermost((*both, *excluded)))
+        return inside - self._covered(self._singles_prefix, excluded)
 
     def in_all(self, crowd: Sequence[Members], relevant: int) -> float:
         """People in every audience of `crowd` (`relevant`: the overlaps that can put
@@ -238,10 +242,7 @@ class Population:
             total = self._covered(self._singles_prefix, both)
             return total if total > NOBODY else 0.0
         excluded = outermost(s for members in crowd for s in members.excluded)
-        total = 0.0
-        if both:
-            total += self._covered(self._singles_prefix, outermost((*both, *excluded)))
-            total -= self._covered(self._singles_prefix, excluded)
+        total = self._alone_in(both, excluded)
         if relevant:
             covers = [excluded]  # by subset of members (bit i: crowd[i]): what they all miss
             signs = [1.0]

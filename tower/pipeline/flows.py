@@ -29,8 +29,8 @@ from tower.engine.fixes import suggest_fixes
 from tower.engine.mde_cost import SampleNeedsByKey
 from tower.experiments.models import Experiment
 from tower.pipeline import read_model, registry
-from tower.pipeline import slots as slots_module
 from tower.pipeline.index import PortfolioIndex, portfolio_item, warm_index
+from tower.pipeline.slots import keep_up
 from tower.pipeline.working_plan import working_plan
 
 logger = logging.getLogger("tower.pipeline")
@@ -193,7 +193,7 @@ def warm_up_in_background(
             time.sleep(KEEP_UP_EVERY)
             try:
                 with read_only(factory) as session:
-                    slots_module.keep_up(session, ctx.at(utcnow()))
+                    keep_up(session, ctx.at(utcnow()))
             except Exception:
                 logger.exception("could not catch the index up with other processes")
 

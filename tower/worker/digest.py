@@ -11,6 +11,7 @@ from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus, Severity
 from tower.context import ServiceContext
 from tower.experiments.models import Experiment
+from tower.paging import first_objects
 from tower.pipeline import reads
 from tower.sla.models import ClockState, SlaClock
 from tower.text import user_text
@@ -51,18 +52,17 @@ def digest_text(session: Session, ctx: ServiceContext) -> str:
     ]
     if blockers.more:
         lines.append(f"  ...and {blockers.more} more: `tower conflicts`")
-    overdue = (SlaClock.state == ClockState.RUNNING, SlaClock.due_at <= ctx.now)
-    late_count = session.scalar(select(func.count()).select_from(SlaClock).where(*overdue)) or 0
-    late = session.scalars(
-        select(SlaClock).where(*overdue).order_by(SlaClock.due_at, SlaClock.id).limit(LISTED)
+    overdue = select(SlaClock).where(
+        SlaClock.state == ClockState.RUNNING, SlaClock.due_at <= ctx.now
     )
-    lines.append(f"Overdue SLA clocks: {late_count}")
+    late = first_objects(session, overdue.order_by(SlaClock.due_at, SlaClock.id), LISTED)
+    lines.append(f"Overdue SLA clocks: {late.total}")
     lines += [
         f"  {clock.policy_key} {clock.subject} (due {clock.due_at:%d %b %H:%M} UTC)"
-        for clock in late
+        for clock in late.items
     ]
-    if late_count > LISTED:
-        lines.append(f"  ...and {late_count - LISTED} more: `tower sla`")
+    if late.more:
+        lines.append(f"  ...and {late.more} more: `tower sla`")
     return "\n".join(lines)
 
 
