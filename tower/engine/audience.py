@@ -152,14 +152,15 @@ class AudienceModel:
 
     def people_in_all(self, audiences: Sequence[Audience]) -> float:
         """People every one of `audiences` reaches (remembered per set of audiences)."""
-        return self._in_all_of(audiences)[0]
+        return self.in_all(audiences)[0]
 
     def estimated(self, audiences: Sequence[Audience]) -> bool:
         """Whether `people_in_all(audiences)` is an estimate (`_estimate`)."""
-        return self._in_all_of(audiences)[1]
+        return self.in_all(audiences)[1]
 
-    def _in_all_of(self, audiences: Sequence[Audience]) -> tuple[float, bool]:
-        """People in all of `audiences`, and whether that is an estimate."""
+    def in_all(self, audiences: Sequence[Audience]) -> tuple[float, bool]:
+        """People in all of `audiences`, and whether that is an estimate: one look-up
+        for both."""
         ids = tuple(sorted({audience.id for audience in audiences}))
         known = self._in_all.get(ids)
         if known is None:
@@ -176,7 +177,7 @@ class AudienceModel:
         if distinct is None:
             return 0.0, False
         if len(distinct) < count:  # some held another: the rest decide (remembered too)
-            return self._in_all_of(distinct)
+            return self.in_all(distinct)
         if len(distinct) == 2:
             return self.shared(*distinct), False
         relevant = -1

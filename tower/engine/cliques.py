@@ -26,11 +26,6 @@ def is_clique(adjacency: Sequence[int], within: int) -> bool:
     return all(within & ~(adjacency[v] | 1 << v) == 0 for v in vertices(within))
 
 
-def is_complete(adjacency: Sequence[int]) -> bool:
-    """Whether every vertex is joined to every other."""
-    return is_clique(adjacency, (1 << len(adjacency)) - 1)
-
-
 def maximal_cliques(adjacency: Sequence[int], within: int | None = None) -> Iterator[int]:
     """Every maximal clique, each once, as a mask of its vertices (no self-loops expected);
     of the subgraph on the vertices in the mask `within`, when given."""

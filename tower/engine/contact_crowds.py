@@ -2,11 +2,13 @@
 `per_days` consecutive days, at most one arm of each exclusion group.
 
 A crowd is a set of activities that all reach one person (`one_person`) and fit in one
-window of `per_days` days; a finding is a largest such crowd over the cap. The scan tries
-every window that ends on an activity's start. A single test's check searches once, among
-the activities near it, for the largest sets that hold it and whose every two members
-share people and run close enough in time to fit one window; each such set is then split
-by who its members reach together.
+window of `per_days` days; a finding is a largest such crowd over the cap. The scan works
+out once which activities of the channel share people with which (those close enough in
+time to meet in a window), as bit masks; then tries every window that ends on an
+activity's start, the sharing sets in it read off the masks. A single test's check
+searches once, among the activities near it, for the largest sets that hold it and whose
+every two members share people and run close enough in time to fit one window; each such
+set is then split by who its members reach together.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from functools import partial
 
 from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.audience import Audience, AudienceModel
-from tower.engine.cliques import is_clique, is_complete, maximal_cliques, vertices
+from tower.engine.cliques import is_clique, maximal_cliques, vertices
 from tower.engine.crowding import by_number, mixed_teams
 from tower.engine.findings import Finding, format_people, format_span
 from tower.engine.one_person import Crowd, crowds_reaching_one_person
@@ -73,20 +75,54 @@ def crowds_over_cap(
     """
     if including is not None:
         return _crowds_including(compiler, schedule, cap, including)
-    crowds: list[Crowd] = []
     model = compiler.audiences
-    for anchor in schedule.footprints:
-        first = anchor.start - cap.per_days + 1
-        window = _window_before(anchor, schedule.running(first, anchor.start), cap.per_days)
-        if len(window) < cap.max:
+    activities = schedule.footprints  # by start day; bit i of a mask: activities[i]
+    reach = cap.per_days - 1
+    sharing = _sharing_nearby(model, activities, reach)
+    starts = schedule.starts
+    ends = sorted(range(len(activities)), key=lambda i: activities[i].end)
+    last_days = [activities[i].end for i in ends]
+    starting_by, ending_before = _prefixes(range(len(activities))), _prefixes(ends)
+    crowds: list[Crowd] = []
+    # Anchors starting the same day often see the same set: each set is split once into
+    # all its crowds, and each anchor takes those that hold it.
+    split: dict[int, list[Crowd]] = {}
+    for i, anchor in enumerate(activities):
+        # Who starts no later than the anchor, runs in the window ending on its start and
+        # shares people with it.
+        window = (
+            starting_by[bisect_right(starts, anchor.start)]
+            & ~ending_before[bisect_left(last_days, anchor.start - reach)]
+            & sharing[i]
+            & ~(1 << i)
+        )
+        if window.bit_count() < cap.max:
             continue
-        window = compiler.audiences.sharing_with(anchor.audience, window, AUDIENCE_OF)
-        if len(window) < cap.max:
-            continue
-        for clique in SharingGraph(compiler, window).cliques(window):
-            if len(clique) >= cap.max:
-                crowds += crowds_reaching_one_person(model, [anchor, *clique], anchor, cap.max)
+        cliques = [window] if is_clique(sharing, window) else maximal_cliques(sharing, window)
+        for clique in cliques:
+            if clique.bit_count() >= cap.max:
+                found = split.get(clique | 1 << i)
+                if found is None:
+                    members = [anchor, *(activities[j] for j in vertices(clique))]
+                    found = crowds_reaching_one_person(model, members, None, cap.max)
+                    split[clique | 1 << i] = found
+                crowds += [c for c in found if any(m is anchor for m in c.members)]
     return crowds
+
+
+def _sharing_nearby(model: AudienceModel, activities: Sequence[Footprint], reach: int) -> list[int]:
+    """Per activity (`activities` by start day), the others that share people with it, as
+    a mask (bit j: activities[j]); exact for two that start at most `reach` days after
+    the other ends, all a window of reach + 1 days can hold."""
+    sharing = [0] * len(activities)
+    starts = [activity.start for activity in activities]
+    for i, activity in enumerate(activities):
+        row = model.people_with(activity.audience)
+        for j in range(i + 1, bisect_right(starts, activity.end + reach)):
+            if row[activities[j].audience.id] > 0:
+                sharing[i] |= 1 << j
+                sharing[j] |= 1 << i
+    return sharing
 
 
 def _crowds_including(
@@ -156,19 +192,6 @@ def sharing_near(
     return compiler.audiences.sharing_with(footprint.audience, nearby, AUDIENCE_OF)
 
 
-def _window_before(
-    anchor: Footprint, activities: Iterable[Footprint], per_days: int
-) -> list[Footprint]:
-    """Those of `activities` other than `anchor` that run in the `per_days` days ending on
-    its start, and start no later: who can crowd with it as the latest to start."""
-    first = anchor.start - per_days + 1
-    return [
-        other
-        for other in activities
-        if other is not anchor and other.start <= anchor.start and other.end >= first
-    ]
-
-
 def _cap_breaches(
     compiler: Compiler, schedule: DaySchedule, cap: ContactCap, including: Footprint | None
 ) -> Iterator[Finding]:
@@ -215,35 +238,6 @@ def _cap_text(
         f"within {cap.per_days} days {format_span(*span)}: {how_many} could get all of "
         f"them, and the cap is {cap.max} per {cap.per_days} days."
     )
-
-
-class SharingGraph:
-    """Which activities share people, by audience: vertices are distinct audiences (far
-    fewer than tests, and tests with one audience always share people), edges join
-    audiences with people in common; both as bit masks (bit i: the i-th audience)."""
-
-    def __init__(self, compiler: Compiler, footprints: Iterable[Footprint]) -> None:
-        self.vertex, audiences, _ = _by_audience(footprints)
-        self.adjacency = _joined(
-            compiler.audiences, audiences, [1 << i for i in range(len(audiences))]
-        )
-        # Everyone shares people with everyone (the usual case): every set is a clique.
-        self.complete = is_complete(self.adjacency)
-
-    def cliques(self, footprints: Sequence[Footprint]) -> Iterator[list[Footprint]]:
-        """Every largest set of `footprints` whose audiences all share people."""
-        if self.complete:
-            yield list(footprints)
-            return
-        by_vertex: dict[int, list[Footprint]] = defaultdict(list)
-        for footprint in footprints:
-            by_vertex[self.vertex[footprint.audience.id]].append(footprint)
-        within = sum(1 << vertex for vertex in by_vertex)
-        if is_clique(self.adjacency, within):
-            yield list(footprints)  # they all share people with each other
-            return
-        for clique in maximal_cliques(self.adjacency, within):
-            yield [footprint for vertex in vertices(clique) for footprint in by_vertex[vertex]]
 
 
 def _sharing_people(
@@ -311,11 +305,18 @@ def _joined(
 
 def _largest(crowds: list[Crowd]) -> Iterator[Crowd]:
     """The crowds that are not part of a bigger one, each once."""
-    kept_with: dict[str, list[frozenset[str]]] = defaultdict(list)  # key -> kept crowds with it
+    bit_of: dict[str, int] = {}  # key -> its bit in the masks of the crowds
+    kept_with: defaultdict[str, list[int]] = defaultdict(list)  # key -> kept crowds with it
     for crowd in sorted(crowds, key=lambda c: len(c.members), reverse=True):
-        keys = frozenset(m.key for m in crowd.members)
-        # A bigger crowd holding all of these holds the first of them: look only there.
-        if not any(keys <= bigger for bigger in kept_with[crowd.members[0].key]):
-            for key in keys:
-                kept_with[key].append(keys)
+        mask = 0
+        for member in crowd.members:
+            bit = bit_of.get(member.key)
+            if bit is None:
+                bit = bit_of[member.key] = 1 << len(bit_of)
+            mask |= bit
+        # A bigger crowd holding all of these holds each of them: look where fewest are.
+        bigger = min((kept_with[member.key] for member in crowd.members), key=len)
+        if not any(mask & kept == mask for kept in bigger):
+            for member in crowd.members:
+                kept_with[member.key].append(mask)
             yield crowd

@@ -31,16 +31,18 @@ class Crowd:
 
 
 def crowds_reaching_one_person(
-    model: AudienceModel, members: Sequence[Footprint], holding: Footprint, over: int
+    model: AudienceModel, members: Sequence[Footprint], holding: Footprint | None, over: int
 ) -> list[Crowd]:
-    """The largest sets of `members` that hold `holding`, reach one person together and
-    take at most one arm of each exclusion group, with more than `over` members."""
+    """The largest sets of `members` that reach one person together and take at most one
+    arm of each exclusion group, with more than `over` members (only those that hold
+    `holding`, when given)."""
     if len(members) <= over:
         return []
-    if model.people_in_all([m.audience for m in members]) > 0:
+    together = model.in_all(_audiences(members))
+    if together[0] > 0:
         # The usual case: some people get them all (one arm of each group at a time).
         return [
-            Crowd(arms, model.people_in_all(_audiences(arms)), model.estimated(_audiences(arms)))
+            Crowd(arms, *together) if len(arms) == len(members) else _crowd(model, arms)
             for arms in one_arm_per_group(members, holding)
             if len(arms) > over
         ]
@@ -48,7 +50,7 @@ def crowds_reaching_one_person(
     reach = model.reaching(audiences)
     crowds = []
     for who in _largest(reach.keys()):
-        if not who & bits[holding.audience.id]:
+        if holding is not None and not who & bits[holding.audience.id]:
             continue
         reached = [m for m in members if bits[m.audience.id] & who]
         for crowd in one_arm_per_group(reached, holding):
@@ -59,6 +61,10 @@ def crowds_reaching_one_person(
                 people = sum(p for other, p in reach.items() if other & need == need)
                 crowds.append(Crowd(crowd, people))
     return crowds
+
+
+def _crowd(model: AudienceModel, members: list[Footprint]) -> Crowd:
+    return Crowd(members, *model.in_all(_audiences(members)))
 
 
 def reach_one_person(model: AudienceModel, members: Sequence[Footprint]) -> bool:
@@ -73,10 +79,10 @@ def _one_arm_each(members: Sequence[Footprint]) -> bool:
 
 
 def one_arm_per_group(
-    members: Sequence[Footprint], holding: Footprint
+    members: Sequence[Footprint], holding: Footprint | None
 ) -> Iterator[list[Footprint]]:
     """Every way to keep one arm of each exclusion group among `members` (`holding`'s own
-    arm for its group), in `members`' order."""
+    arm for its group, when given), in `members`' order."""
     arms: dict[str, list[Footprint]] = defaultdict(list)
     for member in members:
         if member.group is not None:
@@ -84,7 +90,7 @@ def one_arm_per_group(
     if all(len(group) == 1 for group in arms.values()):
         yield list(members)  # the usual case: no group has two arms here
         return
-    if holding.group is not None:
+    if holding is not None and holding.group is not None:
         arms[holding.group] = [holding]
     for choice in product(*arms.values()):
         kept = {id(arm) for arm in choice}
