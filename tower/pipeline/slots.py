@@ -136,29 +136,30 @@ class _Replay:
         self.why: dict[str, int] = {}
 
     def run(self, key: str, rank: int) -> Placement:
+        """The slot of `key`. The tests after it cannot change it: once it is placed, the
+        replay stops. If some were still to be replayed, the working plan is left as it
+        was (a server's keep-up settles it off the request path); else it takes the result."""
         self._find_changes()
         self._queue(key, self._position(key), _ASKED)
-        answer = self._drain(key, rank)
-        assert answer is not None
-        return answer
-
-    def settle(self) -> None:
-        """Bring the working plan up to date with every change, no slot asked for."""
-        self._find_changes()
-        self._drain(None, None)
-
-    def _drain(self, key: str | None, rank: int | None) -> Placement | None:
-        """Replay the queue in the planner's order; the placement of `key`, if asked."""
-        answer: Placement | None = None
-        while self.queue:
+        while True:
             position, next_key = heapq.heappop(self.queue)
             if next_key in self.placed:
                 continue
             placement = self._replay(position, next_key, rank if next_key == key else None)
             if next_key == key:
-                answer = placement
+                assert placement is not None  # asked for, so placed whatever came before
+                if not self.queue:
+                    self._keep_result()
+                return placement
+
+    def settle(self) -> None:
+        """Bring the working plan up to date with every change, no slot asked for."""
+        self._find_changes()
+        while self.queue:
+            position, next_key = heapq.heappop(self.queue)
+            if next_key not in self.placed:
+                self._replay(position, next_key, None)
         self._keep_result()
-        return answer
 
     def _find_changes(self) -> None:
         """Queue what changed since the working plan was brought up to date, and what the
