@@ -302,8 +302,12 @@ def test_slots_stay_those_of_a_full_plan_through_any_changes(
     """The warm index keeps its working plan from one slot to the next, bringing it up to
     date with each change since (registrations, edits, status moves, tests going live or
     leaving). Asked after some of the changes, or only at the end, every slot it gives is
-    the one a full plan of the portfolio as it then is gives."""
+    the one a full plan of the portfolio as it then is gives. So too in a server, whose
+    slots stop replaying once the test asked about is placed and leave the rest to its
+    keep-up, which may or may not have run in between."""
     ctx = replace(CTX, now=CTX.now + timedelta(microseconds=next(MOMENTS)))
+    index = warm_index(session, POLICY, TODAY)
+    index.kept_up = data.draw(st.booleans(), label="kept up by a server's thread")
     nested = session.begin_nested()
     try:
         rows = _registered(session, items, data)
@@ -321,10 +325,15 @@ def test_slots_stay_those_of_a_full_plan_through_any_changes(
                 if full:
                     asked = data.draw(st.sampled_from(sorted(full)))
                     assert slots.placement_now(session, ctx, asked) == full[asked], asked
+            if index.kept_up and data.draw(st.booleans(), label="the keep-up runs"):
+                slots.keep_up(session, ctx)
+                plan = index.working_plan
+                assert plan is None or plan.journal == index.view().journal  # settled
         full = analyse(portfolio_items(session), POLICY, today=TODAY).placements
         for key, placement in full.items():
             assert slots.placement_now(session, ctx, key) == placement, key
     finally:
+        index.kept_up = False
         nested.rollback()
 
 

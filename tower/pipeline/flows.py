@@ -189,6 +189,9 @@ def warm_up_in_background(
         # every thread of the process stopped).
         gc.freeze()
         logger.info("portfolio indexed in %.1f s", seconds)
+        if slots:
+            with read_only(factory) as session:
+                warm_index(session, ctx.policy, ctx.today).kept_up = True
         while slots:
             time.sleep(KEEP_UP_EVERY)
             try:

@@ -78,6 +78,9 @@ class PortfolioIndex:
         # so that a slot, worked out on a `view`, never holds up a change.
         self.working_plan: WorkingPlan | None = None
         self.plan_lock = threading.Lock()
+        # Whether a thread of this process settles the working plan with every change soon
+        # after it (a server's keep-up): a slot asked for may then leave the rest to it.
+        self.kept_up = False
 
     def catch_up(self, session: Session, mark: RegistryMark) -> None:
         """Reload what changed since this index last matched the database: the tests the

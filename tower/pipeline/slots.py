@@ -61,11 +61,11 @@ def standing_now(session: Session, ctx: ServiceContext, key: str) -> StandingNow
 
 def keep_up(session: Session, ctx: ServiceContext) -> bool:
     """Catch this process's index and working plan up with the changes other processes
-    made (whether there were any), so the next change here does not pay for them. Reads
-    only."""
+    made, and the working plan with those a slot asked for here left to replay (whether
+    there were any), so the next change here does not pay for them. Reads only."""
     index = warm_index(session, ctx.policy, ctx.today)
     mark = registry.peek(session)
-    if mark == index.mark:
+    if mark == index.mark and not _plan_lags(index):
         return False
     with index.lock:
         index.catch_up(session, mark)
@@ -73,6 +73,16 @@ def keep_up(session: Session, ctx: ServiceContext) -> bool:
     with index.plan_lock:
         _Replay(view, working_plan(index, view, lambda: index.stored_plan(session))).settle()
     return True
+
+
+def _plan_lags(index: PortfolioIndex) -> bool:
+    """Whether the working plan misses changes the index took in (a slot asked for left
+    them to be replayed later)."""
+    plan = index.working_plan
+    if plan is None:
+        return False  # filed on first use
+    filed, taken = plan.journal, index.journal
+    return filed is None or filed.numbers is not taken or filed.at != len(taken)
 
 
 def placement_now(session: Session, ctx: ServiceContext, key: str) -> Placement | None:
@@ -89,7 +99,7 @@ def _placement(session: Session, index: PortfolioIndex, view: IndexView, key: st
     if _is_live(own):  # kept where it runs, whatever else is planned
         return Planner(view.compiler).keep(own, rank=rank)
     plan = working_plan(index, view, lambda: index.stored_plan(session))
-    return _Replay(view, plan).run(key, rank)
+    return _Replay(view, plan).run(key, rank, settled_later=index.kept_up)
 
 
 # Why a test is placed again, weakest first (a stronger reason replaces a weaker).
@@ -135,22 +145,26 @@ class _Replay:
         self.queue: list[tuple[Position, str]] = []
         self.why: dict[str, int] = {}
 
-    def run(self, key: str, rank: int) -> Placement:
-        """The slot of `key`. The tests after it cannot change it: once it is placed, the
-        replay stops. If some were still to be replayed, the working plan is left as it
-        was (a server's keep-up settles it off the request path); else it takes the result."""
+    def run(self, key: str, rank: int, *, settled_later: bool) -> Placement:
+        """The slot of `key`. The tests after it cannot change it, so with `settled_later`
+        (a thread of this process settles the working plan soon), the replay stops once
+        it is placed and the working plan stays as it was, unless nothing was left."""
         self._find_changes()
         self._queue(key, self._position(key), _ASKED)
-        while True:
+        answer: Placement | None = None
+        while self.queue:
             position, next_key = heapq.heappop(self.queue)
             if next_key in self.placed:
                 continue
             placement = self._replay(position, next_key, rank if next_key == key else None)
             if next_key == key:
-                assert placement is not None  # asked for, so placed whatever came before
-                if not self.queue:
-                    self._keep_result()
-                return placement
+                assert placement is not None  # asked for: placed, whatever came before it
+                answer = placement
+                if settled_later and self.queue:
+                    return answer
+        self._keep_result()
+        assert answer is not None
+        return answer
 
     def settle(self) -> None:
         """Bring the working plan up to date with every change, no slot asked for."""
