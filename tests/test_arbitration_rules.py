@@ -132,3 +132,76 @@ def test_a_contact_cap_counts_each_activity_as_its_detection_does() -> None:
         contender(3, days=(3, 3)),
     )
     assert yields(record, *sends) == {"T-1": False, "T-2": False, "T-3": True}
+
+
+def _limit(most: int) -> Any:
+    protocol = POLICY.protocol.model_copy(update={"max_concurrent_per_surface": most})
+    return POLICY.model_copy(update={"protocol": protocol})
+
+
+def test_a_live_test_keeps_every_day_it_runs_even_past_the_limit() -> None:
+    """One at a time on the page: live T-1 (days 1-5) and live T-2 (days 3-10) already
+    share days 3-5. Neither moves, so T-3 on day 8 yields to T-2."""
+    record = Record(CollisionKind.CAPACITY, ["T-1", "T-2", "T-3"], "surface:web/home", 3, 8)
+    crowd = (
+        contender(1, status=S.LIVE, days=(1, 5)),
+        contender(2, status=S.LIVE, days=(3, 10)),
+        contender(3, days=(8, 8)),
+    )
+    by_key = {t.key: t for t in crowd}
+    said = {k: verdict(record, k, by_key, _limit(1)) for k in by_key}
+    assert {k: v.must_yield for k, v in said.items()} == {"T-1": False, "T-2": False, "T-3": True}
+    assert said["T-3"].reason() == "C-1 capacity with T-1, which is live, T-2, which is live"
+
+
+def test_live_arms_keep_all_their_traffic_even_past_100_percent() -> None:
+    """Live arms of 60% each share day 2; T-3's 50% on day 3 no longer fits beside T-2."""
+    record = Record(CollisionKind.CAPACITY, ["T-1", "T-2", "T-3"], "group:hero", 1, 3)
+    members = (
+        contender(1, status=S.LIVE, days=(1, 2), share=0.6),
+        contender(2, status=S.LIVE, days=(2, 3), share=0.6),
+        contender(3, days=(3, 3), share=0.5),
+    )
+    assert yields(record, *members) == {"T-1": False, "T-2": False, "T-3": True}
+
+
+def test_on_a_full_surface_a_group_stands_as_its_best_arm_on_every_day_its_arms_run() -> None:
+    """Two at a time on the page. Group g stands as T-1 (first, days 1-5); its T-2 (ranked
+    last, days 6-10) keeps g's slot there beside T-3: T-4 finds no room on days 6-10,
+    though it outranks T-2."""
+    record = Record(CollisionKind.CAPACITY, ["T-1", "T-2", "T-3", "T-4"], "surface:web/home")
+    crowd = (
+        contender(1, group="g", days=(1, 5)),
+        contender(2, group="g", days=(6, 10), score=10.0),
+        contender(3),
+        contender(4, days=(6, 10)),
+    )
+    by_key = {t.key: t for t in crowd}
+    said = {k: verdict(record, k, by_key, POLICY) for k in by_key}
+    assert {k: v.must_yield for k, v in said.items()} == {
+        "T-1": False,
+        "T-2": False,
+        "T-3": False,
+        "T-4": True,
+    }
+    assert "T-2 (in group 'g' with T-1, which ranks higher (99 vs 96))" in said["T-4"].reason()
+    kept = said["T-2"].reason()
+    assert kept.startswith(
+        "C-1 capacity (group 'g' ranked as T-1) with T-1: the same slot (group 'g'); "
+        "T-3, which ranks lower (97 vs 99): it yields"
+    )
+
+
+def test_an_arm_that_fits_keeps_its_place_when_its_mate_does_not() -> None:
+    """One at a time on the page. T-1 keeps days 6-10; g's T-3 cannot fit there, but its
+    T-2 keeps days 1-5, so T-4 (days 1-5, ranked below g) yields."""
+    record = Record(CollisionKind.CAPACITY, ["T-1", "T-2", "T-3", "T-4"], "surface:web/home")
+    crowd = (
+        contender(1, days=(6, 10)),
+        contender(2, group="g", days=(1, 5)),
+        contender(3, group="g", days=(6, 10)),
+        contender(4, days=(1, 5)),
+    )
+    by_key = {t.key: t for t in crowd}
+    said = {k: verdict(record, k, by_key, _limit(1)).must_yield for k in by_key}
+    assert said == {"T-1": False, "T-2": False, "T-3": True, "T-4": True}

@@ -1,10 +1,11 @@
 """Who yields in a blocking collision: the score decides, at the gates and at launch.
 
 A test yields only to live tests and to tests sent for review that rank above it. Drafts
-and tests that cannot be scored hold nothing. Where a limit lets L tests share (a surface
-takes `max_concurrent_per_surface` at once, a channel's contact cap `max` activities),
-the L best-ranked units keep their place, an exclusion group counting as one unit ranked
-as its best arm; a surface collision lets one. An exclusion group over 100% keeps its
+and tests that cannot be scored hold nothing; a live test never moves, so it keeps every
+day it runs. Where a limit lets L tests share (a surface takes `max_concurrent_per_surface`
+at once, a channel's contact cap `max` activities), the L best-ranked units keep their
+place, an exclusion group counting as one unit ranked as its best arm (on every day one of
+its arms runs); a surface collision lets one. An exclusion group over 100% keeps its
 members in rank order up to 100% of traffic.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import select
@@ -88,17 +89,29 @@ class Verdict:
     ahead: tuple[Contender, ...]  # the tests that keep their place before it
     behind: tuple[Contender, ...]  # the others: they yield to it, or hold nothing
     room: str  # what the collision's limit lets share: "1 test", "3 tests", "100% of traffic"
+    # On a surface at capacity, the test each (I, and each other holding a place) stands
+    # as: its group's best arm holding a place (itself, outside a group).
+    ranked_as: Mapping[str, Contender] = field(default_factory=dict)
 
     def reason(self) -> str:
         """`C-2 surface with T-1, which ranks higher (41 vs 0.9)`, or why it need not
         yield: `C-1 surface with T-3: a draft holds nothing`."""
         ref = f"{format_ref(self.collision)} {self.collision.kind.value}"
-        parts = [_why_ahead(c, self.me) for c in self.ahead]
+        mine = self.ranked_as.get(self.me.key, self.me)  # where I stand
+        if mine.key != self.me.key:
+            ref += f" (group {self.me.group!r} ranked as {mine.key})"
+        parts = [_why_ahead(c, mine, self.ranked_as.get(c.key)) for c in self.ahead]
         if self.must_yield:
             return f"{ref} with {', '.join(parts)}"
-        parts += [_why_behind(c, self.me) for c in self.behind]
+        parts += [_why_behind(c, mine, self._shares_my_slot(c)) for c in self.behind]
         within = f" (room for {self.room})" if self.ahead else ""
         return f"{ref} with {'; '.join(parts)}{within}"
+
+    def _shares_my_slot(self, other: Contender) -> bool:
+        """Whether `other` is an arm of my group holding my slot on a surface at capacity."""
+        return (
+            other.key in self.ranked_as and other.group is not None and other.group == self.me.group
+        )
 
 
 def verdict(
@@ -110,8 +123,9 @@ def verdict(
     """Whether test `key` must yield in `collision` (its tests' `contenders` by key).
 
     The tests ahead of it keep their place in order, each only where it still fits (a
-    capacity is counted day by day over the collision's days, as the planner counts it);
-    it yields when, on a day it runs, what they keep leaves it no room.
+    capacity is counted day by day over the collision's days, as the planner counts it),
+    and a live test wherever it runs; it yields when, on a day it runs, what they keep
+    leaves it no room.
     """
     me = contenders[key]
     others = [contenders[k] for k in keys_of(collision) if k != key and k in contenders]
@@ -129,18 +143,28 @@ def verdict(
     by_group = collision.kind == CollisionKind.CAPACITY
     unit = _unit_of(by_group)
     mine = unit(me)
-    mates = [c for c in others if unit(c) == mine and c.holds]
-    # My unit stands where its best member holding a place does (I, if none does).
-    best = min([*mates, *([me] if me.holds else [])] or [me], key=standing)
-    ahead = [c for c in others if unit(c) != mine and c.ahead_of(best)]
+    # A unit stands where its best member holding a place does (mine: I, if none does).
+    leaders: dict[str, Contender] = {}
+    for c in sorted((c for c in [me, *others] if c.holds), key=standing):
+        leaders.setdefault(unit(c), c)
+    best = leaders.get(mine, me)
+    # Ahead: the units ranked above mine; and a live test wherever it stands (it never moves).
+    ahead = [
+        c
+        for c in others
+        if c.holds
+        and unit(c) != mine
+        and (c.status == ExperimentStatus.LIVE or leaders[unit(c)].ahead_of(best))
+    ]
     room = f"{limit} test{'s' if limit != 1 else ''}"
     if collision.kind != CollisionKind.CAPACITY:  # a pair, or a cap's crowd in one window
         units = sorted({unit(c) for c in ahead}, key=lambda u: _best_of(ahead, u, unit))
         kept = [c for c in ahead if unit(c) in units[:limit]]
         return _verdict(collision, me, others, kept, _yields(me, len(units) >= limit), room)
-    kept, running = _kept_units(ahead, unit, limit, first, last)
+    ranked_as = {c.key: leaders[unit(c)] for c in others if c.holds} | {me.key: best}
+    kept, running = _kept_units(ahead, unit, leaders, limit, first, last)
     crowded = any(running[day] >= limit for day in me.days_within(first, last))
-    return _verdict(collision, me, others, kept, _yields(me, crowded), room)
+    return _verdict(collision, me, others, kept, _yields(me, crowded), room, ranked_as)
 
 
 def _yields(me: Contender, crowded: bool) -> bool:
@@ -162,34 +186,44 @@ def _best_of(
 def _kept_units(
     ahead: Sequence[Contender],
     unit_of: Callable[[Contender], str],
+    leaders: Mapping[str, Contender],
     limit: int,
     first: date,
     last: date,
 ) -> tuple[list[Contender], Counter[int]]:
-    """The units of `ahead` that keep their place, best first, each only where on every
-    day it runs fewer than `limit` units already do; and how many run each day."""
-    running: Counter[int] = Counter()
+    """The tests of `ahead` that keep their place, and how many units run each day. A live
+    test keeps all its days (it never moves); then the others, their units best first
+    (each ranked as its `leaders` member), each test only where on every day it runs its
+    unit already does or fewer than `limit` units do."""
+    present: defaultdict[int, set[str]] = defaultdict(set)
+    live = [c for c in ahead if c.status == ExperimentStatus.LIVE]
     kept: list[Contender] = []
-    units = sorted({unit_of(c) for c in ahead}, key=lambda u: _best_of(ahead, u, unit_of))
-    for unit in units:
-        members = [c for c in ahead if unit_of(c) == unit]
-        days = {day for c in members for day in c.days_within(first, last)}
-        if all(running[day] < limit for day in days):
-            running.update(days)
-            kept += members
-    return kept, running
+    order = sorted(
+        (c for c in ahead if c.status != ExperimentStatus.LIVE),
+        key=lambda c: (standing(leaders[unit_of(c)]), standing(c)),
+    )
+    for contender in [*live, *order]:
+        unit, days = unit_of(contender), contender.days_within(first, last)
+        moves = contender.status != ExperimentStatus.LIVE
+        if not moves or all(unit in present[d] or len(present[d]) < limit for d in days):
+            for day in days:
+                present[day].add(unit)
+            kept.append(contender)
+    return kept, Counter({day: len(units) for day, units in present.items()})
 
 
 def _kept_shares(
     ahead: Sequence[Contender], first: date, last: date
 ) -> tuple[list[Contender], defaultdict[int, float]]:
-    """The members of a group in `ahead` (best first) that keep their traffic, each only
-    where every day it runs stays within 100%; and the share taken each day."""
+    """The members of a group in `ahead` (best first) that keep their traffic: a live one
+    always (it never moves), the others only where every day it runs stays within 100%;
+    and the share taken each day."""
     taken: defaultdict[int, float] = defaultdict(float)
     kept: list[Contender] = []
     for contender in ahead:
         days = contender.days_within(first, last)
-        if all(taken[day] + contender.share <= FULL_TRAFFIC for day in days):
+        live = contender.status == ExperimentStatus.LIVE
+        if live or all(taken[day] + contender.share <= FULL_TRAFFIC for day in days):
             for day in days:
                 taken[day] += contender.share
             kept.append(contender)
@@ -208,9 +242,10 @@ def _verdict(
     ahead: Sequence[Contender],
     must_yield: bool,
     room: str,
+    ranked_as: Mapping[str, Contender] | None = None,
 ) -> Verdict:
     behind = tuple(c for c in others if c not in ahead)
-    return Verdict(collision, me, must_yield, tuple(ahead), behind, room)
+    return Verdict(collision, me, must_yield, tuple(ahead), behind, room, ranked_as or {})
 
 
 def standing(contender: Contender) -> tuple[object, ...]:
@@ -235,13 +270,19 @@ def _limit(collision: CollisionFacts, policy: Policy) -> int:
     return 1
 
 
-def _why_ahead(contender: Contender, me: Contender) -> str:
+def _why_ahead(contender: Contender, me: Contender, leader: Contender | None = None) -> str:
+    """Why `contender` keeps its place before me: its own standing, or its group's, where
+    `leader`, another arm, stands for the group."""
+    if leader is not None and leader.key != contender.key:
+        return f"{contender.key} (in group {contender.group!r} with {_why_ahead(leader, me)})"
     if contender.status == ExperimentStatus.LIVE:
         return f"{contender.key}, which is live"
     return f"{contender.key}, which ranks higher ({_scores(contender, me)})"
 
 
-def _why_behind(contender: Contender, me: Contender) -> str:
+def _why_behind(contender: Contender, me: Contender, shares_my_slot: bool = False) -> str:
+    if shares_my_slot:
+        return f"{contender.key}: the same slot (group {contender.group!r})"
     if contender.status == ExperimentStatus.DRAFT:
         return f"{contender.key}: a draft holds nothing"
     if contender.score is None:
