@@ -392,3 +392,131 @@ def smallest_cap_breaches(
 def breaks_cap(org: Organisation, channel: str, activities: Sequence[Activity]) -> bool:
     cap = next(c for c in org.caps if c[0] == channel)
     return fit_one_window(activities, cap[2]) and reach_one_person(org, activities)
+
+
+# --- who yields (item 4) -------------------------------------------------------------------
+#
+# A test yields only to live tests and to tests sent for review (not drafts) with a score
+# that rank above it: higher score, then higher confidence, then registered first. A live
+# test never yields, and never moves: it keeps every day it runs. Drafts and unscored
+# tests hold nothing. Where a limit lets L share, the L best-ranked units keep the slot,
+# counted day by day: a test keeps its place only if it fits on every day it runs; an
+# exclusion group is one unit, ranked as its best arm holding a place. A group's arms
+# keep their traffic in rank order while it stays within 100% on every day.
+
+FULL = 1 + 1e-9  # shares may add up to 100%, not past it
+
+
+@dataclass(frozen=True)
+class Contestant:
+    """A test in a contested slot, as item 4 weighs it: days are integers, inclusive."""
+
+    key: str
+    number: int  # registration order
+    state: str  # "draft", "submitted", "changes_requested", "approved", "live"
+    score: float | None  # None: it cannot be scored
+    confidence: float
+    share: float  # of the eligible traffic
+    group: str | None
+    start: int
+    end: int
+
+    @property
+    def live(self) -> bool:
+        return self.state == "live"
+
+    @property
+    def holds(self) -> bool:
+        """Live, or sent for review with a score."""
+        return self.live or (self.state != "draft" and self.score is not None)
+
+    def days(self, first: int, last: int) -> set[int]:
+        return set(range(max(self.start, first), min(self.end, last) + 1))
+
+
+def standing(test: Contestant) -> tuple[float, ...]:
+    """Best first: live; then by score, confidence, registration; unscored last."""
+    if test.live:
+        return (0,)
+    if test.score is None:
+        return (2, test.number)
+    return (1, -test.score, -test.confidence, test.number)
+
+
+def outranks(test: Contestant, other: Contestant) -> bool:
+    """Whether `other` yields to `test` where only one of them fits."""
+    return test.holds and not other.live and standing(test) < standing(other)
+
+
+def _unit(test: Contestant) -> str:
+    return test.group or test.key
+
+
+def _unit_standing(me: Contestant, tests: Sequence[Contestant]) -> tuple[float, ...]:
+    """Where `me`'s unit ranks among `tests`: as its best arm holding a place (`me`'s own
+    standing when none holds)."""
+    holding = [t for t in tests if _unit(t) == _unit(me) and t.holds]
+    return min(standing(t) for t in holding) if holding else standing(me)
+
+
+def yields_in_cap_crowd(me: Contestant, crowd: Sequence[Contestant], limit: int) -> bool:
+    """A crowd over a contact cap (one window, one person): `me` yields when `limit`
+    units of the others rank above its own."""
+    if me.live:
+        return False
+    mine = _unit_standing(me, [me, *crowd])
+    above = {_unit(t) for t in crowd if _unit(t) != _unit(me) and t.holds and standing(t) < mine}
+    return len(above) >= limit
+
+
+def yields_on_a_full_surface(
+    me: Contestant, crowd: Sequence[Contestant], limit: int, first: int, last: int
+) -> bool:
+    """A surface over capacity on days `first` to `last`: the units ranked above `me`'s
+    take their places best first, each of their tests only where it fits on every day
+    (live ones everywhere: they never move); `me` yields when on a day it runs `limit`
+    other units are there."""
+    if me.live:
+        return False
+    tests = [me, *crowd]
+    mine = _unit_standing(me, tests)
+    running: dict[int, set[str]] = {d: set() for d in range(first, last + 1)}
+    for test in crowd:
+        if test.live and _unit(test) != _unit(me):
+            for day in test.days(first, last):
+                running[day].add(_unit(test))
+    # The others' arms holding a place, in their units' order (arms of units that tie,
+    # ranked as live, by their own standing).
+    arms = sorted(
+        (t for t in crowd if _unit(t) != _unit(me) and t.holds and not t.live),
+        key=lambda t: (_unit_standing(t, crowd), standing(t)),
+    )
+    for arm in arms:
+        if _unit_standing(arm, crowd) >= mine:
+            continue
+        unit, days = _unit(arm), arm.days(first, last)
+        if all(unit in running[d] or len(running[d]) < limit for d in days):
+            for day in days:
+                running[day].add(unit)
+    return any(len(running[d]) >= limit for d in me.days(first, last))
+
+
+def yields_in_a_full_group(
+    me: Contestant, arms: Sequence[Contestant], first: int, last: int
+) -> bool:
+    """An exclusion group over 100% on days `first` to `last`: live arms keep their
+    traffic, the others ranked above `me` keep theirs best first where it fits on every
+    day; `me` yields when on a day it runs its share no longer fits."""
+    if me.live:
+        return False
+    taken = {d: 0.0 for d in range(first, last + 1)}
+    for arm in arms:
+        if arm.live:
+            for day in arm.days(first, last):
+                taken[day] += arm.share
+    for arm in sorted((a for a in arms if outranks(a, me) and not a.live), key=standing):
+        days = arm.days(first, last)
+        if all(taken[d] + arm.share <= FULL for d in days):
+            for day in days:
+                taken[day] += arm.share
+    return any(taken[d] + me.share > FULL for d in me.days(first, last))

@@ -1,7 +1,8 @@
-"""The engine against the brute-force reference (`tests/reference.py`) on generated
-organisations: surface trees up to three deep, segment trees with overlaps between
-siblings, cousins and nested lines, exclusions, exclusion groups, contact caps, funnels
-and capacity limits; portfolios of up to 12 tests in every state the engine counts.
+"""The engine, and who yields in its blocking collisions (issue 13, item 4), against the
+brute-force reference (`tests/reference.py`) on generated organisations: surface trees up
+to three deep, segment trees with overlaps between siblings, cousins and nested lines,
+exclusions, exclusion groups, contact caps, funnels and capacity limits; portfolios of up
+to 12 tests in every state the engine counts.
 
 `make test` runs the seeded profile (200 examples a property); `HYPOTHESIS_PROFILE=deep`
 runs 5,000. A failure found stays below as an `@example`.
@@ -17,7 +18,7 @@ from datetime import date, timedelta
 from itertools import combinations
 from typing import Any
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from tower.collisions.kinds import CollisionKind, Severity
@@ -220,19 +221,27 @@ def _found_policy(**sections: Any) -> dict[str, Any]:
     return data | sections
 
 
-def _found_test(number: int, *surfaces: str, group: str | None = None) -> PortfolioItem:
+def _found_test(
+    number: int,
+    *surfaces: str,
+    group: str | None = None,
+    status: ExperimentStatus = ExperimentStatus.DRAFT,
+    days: tuple[int, int] = (0, 0),
+    traffic: float = 50.0,
+) -> PortfolioItem:
+    """T-`number` on `surfaces`, running `days` (after the first day, inclusive)."""
     spec = ExperimentSpec(
         title=f"Test {number}",
         team="squad",
         owner="U0OWNER",
         kind=ExperimentKind.AB_TEST,
         surfaces=surfaces,
-        start=FIRST_DAY,
-        end=FIRST_DAY,
-        traffic=50.0,
+        start=FIRST_DAY + timedelta(days=days[0]),
+        end=FIRST_DAY + timedelta(days=days[1]),
+        traffic=traffic,
         exclusion_group=group,
     )
-    return PortfolioItem(f"T-{number}", number, ExperimentStatus.DRAFT, spec)
+    return PortfolioItem(f"T-{number}", number, status, spec)
 
 
 # Funnel keys came upstream first, not in registration order.
@@ -253,6 +262,73 @@ FUNNEL_WITH_A_TEST_ON_TWO_STEPS = (
         funnels={"buy": ["web/a", "web/b"]},
     ),
     [_found_test(1, "web/b", "web/a/x"), _found_test(2, "web/a/y")],
+)
+
+
+# Who yields in a crowd over a limit: each test's (score, confidence) follows its tests.
+# The first was found by the property; the others reading `verdict`, then held to the
+# reference. In each, `verdict` let more tests through than the limit allows.
+LIVE, SUBMITTED = ExperimentStatus.LIVE, ExperimentStatus.SUBMITTED
+# One test at a time on web: T-1 (live) keeps days 12-19; live T-2 also runs days 13-20
+# and never moves. The draft T-3 on day 20 was let through: T-2, not fitting beside T-1,
+# was counted as yielding, and its days as free.
+LIVE_TESTS_KEEP_ALL_THEIR_DAYS = (
+    _found_policy(protocol={"max_concurrent_per_surface": 1}),
+    [
+        _found_test(1, "web", status=LIVE, days=(12, 19)),
+        _found_test(2, "web", status=LIVE, days=(13, 20)),
+        _found_test(3, "web", days=(20, 20)),
+    ],
+    [(None, 0.5), (None, 0.5), (None, 0.5)],
+)
+# Two live arms of g1 already take 120% on day 1; T-3's 50% on day 2 beside T-2's 60% was
+# let through: T-2, not fitting beside T-1, was counted as giving its traffic up.
+LIVE_ARMS_KEEP_ALL_THEIR_TRAFFIC = (
+    _found_policy(),
+    [
+        _found_test(1, "web", group="g1", status=LIVE, days=(0, 1), traffic=60.0),
+        _found_test(2, "web", group="g1", status=LIVE, days=(1, 2), traffic=60.0),
+        _found_test(3, "web", group="g1", status=SUBMITTED, days=(2, 2), traffic=50.0),
+    ],
+    [(None, 0.5), (None, 0.5), (1.0, 0.5)],
+)
+# Two at a time on web. Group g1 ranks as T-1 (2): its T-2 (0.5) takes g1's slot on day 1
+# beside T-4 (1.5); T-3 (1) was let through too, for outranking T-2 alone.
+A_GROUP_RANKS_AS_ITS_BEST_ARM = (
+    _found_policy(protocol={"max_concurrent_per_surface": 2}),
+    [
+        _found_test(1, "web", group="g1", status=SUBMITTED, days=(0, 0)),
+        _found_test(2, "web", group="g1", status=SUBMITTED, days=(1, 1)),
+        _found_test(3, "web", status=SUBMITTED, days=(1, 1)),
+        _found_test(4, "web", status=SUBMITTED, days=(0, 1)),
+        _found_test(5, "web", status=SUBMITTED, days=(0, 1)),
+    ],
+    [(2.0, 1.0), (0.5, 1.0), (1.0, 1.0), (1.5, 1.0), (0.5, 0.5)],
+)
+# One at a time on web. T-1 (2) keeps day 1; g1 keeps day 0 through T-2 (1), whose mate
+# T-3 cannot fit on day 1. T-4 (0.5) on day 0 was let through: g1 was dropped whole.
+ARMS_OF_A_GROUP_KEEP_THEIR_PLACES_ONE_BY_ONE = (
+    _found_policy(protocol={"max_concurrent_per_surface": 1}),
+    [
+        _found_test(1, "web", status=SUBMITTED, days=(1, 1)),
+        _found_test(2, "web", group="g1", status=SUBMITTED, days=(0, 0)),
+        _found_test(3, "web", group="g1", status=SUBMITTED, days=(1, 1)),
+        _found_test(4, "web", status=SUBMITTED, days=(0, 0)),
+    ],
+    [(2.0, 1.0), (1.0, 1.0), (1.0, 0.5), (0.5, 1.0)],
+)
+# Two at a time on web: live T-3 and T-4 run on day 1. T-2 was let through beside them
+# because its group's live arm T-1 (day 0 only) ranked g1 as live: nothing ranks above.
+A_LIVE_ARM_MAKES_NO_ROOM_BESIDE_LIVE_TESTS = (
+    _found_policy(protocol={"max_concurrent_per_surface": 2}),
+    [
+        _found_test(1, "web", group="g1", status=LIVE, days=(0, 0)),
+        _found_test(2, "web", group="g1", status=SUBMITTED, days=(1, 1)),
+        _found_test(3, "web", status=LIVE, days=(0, 1)),
+        _found_test(4, "web", status=LIVE, days=(1, 1)),
+        _found_test(5, "web", status=LIVE, days=(0, 0)),
+    ],
+    [(None, 0.5), (1.0, 1.0), (None, 0.5), (None, 0.5), (None, 0.5)],
 )
 
 
@@ -442,6 +518,48 @@ def _yields_by_the_rules(me: Contender, other: Contender) -> bool:
     )
 
 
+SCORES = st.none() | st.sampled_from([0.5, 1.0, 2.0])  # None: it cannot be scored
+CONFIDENCES = st.sampled_from([0.5, 0.8, 1.0])
+Ranks = list[tuple[float | None, float]]  # each test's score and confidence, in order
+
+
+@st.composite
+def ranked_cases(draw: st.DrawFn) -> tuple[dict[str, Any], list[PortfolioItem], Ranks]:
+    """A case, and a score (or none) and a confidence for each of its tests."""
+    data, items = draw(cases())
+    return data, items, [(draw(SCORES), draw(CONFIDENCES)) for _ in items]
+
+
+def _weighed(items: Sequence[PortfolioItem], ranks: Ranks) -> dict[str, Contender]:
+    """Each test as arbitration weighs it, with its score (or none) and confidence."""
+    return {
+        item.key: Contender(
+            item.key,
+            item.number,
+            item.status,
+            score,
+            confidence,
+            item.spec.traffic / 100,
+            item.spec.exclusion_group,
+            item.spec.start,
+            item.spec.end,
+        )
+        for item, (score, confidence) in zip(items, ranks, strict=True)
+    }
+
+
+def _record(number: int, finding: Finding) -> _Record:
+    """The record of `finding` as the gates read it (the details `verdict` uses)."""
+    details = {
+        "keys": list(finding.keys),
+        "scope": finding.scope,
+        "first_day": finding.first_day.isoformat(),
+        "last_day": finding.last_day.isoformat(),
+        "days": finding.days,
+    }
+    return _Record(number, finding.kind, details)
+
+
 @PROPERTY
 @given(cases(), st.data())
 def test_who_yields_in_a_blocking_pair_is_decided_by_the_score(
@@ -451,33 +569,14 @@ def test_who_yields_in_a_blocking_pair_is_decided_by_the_score(
     yield fails its gate and is held at its start; one that need not is approved."""
     organisation, items = case
     policy = policy_of(organisation)
-    weighed = {
-        item.key: Contender(
-            item.key,
-            item.number,
-            item.status,
-            data.draw(st.none() | st.sampled_from([0.5, 1.0, 2.0])),
-            data.draw(st.sampled_from([0.5, 0.8, 1.0])),
-            item.spec.traffic / 100,
-            item.spec.exclusion_group,
-            item.spec.start,
-            item.spec.end,
-        )
-        for item in items
-    }
+    weighed = _weighed(items, [(data.draw(SCORES), data.draw(CONFIDENCES)) for _ in items])
     blocking = [
         f
         for f in of_kind(engine_scan(organisation, items), CollisionKind.SURFACE)
         if f.severity == Severity.BLOCKING
     ]
     for number, finding in enumerate(blocking, start=1):
-        details = {
-            "keys": list(finding.keys),
-            "scope": finding.scope,
-            "first_day": finding.first_day.isoformat(),
-            "last_day": finding.last_day.isoformat(),
-        }
-        record = _Record(number, finding.kind, details)
+        record = _record(number, finding)
         first, second = finding.keys
         for me, other in ((first, second), (second, first)):
             decided = verdict(record, me, weighed, policy)  # type: ignore[arg-type]
@@ -485,3 +584,72 @@ def test_who_yields_in_a_blocking_pair_is_decided_by_the_score(
                 me,
                 other,
             )
+
+
+def _contestant(contender: Contender) -> reference.Contestant:
+    return reference.Contestant(
+        key=contender.key,
+        number=contender.number,
+        state=contender.status.value,
+        score=contender.score,
+        confidence=contender.confidence or 0.0,
+        share=contender.share,
+        group=contender.group,
+        start=contender.start.toordinal(),
+        end=contender.end.toordinal(),
+    )
+
+
+def _yields_by_the_reference(
+    finding: Finding, me: str, weighed: dict[str, Contender], org: Organisation
+) -> bool:
+    """Item 4's rule for a crowd over a limit, worked out by the reference."""
+    mine = _contestant(weighed[me])
+    others = [_contestant(weighed[key]) for key in finding.keys if key != me]
+    first, last = finding.first_day.toordinal(), finding.last_day.toordinal()
+    if finding.kind == CollisionKind.CONTACT_CAP:
+        channel = finding.scope.removeprefix("channel:")
+        most = min(cap[1] for cap in org.caps if cap[0] == channel)
+        return reference.yields_in_cap_crowd(mine, others, most)
+    if finding.scope.startswith("group:"):
+        return reference.yields_in_a_full_group(mine, others, first, last)
+    return reference.yields_on_a_full_surface(mine, others, org.limit, first, last)
+
+
+@PROPERTY
+@given(ranked_cases())
+@example(LIVE_TESTS_KEEP_ALL_THEIR_DAYS)
+@example(LIVE_ARMS_KEEP_ALL_THEIR_TRAFFIC)
+@example(A_GROUP_RANKS_AS_ITS_BEST_ARM)
+@example(ARMS_OF_A_GROUP_KEEP_THEIR_PLACES_ONE_BY_ONE)
+@example(A_LIVE_ARM_MAKES_NO_ROOM_BESIDE_LIVE_TESTS)
+def test_who_yields_in_a_crowd_over_a_limit_is_decided_by_the_score(
+    case: tuple[dict[str, Any], list[PortfolioItem], Ranks],
+) -> None:
+    """Item 4 where a limit lets L share: a surface over `max_concurrent_per_surface`, an
+    exclusion group over 100% of traffic, a crowd over a contact cap's `max`. Every test
+    in every such finding of the scan gets the verdict the reference works out."""
+    organisation, items, ranks = case
+    policy = policy_of(organisation)
+    org = Organisation.from_policy(organisation)
+    weighed = _weighed(items, ranks)
+    crowds = [
+        f
+        for f in engine_scan(organisation, items)
+        if f.kind in (CollisionKind.CAPACITY, CollisionKind.CONTACT_CAP)
+    ]
+    for number, finding in enumerate(crowds, start=1):
+        assert finding.severity == Severity.BLOCKING
+        kind = "group" if finding.scope.startswith("group:") else finding.kind.value
+        event(f"{kind} finding")
+        record = _record(number, finding)
+        said = {
+            key: verdict(record, key, weighed, policy).must_yield  # type: ignore[arg-type]
+            for key in finding.keys
+        }
+        expected = {
+            key: _yields_by_the_reference(finding, key, weighed, org) for key in finding.keys
+        }
+        if any(expected.values()):
+            event(f"{kind} finding where a test yields")
+        assert said == expected, (finding.kind, finding.scope, finding.first_day, finding.last_day)
