@@ -148,13 +148,15 @@ def verdict(
     for c in sorted((c for c in [me, *others] if c.holds), key=standing):
         leaders.setdefault(unit(c), c)
     best = leaders.get(mine, me)
-    # Ahead: the units ranked above mine; and a live test wherever it stands (it never moves).
+    # Ahead: the units ranked above mine; and, unless I am live too, a live test wherever
+    # its unit stands (it never moves).
+    moves = me.status != ExperimentStatus.LIVE
     ahead = [
         c
         for c in others
         if c.holds
         and unit(c) != mine
-        and (c.status == ExperimentStatus.LIVE or leaders[unit(c)].ahead_of(best))
+        and ((moves and c.status == ExperimentStatus.LIVE) or leaders[unit(c)].ahead_of(best))
     ]
     room = f"{limit} test{'s' if limit != 1 else ''}"
     if collision.kind != CollisionKind.CAPACITY:  # a pair, or a cap's crowd in one window
