@@ -16,11 +16,7 @@ from tower.engine.graph import SegmentIndex
 from tower.engine.population import NOBODY, Members
 
 T = TypeVar("T")
-_ID = attrgetter("id")
 _SIZE = attrgetter("size")
-# Up to this many audiences, people in all are counted by inclusion and exclusion (2^k
-# terms per overlap); more are split by region (`reaching`), which costs a pass over all.
-INCLUSION_EXCLUSION_MEMBERS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,14 +179,7 @@ class AudienceModel:
         relevant = -1
         for audience in distinct:
             relevant &= audience.overlap_mask
-        if relevant and len(distinct) > INCLUSION_EXCLUSION_MEMBERS:
-            ordered = sorted(distinct, key=_ID)
-            everyone = (1 << len(ordered)) - 1
-            reach = self.reaching(ordered)
-            exact = sum(people for who, people in reach.items() if who & everyone == everyone)
-        else:
-            members = [audience.members for audience in distinct]
-            exact = self.population.in_all(members, relevant)
+        exact = self.population.in_all([audience.members for audience in distinct], relevant)
         if exact:
             return exact, False
         estimate = self._estimate(distinct)

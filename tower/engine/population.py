@@ -231,9 +231,9 @@ class Population:
 
     def in_all(self, crowd: Sequence[Members], relevant: int) -> float:
         """People in every audience of `crowd` (`relevant`: the overlaps that can put
-        people in all). The pairs of an overlap are counted by inclusion and exclusion
-        over the members whose targets they miss: 2^k covers for k members."""
-        outermost = self.outermost
+        people in all). A pair of an overlap's positions is in all when no member excludes
+        either and each member has a target over one of them: each side's positions are
+        grouped by the members over them (`_runs`), and the groups paired."""
         both: tuple[int, ...] = crowd[0].targets
         for members in crowd[1:]:
             both = self._meet(both, members.targets)
@@ -241,21 +241,21 @@ class Population:
             # The usual case: the regions of the segments inside every target.
             total = self._covered(self._singles_prefix, both)
             return total if total > NOBODY else 0.0
-        excluded = outermost(s for members in crowd for s in members.excluded)
+        excluded = self.outermost(s for members in crowd for s in members.excluded)
         total = self._alone_in(both, excluded)
-        if relevant:
-            covers = [excluded]  # by subset of members (bit i: crowd[i]): what they all miss
-            signs = [1.0]
-            for subset in range(1, 1 << len(crowd)):
-                low = subset & -subset
-                rest = covers[subset ^ low]
-                covers.append(outermost((*rest, *crowd[low.bit_length() - 1].targets)))
-                signs.append(-signs[subset ^ low])
-            for overlap in self._overlaps_in(relevant):
-                total += overlap.people * sum(
-                    sign * self._outside(overlap, cover)
-                    for sign, cover in zip(signs, covers, strict=True)
-                )
+        everyone = (1 << len(crowd)) - 1
+        end = self.end
+        for overlap in self._overlaps_in(relevant):
+            side_a = self._runs(overlap.a, end[overlap.a], overlap.prefix_a, crowd)
+            side_b = self._runs(overlap.b, end[overlap.b], overlap.prefix_b, crowd)
+            pairs = 0.0
+            for (over_a, barred_a), weight_a in side_a.items():
+                if barred_a:
+                    continue
+                for (over_b, barred_b), weight_b in side_b.items():
+                    if not barred_b and over_a | over_b == everyone:
+                        pairs += weight_a * weight_b
+            total += overlap.people * pairs
         return total if total > NOBODY else 0.0
 
     def _overlaps_in(self, mask: int) -> Iterable[_OverlapPeople]:
@@ -279,50 +279,65 @@ class Population:
 
     def reaching(self, crowd: Sequence[Members], relevant: int) -> dict[int, float]:
         """People by which members of `crowd` reach them: bit i of a key is crowd[i]
-        (keys with no bit left out). Regions are grouped by who they are in, so a crowd
-        of k audiences costs one pass over the segments and the overlaps' positions."""
-        count = len(self.own)
-        inside = [0] * count  # per segment: the members with a target over it
-        barred = [0] * count  # per segment: the members excluding it
-        end = self.end
-        for bit, members in enumerate(crowd):
-            for target in members.targets:
-                for segment in range(target, end[target]):
-                    inside[segment] |= 1 << bit
-            for excluded in members.excluded:
-                for segment in range(excluded, end[excluded]):
-                    barred[segment] |= 1 << bit
+        (keys with no bit left out). Regions are grouped by who they are in (`_runs`), so
+        a crowd costs a sort of its members' subtrees, not a pass over the segments."""
         everyone = (1 << len(crowd)) - 1
         people: dict[int, float] = defaultdict(float)
-        singles = self.singles
-        for segment, who in enumerate(inside):
-            if who and singles[segment]:
-                who &= ~barred[segment]
-                if who:
-                    people[who] += singles[segment]
+        runs = self._runs(0, len(self.own), self._singles_prefix, crowd)
+        for (over, barred), weight in runs.items():
+            who = over & ~barred
+            if who:
+                people[who] += weight
+        end = self.end
         for overlap in self._overlaps_in(relevant):
-            side_a = _classes(overlap.weight_a, overlap.a, end[overlap.a], inside, barred)
-            side_b = _classes(overlap.weight_b, overlap.b, end[overlap.b], inside, barred)
-            for (in_a, out_a), weight_a in side_a.items():
-                for (in_b, out_b), weight_b in side_b.items():
-                    who = everyone & ~(out_a | out_b) & (in_a | in_b)
+            side_a = self._runs(overlap.a, end[overlap.a], overlap.prefix_a, crowd)
+            side_b = self._runs(overlap.b, end[overlap.b], overlap.prefix_b, crowd)
+            for (over_a, barred_a), weight_a in side_a.items():
+                for (over_b, barred_b), weight_b in side_b.items():
+                    who = everyone & ~(barred_a | barred_b) & (over_a | over_b)
                     if who:
                         people[who] += overlap.people * weight_a * weight_b
         return {who: amount for who, amount in people.items() if amount > NOBODY}
 
-
-def _classes(
-    weights: Sequence[float], first: int, last: int, inside: Sequence[int], barred: Sequence[int]
-) -> dict[tuple[int, int], float]:
-    """The positions first..last-1 grouped by (members over them, members excluding them),
-    with their summed weights."""
-    classes: dict[tuple[int, int], float] = {}
-    for position in range(first, last):
-        weight = weights[position]
-        if weight:
-            key = (inside[position], barred[position])
-            classes[key] = classes.get(key, 0.0) + weight
-    return classes
+    def _runs(
+        self, first: int, last: int, prefix: Sequence[float], crowd: Sequence[Members]
+    ) -> dict[tuple[int, int], float]:
+        """The positions first..last-1 (a subtree, or every segment) grouped by (members
+        with a target over them, members excluding them), with their summed weight from
+        `prefix`. A member's targets are disjoint subtrees, and so are its exclusions: each
+        is a run of ids that sets the member's bit where it starts and clears it where it
+        ends, so a sweep over those ends finds every group."""
+        end = self.end
+        over = barred = 0  # at `first`: the members whose subtrees hold it
+        edges: list[tuple[int, int, int]] = []  # (id, member bit over, member bit barred)
+        for bit, members in enumerate(crowd):
+            flag = 1 << bit
+            for target in members.targets:
+                if target <= first < end[target]:
+                    over |= flag
+                elif first <= target < last:
+                    edges += ((target, flag, 0), (end[target], flag, 0))
+            for excluded in members.excluded:
+                if excluded <= first < end[excluded]:
+                    barred |= flag
+                elif first <= excluded < last:
+                    edges += ((excluded, 0, flag), (end[excluded], 0, flag))
+        edges.sort()
+        groups: dict[tuple[int, int], float] = {}
+        at = first
+        for position, over_flag, barred_flag in edges:
+            if position > at:
+                weight = prefix[position] - prefix[at]
+                if weight > 0:
+                    groups[over, barred] = groups.get((over, barred), 0.0) + weight
+                at = position
+            over ^= over_flag
+            barred ^= barred_flag
+        if last > at:
+            weight = prefix[last] - prefix[at]
+            if weight > 0:
+                groups[over, barred] = groups.get((over, barred), 0.0) + weight
+        return groups
 
 
 def _prefix(values: Sequence[float]) -> tuple[float, ...]:
