@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from tower.engine.population import Population
 from tower.policy import Policy
 from tower.policy.schema import shared_send_days
@@ -114,6 +112,8 @@ def build_graph(policy: Policy) -> PolicyGraph:
 
 
 def _preorder_surfaces(policy: Policy) -> list[str]:
+    import networkx as nx  # here, not at the top: most commands never build the graph
+
     tree = nx.DiGraph()
     for entry in walk_surfaces(policy.surfaces):
         tree.add_edge(entry.parent or _VIRTUAL_ROOT, entry.path)
