@@ -65,8 +65,8 @@ class AudienceModel:
         self._people_with: dict[int, _PeopleWith] = {}
         self._reaching: dict[tuple[int, ...], Mapping[int, float]] = {}
         # People in all of a set of audiences and whether that is an estimate, by their
-        # ids (the sets asked about, and the essential sets they come down to).
-        self._in_all: dict[frozenset[int], tuple[float, bool]] = {}
+        # sorted ids (the sets asked about, and the essential sets they come down to).
+        self._in_all: dict[tuple[int, ...], tuple[float, bool]] = {}
 
     def compile(self, targets: Iterable[str], excluded: Iterable[str] = ()) -> Audience:
         """The audience of `targets` (everyone when empty) without `excluded`."""
@@ -157,7 +157,7 @@ class AudienceModel:
     def in_all(self, audiences: Sequence[Audience]) -> tuple[float, bool]:
         """People in all of `audiences`, and whether that is an estimate: one look-up
         for both."""
-        ids = frozenset([audience.id for audience in audiences])
+        ids = tuple(sorted({audience.id for audience in audiences}))
         known = self._in_all.get(ids)
         if known is None:
             known = self._in_all[ids] = self._work_out_in_all(audiences, len(ids))
