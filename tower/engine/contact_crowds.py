@@ -85,9 +85,13 @@ def crowds_over_cap(
     starting_by, ending_before = _prefixes(range(len(activities))), _prefixes(ends)
     crowds: list[Crowd] = []
     # Anchors starting the same day often see the same set: each set is split once into
-    # all its crowds, and each anchor takes those that hold it.
+    # all its crowds, and each anchor of that day takes those that hold it.
     split: dict[int, list[Crowd]] = {}
+    day = None
     for i, anchor in enumerate(activities):
+        if anchor.start != day:
+            day = anchor.start
+            split.clear()
         # Who starts no later than the anchor, runs in the window ending on its start and
         # shares people with it.
         window = (
