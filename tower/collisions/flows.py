@@ -70,9 +70,10 @@ def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batc
             ctx, record, "collision_resolved", text, stamp, follows="replaces", skip=summarised
         )
     enqueue_all(session, messages)
+    new = {record.id for record in report.opened}
     for event, records in (("collision_opened", opened), ("collision_resolved", resolved)):
         sla_service.handle_collisions_event(
-            session, ctx.policy, ctx.calendar, event=event, collisions=records, at=ctx.now
+            session, ctx.policy, ctx.calendar, event=event, collisions=records, at=ctx.now, new=new
         )
 
 

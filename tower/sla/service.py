@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -125,14 +125,18 @@ def handle_collisions_event(
     event: str,
     collisions: Sequence[AnnouncedRecord],
     at: datetime,
+    new: Collection[int] = (),
 ) -> None:
     """`handle_event` for many collisions at once (a resync opening thousands), with a few
-    queries per batch of collisions instead of a few per clock."""
+    queries per batch of collisions instead of a few per clock. `new`: the ids of records
+    this transaction created, which have no clock to look up."""
+    if not collisions:
+        return
     moment = _aware(at, "at")
     for batch in batches(collisions):
         for sla in policy.sla:
             if event in (sla.start, *sla.pause, *sla.resume, *sla.stop):
-                _collisions_event(session, policy, calendar, sla, event, batch, moment)
+                _collisions_event(session, policy, calendar, sla, event, batch, moment, new)
     session.flush()
 
 
@@ -144,6 +148,7 @@ def _collisions_event(
     event: str,
     collisions: Sequence[AnnouncedRecord],
     moment: datetime,
+    new: Collection[int],
 ) -> None:
     """`event` on the clocks of `sla` for `collisions`: a stop is one UPDATE; a start writes
     the new clocks as rows, no object per clock."""
@@ -151,7 +156,8 @@ def _collisions_event(
     if event in sla.stop and event not in (sla.start, *sla.pause, *sla.resume):
         _stop_clocks_of(session, sla, ids, moment)
         return
-    active = _active_clocks_of(session, sla, ids)
+    known = [i for i in ids if i not in new]  # those that may have clocks already
+    active = _active_clocks_of(session, sla, known)
     for clock in active:
         _apply(clock, sla, event, calendar, moment)
     if event != sla.start:
@@ -165,7 +171,7 @@ def _collisions_event(
     ]
     if not waiting:
         return
-    cycles = _last_cycles(session, sla, ids)
+    cycles = _last_cycles(session, sla, known)
     hours = sla.target_hours(policy.calendar)
     due_at = calendar.add(moment, hours)
     rows = [
