@@ -150,10 +150,6 @@ class AudienceModel:
         """People every one of `audiences` reaches (remembered per set of audiences)."""
         return self.in_all(audiences)[0]
 
-    def estimated(self, audiences: Sequence[Audience]) -> bool:
-        """Whether `people_in_all(audiences)` is an estimate (`_estimate`)."""
-        return self.in_all(audiences)[1]
-
     def in_all(self, audiences: Sequence[Audience]) -> tuple[float, bool]:
         """People in all of `audiences`, and whether that is an estimate: one look-up
         for both."""

@@ -117,12 +117,15 @@ class PairRules:
         Upstream is the one with the earlier first step (on a tie, the first registered)
         unless only the other way round is one step before another: either order of `a`
         and `b` gives the same finding."""
-        first_a, first_b = self._first_step(funnel, a), self._first_step(funnel, b)
-        if (first_b, b.item.number) < (first_a, a.item.number):
-            a, b = b, a
-        if self._last_step(funnel, b) <= self._first_step(funnel, a):
-            a, b = b, a  # b's steps all come first: it is upstream
+        steps_a, steps_b = self._step_range(funnel, a), self._step_range(funnel, b)
+        if (steps_b[0], b.item.number) < (steps_a[0], a.item.number):
+            (a, steps_a), (b, steps_b) = (b, steps_b), (a, steps_a)
+        if steps_b[1] <= steps_a[0]:  # b's steps all come first: it is upstream
+            (a, steps_a), (b, steps_b) = (b, steps_b), (a, steps_a)
         upstream, downstream = a, b
+        up_step, down_step = steps_a[0], steps_b[1]
+        if down_step <= up_step:
+            return None  # both on one step
         if upstream.group is not None and upstream.group == downstream.group:
             return None
         if any(self.surfaces.nested(x, y) for x in upstream.surfaces for y in downstream.surfaces):
@@ -134,10 +137,6 @@ class PairRules:
         if people <= 0:
             return None
         steps = self.compiler.graph.funnels[funnel]
-        up_step = self._first_step(funnel, upstream)
-        down_step = self._last_step(funnel, downstream)
-        if down_step <= up_step:
-            return None  # both on one step
         common = self._on_surfaces(people, [steps[down_step]])
         shares = (
             self._share(upstream, common, downstream),
@@ -228,11 +227,10 @@ class PairRules:
         name = self._team_names.get(team, team)
         return f"{footprint.key} ({name}, {'agile' if footprint.agile else 'BAU'})"
 
-    def _first_step(self, funnel: str, footprint: Footprint) -> int:
-        return min(s for name, s in self.steps_of(footprint) if name == funnel)
-
-    def _last_step(self, funnel: str, footprint: Footprint) -> int:
-        return max(s for name, s in self.steps_of(footprint) if name == funnel)
+    def _step_range(self, funnel: str, footprint: Footprint) -> tuple[int, int]:
+        """The first and last step of `funnel` the test is on."""
+        on = [step for name, step in self.steps_of(footprint) if name == funnel]
+        return min(on), max(on)
 
     def steps_of(self, footprint: Footprint) -> list[tuple[str, int]]:
         """(funnel, step index) for each funnel step a surface of `footprint` lies in."""

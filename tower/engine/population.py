@@ -39,14 +39,13 @@ class Members:
 @dataclass(frozen=True, slots=True)
 class _OverlapPeople:
     """The people of one declared overlap: `people` in all, spread over the positions
-    under `a` and under `b` by weight (each side's weights sum to 1)."""
+    under `a` and under `b` by weight (each side's weights sum to 1), held as prefix sums
+    of the weights by segment id (len n + 1)."""
 
     a: int
     b: int
     people: float
-    weight_a: tuple[float, ...]  # by segment id; 0 outside a's subtree
-    weight_b: tuple[float, ...]
-    prefix_a: tuple[float, ...]  # prefix sums of weight_a, len n + 1
+    prefix_a: tuple[float, ...]
     prefix_b: tuple[float, ...]
 
 
@@ -82,17 +81,7 @@ class Population:
             weight_a, weight_b = self._spread(a), self._spread(b)
             for segment in range(count):
                 singles[segment] -= people * (weight_a[segment] + weight_b[segment])
-            spread.append(
-                _OverlapPeople(
-                    a,
-                    b,
-                    people,
-                    weight_a,
-                    weight_b,
-                    _prefix(weight_a),
-                    _prefix(weight_b),
-                )
-            )
+            spread.append(_OverlapPeople(a, b, people, _prefix(weight_a), _prefix(weight_b)))
         self.singles = tuple(max(0.0, people) for people in singles)
         self._singles_prefix = _prefix(self.singles)
         self.overlaps = tuple(spread)
@@ -244,10 +233,8 @@ class Population:
         excluded = self.outermost(s for members in crowd for s in members.excluded)
         total = self._alone_in(both, excluded)
         everyone = (1 << len(crowd)) - 1
-        end = self.end
         for overlap in self._overlaps_in(relevant):
-            side_a = self._runs(overlap.a, end[overlap.a], overlap.prefix_a, crowd)
-            side_b = self._runs(overlap.b, end[overlap.b], overlap.prefix_b, crowd)
+            side_a, side_b = self._side_runs(overlap, crowd)
             pairs = 0.0
             for (over_a, barred_a), weight_a in side_a.items():
                 if barred_a:
@@ -288,16 +275,24 @@ class Population:
             who = over & ~barred
             if who:
                 people[who] += weight
-        end = self.end
         for overlap in self._overlaps_in(relevant):
-            side_a = self._runs(overlap.a, end[overlap.a], overlap.prefix_a, crowd)
-            side_b = self._runs(overlap.b, end[overlap.b], overlap.prefix_b, crowd)
+            side_a, side_b = self._side_runs(overlap, crowd)
             for (over_a, barred_a), weight_a in side_a.items():
                 for (over_b, barred_b), weight_b in side_b.items():
                     who = everyone & ~(barred_a | barred_b) & (over_a | over_b)
                     if who:
                         people[who] += overlap.people * weight_a * weight_b
         return {who: amount for who, amount in people.items() if amount > NOBODY}
+
+    def _side_runs(
+        self, overlap: _OverlapPeople, crowd: Sequence[Members]
+    ) -> tuple[dict[tuple[int, int], float], dict[tuple[int, int], float]]:
+        """`_runs` of the overlap's positions under a, and under b."""
+        end = self.end
+        return (
+            self._runs(overlap.a, end[overlap.a], overlap.prefix_a, crowd),
+            self._runs(overlap.b, end[overlap.b], overlap.prefix_b, crowd),
+        )
 
     def _runs(
         self, first: int, last: int, prefix: Sequence[float], crowd: Sequence[Members]

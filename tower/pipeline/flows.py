@@ -155,11 +155,10 @@ def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
     return details
 
 
-def warm_up(factory: sessionmaker[Session], ctx: ServiceContext, *, slots: bool) -> float:
+def warm_up(factory: sessionmaker[Session], ctx: ServiceContext, *, slots: bool) -> PortfolioIndex:
     """Index the portfolio now (a server or worker starting), so the first change does not
     pay for it, and (`slots`: for a server, whose registrants are told their slot) file its
-    working plan; returns the seconds it took. Reads only."""
-    started = time.perf_counter()
+    working plan; returns the index. Reads only."""
     with read_only(factory) as session:
         index = warm_index(session, ctx.policy, ctx.today)
         if slots:
@@ -167,7 +166,7 @@ def warm_up(factory: sessionmaker[Session], ctx: ServiceContext, *, slots: bool)
                 view = index.view()
             with index.plan_lock:
                 working_plan(index, view, lambda: index.stored_plan(session))
-    return time.perf_counter() - started
+    return index
 
 
 def warm_up_in_background(
@@ -178,8 +177,9 @@ def warm_up_in_background(
     the changes other processes make, so no request pays for a backlog of them."""
 
     def run() -> None:
+        started = time.perf_counter()
         try:
-            seconds = warm_up(factory, ctx, slots=slots)
+            index = warm_up(factory, ctx, slots=slots)
         except Exception:
             logger.exception("could not index the portfolio ahead of time")
             return
@@ -188,11 +188,11 @@ def warm_up_in_background(
         # tests it walked 380,000 objects, 0.2-0.3 s idle and seconds under load, with
         # every thread of the process stopped).
         gc.freeze()
-        logger.info("portfolio indexed in %.1f s", seconds)
-        if slots:
-            with read_only(factory) as session:
-                warm_index(session, ctx.policy, ctx.today).kept_up = True
-        while slots:
+        logger.info("portfolio indexed in %.1f s", time.perf_counter() - started)
+        if not slots:
+            return
+        index.kept_up = True  # this thread settles what a slot leaves to replay
+        while True:
             time.sleep(KEEP_UP_EVERY)
             try:
                 with read_only(factory) as session:

@@ -435,17 +435,17 @@ def check_row(session: Session, experiment: Experiment) -> dict[str, Any]:
     if planned is not None and experiment.status in ACTIVE_STATUSES:
         placement = placement_row(
             Planned(
-                experiment.number,
-                experiment.title,
-                experiment.start,
-                experiment.end,
-                experiment.deadline,
-                planned.rank,
-                planned.planned_start,
-                planned.planned_end,
-                planned.misses_deadline,
-                planned.explanation,
-                None if stored is None else stored.value,
+                number=experiment.number,
+                title=experiment.title,
+                requested_start=experiment.start,
+                requested_end=experiment.end,
+                deadline=experiment.deadline,
+                rank=planned.rank,
+                planned_start=planned.planned_start,
+                planned_end=planned.planned_end,
+                misses_deadline=planned.misses_deadline,
+                explanation=planned.explanation,
+                score=None if stored is None else stored.value,
             )
         )
     return {
