@@ -21,6 +21,7 @@ import pytest
 from tower.engine.portfolio import Compiler, PortfolioItem
 from tower.engine.score import (
     Factor,
+    SampleNeed,
     Score,
     ScoringError,
     rank,
@@ -103,6 +104,16 @@ def test_sample_size_matches_a_published_value() -> None:
     # JMP's two-sample proportions example (jmp.com/support/help/13-2/Two_Sample_Proportions):
     # p1 = 0.06, p2 = 0.08, alpha 0.05 two-sided, power 0.8 -> 2,554 per group.
     assert required_sample_size(0.06, 1 / 3, alpha=0.05, power=0.8) == 2_554
+
+
+def test_a_share_a_rounding_error_short_of_all_never_reaches_the_sample() -> None:
+    need = SampleNeed(arms=2, per_arm=1_000, weekly=500.0, window_days=28)
+    assert need.days() == 28
+    assert need.days(0.5) == 56
+    assert need.days(1.0) is None
+    # A clash's share comes out of float arithmetic: 0.9999999999999999 is everyone.
+    assert need.days(1 - 1e-16) is None
+    assert need.days(0.999) == 28_000
 
 
 def test_a_stricter_test_needs_more_people() -> None:

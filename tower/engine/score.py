@@ -155,6 +155,10 @@ def required_sample_size(baseline: float, mde: float, *, alpha: float, power: fl
     return math.ceil(spread**2 / (target - baseline) ** 2)
 
 
+# Shares are products and quotients of floats: closer than this to 1, a share is all.
+SHARE_EPSILON = 1e-9
+
+
 @dataclass(frozen=True)
 class SampleNeed:
     """What a test needs to reach its MDE: `arms` x `per_arm` people, at `weekly` eligible
@@ -167,8 +171,9 @@ class SampleNeed:
 
     def days(self, shared: float = 0.0) -> int | None:
         """Days to the sample with a share `shared` of its traffic taken by a clash
-        (None when it never gets there: everyone shared, or nobody eligible)."""
-        if shared >= 1 or self.weekly <= 0:
+        (None when it never gets there: everyone shared, or nobody eligible). A share a
+        rounding error short of 1 is everyone: 1 - 1e-16 would be billions of billions of days."""
+        if shared >= 1 - SHARE_EPSILON or self.weekly <= 0:
             return None
         exact = 7 * self.arms * self.per_arm / (self.weekly * (1 - shared))
         return math.ceil(exact - 1e-9)  # 14.000000001 is 14 days
