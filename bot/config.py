@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from slack_sdk import WebClient
+from typing import TYPE_CHECKING
 
 from tower.errors import TowerError
+
+if TYPE_CHECKING:  # the Web API client is loaded by the commands that post, not by every one
+    from slack_sdk import WebClient
 
 DEFAULT_PORT = 3000
 
@@ -62,6 +64,8 @@ class SlackSettings:
 
     def client(self) -> WebClient:
         """A Web API client, pointed at SLACK_API_URL when set (a local fake in tests)."""
+        from slack_sdk import WebClient
+
         self.require("bot_token")
         if self.api_url:
             return WebClient(token=self.bot_token, base_url=self.api_url)

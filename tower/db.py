@@ -31,6 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from tower import json_text
 from tower.sqlite_writers import WriterLine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -102,7 +103,9 @@ def normalize_url(url: str) -> str:
 
 def create_database_engine(url: str) -> Engine:
     """An engine for `url`; on SQLite, with foreign keys and real transactions."""
-    engine = create_engine(normalize_url(url))
+    engine = create_engine(
+        normalize_url(url), json_serializer=json_text.dumps, json_deserializer=json_text.loads
+    )
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite_connection)
         path = engine.url.database

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -11,6 +10,8 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+
+from tower import json_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,29 +38,29 @@ def format_option(function: F) -> F:
 
 def emit_json(data: Any) -> None:
     """Print `data` as JSON on standard output: indented for a person at a terminal, one
-    line for a script (Python's fast encoder only writes unindented JSON)."""
-    click.echo(json.dumps(data, indent=_json_indent(), sort_keys=False, default=str))
+    line for a script."""
+    click.echo(json_text.dumps(data, indent=_indented()))
 
 
-def _json_indent() -> int | None:
+def _indented() -> bool:
     """Indented for a person at a terminal, one line for a script."""
-    return 2 if sys.stdout.isatty() else None
+    return sys.stdout.isatty()
 
 
 def emit_json_list(items: Iterable[Any]) -> None:
     """`emit_json` of a list given one item at a time, written as it comes: the same text,
     without the whole list (or its text) in memory at once (20,000 collisions)."""
-    indent = _json_indent()
+    indented = _indented()
     out = sys.stdout
     first = True
     for item in items:
-        text = json.dumps(item, indent=indent, sort_keys=False, default=str)
-        if indent is None:
-            out.write(("[" if first else ", ") + text)
+        text = json_text.dumps(item, indent=indented)
+        if not indented:
+            out.write(("[" if first else ",") + text)
         else:
-            out.write(("[\n" if first else ",\n") + textwrap.indent(text, " " * indent))
+            out.write(("[\n" if first else ",\n") + textwrap.indent(text, "  "))
         first = False
-    out.write("[]\n" if first else ("]\n" if indent is None else "\n]\n"))
+    out.write("[]\n" if first else ("\n]\n" if indented else "]\n"))
     out.flush()
 
 
