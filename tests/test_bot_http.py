@@ -56,6 +56,8 @@ from tests.slack.harness import (
     wait_for,
 )
 from tower.collisions import flows
+from tower.collisions import service as collision_service
+from tower.collisions.kinds import CollisionStatus
 from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
 from tower.experiments.spec import ExperimentStatus as S
@@ -233,6 +235,26 @@ def test_a_squad_test_registered_in_slack_is_alerted_reviewed_waived_and_approve
         [note] = bot.posts(channel, containing="was waived by")
         assert note.args["thread_ts"] == receipt_of(bot, alert)["ts"]
     assert ephemerals(bot, MANAGER) == []  # nothing went wrong
+
+
+def test_a_registration_joining_many_collisions_names_the_most_urgent_five_in_its_dm(
+    bot: BotServer,
+) -> None:
+    for number in range(7):  # seven BAU tests on the cart, each clashing with the new one
+        bot.seed(spec(**{**BAU_TEST, "title": f"BAU cart test {number}"}), S.APPROVED)
+    reply = bot.register(valid_answers(), user=OWNER)
+    assert reply.status == 200, reply
+    wait_for(
+        lambda: bot.settled() and bot.posts(containing="is registered and submitted"),
+        what="the registrant's DM",
+    )
+    dm = str(one(bot.posts(containing="is registered and submitted")).args["text"])
+    named = re.findall(r"^Collision C-\d+: ", dm, re.MULTILINE)
+    with bot.transaction() as session:
+        involving = collision_service.records_involving(session, "T-8", [CollisionStatus.OPEN])
+    assert len(involving) > 5
+    assert len(named) == 5, dm
+    assert f"…and {len(involving) - 5} more collision(s): `/tower show T-8` lists them." in dm
 
 
 def test_rejecting_asks_why_then_updates_the_request_in_place_and_tells_the_owner(

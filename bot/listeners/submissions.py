@@ -12,6 +12,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.app import BotDeps
@@ -38,6 +39,8 @@ from tower.protocol.permissions import PermissionDenied
 from tower.text import user_text
 
 MODAL_FIELDS = frozenset(block.value for block in BlockId if block != BlockId.REASON)
+# A registration joining hundreds of crowds names the most urgent few in its DM.
+DM_COLLISIONS = 5
 
 
 def field_errors(
@@ -172,7 +175,8 @@ def register(app: App, deps: BotDeps) -> None:
 
 
 def _summary(session: Session, ctx: ServiceContext, experiment: Experiment) -> str:
-    """What the registrant is told: the test's score, rank, collisions and next free slot."""
+    """What the registrant is told: the test's score, rank, most urgent collisions (how
+    many more) and next free slot."""
     key = experiment.key
     standing = slots.standing_now(session, ctx, key)
     lines = [f"{key} '{user_text(experiment.title)}' is registered and submitted for review."]
@@ -182,8 +186,15 @@ def _summary(session: Session, ctx: ServiceContext, experiment: Experiment) -> s
         )
     elif standing is not None:
         lines.append(f"Not ranked: {standing.score}")
-    collisions = collision_service.records_involving(session, key, [CollisionStatus.OPEN])
-    lines += [f"Collision {collision_service.format_ref(c)}: {c.explanation}" for c in collisions]
+    mine = select(Experiment.id).where(Experiment.id == experiment.id)
+    collisions = collision_service.collision_page(
+        session, statuses=[CollisionStatus.OPEN], involving=mine, limit=DM_COLLISIONS
+    )
+    lines += [
+        f"Collision {collision_service.format_ref(c)}: {c.explanation}" for c in collisions.items
+    ]
+    if collisions.more:
+        lines.append(f"…and {collisions.more} more collision(s): `/tower show {key}` lists them.")
     placement = None if standing is None else standing.placement
     if placement is not None and placement.moved_days:
         slot = f"{placement.planned_start} to {placement.planned_end}"
