@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import textwrap
 from datetime import date, timedelta
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tower.engine.audience import AudienceModel
 from tower.engine.graph import build_graph
@@ -20,6 +23,7 @@ from tower.policy import parse_policy
 
 from .builders import import_tests
 from .cli import succeeded, tower
+from .test_reference_properties import PROPERTY, organisations, policy_of
 
 POLICY_HEAD = """
 managers: [U0MGR]
@@ -141,3 +145,30 @@ def test_children_that_outnumber_their_parent_still_load() -> None:
     model = AudienceModel(build_graph(policy).segments)
     assert model.compile([]).size == pytest.approx(150)  # the parent's own region is empty
     assert model.shared(model.compile(["a"]), model.compile(["b"])) == 0
+
+
+@PROPERTY
+@given(data=organisations(), draws=st.data())
+def test_audiences_whose_region_masks_meet_always_share_someone(
+    data: dict[str, Any], draws: st.DataObject
+) -> None:
+    """The masks are a shortcut: when they meet, the counts find people in all of them
+    (a contact cap's 'reach one person'); when they do not, the counts decide."""
+    model = AudienceModel(build_graph(policy_of(data)).segments)
+    names = sorted(model.segments.ids)
+    audiences = [
+        model.compile(
+            draws.draw(st.lists(st.sampled_from(names), max_size=2)),
+            draws.draw(st.lists(st.sampled_from(names), max_size=1)),
+        )
+        for _ in range(draws.draw(st.integers(min_value=1, max_value=4)))
+    ]
+    common = -1
+    for audience in audiences:
+        common &= audience.regions
+    if common:
+        assert model.people_in_all(audiences) > 0
+    assert model.reach_someone(audiences) == (model.people_in_all(audiences) > 0)
+    for first, second in combinations(audiences, 2):
+        if first.regions & second.regions:
+            assert model.shared(first, second) > 0

@@ -35,6 +35,7 @@ class Audience:
     target_mask: int
     line_mask: int
     overlap_mask: int
+    regions: int  # the population regions it holds (`Population.regions`)
 
     @property
     def targets(self) -> tuple[int, ...]:
@@ -86,6 +87,7 @@ class AudienceModel:
                 target_mask=sum(1 << t for t in chosen),
                 line_mask=_union(self.segments.line_masks[t] for t in chosen),
                 overlap_mask=relevant,
+                regions=population.regions(members),
             )
             self._interned[members] = audience
             self._by_id.append(audience)
@@ -105,10 +107,14 @@ class AudienceModel:
     def sharing_with(
         self, audience: Audience, items: Iterable[T], audience_of: Callable[[T], Audience]
     ) -> list[T]:
-        """The `items` whose audience shares people with `audience`, in order (read from
-        its `people_with` row)."""
-        row = self.people_with(audience)
-        return [item for item in items if row[audience_of(item).id] > 0]
+        """The `items` whose audience shares people with `audience`, in order: a region
+        both hold says so at once, else its `people_with` row does."""
+        row, regions = self.people_with(audience), audience.regions
+        return [
+            item
+            for item in items
+            if regions & (other := audience_of(item)).regions or row[other.id] > 0
+        ]
 
     def people_with(self, audience: Audience) -> Mapping[int, float]:
         """`shared` between `audience` and each other audience, by the other's id, for a hot
@@ -145,6 +151,14 @@ class AudienceModel:
             relevant = _union(audience.overlap_mask for audience in audiences)
             cached = self._reaching[ids] = self.population.reaching(members, relevant)
         return cached
+
+    def reach_someone(self, audiences: Sequence[Audience]) -> bool:
+        """Whether someone is in all of `audiences` (`people_in_all` > 0): a region they
+        all hold says so at once; without one, only an estimate can (`_estimate`)."""
+        common = -1
+        for audience in audiences:
+            common &= audience.regions
+        return bool(common) or self.people_in_all(audiences) > 0
 
     def people_in_all(self, audiences: Sequence[Audience]) -> float:
         """People every one of `audiences` reaches (remembered per set of audiences)."""

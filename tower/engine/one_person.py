@@ -69,7 +69,7 @@ def _crowd(model: AudienceModel, members: list[Footprint]) -> Crowd:
 
 def reach_one_person(model: AudienceModel, members: Sequence[Footprint]) -> bool:
     """Whether `members` (no two arms of one group) all reach some person."""
-    return _one_arm_each(members) and model.people_in_all(_audiences(members)) > 0
+    return _one_arm_each(members) and model.reach_someone(_audiences(members))
 
 
 def _one_arm_each(members: Sequence[Footprint]) -> bool:

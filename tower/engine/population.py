@@ -26,6 +26,8 @@ from itertools import accumulate
 
 # Below this many people a count is rounding noise of the products below, not a person.
 NOBODY = 1e-6
+# At most this many regions of overlap pairs get a bit of their own in region masks.
+PAIR_REGIONS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,49 @@ class Population:
         self.overlaps = tuple(spread)
         self.everyone = sum(self.singles) + sum(o.people for o in spread)
         self._sides: dict[tuple[Members, int], tuple[float, float]] = {}
+        self._subtree_regions = self._number_regions()
+
+    def _number_regions(self) -> tuple[int, ...]:
+        """Per segment, a mask of the regions with a position in its subtree: bit s for
+        segment s's own region, and one bit after those for each pair of an overlap's
+        positions. Only regions holding someone (more than `NOBODY`) get a bit, and an
+        overlap's pairs only while there are at most `PAIR_REGIONS` of them in all: a
+        region left out only means a question the masks cannot settle is worked out."""
+        count = len(self.own)
+        at_position = [1 << s if self.singles[s] > NOBODY else 0 for s in range(count)]
+        bit = count
+        for overlap in self.overlaps:
+            pairs = [
+                (a, b)
+                for a in _positions(overlap.a, self.end[overlap.a], overlap.prefix_a)
+                for b in _positions(overlap.b, self.end[overlap.b], overlap.prefix_b)
+                if overlap.people
+                * (overlap.prefix_a[a + 1] - overlap.prefix_a[a])
+                * (overlap.prefix_b[b + 1] - overlap.prefix_b[b])
+                > NOBODY
+            ]
+            if bit + len(pairs) > count + PAIR_REGIONS:
+                continue
+            for a, b in pairs:
+                at_position[a] |= 1 << bit
+                at_position[b] |= 1 << bit
+                bit += 1
+        subtree = list(at_position)
+        for segment in reversed(range(count)):  # preorder: children come after parents
+            parent = self.parents[segment]
+            if parent is not None:
+                subtree[parent] |= subtree[segment]
+        return tuple(subtree)
+
+    def regions(self, members: Members) -> int:
+        """A mask of the regions an audience holds (see `_number_regions`): sets whose
+        masks meet share someone in those regions, without any arithmetic."""
+        held = excluded = 0
+        for target in members.targets:
+            held |= self._subtree_regions[target]
+        for segment in members.excluded:
+            excluded |= self._subtree_regions[segment]
+        return held & ~excluded
 
     def _lowest_common_ancestor(self, a: int, b: int) -> int | None:
         line = set(self._line(a))
@@ -333,6 +378,11 @@ class Population:
             if weight > 0:
                 groups[over, barred] = groups.get((over, barred), 0.0) + weight
         return groups
+
+
+def _positions(first: int, last: int, prefix: Sequence[float]) -> list[int]:
+    """The positions first..last-1 with some weight in `prefix`."""
+    return [position for position in range(first, last) if prefix[position + 1] > prefix[position]]
 
 
 def _prefix(values: Sequence[float]) -> tuple[float, ...]:
