@@ -107,14 +107,17 @@ class AudienceModel:
     def sharing_with(
         self, audience: Audience, items: Iterable[T], audience_of: Callable[[T], Audience]
     ) -> list[T]:
-        """The `items` whose audience shares people with `audience`, in order: a region
-        both hold says so at once, else its `people_with` row does."""
+        """The `items` whose audience shares people with `audience`, in order: their
+        region masks say so when they can (`reach_someone`), else its `people_with` row."""
         row, regions = self.people_with(audience), audience.regions
-        return [
-            item
-            for item in items
-            if regions & (other := audience_of(item)).regions or row[other.id] > 0
-        ]
+        solid, complete = self.population.solid_regions, self.population.regions_complete
+        found = []
+        for item in items:
+            other = audience_of(item)
+            common = regions & other.regions
+            if common & solid or ((common or not complete) and row[other.id] > 0):
+                found.append(item)
+        return found
 
     def people_with(self, audience: Audience) -> Mapping[int, float]:
         """`shared` between `audience` and each other audience, by the other's id, for a hot
@@ -153,12 +156,19 @@ class AudienceModel:
         return cached
 
     def reach_someone(self, audiences: Sequence[Audience]) -> bool:
-        """Whether someone is in all of `audiences` (`people_in_all` > 0): a region they
-        all hold says so at once; without one, only an estimate can (`_estimate`)."""
+        """Whether someone is in all of `audiences` (`people_in_all` > 0). A region they
+        all hold with someone in it says yes at once; two of them without a region in
+        common say no (when the masks are complete). Else the counts decide: an estimate
+        may find people in all where no region holds them (`_estimate`)."""
         common = -1
         for audience in audiences:
             common &= audience.regions
-        return bool(common) or self.people_in_all(audiences) > 0
+        population = self.population
+        if common & population.solid_regions:
+            return True
+        if population.regions_complete and _two_apart(audiences):
+            return False
+        return self.people_in_all(audiences) > 0
 
     def people_in_all(self, audiences: Sequence[Audience]) -> float:
         """People every one of `audiences` reaches (remembered per set of audiences)."""
@@ -213,6 +223,15 @@ class AudienceModel:
             if other is not narrowest:
                 people *= self.shared(narrowest, other) / narrowest.size
         return people
+
+
+def _two_apart(audiences: Sequence[Audience]) -> bool:
+    """Whether two of `audiences` hold no region in common."""
+    for index, first in enumerate(audiences):
+        for second in audiences[index + 1 :]:
+            if not first.regions & second.regions:
+                return True
+    return False
 
 
 class _PeopleWith(dict[int, float]):

@@ -89,33 +89,37 @@ class Population:
         self.overlaps = tuple(spread)
         self.everyone = sum(self.singles) + sum(o.people for o in spread)
         self._sides: dict[tuple[Members, int], tuple[float, float]] = {}
+        self.solid_regions = 0  # the regions holding more than `NOBODY`: someone for sure
+        self.regions_complete = True  # every region holding anyone has a bit
         self._subtree_regions = self._number_regions()
 
     def _number_regions(self) -> tuple[int, ...]:
         """Per segment, a mask of the regions with a position in its subtree: bit s for
         segment s's own region, and one bit after those for each pair of an overlap's
-        positions. Only regions holding someone (more than `NOBODY`) get a bit, and an
-        overlap's pairs only while there are at most `PAIR_REGIONS` of them in all: a
-        region left out only means a question the masks cannot settle is worked out."""
+        positions. Only regions holding people get a bit, and an overlap's pairs only
+        while there are at most `PAIR_REGIONS` of them in all (else `regions_complete` is
+        False: a region without a bit only leaves a question to the counts)."""
         count = len(self.own)
-        at_position = [1 << s if self.singles[s] > NOBODY else 0 for s in range(count)]
+        at_position = [1 << s if self.singles[s] > 0 else 0 for s in range(count)]
+        solid = [1 << s if self.singles[s] > NOBODY else 0 for s in range(count)]
         bit = count
         for overlap in self.overlaps:
             pairs = [
-                (a, b)
-                for a in _positions(overlap.a, self.end[overlap.a], overlap.prefix_a)
-                for b in _positions(overlap.b, self.end[overlap.b], overlap.prefix_b)
-                if overlap.people
-                * (overlap.prefix_a[a + 1] - overlap.prefix_a[a])
-                * (overlap.prefix_b[b + 1] - overlap.prefix_b[b])
-                > NOBODY
+                (a, b, overlap.people * weight_a * weight_b)
+                for a, weight_a in _weights(overlap.a, self.end[overlap.a], overlap.prefix_a)
+                for b, weight_b in _weights(overlap.b, self.end[overlap.b], overlap.prefix_b)
+                if overlap.people * weight_a * weight_b > 0
             ]
             if bit + len(pairs) > count + PAIR_REGIONS:
+                self.regions_complete = False
                 continue
-            for a, b in pairs:
+            for a, b, people in pairs:
                 at_position[a] |= 1 << bit
                 at_position[b] |= 1 << bit
+                if people > NOBODY:
+                    solid.append(1 << bit)
                 bit += 1
+        self.solid_regions = _union(solid)
         subtree = list(at_position)
         for segment in reversed(range(count)):  # preorder: children come after parents
             parent = self.parents[segment]
@@ -124,8 +128,9 @@ class Population:
         return tuple(subtree)
 
     def regions(self, members: Members) -> int:
-        """A mask of the regions an audience holds (see `_number_regions`): sets whose
-        masks meet share someone in those regions, without any arithmetic."""
+        """A mask of the regions an audience holds (see `_number_regions`). Audiences whose
+        masks meet in `solid_regions` share someone; when the masks are complete, two
+        whose masks do not meet share nobody. Either way, without any arithmetic."""
         held = excluded = 0
         for target in members.targets:
             held |= self._subtree_regions[target]
@@ -380,9 +385,17 @@ class Population:
         return groups
 
 
-def _positions(first: int, last: int, prefix: Sequence[float]) -> list[int]:
-    """The positions first..last-1 with some weight in `prefix`."""
-    return [position for position in range(first, last) if prefix[position + 1] > prefix[position]]
+def _weights(first: int, last: int, prefix: Sequence[float]) -> list[tuple[int, float]]:
+    """The positions first..last-1 with some weight in `prefix`, and their weights."""
+    weights = [(at, prefix[at + 1] - prefix[at]) for at in range(first, last)]
+    return [(at, weight) for at, weight in weights if weight > 0]
+
+
+def _union(masks: Iterable[int]) -> int:
+    union = 0
+    for mask in masks:
+        union |= mask
+    return union
 
 
 def _prefix(values: Sequence[float]) -> tuple[float, ...]:
