@@ -104,20 +104,23 @@ class AudienceModel:
             self._shared[key] = cached = min(cached, a.size, b.size)
         return cached
 
+    def share_someone(self, first: Audience, second: Audience) -> bool:
+        """Whether the two share people (`shared` > 0): their region masks say so when
+        they can (`reach_someone`), else `first`'s `people_with` row."""
+        common = first.regions & second.regions
+        population = self.population
+        if common & population.solid_regions:
+            return True
+        if not common and population.regions_complete:
+            return False
+        return self.people_with(first)[second.id] > 0
+
     def sharing_with(
         self, audience: Audience, items: Iterable[T], audience_of: Callable[[T], Audience]
     ) -> list[T]:
-        """The `items` whose audience shares people with `audience`, in order: their
-        region masks say so when they can (`reach_someone`), else its `people_with` row."""
-        row, regions = self.people_with(audience), audience.regions
-        solid, complete = self.population.solid_regions, self.population.regions_complete
-        found = []
-        for item in items:
-            other = audience_of(item)
-            common = regions & other.regions
-            if common & solid or ((common or not complete) and row[other.id] > 0):
-                found.append(item)
-        return found
+        """The `items` whose audience shares people with `audience`, in order."""
+        share = self.share_someone
+        return [item for item in items if share(audience, audience_of(item))]
 
     def people_with(self, audience: Audience) -> Mapping[int, float]:
         """`shared` between `audience` and each other audience, by the other's id, for a hot

@@ -120,10 +120,11 @@ def _sharing_nearby(model: AudienceModel, activities: Sequence[Footprint], reach
     the other ends, all a window of reach + 1 days can hold."""
     sharing = [0] * len(activities)
     starts = [activity.start for activity in activities]
+    share = model.share_someone
     for i, activity in enumerate(activities):
-        row = model.people_with(activity.audience)
+        audience = activity.audience
         for j in range(i + 1, bisect_right(starts, activity.end + reach)):
-            if row[activities[j].audience.id] > 0:
+            if share(audience, activities[j].audience):
                 sharing[i] |= 1 << j
                 sharing[j] |= 1 << i
     return sharing

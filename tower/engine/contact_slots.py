@@ -91,7 +91,7 @@ def _blocks(
     The pool is sorted once by end, latest first (ties in pool order): an anchor's window
     is then a leading run of it, cut by bisection, and comes out already in that order."""
     days, count = cap.per_days, cap.max - 1  # others besides the anchor
-    people_with = compiler.audiences.people_with
+    share = compiler.audiences.share_someone
     by_end = sorted(pool, key=END, reverse=True)
     before_ends = [-member.end for member in by_end]  # ascending, for bisect
     blocks = []
@@ -101,11 +101,11 @@ def _blocks(
         reach = bisect_right(before_ends, days - 1 - start)
         if reach <= count:
             continue
-        shares = people_with(anchor.audience)
+        audience = anchor.audience
         window = [
             other
             for other in by_end[:reach]
-            if other.start <= start and other is not anchor and shares[other.audience.id] > 0
+            if other.start <= start and other is not anchor and share(audience, other.audience)
         ]
         if len(window) < count:
             continue
