@@ -164,14 +164,22 @@ def test_region_masks_agree_with_the_counts(data: dict[str, Any], draws: st.Data
         )
         for _ in range(draws.draw(st.integers(min_value=1, max_value=4)))
     ]
-    common = -1
+    common = relevant = -1
     for audience in audiences:
         common &= audience.regions
+        relevant &= audience.overlap_mask
+    # The regions' people are the counts' people: summed bit by bit, worked out by subtree.
+    counted = population.in_all([audience.members for audience in audiences], relevant)
+    assert population.people_in(common) == pytest.approx(counted, abs=1e-6)
     if common & population.solid_regions:
         assert model.people_in_all(audiences) > 0
     assert model.reach_someone(audiences) == (model.people_in_all(audiences) > 0)
     for first, second in combinations(audiences, 2):
         shared = model.shared(first, second)
+        both = first.overlap_mask & second.overlap_mask
+        assert shared == pytest.approx(
+            population.shared(first.members, second.members, both), abs=1e-6
+        )
         if first.regions & second.regions & population.solid_regions:
             assert shared > 0
         if not first.regions & second.regions:

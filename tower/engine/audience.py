@@ -100,7 +100,12 @@ class AudienceModel:
         key = a.id << 32 | b.id if a.id <= b.id else b.id << 32 | a.id
         cached = self._shared.get(key)
         if cached is None:
-            cached = self.population.shared(a.members, b.members, a.overlap_mask & b.overlap_mask)
+            population = self.population
+            if population.regions_complete:  # the people of the regions both hold
+                cached = population.people_in(a.regions & b.regions)
+                cached = cached if cached > NOBODY else 0.0
+            else:
+                cached = population.shared(a.members, b.members, a.overlap_mask & b.overlap_mask)
             self._shared[key] = cached = min(cached, a.size, b.size)
         return cached
 
@@ -187,6 +192,14 @@ class AudienceModel:
         return known
 
     def _work_out_in_all(self, audiences: Sequence[Audience], count: int) -> tuple[float, bool]:
+        population = self.population
+        if population.regions_complete:
+            common = -1
+            for audience in audiences:
+                common &= audience.regions
+            people = population.people_in(common)
+            if people > NOBODY:
+                return people, False  # the usual case: the regions they all hold
         narrowest = min(audiences, key=_SIZE)
         row = self.people_with(narrowest)
         whole = narrowest.size * (1 - 1e-9)

@@ -91,7 +91,9 @@ class Population:
         self._sides: dict[tuple[Members, int], tuple[float, float]] = {}
         self.solid_regions = 0  # the regions holding more than `NOBODY`: someone for sure
         self.regions_complete = True  # every region holding anyone has a bit
+        self._region_people: list[float] = []  # by bit
         self._subtree_regions = self._number_regions()
+        self._people_in: dict[int, float] = {}
 
     def _number_regions(self) -> tuple[int, ...]:
         """Per segment, a mask of the regions with a position in its subtree: bit s for
@@ -102,6 +104,7 @@ class Population:
         count = len(self.own)
         at_position = [1 << s if self.singles[s] > 0 else 0 for s in range(count)]
         solid = [1 << s if self.singles[s] > NOBODY else 0 for s in range(count)]
+        self._region_people = list(self.singles)
         bit = count
         for overlap in self.overlaps:
             pairs = [
@@ -118,6 +121,7 @@ class Population:
                 at_position[b] |= 1 << bit
                 if people > NOBODY:
                     solid.append(1 << bit)
+                self._region_people.append(people)
                 bit += 1
         self.solid_regions = _union(solid)
         subtree = list(at_position)
@@ -137,6 +141,19 @@ class Population:
         for segment in members.excluded:
             excluded |= self._subtree_regions[segment]
         return held & ~excluded
+
+    def people_in(self, regions: int) -> float:
+        """The people in the regions of the mask `regions` (remembered per mask)."""
+        people = self._people_in.get(regions)
+        if people is None:
+            people = 0.0
+            mask, by_bit = regions, self._region_people
+            while mask:
+                low = mask & -mask
+                people += by_bit[low.bit_length() - 1]
+                mask ^= low
+            self._people_in[regions] = people
+        return people
 
     def _lowest_common_ancestor(self, a: int, b: int) -> int | None:
         line = set(self._line(a))
