@@ -184,14 +184,8 @@ class AudienceModel:
 
     def in_all(self, audiences: Sequence[Audience]) -> tuple[float, bool]:
         """People in all of `audiences`, and whether that is an estimate: one look-up
-        for both."""
-        ids = tuple(sorted({audience.id for audience in audiences}))
-        known = self._in_all.get(ids)
-        if known is None:
-            known = self._in_all[ids] = self._work_out_in_all(audiences, len(ids))
-        return known
-
-    def _work_out_in_all(self, audiences: Sequence[Audience], count: int) -> tuple[float, bool]:
+        for both. Usually the people of the regions they all hold (remembered per set of
+        regions); else worked out (remembered per set of audiences)."""
         population = self.population
         if population.regions_complete:
             common = -1
@@ -199,7 +193,14 @@ class AudienceModel:
                 common &= audience.regions
             people = population.people_in(common)
             if people > NOBODY:
-                return people, False  # the usual case: the regions they all hold
+                return people, False
+        ids = tuple(sorted({audience.id for audience in audiences}))
+        known = self._in_all.get(ids)
+        if known is None:
+            known = self._in_all[ids] = self._work_out_in_all(audiences, len(ids))
+        return known
+
+    def _work_out_in_all(self, audiences: Sequence[Audience], count: int) -> tuple[float, bool]:
         narrowest = min(audiences, key=_SIZE)
         row = self.people_with(narrowest)
         whole = narrowest.size * (1 - 1e-9)

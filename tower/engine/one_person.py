@@ -83,13 +83,13 @@ def one_arm_per_group(
 ) -> Iterator[list[Footprint]]:
     """Every way to keep one arm of each exclusion group among `members` (`holding`'s own
     arm for its group, when given), in `members`' order."""
+    if _one_arm_each(members):
+        yield list(members)  # the usual case: no group has two arms here
+        return
     arms: dict[str, list[Footprint]] = defaultdict(list)
     for member in members:
         if member.group is not None:
             arms[member.group].append(member)
-    if all(len(group) == 1 for group in arms.values()):
-        yield list(members)  # the usual case: no group has two arms here
-        return
     if holding is not None and holding.group is not None:
         arms[holding.group] = [holding]
     for choice in product(*arms.values()):
