@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from tower import json_text
+from tower.cli.table import render_table
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,12 +71,27 @@ def emit_table(
     if not rows:
         console.print(empty)
         return
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column.replace("_", " "))
-    for row in rows:
-        table.add_row(*(_cell(row.get(column)) for column in columns))
-    console.print(table)
+    headers = [column.replace("_", " ") for column in columns]
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    emit_lines(render_table(title, headers, cells, console.width))
+
+
+def emit_lines(lines: Iterable[str], *, wrap: bool = False) -> None:
+    """Write `lines` to standard output as they come, a few thousand at a time; off a
+    terminal without styles (click drops them), at one (`wrap`) wrapped on words to its
+    width."""
+    width = console.width if wrap and console.is_terminal else None
+    chunk: list[str] = []
+    for line in lines:
+        if width is not None and len(line) > width:
+            indent = " " * (len(line) - len(line.lstrip(" ")))
+            line = textwrap.fill(line, width, subsequent_indent=indent, break_on_hyphens=False)
+        chunk.append(line)
+        if len(chunk) >= 2000:
+            click.echo("\n".join(chunk))
+            chunk = []
+    if chunk:
+        click.echo("\n".join(chunk))
 
 
 def _cell(value: Any) -> str:

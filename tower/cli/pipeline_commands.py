@@ -5,6 +5,7 @@ Each reads stored state in a read-only transaction: none of them writes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from tower.cli.output import (
     console,
     emit_json,
     emit_json_list,
+    emit_lines,
     emit_table,
     error_console,
     format_option,
@@ -110,24 +112,26 @@ def _print_collisions(rows: list[dict[str, Any]], empty: str) -> None:
     if not rows:
         console.print(empty)
         return
-    for row in rows:
-        flag = "  [bold magenta]agile vs BAU[/]" if row["agile_vs_bau"] else ""
-        console.print(
-            f"[bold]{row['id']}[/] {row['severity']} {row['kind']} ({row['status']}): "
-            f"{' + '.join(row['keys'])}{flag}",
-            highlight=False,
-        )
-        console.print(f"  {row['explanation']}", markup=False, highlight=False)
-        if row["mde_cost"]:
-            console.print(f"  {row['mde_cost']}", markup=False, highlight=False)
-        for position, fix in enumerate(row["fixes"], start=1):
-            console.print(f"  fix {position}: {fix}", markup=False, highlight=False)
-        if row["waived_by"]:
-            console.print(
-                f"  waived by {row['waived_by']}: {row['waiver_reason']}",
-                markup=False,
-                highlight=False,
-            )
+    emit_lines((line for row in rows for line in _collision_lines(row)), wrap=True)
+
+
+def _collision_lines(row: dict[str, Any]) -> Iterator[str]:
+    """A collision as a person reads it: its reference and tests, then what it means and
+    how to fix it (styled on a terminal only: click drops the styles elsewhere)."""
+    flag = ""
+    if row["agile_vs_bau"]:
+        flag = "  " + click.style("agile vs BAU", fg="magenta", bold=True)
+    yield (
+        f"{click.style(row['id'], bold=True)} {row['severity']} {row['kind']} ({row['status']}): "
+        f"{' + '.join(row['keys'])}{flag}"
+    )
+    yield f"  {row['explanation']}"
+    if row["mde_cost"]:
+        yield f"  {row['mde_cost']}"
+    for position, fix in enumerate(row["fixes"], start=1):
+        yield f"  fix {position}: {fix}"
+    if row["waived_by"]:
+        yield f"  waived by {row['waived_by']}: {row['waiver_reason']}"
 
 
 @click.command("plan")
