@@ -68,8 +68,14 @@ def _serve_socket_mode(app: AppContext, slack: SlackSettings) -> None:
     SocketModeHandler(bolt, slack.app_token).start()  # type: ignore[no-untyped-call]
 
 
+def run() -> None:
+    """The console script `tower`: one command, then the process ends."""
+    main.freeze_start_up = True
+    main()
+
+
 AppContext.notifier_factory = staticmethod(slack_or_console)
 main.add_command(serve_command)
 main.lazy_commands["product-bench"] = "bot.product_bench.command"  # imported when it runs
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
+
 from tower.cli.table import NARROWEST, render_table
 
 
@@ -41,3 +43,12 @@ def test_columns_are_never_squeezed_below_the_narrowest() -> None:
     assert lines[2].count("┃") == 4
     assert all(len(cell.strip()) >= 1 for cell in lines[2].strip("┃").split("┃"))
     assert len(lines[1]) == 3 * (NARROWEST + 3) + 1
+
+
+def test_wide_characters_and_tabs_keep_the_frame_straight() -> None:
+    title = "夏のセール 夏のセール ホームページのバナー\tand an emoji 🎉 too"
+    lines = list(render_table("Tests", ["key", "title"], [["T-1", title]], 24))
+    assert len({cell_len(line) for line in lines[1:]}) == 1  # every frame line as wide
+    assert all(cell_len(line) <= 24 for line in lines[1:])
+    body = "".join(line.split("│")[2].strip() for line in lines[4:-1])
+    assert body.replace(" ", "") == title.expandtabs(4).replace(" ", "")

@@ -630,3 +630,24 @@ def test_a_reopened_record_does_not_claim_an_acknowledgement_or_waiver_it_no_lon
         )
     else:  # the record came back in the state it was in: also consistent
         assert shown["status"] == status
+
+
+def test_listings_put_blocking_then_warnings_then_info_whatever_they_are_stored_as(
+    session: Session,
+) -> None:
+    for number, severity in enumerate([Severity.INFO, Severity.WARNING, Severity.BLOCKING]):
+        session.add(
+            Collision(
+                fingerprint=f"ordering-{number}",
+                kind=CollisionKind.SURFACE,
+                severity=severity,
+                details={"keys": []},
+            )
+        )
+    session.flush()
+
+    listed = [c.severity for c in collision_service.list_collisions(session)]
+    paged = collision_service.collision_page(session, limit=2)
+    assert listed == [Severity.BLOCKING, Severity.WARNING, Severity.INFO]
+    assert [row.severity for row in paged.items] == [Severity.BLOCKING, Severity.WARNING]
+    assert paged.total == 3

@@ -104,7 +104,9 @@ def normalize_url(url: str) -> str:
 def create_database_engine(url: str) -> Engine:
     """An engine for `url`; on SQLite, with foreign keys and real transactions."""
     engine = create_engine(
-        normalize_url(url), json_serializer=json_text.dumps, json_deserializer=json_text.loads
+        normalize_url(url),
+        json_serializer=json_text.dumps_stored,
+        json_deserializer=json_text.loads,
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite_connection)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
+from rich.cells import cell_len
 from rich.console import Console
 
 from tower import json_text
@@ -78,20 +80,22 @@ def emit_table(
 
 def emit_lines(lines: Iterable[str], *, wrap: bool = False) -> None:
     """Write `lines` to standard output as they come, a few thousand at a time; off a
-    terminal without styles (click drops them), at one (`wrap`) wrapped on words to its
-    width."""
+    terminal, or with NO_COLOR set, without styles; at a terminal (`wrap`) wrapped on
+    words to its width."""
     width = console.width if wrap and console.is_terminal else None
+    color = False if os.environ.get("NO_COLOR") else None  # None: styles at a terminal only
     chunk: list[str] = []
     for line in lines:
-        if width is not None and len(line) > width:
-            indent = " " * (len(line) - len(line.lstrip(" ")))
-            line = textwrap.fill(line, width, subsequent_indent=indent, break_on_hyphens=False)
+        if width is not None and cell_len(click.unstyle(line)) > width:
+            plain = click.unstyle(line)
+            indent = " " * (len(plain) - len(plain.lstrip(" ")))
+            line = textwrap.fill(plain, width, subsequent_indent=indent, break_on_hyphens=False)
         chunk.append(line)
         if len(chunk) >= 2000:
-            click.echo("\n".join(chunk))
+            click.echo("\n".join(chunk), color=color)
             chunk = []
     if chunk:
-        click.echo("\n".join(chunk))
+        click.echo("\n".join(chunk), color=color)
 
 
 def _cell(value: Any) -> str:

@@ -8,10 +8,9 @@ milliseconds.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator, Sequence
 
-from rich.cells import cell_len
+from rich.cells import cell_len, chop_cells
 
 # Rich's default box (HEAVY_HEAD): a heavy frame around the header, light lines below it.
 _TOP = ("┏━", "━┳━", "━┓")
@@ -29,6 +28,7 @@ def render_table(
     """The lines of a table of `rows` (cells as text; a cell may hold several lines) under
     `headers`, at most `width` characters wide where the columns can be squeezed that far,
     with `title` above it."""
+    rows = [[cell.expandtabs(4) for cell in row] for row in rows]  # a tab is no width
     widths = _fitted(_natural_widths(headers, rows), width)
     yield title
     yield _rule(_TOP, widths, "━")
@@ -82,12 +82,25 @@ def _lines(box: tuple[str, str, str], cells: Sequence[str], widths: Sequence[int
 
 
 def _wrap(cell: str, size: int) -> list[str]:
+    """The cell's lines, each wrapped on words to `size` screen cells (a word longer than
+    that cut into pieces; wide characters count two)."""
     lines: list[str] = []
     for line in cell.split("\n"):
         if cell_len(line) <= size:
             lines.append(line)
-        else:
-            lines += textwrap.wrap(line, size, break_on_hyphens=False) or [""]
+            continue
+        current = ""
+        for word in line.split(" "):
+            joined = f"{current} {word}" if current else word
+            if cell_len(joined) <= size:
+                current = joined
+                continue
+            if current:
+                lines.append(current)
+            pieces = chop_cells(word, size) if cell_len(word) > size else [word]
+            lines += pieces[:-1]
+            current = pieces[-1]
+        lines.append(current)
     return lines or [""]
 
 

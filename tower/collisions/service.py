@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import ColumnElement, Select, insert, select
+from sqlalchemy import ColumnElement, Select, case, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
@@ -88,6 +88,11 @@ class RecordScope:
     by_kind: Mapping[CollisionKind, frozenset[str]] = field(default_factory=dict)
     within: Mapping[CollisionKind, tuple[frozenset[str], ...]] = field(default_factory=dict)
 
+
+# Blocking, then warnings, then info (the stored names sort info before warning).
+MOST_SEVERE_FIRST = case(
+    {Severity.BLOCKING: 0, Severity.WARNING: 1, Severity.INFO: 2}, value=Collision.severity
+)
 
 # Writes a finding's details: the teams of its tests and its fixes.
 DetailWriter = Callable[[Finding], dict[str, Any]]
@@ -415,7 +420,7 @@ def list_collisions(
     severities: Collection[Severity] = (),
 ) -> list[Collision]:
     """Collision records by severity, then in the order they were first found."""
-    query = select(Collision).order_by(Collision.severity, Collision.id)
+    query = select(Collision).order_by(MOST_SEVERE_FIRST, Collision.id)
     if statuses:
         query = query.where(Collision.status.in_(list(statuses)))
     if severities:
@@ -475,7 +480,7 @@ def _rows_query(
     statuses: Collection[CollisionStatus], severities: Collection[Severity]
 ) -> Select[Any]:
     columns = [getattr(Collision, name) for name in CollisionFacts.__annotations__]
-    query = select(*columns).order_by(Collision.severity, Collision.id)
+    query = select(*columns).order_by(MOST_SEVERE_FIRST, Collision.id)
     if statuses:
         query = query.where(Collision.status.in_(list(statuses)))
     if severities:
@@ -486,9 +491,7 @@ def _rows_query(
 def by_refs(session: Session, refs: Collection[str]) -> list[Collision]:
     """The collisions named `C-12` in `refs` (unknown ones left out), most urgent first."""
     ids = [int(ref.removeprefix("C-")) for ref in refs if ref.removeprefix("C-").isdigit()]
-    query = (
-        select(Collision).where(Collision.id.in_(ids)).order_by(Collision.severity, Collision.id)
-    )
+    query = select(Collision).where(Collision.id.in_(ids)).order_by(MOST_SEVERE_FIRST, Collision.id)
     return list(session.scalars(query))
 
 

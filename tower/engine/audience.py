@@ -13,7 +13,7 @@ from operator import attrgetter
 from typing import TypeVar
 
 from tower.engine.graph import SegmentIndex
-from tower.engine.population import NOBODY, Members
+from tower.engine.population import NOBODY, Members, union
 
 T = TypeVar("T")
 _SIZE = attrgetter("size")
@@ -26,7 +26,9 @@ class Audience:
     The masks answer "can two audiences share anyone?" before any arithmetic: its
     targets and their ancestors-or-self (bit i: segment i), and the declared overlaps that
     can put people in it (bit i: the i-th overlap). Two audiences whose targets are not
-    nested and that no overlap reaches both share nobody.
+    nested and that no overlap reaches both share nobody. `regions` goes further: the
+    population regions it holds, whose AND with others' says who they share and how many
+    (`Population.regions`).
     """
 
     id: int
@@ -80,14 +82,20 @@ class AudienceModel:
         if audience is None:
             chosen = members.targets
             relevant = population.relevant(members)
+            regions = population.regions(members)
+            if population.regions_complete:  # counted as every other figure is: by region
+                size = population.people_in(regions)
+                size = size if size > NOBODY else 0.0
+            else:
+                size = population.size(members, relevant)
             audience = Audience(
                 len(self._interned),
                 members,
-                population.size(members, relevant),
+                size,
                 target_mask=sum(1 << t for t in chosen),
-                line_mask=_union(self.segments.line_masks[t] for t in chosen),
+                line_mask=union(self.segments.line_masks[t] for t in chosen),
                 overlap_mask=relevant,
-                regions=population.regions(members),
+                regions=regions,
             )
             self._interned[members] = audience
             self._by_id.append(audience)
@@ -159,7 +167,7 @@ class AudienceModel:
         cached = self._reaching.get(ids)
         if cached is None:
             members = [audience.members for audience in audiences]
-            relevant = _union(audience.overlap_mask for audience in audiences)
+            relevant = union(audience.overlap_mask for audience in audiences)
             cached = self._reaching[ids] = self.population.reaching(members, relevant)
         return cached
 
@@ -168,9 +176,7 @@ class AudienceModel:
         all hold with someone in it says yes at once; two of them without a region in
         common say no (when the masks are complete). Else the counts decide: an estimate
         may find people in all where no region holds them (`_estimate`)."""
-        common = -1
-        for audience in audiences:
-            common &= audience.regions
+        common = common_regions(audiences)
         population = self.population
         if common & population.solid_regions:
             return True
@@ -188,10 +194,7 @@ class AudienceModel:
         regions); else worked out (remembered per set of audiences)."""
         population = self.population
         if population.regions_complete:
-            common = -1
-            for audience in audiences:
-                common &= audience.regions
-            people = population.people_in(common)
+            people = population.people_in(common_regions(audiences))
             if people > NOBODY:
                 return people, False
         ids = tuple(sorted({audience.id for audience in audiences}))
@@ -265,8 +268,11 @@ class _PeopleWith(dict[int, float]):
         return people
 
 
-def _union(masks: Iterable[int]) -> int:
-    union = 0
-    for mask in masks:
-        union |= mask
-    return union
+def common_regions(audiences: Sequence[Audience]) -> int:
+    """The regions every one of `audiences` holds (at least one audience)."""
+    if not audiences:
+        raise ValueError("people in all of no audiences: name at least one")
+    common = audiences[0].regions
+    for audience in audiences[1:]:
+        common &= audience.regions
+    return common

@@ -102,29 +102,27 @@ class Population:
         while there are at most `PAIR_REGIONS` of them in all (else `regions_complete` is
         False: a region without a bit only leaves a question to the counts)."""
         count = len(self.own)
-        at_position = [1 << s if self.singles[s] > 0 else 0 for s in range(count)]
-        solid = [1 << s if self.singles[s] > NOBODY else 0 for s in range(count)]
-        self._region_people = list(self.singles)
-        bit = count
+        bits_at: list[list[int]] = [[s] if self.singles[s] > 0 else [] for s in range(count)]
+        solid = [s for s in range(count) if self.singles[s] > NOBODY]
+        people = list(self.singles)  # by bit
         for overlap in self.overlaps:
-            pairs = [
-                (a, b, overlap.people * weight_a * weight_b)
-                for a, weight_a in _weights(overlap.a, self.end[overlap.a], overlap.prefix_a)
-                for b, weight_b in _weights(overlap.b, self.end[overlap.b], overlap.prefix_b)
-                if overlap.people * weight_a * weight_b > 0
-            ]
-            if bit + len(pairs) > count + PAIR_REGIONS:
+            side_a = _weights(overlap.a, self.end[overlap.a], overlap.prefix_a)
+            side_b = _weights(overlap.b, self.end[overlap.b], overlap.prefix_b)
+            if len(people) + len(side_a) * len(side_b) > count + PAIR_REGIONS:
                 self.regions_complete = False
                 continue
-            for a, b, people in pairs:
-                at_position[a] |= 1 << bit
-                at_position[b] |= 1 << bit
-                if people > NOBODY:
-                    solid.append(1 << bit)
-                self._region_people.append(people)
-                bit += 1
-        self.solid_regions = _union(solid)
-        subtree = list(at_position)
+            for a, weight_a in side_a:
+                for b, weight_b in side_b:
+                    pair = overlap.people * weight_a * weight_b
+                    if pair > 0:
+                        bits_at[a].append(len(people))
+                        bits_at[b].append(len(people))
+                        if pair > NOBODY:
+                            solid.append(len(people))
+                        people.append(pair)
+        self._region_people = people
+        self.solid_regions = _mask(solid, len(people))
+        subtree = [_mask(bits, len(people)) for bits in bits_at]
         for segment in reversed(range(count)):  # preorder: children come after parents
             parent = self.parents[segment]
             if parent is not None:
@@ -143,15 +141,20 @@ class Population:
         return held & ~excluded
 
     def people_in(self, regions: int) -> float:
-        """The people in the regions of the mask `regions` (remembered per mask)."""
+        """The people in the regions of the mask `regions` (remembered per mask): a pass
+        over its bytes, so a mask of many regions costs as many steps as it has bytes."""
         people = self._people_in.get(regions)
         if people is None:
+            if regions < 0:
+                raise ValueError("a mask of regions is never negative")
             people = 0.0
-            mask, by_bit = regions, self._region_people
-            while mask:
-                low = mask & -mask
-                people += by_bit[low.bit_length() - 1]
-                mask ^= low
+            by_bit = self._region_people
+            raw = regions.to_bytes((regions.bit_length() + 7) // 8, "little")
+            for index, byte in enumerate(raw):
+                if byte:
+                    first = index * 8
+                    for bit in _BITS_OF_BYTE[byte]:
+                        people += by_bit[first + bit]
             self._people_in[regions] = people
         return people
 
@@ -408,11 +411,24 @@ def _weights(first: int, last: int, prefix: Sequence[float]) -> list[tuple[int, 
     return [(at, weight) for at, weight in weights if weight > 0]
 
 
-def _union(masks: Iterable[int]) -> int:
-    union = 0
+def union(masks: Iterable[int]) -> int:
+    """The union of bit masks."""
+    found = 0
     for mask in masks:
-        union |= mask
-    return union
+        found |= mask
+    return found
+
+
+def _mask(bits: Iterable[int], size: int) -> int:
+    """The mask with `bits` set (each below `size`), built in one pass."""
+    raw = bytearray((size + 7) // 8)
+    for bit in bits:
+        raw[bit >> 3] |= 1 << (bit & 7)
+    return int.from_bytes(raw, "little")
+
+
+# The set bits of each byte value, lowest first.
+_BITS_OF_BYTE = tuple(tuple(bit for bit in range(8) if value >> bit & 1) for value in range(256))
 
 
 def _prefix(values: Sequence[float]) -> tuple[float, ...]:

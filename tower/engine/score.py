@@ -155,8 +155,9 @@ def required_sample_size(baseline: float, mde: float, *, alpha: float, power: fl
     return math.ceil(spread**2 / (target - baseline) ** 2)
 
 
-# Shares are products and quotients of floats: closer than this to 1, a share is all.
-SHARE_EPSILON = 1e-9
+# Shares are products and quotients of floats (people counts of a billion lose digits):
+# within a millionth of 1, a share is all.
+SHARE_EPSILON = 1e-6
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,8 @@ class SampleNeed:
     def days(self, shared: float = 0.0) -> int | None:
         """Days to the sample with a share `shared` of its traffic taken by a clash
         (None when it never gets there: everyone shared, or nobody eligible). A share a
-        rounding error short of 1 is everyone: 1 - 1e-16 would be billions of billions of days."""
+        rounding error short of 1 is everyone: 1 - 1e-16 would be billions of billions of
+        days."""
         if shared >= 1 - SHARE_EPSILON or self.weekly <= 0:
             return None
         exact = 7 * self.arms * self.per_arm / (self.weekly * (1 - shared))
