@@ -57,6 +57,7 @@ from tests.slack.harness import (
 )
 from tower.collisions import flows
 from tower.collisions import service as collision_service
+from tower.collisions.alerts import GROUP_ABOVE
 from tower.collisions.kinds import CollisionStatus
 from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
@@ -242,6 +243,12 @@ def test_a_registration_joining_many_collisions_names_the_most_urgent_five_in_it
 ) -> None:
     for number in range(7):  # seven BAU tests on the cart, each clashing with the new one
         bot.seed(spec(**{**BAU_TEST, "title": f"BAU cart test {number}"}), S.APPROVED)
+    channels = (SQUAD_CHANNEL, BAU_CHANNEL, TOWER_CHANNEL)
+    bot.deliver(NOW)  # the seeded clashes' summaries go out first
+    summaries_before = {c: len(bot.posts(c, containing="collision(s) opened")) for c in channels}
+    alerts_before = {
+        c: len(bot.posts(c, containing="Blocking surface collision")) for c in channels
+    }
     reply = bot.register(valid_answers(), user=OWNER)
     assert reply.status == 200, reply
     wait_for(
@@ -255,6 +262,17 @@ def test_a_registration_joining_many_collisions_names_the_most_urgent_five_in_it
     assert len(involving) > 5
     assert len(named) == 5, dm
     assert f"…and {len(involving) - 5} more collision(s): `/tower show T-8` lists them." in dm
+    # More than GROUP_ABOVE opened for a channel at once: one summary there, no alert each.
+    assert len(involving) > GROUP_ABOVE
+    for channel in channels:
+        alerts = bot.posts(channel, containing="Blocking surface collision")
+        summaries = bot.posts(channel, containing="collision(s) opened")
+        assert len(alerts) == alerts_before[channel], channel
+        assert len(summaries) == summaries_before[channel] + 1, (
+            channel,
+            summaries_before,
+            [c.args.get("text") for c in summaries],
+        )
 
 
 def test_rejecting_asks_why_then_updates_the_request_in_place_and_tells_the_owner(

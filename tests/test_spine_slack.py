@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot.ids import ActionId
 from bot.views.messages import parse_collision_value
@@ -25,8 +26,11 @@ from tests.slack.harness import (
 )
 from tower.collisions import service as collision_service
 from tower.collisions.alerts import SUMMARY_KIND
-from tower.collisions.kinds import CollisionStatus
+from tower.collisions.kinds import CollisionStatus, Severity
+from tower.experiments.spec import ExperimentStatus
+from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.policy import Policy
+from tower.protocol import service as protocol
 from tower.worker import jobs
 
 from .conftest import RETAIL_PORTFOLIO
@@ -221,3 +225,42 @@ def test_no_slack_read_changes_a_row(imported_bot: BotServer) -> None:
     assert imported_bot.home_opened(MANAGER).status == 200
     wait_for(lambda: imported_bot.fake.calls_to("views.publish")[published:], what="the App Home")
     assert table_contents(imported_bot.engine) == before
+
+
+def test_a_collision_a_summary_announced_is_followed_up_in_the_summarys_thread(
+    imported_bot: BotServer,
+) -> None:
+    sweep(imported_bot, 1)  # the import's summaries go out
+    with imported_bot.session_factory() as session:
+        summaries = session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.kind == SUMMARY_KIND, OutboxMessage.status == MessageStatus.SENT
+            )
+        ).all()
+        threads = {str(m.receipt["channel"]): str(m.receipt["ts"]) for m in summaries if m.receipt}
+        still_open = collision_service.list_collisions(
+            session, statuses=[CollisionStatus.OPEN], severities=[Severity.BLOCKING]
+        )
+        withdrawable = {ExperimentStatus.SUBMITTED, ExperimentStatus.APPROVED}
+        target = next(
+            (record, experiment)
+            for record in still_open
+            for experiment in record.experiments
+            if experiment.status in withdrawable
+        )
+    record, experiment = target
+    ref = collision_service.format_ref(record)
+    with imported_bot.transaction() as session:
+        ctx = imported_bot.deps.context().at(NOW + timedelta(minutes=2))
+        protocol.withdraw(session, ctx, experiment.key, actor=MANAGER, reason="clears the way")
+    sweep(imported_bot, 3)
+
+    follow_ups = [
+        call
+        for call in imported_bot.fake.calls_to("chat.postMessage")
+        if kind_of(call.args) == "collision_resolved" and ref in str(call.args.get("text"))
+    ]
+    assert follow_ups, f"{ref} resolved: its channels must hear of it"
+    for call in follow_ups:  # never a message of its own: an answer in the summary's thread
+        channel = str(call.args["channel"])
+        assert call.args.get("thread_ts") == threads[channel], (channel, call.args)

@@ -11,6 +11,7 @@ import click
 from tower.cli.context import AppContext
 from tower.cli.output import console
 from tower.worker import jobs
+from tower.worker.policy_file import PolicyFile
 from tower.worker.scheduler import Intervals, run_worker
 
 
@@ -70,4 +71,5 @@ def worker_command(
         sla=timedelta(seconds=sla_every),
         transitions=timedelta(seconds=transitions_every),
     )
-    run_worker(app.engine, app.session_factory, app.policy, app.notifier(), intervals)
+    policy = PolicyFile(app.settings.policy_path, app.policy)
+    run_worker(app.engine, app.session_factory, policy, app.notifier(), intervals)

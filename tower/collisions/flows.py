@@ -162,13 +162,16 @@ def _told(
 ) -> list[NewMessage]:
     """`text` for every recipient (but those in `skip`); `follows` ("replaces" or
     "thread_of") ties it to the message that announced the collision, so Slack updates
-    that message or answers in its thread."""
+    that message or answers in its thread. A collision a summary announced has no alert
+    of its own to replace: the follow-up then answers in the summary's thread."""
     ref = format_ref(record)
     payload: dict[str, object] = {"collision": ref, "collisions": [ref], "keys": _keys(record)}
+    in_thread = {"kinds": [alerts.ALERT_KIND, alerts.SUMMARY_KIND], "collisions": ref}
     if follows == "replaces":
         payload[follows] = {"kind": alerts.ALERT_KIND, "collision": ref}
+        payload["thread_of"] = in_thread  # when there is no alert to replace
     elif follows is not None:
-        payload[follows] = {"kinds": [alerts.ALERT_KIND, alerts.SUMMARY_KIND], "collisions": ref}
+        payload[follows] = in_thread
     return [
         NewMessage(
             kind=kind,

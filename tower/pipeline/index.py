@@ -241,6 +241,10 @@ def warm_index(session: Session, policy: Policy, today: date) -> PortfolioIndex:
     with _warm_lock:
         index = _warm.get(key)
         if index is None:
+            # A policy taken in place of another (a worker reading an edited file): the
+            # index under the old one is no longer asked for here.
+            for older in [k for k in _warm if k[0] == url]:
+                del _warm[older]
             index = _warm[key] = PortfolioIndex.load(session, policy, today)
     return index
 

@@ -28,6 +28,7 @@ from tower.outbox.notifier import Notifier
 from tower.pipeline.flows import warm_up_in_background
 from tower.policy import Policy
 from tower.worker import jobs
+from tower.worker.policy_file import PolicyFile
 
 logger = logging.getLogger("tower.worker")
 
@@ -76,12 +77,16 @@ def leadership(
 
 def build_scheduler(
     factory: sessionmaker[Session],
-    policy: Policy,
+    policy: Policy | PolicyFile,
     notifier: Notifier,
     intervals: Intervals,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> BlockingScheduler:
-    """A scheduler with Tower's jobs, each run with the time it runs at."""
+    """A scheduler with Tower's jobs, each run with the time it runs at and the policy in
+    force then (a `PolicyFile` is read again when it changes)."""
+
+    def policy_now() -> Policy:
+        return policy.current() if isinstance(policy, PolicyFile) else policy
 
     def job(
         run: Callable[[ServiceContext, jobs.JobsReport], None], name: str
@@ -89,7 +94,7 @@ def build_scheduler(
         def tick() -> None:
             report = jobs.JobsReport()
             try:
-                run(ServiceContext.create(policy, clock()), report)
+                run(ServiceContext.create(policy_now(), clock()), report)
             except Exception:  # one failed run must not stop the worker
                 logger.exception("job %s failed; it runs again at its next time", name)
                 return
@@ -102,7 +107,8 @@ def build_scheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
     now = clock()
-    opens = policy.calendar.working_hours[0]
+    first = policy_now()
+    opens = first.calendar.working_hours[0]
     schedule = [
         ("resync", lambda c, r: jobs.run_resync(factory, c, r), intervals.resync),
         ("replan", lambda c, r: jobs.run_replan(factory, c, r), intervals.replan),
@@ -124,7 +130,7 @@ def build_scheduler(
     scheduler.add_job(
         job(lambda c, r: jobs.run_digest(factory, c, r), "digest"),
         CronTrigger(
-            day_of_week="mon", hour=opens.hour, minute=opens.minute, timezone=policy.timezone
+            day_of_week="mon", hour=opens.hour, minute=opens.minute, timezone=first.timezone
         ),
         id="digest",
     )
@@ -134,7 +140,7 @@ def build_scheduler(
 def run_worker(
     engine: Engine,
     factory: sessionmaker[Session],
-    policy: Policy,
+    policy: PolicyFile,
     notifier: Notifier,
     intervals: Intervals,
 ) -> None:
@@ -153,6 +159,6 @@ def run_worker(
     with leadership(engine, stop=stop) as leading:
         if not leading:
             return
-        warm_up_in_background(factory, ServiceContext.create(policy), slots=False)
+        warm_up_in_background(factory, ServiceContext.create(policy.current()), slots=False)
         scheduler = build_scheduler(factory, policy, notifier, intervals)
         scheduler.start()
