@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import make_url
 
 from bot.cli import main
+from bot.product_bench import runner
 from tests.conftest import scratch_database, server_url
 
 KINDS = {"list", "show", "home", "queue", "conflicts", "plan", "register", "acknowledge"}
@@ -125,3 +128,16 @@ def test_a_database_url_that_is_not_postgresql_is_refused() -> None:
     result = tower("product-bench", "--tests", "20", "--database-url", "sqlite:///x.db")
     assert result.exit_code == 1
     assert "must name a PostgreSQL database" in result.output
+
+
+def test_a_port_another_program_holds_is_named_and_the_run_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))  # bound, not listening: tower serve cannot have it
+        port = int(taken.getsockname()[1])
+        monkeypatch.setattr(runner, "free_port", lambda: port)
+        result = tower("product-bench", "--tests", "20", "--seconds", "1", "--rate", "1")
+    assert result.exit_code == 1, result.output
+    assert f"port {port}" in result.output
+    assert "error:" in result.output and "Traceback" not in result.output
