@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from bot.ids import ActionId, BlockId, CallbackId
+from bot.listeners.submissions import DM_COLLISIONS
 from bot.web import database_reachable
 from tests.slack.fake_api import Call
 from tests.slack.harness import (
@@ -257,11 +258,14 @@ def test_a_registration_joining_many_collisions_names_the_most_urgent_five_in_it
     )
     dm = str(one(bot.posts(containing="is registered and submitted")).args["text"])
     named = re.findall(r"^Collision C-\d+: ", dm, re.MULTILINE)
+    key = f"T-{bot.experiment_count()}"  # the registration, numbered after the seven
+    assert dm.startswith(f"{key} "), dm
     with bot.transaction() as session:
-        involving = collision_service.records_involving(session, "T-8", [CollisionStatus.OPEN])
-    assert len(involving) > 5
-    assert len(named) == 5, dm
-    assert f"…and {len(involving) - 5} more collision(s): `/tower show T-8` lists them." in dm
+        involving = collision_service.records_involving(session, key, [CollisionStatus.OPEN])
+    assert len(involving) > DM_COLLISIONS
+    assert len(named) == DM_COLLISIONS, dm
+    more = len(involving) - DM_COLLISIONS
+    assert f"…and {more} more collision(s): `/tower show {key}` lists them." in dm
     # More than GROUP_ABOVE opened for a channel at once: one summary there, no alert each.
     assert len(involving) > GROUP_ABOVE
     for channel in channels:

@@ -12,7 +12,6 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.app import BotDeps
@@ -186,9 +185,11 @@ def _summary(session: Session, ctx: ServiceContext, experiment: Experiment) -> s
         )
     elif standing is not None:
         lines.append(f"Not ranked: {standing.score}")
-    mine = select(Experiment.id).where(Experiment.id == experiment.id)
     collisions = collision_service.collision_page(
-        session, statuses=[CollisionStatus.OPEN], involving=mine, limit=DM_COLLISIONS
+        session,
+        statuses=[CollisionStatus.OPEN],
+        involving=collision_service.ids_of_test(key),
+        limit=DM_COLLISIONS,
     )
     lines += [
         f"Collision {collision_service.format_ref(c)}: {c.explanation}" for c in collisions.items

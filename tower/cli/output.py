@@ -13,7 +13,7 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from tower import json_text
-from tower.cli.table import render_table
+from tower.cli.table import render_table, wrap_cells
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,10 +86,13 @@ def emit_lines(lines: Iterable[str], *, wrap: bool = False) -> None:
     color = False if os.environ.get("NO_COLOR") else None  # None: styles at a terminal only
     chunk: list[str] = []
     for line in lines:
-        if width is not None and cell_len(click.unstyle(line)) > width:
+        if width is not None:
             plain = click.unstyle(line)
-            indent = " " * (len(plain) - len(plain.lstrip(" ")))
-            line = textwrap.fill(plain, width, subsequent_indent=indent, break_on_hyphens=False)
+            if cell_len(plain) > width:  # wrapped as a table cell is, under its own indent
+                text = plain.lstrip(" ")
+                indent = " " * (len(plain) - len(text))
+                parts = wrap_cells(text, width - len(indent))
+                line = "\n".join(indent + part for part in parts)
         chunk.append(line)
         if len(chunk) >= 2000:
             click.echo("\n".join(chunk), color=color)

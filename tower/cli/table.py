@@ -71,7 +71,7 @@ def _rule(box: tuple[str, str, str], widths: Sequence[int], line: str) -> str:
 def _lines(box: tuple[str, str, str], cells: Sequence[str], widths: Sequence[int]) -> Iterator[str]:
     """A row's lines: each cell wrapped to its column, the row as tall as its tallest."""
     left, middle, right = box
-    wrapped = [_wrap(cell, size) for cell, size in zip(cells, widths, strict=True)]
+    wrapped = [wrap_cells(cell, size) for cell, size in zip(cells, widths, strict=True)]
     height = max(len(lines) for lines in wrapped)
     for index in range(height):
         parts = [
@@ -81,8 +81,8 @@ def _lines(box: tuple[str, str, str], cells: Sequence[str], widths: Sequence[int
         yield left + middle.join(parts) + right
 
 
-def _wrap(cell: str, size: int) -> list[str]:
-    """The cell's lines, each wrapped on words to `size` screen cells (a word longer than
+def wrap_cells(cell: str, size: int) -> list[str]:
+    """The text's lines, each wrapped on words to `size` screen cells (a word longer than
     that cut into pieces; wide characters count two)."""
     lines: list[str] = []
     for line in cell.split("\n"):

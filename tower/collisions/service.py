@@ -437,13 +437,16 @@ def collision_rows(
 ) -> list[CollisionFacts]:
     """`list_collisions` read as plain rows (of test `key` only, when given): thousands of
     collisions listed without thousands of objects."""
-    involving = None
-    if key is not None:
-        involving = select(Experiment.id).where(Experiment.number == parse_key(key))
+    involving = None if key is None else ids_of_test(key)
     page = collision_page(
         session, statuses=statuses, severities=severities, involving=involving, limit=None
     )
     return page.items
+
+
+def ids_of_test(key: str) -> Select[Any]:
+    """The id of test `key`, as `collision_page` takes the tests whose collisions it pages."""
+    return select(Experiment.id).where(Experiment.number == parse_key(key))
 
 
 def stream_collision_rows(

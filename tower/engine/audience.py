@@ -85,7 +85,6 @@ class AudienceModel:
             regions = population.regions(members)
             if population.regions_complete:  # counted as every other figure is: by region
                 size = population.people_in(regions)
-                size = size if size > NOBODY else 0.0
             else:
                 size = population.size(members, relevant)
             audience = Audience(
@@ -111,7 +110,6 @@ class AudienceModel:
             population = self.population
             if population.regions_complete:  # the people of the regions both hold
                 cached = population.people_in(a.regions & b.regions)
-                cached = cached if cached > NOBODY else 0.0
             else:
                 cached = population.shared(a.members, b.members, a.overlap_mask & b.overlap_mask)
             self._shared[key] = cached = min(cached, a.size, b.size)
@@ -195,7 +193,7 @@ class AudienceModel:
         population = self.population
         if population.regions_complete:
             people = population.people_in(common_regions(audiences))
-            if people > NOBODY:
+            if people:
                 return people, False
         ids = tuple(sorted({audience.id for audience in audiences}))
         known = self._in_all.get(ids)

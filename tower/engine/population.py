@@ -141,8 +141,9 @@ class Population:
         return held & ~excluded
 
     def people_in(self, regions: int) -> float:
-        """The people in the regions of the mask `regions` (remembered per mask): a pass
-        over its bytes, so a mask of many regions costs as many steps as it has bytes."""
+        """The people in the regions of the mask `regions`, 0 when no more than `NOBODY`
+        as every count here (remembered per mask): a pass over its bytes, so a mask of
+        many regions costs as many steps as it has bytes."""
         people = self._people_in.get(regions)
         if people is None:
             if regions < 0:
@@ -155,7 +156,7 @@ class Population:
                     first = index * 8
                     for bit in _BITS_OF_BYTE[byte]:
                         people += by_bit[first + bit]
-            self._people_in[regions] = people
+            people = self._people_in[regions] = people if people > NOBODY else 0.0
         return people
 
     def _lowest_common_ancestor(self, a: int, b: int) -> int | None:

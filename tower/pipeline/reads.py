@@ -430,24 +430,8 @@ def check_row(session: Session, experiment: Experiment) -> dict[str, Any]:
                 "confidence": stored.confidence,
                 "factors": stored.detail.get("factors", []),
             }
-    planned = session.get(PlanEntry, experiment.id)
-    placement = None
-    if planned is not None and experiment.status in ACTIVE_STATUSES:
-        placement = placement_row(
-            Planned(
-                number=experiment.number,
-                title=experiment.title,
-                requested_start=experiment.start,
-                requested_end=experiment.end,
-                deadline=experiment.deadline,
-                rank=planned.rank,
-                planned_start=planned.planned_start,
-                planned_end=planned.planned_end,
-                misses_deadline=planned.misses_deadline,
-                explanation=planned.explanation,
-                score=None if stored is None else stored.value,
-            )
-        )
+    planned = session.execute(_plan_query().where(Experiment.id == experiment.id)).first()
+    placement = None if planned is None else placement_row(Planned(*planned))
     return {
         "key": experiment.key,
         "title": experiment.title,

@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from tower.context import ServiceContext
 from tower.outbox.notifier import Notifier
 from tower.pipeline.flows import warm_up_in_background
-from tower.policy import Policy
 from tower.worker import jobs
 from tower.worker.policy_file import PolicyFile
 
@@ -77,16 +76,13 @@ def leadership(
 
 def build_scheduler(
     factory: sessionmaker[Session],
-    policy: Policy | PolicyFile,
+    policy: PolicyFile,
     notifier: Notifier,
     intervals: Intervals,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> BlockingScheduler:
     """A scheduler with Tower's jobs, each run with the time it runs at and the policy in
-    force then (a `PolicyFile` is read again when it changes)."""
-
-    def policy_now() -> Policy:
-        return policy.current() if isinstance(policy, PolicyFile) else policy
+    force then (the file is read again when it changes)."""
 
     def job(
         run: Callable[[ServiceContext, jobs.JobsReport], None], name: str
@@ -94,7 +90,7 @@ def build_scheduler(
         def tick() -> None:
             report = jobs.JobsReport()
             try:
-                run(ServiceContext.create(policy_now(), clock()), report)
+                run(ServiceContext.create(policy.current(), clock()), report)
             except Exception:  # one failed run must not stop the worker
                 logger.exception("job %s failed; it runs again at its next time", name)
                 return
@@ -107,7 +103,7 @@ def build_scheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
     now = clock()
-    first = policy_now()
+    first = policy.current()
     opens = first.calendar.working_hours[0]
     schedule = [
         ("resync", lambda c, r: jobs.run_resync(factory, c, r), intervals.resync),
