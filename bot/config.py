@@ -63,10 +63,14 @@ class SlackSettings:
             raise SlackConfigError(f"set {', '.join(missing)} (see the README's Slack set-up)")
 
     def client(self) -> WebClient:
-        """A Web API client, pointed at SLACK_API_URL when set (a local fake in tests)."""
+        """A Web API client, pointed at SLACK_API_URL when set (a local fake in tests).
+
+        It makes each call once: slack_sdk's default handler would post again after a
+        dropped connection, when the first post may have landed. The outbox retries what
+        failed, and looks first for what may have landed."""
         from slack_sdk import WebClient
 
         self.require("bot_token")
         if self.api_url:
-            return WebClient(token=self.bot_token, base_url=self.api_url)
-        return WebClient(token=self.bot_token)
+            return WebClient(token=self.bot_token, base_url=self.api_url, retry_handlers=[])
+        return WebClient(token=self.bot_token, retry_handlers=[])

@@ -10,25 +10,39 @@ Slack allows about one message per second per channel: sends to one channel are 
 `min_interval` apart (waiting at most that long), other channels are not held up. What Slack
 answers becomes what the dispatcher understands: HTTP 429 is `RateLimited(Retry-After)`,
 errors retrying cannot fix (unknown channel, bad token, invalid blocks) are permanent
-`DeliveryFailed`, server and connection errors are transient ones.
+`DeliveryFailed`, server errors and a Slack that cannot be reached are transient ones. A
+post whose request went out but whose answer never came (the connection dropped, the
+client's timeout passed) may have landed: `OutcomeUnknown`. `chat.update` and
+`conversations.open` do the same thing however often they run, so they are simply retried.
+
+Every post carries its dedupe key in its metadata (`event_payload.dedupe_key`), so `find`
+can look for a message in the channel's history (or its thread's replies) since a moment:
+found, or proven absent by an answer that covers that whole time. That needs the
+`channels:history`, `groups:history` and `im:history` scopes.
+
+The client must make each call once (`retry_handlers=[]`, as `SlackSettings.client`
+builds it): slack_sdk's default handler posts again after a dropped connection.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from http.client import HTTPException
 from typing import Any
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from bot.views.messages import fallback_text, message_blocks
-from tower.outbox.notifier import Delivery, DeliveryFailed, RateLimited, Receipt
+from tower.outbox.notifier import Delivery, DeliveryFailed, OutcomeUnknown, RateLimited, Receipt
 
 logger = logging.getLogger("bot.notifier")
 
@@ -60,6 +74,8 @@ PERMANENT_ERRORS = frozenset(
 # chat.update cannot reach the original any more: post the new message instead.
 _ORIGINAL_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 _PRUNE_AT = 1024  # pacing entries kept before stale ones are dropped
+HISTORY_PAGE = 200  # messages per page when looking for one that may have landed
+HISTORY_PAGES = 10  # pages read before giving up: the rest of the window stays unknown
 
 
 class SlackNotifier:
@@ -78,6 +94,11 @@ class SlackNotifier:
     ) -> None:
         if min_interval < 0:
             raise ValueError("min_interval must be >= 0 seconds")
+        if client.retry_handlers:
+            raise ValueError(
+                "the Slack client must not retry by itself (WebClient(retry_handlers=[])): "
+                "a post retried after a dropped connection may land twice"
+            )
         self._client = client
         self._min_interval = min_interval
         self._clock = clock
@@ -105,7 +126,8 @@ class SlackNotifier:
         response = self._call(
             "chat.postMessage",
             channel,
-            lambda: self._client.chat_postMessage(
+            unsure=True,
+            request=lambda: self._client.chat_postMessage(
                 **args,
                 unfurl_links=False,
                 unfurl_media=False,
@@ -118,7 +140,54 @@ class SlackNotifier:
         logger.debug("message %d (%s) posted to %s", delivery.message_id, delivery.kind, channel)
         return {"channel": str(response["channel"]), "ts": str(response["ts"])}
 
+    def find(self, delivery: Delivery, since: datetime) -> Receipt | None:
+        """Where `delivery` was posted at or after `since`, by its dedupe key in the
+        metadata of the channel's history (of its thread's replies, for an answer in a
+        thread); None when Slack's answers cover all that time without it."""
+        oldest = f"{since.timestamp():.6f}"
+        if delivery.thread:
+            channel, thread_ts = delivery.thread["channel"], delivery.thread["ts"]
+        else:
+            channel, thread_ts = self._channel_for(delivery.recipient), None
+        cursor = None
+        for _ in range(HISTORY_PAGES):
+            args: dict[str, Any] = {
+                "channel": channel,
+                "oldest": oldest,
+                "inclusive": True,
+                "limit": HISTORY_PAGE,
+                "include_all_metadata": True,
+            }
+            if cursor:
+                args["cursor"] = cursor
+            page = self._page(args, thread_ts)
+            for message in page.get("messages") or []:
+                if _dedupe_key(message) == delivery.dedupe_key:
+                    return {"channel": channel, "ts": str(message["ts"])}
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not page.get("has_more") and not cursor:
+                return None
+        raise OutcomeUnknown(
+            f"{channel} has more than {HISTORY_PAGE * HISTORY_PAGES} messages since "
+            f"{since.isoformat(timespec='seconds')}: not all of them were read"
+        )
+
     # -- steps -----------------------------------------------------------------------------
+
+    def _page(self, args: dict[str, Any], thread_ts: str | None) -> SlackResponse:
+        """One page of a channel's history, or of a thread's replies."""
+        client = self._client
+        if thread_ts:
+            return self._call(
+                "conversations.replies",
+                args["channel"],
+                request=lambda: client.conversations_replies(ts=thread_ts, **args),
+            )
+        return self._call(
+            "conversations.history",
+            args["channel"],
+            request=lambda: client.conversations_history(**args),
+        )
 
     def _update(
         self, delivery: Delivery, original: Receipt, text: str, blocks: list[dict[str, Any]]
@@ -130,7 +199,9 @@ class SlackNotifier:
             self._call(
                 "chat.update",
                 channel,
-                lambda: self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks),
+                request=lambda: self._client.chat_update(
+                    channel=channel, ts=ts, text=text, blocks=blocks
+                ),
                 tolerate=_ORIGINAL_GONE,
             )
         except _OriginalGone:
@@ -156,7 +227,7 @@ class SlackNotifier:
         def open_dm() -> SlackResponse:
             return self._client.conversations_open(users=recipient)
 
-        response = self._call("conversations.open", recipient, open_dm)
+        response = self._call("conversations.open", recipient, request=open_dm)
         channel = str(response["channel"]["id"])
         with self._lock:
             self._dm_channels[recipient] = channel
@@ -180,18 +251,43 @@ class SlackNotifier:
         self,
         method: str,
         target: str,
-        request: Callable[[], SlackResponse],
         *,
+        request: Callable[[], SlackResponse],
         tolerate: frozenset[str] = frozenset(),
+        unsure: bool = False,
     ) -> SlackResponse:
-        """Make one Web API call, turning what goes wrong into the outbox's outcomes."""
+        """Make one Web API call, turning what goes wrong into the outbox's outcomes.
+        `unsure`: a call that acts once per run (a post), so one whose request may have
+        reached Slack without an answer coming back has an unknown outcome."""
         try:
             return request()
         except SlackApiError as error:
             raise _outcome(method, target, error.response, tolerate) from None
         except (OSError, HTTPException) as error:  # refused, reset, timed out, DNS
-            reason = f"Slack {method} to {target}: cannot reach Slack ({type(error).__name__})"
+            what = type(error.reason if isinstance(error, URLError) else error).__name__
+            if unsure and not _never_sent(error):
+                raise OutcomeUnknown(
+                    f"Slack {method} to {target}: no answer ({what}); it may have landed"
+                ) from None
+            reason = f"Slack {method} to {target}: cannot reach Slack ({what})"
             raise DeliveryFailed(reason, permanent=False) from None
+
+
+def _never_sent(error: BaseException) -> bool:
+    """Whether the request surely never reached Slack: the connection was refused, or the
+    name did not resolve (urllib wraps what fails before the answer in `URLError`)."""
+    reason = error.reason if isinstance(error, URLError) else error
+    return isinstance(reason, ConnectionRefusedError | socket.gaierror)
+
+
+def _dedupe_key(message: Mapping[str, Any]) -> str | None:
+    """The dedupe key a message of ours carries in its metadata, if any."""
+    metadata = message.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return None
+    payload = metadata.get("event_payload")
+    key = payload.get("dedupe_key") if isinstance(payload, Mapping) else None
+    return key if isinstance(key, str) else None
 
 
 class _OriginalGone(Exception):

@@ -7,6 +7,7 @@ tests drive the very same endpoint with signed requests.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
 WsgiApp = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
+
+# What Slack sends: seconds since the epoch in ASCII digits, and `v0=` with 64 lower-case hex
+# digits. Anything else is refused before Bolt parses it (a timestamp `int()` cannot read,
+# or reads from other scripts' digits, would otherwise end in an HTTP 500).
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
 
 def database_reachable(engine: Engine) -> Callable[[], bool]:
@@ -45,6 +52,16 @@ def create_wsgi(app: App, healthy: Callable[[], bool]) -> WsgiApp:
             status = "200 OK" if ok else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json")])
             return [body.encode()]
+        if environ.get("REQUEST_METHOD") == "POST" and not _signature_headers_well_formed(environ):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"invalid request signature"]
         return slack(environ, start_response)
 
     return application
+
+
+def _signature_headers_well_formed(environ: WSGIEnvironment) -> bool:
+    """Whether the signature headers have the shape Slack gives them (Bolt checks the rest)."""
+    timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
+    signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
+    return bool(_TIMESTAMP.fullmatch(timestamp) and _SIGNATURE.fullmatch(signature))

@@ -10,6 +10,8 @@ bot asked Slack polls with a deadline.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import threading
@@ -37,6 +39,7 @@ from tests.slack.harness import (
     NOW,
     OUTSIDER,
     OWNER,
+    SIGNING_SECRET,
     SQUAD_CHANNEL,
     START,
     TEAMMATE,
@@ -468,8 +471,55 @@ def _no_timestamp(bot: BotServer, body: bytes) -> HttpResponse:
     return bot.post(body, signed=False, extra_headers=headers)
 
 
+def _with_timestamp(timestamp: str, name: str) -> Any:
+    """Signed over `timestamp` as given (Slack's scheme: `v0:TIMESTAMP:BODY`)."""
+
+    def send(bot: BotServer, body: bytes) -> HttpResponse:
+        base = f"v0:{timestamp}:".encode() + body
+        digest = hmac.new(SIGNING_SECRET.encode(), base, hashlib.sha256).hexdigest()
+        headers = {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"}
+        return bot.post(body, signed=False, extra_headers=headers)
+
+    send.__name__ = name
+    return send
+
+
+def _signature_changed(change: Any, name: str) -> Any:
+    def send(bot: BotServer, body: bytes) -> HttpResponse:
+        headers = signature_headers(body)
+        headers["X-Slack-Signature"] = change(headers["X-Slack-Signature"])
+        return bot.post(body, signed=False, extra_headers=headers)
+
+    send.__name__ = name
+    return send
+
+
+def _no_headers(bot: BotServer, body: bytes) -> HttpResponse:
+    return bot.post(body, signed=False, extra_headers={})
+
+
 @pytest.mark.parametrize(
-    "send", [_forged, _tampered, _stale, _from_the_future, _unsigned, _no_timestamp]
+    "send",
+    [
+        _forged,
+        _tampered,
+        _stale,
+        _from_the_future,
+        _unsigned,
+        _no_timestamp,
+        _no_headers,
+        _with_timestamp("not-a-number", "non_numeric_timestamp"),
+        _with_timestamp("", "empty_timestamp"),
+        _with_timestamp(f" {int(time.time())}", "padded_timestamp"),  # int() would read it
+        _with_timestamp(f"+{int(time.time())}", "signed_timestamp"),  # and this
+        _with_timestamp(f"{int(time.time())}.0", "decimal_timestamp"),
+        _with_timestamp(str(int(time.time()) - 600), "ten_minutes_old"),
+        _with_timestamp(str(int(time.time()) + 600), "ten_minutes_ahead"),
+        _signature_changed(lambda signature: "v1=" + signature[3:], "_v1_scheme"),
+        _signature_changed(lambda signature: "v0=" + signature[3:].upper(), "_upper_case_hex"),
+        _signature_changed(lambda signature: "v0=", "_empty_digest"),
+    ],
+    ids=lambda send: send.__name__.strip("_"),
 )
 def test_a_request_not_signed_by_slack_now_gets_401_and_changes_nothing(
     bot: BotServer, send: Any
@@ -488,6 +538,15 @@ def test_a_request_not_signed_by_slack_now_gets_401_and_changes_nothing(
     # The very same click, signed by Slack now, does approve: the refusal was the signature.
     assert bot.post(click).status == 200
     wait_for(lambda: bot.experiment(key).status == S.APPROVED, what="the signed click approves")
+
+
+def test_a_request_signed_five_minutes_ago_still_passes(bot: BotServer) -> None:
+    key = bot.seed(spec(), S.SUBMITTED)
+    click = bot.click_body(
+        ActionId.APPROVE, f"{key}:1", user=MANAGER, channel=TOWER_CHANNEL, ts="1.1"
+    )
+    assert bot.post(click, timestamp=int(time.time()) - 290).status == 200
+    wait_for(lambda: bot.experiment(key).status == S.APPROVED, what="the click approves")
 
 
 def test_a_slash_command_with_a_bad_signature_gets_no_answer(bot: BotServer) -> None:

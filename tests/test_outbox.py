@@ -44,6 +44,7 @@ from tower.outbox.notifier import (
     Delivery,
     DeliveryFailed,
     Notifier,
+    OutcomeUnknown,
     RateLimited,
     Receipt,
 )
@@ -59,11 +60,16 @@ SECOND = timedelta(seconds=1)
 
 
 class RecordingNotifier:
-    """Delivers everything, remembering each delivery; `delay` makes every send slow."""
+    """Delivers everything, remembering each delivery; `delay` makes every send slow.
 
-    def __init__(self, delay: float = 0.0) -> None:
+    Like Slack, it can be asked whether a message landed (`find`): in `history`, what every
+    notifier sharing it delivered (a process that died and the one after it)."""
+
+    def __init__(self, delay: float = 0.0, history: list[Delivery] | None = None) -> None:
         self.delivered: list[Delivery] = []
+        self.history = [] if history is None else history
         self.delay = delay
+        self.looked: list[tuple[str, datetime]] = []  # (dedupe key, since) of each `find`
         self._lock = threading.Lock()
 
     def send(self, delivery: Delivery) -> None:
@@ -71,6 +77,12 @@ class RecordingNotifier:
             time.sleep(self.delay)
         with self._lock:
             self.delivered.append(delivery)
+            self.history.append(delivery)
+
+    def find(self, delivery: Delivery, since: datetime) -> Receipt | None:
+        self.looked.append((delivery.dedupe_key, since))
+        landed = any(d.dedupe_key == delivery.dedupe_key for d in self.history)
+        return {"channel": delivery.recipient, "ts": "1700000000.000001"} if landed else None
 
     def keys(self) -> list[str]:
         return [delivery.dedupe_key for delivery in self.delivered]
@@ -130,6 +142,31 @@ class CrashAfterSendNotifier(RecordingNotifier):
     def send(self, delivery: Delivery) -> None:
         super().send(delivery)
         raise SimulatedCrash
+
+
+class CrashBeforeSendNotifier(RecordingNotifier):
+    """The process dies after claiming a message, before anything reaches Slack."""
+
+    def send(self, delivery: Delivery) -> None:
+        raise SimulatedCrash
+
+
+class DroppedAfterSendNotifier(RecordingNotifier):
+    """Delivers, but the connection drops before the answer: the sender cannot tell."""
+
+    def send(self, delivery: Delivery) -> None:
+        super().send(delivery)
+        raise OutcomeUnknown("the connection dropped after sending")
+
+
+class PartialHistoryNotifier(RecordingNotifier):
+    """Its history does not reach back to the first attempt: absence cannot be proven."""
+
+    def find(self, delivery: Delivery, since: datetime) -> Receipt | None:
+        self.looked.append((delivery.dedupe_key, since))
+        raise OutcomeUnknown(
+            f"history of {delivery.recipient} answered only back to 10:00, not to 08:55"
+        )
 
 
 class ExplodingNotifier(RecordingNotifier):
@@ -475,11 +512,12 @@ def test_a_rate_limit_does_not_count_as_an_attempt(sessions: sessionmaker[Sessio
 # --- Crashes and at-least-once --------------------------------------------------------------
 
 
-def test_a_crash_between_send_and_commit_sends_again_once_the_lease_runs_out(
+def test_a_crash_after_sending_is_found_in_the_history_and_not_sent_again(
     sessions: sessionmaker[Session],
 ) -> None:
     [message_id] = queue(sessions, GROWTH)
-    crashing = CrashAfterSendNotifier()
+    history: list[Delivery] = []
+    crashing = CrashAfterSendNotifier(history=history)
     crashed_at = datetime.now(UTC)
 
     with pytest.raises(SimulatedCrash):
@@ -487,17 +525,102 @@ def test_a_crash_between_send_and_commit_sends_again_once_the_lease_runs_out(
 
     message = load(sessions, message_id)
     assert (message.status, message.attempts, message.sent_at) == (MessageStatus.PENDING, 0, None)
-    notifier = RecordingNotifier()
+    notifier = RecordingNotifier(history=history)
     # While the lease holds, the crashed dispatcher may still be sending: nobody else does.
     within = crashed_at + LEASE - SECOND
     assert dispatch(sessions, notifier, NOW + SECOND, clock=lambda: within) == DispatchReport()
     after = crashed_at + LEASE + SECOND
     assert dispatch(sessions, notifier, NOW + SECOND, clock=lambda: after) == DispatchReport(sent=1)
-    [before_crash] = crashing.delivered
-    [after_restart] = notifier.delivered
-    assert before_crash == after_restart  # same message id and dedupe key: the receiver can drop it
-    assert after_restart.dedupe_key == "msg:1"
+    # It had landed: recorded as sent where it is, not posted a second time.
+    assert notifier.delivered == [] and [d.dedupe_key for d in history] == ["msg:1"]
+    [(looked_for, since)] = notifier.looked
+    assert looked_for == "msg:1" and since <= crashed_at  # from before the first attempt on
+    sent = load(sessions, message_id)
+    assert (sent.status, sent.outcome_unknown, sent.receipt) == (
+        MessageStatus.SENT,
+        False,
+        {"channel": GROWTH, "ts": "1700000000.000001"},
+    )
+
+
+def test_a_crash_before_sending_is_proven_absent_and_sent_once(
+    sessions: sessionmaker[Session],
+) -> None:
+    [message_id] = queue(sessions, GROWTH)
+    crashed_at = datetime.now(UTC)
+    with pytest.raises(SimulatedCrash):
+        dispatch(sessions, CrashBeforeSendNotifier(), NOW, clock=lambda: crashed_at)
+    notifier = RecordingNotifier()
+    after = crashed_at + LEASE + SECOND
+    assert dispatch(sessions, notifier, NOW + SECOND, clock=lambda: after) == DispatchReport(sent=1)
+    assert notifier.keys() == ["msg:1"] and [key for key, _ in notifier.looked] == ["msg:1"]
     assert load(sessions, message_id).status == MessageStatus.SENT
+
+
+def test_a_dead_dispatchers_lease_runs_out_by_the_moment_a_sweep_reasons_at(
+    sessions: sessionmaker[Session],
+) -> None:
+    """`tower sweep --now` a day later finds the lease of a process that died today run out,
+    whatever the wall clock says."""
+    [message_id] = queue(sessions, GROWTH)
+    crashed_at = datetime.now(UTC)
+    with pytest.raises(SimulatedCrash):
+        dispatch(sessions, CrashBeforeSendNotifier(), NOW, clock=lambda: crashed_at)
+    notifier = RecordingNotifier()
+    tomorrow = crashed_at + timedelta(days=1)
+    assert dispatch(sessions, notifier, tomorrow, clock=lambda: crashed_at) == DispatchReport(
+        sent=1
+    )
+    assert load(sessions, message_id).status == MessageStatus.SENT
+
+
+def test_an_unknown_outcome_is_looked_for_before_the_next_attempt(
+    sessions: sessionmaker[Session],
+) -> None:
+    [message_id] = queue(sessions, GROWTH)
+    history: list[Delivery] = []
+    dropped = DroppedAfterSendNotifier(history=history)
+    assert dispatch(sessions, dropped, NOW) == DispatchReport(retried=1)
+    waiting = load(sessions, message_id)
+    assert (waiting.status, waiting.outcome_unknown) == (MessageStatus.PENDING, True)
+    assert waiting.last_error == "outcome unknown: the connection dropped after sending"
+    notifier = RecordingNotifier(history=history)
+    assert dispatch(sessions, notifier, NOW + backoff_delay(1)) == DispatchReport(sent=1)
+    assert notifier.delivered == [] and len(history) == 1  # found, not posted again
+
+
+def test_a_message_that_cannot_be_proven_absent_is_held_for_a_person(
+    sessions: sessionmaker[Session], outbox_url: str
+) -> None:
+    [message_id] = queue(sessions, GROWTH)
+    assert dispatch(sessions, DroppedAfterSendNotifier(), NOW) == DispatchReport(retried=1)
+    blind = PartialHistoryNotifier()
+    assert dispatch(sessions, blind, NOW + backoff_delay(1)) == DispatchReport(dead_lettered=1)
+    held = load(sessions, message_id)
+    assert held.status == MessageStatus.FAILED and blind.delivered == []
+    assert held.last_error == (
+        "outcome unknown: history of C0GROWTH answered only back to 10:00, not to 08:55"
+    )
+    listed = invoke(outbox_url, "list", "--failed", "--format", "json")
+    [record] = json.loads(listed.output)
+    assert record["id"] == message_id and record["last_error"].startswith("outcome unknown: ")
+    # A person checked the channel and re-queued it: sent without looking again.
+    assert invoke(outbox_url, "retry", str(message_id)).exit_code == 0
+    assert dispatch(sessions, blind, utcnow()) == DispatchReport(sent=1)
+    assert blind.keys() == ["msg:1"] and len(blind.looked) == 1
+
+
+def test_a_notifier_that_cannot_look_back_holds_an_unknown_outcome(
+    sessions: sessionmaker[Session],
+) -> None:
+    [message_id] = queue(sessions, GROWTH)
+    assert dispatch(sessions, DroppedAfterSendNotifier(), NOW) == DispatchReport(retried=1)
+    assert dispatch(sessions, FailingNotifier(), NOW + backoff_delay(1)) == DispatchReport(
+        dead_lettered=1
+    )
+    held = load(sessions, message_id)
+    assert held.status == MessageStatus.FAILED
+    assert held.last_error == "outcome unknown: FailingNotifier cannot look for what it sent"
 
 
 def queue_claimed(sessions: sessionmaker[Session], key: str, claimed_at: datetime) -> Claimed:

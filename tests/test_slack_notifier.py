@@ -16,6 +16,8 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import notifier as slack_notifier
+from bot.config import SlackSettings
 from bot.ids import ActionId
 from bot.notifier import SlackNotifier
 from bot.views.messages import (
@@ -33,7 +35,7 @@ from tower.db import create_database_engine, create_session_factory
 from tower.outbox import service as outbox_service
 from tower.outbox.dispatcher import DEFAULT_BASE_DELAY, dispatch_due
 from tower.outbox.models import MessageStatus, OutboxMessage
-from tower.outbox.notifier import Delivery, DeliveryFailed, RateLimited
+from tower.outbox.notifier import Delivery, DeliveryFailed, OutcomeUnknown, RateLimited
 
 TOKEN = "xoxb-0000-secret-token-never-logged"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -92,6 +94,7 @@ def fake(slack_server: FakeSlack) -> FakeSlack:
     with slack_server._lock:
         slack_server.calls.clear()
         slack_server.failures.clear()
+        slack_server.posted.clear()
     return slack_server
 
 
@@ -102,7 +105,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def notifier(fake: FakeSlack, clock: FakeClock) -> SlackNotifier:
-    client = WebClient(token=TOKEN, base_url=fake.url, timeout=5)
+    client = WebClient(token=TOKEN, base_url=fake.url, timeout=5, retry_handlers=[])
     return SlackNotifier(client, clock=clock, sleep=clock.sleep)
 
 
@@ -378,7 +381,7 @@ def test_an_unreachable_slack_is_a_transient_failure(clock: FakeClock) -> None:
     stopped = FakeSlack().start()
     url = stopped.url
     stopped.stop()  # nothing listens there any more
-    client = WebClient(token=TOKEN, base_url=url, timeout=2)
+    client = WebClient(token=TOKEN, base_url=url, timeout=2, retry_handlers=[])
     notifier = SlackNotifier(client, clock=clock, sleep=clock.sleep)
 
     with pytest.raises(DeliveryFailed) as raised:
@@ -577,3 +580,118 @@ def test_stored_receipts_turn_later_messages_into_updates_and_thread_replies(
     assert [(c.args["channel"], c.args["thread_ts"]) for c in thread_replies] == [
         (GROWTH, alert_receipt["ts"])
     ]
+
+
+# --- Unknown outcomes: never posted twice, never lost silently -------------------------------
+
+
+def posts_in(fake: FakeSlack, channel: str) -> list[str]:
+    """The dedupe keys of the messages `channel` holds, oldest first."""
+    return [
+        str((m.metadata or {})["event_payload"]["dedupe_key"]) for m in fake.messages_in(channel)
+    ]
+
+
+def test_the_client_tower_builds_posts_once_and_the_notifier_refuses_one_that_retries() -> None:
+    settings = SlackSettings.from_env({"SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": "http://x/"})
+    assert settings.client().retry_handlers == []
+    with pytest.raises(ValueError, match="must not retry by itself"):
+        SlackNotifier(WebClient(token=TOKEN))
+
+
+def test_a_post_dropped_after_it_landed_is_found_and_not_posted_again(
+    factory: sessionmaker[Session], notifier: SlackNotifier, fake: FakeSlack
+) -> None:
+    message_id = enqueue(factory, "digest", TOWER, "week 10")
+    fake.drop("chat.postMessage", acting=True)
+
+    assert dispatch_due(factory, notifier, now=NOW).retried == 1
+    waiting = row(factory, message_id)
+    assert (waiting.status, waiting.outcome_unknown) == (MessageStatus.PENDING, True)
+    assert waiting.last_error is not None
+    assert waiting.last_error.startswith("outcome unknown: Slack chat.postMessage to C0TOWER")
+
+    assert dispatch_due(factory, notifier, now=NOW + DEFAULT_BASE_DELAY).sent == 1
+    assert len(fake.calls_to("chat.postMessage")) == 1  # looked it up instead of posting
+    [history] = fake.calls_to("conversations.history")
+    assert history.args["channel"] == TOWER and history.args["include_all_metadata"] in (
+        "1",
+        1,
+        True,
+    )
+    sent = row(factory, message_id)
+    [landed] = fake.messages_in(TOWER)
+    assert sent.status == MessageStatus.SENT and sent.receipt == {"channel": TOWER, "ts": landed.ts}
+    assert posts_in(fake, TOWER) == [sent.dedupe_key]
+
+
+def test_a_post_dropped_before_it_landed_is_proven_absent_and_posted_once(
+    factory: sessionmaker[Session], notifier: SlackNotifier, fake: FakeSlack
+) -> None:
+    dropped = enqueue(factory, "digest", TOWER, "week 10")
+    other = enqueue(factory, "digest", TOWER, "week 9")  # there too: not the one looked for
+    fake.drop("chat.postMessage", acting=False)
+
+    first = dispatch_due(factory, notifier, now=NOW)
+    assert (first.retried, first.sent) == (1, 1)
+    assert dispatch_due(factory, notifier, now=NOW + DEFAULT_BASE_DELAY).sent == 1
+    assert len(fake.calls_to("conversations.history")) == 1
+    keys = [row(factory, message_id).dedupe_key for message_id in (other, dropped)]
+    assert posts_in(fake, TOWER) == keys  # each once: the other first, the dropped one after
+
+
+def test_an_answer_past_the_clients_timeout_is_an_unknown_outcome(fake: FakeSlack) -> None:
+    client = WebClient(token=TOKEN, base_url=fake.url, timeout=1, retry_handlers=[])
+    notifier = SlackNotifier(client, min_interval=0)
+    fake.stall("chat.postMessage", 1.5)
+    sent = delivery("digest", "week 10")
+
+    with pytest.raises(OutcomeUnknown, match="no answer"):
+        notifier.send(sent)
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    receipt = notifier.find(sent, since)
+    [landed] = fake.messages_in(TOWER)
+    assert receipt == {"channel": TOWER, "ts": landed.ts}
+
+
+def test_a_refused_connection_is_a_clean_failure_not_an_unknown_outcome(clock: FakeClock) -> None:
+    stopped = FakeSlack().start()
+    url = stopped.url
+    stopped.stop()
+    client = WebClient(token=TOKEN, base_url=url, timeout=2, retry_handlers=[])
+    with pytest.raises(DeliveryFailed, match="cannot reach Slack"):
+        SlackNotifier(client, clock=clock, sleep=clock.sleep).send(delivery("digest", "week 10"))
+
+
+def test_find_reads_every_page_since_the_first_attempt_and_answers_in_threads(
+    notifier: SlackNotifier, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slack_notifier, "HISTORY_PAGE", 2)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    wanted = delivery("digest", "the one")
+    notifier.send(wanted)
+    for week in range(5):
+        notifier.send(delivery("digest", f"week {week}"))
+    assert notifier.find(wanted, since) == {"channel": TOWER, "ts": fake.messages_in(TOWER)[0].ts}
+    assert len(fake.calls_to("conversations.history")) == 3  # newest first: the last page
+    assert notifier.find(delivery("digest", "never sent"), since) is None
+
+    parent = fake.messages_in(TOWER)[-1]
+    reply = delivery("note", "in the thread", thread={"channel": TOWER, "ts": parent.ts})
+    assert notifier.find(reply, since) is None
+    notifier.send(reply)
+    found = notifier.find(reply, since)
+    assert found is not None and fake.calls_to("conversations.replies")[-1].args["ts"] == parent.ts
+    assert found["ts"] == fake.messages_in(TOWER)[-1].ts
+
+
+def test_a_history_too_long_to_read_leaves_the_outcome_unknown(
+    notifier: SlackNotifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slack_notifier, "HISTORY_PAGE", 1)
+    monkeypatch.setattr(slack_notifier, "HISTORY_PAGES", 2)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for week in range(3):
+        notifier.send(delivery("digest", f"week {week}"))
+    with pytest.raises(OutcomeUnknown, match="more than 2 messages since"):
+        notifier.find(delivery("digest", "never sent"), since)

@@ -219,4 +219,4 @@ def _queue_dm(
     )
     if message is None or not claim:
         return None
-    return claim_queued(session, message, wall_time=utcnow())
+    return claim_queued(session, message, wall_time=utcnow(), now=ctx.now)

@@ -1,10 +1,13 @@
 """A local stand-in for Slack's Web API: records every call, with when it arrived, and answers
 like Slack.
 
-Point `WebClient(base_url=fake.url)` (or `SLACK_API_URL`) at it. It can be told to answer
-the next calls to a method with HTTP 429 and `Retry-After`, or with HTTP 500. The tests use
-it to see what the bot asked Slack; the product benchmark uses the arrival times to see when
-the reply a person would see reached Slack.
+Point `WebClient(base_url=fake.url)` (or `SLACK_API_URL`) at it. It keeps what was posted
+in each channel (`chat.postMessage`, `chat.update`) with the messages' metadata, and serves
+it back through `conversations.history` and `conversations.replies`, newest first, paged
+with cursors, stamped with real times. It can be told to answer the next calls to a method
+with HTTP 429 and `Retry-After`, or with HTTP 500 (`fail`). The tests use it to see what the
+bot asked Slack; the product benchmark uses the arrival times to see when the reply a person
+would see reached Slack.
 """
 
 from __future__ import annotations
@@ -33,9 +36,15 @@ class Call:
 
 @dataclass
 class _Failure:
+    """How the next `remaining` calls to a method go wrong: an error answer (`status`), or
+    the connection dropped before acting or after it (`drop`), or an answer held back
+    `stall` seconds after acting (past a client's timeout)."""
+
     status: int
     retry_after: int | None
     remaining: int
+    drop: str | None = None  # "before" or "after" acting
+    stall: float = 0.0
 
 
 def dm_channel(user: str) -> str:
@@ -44,12 +53,33 @@ def dm_channel(user: str) -> str:
 
 
 @dataclass
+class Posted:
+    """A message in a channel: its `ts`, text, metadata and the thread it answers, if any."""
+
+    channel: str
+    ts: str
+    text: str
+    metadata: dict[str, Any] | None
+    thread_ts: str | None = None
+
+    def as_slack(self, with_metadata: bool) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "message", "ts": self.ts, "text": self.text}
+        if self.thread_ts:
+            message["thread_ts"] = self.thread_ts
+        if with_metadata and self.metadata:
+            message["metadata"] = self.metadata
+        return message
+
+
+@dataclass
 class FakeSlack:
     """The fake server's state; use `start()` / `stop()`."""
 
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, _Failure] = field(default_factory=dict)
+    posted: list[Posted] = field(default_factory=list)  # every message, oldest first
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _last_ts: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -64,6 +94,16 @@ class FakeSlack:
     ) -> None:
         """Answer the next `times` calls to `method` with `status` (429 carries Retry-After)."""
         self.failures[method] = _Failure(status, retry_after if status == 429 else None, times)
+
+    def drop(self, method: str, *, acting: bool, times: int = 1) -> None:
+        """Close the connection of the next `times` calls to `method` without an answer,
+        after doing what they ask (`acting`) or before."""
+        drop = "after" if acting else "before"
+        self.failures[method] = _Failure(200, None, times, drop=drop)
+
+    def stall(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Do what the next `times` calls to `method` ask, then answer `seconds` late."""
+        self.failures[method] = _Failure(200, None, times, stall=seconds)
 
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
@@ -85,18 +125,23 @@ class FakeSlack:
             self._server.shutdown()
             self._server.server_close()
 
+    def messages_in(self, channel: str) -> list[Posted]:
+        """What `channel` holds, threads included, oldest first."""
+        with self._lock:
+            return [message for message in self.posted if message.channel == channel]
+
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
-        """What Slack would answer to a successful call."""
-        ts = f"1700000000.{next(self._ts):06d}"
+        """What Slack would answer to a successful call (and its effect on the channels)."""
         channel = str(args.get("channel", ""))
+        if method == "chat.postMessage":
+            return {"ok": True, **self._post(channel, args)}
+        if method == "chat.update":
+            return self._update(channel, args)
+        if method in ("conversations.history", "conversations.replies"):
+            return {"ok": True, **self._history(method, channel, args)}
+        ts = self._next_ts()
         answers: dict[str, dict[str, Any]] = {
             "auth.test": {"user_id": "U0TOWERBOT", "bot_id": "B0TOWER", "team_id": "T0TEAM"},
-            "chat.postMessage": {
-                "channel": channel,
-                "ts": ts,
-                "message": {"text": args.get("text")},
-            },
-            "chat.update": {"channel": channel, "ts": args.get("ts"), "text": args.get("text")},
             "chat.postEphemeral": {"message_ts": ts},
             "conversations.open": {"channel": {"id": dm_channel(str(args.get("users", "X")))}},
             "views.open": {"view": {"id": f"V{next(self._ts)}", **_view(args)}},
@@ -104,6 +149,65 @@ class FakeSlack:
             "views.publish": {"view": {"id": f"V{next(self._ts)}", **_view(args)}},
         }
         return {"ok": True, **answers.get(method, {})}
+
+    def _next_ts(self) -> str:
+        """A message timestamp as Slack makes them: the real time, in microseconds, each
+        later than the one before."""
+        with self._lock:
+            self._last_ts = max(time.time(), self._last_ts + 0.000001)
+            return f"{self._last_ts:.6f}"
+
+    def _post(self, channel: str, args: dict[str, Any]) -> dict[str, Any]:
+        metadata = _json_object(args.get("metadata"))
+        thread_ts = str(args["thread_ts"]) if args.get("thread_ts") else None
+        posted = Posted(channel, self._next_ts(), str(args.get("text", "")), metadata, thread_ts)
+        with self._lock:
+            self.posted.append(posted)
+        return {"channel": channel, "ts": posted.ts, "message": {"text": posted.text}}
+
+    def _update(self, channel: str, args: dict[str, Any]) -> dict[str, Any]:
+        ts = str(args.get("ts"))
+        with self._lock:
+            found = [m for m in self.posted if m.channel == channel and m.ts == ts]
+            if not found and any(m.channel == channel for m in self.posted):
+                return {"ok": False, "error": "message_not_found"}
+            for message in found:
+                message.text = str(args.get("text", ""))
+        return {"ok": True, "channel": channel, "ts": ts, "text": args.get("text")}
+
+    def _history(self, method: str, channel: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A page of a channel's top-level messages or of one thread, newest first."""
+        oldest = float(args.get("oldest") or 0)
+        thread = str(args.get("ts")) if method == "conversations.replies" else None
+        with self._lock:
+            held = [
+                m
+                for m in self.posted
+                if m.channel == channel
+                and float(m.ts) >= oldest
+                and (
+                    m.thread_ts is None or m.thread_ts == m.ts
+                    if thread is None
+                    else m.ts == thread or m.thread_ts == thread
+                )
+            ]
+        held.reverse()
+        start = int(args.get("cursor") or 0)
+        limit = int(args.get("limit") or 100)
+        page = held[start : start + limit]
+        more = start + limit < len(held)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        return {
+            "messages": [m.as_slack(with_metadata) for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+
+
+def _json_object(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, str):
+        value = json.loads(value) if value else None
+    return dict(value) if isinstance(value, dict) else None
 
 
 def _view(args: dict[str, Any]) -> dict[str, Any]:
@@ -133,6 +237,16 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                     failure.remaining -= 1
                 else:
                     failure = None
+            if failure is not None and failure.drop == "before":
+                self.close_connection = True
+                return
+            if failure is not None and (failure.drop == "after" or failure.stall):
+                fake.answer(method, args)
+                if failure.drop == "after":
+                    self.close_connection = True
+                    return
+                time.sleep(failure.stall)
+                failure = None
             if failure is not None:
                 self.send_response(failure.status)
                 if failure.retry_after is not None:

@@ -7,15 +7,22 @@ outcome recorded in a second short transaction (retried when the database is bus
 number of dispatchers (`tower worker`, `tower sweep`, `tower serve`) and writers can run at
 once, on SQLite as on PostgreSQL, and a slow or paced Slack never holds up a write.
 
-Delivery is at least once. A process killed after the notifier sent a message but before its
-outcome was recorded leaves the row claimed; once the lease runs out (`LEASE`), a later run
-sends it again, and the `Delivery` carries the message's `dedupe_key` so the receiver can
-drop the duplicate. Messages to one recipient usually go out in queue order, but retries may
-reorder them.
+A message is sent at most once, and never silently lost. A send whose outcome is unknown
+(`OutcomeUnknown`: the connection dropped after the request went out, or no answer came in
+time), or a claim whose lease ran out (its dispatcher died, maybe mid-send), marks the
+message `outcome_unknown`. Its next attempt first asks the notifier to find it since the
+first attempt (`LooksBack.find`): found, it is recorded sent where it landed; proven absent
+by an answer covering that whole time, it is sent; neither, it is held for a person (status
+`failed`, `last_error` `outcome unknown: ...`: `tower outbox list --failed`, then `tower
+outbox retry ID` once checked). Leases count in the run's own time, the later of its `now`
+and the wall clock, so a sweep reasoning at a later moment finds a dead process's lease run
+out, while a first attempt is stamped with the wall clock, the time the receiver's records
+use. Messages to one recipient usually go out in queue order, but retries may reorder them.
 
 Outcomes of one send:
 - delivered: status `sent`, `sent_at` = now;
-- `DeliveryFailed`, or any unexpected exception from the notifier: a failed attempt, retried
+- `DeliveryFailed`, `OutcomeUnknown`, or any unexpected exception from the notifier: a
+  failed attempt, retried
   after `min(max_delay, base_delay * 2 ** (attempts - 1))`, dead-lettered (status `failed`)
   once `max_attempts` attempts have failed; `DeliveryFailed(permanent=True)` dead-letters at
   once. Dead letters stay in the table until `tower outbox retry` re-queues them;
@@ -34,13 +41,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tower.db import utcnow
 from tower.outbox.models import MessageStatus, OutboxMessage
-from tower.outbox.notifier import Delivery, DeliveryFailed, Notifier, RateLimited, Receipt
+from tower.outbox.notifier import (
+    Delivery,
+    DeliveryFailed,
+    LooksBack,
+    Notifier,
+    OutcomeUnknown,
+    RateLimited,
+    Receipt,
+)
 
 logger = logging.getLogger("tower.outbox")
 
@@ -51,8 +66,13 @@ DEFAULT_MAX_DELAY = timedelta(hours=1)
 DEFAULT_MAX_ATTEMPTS = 8
 _MAX_ERROR_LENGTH = 2000
 # How long a claimed message is its dispatcher's: past it, the dispatcher is presumed dead
-# and another may send the message again. Longer than any send, pacing included.
-LEASE = timedelta(minutes=2)
+# and another looks for the message, then sends it if it is not there. Longer than any
+# send, pacing and the Web API client's timeout included.
+LEASE = timedelta(minutes=1)
+# Looking for a message whose outcome is unknown starts this long before its first attempt:
+# clocks of the machine and of Slack may disagree a little.
+LOOK_BACK_MARGIN = timedelta(minutes=5)
+UNKNOWN = "outcome unknown: "  # how last_error begins on a message that may have landed
 CLAIM_ATTEMPTS = 20  # claims lost to other dispatchers before a run gives up for now
 RECORD_ATTEMPTS = 5
 
@@ -126,8 +146,8 @@ def dispatch_due(
 
     `unsent_too`: also messages never tried yet, whatever their due time (a sweep reasoning
     at a past moment still delivers what real changes queued since). `only`: just these
-    messages (a registrant's DM goes out before any backlog). `clock`: the real time, which
-    leases count in (`now` may be a moment a sweep reasons at).
+    messages (a registrant's DM goes out before any backlog). `clock`: the real time; leases
+    count in the later of it and `now`.
 
     Each message is tried at most once per run. Errors from the notifier never escape;
     database errors and `BaseException`s (a shutdown) do, leaving the current message
@@ -144,7 +164,8 @@ def dispatch_due(
     lease = uuid.uuid4().hex
     while len(tried) < limit:
         wanted = _Wanted(now, frozenset(tried), frozenset(paused_recipients), unsent_too, only)
-        delivery = _claim_next(session_factory, wanted, lease, clock())
+        wall_time = clock()
+        delivery = _claim_next(session_factory, wanted, lease, wall_time, max(now, wall_time))
         if delivery is None:
             break
         tried.add(delivery.message_id)
@@ -168,13 +189,18 @@ class Claimed:
     lease: str
 
 
-def claim_queued(session: Session, message: OutboxMessage, *, wall_time: datetime) -> Claimed:
+def claim_queued(
+    session: Session, message: OutboxMessage, *, wall_time: datetime, now: datetime | None = None
+) -> Claimed:
     """Claim `message`, just queued in this transaction, for the writer to send right
     after it commits: no dispatcher takes it meanwhile, and no other transaction stands
     between the change and its message. If the writer dies first, the lease runs out and
-    a dispatcher sends it (`LEASE`)."""
+    a dispatcher looks for it, then sends it (`LEASE`). `wall_time`: the real time; `now`:
+    the service's, when later (leases count in the later of the two)."""
     lease = uuid.uuid4().hex
-    message.claimed_until, message.claimed_by = wall_time + LEASE, lease
+    message.claimed_until = max(wall_time, now or wall_time) + LEASE
+    message.claimed_by = lease
+    message.first_attempt_at = message.first_attempt_at or wall_time
     session.flush()
     return Claimed(_delivery(session, message), lease)
 
@@ -208,13 +234,20 @@ class _Wanted:
 
 
 def _claim_next(
-    session_factory: sessionmaker[Session], wanted: _Wanted, lease: str, wall_time: datetime
+    session_factory: sessionmaker[Session],
+    wanted: _Wanted,
+    lease: str,
+    wall_time: datetime,
+    lease_now: datetime,
 ) -> Delivery | None:
     """Claim the next due message no live lease holds, in a transaction of its own; what
-    to send, or None when nothing is left."""
+    to send, or None when nothing is left. Leases count in `lease_now` (the later of the
+    wall clock and the run's `now`: a sweep reasoning at a later moment finds a dead
+    process's lease run out); a first attempt is stamped with `wall_time`, the time the
+    receiver's own records use."""
     for _ in range(CLAIM_ATTEMPTS):
         with session_factory.begin() as session:
-            candidate = session.scalar(_next_due(wanted, wall_time))
+            candidate = session.scalar(_next_due(wanted, lease_now))
             if candidate is None:
                 return None
             won = session.execute(
@@ -222,9 +255,17 @@ def _claim_next(
                 .where(
                     OutboxMessage.id == candidate,
                     OutboxMessage.status == MessageStatus.PENDING,
-                    _unclaimed(wall_time),
+                    _unclaimed(lease_now),
                 )
-                .values(claimed_until=wall_time + LEASE, claimed_by=lease)
+                .values(
+                    claimed_until=lease_now + LEASE,
+                    claimed_by=lease,
+                    first_attempt_at=func.coalesce(OutboxMessage.first_attempt_at, wall_time),
+                    # A lease that ran out: its dispatcher died, maybe after sending.
+                    outcome_unknown=or_(
+                        OutboxMessage.outcome_unknown, OutboxMessage.claimed_by.is_not(None)
+                    ),
+                )
                 .execution_options(synchronize_session=False)
             )
             if _row_count(won) != 1:
@@ -274,23 +315,36 @@ def _delivery(session: Session, message: OutboxMessage) -> Delivery:
         payload=payload,
         replace=earlier_receipt(session, message.recipient, payload.get("replaces")),
         thread=earlier_receipt(session, message.recipient, payload.get("thread_of")),
+        unsure_since=message.first_attempt_at if message.outcome_unknown else None,
     )
 
 
 @dataclass(frozen=True)
 class _Sent:
-    """What one send came to: a receipt, a rate limit or a failure."""
+    """What one send came to: a receipt, a rate limit or a failure (`unknown`: the message
+    may have landed)."""
 
     receipt: Receipt | None = None
     limited: RateLimited | None = None
     failure: str | None = None
     permanent: bool = False
+    unknown: bool = False
 
 
 def _send(notifier: Notifier, delivery: Delivery) -> _Sent:
-    """Send one claimed message, with no transaction open."""
+    """Send one claimed message, with no transaction open; one that may have landed
+    already is looked for first."""
+    if delivery.unsure_since is not None:
+        looked = _look_for(notifier, delivery, delivery.unsure_since)
+        if looked is not None:
+            return looked
     try:
         return _Sent(receipt=notifier.send(delivery))
+    except OutcomeUnknown as unknown:
+        logger.warning(
+            "outbox message %d to %s: %s", delivery.message_id, delivery.recipient, unknown
+        )
+        return _Sent(failure=unknown.reason, unknown=True)
     except RateLimited as limited:
         logger.info("outbox message %d to %s: %s", delivery.message_id, delivery.recipient, limited)
         return _Sent(limited=limited)
@@ -302,6 +356,31 @@ def _send(notifier: Notifier, delivery: Delivery) -> _Sent:
     except Exception as error:
         logger.exception("outbox message %d: the notifier raised unexpectedly", delivery.message_id)
         return _Sent(failure=f"{type(error).__name__}: {error}")
+
+
+def _look_for(notifier: Notifier, delivery: Delivery, since: datetime) -> _Sent | None:
+    """Whether a message that may have landed did: sent (with its receipt), still unknown
+    (retried later, or held for a person), or None when proven absent, to be sent."""
+    if not isinstance(notifier, LooksBack):
+        reason = f"{type(notifier).__name__} cannot look for what it sent"
+        return _Sent(failure=reason, unknown=True, permanent=True)
+    try:
+        found = notifier.find(delivery, since - LOOK_BACK_MARGIN)
+    except OutcomeUnknown as unknown:
+        return _Sent(failure=unknown.reason, unknown=True, permanent=True)
+    except RateLimited as limited:
+        return _Sent(limited=limited)
+    except DeliveryFailed as failed:
+        reason = f"looking for it: {failed.reason}"
+        return _Sent(failure=reason, unknown=True, permanent=failed.permanent)
+    except Exception as error:
+        logger.exception("outbox message %d: looking for it raised", delivery.message_id)
+        return _Sent(failure=f"looking for it: {type(error).__name__}: {error}", unknown=True)
+    if found is None:
+        logger.info("outbox message %d: not there after all, sending it", delivery.message_id)
+        return None
+    logger.info("outbox message %d: it had landed (%s)", delivery.message_id, dict(found))
+    return _Sent(receipt=found)
 
 
 def _record(
@@ -340,8 +419,12 @@ def _apply(
         _hold_recipient(session, message.recipient, until=message.next_attempt_at)
         return "rate_limited"
     if sent.failure is not None:
-        return _record_failure(message, sent.failure, now, backoff, permanent=sent.permanent)
+        if sent.unknown:
+            message.outcome_unknown = True
+        reason = UNKNOWN + sent.failure if message.outcome_unknown else sent.failure
+        return _record_failure(message, reason, now, backoff, permanent=sent.permanent)
     message.status = MessageStatus.SENT
+    message.outcome_unknown = False
     message.sent_at = now  # last_error stays: it tells why a late message was late
     message.receipt = None if sent.receipt is None else dict(sent.receipt)
     return "sent"

@@ -40,3 +40,7 @@ class OutboxMessage(Base):
     # A dispatcher's lease (tower/outbox/dispatcher.py): it alone sends the message until then.
     claimed_until: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(32))
+    # When its first attempt began, and whether a later one must first look for it: an
+    # attempt's outcome is unknown (dropped after sending, no answer, its sender died).
+    first_attempt_at: Mapped[datetime | None]
+    outcome_unknown: Mapped[bool] = mapped_column(default=False)

@@ -8,9 +8,12 @@ a later message can then replace that one in place (`Delivery.replace`) or answe
 thread (`Delivery.thread`).
 The Slack notifier in `bot/` implements this port and nothing else of Tower.
 
-Delivery is at least once: a process that dies after sending but before recording it sends
-the message again later. `Delivery.dedupe_key` is stable across those attempts, so a receiver
-that cares can drop the duplicate.
+A send whose outcome is unknown (the connection dropped after the request went out, no
+answer came in time, or the process sending it died) raises `OutcomeUnknown`, and the
+message is never sent again blind: before its next attempt the dispatcher asks a notifier
+that can look back (`LooksBack.find`) whether it landed after all. Only an answer covering
+the whole time since the first attempt proves it absent; else the message is held for a
+person (status `failed`, `outcome unknown: ...`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 logger = logging.getLogger("tower.notify")
 
@@ -38,6 +42,9 @@ class Delivery:
     payload: Mapping[str, Any] = field(default_factory=dict)  # e.g. Block Kit blocks
     replace: Receipt | None = None  # update this earlier message in place instead
     thread: Receipt | None = None  # post in this earlier message's thread
+    # Set when an earlier attempt's outcome is unknown: when the first attempt began. The
+    # message may already be there: look for it since then before sending it again.
+    unsure_since: datetime | None = None
 
 
 class Notifier(Protocol):
@@ -46,6 +53,17 @@ class Notifier(Protocol):
     def send(self, delivery: Delivery) -> Receipt | None:
         """Deliver `delivery` (returning where it landed, if that can be addressed later),
         or raise `RateLimited` or `DeliveryFailed` to say why not."""
+        ...
+
+
+@runtime_checkable
+class LooksBack(Protocol):
+    """A notifier that can tell whether a message it may have sent landed."""
+
+    def find(self, delivery: Delivery, since: datetime) -> Receipt | None:
+        """Where `delivery` landed if it was sent at or after `since`; None when an answer
+        covering all that time proves it absent. Raises `OutcomeUnknown` when the whole
+        time cannot be read, or `RateLimited` / `DeliveryFailed` to try again later."""
         ...
 
 
@@ -70,10 +88,24 @@ class DeliveryFailed(DeliveryError):
         self.permanent = permanent
 
 
+class OutcomeUnknown(DeliveryError):
+    """The message may or may not have gone out: never to be sent again blind."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ConsoleNotifier:
-    """Writes each delivery as one log line, `[kind] -> recipient: text`, on "tower.notify"."""
+    """Writes each delivery as one log line, `[kind] -> recipient: text`, on "tower.notify".
+
+    A log keeps no history to look in: a line whose process died while writing it may be
+    written again (`find` says it is absent)."""
 
     def send(self, delivery: Delivery) -> Receipt | None:
         text = " ".join(delivery.text.split())  # one line, whatever the message's layout
         logger.info("[%s] -> %s: %s", delivery.kind, delivery.recipient, text)
+        return None
+
+    def find(self, delivery: Delivery, since: datetime) -> Receipt | None:
         return None
