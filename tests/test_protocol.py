@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.builders import cart_test
@@ -38,6 +39,7 @@ from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
 from tower.engine.analysis import analyse
 from tower.engine.portfolio import PortfolioItem
+from tower.errors import TowerError
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentResult, ExperimentSpec
@@ -913,23 +915,27 @@ def test_acting_on_a_version_that_is_no_longer_current_changes_nothing(
     assert row_counts(session) == counts
 
 
-def test_a_change_committed_meanwhile_by_someone_else_is_a_stale_version(
+def test_a_change_committed_meanwhile_by_someone_else_is_seen_before_acting(
     session: Session, small_policy: Policy
 ) -> None:
+    """A change reads the test afresh, locked, whatever an earlier read left in the
+    session: a test another manager rejected meanwhile cannot be approved on a stale copy."""
     experiment = register(session, S.SUBMITTED)
     session.commit()  # the test as the manager opened it, in an earlier transaction
     ctx = at(small_policy)
-    # Another transaction approves first: the row is at version 2, this session still holds 1.
     session.execute(
         update(Experiment)
         .where(Experiment.id == experiment.id)
-        .values(version=Experiment.version + 1)
+        .values(version=Experiment.version + 1, status=S.REJECTED)
         .execution_options(synchronize_session=False)
     )
-    assert experiment.version == 1
+    assert (experiment.version, experiment.status) == (1, S.SUBMITTED)  # the stale copy
 
-    with pytest.raises(StaleVersion, match="changed since you opened it"):
+    with pytest.raises(TowerError, match="rejected"):
         protocol.approve(session, ctx, "T-1", actor=MANAGER)
+    assert (experiment.version, experiment.status) == (2, S.REJECTED)
+    with pytest.raises(StaleVersion, match="you saw version 1, it is now 2"):
+        protocol.withdraw(session, ctx, "T-1", actor=OWNER, expected_version=1)
 
 
 def test_registrations_at_the_same_moment_each_get_their_own_number(
@@ -1196,6 +1202,110 @@ def test_two_managers_approving_at_once_exactly_one_wins(
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def approve_at_once(
+    url: str, policy: Policy, actors: list[str]
+) -> tuple[list[str], Experiment, list[Decision], list[AuditEvent], list[OutboxMessage]]:
+    """Each of `actors` runs `tower approve T-1 --by ACTOR` on its own connection, all
+    released at one instant; what each was told, then the test as it ends."""
+    migrate.upgrade(url)
+    ctx = at(policy)
+    engines = [create_database_engine(url) for _ in actors]
+    try:
+        with create_session_factory(engines[0]).begin() as setup:
+            register(setup, S.SUBMITTED)
+        barrier = threading.Barrier(len(actors), timeout=10)
+        told: list[str] = []
+
+        def approve(engine: Engine, actor: str) -> None:
+            barrier.wait()
+            try:
+                with create_session_factory(engine).begin() as session:
+                    told.append(protocol.approve(session, ctx, "T-1", actor=actor).message)
+            except TowerError as refused:
+                told.append(f"refused: {refused}")
+
+        threads = [
+            threading.Thread(target=approve, args=(engine, actor))
+            for engine, actor in zip(engines, actors, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not any(thread.is_alive() for thread in threads)
+        with create_session_factory(engines[0])() as check:
+            experiment = experiment_service.get_by_key(check, "T-1")
+            return (
+                sorted(told),
+                experiment,
+                decisions(check, experiment),
+                events(check, experiment),
+                outbox(check),
+            )
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_two_managers_approving_at_once_when_two_approvals_are_required_both_count(
+    scratch_database_url: str, small_policy: Policy
+) -> None:
+    policy = with_deputy(small_policy, approvals_required=2)
+    told, experiment, made, audited, queued = approve_at_once(
+        scratch_database_url, policy, [MANAGER, DEPUTY]
+    )
+    assert told == ["T-1 approved", "approval 1 of 2 recorded for T-1"]
+    assert experiment.status == S.APPROVED
+    assert sorted(d.actor for d in made if d.kind == DecisionKind.APPROVE) == [DEPUTY, MANAGER]
+    assert [e.action for e in audited].count("approval") == 1
+    assert [e.action for e in audited].count("approve") == 1
+    assert [m.kind for m in queued].count("decision") == 1
+
+
+def test_one_managers_double_click_counts_once(
+    scratch_database_url: str, small_policy: Policy
+) -> None:
+    policy = with_deputy(small_policy, approvals_required=2)
+    told, experiment, made, audited, _ = approve_at_once(
+        scratch_database_url, policy, [MANAGER, MANAGER]
+    )
+    assert told == ["approval 1 of 2 recorded for T-1", "you already approved T-1"]
+    assert experiment.status == S.SUBMITTED
+    assert [(d.actor, d.kind, d.voided) for d in made] == [(MANAGER, DecisionKind.APPROVE, False)]
+    assert [e.action for e in audited].count("approval") == 1
+
+
+def test_two_managers_approving_at_once_decide_once(
+    scratch_database_url: str, small_policy: Policy
+) -> None:
+    told, experiment, made, audited, queued = approve_at_once(
+        scratch_database_url, with_deputy(small_policy), [MANAGER, DEPUTY]
+    )
+    assert told[0] == "T-1 approved" and told[1].startswith("refused: ")
+    assert "approved" in told[1]
+    assert experiment.status == S.APPROVED
+    assert len([d for d in made if d.kind == DecisionKind.APPROVE]) == 1
+    assert [e.action for e in audited].count("approve") == 1
+    assert [m.kind for m in queued].count("decision") == 1
+
+
+def test_a_second_standing_approval_of_one_manager_cannot_be_written(
+    session: Session, small_policy: Policy
+) -> None:
+    experiment = register(session, S.SUBMITTED)
+    for _ in range(2):
+        session.add(
+            Decision(
+                experiment_id=experiment.id,
+                kind=DecisionKind.APPROVE,
+                actor=MANAGER,
+                experiment_version=experiment.version,
+            )
+        )
+    with pytest.raises(IntegrityError):
+        session.flush()
 
 
 # --------------------------------------------------------------------------- SLA clocks

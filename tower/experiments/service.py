@@ -21,11 +21,24 @@ from tower.experiments.spec import (
 
 def get_by_key(session: Session, key: str) -> Experiment:
     """The test with human key `key` (`T-42`); `NotFoundError` if there is none."""
+    return _one_by_key(session, key, select(Experiment))
+
+
+def get_for_change(session: Session, key: str) -> Experiment:
+    """The test `key`, locked until this transaction ends, as it stands now: whoever acts
+    on it meanwhile waits, then sees what this one did (two managers approving at once,
+    a double click). PostgreSQL locks the row (`SELECT ... FOR UPDATE`); SQLite lets one
+    writing transaction in at a time already (`BEGIN IMMEDIATE`)."""
+    query = select(Experiment).with_for_update().execution_options(populate_existing=True)
+    return _one_by_key(session, key, query)
+
+
+def _one_by_key(session: Session, key: str, query: Select[Experiment]) -> Experiment:
     try:
         number = parse_key(key)
     except ValueError as error:
         raise NotFoundError(str(error)) from None
-    experiment = session.scalar(select(Experiment).where(Experiment.number == number))
+    experiment = session.scalar(query.where(Experiment.number == number))
     if experiment is None:
         raise NotFoundError(f"there is no test {key.strip()}")
     return experiment

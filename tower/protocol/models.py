@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tower.db import Base, utcnow
@@ -21,6 +21,17 @@ class Decision(Base):
     """A manager's decision on one version of a test; an edit after approval voids it."""
 
     __tablename__ = "decisions"
+    __table_args__ = (
+        # One standing approval per manager and test: a double click cannot count twice.
+        Index(
+            "uq_decisions_standing_approval",
+            "experiment_id",
+            "actor",
+            unique=True,
+            postgresql_where=text("kind = 'approve' AND NOT voided"),
+            sqlite_where=text("kind = 'approve' AND NOT voided"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     experiment_id: Mapped[int] = mapped_column(

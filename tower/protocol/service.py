@@ -104,7 +104,7 @@ class Outcome:
 
 def load(session: Session, key: str, expected_version: int | None = None) -> Experiment:
     """The test, provided it is still the version the actor saw (when they say which)."""
-    experiment = experiment_service.get_by_key(session, key)
+    experiment = experiment_service.get_for_change(session, key)
     check_version(experiment, expected_version)
     return experiment
 
@@ -170,7 +170,7 @@ def submit(
     expected_version: int | None = None,
 ) -> Outcome:
     """Send a test for review; managers get the approval request with its gates."""
-    experiment = experiment_service.get_by_key(session, key)
+    experiment = experiment_service.get_for_change(session, key)
     return _submit(session, ctx, experiment, actor=actor, expected_version=expected_version)
 
 
@@ -227,7 +227,7 @@ def approve(
     reason: str = "",
 ) -> Outcome:
     """A manager approves; the test is approved once the policy's number of approvals is met."""
-    experiment = experiment_service.get_by_key(session, key)
+    experiment = experiment_service.get_for_change(session, key)
     permissions.require_manager(ctx.policy, actor, experiment, "approve")
     permissions.require_not_own(
         ctx.policy, actor, experiment, last_submitter(session, experiment), "approve"
@@ -328,7 +328,7 @@ def cancel(
 
 def launch(session: Session, ctx: ServiceContext, key: str, *, actor: str = "tower") -> Outcome:
     """Take an approved test live on its start date, if its gates still pass."""
-    experiment = experiment_service.get_by_key(session, key)
+    experiment = experiment_service.get_for_change(session, key)
     next_status(key, experiment.status, Action.LAUNCH)
     gates = gates_for(session, ctx, experiment)
     blocked = [g for g in failing(gates) if g.name not in ("lead time",)]
@@ -478,7 +478,7 @@ def set_priority(
     clear_deadline: bool = False,
 ) -> Outcome:
     """A manager sets the business lever (clamped by the score) or the business deadline."""
-    experiment = experiment_service.get_by_key(session, key)
+    experiment = experiment_service.get_for_change(session, key)
     permissions.require_manager(ctx.policy, actor, experiment, "set the priority of")
     if lever is not None and not (math.isfinite(lever) and lever > 0):
         raise InvalidEdit(f"the lever must be a positive number, not {lever}")
@@ -542,7 +542,7 @@ def _decide(
     reason: str,
     expected_version: int | None,
 ) -> Outcome:
-    experiment = experiment_service.get_by_key(session, key)
+    experiment = experiment_service.get_for_change(session, key)
     verb = action.verb
     permissions.require_manager(ctx.policy, actor, experiment, verb)
     permissions.require_not_own(
