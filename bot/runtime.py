@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from bot.app import BotDeps, create_app
 from bot.config import SlackSettings
+from bot.repeats import Repeats
 from tower.db import create_database_engine, create_session_factory
 from tower.pipeline.flows import warm_up_in_background
 from tower.policy import load_policy
@@ -20,6 +21,12 @@ class Bot:
     app: App
     engine: Engine
     deps: BotDeps
+    slack: SlackSettings
+
+    def repeats(self) -> Repeats:
+        """What makes each form submission act once, for this bot's endpoint."""
+        assert self.slack.signing_secret is not None  # create_app required it
+        return Repeats(self.deps.session_factory, self.slack.signing_secret)
 
 
 def build_bot(settings: Settings | None = None, slack: SlackSettings | None = None) -> Bot:
@@ -30,4 +37,4 @@ def build_bot(settings: Settings | None = None, slack: SlackSettings | None = No
     deps = BotDeps(create_session_factory(engine), load_policy(settings.policy_path))
     app = create_app(slack, deps)
     warm_up_in_background(deps.session_factory, deps.context(), slots=True)
-    return Bot(app, engine, deps)
+    return Bot(app, engine, deps, slack)

@@ -15,6 +15,8 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import Engine, text
 
+from bot.repeats import Repeats
+
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
@@ -41,9 +43,10 @@ def database_reachable(engine: Engine) -> Callable[[], bool]:
     return probe
 
 
-def create_wsgi(app: App, healthy: Callable[[], bool]) -> WsgiApp:
-    """Route `/healthz` to the probe and everything else to Bolt (which verifies signatures)."""
-    slack = SlackRequestHandler(app, path="/slack/events")
+def create_wsgi(app: App, healthy: Callable[[], bool], repeats: Repeats) -> WsgiApp:
+    """Route `/healthz` to the probe and everything else to Bolt (which verifies signatures),
+    each form submission acting once (`repeats`)."""
+    slack = repeats.around(SlackRequestHandler(app, path="/slack/events"))
 
     def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":

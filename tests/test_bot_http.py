@@ -28,6 +28,7 @@ from sqlalchemy import create_engine
 
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.listeners.submissions import DM_COLLISIONS
+from bot.product_bench.slack_requests import submission_body
 from bot.web import database_reachable
 from tests.slack.fake_api import Call
 from tests.slack.harness import (
@@ -562,6 +563,80 @@ def test_a_slash_command_with_a_bad_signature_gets_no_answer(bot: BotServer) -> 
 
 
 # -- retries and double clicks ----------------------------------------------------------------
+
+
+def opened_register_modal(bot: BotServer, user: str = OWNER) -> dict[str, Any]:
+    opened = len(bot.fake.calls_to("views.open"))
+    assert bot.command("register", user=user).status == 200
+    call = wait_for(lambda: bot.fake.calls_to("views.open")[opened:], what="the modal opens")[0]
+    return call_view(call)
+
+
+def test_a_registration_sent_again_or_retried_by_slack_registers_one_test(bot: BotServer) -> None:
+    before = bot.experiment_count()
+    filled = fill_modal(opened_register_modal(bot), valid_answers())
+    body = submission_body(filled, user=OWNER, trigger_id=bot.trigger_id())
+
+    first = bot.post(body)
+    again = bot.post(body)  # byte for byte
+    retried = bot.post(  # Slack's retry: a new trigger id, timestamp and signature
+        submission_body(filled, user=OWNER, trigger_id=bot.trigger_id()),
+        timestamp=int(time.time()) + 1,
+        extra_headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
+    )
+
+    assert [r.status for r in (first, again, retried)] == [200, 200, 200]
+    assert again.body == first.body and retried.body == first.body
+    wait_for(lambda: bot.posts(containing="is registered"), what="the registrant's DM")
+    wait_for(bot.settled, what="every message is delivered")
+    assert bot.experiment_count() == before + 1
+    assert len(bot.posts(containing="is registered")) == 1
+
+
+def test_copies_of_a_registration_arriving_at_once_register_one_test(bot: BotServer) -> None:
+    before = bot.experiment_count()
+    filled = fill_modal(opened_register_modal(bot), valid_answers())
+    bodies = [submission_body(filled, user=OWNER, trigger_id=bot.trigger_id()) for _ in range(4)]
+    barrier = threading.Barrier(len(bodies), timeout=10)
+    answers: list[HttpResponse] = []
+
+    def send(body: bytes) -> None:
+        barrier.wait()
+        answers.append(bot.post(body))
+
+    threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert sorted(r.status for r in answers) == [200] * 4
+    wait_for(lambda: bot.posts(containing="is registered"), what="the registrant's DM")
+    wait_for(bot.settled, what="every message is delivered")
+    assert bot.experiment_count() == before + 1
+
+
+def test_the_same_form_submitted_with_other_values_is_a_new_registration(bot: BotServer) -> None:
+    """Clients reuse a view id: a submission is recognised by what it submits."""
+    before = bot.experiment_count()
+    view = opened_register_modal(bot)
+    for title in ("Sticky basket", "Sticky basket, green button"):
+        filled = fill_modal(view, valid_answers(**{BlockId.TITLE: title}))
+        reply = bot.post(submission_body(filled, user=OWNER, trigger_id=bot.trigger_id()))
+        assert reply.status == 200
+    wait_for(lambda: bot.experiment_count() == before + 2, what="both tests are registered")
+
+
+def test_a_form_with_errors_sent_again_gets_the_same_errors_and_writes_nothing(
+    bot: BotServer,
+) -> None:
+    before = bot.experiment_count()
+    filled = fill_modal(opened_register_modal(bot), valid_answers(**{BlockId.TRAFFIC: "250"}))
+    body = submission_body(filled, user=OWNER, trigger_id=bot.trigger_id())
+    first, again = bot.post(body), bot.post(body)
+    assert first.status == again.status == 200
+    assert json.loads(first.body)["response_action"] == "errors"
+    assert again.body == first.body
+    assert bot.experiment_count() == before
 
 
 def test_a_retried_approve_request_never_decides_twice(bot: BotServer) -> None:

@@ -8,9 +8,11 @@ from tower.outbox.models import OutboxMessage
 from tower.pipeline import registry  # noqa: F401 - stamps every change to the registry
 from tower.pipeline.models import PipelineScore, PlanEntry, RegistryState
 from tower.protocol.models import Decision
+from tower.repeats.models import AnsweredRequest
 from tower.sla.models import SlaClock
 
 __all__ = [
+    "AnsweredRequest",
     "AuditEvent",
     "Base",
     "Collision",

@@ -53,6 +53,7 @@ from bot.product_bench.slack_requests import fill_modal as fill_modal
 from bot.product_bench.slack_requests import http as http
 from bot.product_bench.slack_requests import interaction_body as interaction_body
 from bot.product_bench.slack_requests import signature_headers as signed_headers
+from bot.repeats import Repeats
 from bot.web import create_wsgi, database_reachable
 from tests.builders import cart_test
 from tower import migrate
@@ -432,7 +433,11 @@ def running_bot(
     server = make_server(
         "127.0.0.1",
         0,
-        create_wsgi(app, healthy or database_reachable(engine)),
+        create_wsgi(
+            app,
+            healthy or database_reachable(engine),
+            Repeats(deps.session_factory, SIGNING_SECRET),
+        ),
         server_class=_ThreadingWSGIServer,
         handler_class=_QuietHandler,
     )
