@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import re
 
+from tower.text import user_text
+
 _OUR_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)&gt;")
 
 
 def escape(text: str) -> str:
     """Escape `&`, `<` and `>` as Slack requires for text it should show as typed."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_typed(text: str) -> str:
+    """Text a person typed (a title), shown as typed: no mention, link or formatting."""
+    return escape(user_text(text))
 
 
 def escape_keeping_mentions(text: str) -> str:

@@ -1018,6 +1018,27 @@ def test_a_mention_typed_in_a_title_pings_nobody(bot: BotServer) -> None:
         assert "Ask <@U0CARLA>" not in text, text
 
 
+def test_formatting_typed_in_a_title_or_reason_is_shown_as_typed_everywhere(
+    bot: BotServer,
+) -> None:
+    title = "Try *bold* _it_ ~s~ `code`"
+    story = register_clashing_test(bot, title=title)
+    waive(bot, "C-1", reason="*urgent* _really_")
+    bot.click(ActionId.APPROVE, f"{story.key}:2", user=MANAGER, channel=TOWER_CHANNEL, ts="1.1")
+    wait_for(lambda: bot.posts(containing="was approved by"), what="the owner is told")
+    wait_for(bot.settled, what="the approval's messages are delivered")
+    published_home(bot, OWNER)
+    replies = [bot.command(f"show {story.key}", user=OWNER), bot.command("list", user=OWNER)]
+
+    sent = every_text(bot.fake.calls) + [reply_text(r) for r in replies]
+    shown = "Try \u2217bold\u2217 \u02cdit\u02cd \u223cs\u223c \u02cbcode\u02cb"
+    assert sum(shown in text for text in sent) >= 5
+    assert any("\u2217urgent\u2217 \u02cdreally\u02cd" in text for text in sent)
+    for text in sent:
+        for markup in ("*bold*", "_it_", "~s~", "`code`", "*urgent*", "_really_"):
+            assert markup not in text, text
+
+
 def test_a_ping_typed_in_a_command_argument_is_escaped_in_the_error(bot: BotServer) -> None:
     text = reply_text(bot.command("show <!channel>", user=OWNER))
     assert "&lt;!channel&gt;" in text

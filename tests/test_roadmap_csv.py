@@ -48,7 +48,7 @@ from tower.policy import Policy, load_policy
 
 from .conftest import SMALL_POLICY
 
-ACTOR = "U0ANNA"
+ACTOR = "U0TOWERMGR"  # a manager: imports anything
 HEADER_LINE = ",".join(COLUMNS) + "\n"
 Row = Mapping[str, str]
 Numbered = tuple[int, ExperimentSpec, ExperimentStatus]
@@ -680,10 +680,10 @@ def test_a_good_file_creates_its_tests(session: Session, small_policy: Policy) -
 def test_import_records_one_audit_event_per_created_test(
     session: Session, small_policy: Policy
 ) -> None:
-    import_text(session, GOOD_FILE, small_policy, actor="U0BEN")
+    import_text(session, GOOD_FILE, small_policy)
 
     (event,) = events_for(session, experiments(session)["T-8"])
-    assert (event.actor, event.action, event.before) == ("U0BEN", "imported", None)
+    assert (event.actor, event.action, event.before) == (ACTOR, "imported", None)
     assert event.after is not None
     assert event.after["title"] == 'Checkout, "one page"'
     assert event.after["status"] == "draft"
@@ -957,7 +957,7 @@ def write_file(path: Path, text: str, encoding: str = "utf-8") -> Path:
 def test_cli_imports_a_file_and_lists_it(cli_database: str, tmp_path: Path) -> None:
     path = write_file(tmp_path / "roadmap.csv", GOOD_FILE)
 
-    result = succeeded(tower(cli_database, "import", str(path), "--by", "U0BEN"))
+    result = succeeded(tower(cli_database, "import", str(path), "--by", "U0TOWERMGR"))
 
     assert "3 created, 0 updated, 0 unchanged" in result.output
     listed = json.loads(succeeded(tower(cli_database, "list", "--format", "json")).stdout)
@@ -974,7 +974,57 @@ def test_cli_imports_a_file_and_lists_it(cli_database: str, tmp_path: Path) -> N
             actors = set(session.scalars(select(AuditEvent.actor)))
     finally:
         engine.dispose()
-    assert actors == {"U0BEN"}
+    assert actors == {"U0TOWERMGR"}
+
+
+def audit_actions(url: str) -> list[tuple[str, str]]:
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            return [(e.actor, e.action) for e in session.scalars(select(AuditEvent))]
+    finally:
+        engine.dispose()
+
+
+def test_a_member_importing_states_or_another_teams_tests_is_refused_line_by_line(
+    cli_database: str, tmp_path: Path
+) -> None:
+    path = write_file(tmp_path / "roadmap.csv", GOOD_FILE)
+
+    result = tower(cli_database, "import", str(path), "--by", "U0BEN")
+
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    for line in [
+        f"{path}: 3 problems; nothing was imported",
+        "  line 3, column status: a new test is a draft, not approved: only a manager "
+        "changes a test's state by import",
+        "  line 3, column team: U0BEN is not a member of team 'ecommerce': only its members "
+        "import it",
+        "  line 4, column status: a new test is a draft, not submitted: only a manager "
+        "changes a test's state by import",
+    ]:
+        assert line in result.output, result.output
+    assert database_counts(cli_database) == (0, 1)  # no test; the refusal's audit event
+    assert audit_actions(cli_database) == [("U0BEN", "denied:import")]
+
+
+def test_a_member_imports_drafts_of_their_own_team(cli_database: str, tmp_path: Path) -> None:
+    path = write_file(tmp_path / "roadmap.csv", roadmap(row(), row(title="Express payment")))
+    result = succeeded(tower(cli_database, "import", str(path), "--by", "U0BEN"))
+    assert "2 created" in result.output
+    listed = json.loads(succeeded(tower(cli_database, "list", "--format", "json")).stdout)
+    assert {t["status"] for t in listed} == {"draft"}
+
+
+def test_someone_outside_the_policy_imports_nothing(cli_database: str, tmp_path: Path) -> None:
+    path = write_file(tmp_path / "roadmap.csv", roadmap(row()))
+    result = tower(cli_database, "import", str(path), "--by", "U0NOBODY")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert (
+        "U0NOBODY is neither a manager nor a member of a team in the policy: nothing was imported"
+    ) in " ".join(result.output.split())
+    assert database_counts(cli_database) == (0, 1)
+    assert audit_actions(cli_database) == [("U0NOBODY", "denied:import")]
 
 
 def test_cli_import_twice_reports_everything_unchanged(cli_database: str, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from bot.product_bench.fake_slack import Call, FakeSlack, dm_channel
 from bot.product_bench.load import Sent
 from bot.product_bench.slack_requests import TIMEOUT
 from bot.product_bench.traffic import ACKNOWLEDGED, COMMANDS, Kind
+from tower.text import user_text
 
 NO_ANSWER = "no answer"
 POLL = 0.1  # seconds between two looks for answers still awaited
@@ -123,9 +124,10 @@ def _first_after(calls: list[Call], after: float, claimed: set[int]) -> Call | N
 
 
 def _registered(arrivals: _Arrivals, user: str, title: str, after: float) -> Call | None:
+    shown = user_text(title)  # as Tower shows a title: its markup characters made inert
     for channel in (user, dm_channel(user)):
         for call in arrivals.messages[channel]:
-            if call.at >= after and title in str(call.args.get("text")):
+            if call.at >= after and shown in str(call.args.get("text")):
                 return call
     return None
 

@@ -34,6 +34,7 @@ from bot.product_bench.traffic import Registration, Traffic
 from bot.views.modal import test_modal
 from tower.experiments.spec import ExperimentSpec
 from tower.policy import Policy
+from tower.text import user_text
 
 SAMPLES = 3
 REGISTER, EDIT, STATUS_MOVE = "register", "edit", "status_move"
@@ -92,12 +93,13 @@ def _edited(target: Target, policy: Policy, trigger_id: str) -> bytes:
 
 def _dm_naming(registration: Registration) -> Callable[[Call], bool]:
     channels = {registration.owner, dm_channel(registration.owner)}
+    shown = user_text(registration.title)  # as Tower shows a title
 
     def wanted(call: Call) -> bool:
         return (
             call.method == "chat.postMessage"
             and call.args.get("channel") in channels
-            and registration.title in str(call.args.get("text"))
+            and shown in str(call.args.get("text"))
         )
 
     return wanted

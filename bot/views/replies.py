@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.ids import ActionId
-from bot.mrkdwn import escape, escape_keeping_mentions
+from bot.mrkdwn import escape, escape_keeping_mentions, escape_typed
 from tower.paging import Page
 from tower.pipeline.overview import Overview
 
@@ -66,7 +66,7 @@ def help_reply(note: str = "") -> dict[str, Any]:
 
 def test_line(record: dict[str, Any]) -> str:
     return (
-        f"`{record['key']}` {escape(record['title'])} · {escape(record['team'])} · "
+        f"`{record['key']}` {escape_typed(record['title'])} · {escape(record['team'])} · "
         f"{record['status'].replace('_', ' ')} · {record['start']} → {record['end']}"
     )
 
@@ -74,7 +74,7 @@ def test_line(record: dict[str, Any]) -> str:
 def pipeline_line(record: dict[str, Any]) -> str:
     score = "unscored" if record["score"] is None else f"{record['score']:.3g}"
     rank = record["rank"] or "-"
-    title, team = escape(record["title"]), escape(record["team"])
+    title, team = escape_typed(record["title"]), escape(record["team"])
     return f"{rank}. `{record['key']}` {title} · {team} · score {score}"
 
 
@@ -87,7 +87,7 @@ def collision_line(record: dict[str, Any]) -> str:
 
 
 def plan_line(record: dict[str, Any]) -> str:
-    return f"`{record['key']}` {escape(record['title'])}: {escape(record['explanation'])}"
+    return f"`{record['key']}` {escape_typed(record['title'])}: {escape(record['explanation'])}"
 
 
 def register_button() -> Block:
@@ -140,7 +140,7 @@ def home_view(view: Overview) -> dict[str, Any]:
 def _home_test(test: dict[str, Any]) -> str:
     rank = f" · rank {test['rank']}" if test["rank"] else ""
     return (
-        f"`{test['key']}` {escape(test['title'])} · {test['status'].replace('_', ' ')}"
+        f"`{test['key']}` {escape_typed(test['title'])} · {test['status'].replace('_', ' ')}"
         f" · {test['start']} → {test['end']}{rank}"
     )
 

@@ -12,13 +12,13 @@ from tower.audit import service as audit_service
 from tower.cli.context import AppContext
 from tower.cli.output import console, emit_json, emit_table, format_option
 from tower.experiments import service as experiment_service
-from tower.experiments.csv_transfer import export_roadmap, import_roadmap
+from tower.experiments.csv_transfer import OPERATOR, export_roadmap, import_roadmap
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
 from tower.pipeline.resync import recheck_all
+from tower.protocol.permissions import PermissionDenied
 
 LIST_COLUMNS = ("key", "title", "team", "owner", "kind", "surfaces", "window", "traffic", "status")
-SYSTEM_ACTOR = "system"
 
 
 def experiment_record(experiment: Experiment) -> dict[str, Any]:
@@ -33,13 +33,26 @@ def experiment_record(experiment: Experiment) -> dict[str, Any]:
 
 @click.command("import")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--by", "actor", default=SYSTEM_ACTOR, show_default=True, help="Who imports.")
+@click.option(
+    "--by",
+    "actor",
+    default=OPERATOR,
+    show_default=True,
+    help="Who imports: a manager imports anything, a team member only drafts of their team.",
+)
 @click.pass_obj
 def import_command(app: AppContext, path: Path, actor: str) -> None:
     """Import a roadmap CSV: all rows or none, and importing it again changes nothing."""
-    with path.open(newline="", encoding="utf-8-sig") as stream, app.transaction() as session:
-        report = import_roadmap(session, stream, policy=app.policy, actor=actor, source=str(path))
-        changes = recheck_all(session, app.service_context())
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as stream, app.transaction() as session:
+            report = import_roadmap(
+                session, stream, policy=app.policy, actor=actor, source=str(path)
+            )
+            changes = recheck_all(session, app.service_context())
+    except PermissionDenied as denied:
+        with app.transaction() as session:
+            audit_service.record(session, actor=actor, action="denied:import", reason=str(denied))
+        raise
     console.print(f"Imported {path}: {report.summary()}", markup=False, highlight=False)
     opened, resolved = changes.opened, changes.resolved
     if opened or resolved:

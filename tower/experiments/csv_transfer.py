@@ -17,8 +17,11 @@ from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import RoadmapFormatError, RoadmapRow, RowError, read_roadmap
 from tower.experiments.csv_rows import write_roadmap as write_rows
 from tower.experiments.models import Experiment
-from tower.experiments.spec import format_key
+from tower.experiments.spec import ExperimentStatus, format_key
 from tower.policy import Policy
+from tower.protocol.permissions import PermissionDenied, is_member_of
+
+OPERATOR = "system"  # who imports when no one is named: the person running Tower
 
 IMPORT_ACTION = "imported"
 
@@ -48,6 +51,7 @@ def import_roadmap(
     """Validate every row first, then apply them all; raise `RoadmapFormatError` on any bad row."""
     rows = read_roadmap(stream, policy, source)
     targets = _match_rows(session, rows, source)
+    check_importer(policy, actor, rows, targets, source)
     report = ImportReport()
     next_number = max(
         [experiment_service.highest_number(session)]
@@ -80,6 +84,47 @@ def import_roadmap(
         else:
             report.unchanged.append(existing.key)
     return report
+
+
+class ImportDenied(RoadmapFormatError, PermissionDenied):
+    """Rows the importer may not write; nothing from the file is."""
+
+
+def check_importer(
+    policy: Policy,
+    actor: str,
+    rows: list[RoadmapRow],
+    targets: dict[int, Experiment],
+    source: str,
+) -> None:
+    """Who may import what: the operator (`OPERATOR`) and managers anything; a member of
+    a team only that team's tests, and no state (a new test is a draft, an existing one
+    keeps its state); a row that changes nothing is not theirs to answer for. Anyone
+    else, nothing."""
+    if actor == OPERATOR or policy.is_manager(actor):
+        return
+    if not any(actor in team.members for team in policy.teams):
+        raise PermissionDenied(
+            f"{actor} is neither a manager nor a member of a team in the policy: "
+            "nothing was imported"
+        )
+    errors = []
+    for row in rows:
+        existing = targets.get(row.line)
+        if existing is not None and (existing.spec(), existing.status) == (row.spec, row.status):
+            continue
+        teams = {row.spec.team} | ({existing.team} if existing is not None else set())
+        for team in sorted(teams):
+            if not is_member_of(policy, actor, team):
+                message = f"{actor} is not a member of team {team!r}: only its members import it"
+                errors.append(RowError(row.line, "team", message))
+        kept = ExperimentStatus.DRAFT if existing is None else existing.status
+        if row.status != kept:
+            was = "a new test is a draft" if existing is None else f"{existing.key} is {kept}"
+            message = f"{was}, not {row.status}: only a manager changes a test's state by import"
+            errors.append(RowError(row.line, "status", message))
+    if errors:
+        raise ImportDenied(source, errors)
 
 
 def _match_rows(session: Session, rows: list[RoadmapRow], source: str) -> dict[int, Experiment]:
