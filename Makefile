@@ -10,7 +10,7 @@ DEMO_DB := demo.db
 DEMO_TODAY := 2026-11-23
 DEMO_ENV := DATABASE_URL=sqlite:///$(DEMO_DB) TOWER_POLICY=examples/retail/tower.yaml
 
-.PHONY: install demo test lint properties-deep clean
+.PHONY: install demo test lint properties-deep chaos clean
 
 install: $(STAMP)
 
@@ -44,6 +44,12 @@ test: lint
 # The engine against the brute-force reference, 5,000 examples a property (make test: 200).
 properties-deep: $(STAMP)
 	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -p no:cacheprovider tests/test_reference_properties.py
+
+# Faults, kills, races, bad input and security probes on fresh SQLite and PostgreSQL
+# databases; one JSON summary. CHAOS_BUDGET seconds in all (the README's figures: 900).
+CHAOS_BUDGET ?= 900
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos --budget $(CHAOS_BUDGET)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) .pytest_cache .mypy_cache .ruff_cache *.egg-info

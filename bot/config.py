@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # the Web API client is loaded by the commands that post, not
     from slack_sdk import WebClient
 
 DEFAULT_PORT = 3000
+DEFAULT_TIMEOUT = 30  # seconds the Web API client waits for an answer (slack_sdk's default)
 
 
 class SlackConfigError(TowerError):
@@ -21,13 +22,15 @@ class SlackConfigError(TowerError):
 
 @dataclass(frozen=True)
 class SlackSettings:
-    """SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_API_URL and PORT."""
+    """SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_API_URL, SLACK_TIMEOUT
+    (seconds the Web API client waits for an answer) and PORT."""
 
     bot_token: str | None
     signing_secret: str | None
     app_token: str | None
     api_url: str | None
     port: int
+    timeout: int = DEFAULT_TIMEOUT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SlackSettings:
@@ -35,12 +38,18 @@ class SlackSettings:
         port = env.get("PORT") or str(DEFAULT_PORT)
         if not port.isdigit():
             raise SlackConfigError(f"PORT must be a number, not {port!r}")
+        timeout = env.get("SLACK_TIMEOUT") or str(DEFAULT_TIMEOUT)
+        if not timeout.isdigit() or int(timeout) < 1:
+            raise SlackConfigError(
+                f"SLACK_TIMEOUT must be a whole number of seconds, not {timeout!r}"
+            )
         return cls(
             bot_token=env.get("SLACK_BOT_TOKEN") or None,
             signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
             app_token=env.get("SLACK_APP_TOKEN") or None,
             api_url=env.get("SLACK_API_URL") or None,
             port=int(port),
+            timeout=int(timeout),
         )
 
     @property
@@ -71,6 +80,7 @@ class SlackSettings:
         from slack_sdk import WebClient
 
         self.require("bot_token")
+        client = WebClient(token=self.bot_token, timeout=self.timeout, retry_handlers=[])
         if self.api_url:
-            return WebClient(token=self.bot_token, base_url=self.api_url, retry_handlers=[])
-        return WebClient(token=self.bot_token, retry_handlers=[])
+            client.base_url = self.api_url
+        return client

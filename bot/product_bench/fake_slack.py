@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,15 +38,60 @@ class Call:
 
 @dataclass
 class _Failure:
-    """How the next `remaining` calls to a method go wrong: an error answer (`status`), or
-    the connection dropped before acting or after it (`drop`), or an answer held back
-    `stall` seconds after acting (past a client's timeout)."""
+    """How the next `remaining` calls to a method go wrong: an error answer (`status`,
+    `error`; `html`: a proxy's HTML page instead of JSON), or the connection dropped before
+    acting or after it (`drop`), or an answer held back `stall` seconds after acting (past
+    a client's timeout)."""
 
     status: int
     retry_after: int | None
     remaining: int
     drop: str | None = None  # "before" or "after" acting
     stall: float = 0.0
+    error: str = "internal_error"
+    html: bool = False
+
+
+# Every way Slack fails, as the chaos mode draws them: (name, the failure).
+FAULTS: tuple[tuple[str, _Failure], ...] = (
+    ("http_500", _Failure(500, None, 1)),
+    ("html_503", _Failure(503, None, 1, html=True)),
+    ("http_429", _Failure(429, 1, 1, error="ratelimited")),
+    ("ok_false_ratelimited", _Failure(200, None, 1, error="ratelimited")),
+    ("ok_false_internal_error", _Failure(200, None, 1, error="internal_error")),
+    ("dropped_before_acting", _Failure(200, None, 1, drop="before")),
+    ("dropped_after_acting", _Failure(200, None, 1, drop="after")),
+    ("answered_too_late", _Failure(200, None, 1, stall=-1.0)),  # the chaos mode's stall
+)
+MESSAGE_NOT_FOUND = ("message_not_found", _Failure(200, None, 1, error="message_not_found"))
+CHAOS_METHODS = frozenset(
+    {
+        "chat.postMessage",
+        "chat.update",
+        "conversations.open",
+        "conversations.history",
+        "conversations.replies",
+    }
+)
+
+
+@dataclass
+class _Chaos:
+    """Seeded faults: each call to a method of `CHAOS_METHODS` fails with probability
+    `rate`, in a way drawn from `FAULTS` (and `message_not_found` for updates)."""
+
+    rate: float
+    random: random.Random
+    stall: float  # seconds an answer is held back: more than the client's timeout
+
+    def draw(self, method: str) -> tuple[str, _Failure] | None:
+        if method not in CHAOS_METHODS or self.random.random() >= self.rate:
+            return None
+        choices = FAULTS + ((MESSAGE_NOT_FOUND,) if method == "chat.update" else ())
+        name, failure = self.random.choice(choices)
+        if failure.stall:
+            failure = _Failure(200, None, 1, stall=self.stall)
+        return name, failure
 
 
 def dm_channel(user: str) -> str:
@@ -78,6 +125,8 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, _Failure] = field(default_factory=dict)
     posted: list[Posted] = field(default_factory=list)  # every message, oldest first
+    faults: Counter[str] = field(default_factory=Counter)  # the chaos mode's, by kind
+    _chaos: _Chaos | None = None
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _last_ts: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -93,7 +142,16 @@ class FakeSlack:
         self, method: str, *, status: int = 429, retry_after: int | None = 1, times: int = 1
     ) -> None:
         """Answer the next `times` calls to `method` with `status` (429 carries Retry-After)."""
-        self.failures[method] = _Failure(status, retry_after if status == 429 else None, times)
+        error = "ratelimited" if status == 429 else "internal_error"
+        self.failures[method] = _Failure(
+            status, retry_after if status == 429 else None, times, error=error
+        )
+
+    def chaos(self, rate: float, *, seed: int, stall: float) -> None:
+        """From now on fail about `rate` of the calls that post, update, open or read
+        history, every way Slack fails (seeded: the same seed, the same faults for the same
+        calls); `stall`: how late a late answer comes. A rate of 0 ends it."""
+        self._chaos = _Chaos(rate, random.Random(seed), stall) if rate > 0 else None
 
     def drop(self, method: str, *, acting: bool, times: int = 1) -> None:
         """Close the connection of the next `times` calls to `method` without an answer,
@@ -237,11 +295,16 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                     failure.remaining -= 1
                 else:
                     failure = None
+                    drawn = None if fake._chaos is None else fake._chaos.draw(method)
+                    if drawn is not None:
+                        fake.faults[drawn[0]] += 1
+                        failure = drawn[1]
             if failure is not None and failure.drop == "before":
                 self.close_connection = True
                 return
+            answer: dict[str, Any] | None = None
             if failure is not None and (failure.drop == "after" or failure.stall):
-                fake.answer(method, args)
+                answer = fake.answer(method, args)  # done: only the answer goes astray
                 if failure.drop == "after":
                     self.close_connection = True
                     return
@@ -251,14 +314,23 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 self.send_response(failure.status)
                 if failure.retry_after is not None:
                     self.send_header("Retry-After", str(failure.retry_after))
+                if failure.html:
+                    self.send_header("Content-Type", "text/html")
+                    self.end_headers()
+                    self.wfile.write(b"<html><body><h1>503 Service Unavailable</h1></body></html>")
+                    return
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
-                error = "ratelimited" if failure.status == 429 else "internal_error"
-                self.wfile.write(json.dumps({"ok": False, "error": error}).encode())
+                self.wfile.write(json.dumps({"ok": False, "error": failure.error}).encode())
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(json.dumps(fake.answer(method, args)).encode())
+            if answer is None:
+                answer = fake.answer(method, args)
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(json.dumps(answer).encode())
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting: what it asked for is done all the same
 
     return Handler

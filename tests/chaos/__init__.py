@@ -1,0 +1,13 @@
+"""Tower's chaos suite: what a control-tower manager would see go wrong, counted.
+
+`make chaos` (`python -m tests.chaos --budget SECONDS`) runs each part on a fresh SQLite
+database and, when a server answers, a fresh PostgreSQL one; it prints one JSON summary, a
+line per part, and exits 1 when any count that must be zero is not. The parts:
+
+- `worker_kills`: a real `tower worker` delivering through a Slack that fails 30% of calls
+  every way Slack fails, SIGKILLed and restarted again and again while writers change
+  tests, then sweeps at later business times: notifications queued, delivered, lost,
+  duplicated (by dedupe key, or by text in one channel) and held for a person.
+- `racing_dispatchers`: workers' dispatch loops, sweeps and writers at once on one
+  database: rows sent twice, dispatch runs that crashed.
+"""

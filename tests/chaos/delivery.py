@@ -1,0 +1,72 @@
+"""What became of every notification: delivered once, lost, duplicated or held."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.product_bench.fake_slack import FakeSlack, Posted
+from tower.outbox.dispatcher import UNKNOWN
+from tower.outbox.models import MessageStatus, OutboxMessage
+
+
+@dataclass(frozen=True)
+class Tally:
+    queued: int  # rows that had to reach Slack (merged ones went out inside another)
+    delivered: int  # sent, and Slack holds the message where the row says it landed
+    lost: int  # neither delivered nor held for a person
+    duplicated: int  # posts of a dedupe key after its first
+    same_text: int  # posts repeating, in one channel, the text of an earlier one
+    held: int  # failed with `outcome unknown`: a person checks the channel
+    pending: int  # still waiting when the part ended (counted in `lost` too)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def tally(session: Session, slack: FakeSlack) -> Tally:
+    rows = [
+        row
+        for row in session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        if row.status != MessageStatus.MERGED
+    ]
+    posted = list(slack.posted)
+    where = {(message.channel, message.ts): message for message in posted}
+    delivered = sum(1 for row in rows if _landed(row, where))
+    held = sum(
+        1
+        for row in rows
+        if row.status == MessageStatus.FAILED and (row.last_error or "").startswith(UNKNOWN)
+    )
+    keys = Counter(_key(message) for message in posted if _key(message) is not None)
+    texts = Counter((message.channel, message.text) for message in posted)
+    return Tally(
+        queued=len(rows),
+        delivered=delivered,
+        lost=len(rows) - delivered - held,
+        duplicated=sum(count - 1 for count in keys.values()),
+        same_text=sum(count - 1 for count in texts.values()),
+        held=held,
+        pending=sum(1 for row in rows if row.status == MessageStatus.PENDING),
+    )
+
+
+def _landed(row: OutboxMessage, where: dict[tuple[str, str], Posted]) -> bool:
+    """Sent, and Slack holds a message at its receipt: this row's own post, or the
+    message it updated in place."""
+    if row.status != MessageStatus.SENT or not row.receipt:
+        return False
+    message = where.get((row.receipt.get("channel", ""), row.receipt.get("ts", "")))
+    if message is None:
+        return False
+    return _key(message) == row.dedupe_key or bool((row.payload or {}).get("replaces"))
+
+
+def _key(message: Posted) -> str | None:
+    payload = (message.metadata or {}).get("event_payload") or {}
+    key = payload.get("dedupe_key")
+    return key if isinstance(key, str) else None
