@@ -665,6 +665,38 @@ def test_a_resync_of_an_unchanged_portfolio_writes_nothing(imported: str) -> Non
         engine.dispose()
 
 
+def test_a_resync_overtaken_again_and_again_holds_writers_off_once_and_gets_through(
+    imported: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers that never pause (a registration every instant) cannot starve the safety
+    net: after three re-checks each overtaken by a change, it re-checks once inside a
+    transaction that makes writers wait, and writes its result."""
+    from tower.db import create_database_engine, create_session_factory
+    from tower.pipeline import resync
+    from tower.policy import load_policy
+
+    overtaken: list[object] = []
+
+    def overtaken_every_time(session: Session) -> object:
+        overtaken.append(None)
+        return ("a mark no state row has", len(overtaken))
+
+    monkeypatch.setattr(registry, "peek", overtaken_every_time)
+    engine = create_database_engine(imported)
+    try:
+        factory = create_session_factory(engine)
+        ctx = ServiceContext.create(
+            load_policy(RETAIL_POLICY), datetime(2026, 11, 23, 10, tzinfo=UTC)
+        )
+        report = resync.resync(factory, ctx)
+        assert len(overtaken) == resync.ATTEMPTS
+        assert report.tests == 63 and report.findings > 0
+        with factory() as session:
+            assert registry.state(session).scored_on == ctx.today
+    finally:
+        engine.dispose()
+
+
 def test_a_bulk_import_leaves_the_query_planner_statistics(
     scratch_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,26 +14,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.chaos import worker_kills
+from tests.chaos import racing_dispatchers, worker_kills
 from tests.chaos.setting import Setting, fresh_setting
 from tower.db import normalize_url
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 FULL_BUDGET = 900  # seconds: the README's figures come from a run this long
 FULL_KILLS = 12
+RACING_SECONDS = 60.0
 
+# A part: the setting, a scratch folder, the seed, and the share of a full run's work to do.
 Part = Callable[[Setting, Path, int, float], dict[str, Any]]
 
 
-def _worker_kills(setting: Setting, scratch: Path, seed: int, budget: float) -> dict[str, Any]:
-    """As many of the 12 kills as the budget allows (each costs a worker's start-up)."""
-    kills = max(2, min(FULL_KILLS, round(FULL_KILLS * budget / (FULL_BUDGET / 2))))
+def _worker_kills(setting: Setting, scratch: Path, seed: int, scale: float) -> dict[str, Any]:
+    """12 kills in a full run; fewer, at least 2, on a shorter budget."""
+    kills = max(2, min(FULL_KILLS, round(FULL_KILLS * scale)))
     plan = worker_kills.Plan(kills=kills, seconds_between=(1.0, 4.0))
     return worker_kills.run(setting, scratch, seed=seed, plan=plan)
 
 
+def _racing_dispatchers(setting: Setting, scratch: Path, seed: int, scale: float) -> dict[str, Any]:
+    """The worker, two sweep loops and a writer at once: a minute in a full run."""
+    seconds = max(10.0, RACING_SECONDS * scale)
+    return racing_dispatchers.run(setting, scratch, seed=seed, seconds=seconds)
+
+
 PARTS: dict[str, tuple[Part, tuple[str, ...]]] = {
     "worker_kills": (_worker_kills, worker_kills.MUST_BE_ZERO),
+    "racing_dispatchers": (_racing_dispatchers, racing_dispatchers.MUST_BE_ZERO),
 }
 
 
@@ -49,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if "postgresql" in kinds and not _answers(options.postgres):
         print(f"no PostgreSQL server answers at {options.postgres}: SQLite only", file=sys.stderr)
         kinds.remove("postgresql")
-    budget = options.budget / max(len(kinds) * len(PARTS), 1)
+    scale = min(1.0, options.budget / FULL_BUDGET)
     results: dict[str, dict[str, Any]] = {}
     bad: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tower-chaos-") as scratch_dir:
@@ -68,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, (part, must_be_zero) in PARTS.items():
                 started = time.monotonic()
                 with fresh_setting(kind, scratch, options.postgres) as setting:
-                    counts = part(setting, scratch, options.seed, budget)
+                    counts = part(setting, scratch, options.seed, scale)
                 counts["seconds"] = round(time.monotonic() - started, 1)
                 results[f"{kind}/{name}"] = counts
                 bad += [f"{kind}/{name}.{key}" for key in must_be_zero if counts.get(key)]

@@ -35,6 +35,7 @@ class Setting:
     kind: str  # "sqlite" or "postgresql"
     database_url: str
     slack: FakeSlack
+    scratch: Path  # where logs and SQLite files go
 
     def env(self) -> dict[str, str]:
         return {
@@ -65,7 +66,7 @@ def fresh_setting(kind: str, scratch: Path, server_url: str | None) -> Iterator[
     slack = FakeSlack().start()
     with _database(kind, scratch, server_url) as url:
         migrate.upgrade(url)
-        setting = Setting(kind, url, slack)
+        setting = Setting(kind, url, slack, scratch)
         imported = setting.tower("import", str(PORTFOLIO), "--by", MANAGER)
         if imported.returncode != 0:
             raise RuntimeError(f"tower import failed: {imported.stderr or imported.stdout}")

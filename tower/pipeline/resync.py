@@ -3,7 +3,9 @@
 `tower resync`, the worker (at start, every 15 minutes, and when the policy changes) and
 `tower sweep` run it. It reads and computes outside any write transaction, then writes the
 differences (records, scores, plan) in one short one, announcing through the one place
-that opens collisions. If a change lands while it computes, it computes again.
+that opens collisions. If a change lands while it computes, it computes again; overtaken
+`ATTEMPTS` times (writers never pause), it holds them off once and re-checks inside its
+write transaction, so it always gets through.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from tower.db import read_only, refresh_planner_statistics
 from tower.engine.analysis import PipelineAnalysis, analyse
 from tower.engine.findings import Finding
 from tower.engine.mde_cost import SampleNeedsByKey
-from tower.errors import TowerError
 from tower.outbox.service import NewMessage, enqueue_all
 from tower.pipeline import read_model, registry
 from tower.pipeline.index import portfolio_items
@@ -29,10 +30,6 @@ from tower.text import user_text
 
 ATTEMPTS = 3
 BULK_ROWS = 1000  # rows a re-check writes that make the planner's statistics worth refreshing
-
-
-class ResyncBusy(TowerError):
-    """Changes kept landing while the portfolio was re-checked."""
 
 
 @dataclass
@@ -61,7 +58,8 @@ class ResyncReport:
 
 
 def resync(factory: sessionmaker[Session], ctx: ServiceContext) -> ResyncReport:
-    """Re-check everything, then write the differences in one short transaction."""
+    """Re-check everything, then write the differences in one short transaction (after
+    `ATTEMPTS` overtaken re-checks, in one that holds writers off while it computes)."""
     started = time.perf_counter()
     for _ in range(ATTEMPTS):
         with read_only(factory) as session:
@@ -73,13 +71,17 @@ def resync(factory: sessionmaker[Session], ctx: ServiceContext) -> ResyncReport:
             if registry.mark_of(row) != seen:
                 continue  # a change landed meanwhile: compute again
             return write_analysis(session, ctx, analysis, started)
-    raise ResyncBusy(f"the registry kept changing: {ATTEMPTS} re-checks were overtaken")
+    with factory.begin() as session:
+        registry.state(session, for_update=True)  # every writer waits from here on
+        return recheck_all(session, ctx, started=started)
 
 
-def recheck_all(session: Session, ctx: ServiceContext) -> ResyncReport:
+def recheck_all(
+    session: Session, ctx: ServiceContext, *, started: float | None = None
+) -> ResyncReport:
     """Re-check everything inside the caller's transaction (an import changing much of the
     portfolio scans it once rather than checking each test)."""
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     session.flush()
     analysis = analyse(portfolio_items(session), ctx.policy, today=ctx.today)
     return write_analysis(session, ctx, analysis, started)

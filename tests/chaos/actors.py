@@ -1,0 +1,115 @@
+"""The processes and threads chaos parts set loose on one database: a real `tower worker`,
+`tower sweep` at later business times, writers changing tests, a last dispatcher."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from datetime import time as day_time
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import select
+
+from bot.config import SlackSettings
+from bot.notifier import SlackNotifier
+from tests.chaos.setting import MANAGER, TOWER, Setting
+from tower.context import ServiceContext
+from tower.db import create_database_engine, create_session_factory
+from tower.errors import TowerError
+from tower.experiments.models import Experiment
+from tower.experiments.spec import ExperimentStatus
+from tower.outbox.dispatcher import dispatch_due
+from tower.outbox.models import MessageStatus, OutboxMessage
+from tower.policy import load_policy
+from tower.protocol import service as protocol
+
+DRAIN_ROUNDS = 60  # last dispatcher runs, an hour apart, until nothing waits
+
+
+def start_worker(setting: Setting, log: IO[Any]) -> subprocess.Popen[bytes]:
+    """`tower worker`, dispatching every half second, its output in `log`."""
+    return subprocess.Popen(
+        [*TOWER, "worker", "--dispatch-every", "0.5", "--sla-every", "5"],
+        env=setting.env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def write(setting: Setting, stop: threading.Event, changes: list[str], pause: float = 0.3) -> None:
+    """A manager approves the submitted tests, one every `pause` seconds, and the owners
+    of drafts submit them: each change queues notifications at the wall clock."""
+    policy = load_policy(Path(setting.env()["TOWER_POLICY"]))
+    engine = create_database_engine(setting.database_url)
+    factory = create_session_factory(engine)
+    try:
+        with factory() as session:
+            tests = [
+                (e.key, e.status, e.owner)
+                for e in session.scalars(select(Experiment).order_by(Experiment.number))
+            ]
+        for key, status, owner in tests:
+            if stop.is_set():
+                return
+            try:
+                with factory.begin() as session:
+                    ctx = ServiceContext.create(policy, datetime.now(UTC))
+                    if status == ExperimentStatus.SUBMITTED:
+                        protocol.approve(session, ctx, key, actor=MANAGER)
+                    elif status == ExperimentStatus.DRAFT:
+                        protocol.submit(session, ctx, key, actor=owner)
+                    else:
+                        continue
+                changes.append(key)
+            except TowerError:
+                pass  # a gate failing is the tower doing its job
+            time.sleep(pause)
+    finally:
+        engine.dispose()
+
+
+def next_monday(weeks: int = 0) -> datetime:
+    """Opening time on the Monday `weeks` after the coming one."""
+    today = datetime.now(UTC).date()
+    monday = today + timedelta(days=7 - today.weekday(), weeks=weeks)
+    return datetime.combine(monday, day_time(9, 30), tzinfo=UTC)
+
+
+def sweep(setting: Setting, at: datetime | None = None) -> tuple[bool, int]:
+    """`tower sweep [--now AT]`: whether it succeeded, and the tracebacks it printed
+    (what a failed one printed is kept in `sweeps-failed.log` beside the databases)."""
+    args = ["sweep"] if at is None else ["sweep", "--now", at.isoformat(timespec="seconds")]
+    swept = setting.tower(*args)
+    printed = swept.stdout + swept.stderr
+    if swept.returncode != 0:
+        with (setting.scratch / "sweeps-failed.log").open("a", encoding="utf-8") as log:
+            log.write(f"--- tower {' '.join(args)}: exit {swept.returncode}\n{printed}\n")
+    return swept.returncode == 0, printed.count("Traceback")
+
+
+def drain(setting: Setting, *, after_weeks: int) -> None:
+    """A last dispatcher, still under faults, an hour later each round from `after_weeks`
+    ahead, until nothing waits (retries and Retry-After come due)."""
+    engine = create_database_engine(setting.database_url)
+    factory = create_session_factory(engine)
+    notifier = SlackNotifier(SlackSettings.from_env(setting.env()).client())
+    moment = datetime.now(UTC) + timedelta(weeks=after_weeks)
+    try:
+        for _ in range(DRAIN_ROUNDS):
+            dispatch_due(factory, notifier, now=moment, limit=1000, unsent_too=True)
+            with factory() as session:
+                waiting = session.scalar(
+                    select(OutboxMessage.id).where(OutboxMessage.status == MessageStatus.PENDING)
+                )
+            if waiting is None:
+                return
+            moment += timedelta(hours=1)
+    finally:
+        engine.dispose()
+
+
+def tracebacks_in(log: Path) -> int:
+    return log.read_text(encoding="utf-8", errors="replace").count("Traceback")
