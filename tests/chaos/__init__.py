@@ -8,6 +8,10 @@ line per part, and exits 1 when any count that must be zero is not. The parts:
   every way Slack fails, SIGKILLed and restarted again and again while writers change
   tests, then sweeps at later business times: notifications queued, delivered, lost,
   duplicated (by dedupe key, or by text in one channel) and held for a person.
-- `racing_dispatchers`: workers' dispatch loops, sweeps and writers at once on one
-  database: rows sent twice, dispatch runs that crashed.
+- `racing_dispatchers`: a worker's dispatch loop, two sweep loops and a writer at once on
+  one database: rows sent twice, sweeps that crashed.
+- `decisions`: two managers' `tower approve` and two `tower edit` of one version from
+  processes released at one instant, five identical signed Approve clicks on a running
+  `tower serve`: trials left with two decisions, events or announcements, a lost edit,
+  an HTTP 5xx or a traceback.
 """

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.chaos import racing_dispatchers, worker_kills
+from tests.chaos import decisions, racing_dispatchers, worker_kills
 from tests.chaos.setting import Setting, fresh_setting
 from tower.db import normalize_url
 
@@ -22,6 +22,7 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 FULL_BUDGET = 900  # seconds: the README's figures come from a run this long
 FULL_KILLS = 12
 RACING_SECONDS = 60.0
+DECISION_TRIALS = 6
 
 # A part: the setting, a scratch folder, the seed, and the share of a full run's work to do.
 Part = Callable[[Setting, Path, int, float], dict[str, Any]]
@@ -40,9 +41,15 @@ def _racing_dispatchers(setting: Setting, scratch: Path, seed: int, scale: float
     return racing_dispatchers.run(setting, scratch, seed=seed, seconds=seconds)
 
 
+def _decisions(setting: Setting, scratch: Path, seed: int, scale: float) -> dict[str, Any]:
+    """Approvals, edits and clicks racing: six trials of each in a full run."""
+    return decisions.run(setting, scratch, trials=max(1, round(DECISION_TRIALS * scale)))
+
+
 PARTS: dict[str, tuple[Part, tuple[str, ...]]] = {
     "worker_kills": (_worker_kills, worker_kills.MUST_BE_ZERO),
     "racing_dispatchers": (_racing_dispatchers, racing_dispatchers.MUST_BE_ZERO),
+    "decisions": (_decisions, decisions.MUST_BE_ZERO),
 }
 
 
@@ -51,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=FULL_BUDGET, help="Seconds in all.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="Keep the logs and databases.")
+    parser.add_argument("--part", choices=list(PARTS), action="append", help="Only these.")
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--postgres", default=POSTGRES, help="A server to create databases on.")
     options = parser.parse_args(argv)
@@ -75,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for kind in kinds:
             for name, (part, must_be_zero) in PARTS.items():
+                if options.part and name not in options.part:
+                    continue
                 started = time.monotonic()
                 with fresh_setting(kind, scratch, options.postgres) as setting:
                     counts = part(setting, scratch, options.seed, scale)

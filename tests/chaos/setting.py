@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "examples" / "retail" / "tower.yaml"
 PORTFOLIO = REPO / "examples" / "retail" / "portfolio.csv"
 MANAGER = "U0TOWERMGR"
-TOWER = [str(Path(sys.executable).with_name("tower"))]  # the console script beside Python
+PYTHON = sys.executable
+TOWER = [str(Path(PYTHON).with_name("tower"))]  # the console script beside Python
 SLACK_TIMEOUT = 2  # seconds the Web API client waits: a late answer is one past it
 FAULT_RATE = 0.3
 
