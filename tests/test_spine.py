@@ -784,3 +784,53 @@ def test_a_server_catches_up_with_another_process_off_the_request_path(
         full = analyse(portfolio_items(session), ctx.policy, today=ctx.today).placements
         for key, placement in full.items():
             assert slots.placement_now(session, ctx, key) == placement, key
+
+
+# -- refusals on collisions ------------------------------------------------------------------
+
+
+def test_acting_on_a_collision_beyond_ones_role_is_refused_unchanged_and_audited(
+    imported: str,
+) -> None:
+    """A member cannot waive; a member of a team the collision does not involve can
+    neither acknowledge it nor ask for a waiver. Each refusal exits 1, leaves the records
+    as they were, and is in the audit log as `denied:ACTION` with the actor."""
+    from tower.audit.models import AuditEvent
+    from tower.collisions import flows as collision_flows
+    from tower.collisions.service import format_ref
+    from tower.protocol.permissions import PermissionDenied
+
+    policy = load_policy(RETAIL_POLICY)
+    engine = create_database_engine(imported)
+    try:
+        factory = create_session_factory(engine)
+        with factory() as session:
+            record = session.scalars(select(Collision).order_by(Collision.id)).first()
+            assert record is not None
+            ref, teams = format_ref(record), set(record.details["teams"])
+        outsider_team = next(t for t in policy.teams if t.key not in teams)
+        outsider = next(m for m in outsider_team.members if not policy.is_manager(m))
+        member = next(
+            m for t in policy.teams if t.key in teams for m in t.members if not policy.is_manager(m)
+        )
+        before = succeeded(tower(imported, "conflicts", "--all", "--format", "json")).stdout
+
+        waived = tower(imported, "waive", ref, "--by", member, "--reason", "fine by us")
+        acked = tower(imported, "ack", ref, "--by", outsider)
+        assert (waived.exit_code, acked.exit_code) == (1, 1)
+        assert f"only a control-tower manager can waive {ref}" in waived.output
+        assert f"{outsider} is not in a team involved in {ref}" in " ".join(acked.output.split())
+        assert succeeded(tower(imported, "conflicts", "--all", "--format", "json")).stdout == before
+        with factory.begin() as session:
+            ctx = ServiceContext.create(policy)
+            with pytest.raises(PermissionDenied, match="only they can ask a waiver on"):
+                collision_flows.request_waiver(session, ctx, ref, actor=outsider)
+            denied = [
+                (event.actor, event.action)
+                for event in session.scalars(
+                    select(AuditEvent).where(AuditEvent.action.startswith("denied:"))
+                )
+            ]
+        assert denied == [(member, "denied:waive"), (outsider, "denied:ack")]
+    finally:
+        engine.dispose()

@@ -14,4 +14,7 @@ line per part, and exits 1 when any count that must be zero is not. The parts:
   processes released at one instant, five identical signed Approve clicks on a running
   `tower serve`: trials left with two decisions, events or announcements, a lost edit,
   an HTTP 5xx or a traceback.
+- `security`: forged, stale, malformed and tampered signatures on `tower serve` (401,
+  nothing done; one signed five minutes ago passes), and people acting beyond their role
+  through the CLI (exit 1, nothing changed, audited `denied:<action>`).
 """

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.chaos import decisions, racing_dispatchers, worker_kills
+from tests.chaos import decisions, racing_dispatchers, security, worker_kills
 from tests.chaos.setting import Setting, fresh_setting
 from tower.db import normalize_url
 
@@ -46,10 +46,16 @@ def _decisions(setting: Setting, scratch: Path, seed: int, scale: float) -> dict
     return decisions.run(setting, scratch, trials=max(1, round(DECISION_TRIALS * scale)))
 
 
+def _security(setting: Setting, scratch: Path, seed: int, scale: float) -> dict[str, Any]:
+    """Every probe, whatever the budget: they take seconds."""
+    return security.run(setting, scratch)
+
+
 PARTS: dict[str, tuple[Part, tuple[str, ...]]] = {
     "worker_kills": (_worker_kills, worker_kills.MUST_BE_ZERO),
     "racing_dispatchers": (_racing_dispatchers, racing_dispatchers.MUST_BE_ZERO),
     "decisions": (_decisions, decisions.MUST_BE_ZERO),
+    "security": (_security, security.MUST_BE_ZERO),
 }
 
 

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
 from pathlib import Path
@@ -15,6 +17,7 @@ from sqlalchemy import select
 
 from bot.config import SlackSettings
 from bot.notifier import SlackNotifier
+from bot.product_bench.slack_requests import http
 from tests.chaos.setting import MANAGER, TOWER, Setting
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
@@ -27,6 +30,7 @@ from tower.policy import load_policy
 from tower.protocol import service as protocol
 
 DRAIN_ROUNDS = 60  # last dispatcher runs, an hour apart, until nothing waits
+SIGNING_SECRET = "chaos-signing-secret"
 
 
 def start_worker(setting: Setting, log: IO[Any]) -> subprocess.Popen[bytes]:
@@ -113,3 +117,43 @@ def drain(setting: Setting, *, after_weeks: int) -> None:
 
 def tracebacks_in(log: Path) -> int:
     return log.read_text(encoding="utf-8", errors="replace").count("Traceback")
+
+
+class Serving:
+    """`tower serve` on a free port, answering requests signed with `signing_secret`."""
+
+    def __init__(self, setting: Setting, scratch: Path, signing_secret: str) -> None:
+        self.setting = setting
+        self.secret = signing_secret
+        self.log = scratch / f"serve-{setting.kind}-{uuid.uuid4().hex[:6]}.log"
+
+    def __enter__(self) -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {**self.setting.env(), "SLACK_SIGNING_SECRET": self.secret}
+        self._output = self.log.open("w")
+        self._process = subprocess.Popen(
+            [*TOWER, "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if http(f"{url}/healthz").status == 200:
+                    return url
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"tower serve did not answer on port {port}; see {self.log}")
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+        self._output.close()

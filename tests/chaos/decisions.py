@@ -5,7 +5,6 @@ two audit events, two announcements, a lost edit, an HTTP 5xx or a traceback."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
 import time
@@ -20,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from bot.ids import ActionId
 from bot.product_bench.slack_requests import FORM, click_body, http, signature_headers
-from tests.chaos.setting import MANAGER, POLICY, PYTHON, REPO, TOWER, Setting
+from tests.chaos.actors import SIGNING_SECRET, Serving
+from tests.chaos.setting import MANAGER, POLICY, PYTHON, REPO, Setting
 from tower.audit.models import AuditEvent
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
@@ -34,7 +34,6 @@ from tower.protocol.gates import failing
 from tower.protocol.models import Decision, DecisionKind
 
 DEPUTY = "U0TOWERLEAD"  # the retail policy's second manager
-SIGNING_SECRET = "chaos-signing-secret"
 CLICKS = 5
 LEAD_SECONDS = 4.0  # processes start this long before the instant they act at
 
@@ -67,7 +66,7 @@ def run(setting: Setting, scratch: Path, *, trials: int) -> dict[str, Any]:
         for trial, key in enumerate(approvable[: 2 * trials]):
             counts.trials += 1
             races[trial % 2](key)
-        with _serving(setting, scratch) as url:
+        with Serving(setting, scratch, SIGNING_SECRET) as url:
             for key in _approvable(factory)[:trials]:
                 counts.trials += 1
                 _click_race(url, setting, factory, key, counts)
@@ -192,45 +191,6 @@ def _click_race(url: str, setting: Setting, factory: Any, key: str, counts: Coun
         decided, approves = _decisions(session, experiment), _events(session, experiment, "approve")
     if experiment.status != ExperimentStatus.APPROVED or decided != 1 or approves != 1:
         counts.fail(f"clicks {key}: {experiment.status}, {decided} decisions, {approves} events")
-
-
-class _serving:
-    """`tower serve` on a free port, answering signed requests, for the clicks."""
-
-    def __init__(self, setting: Setting, scratch: Path) -> None:
-        self.setting = setting
-        self.log = scratch / f"serve-{setting.kind}.log"
-
-    def __enter__(self) -> str:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        env = {**self.setting.env(), "SLACK_SIGNING_SECRET": SIGNING_SECRET}
-        self._output = self.log.open("w")
-        self._process = subprocess.Popen(
-            [*TOWER, "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if http(f"{url}/healthz").status == 200:
-                    return url
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"tower serve did not answer on port {port}; see {self.log}")
-
-    def __exit__(self, *exc: object) -> None:
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-        self._output.close()
 
 
 def _decisions(session: Session, experiment: Experiment) -> int:

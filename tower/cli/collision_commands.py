@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 
 from tower.cli.context import AppContext
 from tower.cli.output import console
 from tower.collisions import flows
 from tower.collisions import service as collision_service
+from tower.protocol.permissions import PermissionDenied
+
+
+@contextmanager
+def _audited(app: AppContext, actor: str, action: str) -> Iterator[None]:
+    """A refused attempt is audited `denied:ACTION` with the actor, in a transaction of
+    its own, and still fails."""
+    try:
+        yield
+    except PermissionDenied as denied:
+        with app.transaction() as session:
+            flows.record_denial(session, actor=actor, action=action, message=str(denied))
+        raise
 
 
 @click.command("waive")
@@ -17,7 +33,7 @@ from tower.collisions import service as collision_service
 @click.pass_obj
 def waive_command(app: AppContext, collision: str, actor: str, reason: str) -> None:
     """Accept collision COLLISION (C-12) on purpose: managers only, with a reason."""
-    with app.transaction() as session:
+    with _audited(app, actor, "waive"), app.transaction() as session:
         record = flows.waive(session, app.service_context(), collision, actor=actor, reason=reason)
         ref = collision_service.format_ref(record)
     console.print(f"{ref} waived by {actor}: {reason}", markup=False, highlight=False)
@@ -29,7 +45,7 @@ def waive_command(app: AppContext, collision: str, actor: str, reason: str) -> N
 @click.pass_obj
 def ack_command(app: AppContext, collision: str, actor: str) -> None:
     """Acknowledge collision COLLISION (C-12) for your team."""
-    with app.transaction() as session:
+    with _audited(app, actor, "ack"), app.transaction() as session:
         record = flows.acknowledge(session, app.service_context(), collision, actor=actor)
         ref = collision_service.format_ref(record)
     console.print(f"{ref} acknowledged by {actor}", markup=False, highlight=False)

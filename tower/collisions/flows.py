@@ -10,6 +10,7 @@ from collections.abc import Collection, Sequence
 
 from sqlalchemy.orm import Session
 
+from tower.audit import service as audit_service
 from tower.collisions import alerts
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import Severity
@@ -114,6 +115,12 @@ def _teams_of(ctx: ServiceContext, record: Collision, actor: str) -> list[str]:
     ]
 
 
+def record_denial(session: Session, *, actor: str, action: str, message: str) -> None:
+    """Audit an attempt on a collision the actor was not allowed (the message names it;
+    in a transaction of its own)."""
+    audit_service.record(session, actor=actor, action=f"denied:{action}", reason=message)
+
+
 def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason: str) -> Collision:
     """A manager accepts the collision on purpose: everyone involved is told why."""
     record = collision_service.waive(session, ctx.policy, ref, actor=actor, reason=reason)
@@ -130,6 +137,7 @@ def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason
 def request_waiver(session: Session, ctx: ServiceContext, ref: str, *, actor: str) -> Collision:
     """Someone involved asks the managers to waive the collision (in the alert's thread)."""
     record = collision_service.get_collision(session, ref)
+    collision_service.require_involved_or_manager(ctx.policy, record, actor, "ask a waiver on")
     text = f"<@{actor}> asks a manager to waive collision {format_ref(record)}"
     stamp = ctx.now.isoformat(timespec="seconds")
     _tell(session, ctx, record, "waiver_requested", text, stamp, follows="thread_of")

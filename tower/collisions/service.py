@@ -32,12 +32,34 @@ from tower.experiments.models import Experiment
 from tower.experiments.spec import format_key, parse_key
 from tower.paging import Page, first_rows
 from tower.policy import Policy
+from tower.protocol.permissions import PermissionDenied
 
 LIVE_STATUSES = (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED, CollisionStatus.WAIVED)
 
 
 class CollisionActionError(TowerError):
     """An action on a collision that the actor may not take, or not in its current state."""
+
+
+class CollisionActionDenied(CollisionActionError, PermissionDenied):
+    """The actor may not take this action on the collision; adapters audit the attempt."""
+
+
+def require_involved_or_manager(
+    policy: Policy, collision: Collision, actor: str, verb: str
+) -> None:
+    """Only members of a team the collision involves, and managers, may `verb` it."""
+    members = {
+        member
+        for key in collision.details.get("teams", [])
+        if (team := policy.team(key)) is not None
+        for member in team.members
+    }
+    if actor not in members and not policy.is_manager(actor):
+        raise CollisionActionDenied(
+            f"{actor} is not in a team involved in {format_ref(collision)} nor a manager: "
+            f"only they can {verb} it"
+        )
 
 
 @dataclass
@@ -511,7 +533,7 @@ def waive(session: Session, policy: Policy, ref: str, *, actor: str, reason: str
     """A manager accepts a collision on purpose, saying why; re-checks keep the waiver."""
     collision = get_collision(session, ref)
     if not policy.is_manager(actor):
-        raise CollisionActionError(
+        raise CollisionActionDenied(
             f"only a control-tower manager can waive {format_ref(collision)}"
         )
     if not reason.strip():
@@ -531,16 +553,7 @@ def acknowledge(
 ) -> Collision:
     """A member of an involved team (or a manager) says the collision has been seen."""
     collision = get_collision(session, ref)
-    members = {
-        member
-        for key in collision.details.get("teams", [])
-        if (team := policy.team(key)) is not None
-        for member in team.members
-    }
-    if actor not in members and not policy.is_manager(actor):
-        raise CollisionActionError(
-            f"{actor} is not in a team involved in {format_ref(collision)} nor a manager"
-        )
+    require_involved_or_manager(policy, collision, actor, "acknowledge")
     if collision.status == CollisionStatus.ACKNOWLEDGED:
         raise AlreadyAcknowledged(collision)
     if collision.status != CollisionStatus.OPEN:
