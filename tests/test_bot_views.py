@@ -132,6 +132,28 @@ def test_the_edit_modal_is_filled_with_the_test_and_names_its_version(
     assert blocks["confidence"]["element"]["initial_option"]["value"] == "1"
 
 
+def test_a_hypothesis_longer_than_a_slack_input_is_kept_not_cut_by_the_edit_modal(
+    small_policy: Policy,
+) -> None:
+    long = "If we show it, more people buy, because they see it. " * 100  # 5,300 characters
+    made = spec(hypothesis=long)
+    view = build_modal(small_policy, BOTH, spec=made, key="T-7", version=4)
+    assert "hypothesis" not in inputs(view)
+    notes = [b for b in view["blocks"] if b["type"] == "context"]
+    assert any("5,300 characters" in n["elements"][0]["text"] for n in notes)
+    assert all(len(json.dumps(block)) < 3000 for block in view["blocks"])
+    # Saving the form without it keeps the hypothesis whole.
+    submitted = fill_modal(view, {BlockId.TITLE: "Sticky basket, v2"})
+    edited, problems = field_errors(submitted_texts(submitted), small_policy, made, OWNER)
+    assert problems == {} and edited is not None
+    assert (edited.title, edited.hypothesis) == ("Sticky basket, v2", long)
+    short = build_modal(
+        small_policy, BOTH, spec=spec(hypothesis="If we, then."), key="T-7", version=4
+    )
+    assert inputs(short)["hypothesis"]["element"]["initial_value"] == "If we, then."
+    assert inputs(short)["hypothesis"]["element"]["max_length"] == 3000
+
+
 def test_the_reason_modal_asks_for_a_labelled_reason_and_remembers_the_message() -> None:
     where = {"channel": "C0TOWER", "ts": "1700000000.000016"}
     view = reason_modal("request_changes", "T-123", 3, where)

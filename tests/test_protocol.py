@@ -1514,3 +1514,17 @@ def test_the_rank_table_brought_up_to_date_is_the_one_read_afresh(
             assert shared is not first  # brought up to date, not read as it was
             assert shared == read_afresh(session), step
             first = shared
+
+
+def test_a_reason_past_fifty_thousand_characters_is_refused_and_nothing_changes(
+    session: Session, small_policy: Policy
+) -> None:
+    from tower.text import TextTooLong
+
+    experiment = register(session, S.SUBMITTED)
+    counts = row_counts(session)
+    with pytest.raises(TextTooLong, match="keep the reason under 50,000 characters"):
+        protocol.reject(session, at(small_policy), "T-1", actor=MANAGER, reason="x" * 50_001)
+    assert experiment.status == S.SUBMITTED and row_counts(session) == counts
+    outcome = protocol.reject(session, at(small_policy), "T-1", actor=MANAGER, reason="x" * 50_000)
+    assert outcome.changed and experiment.status == S.REJECTED

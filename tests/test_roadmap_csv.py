@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from tower.audit.models import AuditEvent
 from tower.audit.service import events_for
 from tower.cli import main
+from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import (
     COLUMNS,
     RoadmapFormatError,
@@ -1128,3 +1129,93 @@ def test_export_import_into_a_fresh_database_gives_the_same_bytes(
     assert succeeded(tower(cli_database, "export", "-")).stdout == first.read_text("utf-8")
     again = succeeded(tower(cli_database, "import", str(second)))
     assert "0 created, 0 updated, 104 unchanged" in again.output
+
+
+# --------------------------------------------------------------------------- bad bytes, odd cells
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_the_line_and_the_remedy(
+    cli_database: str, tmp_path: Path
+) -> None:
+    text = roadmap(row(), row(title="Crème brûlée banner"))
+    files = {
+        "latin1.csv": text.encode("latin-1"),
+        "utf16.csv": text.encode("utf-16"),
+        "binary.csv": bytes(range(256)) * 8,
+        "nul.csv": text.replace("One-page", "One\x00page").encode(),
+    }
+    expected = {
+        "latin1.csv": "line 3, column row: byte 0xE8 is not UTF-8 text (a Latin-1 export?): "
+        "save it as CSV UTF-8",
+        "utf16.csv": "line 1, column row: the file is UTF-16 or UTF-32: save it as CSV UTF-8",
+        "binary.csv": "line 1, column row: holds a NUL byte: is it a binary or UTF-16 file? "
+        "Save it as CSV UTF-8",
+        "nul.csv": "line 2, column row: holds a NUL byte: is it a binary or UTF-16 file? "
+        "Save it as CSV UTF-8",
+    }
+    for name, raw in files.items():
+        path = tmp_path / name
+        path.write_bytes(raw)
+        result = tower(cli_database, "import", str(path))
+        assert result.exit_code == 1 and "Traceback" not in result.output, name
+        assert expected[name] in " ".join(result.output.split()), (name, result.output)
+    assert database_counts(cli_database) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("cells", "column", "message"),
+    [
+        ({"traffic": "\uff150"}, "traffic", "'\uff150' is not a number (write it like 12.5)"),
+        ({"traffic": "5_0"}, "traffic", "'5_0' is not a number (write it like 12.5)"),
+        ({"baseline": "infinity"}, "baseline", "'infinity' is not a number"),
+        (
+            {"key": "T-99999999999999999999"},
+            "key",
+            "'T-99999999999999999999' is too big a key (the largest is T-2147483647)",
+        ),
+        ({"start": "20260302"}, "start", "'20260302' is not a date in YYYY-MM-DD form"),
+        ({"start": "\uff12026-03-02"}, "start", "is not a date in YYYY-MM-DD form"),
+        ({"kind": "AB_TEST"}, "kind", "'AB_TEST' is not one of ab_test"),
+        ({"team": "Checkout-Squad"}, "team", "unknown team 'Checkout-Squad'"),
+        ({"hypothesis": "x" * 50_001}, "hypothesis", "keep the hypothesis under 50,000"),
+    ],
+)
+def test_odd_cells_are_refused_by_line_and_column(
+    small_policy: Policy, cells: dict[str, str], column: str, message: str
+) -> None:
+    with pytest.raises(RoadmapFormatError) as raised:
+        read(roadmap(row(**cells)), small_policy)
+    [error] = raised.value.errors
+    assert (error.line, error.column) == (2, column)
+    assert message in error.message
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        '=HYPERLINK("https://evil.example")',
+        "+1 conversion",
+        "-5% price",
+        "@SUM(A1)",
+        "'=x",
+        "''a",
+        "'plain",
+    ],
+)
+def test_a_cell_a_spreadsheet_would_run_is_exported_inert_and_reads_back_as_typed(
+    session: Session, small_policy: Policy, title: str
+) -> None:
+    experiment_service.create(
+        session,
+        number=1,
+        spec=replace(CHECKOUT_SPEC, title=title),
+        status=ExperimentStatus.DRAFT,
+        actor=ACTOR,
+        action="registered",
+    )
+    exported = export_text(session)
+    [cells] = list(csv.DictReader(io.StringIO(exported)))
+    assert cells["title"] == ("'" + title if title != "'plain" else title)
+    assert experiments(session)["T-1"].title == title
+    assert import_text(session, exported, small_policy).unchanged == ["T-1"]
+    assert export_text(session) == exported

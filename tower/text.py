@@ -1,6 +1,22 @@
-"""User-typed text inside Tower's messages."""
+"""User-typed text: its ceilings, and how it sits inside Tower's messages."""
 
 from __future__ import annotations
+
+from tower.errors import TowerError
+
+# The longest hypothesis or reason, in characters, wherever it is typed (CSV, CLI, Slack).
+LONG_TEXT_MAX = 50_000
+
+
+class TextTooLong(TowerError):
+    """Typed text past its ceiling."""
+
+
+def require_within(text: str, what: str, limit: int = LONG_TEXT_MAX) -> None:
+    """Refuse `text` longer than `limit` characters, naming `what` it is."""
+    if len(text) > limit:
+        raise TextTooLong(f"keep the {what} under {limit:,} characters (it has {len(text):,})")
+
 
 # Each character Slack's mrkdwn reads as markup, swapped for one that looks alike and
 # means nothing there: angle brackets (mentions, links, `<!channel>`), and the asterisk,

@@ -22,6 +22,7 @@ def _text(text: str) -> dict[str, Any]:
 
 
 OPTION_TEXT_LIMIT = 75
+TEXT_INPUT_LIMIT = 3000  # the most a plain-text input holds, pre-filled or typed
 STATIC_OPTIONS_LIMIT = 100
 
 
@@ -187,13 +188,7 @@ def test_modal(
             _decimal(spec.mde if spec else None),
             optional=True,
         ),
-        _input(
-            BlockId.HYPOTHESIS,
-            "Hypothesis",
-            _plain(spec.hypothesis if spec else "", multiline=True),
-            optional=True,
-            hint="If we ..., then ..., because ...",
-        ),
+        _hypothesis(spec, key),
         _input(
             BlockId.IMPACT,
             "Impact",
@@ -270,6 +265,26 @@ def list_modal(title: str, lines: list[str]) -> dict[str, Any]:
         ]
         or [{"type": "section", "text": {"type": "mrkdwn", "text": "Nothing to show."}}],
     }
+
+
+def _hypothesis(spec: ExperimentSpec | None, key: str | None) -> Block:
+    """The hypothesis input; or, for one longer than a Slack input holds (the CLI and CSV
+    take up to 50,000 characters), a note that it stays as it is and how to change it:
+    pre-filling a cut copy would cut it on save."""
+    typed = spec.hypothesis if spec else ""
+    if len(typed) <= TEXT_INPUT_LIMIT:
+        return _input(
+            BlockId.HYPOTHESIS,
+            "Hypothesis",
+            _plain(typed, multiline=True, max_length=TEXT_INPUT_LIMIT),
+            optional=True,
+            hint="If we ..., then ..., because ...",
+        )
+    note = (
+        f"*Hypothesis*: {len(typed):,} characters, more than a Slack form holds. It stays "
+        f"as it is; change it with `tower edit {key} --set hypothesis=...`."
+    )
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}
 
 
 def submitted_texts(view: dict[str, Any]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from tower.audit import service as audit_service
 from tower.cli.context import AppContext
 from tower.cli.output import console, emit_json, emit_table, format_option
 from tower.experiments import service as experiment_service
+from tower.experiments.csv_rows import decode_roadmap
 from tower.experiments.csv_transfer import OPERATOR, export_roadmap, import_roadmap
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
@@ -43,8 +45,10 @@ def experiment_record(experiment: Experiment) -> dict[str, Any]:
 @click.pass_obj
 def import_command(app: AppContext, path: Path, actor: str) -> None:
     """Import a roadmap CSV: all rows or none, and importing it again changes nothing."""
+    text = decode_roadmap(path.read_bytes(), str(path))
     try:
-        with path.open(newline="", encoding="utf-8-sig") as stream, app.transaction() as session:
+        with app.transaction() as session:
+            stream = io.StringIO(text, newline="")
             report = import_roadmap(
                 session, stream, policy=app.policy, actor=actor, source=str(path)
             )

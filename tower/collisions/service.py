@@ -33,6 +33,7 @@ from tower.experiments.spec import format_key, parse_key
 from tower.paging import Page, first_rows
 from tower.policy import Policy
 from tower.protocol.permissions import PermissionDenied
+from tower.text import require_within
 
 LIVE_STATUSES = (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED, CollisionStatus.WAIVED)
 
@@ -538,6 +539,7 @@ def waive(session: Session, policy: Policy, ref: str, *, actor: str, reason: str
         )
     if not reason.strip():
         raise CollisionActionError(f"say why {format_ref(collision)} is waived (--reason)")
+    require_within(reason, "reason")
     if collision.status not in (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED):
         raise CollisionActionError(
             f"{format_ref(collision)} is {collision.status.value}: only open or acknowledged "

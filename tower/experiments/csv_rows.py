@@ -50,7 +50,12 @@ COLUMNS = (
 )
 LIST_SEPARATOR = ";"
 DEFAULT_TRAFFIC = 100.0
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# A spreadsheet runs a cell that starts with one of these as a formula: exported text
+# cells starting so get a leading `'`, which an import takes off again.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_UTF16_32_MARKS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 _STAND_IN_DAY = date(2000, 1, 1)
 E = TypeVar("E", bound=enum.Enum)
 
@@ -93,7 +98,7 @@ class _Cells:
 
     def __init__(self, line: int, values: dict[str, str]) -> None:
         self.line = line
-        self.values = values
+        self.values = {column: _unguarded(cell) for column, cell in values.items()}
         self.errors: list[RowError] = []
 
     def fail(self, column: str, message: str) -> None:
@@ -139,14 +144,33 @@ class _Cells:
         value = self.text(column)
         if not value:
             return None
-        try:
-            parsed = float(value)
-        except ValueError:
-            parsed = math.nan
+        # Plain decimal digits only: float() would also read `1_000`, `inf` and the digits
+        # of other scripts, which no spreadsheet writes and no one means.
+        parsed = float(value) if _DECIMAL.fullmatch(value) else math.nan
         if not math.isfinite(parsed):
-            self.fail(column, f"{value!r} is not a number")
+            self.fail(column, f"{value!r} is not a number (write it like 12.5)")
             return None
         return parsed
+
+
+def decode_roadmap(raw: bytes, source: str = "<csv>") -> str:
+    """A roadmap file's text: UTF-8, with or without a byte-order mark. Anything else (a
+    UTF-16 or Latin-1 export, a binary file, NUL bytes) is `RoadmapFormatError` naming the
+    line, with the remedy: save it as CSV UTF-8."""
+    if raw.startswith(_UTF16_32_MARKS):
+        message = "the file is UTF-16 or UTF-32: save it as CSV UTF-8"
+        raise RoadmapFormatError(source, [RowError(1, "row", message)])
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        message = "holds a NUL byte: is it a binary or UTF-16 file? Save it as CSV UTF-8"
+        raise RoadmapFormatError(source, [RowError(line, "row", message)])
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        byte = raw[error.start]
+        message = f"byte 0x{byte:02X} is not UTF-8 text (a Latin-1 export?): save it as CSV UTF-8"
+        raise RoadmapFormatError(source, [RowError(line, "row", message)]) from None
 
 
 def read_roadmap(stream: TextIO, policy: Policy, source: str = "<csv>") -> list[RoadmapRow]:
@@ -268,7 +292,7 @@ def format_number(value: float | None) -> str:
 
 def _format_cell(value: object) -> str:
     formatters: dict[type, Callable[[Any], str]] = {
-        tuple: LIST_SEPARATOR.join,
+        tuple: lambda items: _guarded(LIST_SEPARATOR.join(items)),
         date: date.isoformat,
         float: format_number,
     }
@@ -277,7 +301,22 @@ def _format_cell(value: object) -> str:
     for kind, formatter in formatters.items():
         if isinstance(value, kind):
             return formatter(value)
-    return str(value)
+    return _guarded(str(value))
+
+
+def _guarded(text: str) -> str:
+    """Text a spreadsheet shows as typed: a leading `'` before what would start a formula
+    (and before a `'` that would otherwise be taken for that mark)."""
+    if text.startswith(_FORMULA_STARTS) or _unguarded(text) != text:
+        return "'" + text
+    return text
+
+
+def _unguarded(cell: str) -> str:
+    """A cell without the `'` an export put before a formula's first character."""
+    if cell.startswith("'") and (cell[1:].startswith(_FORMULA_STARTS) or cell.startswith("''")):
+        return cell[1:]
+    return cell
 
 
 def write_roadmap(

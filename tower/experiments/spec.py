@@ -13,10 +13,12 @@ from datetime import date
 from typing import Any
 
 from tower.policy import Policy
+from tower.text import LONG_TEXT_MAX
 
 IMPACT_SCALE = (0.25, 0.5, 1.0, 2.0, 3.0)
 CONFIDENCE_SCALE = (0.5, 0.8, 1.0)
 TITLE_MAX_LENGTH = 200
+KEY_MAX_NUMBER = 2**31 - 1  # the largest number the registry's column holds
 EXCLUSION_GROUP_MAX_LENGTH = 64
 KPI_MAX_LENGTH = 64
 _KEY = re.compile(r"T-([1-9][0-9]*)")
@@ -70,6 +72,8 @@ def parse_key(key: str) -> int:
     match = _KEY.fullmatch(key.strip())
     if match is None:
         raise ValueError(f"{key!r} is not a test key (they look like T-42)")
+    if len(match.group(1)) > len(str(KEY_MAX_NUMBER)) or int(match.group(1)) > KEY_MAX_NUMBER:
+        raise ValueError(f"{key.strip()!r} is too big a key (the largest is T-{KEY_MAX_NUMBER})")
     return int(match.group(1))
 
 
@@ -145,6 +149,8 @@ def _check_identity(spec: ExperimentSpec, policy: Policy, problems: _Problems) -
         problems.add("title", "a title is required")
     elif len(spec.title) > TITLE_MAX_LENGTH:
         problems.add("title", f"keep the title under {TITLE_MAX_LENGTH} characters")
+    if len(spec.hypothesis) > LONG_TEXT_MAX:
+        problems.add("hypothesis", f"keep the hypothesis under {LONG_TEXT_MAX:,} characters")
     team = policy.team(spec.team)
     if team is None:
         known = ", ".join(t.key for t in policy.teams) or "none in the policy"

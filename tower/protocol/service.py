@@ -43,6 +43,7 @@ from tower.protocol.gates import Gate, approval_gates, failing
 from tower.protocol.lifecycle import EDITABLE, Action, next_status
 from tower.protocol.models import Decision, DecisionKind
 from tower.sla import service as sla_service
+from tower.text import require_within
 
 # Editing any of these after approval voids the approval.
 FOOTPRINT_FIELDS = frozenset(
@@ -227,6 +228,7 @@ def approve(
     reason: str = "",
 ) -> Outcome:
     """A manager approves; the test is approved once the policy's number of approvals is met."""
+    require_within(reason, "reason")
     experiment = experiment_service.get_for_change(session, key)
     permissions.require_manager(ctx.policy, actor, experiment, "approve")
     permissions.require_not_own(
@@ -302,6 +304,7 @@ def withdraw(
     expected_version: int | None = None,
 ) -> Outcome:
     """The team takes the test off the pipeline before it runs."""
+    require_within(reason, "reason")
     experiment = load(session, key, expected_version)
     permissions.require_team_or_manager(ctx.policy, actor, experiment, "withdraw")
     _move(session, ctx, experiment, Action.WITHDRAW, actor, reason)
@@ -600,6 +603,7 @@ def _move(
     actor: str,
     reason: str = "",
 ) -> None:
+    require_within(reason, "reason")
     before = experiment_service.snapshot(experiment)
     experiment.status = next_status(experiment.key, experiment.status, action)
     _flush(session, experiment)
@@ -634,6 +638,7 @@ def _flush(session: Session, experiment: Experiment) -> None:
 def _require_reason(reason: str, verb: str, key: str) -> None:
     if not reason.strip():
         raise InvalidEdit(f"say why you {verb} {key} (a reason is required)")
+    require_within(reason, "reason")
 
 
 def _tell_owner(
