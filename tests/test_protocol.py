@@ -1527,4 +1527,4 @@ def test_a_reason_past_fifty_thousand_characters_is_refused_and_nothing_changes(
         protocol.reject(session, at(small_policy), "T-1", actor=MANAGER, reason="x" * 50_001)
     assert experiment.status == S.SUBMITTED and row_counts(session) == counts
     outcome = protocol.reject(session, at(small_policy), "T-1", actor=MANAGER, reason="x" * 50_000)
-    assert outcome.changed and experiment.status == S.REJECTED
+    assert outcome.changed and outcome.experiment.status == S.REJECTED
