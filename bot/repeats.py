@@ -89,7 +89,7 @@ class Repeats:
 
     def around(self, slack: WsgiApp) -> WsgiApp:
         def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-            body = _read_body(environ)
+            body = read_body(environ)
             fingerprint = self._fingerprint(environ, body)
             if fingerprint is None:
                 return slack(environ, start_response)
@@ -139,7 +139,7 @@ class Repeats:
         return [answer.body.encode()]
 
 
-def _read_body(environ: WSGIEnvironment) -> bytes:
+def read_body(environ: WSGIEnvironment) -> bytes:
     """The request body, read once and put back for whoever reads it next."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)

@@ -15,7 +15,8 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import Engine, text
 
-from bot.repeats import Repeats
+from bot.edge import malformed
+from bot.repeats import Repeats, read_body
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -55,12 +56,22 @@ def create_wsgi(app: App, healthy: Callable[[], bool], repeats: Repeats) -> Wsgi
             status = "200 OK" if ok else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json")])
             return [body.encode()]
-        if environ.get("REQUEST_METHOD") == "POST" and not _signature_headers_well_formed(environ):
-            start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"invalid request signature"]
+        if environ.get("REQUEST_METHOD") == "POST":
+            if not _signature_headers_well_formed(environ):
+                return _plain(start_response, "401 Unauthorized", "invalid request signature")
+            problem = malformed(read_body(environ), environ.get("CONTENT_TYPE", ""))
+            if problem is not None:
+                return _plain(
+                    start_response, "400 Bad Request", f"Tower cannot read this: {problem}"
+                )
         return slack(environ, start_response)
 
     return application
+
+
+def _plain(start_response: StartResponse, status: str, text: str) -> Iterable[bytes]:
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+    return [text.encode()]
 
 
 def _signature_headers_well_formed(environ: WSGIEnvironment) -> bool:

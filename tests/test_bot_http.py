@@ -16,6 +16,7 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -28,7 +29,7 @@ from sqlalchemy import create_engine
 
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.listeners.submissions import DM_COLLISIONS
-from bot.product_bench.slack_requests import submission_body
+from bot.product_bench.slack_requests import FORM, submission_body
 from bot.web import database_reachable
 from tests.slack.fake_api import Call
 from tests.slack.harness import (
@@ -560,6 +561,76 @@ def test_a_slash_command_with_a_bad_signature_gets_no_answer(bot: BotServer) -> 
     assert refused.status == 401
     assert b"Sticky basket" not in refused.body
     assert b"Sticky basket" in bot.post(body).body
+
+
+# -- malformed requests ------------------------------------------------------------------------
+
+
+def _payload(data: Any) -> bytes:
+    text = data if isinstance(data, str) else json.dumps(data)
+    return ("payload=" + urllib.parse.quote(text)).encode()
+
+
+MALFORMED: dict[str, tuple[bytes, str]] = {
+    "payload not json": (_payload("{not json"), FORM),
+    "payload a list": (_payload("[1, 2]"), FORM),
+    "payload a string": (_payload('"hello"'), FORM),
+    "payload without a type": (_payload({}), FORM),
+    "actions not a list": (
+        _payload({"type": "block_actions", "user": {"id": OWNER}, "actions": "approve"}),
+        FORM,
+    ),
+    "a button value that is a number": (
+        _payload(
+            {
+                "type": "block_actions",
+                "user": {"id": MANAGER},
+                "actions": [{"action_id": "approve", "value": 5}],
+            }
+        ),
+        FORM,
+    ),
+    "user not an object": (_payload({"type": "block_actions", "user": "U0X"}), FORM),
+    "a view without its type": (
+        _payload({"type": "view_submission", "user": {"id": OWNER}, "view": {"id": "V1"}}),
+        FORM,
+    ),
+    "an event that is not JSON": (b"{bad", "application/json"),
+    "an event that is a list": (b"[]", "application/json"),
+    "a five-megabyte payload": (_payload({"type": "block_actions", "pad": "x" * 5_000_000}), FORM),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_a_malformed_request_gets_no_server_error_and_changes_nothing(
+    bot: BotServer, name: str
+) -> None:
+    key = bot.seed(spec(), S.SUBMITTED)
+    body, content_type = MALFORMED[name]
+    answer = bot.post(body, content_type=content_type)
+    assert answer.status < 500, (answer.status, answer.body[:200])
+    time.sleep(0.2)
+    assert bot.experiment(key).status == S.SUBMITTED and bot.decisions(key) == []
+    assert not any("Something went wrong" in t for t in every_text(bot.fake.calls))
+
+
+@pytest.mark.parametrize("memo", ["nope", '{"key": 5, "version": "x"}', '{"key": "T-1"}', ""])
+def test_a_form_with_a_crafted_memo_is_answered_on_the_form_and_changes_nothing(
+    bot: BotServer, memo: str
+) -> None:
+    key = bot.seed(spec(), S.SUBMITTED)
+    view = {
+        "id": "V9",
+        "type": "modal",
+        "callback_id": CallbackId.EDIT.value,
+        "private_metadata": memo,
+        "state": {"values": {}},
+    }
+    answer = bot.post(submission_body(view, user=OWNER, trigger_id=bot.trigger_id()))
+    assert answer.status == 200
+    assert answer.json()["response_action"] == "errors"
+    assert "not one of Tower's" in json.dumps(answer.json()["errors"])
+    assert bot.experiment(key).version == 1
 
 
 # -- retries and double clicks ----------------------------------------------------------------

@@ -6,7 +6,6 @@ nothing is saved.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +14,7 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot.app import BotDeps
+from bot.edge import form_memo
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.listeners.common import actor_of, audit_refusal, tell_privately
 from bot.views.modal import submitted_texts
@@ -40,6 +40,9 @@ from tower.text import user_text
 MODAL_FIELDS = frozenset(block.value for block in BlockId if block != BlockId.REASON)
 # A registration joining hundreds of crowds names the most urgent few in its DM.
 DM_COLLISIONS = 5
+
+
+NOT_OURS = "This form is not one of Tower's: nothing was done. Open it again from Tower."
 
 
 def field_errors(
@@ -123,8 +126,11 @@ def register(app: App, deps: BotDeps) -> None:
     @app.view(CallbackId.EDIT.value)
     def on_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         actor = actor_of(body)
-        meta = json.loads(view.get("private_metadata") or "{}")
-        key, version = str(meta.get("key")), meta.get("version")
+        memo = form_memo(view)
+        if memo is None:
+            ack(response_action="errors", errors={BlockId.TITLE.value: NOT_OURS})
+            return
+        key, version = memo.key, memo.version
         try:
             with deps.transaction() as (session, ctx):
                 experiment = experiment_service.get_by_key(session, key)
@@ -152,8 +158,11 @@ def register(app: App, deps: BotDeps) -> None:
     @app.view(CallbackId.DECISION_REASON.value)
     def on_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         actor = actor_of(body)
-        meta = json.loads(view.get("private_metadata") or "{}")
-        key, version, action = str(meta.get("key")), meta.get("version"), meta.get("action")
+        memo = form_memo(view)
+        if memo is None:
+            ack(response_action="errors", errors={BlockId.REASON.value: NOT_OURS})
+            return
+        key, version, action = memo.key, memo.version, memo.action
         reason = submitted_texts(view).get(BlockId.REASON.value, "").strip()
         if not reason:
             ack(response_action="errors", errors={BlockId.REASON.value: "say why"})
