@@ -142,13 +142,25 @@ class SlackNotifier:
 
     def find(self, delivery: Delivery, since: datetime) -> Receipt | None:
         """Where `delivery` was posted at or after `since`, by its dedupe key in the
-        metadata of the channel's history (of its thread's replies, for an answer in a
-        thread); None when Slack's answers cover all that time without it."""
+        metadata of the recipient's channel and, for an answer in a thread, of the
+        thread's replies (an earlier attempt made before the thread's first message was
+        sent went to the channel itself); None when Slack's answers cover all that time,
+        in both, without it."""
         oldest = f"{since.timestamp():.6f}"
+        places: list[tuple[str, str | None]] = [(self._channel_for(delivery.recipient), None)]
         if delivery.thread:
-            channel, thread_ts = delivery.thread["channel"], delivery.thread["ts"]
-        else:
-            channel, thread_ts = self._channel_for(delivery.recipient), None
+            places.append((delivery.thread["channel"], delivery.thread["ts"]))
+        for channel, thread_ts in places:
+            found = self._find_in(channel, thread_ts, delivery.dedupe_key, oldest, since)
+            if found is not None:
+                return found
+        return None
+
+    def _find_in(
+        self, channel: str, thread_ts: str | None, dedupe_key: str, oldest: str, since: datetime
+    ) -> Receipt | None:
+        """The message with `dedupe_key` in `channel` (in its thread `thread_ts`) since
+        `oldest`; None once every page is read without it."""
         cursor = None
         for _ in range(HISTORY_PAGES):
             args: dict[str, Any] = {
@@ -162,7 +174,7 @@ class SlackNotifier:
                 args["cursor"] = cursor
             page = self._page(args, thread_ts)
             for message in page.get("messages") or []:
-                if _dedupe_key(message) == delivery.dedupe_key:
+                if _dedupe_key(message) == dedupe_key:
                     return {"channel": channel, "ts": str(message["ts"])}
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not page.get("has_more") and not cursor:

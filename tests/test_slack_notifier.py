@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -695,3 +696,19 @@ def test_a_history_too_long_to_read_leaves_the_outcome_unknown(
         notifier.send(delivery("digest", f"week {week}"))
     with pytest.raises(OutcomeUnknown, match="more than 2 messages since"):
         notifier.find(delivery("digest", "never sent"), since)
+
+
+def test_an_answer_posted_before_its_thread_was_known_is_found_in_the_channel(
+    notifier: SlackNotifier, fake: FakeSlack
+) -> None:
+    """A thread answer whose first attempt went out before the message it answers had
+    landed was posted in the channel itself: looked for later, with its thread known by
+    then, it is found there, not posted again."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    answer = delivery("note", "acknowledged")
+    notifier.send(answer)  # the first attempt: no thread to answer in yet
+    parent = notifier.send(delivery("alert", "the collision"))
+    assert parent is not None
+    retried = replace(answer, thread=parent)
+    [posted, _] = fake.messages_in(TOWER)
+    assert notifier.find(retried, since) == {"channel": TOWER, "ts": posted.ts}

@@ -23,9 +23,11 @@ class Tally:
     same_text: int  # posts repeating, in one channel, the text of an earlier one
     held: int  # failed with `outcome unknown`: a person checks the channel
     pending: int  # still waiting when the part ended (counted in `lost` too)
+    twice: tuple[str, ...] = ()  # the dedupe keys posted more than once (the first few)
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        counts = {name: value for name, value in vars(self).items() if name != "twice"}
+        return {**counts, **({"posted_twice": list(self.twice)} if self.twice else {})}
 
 
 def tally(session: Session, slack: FakeSlack) -> Tally:
@@ -42,7 +44,7 @@ def tally(session: Session, slack: FakeSlack) -> Tally:
         for row in rows
         if row.status == MessageStatus.FAILED and (row.last_error or "").startswith(UNKNOWN)
     )
-    keys = Counter(_key(message) for message in posted if _key(message) is not None)
+    keys = Counter(key for key in map(_key, posted) if key is not None)
     texts = Counter((message.channel, message.text) for message in posted)
     return Tally(
         queued=len(rows),
@@ -52,6 +54,7 @@ def tally(session: Session, slack: FakeSlack) -> Tally:
         same_text=sum(count - 1 for count in texts.values()),
         held=held,
         pending=sum(1 for row in rows if row.status == MessageStatus.PENDING),
+        twice=tuple(key for key, count in keys.items() if count > 1)[:5],
     )
 
 
