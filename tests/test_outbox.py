@@ -169,6 +169,20 @@ class PartialHistoryNotifier(RecordingNotifier):
         )
 
 
+class FlakyLookupNotifier(RecordingNotifier):
+    """Its first `failures` lookups fail in passing (Slack answered 500)."""
+
+    def __init__(self, failures: int, history: list[Delivery]) -> None:
+        super().__init__(history=history)
+        self.failures = failures
+
+    def find(self, delivery: Delivery, since: datetime) -> Receipt | None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise DeliveryFailed("Slack conversations.history: internal_error (HTTP 500)")
+        return super().find(delivery, since)
+
+
 class ExplodingNotifier(RecordingNotifier):
     """A notifier with a bug for one recipient: raises something no one expected."""
 
@@ -587,6 +601,25 @@ def test_an_unknown_outcome_is_looked_for_before_the_next_attempt(
     notifier = RecordingNotifier(history=history)
     assert dispatch(sessions, notifier, NOW + backoff_delay(1)) == DispatchReport(sent=1)
     assert notifier.delivered == [] and len(history) == 1  # found, not posted again
+
+
+def test_a_lookup_failing_in_passing_is_asked_again_within_the_attempt(
+    sessions: sessionmaker[Session],
+) -> None:
+    [message_id] = queue(sessions, GROWTH)
+    history: list[Delivery] = []
+    assert dispatch(sessions, DroppedAfterSendNotifier(history=history), NOW).retried == 1
+    flaky = FlakyLookupNotifier(failures=2, history=history)
+    assert dispatch(sessions, flaky, NOW + backoff_delay(1)) == DispatchReport(sent=1)
+    assert flaky.delivered == [] and load(sessions, message_id).attempts == 1
+    stubborn = FlakyLookupNotifier(failures=3, history=[])
+    [other] = queue(sessions, GROWTH, prefix="other")
+    assert dispatch(sessions, DroppedAfterSendNotifier(), NOW).retried == 1
+    assert dispatch(sessions, stubborn, NOW + backoff_delay(1)) == DispatchReport(retried=1)
+    waiting = load(sessions, other)
+    assert waiting.last_error == (
+        "outcome unknown: looking for it: Slack conversations.history: internal_error (HTTP 500)"
+    )
 
 
 def test_a_message_that_cannot_be_proven_absent_is_held_for_a_person(

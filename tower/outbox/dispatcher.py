@@ -73,6 +73,8 @@ LEASE = timedelta(minutes=1)
 # clocks of the machine and of Slack may disagree a little.
 LOOK_BACK_MARGIN = timedelta(minutes=5)
 UNKNOWN = "outcome unknown: "  # how last_error begins on a message that may have landed
+LOOKUP_TRIES = 3  # a lookup that fails in passing is asked again this often in one attempt
+LOOKUP_PAUSE_S = 0.2
 CLAIM_ATTEMPTS = 20  # claims lost to other dispatchers before a run gives up for now
 RECORD_ATTEMPTS = 5
 
@@ -365,7 +367,7 @@ def _look_for(notifier: Notifier, delivery: Delivery, since: datetime) -> _Sent 
         reason = f"{type(notifier).__name__} cannot look for what it sent"
         return _Sent(failure=reason, unknown=True, permanent=True)
     try:
-        found = notifier.find(delivery, since - LOOK_BACK_MARGIN)
+        found = _find(notifier, delivery, since - LOOK_BACK_MARGIN)
     except OutcomeUnknown as unknown:
         return _Sent(failure=unknown.reason, unknown=True, permanent=True)
     except RateLimited as limited:
@@ -381,6 +383,20 @@ def _look_for(notifier: Notifier, delivery: Delivery, since: datetime) -> _Sent 
         return None
     logger.info("outbox message %d: it had landed (%s)", delivery.message_id, dict(found))
     return _Sent(receipt=found)
+
+
+def _find(notifier: LooksBack, delivery: Delivery, since: datetime) -> Receipt | None:
+    """`notifier.find`, asked again at once after a passing failure (a lookup is a read:
+    asking twice harms nothing), so one dropped answer does not cost a whole attempt."""
+    attempt = 1
+    while True:
+        try:
+            return notifier.find(delivery, since)
+        except DeliveryFailed as failed:
+            if failed.permanent or attempt >= LOOKUP_TRIES:
+                raise
+        time.sleep(LOOKUP_PAUSE_S * attempt)
+        attempt += 1
 
 
 def _record(
