@@ -289,6 +289,44 @@ def test_five_mistakes_are_reported_together_by_path() -> None:
     assert by_path["contact_caps[0].channel"].startswith("unknown channel 'sms'")
 
 
+def test_a_section_failing_its_schema_hides_none_of_its_other_mistakes() -> None:
+    """Five mistakes in two sections: an overlap's bad share no longer hides another
+    overlap's unknown segment, and a team's duplicate member, a person in two teams and a
+    channel two teams share are all named."""
+    text = policy_text(
+        teams=block("""
+            - {key: squad, name: Squad, kind: agile, channel: C0SQUAD, members: [U0ANNA, U0ANNA]}
+            - {key: crm, name: CRM, kind: bau, channel: C0SQUAD, members: [U0BOB, U0ANNA]}
+            - {key: app, name: App, kind: agile, members: [U0CARL, nobody]}"""),
+        overlaps="[{a: app_users, b: logged_in, share: 1.7}, {a: app_users, b: vip, share: 0.2}]",
+    )
+    by_path = {issue.path: issue.message for issue in problems(text)}
+    assert by_path == {
+        "teams[0].members[1]": "twice: U0ANNA is already a member of 'squad'",
+        "teams[1].channel": "C0SQUAD is already the channel of 'squad': one team each",
+        "teams[1].members[1]": "U0ANNA is already a member of 'squad': one team each",
+        "teams[2].members[1]": by_path.get("teams[2].members[1]", "missing"),
+        "overlaps[0].share": by_path.get("overlaps[0].share", "missing"),
+        "overlaps[1].b": "unknown segment 'vip'",
+    }
+    assert "not a Slack user ID" in by_path["teams[2].members[1]"]
+    assert "less than or equal to 1" in by_path["overlaps[0].share"]
+
+
+def test_a_manager_or_a_contact_cap_listed_twice_is_named() -> None:
+    text = policy_text(
+        managers="[U0MGR1, U0MGR2, U0MGR1]",
+        contact_caps=(
+            "[{channel: email, max: 3, per_days: 7}, {channel: email, max: 2, per_days: 7}]"
+        ),
+    )
+    by_path = {issue.path: issue.message for issue in problems(text)}
+    assert by_path == {
+        "managers[2]": "twice: U0MGR1 is already a manager",
+        "contact_caps[1]": "twice: 'email' already has a cap per 7 days",
+    }
+
+
 def test_policy_error_message_lists_every_problem() -> None:
     with pytest.raises(PolicyError) as raised:
         parse_policy(FIVE_MISTAKES, source="tower.yaml")

@@ -1,7 +1,9 @@
 """Checks that relate one part of a policy to another, run after each section's own shape.
 
 Every check names the sections it reads, so it only runs when those sections are valid:
-one broken section never hides the mistakes of the others.
+one broken section never hides the mistakes of the others. A list section whose items
+fail their own schema reaches its checks with None in those items' places (the other
+items keep their paths), so its good items are still checked.
 """
 
 from __future__ import annotations
@@ -99,9 +101,11 @@ def check_overlaps(sections: Sections) -> Iterator[PolicyIssue]:
             parent = parents.get(parent)
         return found
 
-    overlaps: list[Overlap] = sections["overlaps"]
+    overlaps: list[Overlap | None] = sections["overlaps"]
     pairs: set[frozenset[str]] = set()
     for index, overlap in enumerate(overlaps):
+        if overlap is None:
+            continue
         unknown = [side for side in ("a", "b") if getattr(overlap, side) not in parents]
         for side in unknown:
             yield _issue(("overlaps", index, side), f"unknown segment {getattr(overlap, side)!r}")
@@ -121,22 +125,34 @@ def check_overlaps(sections: Sections) -> Iterator[PolicyIssue]:
 
 
 def check_contact_caps(sections: Sections) -> Iterator[PolicyIssue]:
-    """A contact cap applies to a channel: a top-level surface."""
+    """A contact cap applies to a channel: a top-level surface; one cap per channel and
+    window."""
     channels = list(sections["surfaces"])
-    caps: list[ContactCap] = sections["contact_caps"]
+    caps: list[ContactCap | None] = sections["contact_caps"]
+    seen: set[tuple[str, int]] = set()
     for index, cap in enumerate(caps):
+        if cap is None:
+            continue
         if cap.channel not in channels:
             yield _issue(
                 ("contact_caps", index, "channel"),
                 f"unknown channel {cap.channel!r} (channels: {', '.join(channels)})",
             )
+        if (cap.channel, cap.per_days) in seen:
+            yield _issue(
+                ("contact_caps", index),
+                f"twice: {cap.channel!r} already has a cap per {cap.per_days} days",
+            )
+        seen.add((cap.channel, cap.per_days))
 
 
 def check_freeze_windows(sections: Sections) -> Iterator[PolicyIssue]:
     """Freeze windows name known surfaces."""
     known = _surface_paths(sections)
-    windows: list[FreezeWindow] = sections["freeze_windows"]
+    windows: list[FreezeWindow | None] = sections["freeze_windows"]
     for index, window in enumerate(windows):
+        if window is None:
+            continue
         for position, surface in enumerate(window.surfaces):
             if surface not in known:
                 yield _issue(
@@ -149,21 +165,55 @@ def _duplicates(keys: Iterable[str]) -> set[str]:
 
 
 def check_teams(sections: Sections) -> Iterator[PolicyIssue]:
-    """Team keys are unique."""
-    teams: list[Team] = sections["teams"]
-    duplicated = _duplicates(team.key for team in teams)
-    first: set[str] = set()
+    """Team keys are unique; a person is listed once and in one team; a channel is one
+    team's."""
+    teams: list[Team | None] = sections["teams"]
+    keys: set[str] = set()
+    member_of: dict[str, str] = {}
+    channel_of: dict[str, str] = {}
     for index, team in enumerate(teams):
-        if team.key in duplicated and team.key in first:
+        if team is None:
+            continue
+        if team.key in keys:
             yield _issue(("teams", index, "key"), f"duplicate team key {team.key!r}")
-        first.add(team.key)
+        keys.add(team.key)
+        listed: set[str] = set()
+        for position, member in enumerate(team.members):
+            where = ("teams", index, "members", position)
+            if member in listed:
+                yield _issue(where, f"twice: {member} is already a member of {team.key!r}")
+            elif member in member_of:
+                yield _issue(
+                    where, f"{member} is already a member of {member_of[member]!r}: one team each"
+                )
+            listed.add(member)
+            member_of.setdefault(member, team.key)
+        channel = team.channel
+        if channel is None:
+            continue
+        if channel in channel_of:
+            yield _issue(
+                ("teams", index, "channel"),
+                f"{channel} is already the channel of {channel_of[channel]!r}: one team each",
+            )
+        channel_of.setdefault(channel, team.key)
+
+
+def check_managers(sections: Sections) -> Iterator[PolicyIssue]:
+    """Each manager is listed once."""
+    managers: list[str] = sections["managers"]
+    for index, manager in enumerate(managers):
+        if manager in managers[:index]:
+            yield _issue(("managers", index), f"twice: {manager} is already a manager")
 
 
 def check_sla(sections: Sections) -> Iterator[PolicyIssue]:
     """SLA keys are unique and a clock cannot stop on the event that starts it."""
-    policies: list[SlaPolicy] = sections["sla"]
+    policies: list[SlaPolicy | None] = sections["sla"]
     seen: set[str] = set()
     for index, policy in enumerate(policies):
+        if policy is None:
+            continue
         if policy.key in seen:
             yield _issue(("sla", index, "key"), f"duplicate SLA key {policy.key!r}")
         seen.add(policy.key)
@@ -181,6 +231,7 @@ CHECKS: list[tuple[tuple[str, ...], Check]] = [
     (("surfaces", "contact_caps"), check_contact_caps),
     (("surfaces", "freeze_windows"), check_freeze_windows),
     (("teams",), check_teams),
+    (("managers",), check_managers),
     (("sla",), check_sla),
 ]
 

@@ -6,7 +6,7 @@ Every problem is collected and reported at once, each with the path of the bad f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
@@ -102,10 +102,31 @@ def validate_policy(data: Any, source: str = "<policy>") -> Policy:
             sections[name] = TypeAdapter(annotation).validate_python(data[name])
         except ValidationError as error:
             issues.extend(_issue_from(name, detail) for detail in error.errors())
+            items = _valid_items(annotation, data[name])
+            if items is not None:
+                sections[name] = items  # the cross-checks still read the good ones
     issues.extend(run_checks(sections))
     if issues:
         raise PolicyError(source, sorted(set(issues), key=issues.index))
     return Policy.model_construct(**sections)
+
+
+def _valid_items(annotation: Any, value: Any) -> list[Any] | None:
+    """For a list section that failed its schema, each item that passes its own, in its
+    place (None where one fails), so the cross-checks still find the other items'
+    mistakes by their true paths; None for any other kind of section."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is not list or not isinstance(value, list):
+        return None
+    item = TypeAdapter(get_args(annotation)[0])
+    valid: list[Any] = []
+    for entry in value:
+        try:
+            valid.append(item.validate_python(entry))
+        except ValidationError:
+            valid.append(None)
+    return valid
 
 
 def _issue_from(section: str, detail: ErrorDetails) -> PolicyIssue:
