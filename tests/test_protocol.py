@@ -71,6 +71,7 @@ TOWER_CHANNEL = "C0TOWER"
 START = date(2026, 3, 16)
 END = date(2026, 3, 29)
 GATE_NAMES = [
+    "policy",
     "required fields",
     "collisions",
     "surface capacity",

@@ -23,6 +23,7 @@ from .cli import failed, succeeded, tower
 from .conftest import RETAIL_PORTFOLIO
 
 GATE_NAMES = [
+    "policy",
     "required fields",
     "collisions",
     "surface capacity",

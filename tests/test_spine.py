@@ -834,3 +834,26 @@ def test_acting_on_a_collision_beyond_ones_role_is_refused_unchanged_and_audited
         assert denied == [(member, "denied:waive"), (outsider, "denied:ack")]
     finally:
         engine.dispose()
+
+
+def test_a_policy_dropping_a_surface_in_use_still_runs_gates_and_sweeps_naming_the_test(
+    imported: str, tmp_path: Path
+) -> None:
+    data = yaml.safe_load(RETAIL_POLICY.read_text(encoding="utf-8"))
+    del data["surfaces"]["web"]["children"]["store_finder"]
+    dropped = tmp_path / "tower.yaml"
+    dropped.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    gates = tower(imported, "gates", "T-3", "--format", "json", policy=dropped)
+    assert gates.exit_code in (0, 1) and "Traceback" not in gates.output
+    [policy_gate] = [g for g in json.loads(gates.stdout) if g["name"] == "policy"]
+    assert policy_gate["passed"] is False
+    assert policy_gate["message"].startswith("names web/store_finder, which the policy no longer")
+
+    swept = tower(imported, "sweep", "--now", "2026-11-23T10:00:00Z", policy=dropped)
+    assert swept.exit_code == 0, swept.output
+    flat = " ".join(swept.output.split())
+    assert "1 tests name what the policy no longer has, left out until edited: T-3" in flat
+    for read in (("pipeline",), ("plan",), ("conflicts", "--all"), ("check", "T-3")):
+        result = tower(imported, *read, policy=dropped)
+        assert result.exit_code == 0 and "Traceback" not in result.output, read

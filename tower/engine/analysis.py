@@ -14,8 +14,9 @@ from tower.engine.detector import CollisionEngine
 from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
 from tower.engine.planner import Placement, Planner
-from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
+from tower.engine.portfolio import ACTIVE_STATUSES, Compiler, Footprint, PortfolioItem
 from tower.engine.score import Score, ScoringError, rank, score_item
+from tower.experiments.spec import names_outside
 from tower.policy import Policy
 
 
@@ -47,6 +48,9 @@ class PipelineAnalysis:
     findings: list[Finding]
     placements: dict[str, Placement]
     fixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Active tests naming surfaces or segments the policy no longer has, with those names:
+    # left out of the ranking, the checks and the plan until edited.
+    outside: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def rank_of(self, key: str) -> int | None:
         placement = self.placements.get(key)
@@ -88,4 +92,11 @@ def analyse(
         )
         for finding in findings
     }
-    return PipelineAnalysis(compiler, ranked, unscored, footprints, findings, placements, fixes)
+    outside = {
+        item.key: names
+        for item in items
+        if item.status in ACTIVE_STATUSES and (names := names_outside(item.spec, policy))
+    }
+    return PipelineAnalysis(
+        compiler, ranked, unscored, footprints, findings, placements, fixes, outside
+    )

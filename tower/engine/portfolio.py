@@ -9,7 +9,7 @@ from operator import attrgetter
 
 from tower.engine.audience import Audience, AudienceModel
 from tower.engine.graph import PolicyGraph, SurfaceIndex, build_graph
-from tower.experiments.spec import ExperimentSpec, ExperimentStatus
+from tower.experiments.spec import ExperimentSpec, ExperimentStatus, names_outside
 from tower.policy import Policy
 
 # States in which a test still occupies pages, people and days.
@@ -101,9 +101,15 @@ class Compiler:
         footprint.reach = self.weekly_reach(footprint)
         return footprint
 
+    def placeable(self, item: PortfolioItem) -> bool:
+        """Whether the test occupies the pipeline and the policy has every surface and
+        segment it names (one the policy dropped cannot be placed on its graph)."""
+        return item.status in ACTIVE_STATUSES and not names_outside(item.spec, self.policy)
+
     def compile_active(self, items: Iterable[PortfolioItem]) -> list[Footprint]:
-        """Footprints of the tests that still occupy the pipeline, in the given order."""
-        return [self.compile(item) for item in items if item.status in ACTIVE_STATUSES]
+        """Footprints of the tests that still occupy the pipeline, in the given order
+        (those naming what the policy no longer has aside: `names_outside`)."""
+        return [self.compile(item) for item in items if self.placeable(item)]
 
     def team_kind(self, team: str) -> str:
         return "agile" if self._agile.get(team, False) else "bau"

@@ -209,3 +209,15 @@ def _check_measurement(spec: ExperimentSpec, policy: Policy, problems: _Problems
 
 def _scale(values: tuple[float, ...]) -> str:
     return ", ".join(f"{value:g}" for value in values)
+
+
+def names_outside(spec: ExperimentSpec, policy: Policy) -> tuple[str, ...]:
+    """The surfaces and segments `spec` names that `policy` does not have (the policy was
+    edited after the test was registered): until it is edited, or the names restored, the
+    test cannot be placed, checked or approved."""
+    surfaces, segments = policy.surface_paths, policy.segment_names
+    chosen = (*spec.audiences, *spec.exclude_audiences)
+    return tuple(
+        [path for path in spec.surfaces if path not in surfaces]
+        + [name for name in chosen if name not in segments]
+    )

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from tower.engine.detector import CollisionEngine
 from tower.engine.planner import Placement
-from tower.engine.portfolio import ACTIVE_STATUSES, Compiler, Footprint, PortfolioItem
+from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
 from tower.engine.score import Score, ScoringError, score_item
 from tower.experiments.models import Experiment
 from tower.experiments.spec import format_key
@@ -122,7 +122,7 @@ class PortfolioIndex:
     def put(self, item: PortfolioItem) -> None:
         """The test as it now is: it joins, changes in, or leaves the active portfolio."""
         self.items[item.number] = item
-        footprint = self.compiler.compile(item) if item.status in ACTIVE_STATUSES else None
+        footprint = self.compiler.compile(item) if self.compiler.placeable(item) else None
         if footprint is None:
             self.footprints.pop(item.key, None)
             self.scores.pop(item.key, None)

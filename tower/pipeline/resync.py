@@ -50,11 +50,20 @@ class ResyncReport:
         return bool(self.opened or self.resolved or self.rows_written)
 
     def summary(self) -> str:
-        return (
+        text = (
             f"re-checked {self.tests} tests ({self.findings} collisions) in "
             f"{self.seconds:.1f} s: {self.opened} opened, {self.resolved} resolved, "
             f"{self.rows_written} scores and plan rows written"
         )
+        outside = self.analysis.outside
+        if outside:
+            named = [f"{key} ({', '.join(names)})" for key, names in list(outside.items())[:5]]
+            more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+            text += (
+                f"; {len(outside)} tests name what the policy no longer has, left out until "
+                f"edited: {', '.join(named)}{more}"
+            )
+        return text
 
 
 def resync(factory: sessionmaker[Session], ctx: ServiceContext) -> ResyncReport:

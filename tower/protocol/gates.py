@@ -16,6 +16,7 @@ from tower.context import ServiceContext
 from tower.engine.findings import format_day
 from tower.engine.planner import day_names, next_send_day
 from tower.experiments.models import Experiment
+from tower.experiments.spec import names_outside
 from tower.policy.trees import paths_nested
 from tower.protocol.arbitration import Standings
 
@@ -41,6 +42,7 @@ def approval_gates(
     """Every gate, passed or not, in the order a reviewer reads them. A blocking collision
     fails its gate only for a test that must yield in it (`tower.protocol.arbitration`)."""
     return [
+        _in_policy(experiment, ctx),
         _required_fields(experiment),
         _collisions(experiment, ctx, collisions, standings, capacity=False),
         _collisions(experiment, ctx, collisions, standings, capacity=True),
@@ -53,6 +55,18 @@ def approval_gates(
 
 def failing(gates: Sequence[Gate]) -> list[Gate]:
     return [gate for gate in gates if not gate.passed]
+
+
+def _in_policy(experiment: Experiment, ctx: ServiceContext) -> Gate:
+    missing = names_outside(experiment.spec(), ctx.policy)
+    if missing:
+        return Gate(
+            "policy",
+            False,
+            f"names {_and(list(missing))}, which the policy no longer has: edit the test "
+            f"(`tower edit {experiment.key} --set ...`) or restore them in the policy",
+        )
+    return Gate("policy", True, "the policy has every surface and segment it names")
 
 
 def _required_fields(experiment: Experiment) -> Gate:
