@@ -1219,3 +1219,50 @@ def test_a_cell_a_spreadsheet_would_run_is_exported_inert_and_reads_back_as_type
     assert experiments(session)["T-1"].title == title
     assert import_text(session, exported, small_policy).unchanged == ["T-1"]
     assert export_text(session) == exported
+
+
+def _equivalents(text: str) -> dict[str, bytes]:
+    """The same roadmap as a spreadsheet might save it: BOM, CRLF, columns reordered or
+    padded, blank lines; and a file of its header alone."""
+    header, *body = list(csv.reader(io.StringIO(text)))
+
+    def written(
+        head: list[str], rows: list[list[str]], end: str = "\n", blank: bool = False
+    ) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator=end)
+        writer.writerow(head)
+        for row in rows:
+            writer.writerow(row)
+            if blank:
+                buffer.write(end)
+        return buffer.getvalue()
+
+    backwards = list(reversed(range(len(header))))
+    return {
+        "bom": ("\ufeff" + text).encode(),
+        "crlf": written(header, body, "\r\n").encode(),
+        "reordered": written(
+            [header[i] for i in backwards], [[row[i] for i in backwards] for row in body]
+        ).encode(),
+        "padded": written([f"  {name} " for name in header], body).encode(),
+        "blank lines": written(header, body, blank=True).encode(),
+        "header only": written(header, []).encode(),
+    }
+
+
+@pytest.mark.parametrize(
+    "variant", ["bom", "crlf", "reordered", "padded", "blank lines", "header only"]
+)
+def test_an_equivalent_file_imports_cleanly_and_changes_nothing(
+    cli_database: str, tmp_path: Path, variant: str
+) -> None:
+    succeeded(tower(cli_database, "import", str(write_file(tmp_path / "a.csv", GOOD_FILE))))
+    before = succeeded(tower(cli_database, "export", "-")).stdout
+    counts = database_counts(cli_database)
+    path = tmp_path / "variant.csv"
+    path.write_bytes(_equivalents(before)[variant])
+    result = succeeded(tower(cli_database, "import", str(path)))
+    assert "0 created, 0 updated" in result.output
+    assert database_counts(cli_database) == counts
+    assert succeeded(tower(cli_database, "export", "-")).stdout == before
