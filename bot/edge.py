@@ -12,6 +12,9 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+# Parts of a payload Bolt reads as objects whenever they are there (null included).
+_OBJECTS = ("user", "team", "channel", "container", "message", "view", "enterprise")
+
 
 class _Loose(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -64,6 +67,11 @@ def malformed(body: bytes, content_type: str) -> str | None:
         return "the payload is not JSON"
     if not isinstance(payload, dict):
         return "the payload is not a JSON object"
+    for name in _OBJECTS:
+        if name in payload and not isinstance(payload[name], dict):
+            return f"the payload's {name} is not an object"
+    if "actions" in payload and not (isinstance(payload["actions"], list) and payload["actions"]):
+        return "the payload's actions are not a list of actions"
     try:
         Interaction.model_validate(payload, strict=False)
     except ValidationError as error:

@@ -595,6 +595,11 @@ MALFORMED: dict[str, tuple[bytes, str]] = {
         _payload({"type": "view_submission", "user": {"id": OWNER}, "view": {"id": "V1"}}),
         FORM,
     ),
+    "empty actions": (
+        _payload({"type": "block_actions", "user": {"id": MANAGER}, "actions": []}),
+        FORM,
+    ),
+    "a null view": (_payload({"type": "x", "user": {"id": MANAGER}, "view": None}), FORM),
     "an event that is not JSON": (b"{bad", "application/json"),
     "an event that is a list": (b"[]", "application/json"),
     "a five-megabyte payload": (_payload({"type": "block_actions", "pad": "x" * 5_000_000}), FORM),

@@ -17,4 +17,7 @@ line per part, and exits 1 when any count that must be zero is not. The parts:
 - `security`: forged, stale, malformed and tampered signatures on `tower serve` (401,
   nothing done; one signed five minutes ago passes), and people acting beyond their role
   through the CLI (exit 1, nothing changed, audited `denied:<action>`).
+- `fuzzing` (hypothesis, derandomized): roadmaps with cells and bytes changed, policies
+  with values changed, signed Slack payloads of any shape: tracebacks, refusals that name
+  no place, refusals that wrote, HTTP 5xx.
 """

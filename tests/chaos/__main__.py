@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.chaos import decisions, racing_dispatchers, security, worker_kills
+from tests.chaos import decisions, fuzzing, racing_dispatchers, security, worker_kills
 from tests.chaos.setting import Setting, fresh_setting
 from tower.db import normalize_url
 
@@ -23,6 +23,7 @@ FULL_BUDGET = 900  # seconds: the README's figures come from a run this long
 FULL_KILLS = 12
 RACING_SECONDS = 60.0
 DECISION_TRIALS = 6
+FUZZ_EXAMPLES = 150
 
 # A part: the setting, a scratch folder, the seed, and the share of a full run's work to do.
 Part = Callable[[Setting, Path, int, float], dict[str, Any]]
@@ -51,11 +52,17 @@ def _security(setting: Setting, scratch: Path, seed: int, scale: float) -> dict[
     return security.run(setting, scratch)
 
 
+def _fuzzing(setting: Setting, scratch: Path, seed: int, scale: float) -> dict[str, Any]:
+    """Generated roadmaps, policies and payloads: 150 of each in a full run."""
+    return fuzzing.run(setting, scratch, examples=max(20, round(FUZZ_EXAMPLES * scale)))
+
+
 PARTS: dict[str, tuple[Part, tuple[str, ...]]] = {
     "worker_kills": (_worker_kills, worker_kills.MUST_BE_ZERO),
     "racing_dispatchers": (_racing_dispatchers, racing_dispatchers.MUST_BE_ZERO),
     "decisions": (_decisions, decisions.MUST_BE_ZERO),
     "security": (_security, security.MUST_BE_ZERO),
+    "fuzzing": (_fuzzing, fuzzing.MUST_BE_ZERO),
 }
 
 
