@@ -327,6 +327,39 @@ def test_a_manager_or_a_contact_cap_listed_twice_is_named() -> None:
     }
 
 
+def test_rules_no_calendar_can_keep_are_named() -> None:
+    text = policy_text(
+        calendar=(
+            '{working_hours: ["09:00", "18:00"], working_days: [mon, tue, mon], '
+            "closed: [2026-12-24, 2026-12-24, 2101-01-01]}"
+        ),
+        protocol="{approvals_required: 3, min_lead_business_days: 400}",
+        freeze_windows="[{name: Forever, start: 2026-11-20, end: 2150-01-01}]",
+        kpis="{conversion_rate: .inf}",
+        sla=block("""
+            - {key: review, name: Review, start: submitted, stop: [approved], pause: [submitted],
+               target_business_days: 300, warn_at: [0.5, 0.5]}
+            - {key: ack, name: Ack, start: collision_opened, stop: [collision_acknowledged],
+               resume: [collision_opened], target_business_hours: 4}"""),
+    )
+    by_path = {issue.path: issue.message for issue in problems(text)}
+    assert by_path == {
+        "calendar.working_days[2]": "twice: mon is already listed",
+        "calendar.closed[1]": "twice: 2026-12-24 is already listed",
+        "calendar.closed[2]": "2101-01-01 is after 2100",
+        "protocol.approvals_required": (
+            "3 approvals are required but the policy has 2 managers to give them"
+        ),
+        "protocol.min_lead_business_days": "400 business days is more than a year's (261)",
+        "freeze_windows[0].end": "2150-01-01 is after 2100",
+        "kpis.conversion_rate": "inf is not a weight: give a finite number",
+        "sla[0].pause": "'submitted' both starts and pauses the clock",
+        "sla[0].warn_at[1]": "twice: 0.5 is listed",
+        "sla[0]": "a target of 300 business days is more than a year's (261)",
+        "sla[1].resume": "the clock resumes but nothing pauses it: add pause",
+    }
+
+
 def test_policy_error_message_lists_every_problem() -> None:
     with pytest.raises(PolicyError) as raised:
         parse_policy(FIVE_MISTAKES, source="tower.yaml")

@@ -8,6 +8,7 @@ items keep their paths), so its good items are still checked.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -15,9 +16,11 @@ from typing import Any
 from tower.policy.errors import PolicyIssue
 from tower.policy.schema import (
     AudienceNode,
+    Calendar,
     ContactCap,
     FreezeWindow,
     Overlap,
+    Protocol,
     SlaPolicy,
     SurfaceNode,
     Team,
@@ -25,6 +28,8 @@ from tower.policy.schema import (
 from tower.policy.trees import Loc, format_loc, walk_segments, walk_surfaces
 
 Sections = Mapping[str, Any]
+LAST_YEAR = 2100  # dates past it are typing slips: no calendar Tower keeps reaches them
+BUSINESS_DAYS_A_YEAR = 261  # the most lead time or SLA target any calendar can honour
 Check = Callable[[Sections], Iterator[PolicyIssue]]
 
 
@@ -207,6 +212,55 @@ def check_managers(sections: Sections) -> Iterator[PolicyIssue]:
             yield _issue(("managers", index), f"twice: {manager} is already a manager")
 
 
+def check_approvals(sections: Sections) -> Iterator[PolicyIssue]:
+    """A release needs no more approvals than the listed managers can give (a policy
+    listing none, a sketch, is left alone), and no more notice than a year of business
+    days."""
+    protocol: Protocol = sections["protocol"]
+    managers = set(sections["managers"])
+    if managers and protocol.approvals_required > len(managers):
+        yield _issue(
+            ("protocol", "approvals_required"),
+            f"{protocol.approvals_required} approvals are required but the policy has "
+            f"{len(managers)} manager{'s' if len(managers) != 1 else ''} to give them",
+        )
+    if protocol.min_lead_business_days > BUSINESS_DAYS_A_YEAR:
+        yield _issue(
+            ("protocol", "min_lead_business_days"),
+            f"{protocol.min_lead_business_days} business days is more than a year's "
+            f"({BUSINESS_DAYS_A_YEAR})",
+        )
+
+
+def check_calendar(sections: Sections) -> Iterator[PolicyIssue]:
+    """Working days and closed days are listed once; no date lies past 2100."""
+    calendar: Calendar = sections["calendar"]
+    for index, day in enumerate(calendar.working_days):
+        if day in calendar.working_days[:index]:
+            yield _issue(("calendar", "working_days", index), f"twice: {day} is already listed")
+    for index, closed in enumerate(calendar.closed):
+        if closed in calendar.closed[:index]:
+            yield _issue(("calendar", "closed", index), f"twice: {closed} is already listed")
+        elif closed.year > LAST_YEAR:
+            yield _issue(("calendar", "closed", index), f"{closed} is after {LAST_YEAR}")
+
+
+def check_freeze_dates(sections: Sections) -> Iterator[PolicyIssue]:
+    """No freeze window runs past 2100."""
+    windows: list[FreezeWindow | None] = sections["freeze_windows"]
+    for index, window in enumerate(windows):
+        if window is not None and window.end.year > LAST_YEAR:
+            yield _issue(("freeze_windows", index, "end"), f"{window.end} is after {LAST_YEAR}")
+
+
+def check_kpis(sections: Sections) -> Iterator[PolicyIssue]:
+    """A KPI's weight is a finite number."""
+    kpis: dict[str, float] = sections["kpis"]
+    for name, weight in kpis.items():
+        if not math.isfinite(weight):
+            yield _issue(("kpis", name), f"{weight} is not a weight: give a finite number")
+
+
 def check_sla(sections: Sections) -> Iterator[PolicyIssue]:
     """SLA keys are unique and a clock cannot stop on the event that starts it."""
     policies: list[SlaPolicy | None] = sections["sla"]
@@ -221,6 +275,24 @@ def check_sla(sections: Sections) -> Iterator[PolicyIssue]:
             yield _issue(
                 ("sla", index, "stop"), f"{policy.start!r} both starts and stops the clock"
             )
+        if policy.start in policy.pause:
+            yield _issue(
+                ("sla", index, "pause"), f"{policy.start!r} both starts and pauses the clock"
+            )
+        if policy.resume and not policy.pause:
+            yield _issue(
+                ("sla", index, "resume"), "the clock resumes but nothing pauses it: add pause"
+            )
+        for position, share in enumerate(policy.warn_at):
+            if share in policy.warn_at[:position]:
+                yield _issue(("sla", index, "warn_at", position), f"twice: {share} is listed")
+        days = policy.target_business_days or (policy.target_business_hours or 0) / 24
+        if days > BUSINESS_DAYS_A_YEAR:
+            yield _issue(
+                ("sla", index),
+                f"a target of {days:g} business days is more than a year's "
+                f"({BUSINESS_DAYS_A_YEAR})",
+            )
 
 
 CHECKS: list[tuple[tuple[str, ...], Check]] = [
@@ -232,6 +304,10 @@ CHECKS: list[tuple[tuple[str, ...], Check]] = [
     (("surfaces", "freeze_windows"), check_freeze_windows),
     (("teams",), check_teams),
     (("managers",), check_managers),
+    (("protocol", "managers"), check_approvals),
+    (("calendar",), check_calendar),
+    (("freeze_windows",), check_freeze_dates),
+    (("kpis",), check_kpis),
     (("sla",), check_sla),
 ]
 
