@@ -30,6 +30,7 @@ from sqlalchemy import create_engine
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.listeners.submissions import DM_COLLISIONS
 from bot.product_bench.slack_requests import FORM, submission_body
+from bot.views.modal import test_modal as build_modal  # not a test: keep pytest off it
 from bot.web import database_reachable
 from tests.slack.fake_api import Call
 from tests.slack.harness import (
@@ -636,6 +637,21 @@ def test_a_form_with_a_crafted_memo_is_answered_on_the_form_and_changes_nothing(
     assert answer.json()["response_action"] == "errors"
     assert "not one of Tower's" in json.dumps(answer.json()["errors"])
     assert bot.experiment(key).version == 1
+
+
+def test_two_edit_forms_of_one_version_land_once_and_the_other_is_told(bot: BotServer) -> None:
+    key = bot.seed(spec(), S.SUBMITTED)
+    experiment = bot.experiment(key)
+    view = build_modal(
+        bot.deps.policy, ["checkout-squad"], spec=experiment.spec(), key=key, version=1
+    )
+    first = bot.submit(fill_modal(view, {BlockId.TITLE: "Sticky basket, green"}), user=OWNER)
+    second = bot.submit(fill_modal(view, {BlockId.TITLE: "Sticky basket, blue"}), user=OWNER)
+    assert first.status == second.status == 200 and first.body == b""
+    errors = second.json()["errors"]
+    assert "changed since you opened it" in errors[BlockId.TITLE.value]
+    edited = bot.experiment(key)
+    assert (edited.title, edited.version) == ("Sticky basket, green", 2)
 
 
 # -- retries and double clicks ----------------------------------------------------------------
