@@ -1082,17 +1082,23 @@ def every_text(calls: list[Call]) -> list[str]:
     return found
 
 
-def test_channel_pings_typed_in_a_title_are_escaped_in_every_message(bot: BotServer) -> None:
-    title = "Ping <!channel> & <!here> <https://evil.example|click>"
+def texts_shown_after_approval(
+    bot: BotServer, title: str, reason: str = "Both teams agreed to share the cart"
+) -> list[str]:
+    """Every text Slack was given, and the replies of `show` and `list`, once a test
+    titled `title` clashed, was waived with `reason` and approved."""
     story = register_clashing_test(bot, title=title)
-    waive(bot, "C-1")
+    waive(bot, "C-1", reason=reason)
     bot.click(ActionId.APPROVE, f"{story.key}:2", user=MANAGER, channel=TOWER_CHANNEL, ts="1.1")
     wait_for(lambda: bot.posts(containing="was approved by"), what="the owner is told")
     wait_for(bot.settled, what="the approval's messages are delivered")
     published_home(bot, OWNER)
     replies = [bot.command(f"show {story.key}", user=OWNER), bot.command("list", user=OWNER)]
+    return every_text(bot.fake.calls) + [reply_text(r) for r in replies]
 
-    sent = every_text(bot.fake.calls) + [reply_text(r) for r in replies]
+
+def test_channel_pings_typed_in_a_title_are_escaped_in_every_message(bot: BotServer) -> None:
+    sent = texts_shown_after_approval(bot, "Ping <!channel> & <!here> <https://evil.example|click>")
     # Slack-escaped where the bot renders the title itself, and with its angle brackets made
     # harmless where Tower wrote it into a notification first: shown as typed either way.
     escaped = "Ping &lt;!channel&gt; &amp; &lt;!here&gt; &lt;https://evil.example|click&gt;"
@@ -1113,16 +1119,7 @@ def test_a_mention_typed_in_a_title_pings_nobody(bot: BotServer) -> None:
 def test_formatting_typed_in_a_title_or_reason_is_shown_as_typed_everywhere(
     bot: BotServer,
 ) -> None:
-    title = "Try *bold* _it_ ~s~ `code`"
-    story = register_clashing_test(bot, title=title)
-    waive(bot, "C-1", reason="*urgent* _really_")
-    bot.click(ActionId.APPROVE, f"{story.key}:2", user=MANAGER, channel=TOWER_CHANNEL, ts="1.1")
-    wait_for(lambda: bot.posts(containing="was approved by"), what="the owner is told")
-    wait_for(bot.settled, what="the approval's messages are delivered")
-    published_home(bot, OWNER)
-    replies = [bot.command(f"show {story.key}", user=OWNER), bot.command("list", user=OWNER)]
-
-    sent = every_text(bot.fake.calls) + [reply_text(r) for r in replies]
+    sent = texts_shown_after_approval(bot, "Try *bold* _it_ ~s~ `code`", "*urgent* _really_")
     shown = "Try \u2217bold\u2217 \u02cdit\u02cd \u223cs\u223c \u02cbcode\u02cb"
     assert sum(shown in text for text in sent) >= 5
     assert any("\u2217urgent\u2217 \u02cdreally\u02cd" in text for text in sent)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import threading
@@ -41,6 +42,15 @@ def start_worker(setting: Setting, log: IO[Any]) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    """Stop a worker as an operator would (SIGTERM), killing it if it lingers."""
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
 
 
 def write(setting: Setting, stop: threading.Event, changes: list[str], pause: float = 0.3) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.product_bench.fake_slack import FakeSlack, Posted
+from tower.db import create_database_engine, create_session_factory
 from tower.outbox.dispatcher import UNKNOWN
 from tower.outbox.models import MessageStatus, OutboxMessage
 
@@ -28,6 +29,16 @@ class Tally:
     def as_dict(self) -> dict[str, Any]:
         counts = {name: value for name, value in vars(self).items() if name != "twice"}
         return {**counts, **({"posted_twice": list(self.twice)} if self.twice else {})}
+
+
+def tally_database(database_url: str, slack: FakeSlack) -> Tally:
+    """`tally` of the database at `database_url`."""
+    engine = create_database_engine(database_url)
+    try:
+        with create_session_factory(engine)() as session:
+            return tally(session, slack)
+    finally:
+        engine.dispose()
 
 
 def tally(session: Session, slack: FakeSlack) -> Tally:

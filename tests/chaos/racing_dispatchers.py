@@ -4,17 +4,14 @@ crash (SQLite's lock included), nothing may be lost."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.chaos.actors import drain, start_worker, sweep, tracebacks_in, write
-from tests.chaos.delivery import tally
+from tests.chaos.actors import drain, start_worker, stop_worker, sweep, tracebacks_in, write
+from tests.chaos.delivery import tally_database
 from tests.chaos.setting import FAULT_RATE, SLACK_TIMEOUT, Setting
-from tower.db import create_database_engine, create_session_factory
 
 SWEEP_LOOPS = 2
 
@@ -45,18 +42,9 @@ def run(setting: Setting, scratch: Path, *, seed: int, seconds: float) -> dict[s
         stop.set()
         for thread in threads:
             thread.join(timeout=120)
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
     drain(setting, after_weeks=1)
-    engine = create_database_engine(setting.database_url)
-    try:
-        with create_session_factory(engine)() as session:
-            counted = tally(session, setting.slack)
-    finally:
-        engine.dispose()
+    counted = tally_database(setting.database_url, setting.slack)
     setting.slack.chaos(0, seed=seed, stall=0)
     return {
         **counted.as_dict(),

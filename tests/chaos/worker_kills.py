@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +16,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tests.chaos.actors import drain, next_monday, start_worker, sweep, tracebacks_in, write
+from tests.chaos.actors import (
+    drain,
+    next_monday,
+    start_worker,
+    stop_worker,
+    sweep,
+    tracebacks_in,
+    write,
+)
 from tests.chaos.delivery import tally
 from tests.chaos.setting import FAULT_RATE, SLACK_TIMEOUT, Setting
 from tower.db import create_database_engine, create_session_factory
@@ -51,11 +58,7 @@ def run(setting: Setting, scratch: Path, *, seed: int, plan: Plan) -> dict[str, 
     finally:
         stop.set()
         writer.join(timeout=30)
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
         log.close()
     swept = [sweep(setting, next_monday(weeks)) for weeks in range(LATER_SWEEPS)]
     drain(setting, after_weeks=LATER_SWEEPS + 1)
