@@ -130,7 +130,7 @@ def create_app(settings: SlackSettings, deps: BotDeps, *, client: WebClient | No
     settings.require("bot_token", "signing_secret")
     web = client or settings.client()
     if deps.notifier is None:
-        deps.notifier = SlackNotifier(web)
+        deps.notifier = SlackNotifier(web, people=deps.policy.people)
     app = App(
         signing_secret=settings.signing_secret,
         client=web,  # carries the bot token

@@ -23,7 +23,7 @@ def slack_or_console(app: AppContext) -> Notifier:
         return ConsoleNotifier()
     from bot.notifier import SlackNotifier
 
-    return SlackNotifier(slack.client())
+    return SlackNotifier(slack.client(), people=app.policy.people)
 
 
 @click.command("serve")

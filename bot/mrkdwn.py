@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from tower.text import user_text
 
@@ -19,6 +20,10 @@ def escape_typed(text: str) -> str:
     return escape(user_text(text))
 
 
-def escape_keeping_mentions(text: str) -> str:
-    """Escape a Tower message, keeping the user mentions Tower wrote (`<@U0ANNA>`)."""
-    return _OUR_MENTION.sub(r"<@\1>", escape(text))
+def escape_keeping_mentions(text: str, people: Collection[str] | None = None) -> str:
+    """Escape a Tower message, keeping the user mentions Tower wrote (`<@U0ANNA>`): of
+    `people` only, when given (the policy's); any other stays shown as typed."""
+    return _OUR_MENTION.sub(
+        lambda match: f"<@{match[1]}>" if people is None or match[1] in people else match[0],
+        escape(text),
+    )

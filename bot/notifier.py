@@ -31,7 +31,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from http.client import HTTPException
 from typing import Any
@@ -82,6 +82,8 @@ class SlackNotifier:
     """Delivers outbox messages to Slack through `client` (a `slack_sdk.WebClient`).
 
     `clock` and `sleep` pace sends to one channel; tests inject fakes so they never wait.
+    `people`: the Slack users a message may mention (the policy's); a mention of anyone
+    else is shown as typed.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class SlackNotifier:
         min_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        people: Collection[str] | None = None,
     ) -> None:
         if min_interval < 0:
             raise ValueError("min_interval must be >= 0 seconds")
@@ -100,6 +103,7 @@ class SlackNotifier:
                 "a post retried after a dropped connection may land twice"
             )
         self._client = client
+        self._people = people  # whose mentions stay mentions (the policy's); None: all
         self._min_interval = min_interval
         self._clock = clock
         self._sleep = sleep
@@ -109,8 +113,8 @@ class SlackNotifier:
 
     def send(self, delivery: Delivery) -> Receipt | None:
         """Post, update or answer in a thread; the receipt says where the message is."""
-        text = fallback_text(delivery)
-        blocks = message_blocks(delivery)
+        text = fallback_text(delivery, self._people)
+        blocks = message_blocks(delivery, self._people)
         if delivery.replace:
             receipt = self._update(delivery, delivery.replace, text, blocks)
             if receipt is not None:

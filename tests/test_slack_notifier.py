@@ -712,3 +712,21 @@ def test_an_answer_posted_before_its_thread_was_known_is_found_in_the_channel(
     retried = replace(answer, thread=parent)
     [posted, _] = fake.messages_in(TOWER)
     assert notifier.find(retried, since) == {"channel": TOWER, "ts": posted.ts}
+
+
+def test_only_the_policys_people_are_mentioned(fake: FakeSlack, clock: FakeClock) -> None:
+    client = WebClient(token=TOKEN, base_url=fake.url, timeout=5, retry_handlers=[])
+    notifier = SlackNotifier(client, clock=clock, sleep=clock.sleep, people={"U0ANNA"})
+    notifier.send(delivery("collision_acknowledged", "C-7 acknowledged by <@U0ANNA> and <@U0EVE>"))
+    [call] = fake.calls_to("chat.postMessage")
+    for text in (str(call.args["text"]), *texts_of_blocks(call)):
+        if "acknowledged" in text:
+            assert "<@U0ANNA>" in text and "<@U0EVE>" not in text
+            assert "&lt;@U0EVE&gt;" in text
+
+
+def texts_of_blocks(call: Call) -> list[str]:
+    blocks = call.args["blocks"]
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    return [b["text"]["text"] for b in blocks if b.get("type") == "section"]

@@ -12,7 +12,7 @@ place with a layout that has no buttons. Layouts stay within Slack's limits (50 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,13 +70,14 @@ _LABELS = {
 }
 
 
-def message_blocks(delivery: Delivery) -> list[Block]:
-    """The Block Kit layout of `delivery`: its text, a context line and, by kind, buttons."""
+def message_blocks(delivery: Delivery, people: Collection[str] | None = None) -> list[Block]:
+    """The Block Kit layout of `delivery`: its text, a context line and, by kind, buttons.
+    Mentions of `people` only stay mentions, when given (`escape_keeping_mentions`)."""
     if delivery.kind == SUMMARY_KIND:
         return summary_blocks(delivery)
     blocks: list[Block] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
-        for chunk in text_sections(delivery.text, empty=_label(delivery.kind))
+        for chunk in text_sections(delivery.text, empty=_label(delivery.kind), people=people)
     ]
     blocks.append(_context(delivery))
     buttons = _buttons(delivery)
@@ -115,14 +116,15 @@ def _section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, MAX_SECTION_TEXT)}}
 
 
-def fallback_text(delivery: Delivery) -> str:
+def fallback_text(delivery: Delivery, people: Collection[str] | None = None) -> str:
     """The message's top-level `text`: what notifications and screen readers show."""
-    return truncate(escape_keeping_mentions(delivery.text), MAX_FALLBACK_TEXT) or _label(
-        delivery.kind
-    )
+    escaped = escape_keeping_mentions(delivery.text, people)
+    return truncate(escaped, MAX_FALLBACK_TEXT) or _label(delivery.kind)
 
 
-def text_sections(text: str, *, empty: str = ELLIPSIS) -> list[str]:
+def text_sections(
+    text: str, *, empty: str = ELLIPSIS, people: Collection[str] | None = None
+) -> list[str]:
     """`text` escaped and cut, on line boundaries, into section texts within Slack's limit.
 
     A line longer than a section is truncated; beyond `MAX_TEXT_SECTIONS` sections the text is
@@ -131,7 +133,7 @@ def text_sections(text: str, *, empty: str = ELLIPSIS) -> list[str]:
     chunks: list[list[str]] = [[]]
     size = 0
     for raw_line in text.splitlines():
-        line = truncate(escape_keeping_mentions(raw_line), MAX_SECTION_TEXT)
+        line = truncate(escape_keeping_mentions(raw_line, people), MAX_SECTION_TEXT)
         extra = len(line) + (1 if chunks[-1] else 0)  # the newline joining it on
         if chunks[-1] and size + extra > MAX_SECTION_TEXT:
             chunks.append([])

@@ -426,7 +426,7 @@ def running_bot(
     deps = BotDeps(
         create_session_factory(engine),
         policy,
-        notifier=SlackNotifier(client, min_interval=0),  # pacing has its own tests
+        notifier=SlackNotifier(client, min_interval=0, people=policy.people),  # pacing: own tests
         clock=lambda: NOW,
     )
     app = create_app(settings, deps, client=client)

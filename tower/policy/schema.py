@@ -411,6 +411,11 @@ class Policy(BaseModel):
         """The teams this Slack user belongs to."""
         return [team for team in self.teams if user in team.members]
 
+    @cached_property
+    def people(self) -> frozenset[str]:
+        """Everyone the policy names: the managers and every team's members."""
+        return frozenset([*self.managers, *(m for team in self.teams for m in team.members)])
+
     def is_manager(self, user: str) -> bool:
         """Whether this Slack user is a control-tower manager."""
         return user in self.managers
