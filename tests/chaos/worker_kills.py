@@ -5,6 +5,7 @@ delivered once or held for a person: none lost, none twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -66,13 +67,18 @@ def run(setting: Setting, scratch: Path, *, seed: int, plan: Plan) -> dict[str, 
     try:
         with create_session_factory(engine)() as session:
             counted = tally(session, setting.slack)
-            tracebacks = sum(
-                1
-                for row in session.scalars(select(OutboxMessage.last_error))
-                if row and "Traceback" in row
-            )
+            rows = list(session.scalars(select(OutboxMessage)))
+            tracebacks = sum(1 for row in rows if row.last_error and "Traceback" in row.last_error)
     finally:
         engine.dispose()
+    listed = setting.tower("outbox", "list", "--all", "--format", "json")
+    records = {r["id"]: r for r in json.loads(listed.stdout)} if listed.returncode == 0 else {}
+    disagree = sum(
+        1
+        for row in rows
+        if (records.get(row.id) or {}).get("status") != row.status.value
+        or (records.get(row.id) or {}).get("attempts") != row.attempts
+    ) + abs(len(records) - len(rows))
     setting.slack.chaos(0, seed=seed, stall=0)
     return {
         **counted.as_dict(),
@@ -80,10 +86,18 @@ def run(setting: Setting, scratch: Path, *, seed: int, plan: Plan) -> dict[str, 
         "faults": sum(setting.slack.faults.values()),
         "changes": len(changes),
         "sweeps_failed": sum(1 for ok, _ in swept if not ok),
+        "outbox_list_disagrees": disagree,
         "tracebacks": tracebacks
         + sum(printed for _, printed in swept)
         + tracebacks_in(scratch / f"worker-{setting.kind}-{seed}.log"),
     }
 
 
-MUST_BE_ZERO = ("lost", "duplicated", "same_text", "sweeps_failed", "tracebacks")
+MUST_BE_ZERO = (
+    "lost",
+    "duplicated",
+    "same_text",
+    "sweeps_failed",
+    "outbox_list_disagrees",
+    "tracebacks",
+)
