@@ -35,12 +35,13 @@ def claim(session: Session, fingerprint: str, *, now: datetime) -> bool:
     """Whether this copy of the request is the one to act (the first, or one taking over
     from a first that never answered); forgets requests older than `REMEMBERED`."""
     session.execute(delete(AnsweredRequest).where(AnsweredRequest.received_at < now - REMEMBERED))
-    inserted = session.execute(
-        insert_unless_present(session, AnsweredRequest, fingerprint=fingerprint, received_at=now)
+    # RETURNING says whether the row was written (a driver may not count inserted rows).
+    statement = insert_unless_present(
+        session, AnsweredRequest, fingerprint=fingerprint, received_at=now
     )
-    if _row_count(inserted) == 1:
+    if session.scalar(statement.returning(AnsweredRequest.fingerprint)) is not None:
         return True
-    taken_over = session.execute(
+    taken_over = session.scalar(
         update(AnsweredRequest)
         .where(
             AnsweredRequest.fingerprint == fingerprint,
@@ -48,9 +49,10 @@ def claim(session: Session, fingerprint: str, *, now: datetime) -> bool:
             AnsweredRequest.received_at < now - ABANDONED,
         )
         .values(received_at=now)
+        .returning(AnsweredRequest.fingerprint)
         .execution_options(synchronize_session=False)
     )
-    return _row_count(taken_over) == 1
+    return taken_over is not None
 
 
 def record(session: Session, fingerprint: str, answer: Answer) -> None:
@@ -73,7 +75,3 @@ def answer_to(session: Session, fingerprint: str) -> Answer | None:
     if row is None or row.status is None:
         return None
     return Answer(row.status, row.content_type or "", row.body or "")
-
-
-def _row_count(result: object) -> int:
-    return int(getattr(result, "rowcount", 0))
