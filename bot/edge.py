@@ -73,7 +73,7 @@ def malformed(body: bytes, content_type: str) -> str | None:
     if "actions" in payload and not (isinstance(payload["actions"], list) and payload["actions"]):
         return "the payload's actions are not a list of actions"
     try:
-        Interaction.model_validate(payload, strict=False)
+        Interaction.model_validate(payload)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])

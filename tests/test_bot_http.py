@@ -10,8 +10,6 @@ bot asked Slack polls with a deadline.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 import threading
@@ -42,7 +40,6 @@ from tests.slack.harness import (
     NOW,
     OUTSIDER,
     OWNER,
-    SIGNING_SECRET,
     SQUAD_CHANNEL,
     START,
     TEAMMATE,
@@ -478,9 +475,7 @@ def _with_timestamp(timestamp: str, name: str) -> Any:
     """Signed over `timestamp` as given (Slack's scheme: `v0:TIMESTAMP:BODY`)."""
 
     def send(bot: BotServer, body: bytes) -> HttpResponse:
-        base = f"v0:{timestamp}:".encode() + body
-        digest = hmac.new(SIGNING_SECRET.encode(), base, hashlib.sha256).hexdigest()
-        headers = {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"}
+        headers = signature_headers(body, timestamp=timestamp)
         return bot.post(body, signed=False, extra_headers=headers)
 
     send.__name__ = name

@@ -719,10 +719,11 @@ def test_only_the_policys_people_are_mentioned(fake: FakeSlack, clock: FakeClock
     notifier = SlackNotifier(client, clock=clock, sleep=clock.sleep, people={"U0ANNA"})
     notifier.send(delivery("collision_acknowledged", "C-7 acknowledged by <@U0ANNA> and <@U0EVE>"))
     [call] = fake.calls_to("chat.postMessage")
-    for text in (str(call.args["text"]), *texts_of_blocks(call)):
-        if "acknowledged" in text:
-            assert "<@U0ANNA>" in text and "<@U0EVE>" not in text
-            assert "&lt;@U0EVE&gt;" in text
+    shown = [t for t in (str(call.args["text"]), *texts_of_blocks(call)) if "acknowledged" in t]
+    assert len(shown) == 2  # the top-level text and the section
+    for text in shown:
+        assert "<@U0ANNA>" in text and "<@U0EVE>" not in text
+        assert "&lt;@U0EVE&gt;" in text
 
 
 def texts_of_blocks(call: Call) -> list[str]:

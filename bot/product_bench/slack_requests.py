@@ -26,8 +26,11 @@ JSON = "application/json"
 TIMEOUT = 3.0  # seconds: Slack gives up on an acknowledgement after 3 s
 
 
-def signature_headers(body: bytes, *, secret: str, timestamp: int | None = None) -> dict[str, str]:
-    """`X-Slack-Request-Timestamp` and `X-Slack-Signature` as Slack computes them."""
+def signature_headers(
+    body: bytes, *, secret: str, timestamp: int | str | None = None
+) -> dict[str, str]:
+    """`X-Slack-Request-Timestamp` and `X-Slack-Signature` as Slack computes them (over any
+    timestamp text, for requests Slack would never send)."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
     assert signature is not None

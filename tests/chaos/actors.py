@@ -9,13 +9,16 @@ import subprocess
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
 from pathlib import Path
 from typing import IO, Any
 
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from bot.cli import main
 from bot.config import SlackSettings
 from bot.notifier import SlackNotifier
 from bot.product_bench.slack_requests import http
@@ -32,6 +35,32 @@ from tower.protocol import service as protocol
 
 DRAIN_ROUNDS = 60  # last dispatcher runs, an hour apart, until nothing waits
 SIGNING_SECRET = "chaos-signing-secret"
+PROBLEMS_SHOWN = 10  # problems a part lists in the summary, the first ones
+
+
+def tower_here(setting: Setting, args: list[str]) -> tuple[int, str]:
+    """`tower ARGS` in this process (fast enough for hundreds of probes): its exit code and
+    output; an exception that escaped the command is marked as a traceback."""
+    result = CliRunner().invoke(main, args, env=setting.env())
+    output = result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        output += f"\nTraceback (uncaught {type(result.exception).__name__})"
+    return result.exit_code, output
+
+
+@dataclass
+class PartCounts:
+    """A part's counts (subclasses add them) and the first few problems, in words."""
+
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, what: str) -> None:
+        if len(self.problems) < PROBLEMS_SHOWN:
+            self.problems.append(what[:160])
+
+    def as_dict(self) -> dict[str, Any]:
+        counts = {name: value for name, value in vars(self).items() if name != "problems"}
+        return {**counts, **({"problems": self.problems} if self.problems else {})}
 
 
 def start_worker(setting: Setting, log: IO[Any]) -> subprocess.Popen[bytes]:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.ids import ActionId
 from bot.product_bench.slack_requests import FORM, click_body, http, signature_headers
-from tests.chaos.actors import SIGNING_SECRET, Serving
+from tests.chaos.actors import SIGNING_SECRET, PartCounts, Serving
 from tests.chaos.setting import MANAGER, POLICY, PYTHON, REPO, Setting
 from tower.audit.models import AuditEvent
 from tower.context import ServiceContext
@@ -41,16 +41,15 @@ MUST_BE_ZERO = ("broken", "server_errors", "tracebacks")
 
 
 @dataclass
-class Counts:
+class Counts(PartCounts):
     trials: int = 0
     broken: int = 0
     server_errors: int = 0
     tracebacks: int = 0
-    problems: list[str] | None = None
 
     def fail(self, what: str) -> None:
         self.broken += 1
-        self.problems = [*(self.problems or []), what]
+        self.problem(what)
 
 
 def run(setting: Setting, scratch: Path, *, trials: int) -> dict[str, Any]:
@@ -72,10 +71,7 @@ def run(setting: Setting, scratch: Path, *, trials: int) -> dict[str, Any]:
                 _click_race(url, setting, factory, key, counts)
     finally:
         engine.dispose()
-    result: dict[str, Any] = {k: v for k, v in vars(counts).items() if k != "problems"}
-    if counts.problems:
-        result["problems"] = counts.problems[:5]
-    return result
+    return counts.as_dict()
 
 
 def _approvable(factory: Any) -> list[str]:

@@ -11,19 +11,17 @@ import io
 import json
 import re
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.cli import main
 from bot.product_bench.slack_requests import FORM, http, signature_headers
-from tests.chaos.actors import SIGNING_SECRET, Serving
+from tests.chaos.actors import SIGNING_SECRET, PartCounts, Serving, tower_here
 from tests.chaos.setting import MANAGER, POLICY, Setting
 from tower.audit.models import AuditEvent
 from tower.db import create_database_engine, create_session_factory
@@ -62,7 +60,7 @@ WEIRD = st.one_of(
 
 
 @dataclass
-class Counts:
+class Counts(PartCounts):
     inputs: int = 0
     refused: int = 0
     accepted: int = 0
@@ -70,34 +68,18 @@ class Counts:
     unnamed: int = 0
     writes: int = 0
     server_errors: int = 0
-    examples: list[str] = field(default_factory=list)
-
-    def note(self, what: str) -> None:
-        if len(self.examples) < 5:
-            self.examples.append(what[:160])
 
 
 def run(setting: Setting, scratch: Path, *, examples: int) -> dict[str, Any]:
     """`examples` generated inputs of each kind (hypothesis, derandomized: the same inputs
     each run)."""
     counts = Counts()
-    base = _tower(setting, ["export", "-"])[1]
+    base = tower_here(setting, ["export", "-"])[1]
     _fuzz_roadmaps(setting, scratch, counts, base, examples)
     _fuzz_policies(setting, scratch, counts, examples)
     with Serving(setting, scratch, SIGNING_SECRET) as url:
         _fuzz_payloads(setting, url, counts, examples)
-    result: dict[str, Any] = {k: v for k, v in vars(counts).items() if k != "examples"}
-    if counts.examples:
-        result["problems"] = counts.examples
-    return result
-
-
-def _tower(setting: Setting, args: list[str]) -> tuple[int, str]:
-    result = CliRunner().invoke(main, args, env=setting.env())
-    output = result.output
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        output += f"\nTraceback (uncaught {type(result.exception).__name__})"
-    return result.exit_code, output
+    return counts.as_dict()
 
 
 def _rows(setting: Setting) -> tuple[int, int, int]:
@@ -124,17 +106,17 @@ def _refused_whole(
     counts.inputs += 1
     if "Traceback" in output:
         counts.tracebacks += 1
-        counts.note(f"{what}: traceback")
+        counts.problem(f"{what}: traceback")
     if code == 0:
         counts.accepted += 1
         return
     counts.refused += 1
     if not place.search(output):
         counts.unnamed += 1
-        counts.note(f"{what}: {' '.join(output.split())}")
-    if before is not None and (_tower(setting, ["export", "-"])[1], _rows(setting)) != before:
+        counts.problem(f"{what}: {' '.join(output.split())}")
+    if before is not None and (tower_here(setting, ["export", "-"])[1], _rows(setting)) != before:
         counts.writes += 1
-        counts.note(f"{what}: refused, yet something was written")
+        counts.problem(f"{what}: refused, yet something was written")
 
 
 def _settings(examples: int) -> settings:
@@ -174,13 +156,13 @@ def _fuzz_roadmaps(
         if splice is not None:
             raw = raw[: len(raw) // 2] + splice + raw[len(raw) // 2 :]
         path.write_bytes(raw)
-        before = (_tower(setting, ["export", "-"])[1], _rows(setting))
-        code, output = _tower(setting, ["import", str(path), "--by", MANAGER])
+        before = (tower_here(setting, ["export", "-"])[1], _rows(setting))
+        code, output = tower_here(setting, ["import", str(path), "--by", MANAGER])
         what = f"roadmap {changes!r:.80}"
         _refused_whole(setting, counts, what, code, output, before, ROADMAP_PLACE)
         if code == 0:  # a valid variant was imported: put the portfolio back as it was
             path.write_text(base, encoding="utf-8")
-            _tower(setting, ["import", str(path), "--by", MANAGER])
+            tower_here(setting, ["import", str(path), "--by", MANAGER])
 
     fuzz()
 
@@ -207,7 +189,7 @@ def _fuzz_policies(setting: Setting, scratch: Path, counts: Counts, examples: in
         for where, value in changes:
             _set(changed, where, value)
         path.write_text(yaml.safe_dump(changed, allow_unicode=True), encoding="utf-8")
-        code, output = _tower(setting, ["policy", "check", str(path)])
+        code, output = tower_here(setting, ["policy", "check", str(path)])
         what = f"policy {changes!r:.80}"
         _refused_whole(setting, counts, what, code, output, None, POLICY_PLACE)
 
@@ -260,10 +242,10 @@ def _fuzz_payloads(setting: Setting, url: str, counts: Counts, examples: int) ->
         counts.inputs += 1
         if status >= 500:
             counts.server_errors += 1
-            counts.note(f"payload {json.dumps(payload)[:80]}: HTTP {status}")
+            counts.problem(f"payload {json.dumps(payload)[:80]}: HTTP {status}")
         if _rows(setting)[0] != before[0]:
             counts.writes += 1
-            counts.note(f"payload {json.dumps(payload)[:80]}: a test was written")
+            counts.problem(f"payload {json.dumps(payload)[:80]}: a test was written")
 
     fuzz()
 

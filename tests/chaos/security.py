@@ -5,21 +5,17 @@ nothing, and are audited `denied:<action>` with who they said they were."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from bot.cli import main
 from bot.ids import ActionId
 from bot.product_bench.slack_requests import FORM, click_body, http, signature_headers
-from tests.chaos.actors import SIGNING_SECRET, Serving
+from tests.chaos.actors import SIGNING_SECRET, PartCounts, Serving, tower_here
 from tests.chaos.setting import MANAGER, POLICY, Setting
 from tower.audit.models import AuditEvent
 from tower.collisions.kinds import CollisionStatus
@@ -37,17 +33,16 @@ MUST_BE_ZERO = ("failed", "tracebacks")
 
 
 @dataclass
-class Counts:
+class Counts(PartCounts):
     checks: int = 0
     failed: int = 0
     tracebacks: int = 0
-    problems: list[str] | None = None
 
     def check(self, name: str, passed: bool) -> None:
         self.checks += 1
         if not passed:
             self.failed += 1
-            self.problems = [*(self.problems or []), name]
+            self.problem(name)
 
 
 def run(setting: Setting, scratch: Path) -> dict[str, Any]:
@@ -63,10 +58,7 @@ def run(setting: Setting, scratch: Path) -> dict[str, Any]:
             _signatures(url, factory, counts, cast["approvable"])
     finally:
         engine.dispose()
-    result: dict[str, Any] = {k: v for k, v in vars(counts).items() if k != "problems"}
-    if counts.problems:
-        result["problems"] = counts.problems[:10]
-    return result
+    return counts.as_dict()
 
 
 def _cast(factory: Any, policy: Policy) -> dict[str, str]:
@@ -136,15 +128,10 @@ def _refusals(cast: dict[str, str]) -> list[tuple[str, list[str], str]]:
     ]
 
 
-def _tower(setting: Setting, args: list[str]) -> tuple[int, str]:
-    result = CliRunner().invoke(main, args, env=setting.env())
-    return result.exit_code, result.output
-
-
 def _state(setting: Setting) -> tuple[str, str]:
     """What a refusal must leave as it was: every test, and every collision record."""
-    exported = _tower(setting, ["export", "-"])[1]
-    conflicts = _tower(setting, ["conflicts", "--all", "--format", "json"])[1]
+    exported = tower_here(setting, ["export", "-"])[1]
+    conflicts = tower_here(setting, ["conflicts", "--all", "--format", "json"])[1]
     return exported, conflicts
 
 
@@ -160,7 +147,7 @@ def _refused(
     setting: Setting, factory: Any, counts: Counts, name: str, args: list[str], actor: str
 ) -> None:
     before, audited = _state(setting), _denials(factory, actor)
-    code, output = _tower(setting, args)
+    code, output = tower_here(setting, args)
     counts.tracebacks += output.count("Traceback")
     counts.check(f"{name}: exit {code}", code == 1)
     counts.check(f"{name}: changed something", _state(setting) == before)
@@ -168,9 +155,7 @@ def _refused(
 
 
 def _signed(timestamp: str, body: bytes, *, secret: str = SIGNING_SECRET) -> dict[str, str]:
-    base = f"v0:{timestamp}:".encode() + body
-    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"}
+    return signature_headers(body, secret=secret, timestamp=timestamp)
 
 
 def _test(factory: Any, key: str) -> Experiment:

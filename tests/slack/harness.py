@@ -115,7 +115,7 @@ def wait_for(check: Callable[[], T], *, what: str, timeout: float = DEADLINE) ->
 
 
 def signature_headers(
-    body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+    body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | str | None = None
 ) -> dict[str, str]:
     """`X-Slack-Request-Timestamp` and `X-Slack-Signature` as Slack computes them."""
     return signed_headers(body, secret=secret, timestamp=timestamp)
