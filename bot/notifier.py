@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.client import HTTPException
 from typing import Any
 from urllib.error import URLError
@@ -76,6 +76,8 @@ _ORIGINAL_GONE = frozenset({"message_not_found", "cant_update_message", "edit_wi
 _PRUNE_AT = 1024  # pacing entries kept before stale ones are dropped
 HISTORY_PAGE = 200  # messages per page when looking for one that may have landed
 HISTORY_PAGES = 10  # pages read before giving up: the rest of the window stays unknown
+# Beyond the client's timeouts, how long Slack may take to show a post it accepted.
+LANDING_MARGIN = timedelta(seconds=10)
 
 
 class SlackNotifier:
@@ -110,6 +112,11 @@ class SlackNotifier:
         self._lock = threading.Lock()
         self._next_free: dict[str, float] = {}  # channel -> when it may get the next message
         self._dm_channels: dict[str, str] = {}  # user ID -> their DM channel with the bot
+        # One send: an update, a DM channel opened and a post, each within the client's
+        # timeout, and the pacing between them; past it, a post it began cannot land.
+        self.longest_send = (
+            3 * timedelta(seconds=client.timeout) + timedelta(seconds=min_interval) + LANDING_MARGIN
+        )
 
     def send(self, delivery: Delivery) -> Receipt | None:
         """Post, update or answer in a thread; the receipt says where the message is."""

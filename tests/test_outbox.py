@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,7 +63,10 @@ class RecordingNotifier:
     """Delivers everything, remembering each delivery; `delay` makes every send slow.
 
     Like Slack, it can be asked whether a message landed (`find`): in `history`, what every
-    notifier sharing it delivered (a process that died and the one after it)."""
+    notifier sharing it delivered (a process that died and the one after it). A send takes
+    at most `longest_send`: past it, one that began can no longer land."""
+
+    longest_send = timedelta(seconds=30)
 
     def __init__(self, delay: float = 0.0, history: list[Delivery] | None = None) -> None:
         self.delivered: list[Delivery] = []
@@ -575,7 +578,8 @@ def test_a_dead_dispatchers_lease_runs_out_by_the_moment_a_sweep_reasons_at(
     sessions: sessionmaker[Session],
 ) -> None:
     """`tower sweep --now` a day later finds the lease of a process that died today run out,
-    whatever the wall clock says."""
+    whatever the wall clock says; it sends once the dead process's post, begun at its
+    death, can no longer land (by the wall clock: Slack's time)."""
     [message_id] = queue(sessions, GROWTH)
     crashed_at = datetime.now(UTC)
     with pytest.raises(SimulatedCrash):
@@ -583,8 +587,18 @@ def test_a_dead_dispatchers_lease_runs_out_by_the_moment_a_sweep_reasons_at(
     notifier = RecordingNotifier()
     tomorrow = crashed_at + timedelta(days=1)
     assert dispatch(sessions, notifier, tomorrow, clock=lambda: crashed_at) == DispatchReport(
-        sent=1
+        retried=1
     )
+    assert notifier.looked and notifier.delivered == []  # looked for, not there, not sent yet
+    waiting = load(sessions, message_id)
+    assert (waiting.status, waiting.attempts, waiting.claimed_by) == (
+        MessageStatus.PENDING,
+        0,
+        None,
+    )
+    landed_by = crashed_at + notifier.longest_send + SECOND  # still within the dead lease
+    assert dispatch(sessions, notifier, tomorrow, clock=lambda: landed_by) == DispatchReport(sent=1)
+    assert notifier.keys() == ["msg:1"]
     assert load(sessions, message_id).status == MessageStatus.SENT
 
 
@@ -641,6 +655,26 @@ def test_a_message_that_cannot_be_proven_absent_is_held_for_a_person(
     assert invoke(outbox_url, "retry", str(message_id)).exit_code == 0
     assert dispatch(sessions, blind, utcnow()) == DispatchReport(sent=1)
     assert blind.keys() == ["msg:1"] and len(blind.looked) == 1
+
+
+def test_retrying_every_dead_letter_looks_for_a_held_one_first(
+    sessions: sessionmaker[Session], outbox_url: str
+) -> None:
+    """`tower outbox retry` with no id checks nothing: a message that may have landed is
+    looked for again before it is sent, never sent blind."""
+    [message_id] = queue(sessions, GROWTH)
+    history: list[Delivery] = []
+    assert dispatch(sessions, DroppedAfterSendNotifier(history=history), NOW) == DispatchReport(
+        retried=1
+    )
+    blind = PartialHistoryNotifier()
+    assert dispatch(sessions, blind, NOW + backoff_delay(1)) == DispatchReport(dead_lettered=1)
+
+    assert invoke(outbox_url, "retry").exit_code == 0
+    assert load(sessions, message_id).outcome_unknown
+    seeing = RecordingNotifier(history=history)
+    assert dispatch(sessions, seeing, utcnow()) == DispatchReport(sent=1)
+    assert seeing.delivered == [] and [key for key, _ in seeing.looked] == ["msg:1"]
 
 
 def test_a_notifier_that_cannot_look_back_holds_an_unknown_outcome(
@@ -795,6 +829,80 @@ def test_two_dispatchers_never_send_the_same_message(sessions: sessionmaker[Sess
     assert len(delivered) == 40 and set(delivered.values()) == {1}
     assert sorted(report.sent for report in reports) != [0, 40]  # both really took part
     assert sum(report.sent for report in reports) == 40
+
+
+class MeanwhileNotifier(RecordingNotifier):
+    """Runs `meanwhile` (another dispatcher) in the middle of its first send, or of its
+    first lookup, as if this one were slow: past its lease, or overtaken by a sweep. Like
+    Slack's client (three calls of up to 30 s), one send may take longer than a lease."""
+
+    longest_send = timedelta(minutes=2)
+
+    def __init__(self, history: list[Delivery], *, during: str) -> None:
+        super().__init__(history=history)
+        self.during = during
+        self.meanwhile: Callable[[], None] = lambda: None
+
+    def send(self, delivery: Delivery) -> None:
+        self._now_and_then("send")
+        super().send(delivery)
+
+    def find(self, delivery: Delivery, since: datetime) -> Receipt | None:
+        self._now_and_then("find")
+        return super().find(delivery, since)
+
+    def _now_and_then(self, step: str) -> None:
+        if step == self.during:
+            self.during = ""
+            self.meanwhile()
+
+
+def test_a_sender_slower_than_its_lease_is_not_overtaken(sessions: sessionmaker[Session]) -> None:
+    """A living dispatcher whose post takes longer than its lease: another run, past the
+    lease, sends nothing while that post may land."""
+    [message_id] = queue(sessions, GROWTH)
+    history: list[Delivery] = []
+    slow = MeanwhileNotifier(history, during="send")
+    other = RecordingNotifier(history=history)
+    began = datetime.now(UTC)
+    reports: list[DispatchReport] = []
+    slow.meanwhile = lambda: reports.append(
+        dispatch(sessions, other, NOW + timedelta(hours=2), clock=lambda: began + LEASE + SECOND)
+    )
+
+    assert dispatch(sessions, slow, NOW, clock=lambda: began) == DispatchReport(sent=1)
+
+    assert reports == [DispatchReport(retried=1)]  # looked for it, then left it alone
+    assert [d.dedupe_key for d in history] == ["msg:1"]
+    sent = load(sessions, message_id)
+    assert (sent.status, sent.claimed_by, sent.may_land_until) == (MessageStatus.SENT, None, None)
+
+
+def test_a_dispatcher_overtaken_before_posting_does_not_post(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A sweep reasoning hours ahead takes over a message a living dispatcher is still
+    looking for; that dispatcher then finds its lease gone and posts nothing."""
+    [message_id] = queue(sessions, GROWTH)
+    assert dispatch(sessions, DroppedAfterSendNotifier(history=[]), NOW) == DispatchReport(
+        retried=1
+    )
+    # The sweep runs while the dispatcher looks; the lookup's answer predates its post.
+    looking = MeanwhileNotifier([], during="find")
+    sweep = RecordingNotifier()
+    later = datetime.now(UTC) + timedelta(minutes=5)  # the dropped post can no longer land
+    reports: list[DispatchReport] = []
+    looking.meanwhile = lambda: reports.append(
+        dispatch(sessions, sweep, NOW + timedelta(hours=2), clock=lambda: later + LEASE + SECOND)
+    )
+
+    assert dispatch(sessions, looking, NOW + timedelta(hours=1), clock=lambda: later) == (
+        DispatchReport()
+    )
+
+    assert reports == [DispatchReport(sent=1)]
+    assert looking.delivered == [] and sweep.keys() == ["msg:1"]
+    assert load(sessions, message_id).status == MessageStatus.SENT
 
 
 # --- Queries --------------------------------------------------------------------------------

@@ -82,7 +82,11 @@ def list_command(app: AppContext, shown: str, limit: int | None, output_format: 
 @click.argument("ids", nargs=-1, type=int)
 @click.pass_obj
 def retry_command(app: AppContext, ids: tuple[int, ...]) -> None:
-    """Re-queue dead letters IDS (all dead letters when none is given) for delivery now."""
+    """Re-queue dead letters IDS (all dead letters when none is given) for delivery now.
+
+    A message held as "outcome unknown" may be in Slack already: named by its ID (you
+    checked the channel), it is sent as it is; re-queued with all the others, it is looked
+    for in the channel first."""
     with app.transaction() as session:
         messages = queries.retry_failed(session, ids)
         requeued = [message.id for message in messages]

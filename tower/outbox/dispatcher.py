@@ -17,7 +17,11 @@ by an answer covering that whole time, it is sent; neither, it is held for a per
 outbox retry ID` once checked). Leases count in the run's own time, the later of its `now`
 and the wall clock, so a sweep reasoning at a later moment finds a dead process's lease run
 out, while a first attempt is stamped with the wall clock, the time the receiver's records
-use. Messages to one recipient usually go out in queue order, but retries may reorder them.
+use. A holder confirms its lease right before it posts, stamping until when that post may
+land (the wall clock plus its notifier's `longest_send`); one whose lease was taken
+meanwhile does not post, and one taking a message over sends nothing before that time,
+however late a run reasons: a slow but living sender and its successor never both post.
+Messages to one recipient usually go out in queue order, but retries may reorder them.
 
 Outcomes of one send:
 - delivered: status `sent`, `sent_at` = now;
@@ -39,7 +43,7 @@ import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.exc import OperationalError
@@ -55,11 +59,13 @@ from tower.outbox.notifier import (
     OutcomeUnknown,
     RateLimited,
     Receipt,
+    longest_send,
 )
 
 logger = logging.getLogger("tower.outbox")
 
 Outcome = Literal["sent", "retried", "rate_limited", "dead_lettered"]
+_T = TypeVar("_T")
 
 DEFAULT_BASE_DELAY = timedelta(seconds=30)
 DEFAULT_MAX_DELAY = timedelta(hours=1)
@@ -164,6 +170,7 @@ def dispatch_due(
     tried: set[int] = set()
     paused_recipients: set[str] = set()
     lease = uuid.uuid4().hex
+    holder = _Holder(session_factory, lease, now, clock, longest_send(notifier))
     while len(tried) < limit:
         wanted = _Wanted(now, frozenset(tried), frozenset(paused_recipients), unsent_too, only)
         wall_time = clock()
@@ -171,7 +178,9 @@ def dispatch_due(
         if delivery is None:
             break
         tried.add(delivery.message_id)
-        sent = _send(notifier, delivery)
+        sent = _send(notifier, delivery, holder)
+        if sent is None:
+            continue  # another dispatcher took it over meanwhile: it is theirs now
         outcome = _record(session_factory, delivery.message_id, sent, now=now, backoff=backoff)
         if outcome == "rate_limited":
             paused_recipients.add(delivery.recipient)
@@ -216,10 +225,14 @@ def deliver_claimed(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     base_delay: timedelta = DEFAULT_BASE_DELAY,
     max_delay: timedelta = DEFAULT_MAX_DELAY,
-) -> Outcome:
+    clock: Callable[[], datetime] = utcnow,
+) -> Outcome | None:
     """Send a message claimed by `claim_queued` (its transaction committed), then record
-    the outcome as `dispatch_due` would."""
-    sent = _send(notifier, claimed.delivery)
+    the outcome as `dispatch_due` would; None when a dispatcher took it over meanwhile."""
+    holder = _Holder(session_factory, claimed.lease, now, clock, longest_send(notifier))
+    sent = _send(notifier, claimed.delivery, holder)
+    if sent is None:
+        return None
     backoff = _Backoff(max_attempts, base_delay, max_delay)
     return _record(session_factory, claimed.delivery.message_id, sent, now=now, backoff=backoff)
 
@@ -278,15 +291,21 @@ def _claim_next(
     return None
 
 
-def _next_due(wanted: _Wanted, wall_time: datetime) -> Select[int]:
+def _next_due(wanted: _Wanted, lease_now: datetime) -> Select[int]:
     due = OutboxMessage.next_attempt_at <= wanted.now
     if wanted.unsent_too:  # never tried and never told to wait: not waiting for a retry
         due = or_(due, and_(OutboxMessage.attempts == 0, OutboxMessage.last_error.is_(None)))
     query = (
         select(OutboxMessage.id)
-        .where(OutboxMessage.status == MessageStatus.PENDING, due, _unclaimed(wall_time))
+        .where(
+            OutboxMessage.status == MessageStatus.PENDING,
+            due,
+            _unclaimed(lease_now),
+        )
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(1)
+        # PostgreSQL: pass over rows another dispatcher is claiming (SQLite has no such lock).
+        .with_for_update(skip_locked=True)
     )
     if wanted.only is not None:
         query = query.where(OutboxMessage.id.in_(list(wanted.only)))
@@ -300,6 +319,55 @@ def _next_due(wanted: _Wanted, wall_time: datetime) -> Select[int]:
 def _unclaimed(wall_time: datetime) -> ColumnElement[bool]:
     """No dispatcher holds the row: never claimed, released, or its lease ran out."""
     return or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until <= wall_time)
+
+
+Confirmed = Literal["held", "lost", "landing"]
+
+
+@dataclass(frozen=True)
+class _Holder:
+    """A dispatcher's lease on the messages it claimed, confirmed before each post.
+    `posting`: how long a post may take to land (the notifier's `longest_send`)."""
+
+    session_factory: sessionmaker[Session]
+    lease: str
+    now: datetime
+    clock: Callable[[], datetime]
+    posting: timedelta
+
+    def confirm(self, message_id: int) -> Confirmed:
+        """Before posting `message_id`: "held" when the lease is still this holder's (it is
+        renewed and the post's start stamped, so nobody sends the message while this post
+        may land); "lost" when another dispatcher took it over; "landing" when a post an
+        earlier holder began may still land (judged by the wall clock, whatever moment the
+        run reasons at): nothing is to be sent yet."""
+        wall_time = self.clock()
+
+        def confirm(session: Session) -> Confirmed:
+            renewed = session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == message_id,
+                    OutboxMessage.claimed_by == self.lease,
+                    or_(
+                        OutboxMessage.may_land_until.is_(None),
+                        OutboxMessage.may_land_until <= wall_time,
+                    ),
+                )
+                .values(
+                    claimed_until=max(self.now, wall_time) + LEASE,
+                    may_land_until=wall_time + self.posting,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if _row_count(renewed) == 1:
+                return "held"
+            holder = session.scalar(
+                select(OutboxMessage.claimed_by).where(OutboxMessage.id == message_id)
+            )
+            return "landing" if holder == self.lease else "lost"
+
+        return _retrying(self.session_factory, message_id, confirm)
 
 
 def _row_count(result: Any) -> int:
@@ -331,15 +399,23 @@ class _Sent:
     failure: str | None = None
     permanent: bool = False
     unknown: bool = False
+    landing: bool = False  # not sent: an earlier holder's post may still land
 
 
-def _send(notifier: Notifier, delivery: Delivery) -> _Sent:
+def _send(notifier: Notifier, delivery: Delivery, holder: _Holder) -> _Sent | None:
     """Send one claimed message, with no transaction open; one that may have landed
-    already is looked for first."""
+    already is looked for first. None: the lease was lost before posting (nothing sent)."""
     if delivery.unsure_since is not None:
         looked = _look_for(notifier, delivery, delivery.unsure_since)
         if looked is not None:
             return looked
+    held = holder.confirm(delivery.message_id)
+    if held == "lost":
+        logger.info("outbox message %d: taken over by another dispatcher", delivery.message_id)
+        return None
+    if held == "landing":
+        logger.info("outbox message %d: an earlier post may still land", delivery.message_id)
+        return _Sent(landing=True)
     try:
         return _Sent(receipt=notifier.send(delivery))
     except OutcomeUnknown as unknown:
@@ -409,18 +485,33 @@ def _record(
 ) -> Outcome:
     """Record a send's outcome on its row and release the lease, in a short transaction of
     its own, tried again while the database is busy."""
+
+    def record(session: Session) -> Outcome:
+        message = session.get(OutboxMessage, message_id)
+        assert message is not None, f"outbox message {message_id} vanished while sent"
+        message.claimed_until = message.claimed_by = None
+        if sent.landing:  # looked for again once the earlier post can no longer land
+            message.outcome_unknown = True
+            return "retried"
+        message.may_land_until = None  # this holder's post, if any, is over
+        return _apply(session, message, sent, now=now, backoff=backoff)
+
+    return _retrying(session_factory, message_id, record)
+
+
+def _retrying(
+    session_factory: sessionmaker[Session], message_id: int, write: Callable[[Session], _T]
+) -> _T:
+    """`write` in a short transaction of its own, tried again while the database is busy."""
     attempt = 1
     while True:
         try:
             with session_factory.begin() as session:
-                message = session.get(OutboxMessage, message_id)
-                assert message is not None, f"outbox message {message_id} vanished while sent"
-                message.claimed_until = message.claimed_by = None
-                return _apply(session, message, sent, now=now, backoff=backoff)
+                return write(session)
         except OperationalError:
             if attempt == RECORD_ATTEMPTS:
                 raise
-            logger.warning("outbox message %d: the database is busy, recording again", message_id)
+            logger.warning("outbox message %d: the database is busy, writing again", message_id)
             time.sleep(0.1 * attempt)
             attempt += 1
 

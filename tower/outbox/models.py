@@ -44,3 +44,6 @@ class OutboxMessage(Base):
     # attempt's outcome is unknown (dropped after sending, no answer, its sender died).
     first_attempt_at: Mapped[datetime | None]
     outcome_unknown: Mapped[bool] = mapped_column(default=False)
+    # Until when a post its holder began may still land (wall clock): a dispatcher taking
+    # the message over sends nothing before then.
+    may_land_until: Mapped[datetime | None]

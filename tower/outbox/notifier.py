@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 logger = logging.getLogger("tower.notify")
@@ -67,6 +67,17 @@ class LooksBack(Protocol):
         ...
 
 
+# How long one `send` may take, when a notifier does not say: past it, a post it began can
+# no longer land (its client gave up), and another dispatcher may look for it.
+DEFAULT_LONGEST_SEND = timedelta(minutes=2)
+
+
+def longest_send(notifier: object) -> timedelta:
+    """How long one `send` of `notifier` may take, its `longest_send` when it states one."""
+    stated = getattr(notifier, "longest_send", None)
+    return stated if isinstance(stated, timedelta) else DEFAULT_LONGEST_SEND
+
+
 class DeliveryError(Exception):
     """Base of the outcomes a notifier reports instead of delivering."""
 
@@ -101,6 +112,8 @@ class ConsoleNotifier:
 
     A log keeps no history to look in: a line whose process died while writing it may be
     written again (`find` says it is absent)."""
+
+    longest_send = timedelta(0)  # a line is written, or the process died writing it
 
     def send(self, delivery: Delivery) -> Receipt | None:
         text = " ".join(delivery.text.split())  # one line, whatever the message's layout

@@ -39,8 +39,9 @@ def retry_failed(
     """Re-queue dead letters (all of them, or those with the given ids) for delivery now.
 
     Each gets a fresh set of attempts; `last_error` keeps why it failed until it is retried.
-    One held because it may have landed (`outcome unknown`) was checked by the person
-    re-queueing it: it is sent without looking for it again.
+    One held because it may have landed (`outcome unknown`) and named by its id was checked
+    by the person re-queueing it: it is sent without looking for it again. Re-queued with
+    all the others, unchecked, it is looked for first, as before.
     An id that is not a dead letter is an error and nothing is re-queued.
     """
     query = select(OutboxMessage).order_by(OutboxMessage.id)
@@ -56,7 +57,8 @@ def retry_failed(
         message.status = MessageStatus.PENDING
         message.attempts = 0
         message.next_attempt_at = when
-        message.outcome_unknown = False
+        if ids:
+            message.outcome_unknown = False
     session.flush()
     return messages
 
