@@ -108,12 +108,17 @@ class Repeats:
 
         return application
 
-    def _fingerprint(self, environ: WSGIEnvironment, body: bytes) -> str | None:
+    def signed_by_slack(self, environ: WSGIEnvironment, body: bytes) -> bool:
+        """Whether `body` carries a valid, fresh Slack signature (headers of the right shape:
+        `bot/web.py` checks them first)."""
         headers = {
             "x-slack-request-timestamp": environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""),
             "x-slack-signature": environ.get("HTTP_X_SLACK_SIGNATURE", ""),
         }
-        if not self._verifier.is_valid_request(body, headers):
+        return self._verifier.is_valid_request(body, headers)
+
+    def _fingerprint(self, environ: WSGIEnvironment, body: bytes) -> str | None:
+        if not self.signed_by_slack(environ, body):
             return None
         return submission_fingerprint(body)
 

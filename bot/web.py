@@ -57,9 +57,15 @@ def create_wsgi(app: App, healthy: Callable[[], bool], repeats: Repeats) -> Wsgi
             start_response(status, [("Content-Type", "application/json")])
             return [body.encode()]
         if environ.get("REQUEST_METHOD") == "POST":
-            if not _signature_headers_well_formed(environ):
+            # The signature first: a forged or altered body is refused as such, whatever
+            # it holds, before anything reads it.
+            received = read_body(environ)
+            if not (
+                _signature_headers_well_formed(environ)
+                and repeats.signed_by_slack(environ, received)
+            ):
                 return _plain(start_response, "401 Unauthorized", "invalid request signature")
-            problem = malformed(read_body(environ), environ.get("CONTENT_TYPE", ""))
+            problem = malformed(received, environ.get("CONTENT_TYPE", ""))
             if problem is not None:
                 return _plain(
                     start_response, "400 Bad Request", f"Tower cannot read this: {problem}"

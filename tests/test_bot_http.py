@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.listeners.submissions import DM_COLLISIONS
@@ -59,6 +59,7 @@ from tests.slack.harness import (
     valid_answers,
     wait_for,
 )
+from tower.audit.models import AuditEvent
 from tower.collisions import flows
 from tower.collisions import service as collision_service
 from tower.collisions.alerts import GROUP_ABOVE
@@ -453,6 +454,12 @@ def _tampered(bot: BotServer, body: bytes) -> HttpResponse:
     return bot.post(body, signed=False, extra_headers=headers)
 
 
+def _tampered_unreadable(bot: BotServer, body: bytes) -> HttpResponse:
+    """Signed, then altered into a body Tower could not read: refused as altered (401)."""
+    headers = signature_headers(body)
+    return bot.post(b"payload=%7Bnot+json", signed=False, extra_headers=headers)
+
+
 def _stale(bot: BotServer, body: bytes) -> HttpResponse:
     return bot.post(body, timestamp=int(time.time()) - 5 * 60 - 30)
 
@@ -501,6 +508,7 @@ def _no_headers(bot: BotServer, body: bytes) -> HttpResponse:
     [
         _forged,
         _tampered,
+        _tampered_unreadable,
         _stale,
         _from_the_future,
         _unsigned,
@@ -713,6 +721,24 @@ def test_the_same_form_submitted_with_other_values_is_a_new_registration(bot: Bo
     wait_for(lambda: bot.experiment_count() == before + 2, what="both tests are registered")
 
 
+def test_a_registration_for_another_team_is_refused_on_its_field_and_audited(
+    bot: BotServer,
+) -> None:
+    before = bot.experiment_count()
+    # A crafted submission: the modal offered OWNER their own team only.
+    filled = fill_modal(opened_register_modal(bot), valid_answers(**{BlockId.TEAM: "ecommerce"}))
+    reply = bot.post(submission_body(filled, user=OWNER, trigger_id=bot.trigger_id()))
+    assert reply.status == 200
+    answer = json.loads(reply.body)
+    assert answer["response_action"] == "errors" and "ecommerce" in answer["errors"]["team"]
+    assert bot.experiment_count() == before
+    with bot.deps.session_factory() as session:
+        [denied] = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "denied:register")
+        ).all()
+    assert (denied.actor, denied.experiment_id) == (OWNER, None)
+
+
 def test_a_form_with_errors_sent_again_gets_the_same_errors_and_writes_nothing(
     bot: BotServer,
 ) -> None:
@@ -885,6 +911,8 @@ def test_the_surface_picker_suggests_what_matches_the_typed_text(bot: BotServer)
     audiences = bot.suggest(ActionId.AUDIENCES, "log", user=OWNER).json()["options"]
     assert [o["value"] for o in audiences] == ["logged_in"]
     assert bot.suggest(ActionId.EXCLUDE_AUDIENCES, "zzz", user=OWNER).json() == {"options": []}
+    kpis = bot.suggest(BlockId.PRIMARY_KPI, "rate", user=OWNER).json()["options"]
+    assert [o["value"] for o in kpis] == ["conversion_rate"]
 
 
 # -- /tower commands --------------------------------------------------------------------------
@@ -1123,15 +1151,21 @@ def test_formatting_typed_in_a_title_or_reason_is_shown_as_typed_everywhere(
             assert markup not in text, text
 
 
-def test_a_ping_typed_in_a_command_argument_is_escaped_in_the_error(bot: BotServer) -> None:
+def test_a_ping_typed_in_a_command_argument_is_inert_in_the_error(bot: BotServer) -> None:
     text = reply_text(bot.command("show <!channel>", user=OWNER))
-    assert "&lt;!channel&gt;" in text
-    assert "<!channel>" not in text
+    assert "\u2039!channel\u203a" in text  # shown as typed, in look-alike brackets
+    assert "<!channel>" not in text and "&lt;!channel" not in text
 
 
-def test_a_ping_typed_as_a_subcommand_is_escaped_in_the_help(bot: BotServer) -> None:
-    text = reply_text(bot.command("<!channel>", user=OWNER))
-    assert "&lt;!channel&gt;" in text and "<!channel>" not in text
+def test_formatting_typed_in_a_command_is_shown_as_typed_in_the_error(bot: BotServer) -> None:
+    text = reply_text(bot.command("show *T-1* _x_", user=OWNER))
+    assert "\u2217T-1\u2217" in text and "*T-1*" not in text
+
+
+def test_a_ping_typed_as_a_subcommand_is_inert_in_the_help(bot: BotServer) -> None:
+    text = reply_text(bot.command("<!channel>`", user=OWNER))
+    assert "\u2039!channel\u203a\u02cb" in text  # a typed backtick cannot end the code span
+    assert "<!channel>" not in text and "&lt;!channel" not in text
 
 
 # -- rate limits -------------------------------------------------------------------------------

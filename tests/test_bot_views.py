@@ -197,6 +197,15 @@ def test_a_managers_team_select_stays_within_100_options(small_policy: Policy) -
     assert len(team.get("options", [])) <= 100 or team["type"] == "external_select"
 
 
+def test_a_kpi_select_past_100_kpis_becomes_searchable(small_policy: Policy) -> None:
+    policy = small_policy.model_copy(update={"kpis": {f"kpi_{n}": 1.0 for n in range(150)}})
+    kpi = inputs(build_modal(policy, BOTH))["primary_kpi"]["element"]
+    assert kpi["type"] == "external_select" and "options" not in kpi
+    chosen = spec(primary_kpi="kpi_140")
+    edit = inputs(build_modal(policy, BOTH, spec=chosen, key="T-1", version=1))["primary_kpi"]
+    assert edit["element"]["initial_option"]["value"] == "kpi_140"
+
+
 # -- reading a submission back ---------------------------------------------------------------
 
 

@@ -119,6 +119,38 @@ def test_approve_by_a_non_manager_exits_1_and_the_attempt_is_audited(demo: str) 
     assert not [e for e in audit(demo, "T-13") if e["action"] == "approve"]
 
 
+@pytest.mark.parametrize(
+    "action, extra",
+    [
+        ("withdraw", ()),
+        ("cancel", ("--reason", "no")),
+        ("edit", ("--set", "title=Mine now")),
+        ("edit", ("--set", "traffic=ten")),  # what is typed is not read before who typed it
+    ],
+)
+def test_an_outsider_with_a_stale_version_is_refused_as_an_outsider(
+    demo: str, action: str, extra: tuple[str, ...]
+) -> None:
+    """The permission comes first: audited, and the test's version is not given away."""
+    before = show(demo, "T-13")
+    result = failed(tower(demo, action, "T-13", "--by", "U0DAN", "--version", "99", *extra))
+    assert "U0DAN is none of them" in flat(result.output)
+    assert "it is now" not in result.output
+    denied = audit(demo, "T-13")[-1]
+    assert (denied["action"], denied["actor"]) == (f"denied:{action}", "U0DAN")
+    assert show(demo, "T-13") == before
+
+
+def test_a_cancel_reason_is_shown_as_typed_and_pings_nobody(demo: str) -> None:
+    assert show(demo, "T-5")["status"] == "approved"
+    reason = "*stop* _now_ ~x~ ask <@U0TOWERMGR> see <https://evil.example|here> <!channel>"
+    succeeded(tower(demo, "cancel", "T-5", "--by", "U0TOWERMGR", "--reason", reason))
+    [*_, told] = [m for m in outbox(demo) if "cancelled" in m["text"]]
+    for markup in ("*stop*", "_now_", "~x~", "<@U0TOWERMGR>", "<https:", "<!channel>"):
+        assert markup not in told["text"], told["text"]
+    assert "\u2217stop\u2217" in told["text"]
+
+
 def test_submitting_a_draft_queues_an_approval_request_for_the_managers(demo: str) -> None:
     assert show(demo, "T-32")["status"] == "draft"
     pending = {m["id"] for m in outbox(demo)}

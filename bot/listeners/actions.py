@@ -196,6 +196,10 @@ def register(app: App, deps: BotDeps) -> None:
         try:
             with deps.read_transaction() as (session, ctx):
                 view = _moved_edit_view(session, ctx, ref, actor)
+        except PermissionDenied as denied:
+            audit_refusal(deps, key=None, actor=actor, action="move", error=denied)
+            tell_privately(client, body, str(denied))
+            return
         except TowerError as error:
             tell_privately(client, body, str(error))
             return

@@ -52,9 +52,10 @@ def tell_privately(client: WebClient, body: dict[str, Any], text: str) -> None:
 
 
 def audit_refusal(
-    deps: BotDeps, *, key: str, actor: str, action: str, error: PermissionDenied
+    deps: BotDeps, *, key: str | None, actor: str, action: str, error: PermissionDenied
 ) -> None:
-    """Record an attempt the actor was not allowed to make, in a transaction of its own."""
+    """Record an attempt the actor was not allowed to make, in a transaction of its own
+    (on test `key`, when the attempt names one)."""
     try:
         with deps.transaction() as (session, _):
             protocol.record_denial(session, key=key, actor=actor, action=action, message=str(error))

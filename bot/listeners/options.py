@@ -1,4 +1,5 @@
-"""Searchable options for the modal's surface and audience pickers (`block_suggestion`)."""
+"""Searchable options for the modal's pickers (`block_suggestion`): surfaces, audiences,
+and teams or KPIs when a policy has more than a static select holds."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def register(app: App, deps: BotDeps) -> None:
         ActionId.SURFACES.value: surfaces,
         ActionId.AUDIENCES.value: segments,
         ActionId.EXCLUDE_AUDIENCES.value: segments,
+        BlockId.PRIMARY_KPI.value: list(deps.policy.kpis),
     }
     for action_id, values in choices.items():
         app.options(action_id)(_suggest(values))

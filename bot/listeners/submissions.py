@@ -92,14 +92,17 @@ def register(app: App, deps: BotDeps) -> None:
             missing = {name: "pick a date" for name in ("start", "end") if not texts.get(name)}
             ack(response_action="errors", errors=missing)
             return
+        team = texts.get(BlockId.TEAM.value, "")
+        if deps.policy.team(team) is not None:  # an unknown team is a field error below
+            try:  # who may register for the team comes before what the form says
+                permissions.require_may_register(deps.policy, actor, team)
+            except PermissionDenied as denied:
+                audit_refusal(deps, key=None, actor=actor, action="register", error=denied)
+                ack(response_action="errors", errors={BlockId.TEAM.value: str(denied)})
+                return
         spec, problems = field_errors(texts, deps.policy, None, actor)
         if spec is None:
             ack(response_action="errors", errors=problems)
-            return
-        try:
-            permissions.require_may_register(deps.policy, actor, spec.team)
-        except PermissionDenied as denied:
-            ack(response_action="errors", errors={BlockId.TEAM.value: str(denied)})
             return
         ack()  # the form is valid: it closes at once, and the work goes on after
 

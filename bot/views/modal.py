@@ -62,15 +62,22 @@ def _static(options: list[tuple[str, str]], initial: str | None) -> dict[str, An
     return element
 
 
-def _team_picker(policy: Policy, teams: list[str], chosen: str | None) -> dict[str, Any]:
-    """A select of the teams the person may register for; searchable past Slack's 100."""
-    initial = chosen or (teams[0] if len(teams) == 1 else None)
-    if len(teams) <= STATIC_OPTIONS_LIMIT:
-        return _static([(_team_name(policy, t), t) for t in teams], initial)
+def _picker(options: list[tuple[str, str]], initial: str | None) -> dict[str, Any]:
+    """A select of `options` (label, value); past Slack's 100 options, a searchable one
+    whose options `bot/listeners/options.py` serves."""
+    if len(options) <= STATIC_OPTIONS_LIMIT:
+        return _static(options, initial)
     element: dict[str, Any] = {"type": "external_select", "min_query_length": 0}
     if initial:
-        element["initial_option"] = _option(_team_name(policy, initial), initial)
+        label = next((label for label, value in options if value == initial), initial)
+        element["initial_option"] = _option(label, initial)
     return element
+
+
+def _team_picker(policy: Policy, teams: list[str], chosen: str | None) -> dict[str, Any]:
+    """A select of the teams the person may register for."""
+    initial = chosen or (teams[0] if len(teams) == 1 else None)
+    return _picker([(_team_name(policy, t), t) for t in teams], initial)
 
 
 def _team_name(policy: Policy, key: str) -> str:
@@ -171,7 +178,7 @@ def test_modal(
         _input(
             BlockId.PRIMARY_KPI,
             "Primary KPI",
-            _static([(k, k) for k in kpis], spec.primary_kpi if spec else None)
+            _picker([(k, k) for k in kpis], spec.primary_kpi if spec else None)
             if kpis
             else _plain(spec.primary_kpi or "" if spec else ""),
             optional=True,

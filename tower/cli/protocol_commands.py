@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from tower.audit import service as audit_service
 from tower.cli.context import AppContext
 from tower.cli.output import console, emit_json, emit_table, format_option
+from tower.collisions import service as collision_service
 from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import read_fields
@@ -224,19 +225,20 @@ def edit_command(
         if not separator:
             raise click.BadParameter(f"{assignment!r} is not FIELD=VALUE", param_hint="--set")
         texts[name.strip()] = value
-    values, errors = read_fields(texts)
-    if errors:
-        lines = [f"{key} was not changed:", *(f"  {e.column}: {e.message}" for e in errors)]
-        raise protocol.InvalidEdit("\n".join(lines))
-    _act(
-        app,
-        key,
-        actor,
-        "edit",
-        lambda s, c: protocol.edit(
-            s, c, key, actor=actor, changes=values, expected_version=expected_version
-        ),
-    )
+
+    def edit(session: Session, ctx: ServiceContext) -> protocol.Outcome:
+        # Who may edit is settled before what they typed is read: an outsider's attempt is
+        # refused and audited whatever its values.
+        protocol.load_for_team(session, ctx, key, actor=actor, verb="edit")
+        values, errors = read_fields(texts)
+        if errors:
+            lines = [f"{key} was not changed:", *(f"  {e.column}: {e.message}" for e in errors)]
+            raise protocol.InvalidEdit("\n".join(lines))
+        return protocol.edit(
+            session, ctx, key, actor=actor, changes=values, expected_version=expected_version
+        )
+
+    _act(app, key, actor, "edit", edit)
 
 
 @click.command("prioritize")
@@ -337,6 +339,8 @@ def sla_command(app: AppContext, key: str | None, show_all: bool, output_format:
     """SLA clocks (of test KEY or collision C-n), with due time and state."""
     ctx = app.service_context()
     with app.transaction() as session:
+        if key is not None:
+            _require_subject(session, key)
         rows = [
             sla_service.clock_status(clock, ctx.calendar, ctx.now)
             for clock in sla_service.clocks_for(session, key)
@@ -355,6 +359,18 @@ def sla_command(app: AppContext, key: str | None, show_all: bool, output_format:
         "breached_at",
     )
     emit_table("SLA clocks", columns, rows, "No SLA clocks.")
+
+
+def _require_subject(session: Session, key: str) -> None:
+    """A whole key (one ending in a digit) must name a test or collision that exists, as
+    for any other command; a prefix (`C-`) is left to match what it matches."""
+    text = key.strip()
+    if not text[-1:].isdigit():
+        return
+    if text.startswith("C-"):
+        collision_service.get_collision(session, text)
+    else:
+        experiment_service.get_by_key(session, text)
 
 
 @click.command("playbook")

@@ -43,7 +43,7 @@ from tower.protocol.gates import Gate, approval_gates, failing
 from tower.protocol.lifecycle import EDITABLE, Action, next_status
 from tower.protocol.models import Decision, DecisionKind
 from tower.sla import service as sla_service
-from tower.text import require_within
+from tower.text import require_within, user_text
 
 # Editing any of these after approval voids the approval.
 FOOTPRINT_FIELDS = frozenset(
@@ -103,9 +103,20 @@ class Outcome:
 # -- loading ---------------------------------------------------------------------------
 
 
-def load(session: Session, key: str, expected_version: int | None = None) -> Experiment:
-    """The test, provided it is still the version the actor saw (when they say which)."""
+def load_for_team(
+    session: Session,
+    ctx: ServiceContext,
+    key: str,
+    *,
+    actor: str,
+    verb: str,
+    expected_version: int | None = None,
+) -> Experiment:
+    """The test, locked for change, provided `actor` may `verb` it (its owner, its team or a
+    manager) and it is still the version they saw (when they say which). Permission comes
+    first: an outsider learns nothing of the test's version."""
     experiment = experiment_service.get_for_change(session, key)
+    permissions.require_team_or_manager(ctx.policy, actor, experiment, verb)
     check_version(experiment, expected_version)
     return experiment
 
@@ -305,8 +316,9 @@ def withdraw(
 ) -> Outcome:
     """The team takes the test off the pipeline before it runs."""
     require_within(reason, "reason")
-    experiment = load(session, key, expected_version)
-    permissions.require_team_or_manager(ctx.policy, actor, experiment, "withdraw")
+    experiment = load_for_team(
+        session, ctx, key, actor=actor, verb="withdraw", expected_version=expected_version
+    )
     _move(session, ctx, experiment, Action.WITHDRAW, actor, reason)
     return Outcome(experiment, True, f"{key} withdrawn")
 
@@ -321,11 +333,14 @@ def cancel(
     expected_version: int | None = None,
 ) -> Outcome:
     """Stop an approved or live test; the owner or a manager, with a reason."""
-    experiment = load(session, key, expected_version)
-    permissions.require_team_or_manager(ctx.policy, actor, experiment, "cancel")
+    experiment = load_for_team(
+        session, ctx, key, actor=actor, verb="cancel", expected_version=expected_version
+    )
     _require_reason(reason, "cancel", key)
     _move(session, ctx, experiment, Action.CANCEL, actor, reason)
-    _tell_team(session, ctx, experiment, notices.moved(experiment, f"cancelled: {reason}"))
+    _tell_team(
+        session, ctx, experiment, notices.moved(experiment, f"cancelled: {user_text(reason)}")
+    )
     return Outcome(experiment, True, f"{key} cancelled")
 
 
@@ -362,17 +377,22 @@ def complete(
     expected_version: int | None = None,
 ) -> Outcome:
     """End a live test; its owner is asked for the result (the results clock starts)."""
-    experiment = load(session, key, expected_version)
-    if actor != "tower":
-        permissions.require_team_or_manager(ctx.policy, actor, experiment, "complete")
+    if actor == "tower":
+        experiment = experiment_service.get_for_change(session, key)
+        check_version(experiment, expected_version)
+    else:
+        experiment = load_for_team(
+            session, ctx, key, actor=actor, verb="complete", expected_version=expected_version
+        )
     _move(session, ctx, experiment, Action.COMPLETE, actor)
+    kpi = user_text(experiment.primary_kpi) if experiment.primary_kpi else "its KPI"
     _tell_owner(
         session,
         ctx,
         experiment,
         "results_requested",
         f"{notices.label(experiment)} has completed: record its result (winner, loser or "
-        f"inconclusive, and the observed lift on {experiment.primary_kpi or 'its KPI'}).",
+        f"inconclusive, and the observed lift on {kpi}).",
     )
     return Outcome(experiment, True, f"{key} completed")
 
@@ -389,8 +409,14 @@ def record_result(
     expected_version: int | None = None,
 ) -> Outcome:
     """Record what a completed test found; it feeds the playbook."""
-    experiment = load(session, key, expected_version)
-    permissions.require_team_or_manager(ctx.policy, actor, experiment, "record the result of")
+    experiment = load_for_team(
+        session,
+        ctx,
+        key,
+        actor=actor,
+        verb="record the result of",
+        expected_version=expected_version,
+    )
     try:
         verdict = ExperimentResult(result)
     except ValueError:
@@ -414,8 +440,9 @@ def edit(
     expected_version: int | None = None,
 ) -> Outcome:
     """Change a test's fields; changing the footprint, window or KPI voids an approval."""
-    experiment = load(session, key, expected_version)
-    permissions.require_team_or_manager(ctx.policy, actor, experiment, "edit")
+    experiment = load_for_team(
+        session, ctx, key, actor=actor, verb="edit", expected_version=expected_version
+    )
     if experiment.status not in EDITABLE:
         raise InvalidEdit(
             f"{key} is {experiment.status.value}: only tests not yet live can be edited"
@@ -525,9 +552,12 @@ def _records_of(session: Session, experiment: Experiment) -> list[Collision]:
     return collision_service.records_involving(session, experiment.key, unresolved)
 
 
-def record_denial(session: Session, *, key: str, actor: str, action: str, message: str) -> None:
-    """Audit an attempt the actor was not allowed to make (in its own transaction)."""
-    experiment = experiment_service.get_by_key(session, key)
+def record_denial(
+    session: Session, *, key: str | None, actor: str, action: str, message: str
+) -> None:
+    """Audit an attempt the actor was not allowed to make (in its own transaction), on the
+    test `key` when there is one (a registration for another team has none yet)."""
+    experiment = experiment_service.get_by_key(session, key) if key else None
     audit_service.record(
         session, actor=actor, action=f"denied:{action}", experiment=experiment, reason=message
     )
