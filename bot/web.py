@@ -30,6 +30,27 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
 
+# Slack's requests stay far below this (a full form is a few kilobytes): a bigger body is
+# refused unread.
+MAX_BODY = 1024 * 1024
+
+
+def _declared_length(environ: WSGIEnvironment) -> int:
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _discard_body(environ: WSGIEnvironment, chunk: int = 64 * 1024) -> None:
+    left = _declared_length(environ)
+    while left > 0:
+        read = environ["wsgi.input"].read(min(chunk, left))
+        if not read:
+            return
+        left -= len(read)
+
+
 def database_reachable(engine: Engine) -> Callable[[], bool]:
     """A health probe: can the database answer `SELECT 1`?"""
 
@@ -57,6 +78,9 @@ def create_wsgi(app: App, healthy: Callable[[], bool], repeats: Repeats) -> Wsgi
             start_response(status, [("Content-Type", "application/json")])
             return [body.encode()]
         if environ.get("REQUEST_METHOD") == "POST":
+            if _declared_length(environ) > MAX_BODY:
+                _discard_body(environ)  # read, not kept: the client then hears the answer
+                return _plain(start_response, "413 Content Too Large", "the request is too big")
             # The signature first: a forged or altered body is refused as such, whatever
             # it holds, before anything reads it.
             received = read_body(environ)

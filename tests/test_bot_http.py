@@ -28,6 +28,7 @@ from sqlalchemy import create_engine, select
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.listeners.submissions import DM_COLLISIONS
 from bot.product_bench.slack_requests import FORM, submission_body
+from bot.views.modal import reason_modal
 from bot.views.modal import test_modal as build_modal  # not a test: keep pytest off it
 from bot.web import database_reachable
 from tests.slack.fake_api import Call
@@ -575,6 +576,17 @@ def _payload(data: Any) -> bytes:
     return ("payload=" + urllib.parse.quote(text)).encode()
 
 
+def _show_all(value: str) -> bytes:
+    return _payload(
+        {
+            "type": "block_actions",
+            "user": {"id": MANAGER},
+            "trigger_id": "1.2.3",
+            "actions": [{"action_id": ActionId.SHOW_ALL_COLLISIONS.value, "value": value}],
+        }
+    )
+
+
 MALFORMED: dict[str, tuple[bytes, str]] = {
     "payload not json": (_payload("{not json"), FORM),
     "payload a list": (_payload("[1, 2]"), FORM),
@@ -607,6 +619,73 @@ MALFORMED: dict[str, tuple[bytes, str]] = {
     "an event that is not JSON": (b"{bad", "application/json"),
     "an event that is a list": (b"[]", "application/json"),
     "a five-megabyte payload": (_payload({"type": "block_actions", "pad": "x" * 5_000_000}), FORM),
+    "a command without its user": (
+        b"command=%2Ftower&text=list&trigger_id=1.2.3&team_id=T0TEAM&channel_id=C0CHECKOUT",
+        FORM,
+    ),
+    "register without a trigger": (
+        b"command=%2Ftower&text=register&user_id=U0ANNA&team_id=T0TEAM&channel_id=C0CHECKOUT",
+        FORM,
+    ),
+    "a click without a trigger": (
+        _payload(
+            {
+                "type": "block_actions",
+                "user": {"id": OWNER},
+                "actions": [{"action_id": ActionId.OPEN_REGISTER.value, "value": ""}],
+            }
+        ),
+        FORM,
+    ),
+    "show all naming a summary too big for the database": (
+        _show_all("9" * 30),
+        FORM,
+    ),
+    "show all naming a superscript two": (_show_all("\u00b2"), FORM),
+    "a collision button naming one too big for the database": (
+        _payload(
+            {
+                "type": "block_actions",
+                "user": {"id": MANAGER},
+                "trigger_id": "1.2.3",
+                "actions": [
+                    {"action_id": ActionId.ACKNOWLEDGE.value, "value": f"C-{'9' * 30}:T-1"}
+                ],
+            }
+        ),
+        FORM,
+    ),
+    "a form answer of the wrong type": (
+        _payload(
+            {
+                "type": "view_submission",
+                "user": {"id": OWNER},
+                "view": {
+                    "id": "V1",
+                    "type": "modal",
+                    "callback_id": CallbackId.REGISTER.value,
+                    "state": {"values": {"title": {"title": {"type": "x", "value": 7}}}},
+                },
+            }
+        ),
+        FORM,
+    ),
+    "a Home opened by nobody": (
+        json.dumps(
+            {"type": "event_callback", "event": {"type": "app_home_opened", "tab": "home"}}
+        ).encode(),
+        "application/json",
+    ),
+    "a Home opened by a number": (
+        json.dumps(
+            {"type": "event_callback", "event": {"type": "app_home_opened", "user": 5}}
+        ).encode(),
+        "application/json",
+    ),
+    "an event that is a string": (
+        json.dumps({"type": "event_callback", "event": "x"}).encode(),
+        "application/json",
+    ),
 }
 
 
@@ -640,6 +719,17 @@ def test_a_form_with_a_crafted_memo_is_answered_on_the_form_and_changes_nothing(
     assert answer.json()["response_action"] == "errors"
     assert "not one of Tower's" in json.dumps(answer.json()["errors"])
     assert bot.experiment(key).version == 1
+
+
+def test_a_reason_form_asking_for_another_decision_is_not_ours(bot: BotServer) -> None:
+    """A crafted memo asking the reason form to approve: neither approves nor sends back."""
+    key = bot.seed(spec(), S.SUBMITTED)
+    view = reason_modal(ActionId.REQUEST_CHANGES, key, 1, {"channel": TOWER_CHANNEL, "ts": "1.1"})
+    view["private_metadata"] = json.dumps({"key": key, "version": 1, "action": "approve"})
+    filled = fill_modal(view, {BlockId.REASON: "looks fine"})
+    answer = bot.post(submission_body(filled, user=MANAGER, trigger_id=bot.trigger_id()))
+    assert answer.status == 200 and "not one of Tower's" in json.dumps(answer.json())
+    assert bot.experiment(key).status == S.SUBMITTED and bot.decisions(key) == []
 
 
 def test_two_edit_forms_of_one_version_land_once_and_the_other_is_told(bot: BotServer) -> None:

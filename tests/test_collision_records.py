@@ -13,14 +13,17 @@ holds three clashes a user would see in `tower conflicts --all`:
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.views.messages import parse_collision_value
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
 from tower.collisions.models import Collision
@@ -34,6 +37,9 @@ from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentSta
 from tower.pipeline.records import collision_record
 from tower.pipeline.resync import recheck_all
 from tower.policy import Policy
+
+from .builders import HERO_TESTS, import_hero_tests
+from .cli import failed, succeeded, tower
 
 TODAY = date(2027, 1, 4)  # a Monday, a week before the tests start
 
@@ -294,7 +300,7 @@ def test_a_recheck_of_an_empty_registry_opens_nothing(
 # --------------------------------------------------------------------------- finding records
 
 
-@pytest.mark.parametrize("ref", ["C-{id}", "c-{id}", "{id}", " C-{id} "])
+@pytest.mark.parametrize("ref", ["C-{id}", "{id}", " C-{id} "])
 def test_a_collision_is_found_by_its_reference(
     session: Session, small_policy: Policy, registry: dict[str, Experiment], ref: str
 ) -> None:
@@ -305,7 +311,7 @@ def test_a_collision_is_found_by_its_reference(
     assert format_ref(record) == f"C-{record.id}"
 
 
-@pytest.mark.parametrize("ref", ["C-999999", "C-x", "T-1", ""])
+@pytest.mark.parametrize("ref", ["C-999999", "C-x", "T-1", "", "C-07"])
 def test_an_unknown_collision_reference_is_named_in_the_error(
     session: Session, small_policy: Policy, registry: dict[str, Experiment], ref: str
 ) -> None:
@@ -315,6 +321,44 @@ def test_an_unknown_collision_reference_is_named_in_the_error(
         collision_service.get_collision(session, ref)
 
     assert ref.strip() in str(caught.value)
+
+
+def test_a_reference_is_case_sensitive(
+    session: Session, small_policy: Policy, registry: dict[str, Experiment]
+) -> None:
+    recheck(session, small_policy, today=TODAY)
+    record = surface_record(session)
+
+    with pytest.raises(NotFoundError) as caught:
+        collision_service.acknowledge(session, small_policy, f"c-{record.id}", actor=MANAGER)
+
+    assert (
+        str(caught.value) == f"there is no collision 'c-{record.id}': collision ids look like C-12"
+    )
+    assert record.status == CollisionStatus.OPEN
+
+
+@pytest.mark.parametrize("number", ["2147483648", "9223372036854775808", "9" * 20])
+def test_a_reference_past_the_largest_id_is_refused_not_looked_up(
+    session: Session, small_policy: Policy, registry: dict[str, Experiment], number: str
+) -> None:
+    recheck(session, small_policy, today=TODAY)
+    record = surface_record(session)
+
+    with pytest.raises(NotFoundError) as caught:
+        collision_service.waive(session, small_policy, f"C-{number}", actor=MANAGER, reason=REASON)
+
+    assert (
+        str(caught.value) == f"'C-{number}' is too big a collision id (the largest is C-2147483647)"
+    )
+    refs = [format_ref(record), f"C-{number}", f"c-{record.id}"]
+    assert collision_service.by_refs(session, refs) == [record]
+
+
+@pytest.mark.parametrize("value", ["c-7", "c-7:T-12", "C-x", "C-07", "7", "", f"C-{'9' * 20}"])
+def test_a_button_value_tower_never_writes_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="not a collision button value"):
+        parse_collision_value(value)
 
 
 def test_collisions_can_be_listed_by_status_and_severity(
@@ -651,3 +695,68 @@ def test_listings_put_blocking_then_warnings_then_info_whatever_they_are_stored_
     assert listed == [Severity.BLOCKING, Severity.WARNING, Severity.INFO]
     assert [row.severity for row in paged.items] == [Severity.BLOCKING, Severity.WARNING]
     assert paged.total == 3
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+@pytest.fixture
+def hero_database(scratch_database_url: str, tmp_path: Path) -> str:
+    """The retail policy's three hero tests, imported: they clash on the home page's hero."""
+    import_hero_tests(scratch_database_url, tmp_path, date(2027, 3, 1), HERO_TESTS)
+    return scratch_database_url
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["ack", "C-99999999999999999999", "--by", "U0ANNA"],
+            "'C-99999999999999999999' is too big a collision id (the largest is C-2147483647)",
+        ),
+        (
+            ["waive", "C-9223372036854775808", "--by", MANAGER, "--reason", REASON],
+            "'C-9223372036854775808' is too big a collision id (the largest is C-2147483647)",
+        ),
+        (["ack", "c-1", "--by", "U0ANNA"], "there is no collision 'c-1': collision ids look like"),
+        (
+            ["waive", "c-1", "--by", MANAGER, "--reason", REASON],
+            "there is no collision 'c-1': collision ids look like C-12",
+        ),
+        (["ack", "C-999", "--by", "U0ANNA"], "there is no collision C-999"),
+        (
+            ["sla", "T-99999999999999999999"],
+            "'T-99999999999999999999' is too big a key (the largest is T-2147483647)",
+        ),
+        (["sla", "T-999"], "there is no test T-999"),
+        (["sla", "C-999"], "there is no collision C-999"),
+        (["sla", "c-1"], "there is no collision 'c-1': collision ids look like C-12"),
+        (["sla", "C-99999999999999999999"], "is too big a collision id"),
+    ],
+)
+def test_a_reference_that_names_nothing_is_refused_on_the_command_line(
+    hero_database: str, args: list[str], message: str
+) -> None:
+    listed = succeeded(tower(hero_database, "conflicts", "--all", "--format", "json")).stdout
+    assert json.loads(listed), "the hero tests clash"
+
+    result = failed(tower(hero_database, *args))
+
+    assert message in " ".join(result.output.split())
+    assert (
+        succeeded(tower(hero_database, "conflicts", "--all", "--format", "json")).stdout == listed
+    )
+
+
+def test_a_bare_collision_number_is_still_a_reference_on_the_command_line(
+    hero_database: str,
+) -> None:
+    [first, *_] = json.loads(
+        succeeded(tower(hero_database, "conflicts", "--all", "--format", "json")).stdout
+    )
+    number = first["id"].removeprefix("C-")
+
+    result = succeeded(tower(hero_database, "ack", number, "--by", "U0ANNA"))
+
+    assert f"{first['id']} acknowledged by U0ANNA" in result.output
+    assert succeeded(tower(hero_database, "sla", first["id"])).output

@@ -1524,7 +1524,7 @@ def test_a_reason_past_fifty_thousand_characters_is_refused_and_nothing_changes(
 
     experiment = register(session, S.SUBMITTED)
     counts = row_counts(session)
-    with pytest.raises(TextTooLong, match="keep the reason under 50,000 characters"):
+    with pytest.raises(TextTooLong, match="keep the reason to at most 50,000 characters"):
         protocol.reject(session, at(small_policy), "T-1", actor=MANAGER, reason="x" * 50_001)
     assert experiment.status == S.SUBMITTED and row_counts(session) == counts
     outcome = protocol.reject(session, at(small_policy), "T-1", actor=MANAGER, reason="x" * 50_000)

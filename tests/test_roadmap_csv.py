@@ -11,7 +11,7 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from tower.audit.models import AuditEvent
 from tower.audit.service import events_for
 from tower.cli import main
+from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import (
     COLUMNS,
@@ -31,11 +32,13 @@ from tower.experiments.csv_rows import (
     RoadmapRow,
     RowError,
     format_number,
+    read_fields,
     read_roadmap,
     write_roadmap,
 )
 from tower.experiments.csv_transfer import ImportReport, export_roadmap, import_roadmap
 from tower.experiments.models import Experiment
+from tower.experiments.service import NoKeyLeft
 from tower.experiments.spec import (
     CONFIDENCE_SCALE,
     IMPACT_SCALE,
@@ -46,7 +49,9 @@ from tower.experiments.spec import (
     validate_spec,
 )
 from tower.policy import Policy, load_policy
+from tower.protocol import service as protocol
 
+from .cli import failed
 from .conftest import SMALL_POLICY
 
 ACTOR = "U0TOWERMGR"  # a manager: imports anything
@@ -87,10 +92,13 @@ def row(**cells: str) -> dict[str, str]:
     return values
 
 
-def roadmap(*rows: Row, columns: Sequence[str] = COLUMNS) -> str:
-    """The CSV text of `rows` under a header of `columns`, quoted as a spreadsheet would."""
+def roadmap(*rows: Row, columns: Sequence[str] = COLUMNS, quote_all: bool = False) -> str:
+    """The CSV text of `rows` under a header of `columns`, quoted as a spreadsheet would
+    (every cell, with `quote_all`)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(
+        buffer, lineterminator="\n", quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL
+    )
     writer.writerow(columns)
     for cells in rows:
         writer.writerow([cells.get(column, "") for column in columns])
@@ -346,11 +354,30 @@ BAD_CELLS = [
     pytest.param({"key": "42"}, "key", "'42' is not a test key", id="key-bare-number"),
     pytest.param({"key": "T-4a"}, "key", "'T-4a' is not a test key", id="key-trailing"),
     pytest.param({"title": "  "}, "title", "a value is required", id="no-title"),
-    pytest.param({"title": "x" * 201}, "title", "under 200 characters", id="title-too-long"),
+    pytest.param(
+        {"title": "x" * 201},
+        "title",
+        "keep the title to at most 200 characters (it has 201)",
+        id="title-too-long",
+    ),
+    pytest.param(
+        {"title": "Bell\x07 title"},
+        "title",
+        "remove the control character U+0007 (tabs and line breaks are fine)",
+        id="title-control-character",
+    ),
+    pytest.param(
+        {"hypothesis": "If\x01 then"},
+        "hypothesis",
+        "remove the control character U+0001",
+        id="hypothesis-control-character",
+    ),
     pytest.param(
         {"primary_kpi": "clicks"}, "primary_kpi", "unknown KPI 'clicks'", id="unknown-kpi"
     ),
-    pytest.param({"exclusion_group": "g" * 65}, "exclusion_group", "under 64", id="group-too-long"),
+    pytest.param(
+        {"exclusion_group": "g" * 65}, "exclusion_group", "to at most 64", id="group-too-long"
+    ),
 ]
 
 
@@ -834,7 +861,7 @@ def test_an_edited_row_updates_its_test(session: Session, small_policy: Policy) 
     edited = list(GOOD_ROWS)
     edited[1] = {**GOOD_ROWS[1], "traffic": "25", "audiences": "loyalty"}
 
-    report = import_text(session, roadmap(*edited), small_policy, actor="U0CARLA")
+    report = import_text(session, roadmap(*edited), small_policy)
 
     assert report.updated == ["T-7"]
     assert sorted(report.unchanged) == ["T-8", "T-9"]
@@ -843,7 +870,7 @@ def test_an_edited_row_updates_its_test(session: Session, small_policy: Policy) 
     assert newsletter.status == ExperimentStatus.APPROVED
     assert versions(session) == {"T-7": 2, "T-8": 1, "T-9": 1}
     created, updated = events_for(session, newsletter)
-    assert (updated.actor, updated.action) == ("U0CARLA", "imported")
+    assert (updated.actor, updated.action) == (ACTOR, "imported")
     assert updated.before is not None and updated.after is not None
     assert (updated.before["traffic"], updated.after["traffic"]) == (100.0, 25.0)
     assert (updated.before["audiences"], updated.after["audiences"]) == ([], ["loyalty"])
@@ -1177,7 +1204,7 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_line_and_the_remedy(
         ({"start": "\uff12026-03-02"}, "start", "is not a date in YYYY-MM-DD form"),
         ({"kind": "AB_TEST"}, "kind", "'AB_TEST' is not one of ab_test"),
         ({"team": "Checkout-Squad"}, "team", "unknown team 'Checkout-Squad'"),
-        ({"hypothesis": "x" * 50_001}, "hypothesis", "keep the hypothesis under 50,000"),
+        ({"hypothesis": "x" * 50_001}, "hypothesis", "keep the hypothesis to at most 50,000"),
     ],
 )
 def test_odd_cells_are_refused_by_line_and_column(
@@ -1247,12 +1274,22 @@ def _equivalents(text: str) -> dict[str, bytes]:
         ).encode(),
         "padded": written([f"  {name} " for name in header], body).encode(),
         "blank lines": written(header, body, blank=True).encode(),
+        "blank lines before the header": ("\n \n,,\n" + text).encode(),
         "header only": written(header, []).encode(),
     }
 
 
 @pytest.mark.parametrize(
-    "variant", ["bom", "crlf", "reordered", "padded", "blank lines", "header only"]
+    "variant",
+    [
+        "bom",
+        "crlf",
+        "reordered",
+        "padded",
+        "blank lines",
+        "blank lines before the header",
+        "header only",
+    ],
 )
 def test_an_equivalent_file_imports_cleanly_and_changes_nothing(
     cli_database: str, tmp_path: Path, variant: str
@@ -1266,3 +1303,184 @@ def test_an_equivalent_file_imports_cleanly_and_changes_nothing(
     assert "0 created, 0 updated" in result.output
     assert database_counts(cli_database) == counts
     assert succeeded(tower(cli_database, "export", "-")).stdout == before
+
+
+# --------------------------------------------------------------------------- limits and odd text
+
+
+def test_a_cell_past_the_csv_readers_limit_is_refused_by_line(
+    cli_database: str, tmp_path: Path
+) -> None:
+    huge = row(title="Huge", hypothesis="x" * 200_000)
+    path = write_file(tmp_path / "huge.csv", roadmap(row(title="Fine"), huge, row(title="After")))
+
+    result = failed(tower(cli_database, "import", str(path)))
+
+    assert (
+        "line 3, column row: a cell is longer than 131,072 characters "
+        "(text cells hold at most 50,000)"
+    ) in " ".join(result.output.split())
+    assert database_counts(cli_database) == (0, 0)
+
+
+def import_errors(session: Session, text: str, policy: Policy) -> list[RowError]:
+    with pytest.raises(RoadmapFormatError) as caught:
+        import_text(session, text, policy)
+    return caught.value.errors
+
+
+NO_KEY_LEFT = (
+    "no new key fits after T-2147483647, the largest the registry holds: "
+    "give this row an unused key"
+)
+
+
+def test_a_keyless_row_after_the_last_key_is_refused_naming_its_line(
+    session: Session, small_policy: Policy
+) -> None:
+    last = row(key="T-2147483647", title="The last key")
+
+    same_file = import_errors(session, roadmap(last, row(title="No key")), small_policy)
+
+    assert same_file == [RowError(3, "key", NO_KEY_LEFT)]
+    assert counts(session) == (0, 0)
+    import_text(session, roadmap(last), small_policy)
+    later = roadmap(row(key="T-5", title="Keyed"), row(title="No key"))
+    assert import_errors(session, later, small_policy) == [RowError(3, "key", NO_KEY_LEFT)]
+    assert counts(session) == (1, 1)
+    keyed = roadmap(row(key="T-5", title="Keyed"), row(key="T-6", title="No key"))
+    assert import_text(session, keyed, small_policy).created == ["T-5", "T-6"]
+
+
+def test_registering_when_no_key_is_left_is_refused_and_writes_nothing(
+    session: Session, small_policy: Policy
+) -> None:
+    import_text(session, roadmap(row(key="T-2147483647", title="The last key")), small_policy)
+    before = counts(session)
+    ctx = ServiceContext.create(small_policy, datetime(2026, 3, 2, 12, tzinfo=UTC))
+
+    with pytest.raises(NoKeyLeft, match="no new key fits after T-2147483647"):
+        protocol.register(session, ctx, CHECKOUT_SPEC, actor="U0ANNA")
+
+    assert counts(session) == before
+
+
+def test_line_breaks_typed_any_way_are_read_as_newlines(small_policy: Policy) -> None:
+    text = roadmap(row(title="One\rtwo\r\nthree", hypothesis="If\r\rthen"), quote_all=True)
+
+    [read_back] = read(text, small_policy)
+
+    assert (read_back.spec.title, read_back.spec.hypothesis) == ("One\ntwo\nthree", "If\n\nthen")
+    values, errors = read_fields({"title": "a\rb", "hypothesis": "c\r\nd"})  # edit, Slack
+    assert (values, errors) == ({"title": "a\nb", "hypothesis": "c\nd"}, [])
+
+
+def store(session: Session, *, title: str, hypothesis: str) -> None:
+    """T-1: the checkout test with this title and hypothesis, stored as they are (as no
+    input path would)."""
+    experiment_service.create(
+        session,
+        number=1,
+        spec=replace(CHECKOUT_SPEC, title=title, hypothesis=hypothesis),
+        status=ExperimentStatus.DRAFT,
+        actor=ACTOR,
+    )
+
+
+def test_a_stored_carriage_return_is_exported_as_a_newline_and_round_trips(
+    session: Session, small_policy: Policy
+) -> None:
+    store(session, title="One\rtwo", hypothesis="\rStarts with a break")
+
+    exported = export_text(session)
+
+    [cells] = list(csv.DictReader(io.StringIO(exported)))
+    assert (cells["title"], cells["hypothesis"]) == ("One\ntwo", "'\nStarts with a break")
+    assert import_text(session, exported, small_policy).updated == ["T-1"]
+    stored = experiments(session)["T-1"]
+    assert (stored.title, stored.hypothesis) == ("One\ntwo", "\nStarts with a break")
+    assert export_text(session) == exported
+
+
+@pytest.mark.parametrize("first", ["\t", "=", "+", "-", "@", "\n"])
+def test_text_an_export_guards_reads_back_exactly(
+    session: Session, small_policy: Policy, first: str
+) -> None:
+    title, hypothesis = f"{first}Tab\ttitle", f"{first}If this, then that"
+    store(session, title=title, hypothesis=hypothesis)
+
+    exported = export_text(session)
+
+    [cells] = list(csv.DictReader(io.StringIO(exported)))
+    assert (cells["title"], cells["hypothesis"]) == ("'" + title, "'" + hypothesis)
+    assert import_text(session, exported, small_policy).unchanged == ["T-1"]
+    stored = experiments(session)["T-1"]
+    assert (stored.title, stored.hypothesis) == (title, hypothesis)
+    assert export_text(session) == exported
+
+
+def test_blank_lines_before_the_header_are_skipped_and_line_numbers_stay_true(
+    small_policy: Policy,
+) -> None:
+    rows = read("\n \n,,\n" + GOOD_FILE, small_policy)
+
+    assert [r.line for r in rows] == [5, 6, 7]
+    short_header = roadmap(row(), columns=COLUMNS[:-1])
+    assert read_errors("\n" + short_header, small_policy) == [
+        RowError(2, "header", "missing columns: status")
+    ]
+    assert read_errors("\n\n", small_policy) == [RowError(1, "header", "the file is empty")]
+
+
+# --------------------------------------------------------------------------- who imports
+
+
+def test_system_is_not_a_user_to_import_by(cli_database: str, tmp_path: Path) -> None:
+    path = write_file(tmp_path / "roadmap.csv", GOOD_FILE)
+
+    result = failed(tower(cli_database, "import", str(path), "--by", "system"))
+
+    assert (
+        "system is neither a manager nor a member of a team in the policy: nothing was imported"
+    ) in " ".join(result.output.split())
+    assert audit_actions(cli_database) == [("system", "denied:import")]
+    succeeded(tower(cli_database, "import", str(path)))  # no --by: the operator's import
+    assert audit_actions(cli_database)[1:] == [("system", "imported")] * 3
+
+
+def test_a_member_changes_no_approved_or_live_test_by_import(
+    cli_database: str, tmp_path: Path
+) -> None:
+    tests = [
+        row(key="T-1", title="Approved", status="approved"),
+        row(key="T-2", title="Live", status="live"),
+        row(key="T-3", title="Draft"),
+    ]
+    succeeded(tower(cli_database, "import", str(write_file(tmp_path / "a.csv", roadmap(*tests)))))
+    before = succeeded(tower(cli_database, "export", "-")).stdout
+    changed = [
+        {**tests[0], "start": "2026-03-03", "title": "Approved, renamed"},
+        {**tests[1], "surfaces": "web/checkout/cart"},
+        {**tests[2], "title": "Draft, renamed"},
+    ]
+    path = write_file(tmp_path / "b.csv", roadmap(*changed))
+
+    result = failed(tower(cli_database, "import", str(path), "--by", "U0BEN"))
+
+    output = " ".join(result.output.split())
+    approved = "T-1 is approved: use `tower edit` (it voids the approval where needed) or have a "
+    live = "T-2 is live: it can no longer be edited; only a manager changes it by import"
+    for line in [
+        "3 problems; nothing was imported",
+        f"line 2, column start: {approved}",
+        f"line 2, column title: {approved}",
+        f"line 3, column surfaces: {live}",
+    ]:
+        assert line in output, output
+    assert succeeded(tower(cli_database, "export", "-")).stdout == before
+    assert audit_actions(cli_database)[-1] == ("U0BEN", "denied:import")
+    own_draft = write_file(tmp_path / "c.csv", roadmap(tests[0], tests[1], changed[2]))
+    member = succeeded(tower(cli_database, "import", str(own_draft), "--by", "U0BEN"))
+    assert "0 created, 1 updated, 2 unchanged" in member.output
+    manager = succeeded(tower(cli_database, "import", str(path), "--by", ACTOR))
+    assert "0 created, 2 updated, 1 unchanged" in manager.output

@@ -8,6 +8,7 @@ twice: Tower treats a repeat as a no-op.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -34,6 +35,9 @@ from tower.pipeline import reads, slots
 from tower.protocol import permissions
 from tower.protocol import service as protocol
 from tower.protocol.permissions import PermissionDenied
+
+# The outbox id a *Show all* button carries: ASCII digits the database can hold.
+_SUMMARY_ID = re.compile(r"[1-9][0-9]{0,8}")
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -169,7 +173,7 @@ def register(app: App, deps: BotDeps) -> None:
     def show_all_collisions(body: dict[str, Any], client: WebClient) -> None:
         """*Show all* on a summary: every collision it announced, in a modal."""
         value = str((body.get("actions") or [{}])[0].get("value") or "")
-        if not value.isdigit():
+        if not _SUMMARY_ID.fullmatch(value):
             tell_privately(client, body, f"This button names no summary ({value!r}).")
             return
         try:

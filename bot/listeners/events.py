@@ -17,7 +17,9 @@ def register(app: App, deps: BotDeps) -> None:
     def publish_home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") != "home":
             return
-        user = event["user"]
+        user = event.get("user")
+        if not isinstance(user, str):
+            return  # a Home opened by nobody Tower could answer
 
         def publish() -> None:
             with deps.read_transaction() as (session, ctx):

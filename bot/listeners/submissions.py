@@ -166,6 +166,9 @@ def register(app: App, deps: BotDeps) -> None:
             ack(response_action="errors", errors={BlockId.REASON.value: NOT_OURS})
             return
         key, version, action = memo.key, memo.version, memo.action
+        if action not in (ActionId.REJECT.value, ActionId.REQUEST_CHANGES.value):
+            ack(response_action="errors", errors={BlockId.REASON.value: NOT_OURS})
+            return
         reason = submitted_texts(view).get(BlockId.REASON.value, "").strip()
         if not reason:
             ack(response_action="errors", errors={BlockId.REASON.value: "say why"})

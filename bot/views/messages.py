@@ -19,6 +19,7 @@ from typing import Any
 from bot.ids import ActionId
 from bot.mrkdwn import escape, escape_keeping_mentions
 from tower.collisions.alerts import SUMMARY_KIND
+from tower.collisions.service import parse_ref
 from tower.outbox.notifier import Delivery
 
 Block = dict[str, Any]
@@ -181,8 +182,12 @@ def collision_value(ref: str, key: str | None = None) -> str:
 def parse_collision_value(value: str) -> tuple[str, str | None]:
     """`"C-7:T-12"` -> `("C-7", "T-12")`, `"C-7"` -> `("C-7", None)`; `ValueError` if neither."""
     ref, _, key = value.partition(":")
-    if not ref.upper().startswith("C-") or not ref[2:].isdigit():
-        raise ValueError(f"not a collision button value: {value!r} (expected C-N or C-N:KEY)")
+    try:
+        parse_ref(ref)
+    except ValueError:
+        raise ValueError(
+            f"not a collision button value: {value!r} (expected C-N or C-N:KEY)"
+        ) from None
     return ref, key or None
 
 

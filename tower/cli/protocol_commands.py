@@ -367,7 +367,7 @@ def _require_subject(session: Session, key: str) -> None:
     text = key.strip()
     if not text[-1:].isdigit():
         return
-    if text.startswith("C-"):
+    if text[:2].upper() == "C-":  # `c-7` is refused as no collision's id
         collision_service.get_collision(session, text)
     else:
         experiment_service.get_by_key(session, text)

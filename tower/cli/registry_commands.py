@@ -38,12 +38,12 @@ def experiment_record(experiment: Experiment) -> dict[str, Any]:
 @click.option(
     "--by",
     "actor",
-    default=OPERATOR,
-    show_default=True,
-    help="Who imports: a manager imports anything, a team member only drafts of their team.",
+    help="Who imports, a user of the policy: a manager imports anything, a team member only "
+    "their team's tests not yet approved, and no states. Without it, the operator running "
+    "Tower imports anything.",
 )
 @click.pass_obj
-def import_command(app: AppContext, path: Path, actor: str) -> None:
+def import_command(app: AppContext, path: Path, actor: str | None) -> None:
     """Import a roadmap CSV: all rows or none, and importing it again changes nothing."""
     text = decode_roadmap(path.read_bytes(), str(path))
     try:
@@ -55,7 +55,9 @@ def import_command(app: AppContext, path: Path, actor: str) -> None:
             changes = recheck_all(session, app.service_context())
     except PermissionDenied as denied:
         with app.transaction() as session:
-            audit_service.record(session, actor=actor, action="denied:import", reason=str(denied))
+            audit_service.record(
+                session, actor=actor or OPERATOR, action="denied:import", reason=str(denied)
+            )
         raise
     console.print(f"Imported {path}: {report.summary()}", markup=False, highlight=False)
     opened, resolved = changes.opened, changes.resolved

@@ -7,7 +7,9 @@ records of the tests it touched; a resync matches them all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -36,6 +38,9 @@ from tower.protocol.permissions import PermissionDenied
 from tower.text import require_within
 
 LIVE_STATUSES = (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED, CollisionStatus.WAIVED)
+ID_MAX = 2**31 - 1  # the largest id the collisions table's column holds
+_REF = re.compile(r"C-([1-9][0-9]*)")
+_BARE_REF = re.compile(r"(?:C-)?([1-9][0-9]*)")
 
 
 class CollisionActionError(TowerError):
@@ -514,19 +519,37 @@ def _rows_query(
     return query
 
 
+def parse_ref(ref: str, *, bare: bool = False) -> int:
+    """The id in a collision reference `C-12` (or `12` when `bare`), exactly as Tower writes
+    it (`c-12` is not one); `ValueError` with a readable reason if it is not one."""
+    text = ref.strip()
+    match = (_BARE_REF if bare else _REF).fullmatch(text)
+    if match is None:
+        raise ValueError(f"there is no collision {text!r}: collision ids look like C-12")
+    if len(match.group(1)) > len(str(ID_MAX)) or int(match.group(1)) > ID_MAX:
+        raise ValueError(f"{text!r} is too big a collision id (the largest is C-{ID_MAX})")
+    return int(match.group(1))
+
+
 def by_refs(session: Session, refs: Collection[str]) -> list[Collision]:
     """The collisions named `C-12` in `refs` (unknown ones left out), most urgent first."""
-    ids = [int(ref.removeprefix("C-")) for ref in refs if ref.removeprefix("C-").isdigit()]
+    ids: list[int] = []
+    for ref in refs:
+        with suppress(ValueError):  # not a reference Tower writes: no collision
+            ids.append(parse_ref(ref))
     query = select(Collision).where(Collision.id.in_(ids)).order_by(MOST_SEVERE_FIRST, Collision.id)
     return list(session.scalars(query))
 
 
 def get_collision(session: Session, ref: str) -> Collision:
     """The collision `C-12` (or `12`); `NotFoundError` if there is none."""
-    text = ref.strip().upper().removeprefix("C-")
-    collision = session.get(Collision, int(text)) if text.isdigit() else None
+    try:
+        id_ = parse_ref(ref, bare=True)
+    except ValueError as error:
+        raise NotFoundError(str(error)) from None
+    collision = session.get(Collision, id_)
     if collision is None:
-        raise NotFoundError(f"there is no collision {ref.strip()} (they look like C-12)")
+        raise NotFoundError(f"there is no collision {ref.strip()}")
     return collision
 
 

@@ -25,6 +25,7 @@ from tower.experiments.spec import (
     validate_spec,
 )
 from tower.policy import Policy
+from tower.text import LONG_TEXT_MAX, unix_line_breaks
 
 COLUMNS = (
     "key",
@@ -52,9 +53,10 @@ LIST_SEPARATOR = ";"
 DEFAULT_TRAFFIC = 100.0
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
-# A spreadsheet runs a cell that starts with one of these as a formula: exported text
-# cells starting so get a leading `'`, which an import takes off again.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell that starts with one of these as a formula, and an import
+# strips a cell's leading tab or line break: exported text cells starting so get a leading
+# `'`, which an import takes off again (after stripping). Line breaks are written `\n`.
+_GUARDED_STARTS = ("=", "+", "-", "@", "\t", "\n")
 _UTF16_32_MARKS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 _STAND_IN_DAY = date(2000, 1, 1)
 E = TypeVar("E", bound=enum.Enum)
@@ -98,14 +100,14 @@ class _Cells:
 
     def __init__(self, line: int, values: dict[str, str]) -> None:
         self.line = line
-        self.values = {column: _unguarded(cell) for column, cell in values.items()}
+        self.values = {column: _cell_text(cell) for column, cell in values.items()}
         self.errors: list[RowError] = []
 
     def fail(self, column: str, message: str) -> None:
         self.errors.append(RowError(self.line, column, message))
 
     def text(self, column: str, *, required: bool = False) -> str:
-        value = self.values[column].strip()
+        value = self.values[column]
         if required and not value:
             self.fail(column, "a value is required")
         return value
@@ -175,40 +177,67 @@ def decode_roadmap(raw: bytes, source: str = "<csv>") -> str:
 
 def read_roadmap(stream: TextIO, policy: Policy, source: str = "<csv>") -> list[RoadmapRow]:
     """Every row of a roadmap file, or `RoadmapFormatError` listing every bad cell."""
-    reader = csv.reader(stream)
-    header = next(reader, None)
-    if header is None:
-        raise RoadmapFormatError(source, [RowError(1, "header", "the file is empty")])
-    header = [name.strip() for name in header]
-    errors = _header_errors(header)
+    errors: list[RowError] = []
+    records = _records(stream, errors)
+    first = next(records, None)
+    if first is None:
+        raise RoadmapFormatError(source, errors or [RowError(1, "header", "the file is empty")])
+    header_line, names = first
+    header = [name.strip() for name in names]
+    errors.extend(_header_errors(header_line, header))
     if errors:
         raise RoadmapFormatError(source, errors)
     rows: list[RoadmapRow] = []
-    line = reader.line_num + 1
-    for cells in reader:
-        if any(cell.strip() for cell in cells):
-            row, row_errors = _read_row(line, header, cells, policy)
-            errors.extend(row_errors)
-            if row is not None:
-                rows.append(row)
-        line = reader.line_num + 1
+    for line, cells in records:
+        row, row_errors = _read_row(line, header, cells, policy)
+        errors.extend(row_errors)
+        if row is not None:
+            rows.append(row)
     errors.extend(_duplicate_errors(rows))
     if errors:
         raise RoadmapFormatError(source, errors)
     return rows
 
 
-def _header_errors(header: list[str]) -> list[RowError]:
+def _records(stream: TextIO, errors: list[RowError]) -> Iterator[tuple[int, list[str]]]:
+    """The file's records that are not blank, each with the line it starts on. A record the
+    CSV reader cannot read (a cell past its size limit) ends the file: its error, naming
+    the line, goes to `errors`."""
+    reader = csv.reader(stream)
+    line = 1
+    while True:
+        try:
+            cells = next(reader, None)
+        except csv.Error as error:
+            errors.append(RowError(line, "row", _unreadable(error)))
+            return
+        if cells is None:
+            return
+        if any(cell.strip() for cell in cells):
+            yield line, cells
+        line = reader.line_num + 1
+
+
+def _unreadable(error: csv.Error) -> str:
+    if "field larger than field limit" in str(error):
+        return (
+            f"a cell is longer than {csv.field_size_limit():,} characters "
+            f"(text cells hold at most {LONG_TEXT_MAX:,})"
+        )
+    return f"not readable as CSV: {error}"
+
+
+def _header_errors(line: int, header: list[str]) -> list[RowError]:
     errors = []
     missing = [column for column in COLUMNS if column not in header]
     unknown = [column for column in header if column not in COLUMNS]
     repeated = sorted({column for column in header if header.count(column) > 1})
     if missing:
-        errors.append(RowError(1, "header", f"missing columns: {', '.join(missing)}"))
+        errors.append(RowError(line, "header", f"missing columns: {', '.join(missing)}"))
     if unknown:
-        errors.append(RowError(1, "header", f"unknown columns: {', '.join(unknown)}"))
+        errors.append(RowError(line, "header", f"unknown columns: {', '.join(unknown)}"))
     if repeated:
-        errors.append(RowError(1, "header", f"columns given twice: {', '.join(repeated)}"))
+        errors.append(RowError(line, "header", f"columns given twice: {', '.join(repeated)}"))
     return errors
 
 
@@ -305,18 +334,26 @@ def _format_cell(value: object) -> str:
 
 
 def _guarded(text: str) -> str:
-    """Text a spreadsheet shows as typed: a leading `'` before what would start a formula
-    (and before a `'` that would otherwise be taken for that mark)."""
-    if text.startswith(_FORMULA_STARTS) or _unguarded(text) != text:
+    """Text a spreadsheet shows as typed and an import reads back as it is: line breaks
+    written `\\n`, and a leading `'` before what would start a formula or be stripped (and
+    before a `'` that would otherwise be taken for that mark)."""
+    text = unix_line_breaks(text)
+    if text.startswith(_GUARDED_STARTS) or _unguarded(text) != text:
         return "'" + text
     return text
 
 
 def _unguarded(cell: str) -> str:
-    """A cell without the `'` an export put before a formula's first character."""
-    if cell.startswith("'") and (cell[1:].startswith(_FORMULA_STARTS) or cell.startswith("''")):
+    """A cell without the `'` an export put before its first character."""
+    if cell.startswith("'") and (cell[1:].startswith(_GUARDED_STARTS) or cell.startswith("''")):
         return cell[1:]
     return cell
+
+
+def _cell_text(cell: str) -> str:
+    """What a cell says: its line breaks as `\\n`, stripped, then without an export's `'`
+    (taken off last, so the tab or line break it kept stays)."""
+    return _unguarded(unix_line_breaks(cell).strip())
 
 
 def write_roadmap(

@@ -17,11 +17,18 @@ from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import RoadmapFormatError, RoadmapRow, RowError, read_roadmap
 from tower.experiments.csv_rows import write_roadmap as write_rows
 from tower.experiments.models import Experiment
-from tower.experiments.spec import ExperimentStatus, format_key
+from tower.experiments.spec import KEY_MAX_NUMBER, ExperimentStatus, format_key
 from tower.policy import Policy
+from tower.protocol.lifecycle import EDITABLE
 from tower.protocol.permissions import PermissionDenied, is_member_of
 
-OPERATOR = "system"  # who imports when no one is named: the person running Tower
+# Who the audit log says imported when no one is named: the person running Tower. Not a
+# user: `--by system` is refused like any name outside the policy.
+OPERATOR = "system"
+
+# The states in which a team member's import may change a test's fields: those `tower edit`
+# allows, less `approved` (an edit there voids the approval, which an import cannot do).
+MEMBER_EDITABLE = EDITABLE - {ExperimentStatus.APPROVED}
 
 IMPORT_ACTION = "imported"
 
@@ -46,29 +53,30 @@ class ImportReport:
 
 
 def import_roadmap(
-    session: Session, stream: TextIO, *, policy: Policy, actor: str, source: str = "<csv>"
+    session: Session,
+    stream: TextIO,
+    *,
+    policy: Policy,
+    actor: str | None,
+    source: str = "<csv>",
 ) -> ImportReport:
-    """Validate every row first, then apply them all; raise `RoadmapFormatError` on any bad row."""
+    """Validate every row first, then apply them all; raise `RoadmapFormatError` on any bad row.
+    `actor`: a user of the policy, or None for the operator (audited as `OPERATOR`)."""
     rows = read_roadmap(stream, policy, source)
     targets = _match_rows(session, rows, source)
     check_importer(policy, actor, rows, targets, source)
+    numbers = _new_numbers(session, rows, targets, source)
     report = ImportReport()
-    next_number = max(
-        [experiment_service.highest_number(session)]
-        + [row.number for row in rows if row.number is not None]
-    )
     for row in rows:
         existing = targets.get(row.line)
         if existing is None:
-            if row.number is None:
-                next_number += 1
-            number = next_number if row.number is None else row.number
+            number = numbers[row.line]
             experiment_service.create(
                 session,
                 number=number,
                 spec=row.spec,
                 status=row.status,
-                actor=actor,
+                actor=actor or OPERATOR,
                 action=IMPORT_ACTION,
             )
             report.created.append(format_key(number))
@@ -77,7 +85,7 @@ def import_roadmap(
             existing,
             spec=row.spec,
             status=row.status,
-            actor=actor,
+            actor=actor or OPERATOR,
             action=IMPORT_ACTION,
         ):
             report.updated.append(existing.key)
@@ -86,22 +94,50 @@ def import_roadmap(
     return report
 
 
+def _new_numbers(
+    session: Session, rows: list[RoadmapRow], targets: dict[int, Experiment], source: str
+) -> dict[int, int]:
+    """The number of each test the file creates, by file line: the row's key, else the next
+    after the highest in use or named in the file. A keyless row past the last key the
+    registry holds is `RoadmapFormatError`."""
+    last = max(
+        [experiment_service.highest_number(session)]
+        + [row.number for row in rows if row.number is not None]
+    )
+    numbers: dict[int, int] = {}
+    errors = []
+    for row in rows:
+        if row.line in targets:
+            continue
+        if row.number is not None:
+            numbers[row.line] = row.number
+        elif last < KEY_MAX_NUMBER:
+            last += 1
+            numbers[row.line] = last
+        else:
+            message = f"{experiment_service.NO_KEY_LEFT}: give this row an unused key"
+            errors.append(RowError(row.line, "key", message))
+    if errors:
+        raise RoadmapFormatError(source, errors)
+    return numbers
+
+
 class ImportDenied(RoadmapFormatError, PermissionDenied):
     """Rows the importer may not write; nothing from the file is."""
 
 
 def check_importer(
     policy: Policy,
-    actor: str,
+    actor: str | None,
     rows: list[RoadmapRow],
     targets: dict[int, Experiment],
     source: str,
 ) -> None:
-    """Who may import what: the operator (`OPERATOR`) and managers anything; a member of
-    a team only that team's tests, and no state (a new test is a draft, an existing one
-    keeps its state); a row that changes nothing is not theirs to answer for. Anyone
-    else, nothing."""
-    if actor == OPERATOR or policy.is_manager(actor):
+    """Who may import what: the operator (None) and managers anything; a member of a team
+    only that team's tests, no state (a new test is a draft, an existing one keeps its
+    state) and no test past the states `MEMBER_EDITABLE`; a row that changes nothing is
+    not theirs to answer for. Anyone else, nothing."""
+    if actor is None or policy.is_manager(actor):
         return
     if not any(actor in team.members for team in policy.teams):
         raise PermissionDenied(
@@ -123,8 +159,25 @@ def check_importer(
             was = "a new test is a draft" if existing is None else f"{existing.key} is {kept}"
             message = f"{was}, not {row.status}: only a manager changes a test's state by import"
             errors.append(RowError(row.line, "status", message))
+        if existing is not None and existing.status not in MEMBER_EDITABLE:
+            errors += _past_editing(row, existing)
     if errors:
         raise ImportDenied(source, errors)
+
+
+def _past_editing(row: RoadmapRow, existing: Experiment) -> list[RowError]:
+    """An error for each field a team member's row changes on a test they may no longer
+    change by import."""
+    if existing.status in EDITABLE:  # approved
+        why = "use `tower edit` (it voids the approval where needed) or have a manager import it"
+    else:
+        why = "it can no longer be edited; only a manager changes it by import"
+    before = existing.spec()
+    return [
+        RowError(row.line, name, f"{existing.key} is {existing.status}: {why}")
+        for name in before.field_names()
+        if getattr(row.spec, name) != getattr(before, name)
+    ]
 
 
 def _match_rows(session: Session, rows: list[RoadmapRow], source: str) -> dict[int, Experiment]:

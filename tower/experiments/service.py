@@ -9,14 +9,22 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from tower.audit import service as audit_service
-from tower.errors import NotFoundError
+from tower.errors import NotFoundError, TowerError
 from tower.experiments.models import Experiment
 from tower.experiments.spec import (
     FINISHED_STATUSES,
+    KEY_MAX_NUMBER,
     ExperimentSpec,
     ExperimentStatus,
+    format_key,
     parse_key,
 )
+
+NO_KEY_LEFT = f"no new key fits after {format_key(KEY_MAX_NUMBER)}, the largest the registry holds"
+
+
+class NoKeyLeft(TowerError):
+    """A new test would need a key past the largest the registry holds."""
 
 
 def get_by_key(session: Session, key: str) -> Experiment:
@@ -101,7 +109,10 @@ def create(
     actor: str,
     action: str = "created",
 ) -> Experiment:
-    """Add a test with the given number (the spec must already be valid)."""
+    """Add a test with the given number (the spec must already be valid); `NoKeyLeft` if
+    the number is past the last key the registry holds."""
+    if number > KEY_MAX_NUMBER:
+        raise NoKeyLeft(f"{NO_KEY_LEFT}: nothing was registered")
     experiment = Experiment(number=number, status=status, created_by=actor)
     experiment.apply(spec)
     session.add(experiment)

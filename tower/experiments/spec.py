@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from tower.policy import Policy
-from tower.text import LONG_TEXT_MAX
+from tower.text import LONG_TEXT_MAX, control_character, too_long
 
 IMPACT_SCALE = (0.25, 0.5, 1.0, 2.0, 3.0)
 CONFIDENCE_SCALE = (0.5, 0.8, 1.0)
@@ -148,9 +148,15 @@ def _check_identity(spec: ExperimentSpec, policy: Policy, problems: _Problems) -
     if not spec.title.strip():
         problems.add("title", "a title is required")
     elif len(spec.title) > TITLE_MAX_LENGTH:
-        problems.add("title", f"keep the title under {TITLE_MAX_LENGTH} characters")
+        problems.add("title", too_long("title", TITLE_MAX_LENGTH, len(spec.title)))
     if len(spec.hypothesis) > LONG_TEXT_MAX:
-        problems.add("hypothesis", f"keep the hypothesis under {LONG_TEXT_MAX:,} characters")
+        problems.add("hypothesis", too_long("hypothesis", LONG_TEXT_MAX, len(spec.hypothesis)))
+    for name in ("title", "hypothesis", "exclusion_group", "primary_kpi"):
+        found = control_character(getattr(spec, name) or "")
+        if found is not None:
+            problems.add(
+                name, f"remove the control character {found} (tabs and line breaks are fine)"
+            )
     team = policy.team(spec.team)
     if team is None:
         known = ", ".join(t.key for t in policy.teams) or "none in the policy"
@@ -181,12 +187,15 @@ def _check_footprint(spec: ExperimentSpec, policy: Policy, problems: _Problems) 
     if not 0 < spec.traffic <= 100:
         problems.add("traffic", f"traffic is a percent in (0, 100], not {spec.traffic:g}")
     if spec.exclusion_group is not None and len(spec.exclusion_group) > EXCLUSION_GROUP_MAX_LENGTH:
-        problems.add("exclusion_group", f"keep it under {EXCLUSION_GROUP_MAX_LENGTH} characters")
+        problems.add(
+            "exclusion_group",
+            too_long("exclusion group", EXCLUSION_GROUP_MAX_LENGTH, len(spec.exclusion_group)),
+        )
 
 
 def _check_measurement(spec: ExperimentSpec, policy: Policy, problems: _Problems) -> None:
     if spec.primary_kpi is not None and len(spec.primary_kpi) > KPI_MAX_LENGTH:
-        problems.add("primary_kpi", f"keep the KPI's name under {KPI_MAX_LENGTH} characters")
+        problems.add("primary_kpi", too_long("KPI's name", KPI_MAX_LENGTH, len(spec.primary_kpi)))
     elif spec.primary_kpi is not None and policy.kpis and spec.primary_kpi not in policy.kpis:
         problems.add(
             "primary_kpi",

@@ -409,6 +409,7 @@ def record_result(
     expected_version: int | None = None,
 ) -> Outcome:
     """Record what a completed test found; it feeds the playbook."""
+    require_within(note, "note")
     experiment = load_for_team(
         session,
         ctx,
