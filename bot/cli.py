@@ -42,6 +42,7 @@ def serve_command(
     """Serve the Slack bot: HTTP on POST /slack/events (and GET /healthz), or Socket Mode."""
     slack = SlackSettings.from_env()
     app.session_factory  # noqa: B018 - says now, in words, if the database is not ready
+    app.policy  # noqa: B018 - lists a bad policy's problems once, before any worker boots
     if socket_mode:
         _serve_socket_mode(app, slack)
         return

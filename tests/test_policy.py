@@ -290,14 +290,14 @@ def test_five_mistakes_are_reported_together_by_path() -> None:
 
 
 def test_a_section_failing_its_schema_hides_none_of_its_other_mistakes() -> None:
-    """Five mistakes in two sections: an overlap's bad share no longer hides another
-    overlap's unknown segment, and a team's duplicate member, a person in two teams and a
-    channel two teams share are all named."""
+    """Mistakes in two sections: an overlap's bad share no longer hides another overlap's
+    unknown segment, and a team's duplicate member, a person in two teams and a channel
+    two teams share (one of them a team with a bad member) are all named."""
     text = policy_text(
         teams=block("""
             - {key: squad, name: Squad, kind: agile, channel: C0SQUAD, members: [U0ANNA, U0ANNA]}
             - {key: crm, name: CRM, kind: bau, channel: C0SQUAD, members: [U0BOB, U0ANNA]}
-            - {key: app, name: App, kind: agile, members: [U0CARL, nobody]}"""),
+            - {key: app, name: App, kind: agile, channel: C0SQUAD, members: [U0CARL, nobody]}"""),
         overlaps="[{a: app_users, b: logged_in, share: 1.7}, {a: app_users, b: vip, share: 0.2}]",
     )
     by_path = {issue.path: issue.message for issue in problems(text)}
@@ -306,6 +306,7 @@ def test_a_section_failing_its_schema_hides_none_of_its_other_mistakes() -> None
         "teams[1].channel": "C0SQUAD is already the channel of 'squad': one team each",
         "teams[1].members[1]": "U0ANNA is already a member of 'squad': one team each",
         "teams[2].members[1]": by_path.get("teams[2].members[1]", "missing"),
+        "teams[2].channel": "C0SQUAD is already the channel of 'squad': one team each",
         "overlaps[0].share": by_path.get("overlaps[0].share", "missing"),
         "overlaps[1].b": "unknown segment 'vip'",
     }
@@ -355,9 +356,75 @@ def test_rules_no_calendar_can_keep_are_named() -> None:
         "kpis.conversion_rate": "inf is not a weight: give a finite number",
         "sla[0].pause": "'submitted' both starts and pauses the clock",
         "sla[0].warn_at[1]": "twice: 0.5 is listed",
-        "sla[0]": "a target of 300 business days is more than a year's (261)",
+        "sla[0].target_business_days": "300 business days is more than a year's (261)",
         "sla[1].resume": "the clock resumes but nothing pauses it: add pause",
     }
+
+
+@pytest.mark.parametrize(
+    ("hours", "refused"),
+    [
+        pytest.param("2349", False, id="a-year-of-9-hour-days"),
+        pytest.param("2349.5", True, id="half-an-hour-more"),
+        pytest.param("100000000", True, id="far-more"),
+    ],
+)
+def test_an_sla_target_in_hours_is_held_to_a_year_of_the_calendars_days(
+    hours: str, refused: bool
+) -> None:
+    """BASE's working day is 09:00 to 18:00: a year of business days is 261 x 9 hours."""
+    sla = (
+        "[{key: ack, name: Ack, start: collision_opened, stop: [collision_acknowledged],"
+        f" target_business_hours: {hours}}}]"
+    )
+    text = policy_text(sla=sla)
+    if not refused:
+        assert parse_policy(text).sla[0].target_business_hours == 2349
+        return
+    assert str(only_problem(text)) == (
+        f"sla[0].target_business_hours: {hours} business hours is more than a year's "
+        "(2349: 261 business days of 9 hours)"
+    )
+
+
+def test_a_freeze_window_starting_and_ending_after_2100_names_both_dates() -> None:
+    issues = problems(
+        policy_text(freeze_windows="[{name: Far, start: 2101-12-14, end: 2102-01-02}]")
+    )
+    assert [str(issue) for issue in issues] == [
+        "freeze_windows[0].start: 2101-12-14 is after 2100",
+        "freeze_windows[0].end: 2102-01-02 is after 2100",
+    ]
+
+
+def test_a_list_item_failing_its_schema_still_has_its_good_fields_checked() -> None:
+    """An item's bad field hides neither the rules on its other fields nor, reading
+    nothing of a field that failed, raises a false alarm (a `pause` that failed is not
+    taken for no pause)."""
+    text = policy_text(
+        overlaps="[{a: app_users, b: nosuch, share: 1.75}]",
+        sla=block("""
+            - {key: review, name: Review, start: submitted, stop: [approved],
+               pause: [changes_requested, submitted], warn_at: [0.5, x], target_business_days: 2}
+            - {key: ack, name: Ack, start: collision_opened, stop: [collision_acknowledged],
+               pause: [nonsense], resume: [collision_opened], target_business_hours: 4}
+            - {key: review, name: 7, start: submitted, stop: [approved],
+               target_business_days: 300}"""),
+    )
+    by_path = {issue.path: issue.message for issue in problems(text)}
+    assert by_path == {
+        "overlaps[0].share": "input should be less than or equal to 1 (got 1.75)",
+        "overlaps[0].b": "unknown segment 'nosuch'",
+        "sla[0].warn_at[1]": (
+            "input should be a valid number, unable to parse string as a number (got 'x')"
+        ),
+        "sla[0].pause": "'submitted' both starts and pauses the clock",
+        "sla[1].pause[0]": by_path.get("sla[1].pause[0]", "missing"),
+        "sla[2].name": "input should be a valid string (got 7)",
+        "sla[2].key": "duplicate SLA key 'review'",
+        "sla[2].target_business_days": "300 business days is more than a year's (261)",
+    }
+    assert by_path["sla[1].pause[0]"].startswith("input should be 'submitted'")
 
 
 def test_policy_error_message_lists_every_problem() -> None:
@@ -837,38 +904,105 @@ def test_unquoted_working_hours_are_not_misread_as_seconds() -> None:
 # --- YAML and files ----------------------------------------------------------------------
 
 
-def test_key_repeated_in_a_mapping_is_an_error_naming_the_line() -> None:
+def line_of(text: str, line: str) -> int:
+    """The number of `line` in `text`, counted from 1."""
+    return text.splitlines().index(line) + 1
+
+
+def test_key_repeated_in_a_mapping_is_named_by_its_path_and_the_last_value_is_checked() -> None:
     text = policy_text(
         surfaces=block("""
               web:
+                weekly_visitors: 1000
                 children:
                   home: {}
-                  home: {weekly_visitors: 10}
-              email: {children: {promo: {}}}""")
+                  home: {weekly_visitors: 5000}
+              email: {children: {promo: {}}}"""),
+        funnels=None,
+        freeze_windows=None,
     )
-    line = text.splitlines().index("      home: {weekly_visitors: 10}") + 1
-    issue = only_problem(text)
-    assert issue.path == ""
-    assert f"line {line}," in issue.message
-    assert "'home' appears twice" in issue.message
+    first, again = (
+        line_of(text, "      home: {}"),
+        line_of(text, "      home: {weekly_visitors: 5000}"),
+    )
+    assert [str(issue) for issue in problems(text)] == [
+        f"surfaces.web.children.home: twice: given at lines {first} and {again}; "
+        "the value given last is used",
+        "surfaces.web.children.home.weekly_visitors: "
+        "5000 weekly visitors is more than its parent 'web' has (1000)",
+    ]
 
 
-def test_top_level_section_repeated_is_an_error_naming_the_line() -> None:
-    text = policy_text() + "timezone: UTC\n"
-    issue = only_problem(text)
-    assert f"line {len(text.splitlines())}," in issue.message
-    assert "'timezone' appears twice" in issue.message
+def test_top_level_section_repeated_is_named_and_its_last_value_checked() -> None:
+    text = policy_text() + "timezone: Mars/Olympus\n"
+    assert [str(issue) for issue in problems(text)] == [
+        f"timezone: twice: given at lines 1 and {len(text.splitlines())}; "
+        "the value given last is used",
+        "timezone: unknown time zone 'Mars/Olympus' (use an IANA name like Europe/London)",
+    ]
 
 
-def test_key_repeated_in_a_flow_mapping_is_an_error() -> None:
+def test_key_repeated_in_a_flow_mapping_is_named_by_its_path() -> None:
     issue = only_problem(policy_text(calendar="{holidays: FR, holidays: GB}"))
-    assert f"line {list(BASE).index('calendar') + 1}," in issue.message
-    assert "'holidays' appears twice" in issue.message
+    line = list(BASE).index("calendar") + 1
+    assert str(issue) == (
+        f"calendar.holidays: twice: given at line {line}; the value given last is used"
+    )
 
 
-def test_unhashable_key_is_a_policy_error() -> None:
-    issue = only_problem("[surfaces]: {web: {}}\naudiences: {all: {size: 1}}\n")
-    assert "line 1" in issue.message
+def test_repeated_keys_hide_none_of_the_other_mistakes() -> None:
+    """Two repeated keys and two rules broken elsewhere: all four are named at once."""
+    text = policy_text(
+        teams=block("""
+            - {key: squad, name: Squad, kind: agile, channel: C0SQUAD, members: [U0ANNA]}
+            - key: crm
+              name: CRM
+              kind: bau
+              channel: C0CRM
+              channel: C0CRM2"""),
+        protocol="{approvals_required: 3}",
+        kpis="{conversion_rate: 1, engagement: 2, engagement: .inf}",
+    )
+    channels = (line_of(text, "    channel: C0CRM"), line_of(text, "    channel: C0CRM2"))
+    kpis = line_of(text, "kpis: {conversion_rate: 1, engagement: 2, engagement: .inf}")
+    assert [str(issue) for issue in problems(text)] == [
+        f"teams[1].channel: twice: given at lines {channels[0]} and {channels[1]}; "
+        "the value given last is used",
+        f"kpis.engagement: twice: given at line {kpis}; the value given last is used",
+        "protocol.approvals_required: 3 approvals are required but the policy has 2 managers "
+        "to give them",
+        "kpis.engagement: inf is not a weight: give a finite number",
+    ]
+
+
+def test_key_repeated_under_an_anchor_is_named_once_where_the_anchor_is() -> None:
+    text = policy_text(
+        surfaces="{web: &page {weekly_visitors: 10, weekly_visitors: 20}, email: *page}",
+        funnels=None,
+        freeze_windows=None,
+    )
+    issue = only_problem(text)
+    assert issue.path == "surfaces.web.weekly_visitors"
+    assert issue.message.startswith("twice: given at line")
+
+
+def test_cli_names_a_repeated_key_by_its_path_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "tower.yaml"
+    path.write_text(policy_text() + "managers: [U0MGR1]\n", encoding="utf-8")
+    result = check(path)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert f"{path}: 1 problem" in result.stderr
+    assert "  managers: twice: given at lines 3 and " in result.stderr
+
+
+def test_a_list_as_a_key_is_named_and_the_rest_of_the_file_still_read() -> None:
+    issues = problems("[surfaces]: {web: {}}\naudiences: {all: {size: -1}}\n")
+    assert [str(issue) for issue in issues] == [
+        "line 1: a key must be a plain value, not a list or mapping",
+        "surfaces: required section is missing",
+        "audiences.all.size: input should be greater than or equal to 0 (got -1)",
+    ]
 
 
 def test_invalid_yaml_names_the_line() -> None:

@@ -1,10 +1,13 @@
 """A running worker takes an edited policy file at its next look, and resyncs against it;
-an edit that fails the policy check changes nothing."""
+an edit that fails the policy check changes nothing. A process started on a bad policy
+lists its problems and stops; a policy dropping what tests name has them all named."""
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -12,6 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.builders import import_tests
+from tests.cli import succeeded, tower
+from tower import migrate
 from tower.collisions.kinds import CollisionKind
 from tower.collisions.models import Collision
 from tower.db import create_database_engine, create_session_factory
@@ -86,3 +91,48 @@ def test_the_worker_resyncs_against_the_edited_policy(
         checked = registry.state(session).checked_policy
     assert checked == registry.policy_fingerprint(load_policy(policy_path))
     engine.dispose()
+
+
+@pytest.mark.parametrize("command", [("serve", "--port", "0"), ("worker",)])
+def test_a_long_running_process_on_a_bad_policy_lists_its_problems_and_stops(
+    scratch_database_url: str, policy_path: Path, command: tuple[str, ...]
+) -> None:
+    """`tower serve` checks the policy before its HTTP workers start: no worker fails to
+    boot, no traceback, the problems listed once."""
+    migrate.upgrade(scratch_database_url)
+    edit(policy_path, policy_path.read_text(encoding="utf-8") + "managers: [carl]\n")
+    env = {
+        **os.environ,
+        "DATABASE_URL": scratch_database_url,
+        "TOWER_POLICY": str(policy_path),
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "secret",
+    }
+    executable = Path(sys.executable).parent / "tower"
+    ran = subprocess.run(
+        [executable, *command], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 1, ran.stderr
+    assert "Traceback" not in ran.stdout + ran.stderr
+    assert "Serving Slack requests" not in ran.stdout
+    assert ran.stderr.count(f"{policy_path}: 2 problems") == 1
+    assert "  managers: twice: given at lines 3 and " in ran.stderr
+    assert "  managers[0]: 'carl' is not a Slack user ID" in ran.stderr
+
+
+def test_sweep_and_resync_name_every_test_on_what_the_policy_dropped(
+    scratch_database_url: str, policy_path: Path, tmp_path: Path
+) -> None:
+    newsletter = {"team": "checkout-squad", "surfaces": "email/promotional/weekly_newsletter"}
+    rows = [{**newsletter, "title": f"Subject line {number}"} for number in range(1, 8)]
+    import_tests(scratch_database_url, tmp_path / "roadmap.csv", START, rows, policy=policy_path)
+    text = policy_path.read_text(encoding="utf-8")
+    dropped = "email: {children: {promotional: {children: {weekly_newsletter: {}}}}}"
+    assert dropped in text
+    edit(policy_path, text.replace(dropped, "email: {children: {promotional: {}}}"))
+    every = ", ".join(f"T-{n} (email/promotional/weekly_newsletter)" for n in range(1, 8))
+    named = f"7 tests name what the policy no longer has, left out until edited: {every}"
+
+    for command in (("sweep", "--now", "2027-02-01T10:00:00"), ("resync",)):
+        output = succeeded(tower(scratch_database_url, *command, policy=policy_path)).output
+        assert named in " ".join(output.split()), command

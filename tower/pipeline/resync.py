@@ -57,11 +57,12 @@ class ResyncReport:
         )
         outside = self.analysis.outside
         if outside:
-            named = [f"{key} ({', '.join(names)})" for key, names in list(outside.items())[:5]]
-            more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+            # Every one of them, for the person who must edit them (this text goes to the
+            # command's output and the worker's log, never to Slack).
+            named = ", ".join(f"{key} ({', '.join(names)})" for key, names in outside.items())
             text += (
                 f"; {len(outside)} tests name what the policy no longer has, left out until "
-                f"edited: {', '.join(named)}{more}"
+                f"edited: {named}"
             )
         return text
 

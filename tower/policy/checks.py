@@ -2,16 +2,21 @@
 
 Every check names the sections it reads, so it only runs when those sections are valid:
 one broken section never hides the mistakes of the others. A list section whose items
-fail their own schema reaches its checks with None in those items' places (the other
-items keep their paths), so its good items are still checked.
+fail their own schema reaches its checks with those items as `Flawed` (their fields that
+passed, and the names of those that failed) or None (nothing readable), in their places:
+its good items, and the good fields of the others, are still checked by their paths.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
 
 from tower.policy.errors import PolicyIssue
 from tower.policy.schema import (
@@ -31,10 +36,49 @@ Sections = Mapping[str, Any]
 LAST_YEAR = 2100  # dates past it are typing slips: no calendar Tower keeps reaches them
 BUSINESS_DAYS_A_YEAR = 261  # the most lead time or SLA target any calendar can honour
 Check = Callable[[Sections], Iterator[PolicyIssue]]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Flawed(Generic[M]):
+    """A list item that failed its schema: `item` holds the fields that passed their own
+    (any other is unset or its default, never read); `failed` names the others."""
+
+    item: M
+    failed: frozenset[str]
+
+
+Items = Sequence[M | Flawed[M] | None]
+
+
+def _entries(items: Items[M]) -> Iterator[tuple[int, M, frozenset[str]]]:
+    """Each readable item of a list section: its index, the item, its failed fields."""
+    for index, entry in enumerate(items):
+        if isinstance(entry, Flawed):
+            yield index, entry.item, entry.failed
+        elif entry is not None:
+            yield index, entry, frozenset()
 
 
 def _issue(loc: Loc, message: str) -> PolicyIssue:
     return PolicyIssue(format_loc(loc), message)
+
+
+def _more_than_a_year(
+    loc: Loc, amount: float, hours_a_day: float | None = None
+) -> list[PolicyIssue]:
+    """A problem when `amount` business days (business hours, given a working day's
+    `hours_a_day`) is more than a year of them, said in the unit it is given in."""
+    if hours_a_day is None:
+        unit, year, made_of = "days", float(BUSINESS_DAYS_A_YEAR), ""
+    else:
+        unit, year = "hours", BUSINESS_DAYS_A_YEAR * hours_a_day
+        made_of = f": {BUSINESS_DAYS_A_YEAR} business days of {hours_a_day:g} hours"
+    if amount <= year:
+        return []
+    return [
+        _issue(loc, f"{amount:.15g} business {unit} is more than a year's ({year:.15g}{made_of})")
+    ]
 
 
 def _surface_paths(sections: Sections) -> set[str]:
@@ -106,15 +150,14 @@ def check_overlaps(sections: Sections) -> Iterator[PolicyIssue]:
             parent = parents.get(parent)
         return found
 
-    overlaps: list[Overlap | None] = sections["overlaps"]
+    overlaps: Items[Overlap] = sections["overlaps"]
     pairs: set[frozenset[str]] = set()
-    for index, overlap in enumerate(overlaps):
-        if overlap is None:
-            continue
-        unknown = [side for side in ("a", "b") if getattr(overlap, side) not in parents]
+    for index, overlap, failed in _entries(overlaps):
+        sides = [side for side in ("a", "b") if side not in failed]
+        unknown = [side for side in sides if getattr(overlap, side) not in parents]
         for side in unknown:
             yield _issue(("overlaps", index, side), f"unknown segment {getattr(overlap, side)!r}")
-        if unknown:
+        if unknown or len(sides) < 2:
             continue
         pair = frozenset((overlap.a, overlap.b))
         if overlap.a == overlap.b:
@@ -133,16 +176,18 @@ def check_contact_caps(sections: Sections) -> Iterator[PolicyIssue]:
     """A contact cap applies to a channel: a top-level surface; one cap per channel and
     window."""
     channels = list(sections["surfaces"])
-    caps: list[ContactCap | None] = sections["contact_caps"]
+    caps: Items[ContactCap] = sections["contact_caps"]
     seen: set[tuple[str, int]] = set()
-    for index, cap in enumerate(caps):
-        if cap is None:
+    for index, cap, failed in _entries(caps):
+        if "channel" in failed:
             continue
         if cap.channel not in channels:
             yield _issue(
                 ("contact_caps", index, "channel"),
                 f"unknown channel {cap.channel!r} (channels: {', '.join(channels)})",
             )
+        if "per_days" in failed:
+            continue
         if (cap.channel, cap.per_days) in seen:
             yield _issue(
                 ("contact_caps", index),
@@ -154,9 +199,9 @@ def check_contact_caps(sections: Sections) -> Iterator[PolicyIssue]:
 def check_freeze_windows(sections: Sections) -> Iterator[PolicyIssue]:
     """Freeze windows name known surfaces."""
     known = _surface_paths(sections)
-    windows: list[FreezeWindow | None] = sections["freeze_windows"]
-    for index, window in enumerate(windows):
-        if window is None:
+    windows: Items[FreezeWindow] = sections["freeze_windows"]
+    for index, window, failed in _entries(windows):
+        if "surfaces" in failed:
             continue
         for position, surface in enumerate(window.surfaces):
             if surface not in known:
@@ -172,18 +217,18 @@ def _duplicates(keys: Iterable[str]) -> set[str]:
 def check_teams(sections: Sections) -> Iterator[PolicyIssue]:
     """Team keys are unique; a person is listed once and in one team; a channel is one
     team's."""
-    teams: list[Team | None] = sections["teams"]
+    teams: Items[Team] = sections["teams"]
     keys: set[str] = set()
     member_of: dict[str, str] = {}
     channel_of: dict[str, str] = {}
-    for index, team in enumerate(teams):
-        if team is None:
-            continue
+    for index, team, failed in _entries(teams):
+        if "key" in failed:
+            continue  # the checks below name a team by its key
         if team.key in keys:
             yield _issue(("teams", index, "key"), f"duplicate team key {team.key!r}")
         keys.add(team.key)
         listed: set[str] = set()
-        for position, member in enumerate(team.members):
+        for position, member in enumerate([] if "members" in failed else team.members):
             where = ("teams", index, "members", position)
             if member in listed:
                 yield _issue(where, f"twice: {member} is already a member of {team.key!r}")
@@ -193,7 +238,7 @@ def check_teams(sections: Sections) -> Iterator[PolicyIssue]:
                 )
             listed.add(member)
             member_of.setdefault(member, team.key)
-        channel = team.channel
+        channel = None if "channel" in failed else team.channel
         if channel is None:
             continue
         if channel in channel_of:
@@ -224,12 +269,9 @@ def check_approvals(sections: Sections) -> Iterator[PolicyIssue]:
             f"{protocol.approvals_required} approvals are required but the policy has "
             f"{len(managers)} manager{'s' if len(managers) != 1 else ''} to give them",
         )
-    if protocol.min_lead_business_days > BUSINESS_DAYS_A_YEAR:
-        yield _issue(
-            ("protocol", "min_lead_business_days"),
-            f"{protocol.min_lead_business_days} business days is more than a year's "
-            f"({BUSINESS_DAYS_A_YEAR})",
-        )
+    yield from _more_than_a_year(
+        ("protocol", "min_lead_business_days"), protocol.min_lead_business_days
+    )
 
 
 def check_calendar(sections: Sections) -> Iterator[PolicyIssue]:
@@ -246,11 +288,13 @@ def check_calendar(sections: Sections) -> Iterator[PolicyIssue]:
 
 
 def check_freeze_dates(sections: Sections) -> Iterator[PolicyIssue]:
-    """No freeze window runs past 2100."""
-    windows: list[FreezeWindow | None] = sections["freeze_windows"]
-    for index, window in enumerate(windows):
-        if window is not None and window.end.year > LAST_YEAR:
-            yield _issue(("freeze_windows", index, "end"), f"{window.end} is after {LAST_YEAR}")
+    """No freeze window starts or ends past 2100."""
+    windows: Items[FreezeWindow] = sections["freeze_windows"]
+    for index, window, failed in _entries(windows):
+        for name in ("start", "end"):
+            day: date | None = None if name in failed else getattr(window, name)
+            if day is not None and day.year > LAST_YEAR:
+                yield _issue(("freeze_windows", index, name), f"{day} is after {LAST_YEAR}")
 
 
 def check_kpis(sections: Sections) -> Iterator[PolicyIssue]:
@@ -262,37 +306,42 @@ def check_kpis(sections: Sections) -> Iterator[PolicyIssue]:
 
 
 def check_sla(sections: Sections) -> Iterator[PolicyIssue]:
-    """SLA keys are unique and a clock cannot stop on the event that starts it."""
-    policies: list[SlaPolicy | None] = sections["sla"]
+    """SLA keys are unique, a clock cannot stop or pause on the event that starts it, nor
+    resume when nothing pauses it, and no warning share is listed twice."""
+    policies: Items[SlaPolicy] = sections["sla"]
     seen: set[str] = set()
-    for index, policy in enumerate(policies):
-        if policy is None:
-            continue
-        if policy.key in seen:
-            yield _issue(("sla", index, "key"), f"duplicate SLA key {policy.key!r}")
-        seen.add(policy.key)
-        if policy.start in policy.stop:
-            yield _issue(
-                ("sla", index, "stop"), f"{policy.start!r} both starts and stops the clock"
-            )
-        if policy.start in policy.pause:
-            yield _issue(
-                ("sla", index, "pause"), f"{policy.start!r} both starts and pauses the clock"
-            )
-        if policy.resume and not policy.pause:
+    for index, policy, failed in _entries(policies):
+        if "key" not in failed:
+            if policy.key in seen:
+                yield _issue(("sla", index, "key"), f"duplicate SLA key {policy.key!r}")
+            seen.add(policy.key)
+        for name, verb in (("stop", "stops"), ("pause", "pauses")):
+            if failed.isdisjoint(("start", name)) and policy.start in getattr(policy, name):
+                yield _issue(
+                    ("sla", index, name), f"{policy.start!r} both starts and {verb} the clock"
+                )
+        if failed.isdisjoint(("pause", "resume")) and policy.resume and not policy.pause:
             yield _issue(
                 ("sla", index, "resume"), "the clock resumes but nothing pauses it: add pause"
             )
-        for position, share in enumerate(policy.warn_at):
+        for position, share in enumerate([] if "warn_at" in failed else policy.warn_at):
             if share in policy.warn_at[:position]:
                 yield _issue(("sla", index, "warn_at", position), f"twice: {share} is listed")
-        days = policy.target_business_days or (policy.target_business_hours or 0) / 24
-        if days > BUSINESS_DAYS_A_YEAR:
-            yield _issue(
-                ("sla", index),
-                f"a target of {days:g} business days is more than a year's "
-                f"({BUSINESS_DAYS_A_YEAR})",
-            )
+
+
+def check_sla_targets(sections: Sections) -> Iterator[PolicyIssue]:
+    """No SLA target is longer than a year of business days (a business day being the
+    calendar's working day), said in the unit the target is given in."""
+    calendar: Calendar = sections["calendar"]
+    policies: Items[SlaPolicy] = sections["sla"]
+    for index, policy, failed in _entries(policies):
+        for name, hours_a_day in (
+            ("target_business_days", None),
+            ("target_business_hours", calendar.hours_per_day),
+        ):
+            target: float | None = None if name in failed else getattr(policy, name)
+            if target is not None:
+                yield from _more_than_a_year(("sla", index, name), target, hours_a_day)
 
 
 CHECKS: list[tuple[tuple[str, ...], Check]] = [
@@ -309,6 +358,7 @@ CHECKS: list[tuple[tuple[str, ...], Check]] = [
     (("freeze_windows",), check_freeze_dates),
     (("kpis",), check_kpis),
     (("sla",), check_sla),
+    (("calendar", "sla"), check_sla_targets),
 ]
 
 
