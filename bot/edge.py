@@ -44,11 +44,14 @@ class _Answer(_Loose):
     selected_date: str | None = None
 
 
-class _View(_Loose):
+class _ViewParts(_Loose):
     id: str
     type: str
     callback_id: str = ""
     private_metadata: str = ""
+
+
+class _View(_ViewParts):
     state: dict[str, dict[str, dict[str, Any]]] = {}
 
 
@@ -56,11 +59,7 @@ class _SubmittedState(_Loose):
     values: dict[str, dict[str, _Answer]] = {}
 
 
-class _SubmittedView(_Loose):
-    id: str
-    type: str
-    callback_id: str = ""
-    private_metadata: str = ""
+class _SubmittedView(_ViewParts):
     state: _SubmittedState = _SubmittedState()
 
 
