@@ -17,7 +17,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot.app import BotDeps
+from bot.deps import BotDeps
 from bot.ids import ActionId
 from bot.listeners.commands import open_register_modal
 from bot.listeners.common import acked_then, actor_of, audit_refusal, tell_privately

@@ -13,7 +13,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot.app import BotDeps
+from bot.deps import BotDeps
 from bot.edge import form_memo
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.listeners.common import actor_of, audit_refusal, tell_privately
