@@ -310,7 +310,7 @@ def audit_command(app: AppContext, key: str, output_format: str) -> None:
                 "before": e.before,
                 "after": e.after,
             }
-            for e in audit_service.events_for(session, experiment)
+            for e in audit_service.events_for(session, experiment.id)
         ]
     if output_format == "json":
         emit_json(events)

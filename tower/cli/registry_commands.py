@@ -134,7 +134,7 @@ def show_command(app: AppContext, key: str, output_format: str) -> None:
         record = experiment_record(experiment)
         history = [
             {"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action}
-            for e in audit_service.events_for(session, experiment)
+            for e in audit_service.events_for(session, experiment.id)
         ]
     if output_format == "json":
         emit_json({**record, "history": history})

@@ -268,7 +268,7 @@ def approve(
             session,
             actor=actor,
             action="approval",
-            experiment=experiment,
+            experiment_id=experiment.id,
             reason=f"approval {have} of {need}" + (f": {reason}" if reason else ""),
         )
         return Outcome(experiment, True, f"approval {have} of {need} recorded for {key}", gates)
@@ -470,7 +470,7 @@ def edit(
         session,
         actor=actor,
         action="edit",
-        experiment=experiment,
+        experiment_id=experiment.id,
         reason="approval voided" if voided else "",
         before=before,
         after=experiment_service.snapshot(experiment),
@@ -528,7 +528,12 @@ def set_priority(
         return Outcome(experiment, False, f"{key} already has that priority")
     _flush(session, experiment)
     audit_service.record(
-        session, actor=actor, action="prioritize", experiment=experiment, before=before, after=after
+        session,
+        actor=actor,
+        action="prioritize",
+        experiment_id=experiment.id,
+        before=before,
+        after=after,
     )
     pipeline_flows.record_change(session, ctx, [experiment])
     return Outcome(
@@ -558,9 +563,9 @@ def record_denial(
 ) -> None:
     """Audit an attempt the actor was not allowed to make (in its own transaction), on the
     test `key` when there is one (a registration for another team has none yet)."""
-    experiment = experiment_service.get_by_key(session, key) if key else None
+    experiment_id = experiment_service.get_by_key(session, key).id if key else None
     audit_service.record(
-        session, actor=actor, action=f"denied:{action}", experiment=experiment, reason=message
+        session, actor=actor, action=f"denied:{action}", experiment_id=experiment_id, reason=message
     )
 
 
@@ -642,7 +647,7 @@ def _move(
         session,
         actor=actor,
         action=action.value,
-        experiment=experiment,
+        experiment_id=experiment.id,
         reason=reason,
         before=before,
         after=experiment_service.snapshot(experiment),
