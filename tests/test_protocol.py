@@ -42,6 +42,7 @@ from tower.engine.portfolio import PortfolioItem
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
+from tower.experiments.permissions import PermissionDenied
 from tower.experiments.spec import ExperimentResult, ExperimentSpec
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import OutboxMessage
@@ -55,7 +56,6 @@ from tower.protocol import service as protocol
 from tower.protocol.gates import Gate
 from tower.protocol.lifecycle import Action, IllegalTransition, next_status
 from tower.protocol.models import Decision, DecisionKind
-from tower.protocol.permissions import PermissionDenied
 from tower.protocol.service import GatesFailed, InvalidEdit, StaleVersion
 from tower.sla.models import ClockState, SlaClock
 

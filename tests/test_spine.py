@@ -798,7 +798,7 @@ def test_acting_on_a_collision_beyond_ones_role_is_refused_unchanged_and_audited
     from tower.audit.models import AuditEvent
     from tower.collisions import flows as collision_flows
     from tower.collisions.service import format_ref
-    from tower.protocol.permissions import PermissionDenied
+    from tower.experiments.permissions import PermissionDenied
 
     policy = load_policy(RETAIL_POLICY)
     engine = create_database_engine(imported)

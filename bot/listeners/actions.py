@@ -29,12 +29,12 @@ from tower.collisions import service as collision_service
 from tower.collisions.models import Collision
 from tower.context import ServiceContext
 from tower.errors import TowerError
+from tower.experiments import permissions
 from tower.experiments import service as experiment_service
+from tower.experiments.permissions import PermissionDenied
 from tower.outbox import queries as outbox_queries
 from tower.pipeline import reads, slots
-from tower.protocol import permissions
 from tower.protocol import service as protocol
-from tower.protocol.permissions import PermissionDenied
 
 # The outbox id a *Show all* button carries: ASCII digits the database can hold.
 _SUMMARY_ID = re.compile(r"[1-9][0-9]{0,8}")

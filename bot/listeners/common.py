@@ -12,8 +12,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.deps import BotDeps
 from bot.mrkdwn import escape
+from tower.experiments.permissions import PermissionDenied
 from tower.protocol import service as protocol
-from tower.protocol.permissions import PermissionDenied
 
 logger = logging.getLogger("tower.bot")
 

@@ -11,7 +11,7 @@ from tower.cli.context import AppContext
 from tower.cli.output import console
 from tower.collisions import flows
 from tower.collisions import service as collision_service
-from tower.protocol.permissions import PermissionDenied
+from tower.experiments.permissions import PermissionDenied
 
 
 @contextmanager

@@ -16,9 +16,9 @@ from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import decode_roadmap
 from tower.experiments.csv_transfer import OPERATOR, export_roadmap, import_roadmap
 from tower.experiments.models import Experiment
+from tower.experiments.permissions import PermissionDenied
 from tower.experiments.spec import ExperimentStatus
 from tower.pipeline.resync import recheck_all
-from tower.protocol.permissions import PermissionDenied
 
 LIST_COLUMNS = ("key", "title", "team", "owner", "kind", "surfaces", "window", "traffic", "status")
 

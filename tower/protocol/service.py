@@ -26,9 +26,11 @@ from tower.collisions.models import Collision
 from tower.context import ServiceContext
 from tower.engine.findings import format_day
 from tower.errors import TowerError
+from tower.experiments import permissions
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.spec import (
+    EDITABLE_STATUSES,
     ExperimentResult,
     ExperimentSpec,
     ExperimentStatus,
@@ -37,10 +39,10 @@ from tower.experiments.spec import (
 from tower.outbox.service import enqueue
 from tower.pipeline import flows as pipeline_flows
 from tower.pipeline import registry
-from tower.protocol import notices, permissions
+from tower.protocol import notices
 from tower.protocol.arbitration import standings
 from tower.protocol.gates import Gate, approval_gates, failing
-from tower.protocol.lifecycle import EDITABLE, Action, next_status
+from tower.protocol.lifecycle import Action, next_status
 from tower.protocol.models import Decision, DecisionKind
 from tower.sla import service as sla_service
 from tower.text import require_within, user_text
@@ -444,7 +446,7 @@ def edit(
     experiment = load_for_team(
         session, ctx, key, actor=actor, verb="edit", expected_version=expected_version
     )
-    if experiment.status not in EDITABLE:
+    if experiment.status not in EDITABLE_STATUSES:
         raise InvalidEdit(
             f"{key} is {experiment.status.value}: only tests not yet live can be edited"
         )
