@@ -24,7 +24,7 @@ from bot.listeners.common import acked_then, actor_of, audit_refusal, tell_priva
 from bot.mrkdwn import escape
 from bot.views.messages import parse_approval_value, parse_collision_value
 from bot.views.modal import list_modal, reason_modal, test_modal
-from tower.collisions import alerts, flows
+from tower.collisions import alerts
 from tower.collisions import service as collision_service
 from tower.collisions.models import Collision
 from tower.context import ServiceContext
@@ -33,7 +33,7 @@ from tower.experiments import permissions
 from tower.experiments import service as experiment_service
 from tower.experiments.permissions import PermissionDenied
 from tower.outbox import queries as outbox_queries
-from tower.pipeline import reads, slots
+from tower.pipeline import collision_flows, reads, slots
 from tower.protocol import service as protocol
 
 # The outbox id a *Show all* button carries: ASCII digits the database can hold.
@@ -162,11 +162,13 @@ def register(app: App, deps: BotDeps) -> None:
         return acked_then(deps, handler)
 
     app.action(ActionId.ACKNOWLEDGE.value)(
-        on_collision("acknowledge", flows.acknowledge, "You acknowledged {ref}.")
+        on_collision("acknowledge", collision_flows.acknowledge, "You acknowledged {ref}.")
     )
     app.action(ActionId.ASK_FOR_WAIVER.value)(
         on_collision(
-            "ask_for_waiver", flows.request_waiver, "The managers are asked to waive {ref}."
+            "ask_for_waiver",
+            collision_flows.request_waiver,
+            "The managers are asked to waive {ref}.",
         )
     )
 

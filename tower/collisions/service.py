@@ -138,7 +138,7 @@ def match_records(
 
     The live records are read as rows and compared with their findings; only those that
     open, reopen, resolve or now say something else become objects and are written.
-    Only `tower.collisions.flows.reconcile` calls this: it announces what opened and
+    Only `tower.pipeline.collision_flows.reconcile` calls this: it announces what opened and
     resolved in the same transaction, so no record is ever opened unannounced.
     """
     now = utcnow()
