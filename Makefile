@@ -37,6 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy tower bot migrations tests .ci/postgres.py
+	$(BIN)/lint-imports --no-cache --no-logo
 
 test: lint
 	$(BIN)/pytest

@@ -58,7 +58,8 @@ def serve_command(
 def _serve_socket_mode(app: AppContext, slack: SlackSettings) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.app import BotDeps, create_app
+    from bot.app import create_app
+    from bot.deps import BotDeps
     from tower.pipeline.flows import warm_up_in_background
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from slack_bolt import App
 from sqlalchemy import Engine
 
-from bot.app import BotDeps, create_app
+from bot.app import create_app
 from bot.config import SlackSettings
+from bot.deps import BotDeps
 from bot.repeats import Repeats
 from tower.db import create_database_engine, create_session_factory
 from tower.pipeline.flows import warm_up_in_background

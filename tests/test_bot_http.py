@@ -61,7 +61,6 @@ from tests.slack.harness import (
     wait_for,
 )
 from tower.audit.models import AuditEvent
-from tower.collisions import flows
 from tower.collisions import service as collision_service
 from tower.collisions.alerts import GROUP_ABOVE
 from tower.collisions.kinds import CollisionStatus
@@ -69,6 +68,7 @@ from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import MessageStatus
+from tower.pipeline import collision_flows
 from tower.policy import Policy
 
 from .conftest import RETAIL_PORTFOLIO, server_url
@@ -125,7 +125,7 @@ def one(calls: list[Call]) -> Call:
 def waive(bot: BotServer, ref: str, reason: str = "Both teams agreed to share the cart") -> None:
     """A manager waives the collision through Tower's service (what `tower waive` runs)."""
     with bot.transaction() as session:
-        flows.waive(
+        collision_flows.waive(
             session, ServiceContext.create(bot.deps.policy, NOW), ref, actor=MANAGER, reason=reason
         )
 

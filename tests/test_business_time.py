@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tower.policy import Policy
-from tower.sla.business_time import BusinessCalendar
+from tower.policy.calendar import BusinessCalendar
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")

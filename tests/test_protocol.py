@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.builders import cart_test
 from tower import migrate
 from tower.audit.models import AuditEvent
-from tower.collisions import flows
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
 from tower.collisions.models import Collision
@@ -42,11 +41,12 @@ from tower.engine.portfolio import PortfolioItem
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
+from tower.experiments.permissions import PermissionDenied
 from tower.experiments.spec import ExperimentResult, ExperimentSpec
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import OutboxMessage
+from tower.pipeline import collision_flows, reads, registry, slots
 from tower.pipeline import index as index_module
-from tower.pipeline import reads, registry, slots
 from tower.pipeline.index import PortfolioIndex, portfolio_items, warm_index
 from tower.pipeline.resync import recheck_all
 from tower.policy import Policy, parse_policy
@@ -55,7 +55,6 @@ from tower.protocol import service as protocol
 from tower.protocol.gates import Gate
 from tower.protocol.lifecycle import Action, IllegalTransition, next_status
 from tower.protocol.models import Decision, DecisionKind
-from tower.protocol.permissions import PermissionDenied
 from tower.protocol.service import GatesFailed, InvalidEdit, StaleVersion
 from tower.sla.models import ClockState, SlaClock
 
@@ -454,16 +453,18 @@ def test_an_open_blocking_collision_fails_until_a_manager_waives_it_with_a_reaso
         protocol.approve(session, ctx, "T-2", actor=MANAGER)
 
     # Seen is not solved: an acknowledged blocking collision still blocks.
-    flows.acknowledge(session, ctx, ref, actor=BAU_OWNER)
+    collision_flows.acknowledge(session, ctx, ref, actor=BAU_OWNER)
     assert not gate(gates_now(session, ctx, "T-2"), "collisions").passed
 
     with pytest.raises(CollisionActionError, match="only a control-tower manager"):
-        flows.waive(session, ctx, ref, actor=BAU_OWNER, reason="We agreed")
+        collision_flows.waive(session, ctx, ref, actor=BAU_OWNER, reason="We agreed")
     with pytest.raises(CollisionActionError, match="say why"):
-        flows.waive(session, ctx, ref, actor=MANAGER, reason="  ")
+        collision_flows.waive(session, ctx, ref, actor=MANAGER, reason="  ")
     assert not gate(gates_now(session, ctx, "T-2"), "collisions").passed
 
-    flows.waive(session, ctx, ref, actor=MANAGER, reason="Both teams agreed to share the cart")
+    collision_flows.waive(
+        session, ctx, ref, actor=MANAGER, reason="Both teams agreed to share the cart"
+    )
     assert record.status == CollisionStatus.WAIVED
     assert gate(gates_now(session, ctx, "T-2"), "collisions").passed  # the waiver is kept
     assert protocol.approve(session, ctx, "T-2", actor=MANAGER).message == "T-2 approved"
@@ -627,7 +628,9 @@ def test_a_surface_over_capacity_fails_its_own_gate_until_waived(
     with pytest.raises(GatesFailed, match=f"surface capacity: {ref} capacity"), refused(session):
         protocol.approve(session, ctx, "T-2", actor=MANAGER)
 
-    flows.waive(session, ctx, ref, actor=MANAGER, reason="The cart can take both this week")
+    collision_flows.waive(
+        session, ctx, ref, actor=MANAGER, reason="The cart can take both this week"
+    )
     assert gate(gates_now(session, ctx, "T-2"), "surface capacity").passed
     protocol.approve(session, ctx, "T-2", actor=MANAGER)
     assert second.status == S.APPROVED
@@ -1417,7 +1420,7 @@ def test_a_collision_acknowledged_by_one_team_stops_only_that_teams_clock(
     assert the_clock(session, "conflict-ack", theirs).state == ClockState.RUNNING
     assert the_clock(session, "conflict-ack", ours).due_at == utc(3, 2, 14)
 
-    flows.acknowledge(session, at(small_policy, utc(3, 2, 11)), ref, actor=OWNER)
+    collision_flows.acknowledge(session, at(small_policy, utc(3, 2, 11)), ref, actor=OWNER)
 
     assert record.status == CollisionStatus.ACKNOWLEDGED
     mine = the_clock(session, "conflict-ack", ours)
@@ -1430,15 +1433,15 @@ def test_the_second_team_acknowledges_for_itself_then_a_third_click_says_who_and
 ) -> None:
     record = colliding_pair(session, small_policy)
     ref = format_ref(record)
-    flows.acknowledge(session, at(small_policy, utc(3, 2, 11)), ref, actor=OWNER)
+    collision_flows.acknowledge(session, at(small_policy, utc(3, 2, 11)), ref, actor=OWNER)
 
-    flows.acknowledge(session, at(small_policy, utc(3, 2, 12)), ref, actor=BAU_OWNER)
+    collision_flows.acknowledge(session, at(small_policy, utc(3, 2, 12)), ref, actor=BAU_OWNER)
     theirs = the_clock(session, "conflict-ack", f"{ref}:ecommerce")
     assert (theirs.state, theirs.stopped_at) == (ClockState.STOPPED, utc(3, 2, 12))
     assert (record.acknowledged_by, record.acknowledged_at) == (OWNER, utc(3, 2, 11))
 
     with pytest.raises(CollisionActionError, match=f"by {OWNER} on Mon 02 Mar .* 11:00 UTC"):
-        flows.acknowledge(session, at(small_policy, utc(3, 2, 13)), ref, actor=TEAMMATE)
+        collision_flows.acknowledge(session, at(small_policy, utc(3, 2, 13)), ref, actor=TEAMMATE)
 
 
 def test_a_waiver_stops_every_teams_acknowledgement_clock(
@@ -1446,7 +1449,7 @@ def test_a_waiver_stops_every_teams_acknowledgement_clock(
 ) -> None:
     record = colliding_pair(session, small_policy)
     ref = format_ref(record)
-    flows.waive(
+    collision_flows.waive(
         session, at(small_policy, utc(3, 2, 11)), ref, actor=MANAGER, reason="Agreed in stand-up"
     )
     states = {c.subject: c.state for c in session.scalars(select(SlaClock))}

@@ -710,7 +710,7 @@ def test_import_records_one_audit_event_per_created_test(
 ) -> None:
     import_text(session, GOOD_FILE, small_policy)
 
-    (event,) = events_for(session, experiments(session)["T-8"])
+    (event,) = events_for(session, experiments(session)["T-8"].id)
     assert (event.actor, event.action, event.before) == (ACTOR, "imported", None)
     assert event.after is not None
     assert event.after["title"] == 'Checkout, "one page"'
@@ -869,7 +869,7 @@ def test_an_edited_row_updates_its_test(session: Session, small_policy: Policy) 
     assert newsletter.spec() == replace(NEWSLETTER_SPEC, traffic=25.0, audiences=("loyalty",))
     assert newsletter.status == ExperimentStatus.APPROVED
     assert versions(session) == {"T-7": 2, "T-8": 1, "T-9": 1}
-    created, updated = events_for(session, newsletter)
+    created, updated = events_for(session, newsletter.id)
     assert (updated.actor, updated.action) == (ACTOR, "imported")
     assert updated.before is not None and updated.after is not None
     assert (updated.before["traffic"], updated.after["traffic"]) == (100.0, 25.0)
@@ -885,7 +885,7 @@ def test_a_changed_status_alone_updates_the_test(session: Session, small_policy:
     report = import_text(session, roadmap(*edited), small_policy)
 
     assert report.updated == ["T-7"]
-    (_, event) = events_for(session, experiments(session)["T-7"])
+    (_, event) = events_for(session, experiments(session)["T-7"].id)
     assert event.before is not None and event.after is not None
     assert (event.before["status"], event.after["status"]) == ("approved", "live")
     assert versions(session)["T-7"] == 2

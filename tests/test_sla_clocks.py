@@ -27,10 +27,10 @@ from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.policy import Policy
+from tower.policy.calendar import BusinessCalendar
 from tower.policy.schema import SlaPolicy
 from tower.sla import notices
 from tower.sla import service as sla_service
-from tower.sla.business_time import BusinessCalendar
 from tower.sla.models import ClockState, SlaClock
 from tower.sla.service import ESCALATION_EVERY_SHARE_OF_TARGET
 

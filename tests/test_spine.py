@@ -796,9 +796,9 @@ def test_acting_on_a_collision_beyond_ones_role_is_refused_unchanged_and_audited
     neither acknowledge it nor ask for a waiver. Each refusal exits 1, leaves the records
     as they were, and is in the audit log as `denied:ACTION` with the actor."""
     from tower.audit.models import AuditEvent
-    from tower.collisions import flows as collision_flows
     from tower.collisions.service import format_ref
-    from tower.protocol.permissions import PermissionDenied
+    from tower.experiments.permissions import PermissionDenied
+    from tower.pipeline import collision_flows
 
     policy = load_policy(RETAIL_POLICY)
     engine = create_database_engine(imported)

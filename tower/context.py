@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from tower.policy import Policy
-from tower.sla.business_time import BusinessCalendar
+from tower.policy.calendar import BusinessCalendar
 
 
 @dataclass(frozen=True)

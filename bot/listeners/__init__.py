@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.app import BotDeps
+from bot.deps import BotDeps
 from bot.listeners.actions import register as register_actions
 from bot.listeners.commands import register as register_commands
 from bot.listeners.events import register as register_events

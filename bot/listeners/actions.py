@@ -17,24 +17,24 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot.app import BotDeps
+from bot.deps import BotDeps
 from bot.ids import ActionId
 from bot.listeners.commands import open_register_modal
 from bot.listeners.common import acked_then, actor_of, audit_refusal, tell_privately
 from bot.mrkdwn import escape
 from bot.views.messages import parse_approval_value, parse_collision_value
 from bot.views.modal import list_modal, reason_modal, test_modal
-from tower.collisions import alerts, flows
+from tower.collisions import alerts
 from tower.collisions import service as collision_service
 from tower.collisions.models import Collision
 from tower.context import ServiceContext
 from tower.errors import TowerError
+from tower.experiments import permissions
 from tower.experiments import service as experiment_service
+from tower.experiments.permissions import PermissionDenied
 from tower.outbox import queries as outbox_queries
-from tower.pipeline import reads, slots
-from tower.protocol import permissions
+from tower.pipeline import collision_flows, reads, slots
 from tower.protocol import service as protocol
-from tower.protocol.permissions import PermissionDenied
 
 # The outbox id a *Show all* button carries: ASCII digits the database can hold.
 _SUMMARY_ID = re.compile(r"[1-9][0-9]{0,8}")
@@ -162,11 +162,13 @@ def register(app: App, deps: BotDeps) -> None:
         return acked_then(deps, handler)
 
     app.action(ActionId.ACKNOWLEDGE.value)(
-        on_collision("acknowledge", flows.acknowledge, "You acknowledged {ref}.")
+        on_collision("acknowledge", collision_flows.acknowledge, "You acknowledged {ref}.")
     )
     app.action(ActionId.ASK_FOR_WAIVER.value)(
         on_collision(
-            "ask_for_waiver", flows.request_waiver, "The managers are asked to waive {ref}."
+            "ask_for_waiver",
+            collision_flows.request_waiver,
+            "The managers are asked to waive {ref}.",
         )
     )
 

@@ -14,7 +14,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.app import BotDeps
+from bot.deps import BotDeps
 from bot.mrkdwn import escape, escape_typed
 from bot.views import replies
 from bot.views.modal import test_modal

@@ -10,10 +10,10 @@ from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.app import BotDeps
+from bot.deps import BotDeps
 from bot.mrkdwn import escape
+from tower.experiments.permissions import PermissionDenied
 from tower.protocol import service as protocol
-from tower.protocol.permissions import PermissionDenied
 
 logger = logging.getLogger("tower.bot")
 

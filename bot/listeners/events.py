@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.app import BotDeps
+from bot.deps import BotDeps
 from bot.views.replies import LINES_PER_LIST, home_view
 from tower.pipeline.overview import overview_for
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.app import BotDeps
+from bot.deps import BotDeps
 from bot.ids import ActionId, BlockId
 from bot.views.modal import OPTION_TEXT_LIMIT
 

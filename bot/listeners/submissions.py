@@ -13,7 +13,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot.app import BotDeps
+from bot.deps import BotDeps
 from bot.edge import form_memo
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.listeners.common import actor_of, audit_refusal, tell_privately
@@ -24,17 +24,17 @@ from tower.context import ServiceContext
 from tower.db import utcnow
 from tower.engine.score import Score
 from tower.errors import TowerError
+from tower.experiments import permissions
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import read_fields
 from tower.experiments.models import Experiment
+from tower.experiments.permissions import PermissionDenied
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
 from tower.outbox.dispatcher import Claimed, claim_queued
 from tower.outbox.service import enqueue
 from tower.pipeline import slots
 from tower.policy import Policy
-from tower.protocol import permissions
 from tower.protocol import service as protocol
-from tower.protocol.permissions import PermissionDenied
 from tower.text import user_text
 
 MODAL_FIELDS = frozenset(block.value for block in BlockId if block != BlockId.REASON)

@@ -33,8 +33,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.app import BotDeps, create_app
+from bot.app import create_app
 from bot.config import SlackSettings
+from bot.deps import BotDeps
 from bot.ids import BlockId, CallbackId
 from bot.notifier import SlackNotifier
 from bot.product_bench.fake_slack import Call, FakeSlack

@@ -1,4 +1,7 @@
-"""Write audit events; every service that changes a test calls `record`."""
+"""Write audit events; every service that changes a test calls `record`.
+
+Events name their test by its id, so the audit log sits below the tests it records.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tower.audit.models import AuditEvent
-from tower.experiments.models import Experiment
 
 ACTOR_MAX_LENGTH = 32
 
@@ -18,14 +20,15 @@ def record(
     *,
     actor: str,
     action: str,
-    experiment: Experiment | None = None,
+    experiment_id: int | None = None,
     reason: str = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Add one audit event to the session (the caller's transaction commits it)."""
+    """Add one audit event, on test `experiment_id` when it concerns one, to the session
+    (the caller's transaction commits it)."""
     event = AuditEvent(
-        experiment_id=None if experiment is None else experiment.id,
+        experiment_id=experiment_id,
         actor=actor[:ACTOR_MAX_LENGTH],  # a refused stranger's claimed name may be long
         action=action,
         reason=reason,
@@ -36,11 +39,11 @@ def record(
     return event
 
 
-def events_for(session: Session, experiment: Experiment) -> list[AuditEvent]:
-    """The history of one test, oldest first."""
+def events_for(session: Session, experiment_id: int) -> list[AuditEvent]:
+    """The history of test `experiment_id`, oldest first."""
     query = (
         select(AuditEvent)
-        .where(AuditEvent.experiment_id == experiment.id)
+        .where(AuditEvent.experiment_id == experiment_id)
         .order_by(AuditEvent.at, AuditEvent.id)
     )
     return list(session.scalars(query))

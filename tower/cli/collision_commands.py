@@ -9,9 +9,9 @@ import click
 
 from tower.cli.context import AppContext
 from tower.cli.output import console
-from tower.collisions import flows
 from tower.collisions import service as collision_service
-from tower.protocol.permissions import PermissionDenied
+from tower.experiments.permissions import PermissionDenied
+from tower.pipeline import collision_flows
 
 
 @contextmanager
@@ -22,7 +22,7 @@ def _audited(app: AppContext, actor: str, action: str) -> Iterator[None]:
         yield
     except PermissionDenied as denied:
         with app.transaction() as session:
-            flows.record_denial(session, actor=actor, action=action, message=str(denied))
+            collision_flows.record_denial(session, actor=actor, action=action, message=str(denied))
         raise
 
 
@@ -34,7 +34,9 @@ def _audited(app: AppContext, actor: str, action: str) -> Iterator[None]:
 def waive_command(app: AppContext, collision: str, actor: str, reason: str) -> None:
     """Accept collision COLLISION (C-12) on purpose: managers only, with a reason."""
     with _audited(app, actor, "waive"), app.transaction() as session:
-        record = flows.waive(session, app.service_context(), collision, actor=actor, reason=reason)
+        record = collision_flows.waive(
+            session, app.service_context(), collision, actor=actor, reason=reason
+        )
         ref = collision_service.format_ref(record)
     console.print(f"{ref} waived by {actor}: {reason}", markup=False, highlight=False)
 
@@ -46,6 +48,6 @@ def waive_command(app: AppContext, collision: str, actor: str, reason: str) -> N
 def ack_command(app: AppContext, collision: str, actor: str) -> None:
     """Acknowledge collision COLLISION (C-12) for your team."""
     with _audited(app, actor, "ack"), app.transaction() as session:
-        record = flows.acknowledge(session, app.service_context(), collision, actor=actor)
+        record = collision_flows.acknowledge(session, app.service_context(), collision, actor=actor)
         ref = collision_service.format_ref(record)
     console.print(f"{ref} acknowledged by {actor}", markup=False, highlight=False)

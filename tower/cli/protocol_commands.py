@@ -22,9 +22,9 @@ from tower.collisions import service as collision_service
 from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import read_fields
+from tower.experiments.permissions import PermissionDenied
 from tower.experiments.playbook import playbook
 from tower.protocol import service as protocol
-from tower.protocol.permissions import PermissionDenied
 from tower.sla import service as sla_service
 
 Run = Callable[[Session, ServiceContext], protocol.Outcome]
@@ -310,7 +310,7 @@ def audit_command(app: AppContext, key: str, output_format: str) -> None:
                 "before": e.before,
                 "after": e.after,
             }
-            for e in audit_service.events_for(session, experiment)
+            for e in audit_service.events_for(session, experiment.id)
         ]
     if output_format == "json":
         emit_json(events)

@@ -16,9 +16,9 @@ from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import decode_roadmap
 from tower.experiments.csv_transfer import OPERATOR, export_roadmap, import_roadmap
 from tower.experiments.models import Experiment
+from tower.experiments.permissions import PermissionDenied
 from tower.experiments.spec import ExperimentStatus
 from tower.pipeline.resync import recheck_all
-from tower.protocol.permissions import PermissionDenied
 
 LIST_COLUMNS = ("key", "title", "team", "owner", "kind", "surfaces", "window", "traffic", "status")
 
@@ -134,7 +134,7 @@ def show_command(app: AppContext, key: str, output_format: str) -> None:
         record = experiment_record(experiment)
         history = [
             {"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action}
-            for e in audit_service.events_for(session, experiment)
+            for e in audit_service.events_for(session, experiment.id)
         ]
     if output_format == "json":
         emit_json({**record, "history": history})

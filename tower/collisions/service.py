@@ -31,10 +31,10 @@ from tower.engine.mde_cost import SHARING_KINDS, days_to_mde, mde_sentence
 from tower.engine.score import SampleNeed
 from tower.errors import NotFoundError, TowerError
 from tower.experiments.models import Experiment
+from tower.experiments.permissions import PermissionDenied
 from tower.experiments.spec import format_key, parse_key
 from tower.paging import Page, first_rows
 from tower.policy import Policy
-from tower.protocol.permissions import PermissionDenied
 from tower.text import require_within
 
 LIVE_STATUSES = (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED, CollisionStatus.WAIVED)
@@ -138,7 +138,7 @@ def match_records(
 
     The live records are read as rows and compared with their findings; only those that
     open, reopen, resolve or now say something else become objects and are written.
-    Only `tower.collisions.flows.reconcile` calls this: it announces what opened and
+    Only `tower.pipeline.collision_flows.reconcile` calls this: it announces what opened and
     resolved in the same transaction, so no record is ever opened unannounced.
     """
     now = utcnow()

@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from tower.collisions import flows
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
 from tower.context import ServiceContext
@@ -23,6 +22,7 @@ from tower.experiments import service as experiment_service
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
 from tower.outbox.dispatcher import dispatch_due
 from tower.outbox.notifier import Delivery
+from tower.pipeline import collision_flows
 from tower.policy import Policy
 from tower.protocol import service as protocol
 from tower.sla import service as sla_service
@@ -131,7 +131,7 @@ def tell_story(factory: sessionmaker[Session], policy: Policy, say: Say) -> str:
         ]
         reason = "Agreed with e-commerce: loyalty members get the express button, the bar stays"
         for record in records:
-            flows.waive(
+            collision_flows.waive(
                 session, ctx, collision_service.format_ref(record), actor=MANAGER, reason=reason
             )
         return f"waived {', '.join(collision_service.format_ref(r) for r in records)}: {reason}"

@@ -17,10 +17,14 @@ from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import RoadmapFormatError, RoadmapRow, RowError, read_roadmap
 from tower.experiments.csv_rows import write_roadmap as write_rows
 from tower.experiments.models import Experiment
-from tower.experiments.spec import KEY_MAX_NUMBER, ExperimentStatus, format_key
+from tower.experiments.permissions import PermissionDenied, is_member_of
+from tower.experiments.spec import (
+    EDITABLE_STATUSES,
+    KEY_MAX_NUMBER,
+    ExperimentStatus,
+    format_key,
+)
 from tower.policy import Policy
-from tower.protocol.lifecycle import EDITABLE
-from tower.protocol.permissions import PermissionDenied, is_member_of
 
 # Who the audit log says imported when no one is named: the person running Tower. Not a
 # user: `--by system` is refused like any name outside the policy.
@@ -28,7 +32,7 @@ OPERATOR = "system"
 
 # The states in which a team member's import may change a test's fields: those `tower edit`
 # allows, less `approved` (an edit there voids the approval, which an import cannot do).
-MEMBER_EDITABLE = EDITABLE - {ExperimentStatus.APPROVED}
+MEMBER_EDITABLE = EDITABLE_STATUSES - {ExperimentStatus.APPROVED}
 
 IMPORT_ACTION = "imported"
 
@@ -168,7 +172,7 @@ def check_importer(
 def _past_editing(row: RoadmapRow, existing: Experiment) -> list[RowError]:
     """An error for each field a team member's row changes on a test they may no longer
     change by import."""
-    if existing.status in EDITABLE:  # approved
+    if existing.status in EDITABLE_STATUSES:  # approved
         why = "use `tower edit` (it voids the approval where needed) or have a manager import it"
     else:
         why = "it can no longer be edited; only a manager changes it by import"

@@ -118,7 +118,7 @@ def create(
     session.add(experiment)
     session.flush()
     audit_service.record(
-        session, actor=actor, action=action, experiment=experiment, after=snapshot(experiment)
+        session, actor=actor, action=action, experiment_id=experiment.id, after=snapshot(experiment)
     )
     return experiment
 
@@ -143,7 +143,7 @@ def overwrite(
         session,
         actor=actor,
         action=action,
-        experiment=experiment,
+        experiment_id=experiment.id,
         before=before,
         after=snapshot(experiment),
     )

@@ -55,6 +55,16 @@ FINISHED_STATUSES = frozenset(
     }
 )
 
+# States in which a test's footprint, window and KPI may still be edited.
+EDITABLE_STATUSES = frozenset(
+    {
+        ExperimentStatus.DRAFT,
+        ExperimentStatus.SUBMITTED,
+        ExperimentStatus.CHANGES_REQUESTED,
+        ExperimentStatus.APPROVED,
+    }
+)
+
 
 class ExperimentResult(enum.StrEnum):
     WINNER = "winner"

@@ -18,7 +18,6 @@ from collections.abc import Collection, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from tower.collisions import flows as collision_flows
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionKind
 from tower.collisions.service import DetailWriter, RecordScope, SyncReport, finding_details
@@ -28,7 +27,7 @@ from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
 from tower.engine.mde_cost import SampleNeedsByKey
 from tower.experiments.models import Experiment
-from tower.pipeline import read_model, registry
+from tower.pipeline import collision_flows, read_model, registry
 from tower.pipeline.index import PortfolioIndex, portfolio_item, warm_index
 from tower.pipeline.slots import keep_up
 from tower.pipeline.working_plan import working_plan

@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from tower.collisions import flows as collision_flows
 from tower.collisions.service import SyncReport, finding_details
 from tower.context import ServiceContext
 from tower.db import read_only, refresh_planner_statistics
@@ -24,7 +23,7 @@ from tower.engine.analysis import PipelineAnalysis, analyse
 from tower.engine.findings import Finding
 from tower.engine.mde_cost import SampleNeedsByKey
 from tower.outbox.service import NewMessage, enqueue_all
-from tower.pipeline import read_model, registry
+from tower.pipeline import collision_flows, read_model, registry
 from tower.pipeline.index import portfolio_items
 from tower.text import user_text
 

@@ -1,7 +1,7 @@
 """Approval gates: what a test must pass before it is approved, and again before it launches.
 
 Each gate says what to fix when it fails. Who may approve is not a gate but a permission
-(see `tower.protocol.permissions`).
+(see `tower.experiments.permissions`).
 """
 
 from __future__ import annotations

@@ -39,9 +39,6 @@ TRANSITIONS: dict[Action, tuple[frozenset[S], S]] = {
     Action.CANCEL: (frozenset({S.APPROVED, S.LIVE}), S.CANCELLED),
 }
 
-# States in which a test's footprint, window and KPI may still be edited.
-EDITABLE = frozenset({S.DRAFT, S.SUBMITTED, S.CHANGES_REQUESTED, S.APPROVED})
-
 
 class IllegalTransition(TowerError):
     """An action the test's current state does not allow."""

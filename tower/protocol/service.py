@@ -26,9 +26,11 @@ from tower.collisions.models import Collision
 from tower.context import ServiceContext
 from tower.engine.findings import format_day
 from tower.errors import TowerError
+from tower.experiments import permissions
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.spec import (
+    EDITABLE_STATUSES,
     ExperimentResult,
     ExperimentSpec,
     ExperimentStatus,
@@ -37,10 +39,10 @@ from tower.experiments.spec import (
 from tower.outbox.service import enqueue
 from tower.pipeline import flows as pipeline_flows
 from tower.pipeline import registry
-from tower.protocol import notices, permissions
+from tower.protocol import notices
 from tower.protocol.arbitration import standings
 from tower.protocol.gates import Gate, approval_gates, failing
-from tower.protocol.lifecycle import EDITABLE, Action, next_status
+from tower.protocol.lifecycle import Action, next_status
 from tower.protocol.models import Decision, DecisionKind
 from tower.sla import service as sla_service
 from tower.text import require_within, user_text
@@ -268,7 +270,7 @@ def approve(
             session,
             actor=actor,
             action="approval",
-            experiment=experiment,
+            experiment_id=experiment.id,
             reason=f"approval {have} of {need}" + (f": {reason}" if reason else ""),
         )
         return Outcome(experiment, True, f"approval {have} of {need} recorded for {key}", gates)
@@ -444,7 +446,7 @@ def edit(
     experiment = load_for_team(
         session, ctx, key, actor=actor, verb="edit", expected_version=expected_version
     )
-    if experiment.status not in EDITABLE:
+    if experiment.status not in EDITABLE_STATUSES:
         raise InvalidEdit(
             f"{key} is {experiment.status.value}: only tests not yet live can be edited"
         )
@@ -470,7 +472,7 @@ def edit(
         session,
         actor=actor,
         action="edit",
-        experiment=experiment,
+        experiment_id=experiment.id,
         reason="approval voided" if voided else "",
         before=before,
         after=experiment_service.snapshot(experiment),
@@ -528,7 +530,12 @@ def set_priority(
         return Outcome(experiment, False, f"{key} already has that priority")
     _flush(session, experiment)
     audit_service.record(
-        session, actor=actor, action="prioritize", experiment=experiment, before=before, after=after
+        session,
+        actor=actor,
+        action="prioritize",
+        experiment_id=experiment.id,
+        before=before,
+        after=after,
     )
     pipeline_flows.record_change(session, ctx, [experiment])
     return Outcome(
@@ -558,9 +565,9 @@ def record_denial(
 ) -> None:
     """Audit an attempt the actor was not allowed to make (in its own transaction), on the
     test `key` when there is one (a registration for another team has none yet)."""
-    experiment = experiment_service.get_by_key(session, key) if key else None
+    experiment_id = experiment_service.get_by_key(session, key).id if key else None
     audit_service.record(
-        session, actor=actor, action=f"denied:{action}", experiment=experiment, reason=message
+        session, actor=actor, action=f"denied:{action}", experiment_id=experiment_id, reason=message
     )
 
 
@@ -642,7 +649,7 @@ def _move(
         session,
         actor=actor,
         action=action.value,
-        experiment=experiment,
+        experiment_id=experiment.id,
         reason=reason,
         before=before,
         after=experiment_service.snapshot(experiment),

@@ -29,9 +29,9 @@ from tower.experiments.models import Experiment
 from tower.outbox import service as outbox_service
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.policy import Policy
+from tower.policy.calendar import BusinessCalendar
 from tower.policy.schema import EscalationStep, SlaPolicy
 from tower.sla import notices
-from tower.sla.business_time import BusinessCalendar
 from tower.sla.models import ClockState, SlaClock
 
 # Escalation step k (k = 1, 2, ... after the breach notice) is taken once the clock is

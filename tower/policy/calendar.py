@@ -20,8 +20,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from tower.policy import Policy
-from tower.policy.schema import WEEKDAYS, Weekday
+from tower.policy.schema import WEEKDAYS, Policy, Weekday
 
 ONE_DAY = timedelta(days=1)
 ONE_HOUR = timedelta(hours=1)

@@ -1,7 +1,8 @@
 """Collision use cases with their side effects: reconcile and announce, acknowledge, waive.
 
 Each tells the people involved and drives the collision's SLA clocks in the caller's
-transaction.
+transaction. They sit in the pipeline, above the records (`tower.collisions`), the SLA
+clocks and the outbox they drive.
 """
 
 from __future__ import annotations
