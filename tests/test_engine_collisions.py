@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.collisions import PairDetector, PairRules
 from tower.engine.detector import CollisionEngine
 from tower.engine.findings import Finding
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.naive import naive_surface_pairs
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus

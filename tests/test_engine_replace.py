@@ -17,10 +17,10 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from tests.test_engine_collisions import PROPERTY, compile_all, item, of_kind, only, portfolios
-from tower.collisions.kinds import CollisionKind
 from tower.engine.crowding import by_number
 from tower.engine.detector import CollisionEngine
 from tower.engine.findings import Finding
+from tower.engine.kinds import CollisionKind
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
 from tower.experiments.spec import ExperimentSpec, ExperimentStatus
 

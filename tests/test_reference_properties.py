@@ -21,9 +21,9 @@ from typing import Any
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.detector import CollisionEngine
 from tower.engine.findings import Finding
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.planner import Planner
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import ColumnElement, Select, case, insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import (
     ANNOUNCED_DETAILS,
     AnnouncedRecord,
@@ -27,6 +27,7 @@ from tower.collisions.models import (
 )
 from tower.db import BATCH, batches, utcnow
 from tower.engine.findings import Finding
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.mde_cost import SHARING_KINDS, days_to_mde, mde_sentence
 from tower.engine.score import SampleNeed
 from tower.errors import NotFoundError, TowerError

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from functools import cache, partial
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.crowding import by_number, mixed_teams
 from tower.engine.findings import Finding, format_span
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.portfolio import Footprint
 from tower.engine.schedule import SurfaceSchedule, insert_by_number
 

@@ -13,7 +13,6 @@ from datetime import date
 from functools import cached_property, partial
 from typing import NamedTuple
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.findings import (
     TINY_OVERLAP_SHARE,
     Finding,
@@ -21,6 +20,7 @@ from tower.engine.findings import (
     format_share,
     format_span,
 )
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.portfolio import AUDIENCE_OF, Compiler, Footprint, outermost
 from tower.engine.schedule import (
     DaySchedule,

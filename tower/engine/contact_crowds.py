@@ -19,11 +19,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from functools import partial
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.audience import Audience, AudienceModel
 from tower.engine.cliques import is_clique, maximal_cliques, vertices
 from tower.engine.crowding import by_number, mixed_teams
 from tower.engine.findings import Finding, format_people, format_span
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.one_person import Crowd, crowds_reaching_one_person
 from tower.engine.portfolio import AUDIENCE_OF, Compiler, Footprint
 from tower.engine.schedule import DaySchedule

@@ -10,8 +10,8 @@ from datetime import date
 from functools import partial
 from itertools import pairwise
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.findings import Finding, format_span
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.portfolio import Footprint
 
 _FULL = 1.0 + 1e-9  # traffic shares are fractions; allow for float rounding

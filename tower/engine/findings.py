@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property, lru_cache
 
-from tower.collisions.kinds import CollisionKind, Severity
+from tower.engine.kinds import CollisionKind, Severity
 
 # The collisions table keeps fingerprints in 255 characters.
 FINGERPRINT_KEYS_LENGTH = 120

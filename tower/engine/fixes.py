@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tower.collisions.kinds import CollisionKind
 from tower.engine.findings import Finding, format_day
 from tower.engine.graph import SegmentIndex
+from tower.engine.kinds import CollisionKind
 from tower.engine.planner import Placement
 from tower.engine.portfolio import Footprint
 

@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tower.collisions import flows as collision_flows
 from tower.collisions import service as collision_service
-from tower.collisions.kinds import CollisionKind
 from tower.collisions.service import DetailWriter, RecordScope, SyncReport, finding_details
 from tower.context import ServiceContext
 from tower.db import read_only, utcnow
 from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
+from tower.engine.kinds import CollisionKind
 from tower.engine.mde_cost import SampleNeedsByKey
 from tower.experiments.models import Experiment
 from tower.pipeline import read_model, registry

@@ -19,9 +19,9 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tower.collisions.kinds import CollisionKind
 from tower.collisions.service import CollisionFacts, format_ref, keys_of
 from tower.db import batches
+from tower.engine.kinds import CollisionKind
 from tower.engine.score import rank_key
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key, parse_key

@@ -17,9 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
-from tower.collisions.kinds import CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
 from tower.collisions.service import LIVE_STATUSES, CollisionFacts, format_ref, keys_of
 from tower.db import batches
+from tower.engine.kinds import Severity
 from tower.errors import TowerError
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key, parse_key
