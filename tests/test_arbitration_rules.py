@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
+from tower.engine.kinds import CollisionKind, Severity
 from tower.experiments.spec import ExperimentStatus as S
 from tower.policy import parse_policy
 from tower.protocol.arbitration import Contender, verdict

@@ -25,11 +25,12 @@ from sqlalchemy.orm import Session
 
 from bot.views.messages import parse_collision_value
 from tower.collisions import service as collision_service
-from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import Collision
 from tower.collisions.service import CollisionActionError, SyncReport, format_ref
 from tower.context import ServiceContext
 from tower.engine.analysis import PipelineAnalysis
+from tower.engine.kinds import CollisionKind, Severity
 from tower.errors import NotFoundError
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment

@@ -19,12 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.collisions import PairDetector, PairRules
 from tower.engine.detector import CollisionEngine
 from tower.engine.findings import Finding
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.naive import naive_surface_pairs
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
+from tower.engine.scope import PAIR_SCOPE, Scope, ScopeKind
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
 from tower.policy import Policy, parse_policy
 
@@ -170,7 +171,7 @@ def test_same_node_collides_there() -> None:
 def test_nested_surfaces_collide_on_the_deeper_node(first: str, second: str) -> None:
     finding = only(scan(item(1, [first], 1, 10), item(2, [second], 1, 10)))
     assert finding.surfaces == ("web/checkout/payment",)
-    assert finding.scope == ""
+    assert finding.scope == PAIR_SCOPE
     assert finding.keys == ("T-1", "T-2")
 
 
@@ -284,7 +285,7 @@ def test_an_exclusion_group_over_100_percent_is_a_blocking_capacity_collision() 
     assert finding.kind == CollisionKind.CAPACITY
     assert finding.severity == Severity.BLOCKING
     assert finding.keys == ("T-1", "T-2")
-    assert finding.scope == "group:g"
+    assert finding.scope == Scope(ScopeKind.GROUP, "g")
     assert finding.surfaces == ()
     assert (finding.first_day, finding.last_day) == (day(5), day(10))
     assert finding.agile_vs_bau is True
@@ -327,7 +328,7 @@ def test_one_test_more_than_the_limit_on_one_node_for_one_day_is_a_capacity_coll
     assert finding.kind == CollisionKind.CAPACITY
     assert finding.severity == Severity.BLOCKING
     assert finding.keys == ("T-1", "T-2", "T-3")
-    assert finding.scope == "surface:web/checkout/cart"
+    assert finding.scope == Scope(ScopeKind.SURFACE, "web/checkout/cart")
     assert finding.surfaces == ("web/checkout/cart",)
     assert finding.first_day == finding.last_day == day(10)
     assert finding.agile_vs_bau is True
@@ -400,7 +401,7 @@ def test_one_activity_over_the_cap_is_one_contact_cap_collision() -> None:
     assert finding.kind == CollisionKind.CONTACT_CAP
     assert finding.severity == Severity.BLOCKING
     assert finding.keys == ("T-1", "T-2", "T-3")
-    assert finding.scope == "channel:email"
+    assert finding.scope == Scope(ScopeKind.CHANNEL, "email")
     assert finding.surfaces == ("email/newsletter", "email/promo")
     assert (finding.first_day, finding.last_day) == (day(1), day(5))
     assert finding.people_per_week == 1000  # the loyalty members get all three
@@ -464,7 +465,7 @@ def test_tests_on_different_funnel_steps_sharing_days_and_people_are_a_warning()
     assert finding.kind == CollisionKind.FUNNEL
     assert finding.severity == Severity.WARNING
     assert finding.keys == ("T-1", "T-2")
-    assert finding.scope == "purchase"
+    assert finding.scope == Scope(ScopeKind.FUNNEL, "purchase")
     assert finding.surfaces == ("web/home", "web/checkout/payment")
     assert (finding.first_day, finding.last_day) == (day(5), day(10))
     assert finding.people_per_week == 400  # 1000 payment visitors x 4000 / 10000
@@ -607,7 +608,7 @@ def test_the_small_portfolio_has_every_kind_of_collision() -> None:
     assert only(findings, CollisionKind.CONTACT_CAP).keys == ("T-8", "T-9", "T-10")
     funnel = sorted(f.keys for f in of_kind(findings, CollisionKind.FUNNEL))
     assert funnel == [("T-2", "T-3"), ("T-3", "T-4")]  # in registration order
-    capacity = sorted((f.scope, f.keys) for f in of_kind(findings, CollisionKind.CAPACITY))
+    capacity = sorted((str(f.scope), f.keys) for f in of_kind(findings, CollisionKind.CAPACITY))
     assert capacity == [
         ("group:g", ("T-5", "T-6")),
         ("surface:web/checkout/payment", ("T-2", "T-5", "T-6", "T-7")),
@@ -753,7 +754,7 @@ def test_a_crowd_of_many_tests_keeps_a_fingerprint_that_fits_its_column() -> Non
             kind=CollisionKind.CAPACITY,
             severity=Severity.BLOCKING,
             keys=keys,
-            scope="surface:web/checkout/payment",
+            scope=Scope(ScopeKind.SURFACE, "web/checkout/payment"),
             surfaces=("web/checkout/payment",),
             first_day=date(2026, 6, 1),
             last_day=date(2026, 6, 2),

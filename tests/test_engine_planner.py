@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tower.collisions.kinds import Severity
 from tower.engine.collisions import PairRules
 from tower.engine.detector import CollisionEngine
+from tower.engine.kinds import Severity
 from tower.engine.planner import Placement, Planner, is_draft
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus

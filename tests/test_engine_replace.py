@@ -17,11 +17,12 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from tests.test_engine_collisions import PROPERTY, compile_all, item, of_kind, only, portfolios
-from tower.collisions.kinds import CollisionKind
 from tower.engine.crowding import by_number
 from tower.engine.detector import CollisionEngine
 from tower.engine.findings import Finding
+from tower.engine.kinds import CollisionKind
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
+from tower.engine.scope import Scope, ScopeKind
 from tower.experiments.spec import ExperimentSpec, ExperimentStatus
 
 # What an edit takes from another version of a test: one part of it, or all of it.
@@ -73,7 +74,7 @@ def assert_same_as_fresh(
     built = fresh(compiler, engine.footprints)
     expected = built.scan()
     for finding in expected:
-        event(f"finding: {finding.kind} {finding.scope.partition(':')[0]}".strip())
+        event(f"finding: {finding.kind} {finding.scope.kind}")
     assert told(engine.scan()) == told(expected)
     assert layout(engine) == layout(built)
     for candidate in [*engine.footprints, *candidates]:
@@ -178,7 +179,7 @@ def test_moving_a_test_off_a_crowded_node_drops_the_capacity_finding() -> None:
     engine.prepare_checks()
     capacity = only(engine.scan(), CollisionKind.CAPACITY)
     assert (capacity.scope, capacity.keys) == (
-        "surface:web/checkout/payment",
+        Scope(ScopeKind.SURFACE, "web/checkout/payment"),
         ("T-1", "T-2", "T-3"),
     )
     moved = compiler.compile(item(3, ["app/home"], 1, 5, audiences=["anonymous"]))

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from tower import json_text
-from tower.collisions.kinds import Severity
+from tower.engine.kinds import Severity
 
 
 @dataclass

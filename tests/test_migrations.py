@@ -25,8 +25,9 @@ from tests.conftest import SMALL_POLICY
 from tower import migrate
 from tower.audit.models import AuditEvent
 from tower.cli import main
-from tower.collisions.models import Collision, CollisionKind, Severity
+from tower.collisions.models import Collision
 from tower.db import create_database_engine
+from tower.engine.kinds import CollisionKind, Severity
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentKind, ExperimentStatus
 from tower.models import Base

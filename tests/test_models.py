@@ -16,14 +16,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from tower import migrate
 from tower.audit.models import AuditEvent
-from tower.collisions.models import (
-    Collision,
-    CollisionKind,
-    CollisionStatus,
-    Severity,
-    collision_experiments,
-)
+from tower.collisions.models import Collision, CollisionStatus, collision_experiments
 from tower.db import UtcDateTime, create_database_engine, create_session_factory, utcnow
+from tower.engine.kinds import CollisionKind, Severity
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
 from tower.protocol.models import Decision, DecisionKind

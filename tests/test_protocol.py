@@ -31,12 +31,13 @@ from tests.builders import cart_test
 from tower import migrate
 from tower.audit.models import AuditEvent
 from tower.collisions import service as collision_service
-from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import Collision
 from tower.collisions.service import CollisionActionError, format_ref
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
 from tower.engine.analysis import analyse
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.portfolio import PortfolioItem
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service

@@ -21,11 +21,12 @@ from typing import Any
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.detector import CollisionEngine
 from tower.engine.findings import Finding
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.planner import Planner
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
+from tower.engine.scope import Scope, ScopeKind
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
 from tower.policy import Policy, validate_policy
 from tower.protocol.arbitration import Contender, verdict
@@ -390,11 +391,10 @@ def test_every_smallest_cap_breach_is_found_and_no_cap_finding_is_false(
     tests = {i.key: as_reference(i) for i in items}
     findings = of_kind(engine_scan(data, items), CollisionKind.CONTACT_CAP)
     for channel, keys in reference.smallest_cap_breaches(org, list(tests.values())):
-        assert any(f.scope == f"channel:{channel}" and keys <= set(f.keys) for f in findings), (
-            sorted(keys)
-        )
+        scope = Scope(ScopeKind.CHANNEL, channel)
+        assert any(f.scope == scope and keys <= set(f.keys) for f in findings), sorted(keys)
     for finding in findings:
-        channel = finding.scope.removeprefix("channel:")
+        channel = finding.scope.name
         most = next(cap[1] for cap in org.caps if cap[0] == channel)
         for crowd in combinations(finding.keys, most + 1):
             assert reference.breaks_cap(org, channel, [tests[k] for k in crowd]), crowd
@@ -411,7 +411,7 @@ def test_capacity_days_and_crowds_match_the_reference(
     findings = [
         f
         for f in of_kind(engine_scan(data, items), CollisionKind.CAPACITY)
-        if f.scope.startswith("surface:")
+        if f.scope.kind == ScopeKind.SURFACE
     ]
     for (node, day), crowd in breaches.items():
         assert any(
@@ -419,7 +419,7 @@ def test_capacity_days_and_crowds_match_the_reference(
             for f in findings
         ), (node, date.fromordinal(day), sorted(crowd))
     for finding in findings:
-        node = finding.scope.removeprefix("surface:")
+        node = finding.scope.name
         for day in range(finding.first_day.toordinal(), finding.last_day.toordinal() + 1):
             assert (node, day) in breaches, (finding.scope, date.fromordinal(day))
 
@@ -552,7 +552,7 @@ def _record(number: int, finding: Finding) -> _Record:
     """The record of `finding` as the gates read it (the details `verdict` uses)."""
     details = {
         "keys": list(finding.keys),
-        "scope": finding.scope,
+        "scope": str(finding.scope),
         "first_day": finding.first_day.isoformat(),
         "last_day": finding.last_day.isoformat(),
         "days": finding.days,
@@ -608,10 +608,10 @@ def _yields_by_the_reference(
     others = [_contestant(weighed[key]) for key in finding.keys if key != me]
     first, last = finding.first_day.toordinal(), finding.last_day.toordinal()
     if finding.kind == CollisionKind.CONTACT_CAP:
-        channel = finding.scope.removeprefix("channel:")
+        channel = finding.scope.name
         most = min(cap[1] for cap in org.caps if cap[0] == channel)
         return reference.yields_in_cap_crowd(mine, others, most)
-    if finding.scope.startswith("group:"):
+    if finding.scope.kind == ScopeKind.GROUP:
         return reference.yields_in_a_full_group(mine, others, first, last)
     return reference.yields_on_a_full_surface(mine, others, org.limit, first, last)
 
@@ -640,7 +640,7 @@ def test_who_yields_in_a_crowd_over_a_limit_is_decided_by_the_score(
     ]
     for number, finding in enumerate(crowds, start=1):
         assert finding.severity == Severity.BLOCKING
-        kind = "group" if finding.scope.startswith("group:") else finding.kind.value
+        kind = "group" if finding.scope.kind == ScopeKind.GROUP else finding.kind.value
         event(f"{kind} finding")
         record = _record(number, finding)
         said = {

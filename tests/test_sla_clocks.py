@@ -20,8 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tower import migrate
-from tower.collisions.models import Collision, CollisionKind, Severity
+from tower.collisions.models import Collision
 from tower.db import create_database_engine, create_session_factory
+from tower.engine.kinds import CollisionKind, Severity
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus

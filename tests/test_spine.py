@@ -31,12 +31,12 @@ from sqlalchemy import Engine, MetaData, select
 from sqlalchemy.orm import Session
 
 from tower.cli import main
-from tower.collisions.kinds import CollisionKind
 from tower.collisions.models import Collision
 from tower.collisions.service import LIVE_STATUSES, finding_details
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory, read_only
 from tower.engine.analysis import analyse
+from tower.engine.kinds import CollisionKind
 from tower.engine.mde_cost import SampleNeedsByKey
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment

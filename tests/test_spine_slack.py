@@ -26,7 +26,8 @@ from tests.slack.harness import (
 )
 from tower.collisions import service as collision_service
 from tower.collisions.alerts import SUMMARY_KIND
-from tower.collisions.kinds import CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
+from tower.engine.kinds import Severity
 from tower.experiments.spec import ExperimentStatus
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.policy import Policy

@@ -33,10 +33,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.builders import cart_test
 from tower.audit.models import AuditEvent
 from tower.cli import main
-from tower.collisions.kinds import Severity
 from tower.collisions.models import Collision
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
+from tower.engine.kinds import Severity
 from tower.experiments import service as experiment_service
 from tower.experiments.spec import ExperimentSpec
 from tower.experiments.spec import ExperimentStatus as S

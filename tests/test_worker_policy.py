@@ -17,9 +17,9 @@ from sqlalchemy import select
 from tests.builders import import_tests
 from tests.cli import succeeded, tower
 from tower import migrate
-from tower.collisions.kinds import CollisionKind
 from tower.collisions.models import Collision
 from tower.db import create_database_engine, create_session_factory
+from tower.engine.kinds import CollisionKind
 from tower.outbox.notifier import ConsoleNotifier
 from tower.pipeline import registry
 from tower.policy import load_policy

@@ -19,7 +19,8 @@ from bot.mrkdwn import escape, escape_typed
 from bot.views import replies
 from bot.views.modal import test_modal
 from tower.collisions import service as collision_service
-from tower.collisions.kinds import CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
+from tower.engine.kinds import Severity
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment

@@ -73,10 +73,10 @@ from tower.bench.synthetic import (
     synthetic_policy,
     synthetic_portfolio,
 )
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.collisions import PairDetector
 from tower.engine.detector import CollisionEngine
 from tower.engine.findings import Finding
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.naive import naive_surface_pairs
 from tower.engine.planner import Planner
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem

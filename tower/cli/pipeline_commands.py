@@ -22,7 +22,8 @@ from tower.cli.output import (
     format_option,
 )
 from tower.collisions import service as collision_service
-from tower.collisions.kinds import CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
+from tower.engine.kinds import Severity
 from tower.experiments import service as experiment_service
 from tower.pipeline import reads, records
 from tower.pipeline.service import PipelineView, view

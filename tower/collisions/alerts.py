@@ -16,9 +16,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from tower.collisions.kinds import Severity
 from tower.collisions.models import AnnouncedRecord
 from tower.collisions.service import format_ref, keys_of
+from tower.engine.kinds import Severity
 from tower.policy import Policy
 
 GROUP_ABOVE = 3  # more opened collisions than this for one channel: one summary

@@ -1,21 +1,9 @@
-"""What kind of clash a collision is, how serious, and where it is in its life."""
+"""Where a collision record is in its life (what kind of clash it is, and how serious, are
+the engine's words: `tower.engine.kinds`)."""
 
 from __future__ import annotations
 
 import enum
-
-
-class CollisionKind(enum.StrEnum):
-    SURFACE = "surface"
-    CAPACITY = "capacity"
-    CONTACT_CAP = "contact_cap"
-    FUNNEL = "funnel"
-
-
-class Severity(enum.StrEnum):
-    BLOCKING = "blocking"
-    WARNING = "warning"
-    INFO = "info"
 
 
 class CollisionStatus(enum.StrEnum):

@@ -9,8 +9,9 @@ from typing import Any, Protocol
 from sqlalchemy import Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
 from tower.db import Base, utcnow
+from tower.engine.kinds import CollisionKind, Severity
 from tower.experiments.models import Experiment
 
 collision_experiments = Table(
@@ -30,10 +31,8 @@ __all__ = [
     "ANNOUNCED_DETAILS",
     "AnnouncedRecord",
     "Collision",
-    "CollisionKind",
     "CollisionStatus",
     "OpenedRecord",
-    "Severity",
     "collision_experiments",
 ]
 

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import ColumnElement, Select, case, insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import (
     ANNOUNCED_DETAILS,
     AnnouncedRecord,
@@ -27,7 +27,9 @@ from tower.collisions.models import (
 )
 from tower.db import BATCH, batches, utcnow
 from tower.engine.findings import Finding
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.mde_cost import SHARING_KINDS, days_to_mde, mde_sentence
+from tower.engine.scope import Scope
 from tower.engine.score import SampleNeed
 from tower.errors import NotFoundError, TowerError
 from tower.experiments.models import Experiment
@@ -103,6 +105,11 @@ def keys_of(collision: AnnouncedRecord | CollisionFacts) -> list[str]:
     """The tests in a collision, as recorded when it was last seen."""
     keys: list[str] = collision.details.get("keys", [])
     return keys
+
+
+def scope_of(collision: AnnouncedRecord | CollisionFacts) -> Scope:
+    """What a collision is about (a surface, group, channel or funnel), as recorded."""
+    return Scope.parse(str(collision.details.get("scope", "")))
 
 
 @dataclass(frozen=True)
@@ -429,7 +436,7 @@ def finding_details(
     return {
         "keys": list(finding.keys),
         "teams": [teams[key] for key in finding.keys],
-        "scope": finding.scope,
+        "scope": str(finding.scope),
         "surfaces": list(finding.surfaces),
         "first_day": finding.first_day.isoformat(),
         "last_day": finding.last_day.isoformat(),

@@ -19,11 +19,12 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from functools import cache, partial
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.crowding import by_number, mixed_teams
 from tower.engine.findings import Finding, format_span
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.portfolio import Footprint
 from tower.engine.schedule import SurfaceSchedule, insert_by_number
+from tower.engine.scope import Scope, ScopeKind
 
 Run = tuple[int, int, int]  # first day, last day, most slots taken on one of them
 
@@ -233,7 +234,7 @@ class CapacityIndex:
         """Add to `found` a finding per run, of the crowd's members running then (and
         `extra`), unless one with the same tests was already `reported` (on a node above:
         the same crowd)."""
-        place = (f"surface:{path}", (path,))  # the findings' scope and surfaces
+        place = (Scope(ScopeKind.SURFACE, path), (path,))  # the findings' scope and surfaces
         for first, last, peak in runs:
             involved = crowd.running(first, last)
             if extra is not None:
@@ -272,7 +273,7 @@ def _whole_shares(count: int) -> tuple[float, ...]:
 
 
 def _overload(
-    place: tuple[str, tuple[str]],
+    place: tuple[Scope, tuple[str]],
     keys: tuple[str, ...],
     involved: Sequence[Footprint],
     run: Run,

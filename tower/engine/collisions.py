@@ -13,7 +13,6 @@ from datetime import date
 from functools import cached_property, partial
 from typing import NamedTuple
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.findings import (
     TINY_OVERLAP_SHARE,
     Finding,
@@ -21,6 +20,7 @@ from tower.engine.findings import (
     format_share,
     format_span,
 )
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.portfolio import AUDIENCE_OF, Compiler, Footprint, outermost
 from tower.engine.schedule import (
     DaySchedule,
@@ -28,6 +28,7 @@ from tower.engine.schedule import (
     insert_by_number,
     remove_by_number,
 )
+from tower.engine.scope import PAIR_SCOPE, Scope, ScopeKind
 
 
 class PairRules:
@@ -37,6 +38,9 @@ class PairRules:
         self.compiler = compiler
         self.surfaces = compiler.graph.surfaces
         self._path_alone = [(path,) for path in self.surfaces.paths]  # a finding's surfaces
+        self._funnel_scopes = {
+            name: Scope(ScopeKind.FUNNEL, name) for name in compiler.graph.funnels
+        }
         self._team_names = {team.key: team.name for team in compiler.policy.teams}
         # Funnel steps per footprint object (kept with it, so an id is never reused wrongly).
         self._steps: dict[int, tuple[Footprint, list[tuple[str, int]]]] = {}
@@ -102,7 +106,7 @@ class PairRules:
             kind=CollisionKind.SURFACE,
             severity=severity,
             keys=(a.key, b.key),
-            scope="",  # the surfaces say it
+            scope=PAIR_SCOPE,
             surfaces=paths,
             first_day=first_day,
             last_day=last_day,
@@ -162,7 +166,7 @@ class PairRules:
             kind=CollisionKind.FUNNEL,
             severity=Severity.WARNING,
             keys=keys,
-            scope=funnel,
+            scope=self._funnel_scopes[funnel],
             surfaces=paths,
             first_day=span[0],
             last_day=span[1],

@@ -19,14 +19,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from functools import partial
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.audience import Audience, AudienceModel
 from tower.engine.cliques import is_clique, maximal_cliques, vertices
 from tower.engine.crowding import by_number, mixed_teams
 from tower.engine.findings import Finding, format_people, format_span
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.one_person import Crowd, crowds_reaching_one_person
 from tower.engine.portfolio import AUDIENCE_OF, Compiler, Footprint
 from tower.engine.schedule import DaySchedule
+from tower.engine.scope import Scope, ScopeKind
 from tower.policy.schema import ContactCap
 
 
@@ -202,7 +203,7 @@ def _cap_breaches(
 ) -> Iterator[Finding]:
     # A window's crowd may be part of another's, and a check's crowds of two cliques may be
     # one: keep the largest, members by number.
-    scope = f"channel:{cap.channel}"
+    scope = Scope(ScopeKind.CHANNEL, cap.channel)
     for crowd in _largest(crowds_over_cap(compiler, schedule, cap, including)):
         members, people = by_number(crowd.members), crowd.people
         starts = [m.start for m in members]

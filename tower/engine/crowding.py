@@ -10,9 +10,10 @@ from datetime import date
 from functools import partial
 from itertools import pairwise
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.findings import Finding, format_span
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.portfolio import Footprint
+from tower.engine.scope import Scope, ScopeKind
 
 _FULL = 1.0 + 1e-9  # traffic shares are fractions; allow for float rounding
 
@@ -35,6 +36,7 @@ def exclusion_group_overloads(footprints: Iterable[Footprint]) -> Iterator[Findi
 def _group_overload_runs(
     group: str, members: Sequence[Footprint], runs: list[tuple[int, int]]
 ) -> Iterator[Finding]:
+    scope = Scope(ScopeKind.GROUP, group)
     for first, last in runs:
         involved = by_number(m for m in members if m.start <= last and m.end >= first)
         peak = max(sum(m.traffic for m in running) for _, _, running in running_stretches(involved))
@@ -43,7 +45,7 @@ def _group_overload_runs(
             kind=CollisionKind.CAPACITY,
             severity=Severity.BLOCKING,
             keys=tuple(m.key for m in involved),
-            scope=f"group:{group}",
+            scope=scope,
             surfaces=(),
             first_day=span[0],
             last_day=span[1],

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 
-from tower.collisions.kinds import CollisionKind, Severity
 from tower.engine.capacity import CapacityIndex
 from tower.engine.collector import without_collector
 from tower.engine.collisions import PairDetector
 from tower.engine.contact_crowds import channel_schedules, contact_cap_breaches
 from tower.engine.crowding import by_number, exclusion_group_overloads
 from tower.engine.findings import Finding
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule, insert_by_number, remove_by_number
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property, lru_cache
 
-from tower.collisions.kinds import CollisionKind, Severity
+from tower.engine.kinds import CollisionKind, Severity
+from tower.engine.scope import Scope
 
 # The collisions table keeps fingerprints in 255 characters.
 FINGERPRINT_KEYS_LENGTH = 120
@@ -25,7 +26,7 @@ class Finding:
     kind: CollisionKind
     severity: Severity
     keys: tuple[str, ...]  # in registration order
-    scope: str  # the surface, channel, funnel or exclusion group it is about
+    scope: Scope  # the surface, channel, funnel or exclusion group it is about
     surfaces: tuple[str, ...]
     first_day: date
     last_day: date
@@ -41,7 +42,7 @@ class Finding:
         kind: CollisionKind,
         severity: Severity,
         keys: tuple[str, ...],
-        scope: str,
+        scope: Scope,
         surfaces: tuple[str, ...],
         first_day: date,
         last_day: date,
@@ -88,7 +89,7 @@ class Finding:
         if len(keys) > FINGERPRINT_KEYS_LENGTH:
             digest = hashlib.sha256(keys.encode()).hexdigest()[:32]
             keys = f"{len(self.keys)}-tests-{digest}"
-        return f"{self.kind.value}:{self.scope[:FINGERPRINT_SCOPE_LENGTH]}:{keys}"
+        return f"{self.kind.value}:{str(self.scope)[:FINGERPRINT_SCOPE_LENGTH]}:{keys}"
 
     @property
     def days(self) -> int:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tower.collisions.kinds import CollisionKind
 from tower.engine.findings import Finding, format_day
 from tower.engine.graph import SegmentIndex
+from tower.engine.kinds import CollisionKind
 from tower.engine.planner import Placement
 from tower.engine.portfolio import Footprint
+from tower.engine.scope import ScopeKind
 
 
 def suggest_fixes(
@@ -32,7 +33,7 @@ def suggest_fixes(
     fixes = [_move(lowest, placements.get(lowest), finding)]
     if finding.kind in (CollisionKind.SURFACE, CollisionKind.FUNNEL):
         fixes.append(_make_exclusive(keys, footprints))
-    if finding.kind == CollisionKind.CAPACITY and finding.scope.startswith("group:"):
+    if finding.kind == CollisionKind.CAPACITY and finding.scope.kind == ScopeKind.GROUP:
         total = sum(footprints[key].traffic for key in keys) * 100
         fixes.insert(
             0, f"Cut the traffic shares of {', '.join(keys)} to 100% in total (now {total:g}%)"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from tower.collisions.kinds import CollisionKind
 from tower.engine.findings import Finding
+from tower.engine.kinds import CollisionKind
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.score import SampleNeed, sample_need
 

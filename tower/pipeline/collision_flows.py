@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 from tower.audit import service as audit_service
 from tower.collisions import alerts
 from tower.collisions import service as collision_service
-from tower.collisions.kinds import Severity
 from tower.collisions.models import AnnouncedRecord, Collision
 from tower.collisions.service import DetailWriter, RecordScope, SyncReport, format_ref
 from tower.context import ServiceContext
 from tower.engine.findings import Finding
+from tower.engine.kinds import Severity
 from tower.outbox.service import NewMessage, enqueue_all
 from tower.sla import service as sla_service
 from tower.text import user_text

@@ -19,12 +19,12 @@ from collections.abc import Collection, Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from tower.collisions import service as collision_service
-from tower.collisions.kinds import CollisionKind
 from tower.collisions.service import DetailWriter, RecordScope, SyncReport, finding_details
 from tower.context import ServiceContext
 from tower.db import read_only, utcnow
 from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
+from tower.engine.kinds import CollisionKind
 from tower.engine.mde_cost import SampleNeedsByKey
 from tower.experiments.models import Experiment
 from tower.pipeline import collision_flows, read_model, registry

@@ -14,8 +14,9 @@ from sqlalchemy import Select, select, union
 from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
-from tower.collisions.kinds import CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
 from tower.context import ServiceContext
+from tower.engine.kinds import Severity
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus

@@ -19,9 +19,10 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tower.collisions.kinds import CollisionKind
-from tower.collisions.service import CollisionFacts, format_ref, keys_of
+from tower.collisions.service import CollisionFacts, format_ref, keys_of, scope_of
 from tower.db import batches
+from tower.engine.kinds import CollisionKind
+from tower.engine.scope import ScopeKind
 from tower.engine.score import rank_key
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key, parse_key
@@ -129,10 +130,9 @@ def verdict(
     """
     me = contenders[key]
     others = [contenders[k] for k in keys_of(collision) if k != key and k in contenders]
-    scope = str(collision.details.get("scope", ""))
     first = _day(collision, "first_day", me.start)
     last = _day(collision, "last_day", me.end)
-    if collision.kind == CollisionKind.CAPACITY and scope.startswith("group:"):
+    if collision.kind == CollisionKind.CAPACITY and scope_of(collision).kind == ScopeKind.GROUP:
         ahead = sorted((c for c in others if c.ahead_of(me)), key=standing)
         kept, taken = _kept_shares(ahead, first, last)
         crowded = any(taken[day] + me.share > FULL_TRAFFIC for day in me.days_within(first, last))
@@ -264,7 +264,7 @@ def _limit(collision: CollisionFacts, policy: Policy) -> int:
     if collision.kind == CollisionKind.CAPACITY:
         return policy.protocol.max_concurrent_per_surface
     if collision.kind == CollisionKind.CONTACT_CAP:
-        channel = str(collision.details.get("scope", "")).removeprefix("channel:")
+        channel = scope_of(collision).name
         caps = [cap for cap in policy.contact_caps if cap.channel == channel]
         days = int(collision.details.get("days") or 1)
         fitting = [cap.max for cap in caps if cap.per_days >= days] or [c.max for c in caps]

@@ -17,9 +17,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
-from tower.collisions.kinds import CollisionStatus, Severity
-from tower.collisions.service import LIVE_STATUSES, CollisionFacts, format_ref, keys_of
+from tower.collisions.kinds import CollisionStatus
+from tower.collisions.service import (
+    LIVE_STATUSES,
+    CollisionFacts,
+    format_ref,
+    keys_of,
+    scope_of,
+)
 from tower.db import batches
+from tower.engine.kinds import Severity
+from tower.engine.scope import ScopeKind
 from tower.errors import TowerError
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key, parse_key
@@ -73,8 +81,10 @@ class ContestedSlot:
     @property
     def where(self) -> str:
         surfaces = ", ".join(self.collision.details.get("surfaces", []))
-        scope = str(self.collision.details.get("scope", ""))
-        return f"{surfaces} ({scope})" if scope and not scope.startswith("surface:") else surfaces
+        scope = scope_of(self.collision)
+        if scope.kind in (ScopeKind.PAIR, ScopeKind.SURFACE):  # its surfaces say it all
+            return surfaces
+        return f"{surfaces} ({scope})"
 
     def as_dict(self) -> dict[str, Any]:
         waived = self.collision.status == CollisionStatus.WAIVED

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from tower.collisions.kinds import CollisionKind, CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import Collision
 from tower.context import ServiceContext
 from tower.engine.findings import format_day
+from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.planner import day_names, next_send_day
 from tower.experiments.models import Experiment
 from tower.experiments.spec import names_outside

@@ -8,8 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
-from tower.collisions.kinds import CollisionStatus, Severity
+from tower.collisions.kinds import CollisionStatus
 from tower.context import ServiceContext
+from tower.engine.kinds import Severity
 from tower.experiments.models import Experiment
 from tower.paging import first_objects
 from tower.pipeline import reads
