@@ -208,6 +208,12 @@ def test_a_squad_test_registered_in_slack_is_alerted_reviewed_waived_and_approve
     assert re.search(r"^Rank [12] of 2, score \d", dm, re.MULTILINE), dm
     assert f"Collision C-1: {story.bau}" in dm
     assert "Next free slot: " in dm
+    [queued_dm] = bot.outbox("registered")  # its row, as the outbox has always keyed it
+    assert (queued_dm.recipient, queued_dm.dedupe_key, queued_dm.payload) == (
+        OWNER,
+        f"registered:{story.key}:{OWNER}",
+        {"key": story.key},
+    )
     assert bot.experiment(story.key).status == S.SUBMITTED
 
     # A manager waives the collision, then approves in Slack.
