@@ -36,10 +36,9 @@ from tower.experiments.spec import (
     ExperimentStatus,
     validate_spec,
 )
-from tower.outbox.service import enqueue
 from tower.pipeline import flows as pipeline_flows
 from tower.pipeline import registry
-from tower.protocol import notices
+from tower.protocol import notices, notifications
 from tower.protocol.arbitration import standings
 from tower.protocol.gates import Gate, approval_gates, failing
 from tower.protocol.lifecycle import Action, next_status
@@ -213,21 +212,7 @@ def _request_approval(session: Session, ctx: ServiceContext, experiment: Experim
     gates = gates_for(session, ctx, experiment)
     required = ctx.policy.protocol.approvals_required
     text = notices.approval_request(experiment, gates, f"{required} approval(s) needed")
-    key = experiment.key
-    for recipient in notices.managers_destination(ctx.policy):
-        enqueue(
-            session,
-            kind="approval_requested",
-            recipient=recipient,
-            text=text,
-            at=ctx.now,
-            dedupe_key=f"approval:{key}:v{experiment.version}:{recipient}",
-            payload={
-                "key": key,
-                "version": experiment.version,
-                "replaces": {"kind": "approval_requested", "key": key},
-            },
-        )
+    notifications.ask_approval(session, ctx, experiment, text)
     return gates
 
 
@@ -275,9 +260,9 @@ def approve(
         )
         return Outcome(experiment, True, f"approval {have} of {need} recorded for {key}", gates)
     _move(session, ctx, experiment, Action.APPROVE, actor, reason)
-    text = notices.decision(experiment, "approved", actor, reason)
-    _tell_owner(session, ctx, experiment, "decision", text)
-    _update_request(session, ctx, experiment, text)
+    notifications.tell_decision(
+        session, ctx, experiment, notices.decision(experiment, "approved", actor, reason)
+    )
     return Outcome(experiment, True, f"{key} approved", gates)
 
 
@@ -340,9 +325,8 @@ def cancel(
     )
     _require_reason(reason, "cancel", key)
     _move(session, ctx, experiment, Action.CANCEL, actor, reason)
-    _tell_team(
-        session, ctx, experiment, notices.moved(experiment, f"cancelled: {user_text(reason)}")
-    )
+    text = notices.moved(experiment, f"cancelled: {user_text(reason)}")
+    notifications.tell_team(session, ctx, experiment, text)
     return Outcome(experiment, True, f"{key} cancelled")
 
 
@@ -354,19 +338,10 @@ def launch(session: Session, ctx: ServiceContext, key: str, *, actor: str = "tow
     blocked = [g for g in failing(gates) if g.name not in ("lead time",)]
     if blocked:
         text = notices.launch_blocked(experiment, blocked)
-        for recipient in [experiment.owner, *notices.managers_destination(ctx.policy)]:
-            enqueue(
-                session,
-                kind="launch_blocked",
-                recipient=recipient,
-                text=text,
-                at=ctx.now,
-                dedupe_key=f"launch-blocked:{key}:v{experiment.version}:{recipient}",
-                payload={"key": key},
-            )
+        notifications.tell_launch_blocked(session, ctx, experiment, text)
         return Outcome(experiment, False, text, gates)
     _move(session, ctx, experiment, Action.LAUNCH, actor)
-    _tell_team(session, ctx, experiment, notices.moved(experiment, "live"))
+    notifications.tell_team(session, ctx, experiment, notices.moved(experiment, "live"))
     return Outcome(experiment, True, f"{key} is live", gates)
 
 
@@ -388,7 +363,7 @@ def complete(
         )
     _move(session, ctx, experiment, Action.COMPLETE, actor)
     kpi = user_text(experiment.primary_kpi) if experiment.primary_kpi else "its KPI"
-    _tell_owner(
+    notifications.tell_owner(
         session,
         ctx,
         experiment,
@@ -482,16 +457,7 @@ def edit(
             session, ctx.policy, ctx.calendar, event="submitted", at=ctx.now, experiment=experiment
         )
         text = notices.approval_voided(experiment, voiding, actor)
-        for recipient in [experiment.owner, *notices.managers_destination(ctx.policy)]:
-            enqueue(
-                session,
-                kind="approval_voided",
-                recipient=recipient,
-                text=text,
-                at=ctx.now,
-                dedupe_key=f"voided:{key}:v{experiment.version}:{recipient}",
-                payload={"key": key, "version": experiment.version},
-            )
+        notifications.tell_approval_voided(session, ctx, experiment, text)
     pipeline_flows.record_change(session, ctx, [experiment])
     if experiment.status == ExperimentStatus.SUBMITTED:
         # The managers' request shows this version's gates and buttons, in place.
@@ -609,9 +575,9 @@ def _decide(
     _void_approvals(session, experiment)
     _move(session, ctx, experiment, action, actor, reason)
     past = "rejected" if action == Action.REJECT else "sent back for changes"
-    text = notices.decision(experiment, past, actor, reason)
-    _tell_owner(session, ctx, experiment, "decision", text)
-    _update_request(session, ctx, experiment, text)
+    notifications.tell_decision(
+        session, ctx, experiment, notices.decision(experiment, past, actor, reason)
+    )
     return Outcome(experiment, True, f"{key} {past}")
 
 
@@ -677,49 +643,3 @@ def _require_reason(reason: str, verb: str, key: str) -> None:
     if not reason.strip():
         raise InvalidEdit(f"say why you {verb} {key} (a reason is required)")
     require_within(reason, "reason")
-
-
-def _tell_owner(
-    session: Session, ctx: ServiceContext, experiment: Experiment, kind: str, text: str
-) -> None:
-    enqueue(
-        session,
-        kind=kind,
-        recipient=experiment.owner,
-        text=text,
-        at=ctx.now,
-        dedupe_key=f"{kind}:{experiment.key}:v{experiment.version}:{experiment.owner}",
-        payload={"key": experiment.key, "version": experiment.version},
-    )
-
-
-def _update_request(
-    session: Session, ctx: ServiceContext, experiment: Experiment, text: str
-) -> None:
-    """Replace the approval request in the managers' channel with the decision, in place."""
-    for recipient in notices.managers_destination(ctx.policy):
-        enqueue(
-            session,
-            kind="approval_decided",
-            recipient=recipient,
-            text=f"{text} ({ctx.now:%a %d %b %Y %H:%M} UTC)",
-            at=ctx.now,
-            dedupe_key=f"decided:{experiment.key}:v{experiment.version}:{recipient}",
-            payload={
-                "key": experiment.key,
-                "replaces": {"kind": "approval_requested", "key": experiment.key},
-            },
-        )
-
-
-def _tell_team(session: Session, ctx: ServiceContext, experiment: Experiment, text: str) -> None:
-    for recipient in [experiment.owner, *notices.team_channel(ctx.policy, experiment)]:
-        enqueue(
-            session,
-            kind=f"status_{experiment.status.value}",
-            recipient=recipient,
-            text=text,
-            at=ctx.now,
-            dedupe_key=f"status:{experiment.key}:{experiment.status.value}:{recipient}",
-            payload={"key": experiment.key, "version": experiment.version},
-        )
