@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from tower import migrate
 from tower.collisions.models import Collision
+from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
 from tower.engine.kinds import CollisionKind, Severity
 from tower.experiments import service as experiment_service
@@ -111,13 +112,15 @@ class Tower:
     def __init__(self, session: Session, policy: Policy, calendar: BusinessCalendar) -> None:
         self.session, self.policy, self.calendar = session, policy, calendar
 
+    def at(self, moment: datetime) -> ServiceContext:
+        """The service context at `moment`, as given (a naive moment too, to be refused)."""
+        return ServiceContext(self.policy, self.calendar, moment)
+
     def event(self, event: str, at: datetime, **subject: Any) -> list[SlaClock]:
-        return sla_service.handle_event(
-            self.session, self.policy, self.calendar, event=event, at=at, **subject
-        )
+        return sla_service.handle_event(self.session, self.at(at), event=event, **subject)
 
     def sweep(self, now: datetime) -> sla_service.SweepReport:
-        return sla_service.sweep(self.session, self.policy, self.calendar, now=now)
+        return sla_service.sweep(self.session, self.at(now))
 
 
 @pytest.fixture

@@ -74,9 +74,7 @@ def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batc
     enqueue_all(session, messages)
     new = {record.id for record in report.opened}
     for event, records in (("collision_opened", opened), ("collision_resolved", resolved)):
-        sla_service.handle_collisions_event(
-            session, ctx.policy, ctx.calendar, event=event, collisions=records, at=ctx.now, new=new
-        )
+        sla_service.handle_collisions_event(session, ctx, event=event, collisions=records, new=new)
 
 
 def acknowledge(session: Session, ctx: ServiceContext, ref: str, *, actor: str) -> Collision:
@@ -96,13 +94,7 @@ def acknowledge(session: Session, ctx: ServiceContext, ref: str, *, actor: str) 
     acting: list[str | None] = [*teams] or [None]  # a manager acts for the collision
     for team in acting:
         sla_service.handle_event(
-            session,
-            ctx.policy,
-            ctx.calendar,
-            event="collision_acknowledged",
-            at=ctx.now,
-            collision=record,
-            team=team,
+            session, ctx, event="collision_acknowledged", collision=record, team=team
         )
     return record
 
@@ -125,9 +117,7 @@ def record_denial(session: Session, *, actor: str, action: str, message: str) ->
 def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason: str) -> Collision:
     """A manager accepts the collision on purpose: everyone involved is told why."""
     record = collision_service.waive(session, ctx.policy, ref, actor=actor, reason=reason)
-    sla_service.handle_event(
-        session, ctx.policy, ctx.calendar, event="collision_waived", at=ctx.now, collision=record
-    )
+    sla_service.handle_event(session, ctx, event="collision_waived", collision=record)
     pair = " + ".join(_keys(record))
     text = f"Collision {format_ref(record)} ({pair}) was waived by <@{actor}>: {user_text(reason)}"
     stamp = ctx.now.isoformat(timespec="seconds")

@@ -453,9 +453,7 @@ def edit(
         after=experiment_service.snapshot(experiment),
     )
     if voided:
-        sla_service.handle_event(
-            session, ctx.policy, ctx.calendar, event="submitted", at=ctx.now, experiment=experiment
-        )
+        sla_service.handle_event(session, ctx, event="submitted", experiment=experiment)
         text = notices.approval_voided(experiment, voiding, actor)
         notifications.tell_approval_voided(session, ctx, experiment, text)
     pipeline_flows.record_change(session, ctx, [experiment])
@@ -622,9 +620,7 @@ def _move(
     )
     event = SLA_EVENTS.get(action)
     if event is not None:
-        sla_service.handle_event(
-            session, ctx.policy, ctx.calendar, event=event, at=ctx.now, experiment=experiment
-        )
+        sla_service.handle_event(session, ctx, event=event, experiment=experiment)
     pipeline_flows.record_change(session, ctx, [experiment])
 
 

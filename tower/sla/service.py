@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tower.collisions.models import AnnouncedRecord, Collision
+from tower.context import ServiceContext
 from tower.db import BATCH, batches, insert_unless_present
 from tower.experiments.models import Experiment
 from tower.outbox import service as outbox_service
@@ -72,17 +73,15 @@ class _Target:
 
 def handle_event(
     session: Session,
-    policy: Policy,
-    calendar: BusinessCalendar,
+    ctx: ServiceContext,
     *,
     event: str,
-    at: datetime,
     experiment: Experiment | None = None,
     collision: Collision | None = None,
     team: str | None = None,
 ) -> list[SlaClock]:
-    """Apply a protocol event to every SLA policy; the clocks it started, paused, resumed or
-    stopped.
+    """Apply a protocol event, happening now, to every SLA policy; the clocks it started,
+    paused, resumed or stopped.
 
     `team` narrows a collision's event to that team's clock of per-team policies (a team
     acknowledging a collision stops its own clock, not the other team's).
@@ -96,7 +95,8 @@ def handle_event(
     """
     if experiment is None and collision is None:
         raise ValueError(f"event {event!r} needs the test or the collision it happened to")
-    moment = _aware(at, "at")
+    moment = _aware(ctx.now, "now")
+    policy, calendar = ctx.policy, ctx.calendar
     changed: list[SlaClock] = []
     for sla in policy.sla:
         if event not in (sla.start, *sla.pause, *sla.resume, *sla.stop):
@@ -119,12 +119,10 @@ def handle_event(
 
 def handle_collisions_event(
     session: Session,
-    policy: Policy,
-    calendar: BusinessCalendar,
+    ctx: ServiceContext,
     *,
     event: str,
     collisions: Sequence[AnnouncedRecord],
-    at: datetime,
     new: Collection[int] = (),
 ) -> None:
     """`handle_event` for many collisions at once (a resync opening thousands), with a few
@@ -132,11 +130,11 @@ def handle_collisions_event(
     this transaction created, which have no clock to look up."""
     if not collisions:
         return
-    moment = _aware(at, "at")
+    moment = _aware(ctx.now, "now")
     for batch in batches(collisions):
-        for sla in policy.sla:
+        for sla in ctx.policy.sla:
             if event in (sla.start, *sla.pause, *sla.resume, *sla.stop):
-                _collisions_event(session, policy, calendar, sla, event, batch, moment, new)
+                _collisions_event(session, ctx.policy, ctx.calendar, sla, event, batch, moment, new)
     session.flush()
 
 
@@ -335,16 +333,15 @@ def _resume(clock: SlaClock, calendar: BusinessCalendar, at: datetime) -> None:
 # Sweep
 
 
-def sweep(
-    session: Session, policy: Policy, calendar: BusinessCalendar, *, now: datetime
-) -> SweepReport:
-    """Queue every warning, breach notice and escalation that is due and not yet sent.
+def sweep(session: Session, ctx: ServiceContext) -> SweepReport:
+    """Queue every warning, breach notice and escalation due now and not yet sent.
 
     Only running clocks fire; a clock whose policy is no longer in the policy file is left
     alone. Warnings and the breach notice go to the first ladder step that reaches anyone;
     escalation k goes to ladder step k, and a step that reaches nobody is passed over.
     """
-    moment = _aware(now, "now")
+    moment = _aware(ctx.now, "now")
+    policy, calendar = ctx.policy, ctx.calendar
     policies = {sla.key: sla for sla in policy.sla}
     report = SweepReport()
     running = session.scalars(  # streamed: an imported portfolio runs tens of thousands

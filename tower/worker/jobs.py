@@ -110,7 +110,7 @@ def _attempt(
 
 def run_sla_sweep(factory: sessionmaker[Session], ctx: ServiceContext, report: JobsReport) -> None:
     with factory.begin() as session:
-        swept = sla_service.sweep(session, ctx.policy, ctx.calendar, now=ctx.now)
+        swept = sla_service.sweep(session, ctx)
         report.sla_messages += swept.queued
 
 
