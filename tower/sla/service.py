@@ -27,8 +27,8 @@ from tower.collisions.models import AnnouncedRecord, Collision
 from tower.context import ServiceContext
 from tower.db import BATCH, batches, insert_unless_present
 from tower.experiments.models import Experiment
-from tower.outbox import service as outbox_service
 from tower.outbox.models import MessageStatus, OutboxMessage
+from tower.outbox.notify import notify
 from tower.policy import Policy
 from tower.policy.calendar import BusinessCalendar
 from tower.policy.schema import EscalationStep, SlaPolicy
@@ -340,9 +340,8 @@ def sweep(session: Session, ctx: ServiceContext) -> SweepReport:
     alone. Warnings and the breach notice go to the first ladder step that reaches anyone;
     escalation k goes to ladder step k, and a step that reaches nobody is passed over.
     """
-    moment = _aware(ctx.now, "now")
-    policy, calendar = ctx.policy, ctx.calendar
-    policies = {sla.key: sla for sla in policy.sla}
+    ctx = ctx.at(_aware(ctx.now, "now"))  # a naive moment is refused
+    policies = {sla.key: sla for sla in ctx.policy.sla}
     report = SweepReport()
     running = session.scalars(  # streamed: an imported portfolio runs tens of thousands
         select(SlaClock)
@@ -353,13 +352,13 @@ def sweep(session: Session, ctx: ServiceContext) -> SweepReport:
     for clock in running:
         sla = policies.get(clock.policy_key)
         if sla is not None:
-            _sweep_clock(session, clock, sla, policy, calendar, moment, report)
+            _sweep_clock(session, ctx, clock, sla, report)
     session.flush()
-    _merge_per_recipient(session, report, moment)
+    _merge_per_recipient(session, ctx, report)
     return report
 
 
-def _merge_per_recipient(session: Session, report: SweepReport, now: datetime) -> None:
+def _merge_per_recipient(session: Session, ctx: ServiceContext, report: SweepReport) -> None:
     """One message per recipient: when a sweep queued several notices for one person or
     channel, they go out together; each notice's row stays as its record (`merged`)."""
     by_recipient: dict[str, list[OutboxMessage]] = defaultdict(list)
@@ -371,17 +370,18 @@ def _merge_per_recipient(session: Session, report: SweepReport, now: datetime) -
         messages.sort(key=lambda m: m.id)
         keys = ",".join(m.dedupe_key for m in messages)
         digest = hashlib.sha256(keys.encode()).hexdigest()[:16]
-        merged = outbox_service.enqueue(
+        queued = notify(
             session,
-            kind="sla_notices",
-            recipient=recipient,
-            text="\n\n".join(m.text for m in messages),
-            at=now,
-            dedupe_key=f"sla-notices:{digest}:{recipient}",
+            ctx,
+            "sla_notices",
+            [recipient],
+            "\n\n".join(m.text for m in messages),
+            dedupe_stem=f"sla-notices:{digest}",
             payload={"notices": [m.id for m in messages], "kinds": [m.kind for m in messages]},
         )
-        if merged is None:
+        if not queued:
             continue
+        [merged] = queued
         session.flush()
         for message in messages:
             message.status = MessageStatus.MERGED
@@ -390,14 +390,9 @@ def _merge_per_recipient(session: Session, report: SweepReport, now: datetime) -
 
 
 def _sweep_clock(
-    session: Session,
-    clock: SlaClock,
-    sla: SlaPolicy,
-    policy: Policy,
-    calendar: BusinessCalendar,
-    now: datetime,
-    report: SweepReport,
+    session: Session, ctx: ServiceContext, clock: SlaClock, sla: SlaPolicy, report: SweepReport
 ) -> None:
+    policy, calendar, now = ctx.policy, ctx.calendar, ctx.now
     left = calendar.between(now, clock.due_at)
     elapsed, overdue = clock.target_hours - left, -left
     pending_warnings = [
@@ -430,14 +425,14 @@ def _sweep_clock(
         )
         extra: dict[str, Any] = {"threshold": threshold}
         report.warnings += _queue(
-            session, clock, "warning", f"warn:{index}", first, text, extra, now
+            session, ctx, clock, "warning", f"warn:{index}", first, text, extra
         )
         clock.warned = index + 1
     if breached:
         text = notices.breach_text(
             sla, subject, hours_left=left, due_at=due_at, target_hours=clock.target_hours, zone=zone
         )
-        report.breaches += _queue(session, clock, "breach", "breach", first, text, {}, now)
+        report.breaches += _queue(session, ctx, clock, "breach", "breach", first, text, {})
         clock.breached_at = due_at
     for k in steps_due:
         step = ladder[k]
@@ -454,7 +449,7 @@ def _sweep_clock(
         reached = notices.recipients(step, policy, subject)
         extra = {"step": step, "number": k}
         report.escalations += _queue(
-            session, clock, "escalation", f"escalate:{k}", reached, text, extra, now
+            session, ctx, clock, "escalation", f"escalate:{k}", reached, text, extra
         )
         clock.escalations = k
 
@@ -483,16 +478,15 @@ def _first_reachable(
 
 def _queue(
     session: Session,
+    ctx: ServiceContext,
     clock: SlaClock,
     kind: str,
     key: str,
     recipients: Sequence[str],
     text: str,
     extra: dict[str, Any],
-    now: datetime,
 ) -> list[OutboxMessage]:
     """Queue one message per recipient; the dedupe key names the recipient only if several."""
-    base = f"sla:{clock.id}:{key}"
     payload = {
         "clock_id": clock.id,
         "policy": clock.policy_key,
@@ -501,20 +495,16 @@ def _queue(
         "due_at": clock.due_at.isoformat(),
         **extra,
     }
-    queued = []
-    for recipient in recipients:
-        message = outbox_service.enqueue(
-            session,
-            kind=f"sla_{kind}",
-            recipient=recipient,
-            text=text,
-            at=now,
-            dedupe_key=base if len(recipients) == 1 else f"{base}:{recipient}",
-            payload=payload,
-        )
-        if message is not None:
-            queued.append(message)
-    return queued
+    return notify(
+        session,
+        ctx,
+        f"sla_{kind}",
+        recipients,
+        text,
+        dedupe_stem=f"sla:{clock.id}:{key}",
+        payload=payload,
+        recipient_in_key=len(recipients) > 1,
+    )
 
 
 # Reading
