@@ -31,7 +31,7 @@ from tower.experiments.models import Experiment
 from tower.experiments.permissions import PermissionDenied
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
 from tower.outbox.dispatcher import Claimed, claim_queued
-from tower.outbox.service import enqueue
+from tower.outbox.notify import notify
 from tower.pipeline import slots
 from tower.policy import Policy
 from tower.protocol import service as protocol
@@ -223,15 +223,16 @@ def _queue_dm(
 ) -> Claimed | None:
     """Queue the registrant's DM and (`claim`) claim it for sending right after this
     transaction commits; None if it was queued already, or is left to the courier."""
-    message = enqueue(
+    queued = notify(
         session,
-        kind="registered",
-        recipient=user,
-        text=text,
-        at=ctx.now,
-        dedupe_key=f"registered:{key}:{user}",
+        ctx,
+        "registered",
+        [user],
+        text,
+        dedupe_stem=f"registered:{key}",
         payload={"key": key},
     )
-    if message is None or not claim:
+    if not queued or not claim:
         return None
+    [message] = queued
     return claim_queued(session, message, wall_time=utcnow(), now=ctx.now)

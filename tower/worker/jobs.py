@@ -27,7 +27,7 @@ from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key
 from tower.outbox.dispatcher import DispatchReport, dispatch_due
 from tower.outbox.notifier import Notifier
-from tower.outbox.service import enqueue
+from tower.outbox.notify import notify
 from tower.pipeline import reads
 from tower.pipeline.resync import ResyncReport, resync
 from tower.protocol import notices
@@ -119,20 +119,19 @@ def run_digest(factory: sessionmaker[Session], ctx: ServiceContext, report: Jobs
     opens = ctx.policy.calendar.working_hours[0]
     if ctx.today.weekday() == 0 and ctx.now.astimezone(ctx.calendar.zone).time() < opens:
         return  # Monday before opening: last week's digest stands
-    week = ctx.today.isocalendar()
+    year, week, _ = ctx.today.isocalendar()
+    name = f"{year}-W{week:02d}"
     with factory.begin() as session:
-        text = digest_text(session, ctx)
-        for recipient in notices.managers_destination(ctx.policy):
-            queued = enqueue(
-                session,
-                kind="digest",
-                recipient=recipient,
-                text=text,
-                at=ctx.now,
-                dedupe_key=f"digest:{week.year}-W{week.week:02d}:{recipient}",
-                payload={"week": f"{week.year}-W{week.week:02d}"},
-            )
-            report.digest = report.digest or queued is not None
+        queued = notify(
+            session,
+            ctx,
+            "digest",
+            notices.managers_destination(ctx.policy),
+            digest_text(session, ctx),
+            dedupe_stem=f"digest:{name}",
+            payload={"week": name},
+        )
+        report.digest = report.digest or bool(queued)
 
 
 def run_resync(factory: sessionmaker[Session], ctx: ServiceContext, report: JobsReport) -> None:
