@@ -31,10 +31,12 @@ from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.policy import Policy
 from tower.policy.calendar import BusinessCalendar
 from tower.policy.schema import SlaPolicy
+from tower.sla import clocks as sla_clocks
 from tower.sla import notices
-from tower.sla import service as sla_service
+from tower.sla import queries as sla_queries
+from tower.sla import reminders as sla_reminders
 from tower.sla.models import ClockState, SlaClock
-from tower.sla.service import ESCALATION_EVERY_SHARE_OF_TARGET
+from tower.sla.reminders import ESCALATION_EVERY_SHARE_OF_TARGET
 
 from .conftest import server_url
 
@@ -117,10 +119,10 @@ class Tower:
         return ServiceContext(self.policy, self.calendar, moment)
 
     def event(self, event: str, at: datetime, **subject: Any) -> list[SlaClock]:
-        return sla_service.handle_event(self.session, self.at(at), event=event, **subject)
+        return sla_clocks.handle_event(self.session, self.at(at), event=event, **subject)
 
-    def sweep(self, now: datetime) -> sla_service.SweepReport:
-        return sla_service.sweep(self.session, self.at(now))
+    def sweep(self, now: datetime) -> sla_reminders.SweepReport:
+        return sla_reminders.sweep(self.session, self.at(now))
 
 
 @pytest.fixture
@@ -146,7 +148,7 @@ def test_a_submission_starts_a_review_clock_due_two_business_days_later(
     assert clock.started_at == london(2026, 3, 2, 10)
     assert clock.due_at == london(2026, 3, 4, 10)  # 7.5 h Monday + 8.5 h Tuesday + 1 h
     assert (clock.warned, clock.breached_at, clock.escalations) == (0, None, 0)
-    assert sla_service.clocks_for(session) == [clock]
+    assert sla_queries.clocks_for(session) == [clock]
 
 
 def test_the_due_time_skips_a_weekend_and_a_bank_holiday(session: Session, tower: Tower) -> None:
@@ -169,7 +171,7 @@ def test_a_double_submit_keeps_one_clock(session: Session, tower: Tower) -> None
     test = register(session)
     (first,) = tower.event("submitted", MONDAY_OPENING, experiment=test)
     assert tower.event("submitted", london(2026, 3, 2, 9, 1), experiment=test) == []
-    assert sla_service.clocks_for(session, "T-1") == [first]
+    assert sla_queries.clocks_for(session, "T-1") == [first]
     assert first.due_at == TUESDAY_CLOSING
 
 
@@ -177,7 +179,7 @@ def test_events_that_no_policy_mentions_change_nothing(session: Session, tower: 
     test = register(session)
     assert tower.event("approved", MONDAY_OPENING, experiment=test) == []
     assert tower.event("collision_acknowledged", MONDAY_OPENING, experiment=test) == []
-    assert sla_service.clocks_for(session) == []
+    assert sla_queries.clocks_for(session) == []
 
 
 def test_completion_starts_the_results_clock_of_five_business_days(
@@ -212,7 +214,7 @@ def test_changes_requested_pauses_and_resubmission_shifts_due_by_the_paused_busi
     paused_for = calendar.between(paused_at, resumed_at)
     assert paused_for == 21.5
     assert calendar.between(clock.started_at, clock.due_at) == REVIEW_HOURS + paused_for
-    assert sla_service.clocks_for(session, "T-1") == [clock]
+    assert sla_queries.clocks_for(session, "T-1") == [clock]
 
 
 def test_a_pause_outside_working_hours_leaves_the_due_time_alone(
@@ -284,7 +286,7 @@ def test_a_restart_after_a_stop_is_a_new_cycle(session: Session, tower: Tower) -
     assert (first.cycle, first.state) == (1, ClockState.STOPPED)
     assert (second.cycle, second.state) == (2, ClockState.RUNNING)
     assert second.due_at == london(2026, 3, 5, 17, 30)
-    assert sla_service.clocks_for(session, "T-1") == [first, second]
+    assert sla_queries.clocks_for(session, "T-1") == [first, second]
     # Each cycle reminds on its own: the stopped one stays quiet.
     report = tower.sweep(london(2026, 3, 5, 15))
     assert {message.payload["cycle"] for message in report.warnings} == {2}
@@ -440,7 +442,7 @@ def test_a_collision_starts_one_acknowledgement_clock_per_team(
         assert clock.target_hours == 4
         assert clock.due_at == london(2026, 3, 3, 10, 30)  # 2.5 h Monday, 1.5 h Tuesday
     assert tower.event("collision_opened", london(2026, 3, 2, 16), collision=collision) == []
-    assert sla_service.clocks_for(session, ref) == opened
+    assert sla_queries.clocks_for(session, ref) == opened
 
     report = tower.sweep(london(2026, 3, 3, 10, 30))
     by_recipient = {message.recipient: message.text for message in report.breaches}
@@ -544,7 +546,7 @@ def test_clock_status_is_json_ready_and_negative_when_overdue(
 ) -> None:
     test = register(session)
     (clock,) = tower.event("submitted", MONDAY_OPENING, experiment=test)
-    status = sla_service.clock_status(clock, calendar, london(2026, 3, 3, 13, 15))
+    status = sla_queries.clock_status(clock, calendar, london(2026, 3, 3, 13, 15))
     json.dumps(status)
     assert {key: status[key] for key in ("policy", "subject", "cycle", "state")} == {
         "policy": "review",
@@ -558,12 +560,12 @@ def test_clock_status_is_json_ready_and_negative_when_overdue(
     assert (status["warned"], status["breached_at"], status["escalations"]) == (0, None, 0)
 
     tower.sweep(london(2026, 3, 4, 11))
-    overdue = sla_service.clock_status(clock, calendar, london(2026, 3, 4, 11))
+    overdue = sla_queries.clock_status(clock, calendar, london(2026, 3, 4, 11))
     assert overdue["business_hours_left"] == -2.0
     assert overdue["breached_at"] == TUESDAY_CLOSING.isoformat()
 
     tower.event("changes_requested", london(2026, 3, 4, 11), experiment=test)
-    frozen = sla_service.clock_status(clock, calendar, london(2026, 3, 20, 12))
+    frozen = sla_queries.clock_status(clock, calendar, london(2026, 3, 20, 12))
     assert (frozen["state"], frozen["business_hours_left"]) == ("paused", -2.0)
 
 
@@ -574,15 +576,15 @@ def test_clocks_for_matches_whole_keys_and_per_team_clocks(session: Session, tow
     tower.event("submitted", london(2026, 3, 2, 10), experiment=ten)
     tower.event("collision_opened", london(2026, 3, 2, 11), collision=collision)
 
-    assert [c.subject for c in sla_service.clocks_for(session, "T-1")] == ["T-1"]
-    assert [c.subject for c in sla_service.clocks_for(session, "T-10")] == ["T-10"]
-    assert [c.subject for c in sla_service.clocks_for(session, "T-")] == ["T-1", "T-10"]
+    assert [c.subject for c in sla_queries.clocks_for(session, "T-1")] == ["T-1"]
+    assert [c.subject for c in sla_queries.clocks_for(session, "T-10")] == ["T-10"]
+    assert [c.subject for c in sla_queries.clocks_for(session, "T-")] == ["T-1", "T-10"]
     ref = f"C-{collision.id}"
-    assert [c.subject for c in sla_service.clocks_for(session, ref)] == [
+    assert [c.subject for c in sla_queries.clocks_for(session, ref)] == [
         f"{ref}:checkout-squad",
         f"{ref}:ecommerce",
     ]
-    assert len(sla_service.clocks_for(session)) == 4
+    assert len(sla_queries.clocks_for(session)) == 4
 
 
 # Mistakes
@@ -645,7 +647,7 @@ def test_two_transactions_starting_one_clock_at_once_leave_one_clock_and_both_co
         assert not waiting.is_alive()
         assert outcome == {"started": []}
         with create_session_factory(engines[0])() as check:
-            clocks = sla_service.clocks_for(check, "T-1")
+            clocks = sla_queries.clocks_for(check, "T-1")
             assert [(c.id, c.cycle) for c in clocks] == [(started.id, 1)]
             assert experiment_service.get_by_key(check, "T-1").hypothesis.startswith("Written")
         first.close()

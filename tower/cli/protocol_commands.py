@@ -25,7 +25,7 @@ from tower.experiments.csv_rows import read_fields
 from tower.experiments.permissions import PermissionDenied
 from tower.experiments.playbook import playbook
 from tower.protocol import service as protocol
-from tower.sla import service as sla_service
+from tower.sla import queries as sla_queries
 
 Run = Callable[[Session, ServiceContext], protocol.Outcome]
 
@@ -342,8 +342,8 @@ def sla_command(app: AppContext, key: str | None, show_all: bool, output_format:
         if key is not None:
             _require_subject(session, key)
         rows = [
-            sla_service.clock_status(clock, ctx.calendar, ctx.now)
-            for clock in sla_service.clocks_for(session, key)
+            sla_queries.clock_status(clock, ctx.calendar, ctx.now)
+            for clock in sla_queries.clocks_for(session, key)
             if show_all or clock.state.value != "stopped"
         ]
     if output_format == "json":

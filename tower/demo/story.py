@@ -25,7 +25,7 @@ from tower.outbox.notifier import Delivery
 from tower.pipeline import collision_flows
 from tower.policy import Policy
 from tower.protocol import service as protocol
-from tower.sla import service as sla_service
+from tower.sla import queries as sla_queries
 from tower.worker import jobs
 
 OWNER = "U0ANNA"
@@ -138,8 +138,8 @@ def tell_story(factory: sessionmaker[Session], policy: Policy, say: Say) -> str:
 
     def clocks(session: Session, ctx: ServiceContext) -> str:
         rows = [
-            sla_service.clock_status(clock, ctx.calendar, ctx.now)
-            for clock in sla_service.clocks_for(session, key)
+            sla_queries.clock_status(clock, ctx.calendar, ctx.now)
+            for clock in sla_queries.clocks_for(session, key)
         ]
         return "SLA clocks:\n" + "\n".join(
             f"    {r['policy']} cycle {r['cycle']}: {r['state']}, due {r['due_at']}, "

@@ -20,7 +20,8 @@ from tower.context import ServiceContext
 from tower.engine.findings import Finding
 from tower.engine.kinds import Severity
 from tower.outbox.service import NewMessage, enqueue_all
-from tower.sla import service as sla_service
+from tower.sla import clocks as sla_clocks
+from tower.sla import queries as sla_queries
 from tower.text import user_text
 
 
@@ -74,7 +75,7 @@ def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batc
     enqueue_all(session, messages)
     new = {record.id for record in report.opened}
     for event, records in (("collision_opened", opened), ("collision_resolved", resolved)):
-        sla_service.handle_collisions_event(session, ctx, event=event, collisions=records, new=new)
+        sla_clocks.handle_collisions_event(session, ctx, event=event, collisions=records, new=new)
 
 
 def acknowledge(session: Session, ctx: ServiceContext, ref: str, *, actor: str) -> Collision:
@@ -85,7 +86,7 @@ def acknowledge(session: Session, ctx: ServiceContext, ref: str, *, actor: str) 
     except collision_service.AlreadyAcknowledged as already:
         record = already.collision
         teams = _teams_of(ctx, record, actor)
-        if not sla_service.running_clocks(session, record, teams):
+        if not sla_queries.running_clocks(session, record, teams):
             raise
     teams = _teams_of(ctx, record, actor)
     text = f"Collision {format_ref(record)} acknowledged by <@{actor}>"
@@ -93,7 +94,7 @@ def acknowledge(session: Session, ctx: ServiceContext, ref: str, *, actor: str) 
     _tell(session, ctx, record, "collision_acknowledged", text, stamp, follows="thread_of")
     acting: list[str | None] = [*teams] or [None]  # a manager acts for the collision
     for team in acting:
-        sla_service.handle_event(
+        sla_clocks.handle_event(
             session, ctx, event="collision_acknowledged", collision=record, team=team
         )
     return record
@@ -117,7 +118,7 @@ def record_denial(session: Session, *, actor: str, action: str, message: str) ->
 def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason: str) -> Collision:
     """A manager accepts the collision on purpose: everyone involved is told why."""
     record = collision_service.waive(session, ctx.policy, ref, actor=actor, reason=reason)
-    sla_service.handle_event(session, ctx, event="collision_waived", collision=record)
+    sla_clocks.handle_event(session, ctx, event="collision_waived", collision=record)
     pair = " + ".join(_keys(record))
     text = f"Collision {format_ref(record)} ({pair}) was waived by <@{actor}>: {user_text(reason)}"
     stamp = ctx.now.isoformat(timespec="seconds")

@@ -22,7 +22,7 @@ from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
 from tower.paging import Page, first_objects
 from tower.pipeline import reads, records
-from tower.sla import service as sla_service
+from tower.sla import queries as sla_queries
 from tower.sla.models import ClockState, SlaClock
 
 UNRESOLVED = (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED)
@@ -95,4 +95,4 @@ def _clock_page(
     session: Session, ctx: ServiceContext, query: Select[Any], lines: int
 ) -> Page[dict[str, Any]]:
     page: Page[SlaClock] = first_objects(session, query, lines)
-    return page.map(lambda clock: sla_service.clock_status(clock, ctx.calendar, ctx.now))
+    return page.map(lambda clock: sla_queries.clock_status(clock, ctx.calendar, ctx.now))

@@ -114,7 +114,7 @@ class BusinessCalendar:
         inside working hours and the next opening otherwise. A target that is reached exactly
         at closing time is due at closing time, not at the next opening.
         """
-        cursor = _to_utc(start, "start")
+        cursor = to_utc(start, "start")
         if not math.isfinite(hours) or hours < 0:
             raise ValueError(f"hours must be a finite number, 0 or more, got {hours!r}")
         remaining = timedelta(hours=hours)
@@ -133,7 +133,7 @@ class BusinessCalendar:
 
         The exact inverse of `add`: `between(start, add(start, hours)) == hours`.
         """
-        begin, finish = _to_utc(start, "start"), _to_utc(end, "end")
+        begin, finish = to_utc(start, "start"), to_utc(end, "end")
         if finish < begin:
             return -self.between(end, start)
         worked = timedelta()
@@ -191,7 +191,8 @@ def _days(first: date, last: date) -> Iterator[date]:
         day += ONE_DAY
 
 
-def _to_utc(moment: datetime, name: str) -> datetime:
+def to_utc(moment: datetime, name: str) -> datetime:
+    """`moment` in UTC; a naive datetime, whose instant is unknown, is refused."""
     if not isinstance(moment, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(moment).__name__}")
     if moment.utcoffset() is None:

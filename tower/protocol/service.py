@@ -43,7 +43,7 @@ from tower.protocol.arbitration import standings
 from tower.protocol.gates import Gate, approval_gates, failing
 from tower.protocol.lifecycle import Action, next_status
 from tower.protocol.models import Decision, DecisionKind
-from tower.sla import service as sla_service
+from tower.sla import clocks as sla_clocks
 from tower.text import require_within, user_text
 
 # Editing any of these after approval voids the approval.
@@ -453,7 +453,7 @@ def edit(
         after=experiment_service.snapshot(experiment),
     )
     if voided:
-        sla_service.handle_event(session, ctx, event="submitted", experiment=experiment)
+        sla_clocks.handle_event(session, ctx, event="submitted", experiment=experiment)
         text = notices.approval_voided(experiment, voiding, actor)
         notifications.tell_approval_voided(session, ctx, experiment, text)
     pipeline_flows.record_change(session, ctx, [experiment])
@@ -620,7 +620,7 @@ def _move(
     )
     event = SLA_EVENTS.get(action)
     if event is not None:
-        sla_service.handle_event(session, ctx, event=event, experiment=experiment)
+        sla_clocks.handle_event(session, ctx, event=event, experiment=experiment)
     pipeline_flows.record_change(session, ctx, [experiment])
 
 

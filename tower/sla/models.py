@@ -17,6 +17,10 @@ class ClockState(enum.StrEnum):
     STOPPED = "stopped"
 
 
+# A running clock counts the time; a paused one will again. A stopped one is done.
+ACTIVE_STATES = (ClockState.RUNNING, ClockState.PAUSED)
+
+
 class SlaClock(Base):
     """A running promise: due at `due_at`, pushed back by paused business time.
 

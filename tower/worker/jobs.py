@@ -33,7 +33,7 @@ from tower.pipeline.resync import ResyncReport, resync
 from tower.protocol import notices
 from tower.protocol import service as protocol
 from tower.protocol.slot_notices import tell_given_slots
-from tower.sla import service as sla_service
+from tower.sla import reminders as sla_reminders
 from tower.worker.digest import digest_text
 
 logger = logging.getLogger("tower.worker")
@@ -110,7 +110,7 @@ def _attempt(
 
 def run_sla_sweep(factory: sessionmaker[Session], ctx: ServiceContext, report: JobsReport) -> None:
     with factory.begin() as session:
-        swept = sla_service.sweep(session, ctx)
+        swept = sla_reminders.sweep(session, ctx)
         report.sla_messages += swept.queued
 
 

@@ -1,0 +1,82 @@
+"""Reading SLA clocks: a subject's clocks in due order, and one clock's standing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from tower.collisions.models import Collision
+from tower.policy.calendar import BusinessCalendar, to_utc
+from tower.sla.models import ACTIVE_STATES, ClockState, SlaClock
+
+
+def running_clocks(session: Session, collision: Collision, teams: Sequence[str]) -> list[SlaClock]:
+    """The collision's running or paused clocks of these teams."""
+    if not teams:
+        return []
+    query = select(SlaClock).where(
+        SlaClock.collision_id == collision.id,
+        SlaClock.team.in_(list(teams)),
+        SlaClock.state.in_(ACTIVE_STATES),
+    )
+    return list(session.scalars(query))
+
+
+def clocks_for(session: Session, subject_prefix: str | None = None) -> list[SlaClock]:
+    """Clocks in due order, all or those of one subject.
+
+    A prefix that ends in a digit is a whole key: `T-4` matches `T-4` but not `T-42`, and
+    `C-7` matches `C-7` and its per-team clocks `C-7:team`. Any other prefix (`C-`, `T-4`
+    followed by nothing numeric) matches every subject that starts with it.
+    """
+    query = select(SlaClock).order_by(SlaClock.due_at, SlaClock.id)
+    if subject_prefix:
+        prefix = subject_prefix.strip()
+        if prefix[-1:].isdigit():
+            query = query.where(
+                or_(SlaClock.subject == prefix, SlaClock.subject.startswith(f"{prefix}:"))
+            )
+        else:
+            query = query.where(SlaClock.subject.startswith(prefix))
+    return list(session.scalars(query))
+
+
+def clock_status(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> dict[str, Any]:
+    """A clock as JSON-ready values.
+
+    Business hours left count from `now` for a running clock, and are frozen at the pause or
+    stop for the others; they are negative when overdue.
+    """
+    if clock.state == ClockState.PAUSED and clock.paused_at is not None:
+        reference = clock.paused_at
+    elif clock.state == ClockState.STOPPED and clock.stopped_at is not None:
+        reference = clock.stopped_at
+    else:
+        reference = to_utc(now, "now")
+    left = calendar.between(reference, clock.due_at)
+    return {
+        "policy": clock.policy_key,
+        "subject": clock.subject,
+        "collision": None if clock.collision_id is None else f"C-{clock.collision_id}",
+        "team": clock.team,
+        "cycle": clock.cycle,
+        "state": clock.state.value,
+        "started_at": clock.started_at.isoformat(),
+        "due_at": clock.due_at.isoformat(),
+        "target_hours": clock.target_hours,
+        "business_hours_left": round(left, 2),
+        "elapsed_share": round(1 - left / clock.target_hours, 4),
+        "paused_at": _iso(clock.paused_at),
+        "stopped_at": _iso(clock.stopped_at),
+        "warned": clock.warned,
+        "breached_at": _iso(clock.breached_at),
+        "escalations": clock.escalations,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
