@@ -29,7 +29,7 @@ from tower.db import create_database_engine, create_session_factory
 from tower.outbox.models import OutboxMessage
 from tower.policy import Policy
 from tower.policy.schema import FreezeWindow
-from tower.protocol import service as protocol
+from tower.protocol import edits, review, runs
 from tower.worker import jobs
 
 from .conftest import DATA
@@ -71,14 +71,14 @@ def story(policy: Policy) -> list[Step]:
 
     def register(key_spec: dict[str, Any]) -> Callable[[Session, ServiceContext], object]:
         made = cart_test(start=START, end=END, **key_spec)
-        return lambda s, c: protocol.register(s, c, made, actor=made.owner)
+        return lambda s, c: edits.register(s, c, made, actor=made.owner)
 
     def in_freeze(session: Session, ctx: ServiceContext) -> object:
-        return protocol.launch(session, ServiceContext.create(frozen, ctx.now), "T-1")
+        return runs.launch(session, ServiceContext.create(frozen, ctx.now), "T-1")
 
     def approved_then_cancelled(session: Session, ctx: ServiceContext) -> object:
-        protocol.approve(session, ctx, "T-3", actor=MANAGER)
-        return protocol.cancel(session, ctx, "T-3", actor=OWNER, reason="Budget moved")
+        review.approve(session, ctx, "T-3", actor=MANAGER)
+        return runs.cancel(session, ctx, "T-3", actor=OWNER, reason="Budget moved")
 
     def sweep(session: Session, ctx: ServiceContext) -> None:
         jobs.run_sla_sweep(sessionmaker(bind=session.get_bind()), ctx, jobs.JobsReport())
@@ -91,34 +91,34 @@ def story(policy: Policy) -> list[Step]:
         Step(
             "T-1 retitled while submitted",
             BEGIN,
-            lambda s, c: protocol.edit(
+            lambda s, c: edits.edit(
                 s, c, "T-1", actor=OWNER, changes={"title": "Sticky basket, green"}
             ),
         ),
         Step(
             "T-1 sent back",
             BEGIN,
-            lambda s, c: protocol.request_changes(
+            lambda s, c: review.request_changes(
                 s, c, "T-1", actor=MANAGER, reason="Say which KPI moves"
             ),
         ),
-        Step("T-1 submitted again", BEGIN, lambda s, c: protocol.submit(s, c, "T-1", actor=OWNER)),
-        Step("T-1 approved", BEGIN, lambda s, c: protocol.approve(s, c, "T-1", actor=MANAGER)),
+        Step("T-1 submitted again", BEGIN, lambda s, c: review.submit(s, c, "T-1", actor=OWNER)),
+        Step("T-1 approved", BEGIN, lambda s, c: review.approve(s, c, "T-1", actor=MANAGER)),
         Step(
             "T-1 footprint edited after approval",
             BEGIN,
-            lambda s, c: protocol.edit(s, c, "T-1", actor=OWNER, changes={"traffic": 50.0}),
+            lambda s, c: edits.edit(s, c, "T-1", actor=OWNER, changes={"traffic": 50.0}),
         ),
         Step(
             "T-1 approved again",
             BEGIN,
-            lambda s, c: protocol.approve(s, c, "T-1", actor=MANAGER, reason="Fine at 50%"),
+            lambda s, c: review.approve(s, c, "T-1", actor=MANAGER, reason="Fine at 50%"),
         ),
         Step("T-2 registered", BEGIN, register({"title": "Hero", "surfaces": ("web/home",)})),
         Step(
             "T-2 rejected",
             BEGIN,
-            lambda s, c: protocol.reject(s, c, "T-2", actor=MANAGER, reason="Not this quarter"),
+            lambda s, c: review.reject(s, c, "T-2", actor=MANAGER, reason="Not this quarter"),
         ),
         Step("T-3 registered", BEGIN, register({"title": "Gallery", "surfaces": ("web/product",)})),
         Step("T-3 approved and cancelled", BEGIN, approved_then_cancelled),
@@ -138,14 +138,12 @@ def story(policy: Policy) -> list[Step]:
         Step("reminders swept again", utc(3, 4, 12), sweep),
         Step("weekly digest", utc(3, 9, 9), digest),
         Step("T-1 held back by a freeze", utc(3, 16, 9), in_freeze),
-        Step("T-1 launched", utc(3, 16, 9), lambda s, c: protocol.launch(s, c, "T-1")),
-        Step("T-1 completed", utc(3, 30, 10), lambda s, c: protocol.complete(s, c, "T-1")),
+        Step("T-1 launched", utc(3, 16, 9), lambda s, c: runs.launch(s, c, "T-1")),
+        Step("T-1 completed", utc(3, 30, 10), lambda s, c: runs.complete(s, c, "T-1")),
         Step(
             "T-1 result recorded",
             utc(3, 30, 11),
-            lambda s, c: protocol.record_result(
-                s, c, "T-1", actor=OWNER, result="winner", lift=0.04
-            ),
+            lambda s, c: runs.record_result(s, c, "T-1", actor=OWNER, result="winner", lift=0.04),
         ),
     ]
 

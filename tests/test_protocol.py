@@ -52,11 +52,11 @@ from tower.pipeline.index import PortfolioIndex, portfolio_items, warm_index
 from tower.pipeline.resync import recheck_all
 from tower.policy import Policy, parse_policy
 from tower.policy.schema import FreezeWindow
-from tower.protocol import service as protocol
+from tower.protocol import edits, review, runs, steps
 from tower.protocol.gates import Gate
 from tower.protocol.lifecycle import Action, IllegalTransition, next_status
 from tower.protocol.models import Decision, DecisionKind
-from tower.protocol.service import GatesFailed, InvalidEdit, StaleVersion
+from tower.protocol.outcome import GatesFailed, InvalidEdit, Outcome, StaleVersion
 from tower.sla.models import ClockState, SlaClock
 
 from .conftest import SMALL_POLICY, server_url
@@ -140,7 +140,7 @@ def gate(gates: list[Gate], name: str) -> Gate:
 
 
 def gates_now(session: Session, ctx: ServiceContext, key: str = "T-1") -> list[Gate]:
-    return protocol.gates_for(session, ctx, experiment_service.get_by_key(session, key))
+    return review.gates_for(session, ctx, experiment_service.get_by_key(session, key))
 
 
 def events(session: Session, experiment: Experiment) -> list[AuditEvent]:
@@ -242,21 +242,21 @@ ACTORS = {
     Action.RECORD_RESULT: OWNER,
     Action.CANCEL: OWNER,
 }
-Take = Callable[[Session, ServiceContext], protocol.Outcome]
+Take = Callable[[Session, ServiceContext], Outcome]
 TAKE: dict[Action, Take] = {
-    Action.SUBMIT: lambda s, c: protocol.submit(s, c, "T-1", actor=OWNER),
-    Action.APPROVE: lambda s, c: protocol.approve(s, c, "T-1", actor=MANAGER),
-    Action.REQUEST_CHANGES: lambda s, c: protocol.request_changes(
+    Action.SUBMIT: lambda s, c: review.submit(s, c, "T-1", actor=OWNER),
+    Action.APPROVE: lambda s, c: review.approve(s, c, "T-1", actor=MANAGER),
+    Action.REQUEST_CHANGES: lambda s, c: review.request_changes(
         s, c, "T-1", actor=MANAGER, reason="Add a guardrail KPI"
     ),
-    Action.REJECT: lambda s, c: protocol.reject(s, c, "T-1", actor=MANAGER, reason="Duplicate"),
-    Action.WITHDRAW: lambda s, c: protocol.withdraw(s, c, "T-1", actor=OWNER, reason="Dropped"),
-    Action.LAUNCH: lambda s, c: protocol.launch(s, c, "T-1"),
-    Action.COMPLETE: lambda s, c: protocol.complete(s, c, "T-1", actor=OWNER),
-    Action.RECORD_RESULT: lambda s, c: protocol.record_result(
+    Action.REJECT: lambda s, c: review.reject(s, c, "T-1", actor=MANAGER, reason="Duplicate"),
+    Action.WITHDRAW: lambda s, c: runs.withdraw(s, c, "T-1", actor=OWNER, reason="Dropped"),
+    Action.LAUNCH: lambda s, c: runs.launch(s, c, "T-1"),
+    Action.COMPLETE: lambda s, c: runs.complete(s, c, "T-1", actor=OWNER),
+    Action.RECORD_RESULT: lambda s, c: runs.record_result(
         s, c, "T-1", actor=OWNER, result="winner", lift=0.04, note="Roll it out"
     ),
-    Action.CANCEL: lambda s, c: protocol.cancel(s, c, "T-1", actor=OWNER, reason="Bug found"),
+    Action.CANCEL: lambda s, c: runs.cancel(s, c, "T-1", actor=OWNER, reason="Bug found"),
 }
 
 
@@ -341,7 +341,7 @@ def test_a_transition_records_its_reason_in_the_audit_event(
     session: Session, small_policy: Policy
 ) -> None:
     experiment = register(session, S.SUBMITTED)
-    protocol.request_changes(
+    review.request_changes(
         session, at(small_policy), "T-1", actor=MANAGER, reason="Add a guardrail KPI"
     )
     event = events(session, experiment)[-1]
@@ -354,12 +354,12 @@ def test_a_transition_records_its_reason_in_the_audit_event(
     assert event.before == {**event.after, "status": "submitted"}
 
 
-@pytest.mark.parametrize("decide", [protocol.request_changes, protocol.reject])
+@pytest.mark.parametrize("decide", [review.request_changes, review.reject])
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_sending_back_or_rejecting_needs_a_reason(
     session: Session,
     small_policy: Policy,
-    decide: Callable[..., protocol.Outcome],
+    decide: Callable[..., Outcome],
     reason: str,
 ) -> None:
     experiment = register(session, S.SUBMITTED)
@@ -372,9 +372,9 @@ def test_sending_back_or_rejecting_needs_a_reason(
 def test_a_refused_attempt_can_be_audited(session: Session, small_policy: Policy) -> None:
     experiment = register(session, S.SUBMITTED)
     with pytest.raises(PermissionDenied) as raised, refused(session):
-        protocol.approve(session, at(small_policy), "T-1", actor=TEAMMATE)
+        review.approve(session, at(small_policy), "T-1", actor=TEAMMATE)
 
-    protocol.record_denial(
+    steps.record_denial(
         session, key="T-1", actor=TEAMMATE, action="approve", message=str(raised.value)
     )
     event = events(session, experiment)[-1]
@@ -420,7 +420,7 @@ def test_the_required_fields_gate_says_what_to_add(
     assert (required.passed, required.message) == (False, fix)
 
     with pytest.raises(GatesFailed) as raised, refused(session):
-        protocol.approve(session, ctx, "T-1", actor=MANAGER)
+        review.approve(session, ctx, "T-1", actor=MANAGER)
     assert f"required fields: {fix}" in str(raised.value)
     assert experiment.status == S.SUBMITTED
     assert decisions(session, experiment) == []
@@ -451,7 +451,7 @@ def test_an_open_blocking_collision_fails_until_a_manager_waives_it_with_a_reaso
     assert clash.message.startswith(f"{ref} surface with T-1, which ranks higher ({tie}): move to ")
     assert clash.message.endswith(" or ask for a waiver")
     with pytest.raises(GatesFailed, match=f"collisions: {ref} surface with T-1"), refused(session):
-        protocol.approve(session, ctx, "T-2", actor=MANAGER)
+        review.approve(session, ctx, "T-2", actor=MANAGER)
 
     # Seen is not solved: an acknowledged blocking collision still blocks.
     collision_flows.acknowledge(session, ctx, ref, actor=BAU_OWNER)
@@ -468,8 +468,8 @@ def test_an_open_blocking_collision_fails_until_a_manager_waives_it_with_a_reaso
     )
     assert record.status == CollisionStatus.WAIVED
     assert gate(gates_now(session, ctx, "T-2"), "collisions").passed  # the waiver is kept
-    assert protocol.approve(session, ctx, "T-2", actor=MANAGER).message == "T-2 approved"
-    assert protocol.approve(session, ctx, "T-1", actor=MANAGER).message == "T-1 approved"
+    assert review.approve(session, ctx, "T-2", actor=MANAGER).message == "T-2 approved"
+    assert review.approve(session, ctx, "T-1", actor=MANAGER).message == "T-1 approved"
     assert (first.status, second.status) == (S.APPROVED, S.APPROVED)
 
 
@@ -516,7 +516,7 @@ def test_a_freeze_window_applies_to_its_surfaces_days_and_team_kinds(
         f"for {kind} teams: start after Sun 22 Mar 2026 or run elsewhere"
     )
     with pytest.raises(GatesFailed, match="freeze windows: freeze 'Spring sale'"), refused(session):
-        protocol.approve(session, at(policy), "T-1", actor=MANAGER)
+        review.approve(session, at(policy), "T-1", actor=MANAGER)
     assert experiment.status == S.SUBMITTED
 
 
@@ -539,24 +539,24 @@ def test_lead_time_counts_business_days_from_submission_to_start(
     session: Session, small_policy: Policy, submitted: datetime, passes: bool, message: str
 ) -> None:
     experiment = register(session, start=date(2026, 3, 9), end=date(2026, 3, 15))
-    outcome = protocol.submit(session, at(small_policy, submitted), "T-1", actor=OWNER)
+    outcome = review.submit(session, at(small_policy, submitted), "T-1", actor=OWNER)
     assert (gate(outcome.gates, "lead time").passed, gate(outcome.gates, "lead time").message) == (
         passes,
         message,
     )
 
     # The lead counts from the submission, not from the moment a manager looks at it.
-    review = at(small_policy, utc(3, 6, 16))
-    assert gate(gates_now(session, review), "lead time").message == message
+    reviewed = at(small_policy, utc(3, 6, 16))
+    assert gate(gates_now(session, reviewed), "lead time").message == message
     if passes:
-        protocol.approve(session, review, "T-1", actor=MANAGER)
+        review.approve(session, reviewed, "T-1", actor=MANAGER)
         assert experiment.status == S.APPROVED
     else:
         with (
             pytest.raises(GatesFailed, match="lead time: starts 1 business days"),
             refused(session),
         ):
-            protocol.approve(session, review, "T-1", actor=MANAGER)
+            review.approve(session, reviewed, "T-1", actor=MANAGER)
         assert experiment.status == S.SUBMITTED
 
 
@@ -578,7 +578,7 @@ def test_duration_counts_both_ends_of_the_window(
     assert (duration.passed, duration.message) == (passes, message)
     if not passes:
         with pytest.raises(GatesFailed, match=f"duration: {message}"), refused(session):
-            protocol.approve(session, ctx, "T-1", actor=MANAGER)
+            review.approve(session, ctx, "T-1", actor=MANAGER)
 
 
 @pytest.mark.parametrize(("send_days", "passes"), [(["mon"], True), (["wed", "sun"], False)])
@@ -600,7 +600,7 @@ def test_a_test_starting_on_a_day_its_surface_does_not_send_fails_naming_the_nea
             "web/checkout/cart sends only on Wed and Sun: start on Sun 15 Mar 2026"
         )
         with pytest.raises(GatesFailed, match="send days: web/checkout/cart"), refused(session):
-            protocol.approve(session, at(policy), "T-1", actor=MANAGER)
+            review.approve(session, at(policy), "T-1", actor=MANAGER)
 
 
 def test_a_surface_over_capacity_fails_its_own_gate_until_waived(
@@ -627,13 +627,13 @@ def test_a_surface_over_capacity_fails_its_own_gate_until_waived(
     assert capacity.message.startswith(f"{ref} capacity with T-1, which ranks higher (")
     assert capacity.message.endswith(" or ask for a waiver")
     with pytest.raises(GatesFailed, match=f"surface capacity: {ref} capacity"), refused(session):
-        protocol.approve(session, ctx, "T-2", actor=MANAGER)
+        review.approve(session, ctx, "T-2", actor=MANAGER)
 
     collision_flows.waive(
         session, ctx, ref, actor=MANAGER, reason="The cart can take both this week"
     )
     assert gate(gates_now(session, ctx, "T-2"), "surface capacity").passed
-    protocol.approve(session, ctx, "T-2", actor=MANAGER)
+    review.approve(session, ctx, "T-2", actor=MANAGER)
     assert second.status == S.APPROVED
 
 
@@ -643,9 +643,9 @@ def test_a_surface_over_capacity_fails_its_own_gate_until_waived(
 @pytest.mark.parametrize(
     "decide",
     [
-        lambda s, c: protocol.approve(s, c, "T-1", actor=TEAMMATE),
-        lambda s, c: protocol.request_changes(s, c, "T-1", actor=TEAMMATE, reason="Why not"),
-        lambda s, c: protocol.reject(s, c, "T-1", actor=TEAMMATE, reason="Why not"),
+        lambda s, c: review.approve(s, c, "T-1", actor=TEAMMATE),
+        lambda s, c: review.request_changes(s, c, "T-1", actor=TEAMMATE, reason="Why not"),
+        lambda s, c: review.reject(s, c, "T-1", actor=TEAMMATE, reason="Why not"),
     ],
     ids=["approve", "request-changes", "reject"],
 )
@@ -667,11 +667,11 @@ def test_a_manager_approves_their_own_test_only_if_the_policy_allows_it(
     policy = with_protocol(small_policy, allow_self_approval=allow_self_approval)
     experiment = register(session, S.SUBMITTED, owner=MANAGER)
     if allow_self_approval:
-        protocol.approve(session, at(policy), "T-1", actor=MANAGER)
+        review.approve(session, at(policy), "T-1", actor=MANAGER)
         assert experiment.status == S.APPROVED
         return
     with pytest.raises(PermissionDenied) as raised, refused(session):
-        protocol.approve(session, at(policy), "T-1", actor=MANAGER)
+        review.approve(session, at(policy), "T-1", actor=MANAGER)
     assert str(raised.value) == (
         f"{MANAGER} owns or submitted T-1 and cannot approve it: another manager must "
         "(the policy does not allow self-approval)"
@@ -685,15 +685,15 @@ def test_the_manager_who_submitted_a_test_cannot_approve_it(
 ) -> None:
     policy = with_deputy(small_policy, allow_self_approval=allow_self_approval)
     experiment = register(session)
-    protocol.submit(session, at(policy), "T-1", actor=DEPUTY)
+    review.submit(session, at(policy), "T-1", actor=DEPUTY)
     if allow_self_approval:
-        protocol.approve(session, at(policy), "T-1", actor=DEPUTY)
+        review.approve(session, at(policy), "T-1", actor=DEPUTY)
         assert experiment.status == S.APPROVED
         return
     with pytest.raises(PermissionDenied, match=f"{DEPUTY} owns or submitted T-1"), refused(session):
-        protocol.approve(session, at(policy), "T-1", actor=DEPUTY)
+        review.approve(session, at(policy), "T-1", actor=DEPUTY)
     assert experiment.status == S.SUBMITTED
-    protocol.approve(session, at(policy), "T-1", actor=MANAGER)
+    review.approve(session, at(policy), "T-1", actor=MANAGER)
     assert status_of(experiment) == S.APPROVED
 
 
@@ -703,23 +703,23 @@ def test_two_required_approvals_need_two_different_managers(
     policy = with_deputy(small_policy, approvals_required=2)
     ctx = at(policy)
     experiment = register(session)
-    protocol.submit(session, ctx, "T-1", actor=OWNER)
+    review.submit(session, ctx, "T-1", actor=OWNER)
 
-    first = protocol.approve(session, ctx, "T-1", actor=MANAGER)
+    first = review.approve(session, ctx, "T-1", actor=MANAGER)
     assert (first.changed, first.message) == (True, "approval 1 of 2 recorded for T-1")
     assert experiment.status == S.SUBMITTED
     assert events(session, experiment)[-1].action == "approval"
     assert the_clock(session, "review").state == ClockState.RUNNING
 
-    again = protocol.approve(session, ctx, "T-1", actor=MANAGER)
+    again = review.approve(session, ctx, "T-1", actor=MANAGER)
     assert (again.changed, again.message) == (False, "you already approved T-1")
     assert experiment.status == S.SUBMITTED
-    assert protocol.approvers(session, experiment) == [MANAGER]
+    assert review.approvers(session, experiment) == [MANAGER]
 
-    second = protocol.approve(session, ctx, "T-1", actor=DEPUTY)
+    second = review.approve(session, ctx, "T-1", actor=DEPUTY)
     assert (second.changed, second.message) == (True, "T-1 approved")
     assert status_of(experiment) == S.APPROVED
-    assert protocol.approvers(session, experiment) == sorted([MANAGER, DEPUTY])
+    assert review.approvers(session, experiment) == sorted([MANAGER, DEPUTY])
     assert [m.recipient for m in outbox(session, "decision")] == [OWNER]
     assert the_clock(session, "review").state == ClockState.STOPPED
 
@@ -729,10 +729,10 @@ def test_a_repeat_approval_by_the_same_manager_is_a_no_op(
 ) -> None:
     experiment = register(session, S.SUBMITTED)
     ctx = at(small_policy)
-    protocol.approve(session, ctx, "T-1", actor=MANAGER)
+    review.approve(session, ctx, "T-1", actor=MANAGER)
     version, counts = experiment.version, row_counts(session)
 
-    repeat = protocol.approve(session, ctx, "T-1", actor=MANAGER)
+    repeat = review.approve(session, ctx, "T-1", actor=MANAGER)
     assert (repeat.changed, repeat.message) == (False, "you already approved T-1")
     assert (experiment.status, experiment.version) == (S.APPROVED, version)
     assert row_counts(session) == counts
@@ -758,8 +758,8 @@ VOIDING_EDITS: list[dict[str, Any]] = [
 def approved_through_the_protocol(session: Session, policy: Policy) -> Experiment:
     """T-1 submitted at 10:00 and approved at 11:00 on Monday 2 March."""
     experiment = register(session)
-    protocol.submit(session, at(policy), "T-1", actor=OWNER)
-    protocol.approve(session, at(policy, utc(3, 2, 11)), "T-1", actor=MANAGER)
+    review.submit(session, at(policy), "T-1", actor=OWNER)
+    review.approve(session, at(policy, utc(3, 2, 11)), "T-1", actor=MANAGER)
     assert experiment.status == S.APPROVED
     return experiment
 
@@ -771,15 +771,13 @@ def test_editing_the_footprint_window_or_kpi_of_an_approved_test_voids_its_appro
     experiment = approved_through_the_protocol(session, small_policy)
     edited_at = utc(3, 2, 12)
 
-    outcome = protocol.edit(
-        session, at(small_policy, edited_at), "T-1", actor=OWNER, changes=changes
-    )
+    outcome = edits.edit(session, at(small_policy, edited_at), "T-1", actor=OWNER, changes=changes)
 
     assert outcome.changed
     assert outcome.message.endswith("; its approval is void")
     assert experiment.status == S.SUBMITTED
     assert all(d.voided for d in decisions(session, experiment))
-    assert protocol.approvers(session, experiment) == []
+    assert review.approvers(session, experiment) == []
     voided = outbox(session, "approval_voided")
     assert sorted(m.recipient for m in voided) == sorted([OWNER, TOWER_CHANNEL])
     for message in voided:
@@ -803,14 +801,14 @@ def test_an_edit_that_voids_an_approval_is_rechecked_for_collisions(
     register(session, S.LIVE, number=2, surfaces=("web/home",), **BAU)  # it holds its page
     ctx = at(small_policy, utc(3, 2, 12))
 
-    protocol.edit(session, ctx, "T-1", actor=OWNER, changes={"surfaces": ("web/home",)})
+    edits.edit(session, ctx, "T-1", actor=OWNER, changes={"surfaces": ("web/home",)})
 
     assert experiment.status == S.SUBMITTED
     [record] = open_blocking(session)
     assert collision_service.keys_of(record) == ["T-1", "T-2"]
     assert outbox(session, "collision_opened")
     with pytest.raises(GatesFailed, match="collisions:"), refused(session):
-        protocol.approve(session, ctx, "T-1", actor=MANAGER)
+        review.approve(session, ctx, "T-1", actor=MANAGER)
 
 
 @pytest.mark.parametrize(
@@ -824,14 +822,14 @@ def test_editing_other_fields_keeps_the_approval(
     experiment = approved_through_the_protocol(session, small_policy)
     version = experiment.version
 
-    outcome = protocol.edit(
+    outcome = edits.edit(
         session, at(small_policy, utc(3, 2, 12)), "T-1", actor=OWNER, changes=changes
     )
 
     assert outcome.changed and "void" not in outcome.message
     assert (experiment.status, experiment.version) == (S.APPROVED, version + 1)
     assert not any(d.voided for d in decisions(session, experiment))
-    assert protocol.approvers(session, experiment) == [MANAGER]
+    assert review.approvers(session, experiment) == [MANAGER]
     assert outbox(session, "approval_voided") == []
     assert [c.state for c in clocks(session, "review")] == [ClockState.STOPPED]
     assert events(session, experiment)[-1].reason == ""
@@ -841,9 +839,7 @@ def test_an_edit_with_a_bad_value_changes_nothing(session: Session, small_policy
     experiment = approved_through_the_protocol(session, small_policy)
     version, counts = experiment.version, row_counts(session)
     with pytest.raises(InvalidEdit, match="end: the end 2026-03-01 is before the start"):
-        protocol.edit(
-            session, at(small_policy), "T-1", actor=OWNER, changes={"end": date(2026, 3, 1)}
-        )
+        edits.edit(session, at(small_policy), "T-1", actor=OWNER, changes={"end": date(2026, 3, 1)})
     assert not session.dirty
     assert (experiment.status, experiment.version, experiment.end) == (S.APPROVED, version, END)
     assert row_counts(session) == counts
@@ -852,33 +848,33 @@ def test_an_edit_with_a_bad_value_changes_nothing(session: Session, small_policy
 # --------------------------------------------------------------------------- optimistic locking
 
 STALE: list[tuple[S, Take]] = [
-    (S.DRAFT, lambda s, c: protocol.submit(s, c, "T-1", actor=OWNER, expected_version=1)),
-    (S.SUBMITTED, lambda s, c: protocol.approve(s, c, "T-1", actor=MANAGER, expected_version=1)),
+    (S.DRAFT, lambda s, c: review.submit(s, c, "T-1", actor=OWNER, expected_version=1)),
+    (S.SUBMITTED, lambda s, c: review.approve(s, c, "T-1", actor=MANAGER, expected_version=1)),
     (
         S.SUBMITTED,
-        lambda s, c: protocol.request_changes(
+        lambda s, c: review.request_changes(
             s, c, "T-1", actor=MANAGER, reason="More data", expected_version=1
         ),
     ),
     (
         S.SUBMITTED,
-        lambda s, c: protocol.reject(s, c, "T-1", actor=MANAGER, reason="No", expected_version=1),
+        lambda s, c: review.reject(s, c, "T-1", actor=MANAGER, reason="No", expected_version=1),
     ),
-    (S.APPROVED, lambda s, c: protocol.withdraw(s, c, "T-1", actor=OWNER, expected_version=1)),
+    (S.APPROVED, lambda s, c: runs.withdraw(s, c, "T-1", actor=OWNER, expected_version=1)),
     (
         S.LIVE,
-        lambda s, c: protocol.cancel(s, c, "T-1", actor=OWNER, reason="Bug", expected_version=1),
+        lambda s, c: runs.cancel(s, c, "T-1", actor=OWNER, reason="Bug", expected_version=1),
     ),
-    (S.LIVE, lambda s, c: protocol.complete(s, c, "T-1", actor=OWNER, expected_version=1)),
+    (S.LIVE, lambda s, c: runs.complete(s, c, "T-1", actor=OWNER, expected_version=1)),
     (
         S.COMPLETED,
-        lambda s, c: protocol.record_result(
+        lambda s, c: runs.record_result(
             s, c, "T-1", actor=OWNER, result="loser", lift=-0.01, expected_version=1
         ),
     ),
     (
         S.SUBMITTED,
-        lambda s, c: protocol.edit(
+        lambda s, c: edits.edit(
             s, c, "T-1", actor=OWNER, changes={"traffic": 50.0}, expected_version=1
         ),
     ),
@@ -905,7 +901,7 @@ def test_acting_on_a_version_that_is_no_longer_current_changes_nothing(
 ) -> None:
     experiment = register(session, status)
     ctx = at(small_policy)
-    protocol.set_priority(session, ctx, "T-1", actor=MANAGER, lever=1.5)  # version 1 -> 2
+    edits.set_priority(session, ctx, "T-1", actor=MANAGER, lever=1.5)  # version 1 -> 2
     assert experiment.version == 2
     counts = row_counts(session)
 
@@ -937,10 +933,10 @@ def test_a_change_committed_meanwhile_by_someone_else_is_seen_before_acting(
     assert (experiment.version, experiment.status) == (1, S.SUBMITTED)  # the stale copy
 
     with pytest.raises(TowerError, match="rejected"):
-        protocol.approve(session, ctx, "T-1", actor=MANAGER)
+        review.approve(session, ctx, "T-1", actor=MANAGER)
     assert (experiment.version, experiment.status) == (2, S.REJECTED)
     with pytest.raises(StaleVersion, match="you saw version 1, it is now 2"):
-        protocol.withdraw(session, ctx, "T-1", actor=OWNER, expected_version=1)
+        runs.withdraw(session, ctx, "T-1", actor=OWNER, expected_version=1)
 
 
 def test_registrations_at_the_same_moment_each_get_their_own_number(
@@ -960,7 +956,7 @@ def test_registrations_at_the_same_moment_each_get_their_own_number(
         try:
             barrier.wait()
             with factory.begin() as session:
-                outcome = protocol.register(session, ctx, spec(title=title), actor=OWNER)
+                outcome = edits.register(session, ctx, spec(title=title), actor=OWNER)
                 keys.append(outcome.experiment.key)
         except BaseException as error:  # surfaced below
             errors.append(error)
@@ -997,11 +993,11 @@ def test_a_registration_moves_the_registry_on_once_and_leaves_its_process_caught
     change reads no row marks)."""
     ctx = at(small_policy)
     with factory.begin() as session:
-        protocol.register(session, ctx, spec(title="First"), actor=OWNER)
+        edits.register(session, ctx, spec(title="First"), actor=OWNER)
     with factory.begin() as session:
         before = registry.peek(session)
     with factory.begin() as session:
-        protocol.register(session, ctx, spec(title="Second"), actor=OWNER)
+        edits.register(session, ctx, spec(title="Second"), actor=OWNER)
         assert session.scalars(select(SlaClock)).all()  # savepoints were committed
     with factory.begin() as session:
         after = registry.peek(session)
@@ -1018,10 +1014,10 @@ def test_a_test_written_after_its_change_was_checked_is_seen_by_the_next_change(
     the same process, must meet T-1 where it now is."""
     ctx = at(small_policy)
     with factory.begin() as session:
-        first = protocol.register(session, ctx, spec(title="First"), actor=OWNER).experiment
+        first = edits.register(session, ctx, spec(title="First"), actor=OWNER).experiment
         first.apply(replace(first.spec(), surfaces=("web/home",)))
     with factory.begin() as session:
-        protocol.register(session, ctx, spec(surfaces=("web/home",), **BAU), actor=BAU_OWNER)
+        edits.register(session, ctx, spec(surfaces=("web/home",), **BAU), actor=BAU_OWNER)
         found = [collision_service.keys_of(r) for r in session.scalars(select(Collision))]
     assert ["T-1", "T-2"] in found
 
@@ -1038,15 +1034,15 @@ def test_a_lagging_process_reloads_just_the_tests_changed_since_it_last_looked(
     test's row, and then holds what a fresh load holds."""
     ctx = at(small_policy)
     with factory.begin() as session:
-        protocol.register(session, ctx, spec(title="First"), actor=OWNER)
+        edits.register(session, ctx, spec(title="First"), actor=OWNER)
     with factory.begin() as session:
         lagging = PortfolioIndex.load(session, small_policy, ctx.today)
     with factory.begin() as session:
-        protocol.register(session, ctx, spec(title="Second"), actor=OWNER)
+        edits.register(session, ctx, spec(title="Second"), actor=OWNER)
     with factory.begin() as session:
-        protocol.withdraw(session, ctx, "T-1", actor=OWNER)
+        runs.withdraw(session, ctx, "T-1", actor=OWNER)
     with factory.begin() as session:
-        protocol.edit(session, ctx, "T-2", actor=OWNER, changes={"surfaces": ("web/home",)})
+        edits.edit(session, ctx, "T-2", actor=OWNER, changes={"surfaces": ("web/home",)})
 
     every_row = registry.row_marks
 
@@ -1071,12 +1067,12 @@ def test_a_process_lagging_past_the_recent_changes_compares_every_row(
     monkeypatch.setattr(registry, "KEPT_CHANGES", 2)
     ctx = at(small_policy)
     with factory.begin() as session:
-        protocol.register(session, ctx, spec(title="First"), actor=OWNER)
+        edits.register(session, ctx, spec(title="First"), actor=OWNER)
     with factory.begin() as session:
         lagging = PortfolioIndex.load(session, small_policy, ctx.today)
     for title in ("Second", "Third", "Fourth"):
         with factory.begin() as session:
-            protocol.register(session, ctx, spec(title=title), actor=OWNER)
+            edits.register(session, ctx, spec(title=title), actor=OWNER)
     with factory.begin() as session:
         lagging.catch_up(session, registry.peek(session))
         fresh = PortfolioIndex.load(session, small_policy, ctx.today)
@@ -1091,12 +1087,12 @@ def test_after_a_registration_rolls_back_the_next_change_works_on_the_tests_that
     next change in the same process works on the tests that exist, not on that one."""
     ctx = at(small_policy)
     with factory.begin() as session:
-        protocol.register(session, ctx, spec(title="First"), actor=OWNER)
+        edits.register(session, ctx, spec(title="First"), actor=OWNER)
     with pytest.raises(RuntimeError), factory.begin() as session:
-        protocol.register(session, ctx, spec(title="Never"), actor=OWNER)
+        edits.register(session, ctx, spec(title="Never"), actor=OWNER)
         raise RuntimeError("the request failed after the change")
     with factory.begin() as session:
-        third = protocol.register(session, ctx, spec(title="Third"), actor=OWNER)
+        third = edits.register(session, ctx, spec(title="Third"), actor=OWNER)
         index = warm_index(session, small_policy, ctx.today)
         held = {item.key: item.spec.title for item in index.items.values()}
     assert third.experiment.key == "T-2"
@@ -1112,14 +1108,14 @@ def test_after_an_edit_rolls_back_the_next_change_reads_again_only_that_test(
     ctx = at(small_policy)
     for title in ("First", "Second", "Third"):
         with factory.begin() as session:
-            protocol.register(session, ctx, spec(title=title), actor=OWNER)
+            edits.register(session, ctx, spec(title=title), actor=OWNER)
     with factory.begin() as session:
         assert slots.placement_now(session, ctx, "T-3") is not None
         index = warm_index(session, small_policy, ctx.today)
         plan = index.working_plan
     later = {"start": START + timedelta(days=3), "end": END + timedelta(days=3)}
     with pytest.raises(RuntimeError), factory.begin() as session:
-        protocol.edit(session, ctx, "T-1", actor=OWNER, changes=later)
+        edits.edit(session, ctx, "T-1", actor=OWNER, changes=later)
         assert slots.placement_now(session, ctx, "T-1") is not None  # planned as moved
         raise RuntimeError("the request failed after the change")
 
@@ -1132,7 +1128,7 @@ def test_after_an_edit_rolls_back_the_next_change_reads_again_only_that_test(
     every_test = index_module.portfolio_items
     with monkeypatch.context() as patched, factory.begin() as session:
         patched.setattr(index_module, "portfolio_items", recording)
-        protocol.register(session, ctx, spec(title="Fourth"), actor=OWNER)
+        edits.register(session, ctx, spec(title="Fourth"), actor=OWNER)
     # T-1 as committed, and T-4, whose row this change wrote before it compared them
     assert read_again == [[1, 4]]
     with factory.begin() as session:
@@ -1170,7 +1166,7 @@ def test_two_managers_approving_at_once_exactly_one_wins(
         def approve(session: Session, actor: str) -> None:
             barrier.wait()
             try:
-                protocol.approve(session, ctx, "T-1", actor=actor, expected_version=1)
+                review.approve(session, ctx, "T-1", actor=actor, expected_version=1)
                 session.commit()
                 results[actor] = "approved"
             except Exception as lost:  # StaleVersion
@@ -1227,7 +1223,7 @@ def approve_at_once(
             barrier.wait()
             try:
                 with create_session_factory(engine).begin() as session:
-                    told.append(protocol.approve(session, ctx, "T-1", actor=actor).message)
+                    told.append(review.approve(session, ctx, "T-1", actor=actor).message)
             except TowerError as refused:
                 told.append(f"refused: {refused}")
 
@@ -1320,7 +1316,7 @@ def test_a_submission_starts_a_review_clock_due_two_business_days_later(
     session: Session, small_policy: Policy
 ) -> None:
     experiment = register(session)
-    protocol.submit(session, at(small_policy), "T-1", actor=OWNER)
+    review.submit(session, at(small_policy), "T-1", actor=OWNER)
     clock = the_clock(session, "review")
     assert (clock.state, clock.cycle, clock.experiment_id) == (
         ClockState.RUNNING,
@@ -1335,10 +1331,10 @@ def test_changes_requested_pause_the_review_clock_and_a_resubmission_resumes_it_
     session: Session, small_policy: Policy
 ) -> None:
     register(session)
-    protocol.submit(session, at(small_policy), "T-1", actor=OWNER)
+    review.submit(session, at(small_policy), "T-1", actor=OWNER)
     paused_at, resumed_at = utc(3, 3, 10), utc(3, 5, 10)
 
-    protocol.request_changes(
+    review.request_changes(
         session, at(small_policy, paused_at), "T-1", actor=MANAGER, reason="Add a guardrail"
     )
     clock = the_clock(session, "review")
@@ -1348,7 +1344,7 @@ def test_changes_requested_pause_the_review_clock_and_a_resubmission_resumes_it_
         utc(3, 4, 10),
     )
 
-    protocol.submit(session, at(small_policy, resumed_at), "T-1", actor=OWNER)
+    review.submit(session, at(small_policy, resumed_at), "T-1", actor=OWNER)
     clock = the_clock(session, "review")  # still one clock: the same cycle resumed
     assert (clock.state, clock.cycle, clock.paused_at) == (ClockState.RUNNING, 1, None)
     # 8.5 business hours were left when paused; Tue 10:00 to Thu 10:00 is 17 business hours.
@@ -1359,8 +1355,8 @@ def test_changes_requested_pause_the_review_clock_and_a_resubmission_resumes_it_
 
 def test_approval_stops_the_review_clock(session: Session, small_policy: Policy) -> None:
     register(session)
-    protocol.submit(session, at(small_policy), "T-1", actor=OWNER)
-    protocol.approve(session, at(small_policy, utc(3, 2, 13)), "T-1", actor=MANAGER)
+    review.submit(session, at(small_policy), "T-1", actor=OWNER)
+    review.approve(session, at(small_policy, utc(3, 2, 13)), "T-1", actor=MANAGER)
     clock = the_clock(session, "review")
     assert (clock.state, clock.stopped_at, clock.breached_at) == (
         ClockState.STOPPED,
@@ -1374,7 +1370,7 @@ def test_a_rejection_or_withdrawal_stops_the_review_clock(
     session: Session, small_policy: Policy, stop: Action
 ) -> None:
     register(session)
-    protocol.submit(session, at(small_policy), "T-1", actor=OWNER)
+    review.submit(session, at(small_policy), "T-1", actor=OWNER)
     TAKE[stop](session, at(small_policy, utc(3, 3, 9)))
     assert the_clock(session, "review").state == ClockState.STOPPED
 
@@ -1383,7 +1379,7 @@ def test_completion_starts_the_results_clock_and_the_result_stops_it(
     session: Session, small_policy: Policy
 ) -> None:
     experiment = register(session, S.LIVE)
-    protocol.complete(session, at(small_policy, utc(3, 16, 10)), "T-1", actor=OWNER)
+    runs.complete(session, at(small_policy, utc(3, 16, 10)), "T-1", actor=OWNER)
     clock = the_clock(session, "results")
     assert (clock.state, clock.started_at, clock.experiment_id) == (
         ClockState.RUNNING,
@@ -1395,7 +1391,7 @@ def test_completion_starts_the_results_clock_and_the_result_stops_it(
     assert request.recipient == OWNER
     assert "record its result" in request.text
 
-    protocol.record_result(
+    runs.record_result(
         session, at(small_policy, utc(3, 17, 11)), "T-1", actor=OWNER, result="loser", lift=-0.02
     )
     clock = the_clock(session, "results")
@@ -1466,18 +1462,18 @@ def test_a_footprint_edit_voids_a_partial_approval_too(
 ) -> None:
     policy = with_deputy(small_policy, approvals_required=2)
     experiment = register(session)
-    protocol.submit(session, at(policy), "T-1", actor=OWNER)
-    protocol.approve(session, at(policy, utc(3, 2, 11)), "T-1", actor=MANAGER)
+    review.submit(session, at(policy), "T-1", actor=OWNER)
+    review.approve(session, at(policy, utc(3, 2, 11)), "T-1", actor=MANAGER)
 
-    protocol.edit(
+    edits.edit(
         session,
         at(policy, utc(3, 2, 12)),
         "T-1",
         actor=OWNER,
         changes={"surfaces": ("web/checkout/payment",)},
     )
-    assert protocol.approvers(session, experiment) == []
-    outcome = protocol.approve(session, at(policy, utc(3, 2, 13)), "T-1", actor=DEPUTY)
+    assert review.approvers(session, experiment) == []
+    outcome = review.approve(session, at(policy, utc(3, 2, 13)), "T-1", actor=DEPUTY)
     assert outcome.message == "approval 1 of 2 recorded for T-1"
     assert experiment.status == S.SUBMITTED
 
@@ -1493,7 +1489,7 @@ def test_the_rank_table_brought_up_to_date_is_the_one_read_afresh(
     for number in range(1, 7):
         with factory.begin() as session:
             wanted = spec(title=f"Test {number}", impact=[0.5, 1, 2][number % 3], confidence=0.5)
-            keys.append(protocol.register(session, ctx, wanted, actor=OWNER).experiment.key)
+            keys.append(edits.register(session, ctx, wanted, actor=OWNER).experiment.key)
     with factory.begin() as session:
         first = reads.rank_table(session)
     read_afresh = reads._read_table
@@ -1507,13 +1503,13 @@ def test_the_rank_table_brought_up_to_date_is_the_one_read_afresh(
         with factory.begin() as session:
             if step == "register":
                 wanted = spec(title=f"Late {impact}", impact=impact, confidence=0.8)
-                keys.append(protocol.register(session, ctx, wanted, actor=OWNER).experiment.key)
+                keys.append(edits.register(session, ctx, wanted, actor=OWNER).experiment.key)
             else:
                 test = experiment_service.get_by_key(session, keys[1 + len(keys) % 3])
                 if step == "withdraw":
-                    protocol.withdraw(session, ctx, test.key, actor=OWNER)
+                    runs.withdraw(session, ctx, test.key, actor=OWNER)
                 else:
-                    protocol.edit(session, ctx, test.key, actor=OWNER, changes={"impact": impact})
+                    edits.edit(session, ctx, test.key, actor=OWNER, changes={"impact": impact})
         with factory.begin() as session:
             shared = reads.rank_table(session)
             assert shared is not first  # brought up to date, not read as it was
@@ -1529,7 +1525,7 @@ def test_a_reason_past_fifty_thousand_characters_is_refused_and_nothing_changes(
     experiment = register(session, S.SUBMITTED)
     counts = row_counts(session)
     with pytest.raises(TextTooLong, match="keep the reason to at most 50,000 characters"):
-        protocol.reject(session, at(small_policy), "T-1", actor=MANAGER, reason="x" * 50_001)
+        review.reject(session, at(small_policy), "T-1", actor=MANAGER, reason="x" * 50_001)
     assert experiment.status == S.SUBMITTED and row_counts(session) == counts
-    outcome = protocol.reject(session, at(small_policy), "T-1", actor=MANAGER, reason="x" * 50_000)
+    outcome = review.reject(session, at(small_policy), "T-1", actor=MANAGER, reason="x" * 50_000)
     assert outcome.changed and outcome.experiment.status == S.REJECTED

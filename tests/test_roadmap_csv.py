@@ -49,7 +49,7 @@ from tower.experiments.spec import (
     validate_spec,
 )
 from tower.policy import Policy, load_policy
-from tower.protocol import service as protocol
+from tower.protocol import edits
 
 from .cli import failed
 from .conftest import SMALL_POLICY
@@ -1360,7 +1360,7 @@ def test_registering_when_no_key_is_left_is_refused_and_writes_nothing(
     ctx = ServiceContext.create(small_policy, datetime(2026, 3, 2, 12, tzinfo=UTC))
 
     with pytest.raises(NoKeyLeft, match="no new key fits after T-2147483647"):
-        protocol.register(session, ctx, CHECKOUT_SPEC, actor="U0ANNA")
+        edits.register(session, ctx, CHECKOUT_SPEC, actor="U0ANNA")
 
     assert counts(session) == before
 

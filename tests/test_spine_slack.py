@@ -31,7 +31,7 @@ from tower.engine.kinds import Severity
 from tower.experiments.spec import ExperimentStatus
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.policy import Policy
-from tower.protocol import service as protocol
+from tower.protocol import runs
 from tower.worker import jobs
 
 from .conftest import RETAIL_PORTFOLIO
@@ -253,7 +253,7 @@ def test_a_collision_a_summary_announced_is_followed_up_in_the_summarys_thread(
     ref = collision_service.format_ref(record)
     with imported_bot.transaction() as session:
         ctx = imported_bot.deps.context().at(NOW + timedelta(minutes=2))
-        protocol.withdraw(session, ctx, experiment.key, actor=MANAGER, reason="clears the way")
+        runs.withdraw(session, ctx, experiment.key, actor=MANAGER, reason="clears the way")
     sweep(imported_bot, 3)
 
     follow_ups = [

@@ -45,7 +45,7 @@ from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notifier import Delivery
 from tower.policy import Policy
 from tower.policy.schema import FreezeWindow
-from tower.protocol import service as protocol
+from tower.protocol import review
 from tower.sla.models import ClockState, SlaClock
 from tower.worker import jobs
 from tower.worker.scheduler import LEADER_LOCK, leadership
@@ -108,7 +108,7 @@ def submit(factory: sessionmaker[Session], policy: Policy, moment: datetime, key
     """Register a draft as `key` and submit it at `moment` (the review clock starts)."""
     with factory.begin() as session:
         experiment = experiment_service.get_by_key(session, key)
-        protocol.submit(session, at(policy, moment), key, actor=experiment.owner)
+        review.submit(session, at(policy, moment), key, actor=experiment.owner)
 
 
 def status(factory: sessionmaker[Session], key: str = "T-1") -> S:

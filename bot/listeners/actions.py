@@ -34,7 +34,7 @@ from tower.experiments import service as experiment_service
 from tower.experiments.permissions import PermissionDenied
 from tower.outbox import queries as outbox_queries
 from tower.pipeline import collision_flows, reads, slots
-from tower.protocol import service as protocol
+from tower.protocol import review
 
 # The outbox id a *Show all* button carries: ASCII digits the database can hold.
 _SUMMARY_ID = re.compile(r"[1-9][0-9]{0,8}")
@@ -105,7 +105,7 @@ def register(app: App, deps: BotDeps) -> None:
         actor = actor_of(body)
 
         def run(session: Session, ctx: ServiceContext) -> str | None:
-            outcome = protocol.approve(session, ctx, key, actor=actor, expected_version=version)
+            outcome = review.approve(session, ctx, key, actor=actor, expected_version=version)
             return (
                 None if outcome.changed and "approval" not in outcome.message else outcome.message
             )

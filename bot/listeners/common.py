@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from bot.deps import BotDeps
 from bot.mrkdwn import escape
 from tower.experiments.permissions import PermissionDenied
-from tower.protocol import service as protocol
+from tower.protocol import steps
 
 logger = logging.getLogger("tower.bot")
 
@@ -58,6 +58,6 @@ def audit_refusal(
     (on test `key`, when the attempt names one)."""
     try:
         with deps.transaction() as (session, _):
-            protocol.record_denial(session, key=key, actor=actor, action=action, message=str(error))
+            steps.record_denial(session, key=key, actor=actor, action=action, message=str(error))
     except Exception:  # the refusal stands even if auditing it fails
         logger.exception("could not audit the refused %s of %s by %s", action, key, actor)

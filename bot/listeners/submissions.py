@@ -34,7 +34,7 @@ from tower.outbox.dispatcher import Claimed, claim_queued
 from tower.outbox.notify import notify
 from tower.pipeline import slots
 from tower.policy import Policy
-from tower.protocol import service as protocol
+from tower.protocol import edits, review
 from tower.text import user_text
 
 MODAL_FIELDS = frozenset(block.value for block in BlockId if block != BlockId.REASON)
@@ -112,7 +112,7 @@ def register(app: App, deps: BotDeps) -> None:
             # waits its turn to write (a slot costs milliseconds, `pipeline.slots`).
             try:
                 with deps.transaction() as (session, ctx):
-                    registered = protocol.register(session, ctx, spec, actor=actor).experiment
+                    registered = edits.register(session, ctx, spec, actor=actor).experiment
                     text = _summary(session, ctx, registered)
                     key = registered.key
                     dm = _queue_dm(session, ctx, key, actor, text, claim=deps.delivers)
@@ -144,7 +144,7 @@ def register(app: App, deps: BotDeps) -> None:
                     ack(response_action="errors", errors=problems)
                     return
                 changes = {name: getattr(spec, name) for name in MODAL_FIELDS}
-                outcome = protocol.edit(
+                outcome = edits.edit(
                     session, ctx, key, actor=actor, changes=changes, expected_version=version
                 )
         except PermissionDenied as denied:
@@ -173,7 +173,7 @@ def register(app: App, deps: BotDeps) -> None:
         if not reason:
             ack(response_action="errors", errors={BlockId.REASON.value: "say why"})
             return
-        decide = protocol.reject if action == ActionId.REJECT.value else protocol.request_changes
+        decide = review.reject if action == ActionId.REJECT.value else review.request_changes
         try:
             with deps.transaction() as (session, ctx):
                 decide(session, ctx, key, actor=actor, reason=reason, expected_version=version)

@@ -31,7 +31,7 @@ from tower.experiments.spec import ExperimentStatus
 from tower.outbox.dispatcher import dispatch_due
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.policy import load_policy
-from tower.protocol import service as protocol
+from tower.protocol import review
 
 DRAIN_ROUNDS = 60  # last dispatcher runs, an hour apart, until nothing waits
 SIGNING_SECRET = "chaos-signing-secret"
@@ -101,9 +101,9 @@ def write(setting: Setting, stop: threading.Event, changes: list[str], pause: fl
                 with factory.begin() as session:
                     ctx = ServiceContext.create(policy, datetime.now(UTC))
                     if status == ExperimentStatus.SUBMITTED:
-                        protocol.approve(session, ctx, key, actor=MANAGER)
+                        review.approve(session, ctx, key, actor=MANAGER)
                     elif status == ExperimentStatus.DRAFT:
-                        protocol.submit(session, ctx, key, actor=owner)
+                        review.submit(session, ctx, key, actor=owner)
                     else:
                         continue
                 changes.append(key)

@@ -29,7 +29,7 @@ from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
 from tower.outbox.models import OutboxMessage
 from tower.policy import load_policy
-from tower.protocol import service as protocol
+from tower.protocol import review
 from tower.protocol.gates import failing
 from tower.protocol.models import Decision, DecisionKind
 
@@ -82,7 +82,7 @@ def _approvable(factory: Any) -> list[str]:
     with factory() as session:
         query = select(Experiment).where(Experiment.status == ExperimentStatus.SUBMITTED)
         for experiment in session.scalars(query.order_by(Experiment.number)):
-            if not failing(protocol.gates_for(session, ctx, experiment)):
+            if not failing(review.gates_for(session, ctx, experiment)):
                 keys.append(experiment.key)
     return keys
 

@@ -26,7 +26,7 @@ from tower.db import create_database_engine, create_session_factory
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus
 from tower.policy import Policy, load_policy
-from tower.protocol import service as protocol
+from tower.protocol import review
 from tower.protocol.gates import failing
 
 MUST_BE_ZERO = ("failed", "tracebacks")
@@ -73,7 +73,7 @@ def _cast(factory: Any, policy: Policy) -> dict[str, str]:
             e
             for e in tests
             if e.status == ExperimentStatus.SUBMITTED
-            and not failing(protocol.gates_for(session, ctx, e))
+            and not failing(review.gates_for(session, ctx, e))
         )
         collisions = list(
             session.scalars(select(Collision).where(Collision.status == CollisionStatus.OPEN))

@@ -24,10 +24,11 @@ from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import read_fields
 from tower.experiments.permissions import PermissionDenied
 from tower.experiments.playbook import playbook
-from tower.protocol import service as protocol
+from tower.protocol import edits, review, runs, steps
+from tower.protocol.outcome import InvalidEdit, Outcome
 from tower.sla import queries as sla_queries
 
-Run = Callable[[Session, ServiceContext], protocol.Outcome]
+Run = Callable[[Session, ServiceContext], Outcome]
 
 
 def _by(function: Any) -> Any:
@@ -48,9 +49,7 @@ def _act(app: AppContext, key: str, actor: str, action: str, run: Run) -> None:
             message, gates = outcome.message, [g.as_dict() for g in outcome.gates]
     except PermissionDenied as denied:
         with app.transaction() as session:
-            protocol.record_denial(
-                session, key=key, actor=actor, action=action, message=str(denied)
-            )
+            steps.record_denial(session, key=key, actor=actor, action=action, message=str(denied))
         raise
     console.print(message, markup=False, highlight=False)
     for gate in gates:
@@ -58,9 +57,7 @@ def _act(app: AppContext, key: str, actor: str, action: str, run: Run) -> None:
         console.print(f"  {mark} {gate['name']}: {gate['message']}", markup=False, highlight=False)
 
 
-def _simple(
-    name: str, action: str, run: Callable[..., protocol.Outcome], doc: str
-) -> click.Command:
+def _simple(name: str, action: str, run: Callable[..., Outcome], doc: str) -> click.Command:
     """A command `tower NAME KEY --by USER [--version N]`."""
 
     @click.command(name, help=doc)
@@ -83,7 +80,7 @@ def _simple(
 def _reasoned(
     name: str,
     action: str,
-    run: Callable[..., protocol.Outcome],
+    run: Callable[..., Outcome],
     doc: str,
     *,
     reason_help: str,
@@ -113,17 +110,17 @@ def _reasoned(
     return command
 
 
-submit_command = _simple("submit", "submit", protocol.submit, "Send test KEY for review.")
+submit_command = _simple("submit", "submit", review.submit, "Send test KEY for review.")
 complete_command = _simple(
     "complete",
     "complete",
-    protocol.complete,
+    runs.complete,
     "End live test KEY early (the worker completes tests after their end date).",
 )
 approve_command = _reasoned(
     "approve",
     "approve",
-    protocol.approve,
+    review.approve,
     "Approve test KEY (managers; never your own test unless the policy allows it).",
     reason_help="A note for the owner.",
     required=False,
@@ -131,7 +128,7 @@ approve_command = _reasoned(
 reject_command = _reasoned(
     "reject",
     "reject",
-    protocol.reject,
+    review.reject,
     "Reject test KEY (managers, with a reason).",
     reason_help="Why the test is turned down.",
     required=True,
@@ -139,7 +136,7 @@ reject_command = _reasoned(
 request_changes_command = _reasoned(
     "request-changes",
     "request_changes",
-    protocol.request_changes,
+    review.request_changes,
     "Send test KEY back to its owner for changes (managers, with a reason).",
     reason_help="What to change.",
     required=True,
@@ -147,7 +144,7 @@ request_changes_command = _reasoned(
 withdraw_command = _reasoned(
     "withdraw",
     "withdraw",
-    protocol.withdraw,
+    runs.withdraw,
     "Take test KEY off the pipeline before it runs.",
     reason_help="Why.",
     required=False,
@@ -155,7 +152,7 @@ withdraw_command = _reasoned(
 cancel_command = _reasoned(
     "cancel",
     "cancel",
-    protocol.cancel,
+    runs.cancel,
     "Stop an approved or live test KEY.",
     reason_help="Why the test stops.",
     required=True,
@@ -185,7 +182,7 @@ def record_result_command(
         key,
         actor,
         "record_result",
-        lambda s, c: protocol.record_result(
+        lambda s, c: runs.record_result(
             s,
             c,
             key,
@@ -226,15 +223,15 @@ def edit_command(
             raise click.BadParameter(f"{assignment!r} is not FIELD=VALUE", param_hint="--set")
         texts[name.strip()] = value
 
-    def edit(session: Session, ctx: ServiceContext) -> protocol.Outcome:
+    def edit(session: Session, ctx: ServiceContext) -> Outcome:
         # Who may edit is settled before what they typed is read: an outsider's attempt is
         # refused and audited whatever its values.
-        protocol.load_for_team(session, ctx, key, actor=actor, verb="edit")
+        steps.load_for_team(session, ctx, key, actor=actor, verb="edit")
         values, errors = read_fields(texts)
         if errors:
             lines = [f"{key} was not changed:", *(f"  {e.column}: {e.message}" for e in errors)]
-            raise protocol.InvalidEdit("\n".join(lines))
-        return protocol.edit(
+            raise InvalidEdit("\n".join(lines))
+        return edits.edit(
             session, ctx, key, actor=actor, changes=values, expected_version=expected_version
         )
 
@@ -264,7 +261,7 @@ def prioritize_command(
         key,
         actor,
         "prioritize",
-        lambda s, c: protocol.set_priority(
+        lambda s, c: edits.set_priority(
             s,
             c,
             key,
@@ -285,7 +282,7 @@ def gates_command(app: AppContext, key: str, output_format: str) -> None:
     with app.read_transaction() as session:
         ctx = app.service_context()
         experiment = experiment_service.get_by_key(session, key)
-        gates = [g.as_dict() for g in protocol.gates_for(session, ctx, experiment)]
+        gates = [g.as_dict() for g in review.gates_for(session, ctx, experiment)]
     if output_format == "json":
         emit_json(gates)
         return

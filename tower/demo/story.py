@@ -24,7 +24,7 @@ from tower.outbox.dispatcher import dispatch_due
 from tower.outbox.notifier import Delivery
 from tower.pipeline import collision_flows
 from tower.policy import Policy
-from tower.protocol import service as protocol
+from tower.protocol import review, runs
 from tower.sla import queries as sla_queries
 from tower.worker import jobs
 
@@ -119,7 +119,7 @@ def tell_story(factory: sessionmaker[Session], policy: Policy, say: Say) -> str:
             session, number=number, spec=STORY_SPEC, status=ExperimentStatus.DRAFT, actor=OWNER
         )
         key = printer.key = experiment.key
-        return protocol.submit(session, ctx, key, actor=OWNER).message + (
+        return review.submit(session, ctx, key, actor=OWNER).message + (
             f" ({key}: {STORY_SPEC.title})"
         )
 
@@ -151,23 +151,23 @@ def tell_story(factory: sessionmaker[Session], policy: Policy, say: Say) -> str:
     step(
         _utc(2026, 11, 23, 10, 5),
         "Ben (not a manager) clicks Approve",
-        lambda s, c: protocol.approve(s, c, key, actor="U0BEN").message,
+        lambda s, c: review.approve(s, c, key, actor="U0BEN").message,
     )
     step(
         _utc(2026, 11, 23, 10, 30),
         "The manager tries to approve",
-        lambda s, c: protocol.approve(s, c, key, actor=MANAGER).message,
+        lambda s, c: review.approve(s, c, key, actor=MANAGER).message,
     )
     step(_utc(2026, 11, 23, 11, 0), "The manager waives the collision with a reason", waive)
     step(
         _utc(2026, 11, 23, 11, 5),
         "The manager approves",
-        lambda s, c: protocol.approve(s, c, key, actor=MANAGER).message,
+        lambda s, c: review.approve(s, c, key, actor=MANAGER).message,
     )
     step(
         _utc(2026, 11, 23, 11, 6),
         "A double click on Approve",
-        lambda s, c: protocol.approve(s, c, key, actor=MANAGER).message,
+        lambda s, c: review.approve(s, c, key, actor=MANAGER).message,
     )
     sweep(_utc(2027, 1, 18, 8, 0), "The worker's sweep on the start date")
     sweep(_utc(2027, 2, 1, 8, 0), "The worker's sweep after the end date")
@@ -177,7 +177,7 @@ def tell_story(factory: sessionmaker[Session], policy: Policy, say: Say) -> str:
         _utc(2027, 2, 5, 15, 0),
         "Anna records the result",
         lambda s, c: (
-            protocol.record_result(
+            runs.record_result(
                 s,
                 c,
                 key,

@@ -30,8 +30,8 @@ from tower.outbox.notifier import Notifier
 from tower.outbox.notify import notify
 from tower.pipeline import reads
 from tower.pipeline.resync import ResyncReport, resync
-from tower.protocol import notices
-from tower.protocol import service as protocol
+from tower.protocol import notices, runs
+from tower.protocol.outcome import Outcome
 from tower.protocol.slot_notices import tell_given_slots
 from tower.sla import reminders as sla_reminders
 from tower.worker.digest import digest_text
@@ -79,7 +79,7 @@ def run_transitions(
         ).all()
     for number in due_launch:
         key = format_key(number)
-        outcome = _attempt(factory, partial(protocol.launch, ctx=ctx, key=key))
+        outcome = _attempt(factory, partial(runs.launch, ctx=ctx, key=key))
         if outcome is not None:
             (report.launched if outcome.changed else report.held).append(key)
     # After the launches: a test whose whole window passed during downtime goes live and
@@ -92,14 +92,14 @@ def run_transitions(
         ).all()
     for number in due_complete:
         key = format_key(number)
-        outcome = _attempt(factory, partial(protocol.complete, ctx=ctx, key=key))
+        outcome = _attempt(factory, partial(runs.complete, ctx=ctx, key=key))
         if outcome is not None and outcome.changed:
             report.completed.append(key)
 
 
 def _attempt(
-    factory: sessionmaker[Session], action: Callable[[Session], protocol.Outcome]
-) -> protocol.Outcome | None:
+    factory: sessionmaker[Session], action: Callable[[Session], Outcome]
+) -> Outcome | None:
     try:
         with factory.begin() as session:
             return action(session)
