@@ -225,18 +225,13 @@ def _moved_edit_view(session: Session, ctx: ServiceContext, ref: str, actor: str
     keys = collision_service.keys_of(record)
     experiments = [experiment_service.get_by_key(session, key) for key in keys]
     ranks = reads.ranks(session, [e.number for e in experiments])
-    teams = {t.key for t in ctx.policy.teams_of(actor)}
-    mine = [e for e in experiments if e.owner == actor or e.team in teams]
-    if not mine and not ctx.policy.is_manager(actor):
-        raise PermissionDenied(f"none of {', '.join(keys)} is yours to move")
-    candidates = mine or experiments
-    target = max(candidates, key=lambda e: ranks.get(e.key) or 0)
+    target = permissions.test_to_move(ctx.policy, actor, experiments, ranks)
     placement = slots.placement_now(session, ctx, target.key)
     spec = target.spec()
     if placement is not None and placement.planned_start and placement.moved_days:
         assert placement.planned_end is not None
         spec = replace(spec, start=placement.planned_start, end=placement.planned_end)
-    editable = [t.key for t in ctx.policy.teams] if ctx.policy.is_manager(actor) else sorted(teams)
+    editable = [team.key for team in permissions.teams_to_register_for(ctx.policy, actor)]
     return test_modal(
         ctx.policy, editable or [spec.team], spec=spec, key=target.key, version=target.version
     )
