@@ -50,6 +50,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tower.db import utcnow
+from tower.outbox.backoff import (
+    DEFAULT_BASE_DELAY,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_DELAY,
+    Backoff,
+)
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notifier import (
     Delivery,
@@ -67,9 +73,6 @@ logger = logging.getLogger("tower.outbox")
 Outcome = Literal["sent", "retried", "rate_limited", "dead_lettered"]
 _T = TypeVar("_T")
 
-DEFAULT_BASE_DELAY = timedelta(seconds=30)
-DEFAULT_MAX_DELAY = timedelta(hours=1)
-DEFAULT_MAX_ATTEMPTS = 8
 _MAX_ERROR_LENGTH = 2000
 # How long a claimed message is its dispatcher's: past it, the dispatcher is presumed dead
 # and another looks for the message, then sends it if it is not there. Longer than any
@@ -114,29 +117,6 @@ class DispatchReport:
         )
 
 
-def backoff_delay(
-    attempts: int,
-    *,
-    base_delay: timedelta = DEFAULT_BASE_DELAY,
-    max_delay: timedelta = DEFAULT_MAX_DELAY,
-) -> timedelta:
-    """How long a message waits after its `attempts`-th failed attempt (1, 2, ...)."""
-    try:
-        return min(max_delay, base_delay * (1 << min(max(attempts - 1, 0), 62)))
-    except OverflowError:  # far beyond any sane max_delay
-        return max_delay
-
-
-@dataclass(frozen=True)
-class _Backoff:
-    max_attempts: int
-    base_delay: timedelta
-    max_delay: timedelta
-
-    def delay(self, attempts: int) -> timedelta:
-        return backoff_delay(attempts, base_delay=self.base_delay, max_delay=self.max_delay)
-
-
 def dispatch_due(
     session_factory: sessionmaker[Session],
     notifier: Notifier,
@@ -165,7 +145,7 @@ def dispatch_due(
         raise ValueError(f"naive datetime {now!r}: pass an aware time (UTC)")
     if limit < 0 or max_attempts < 1:
         raise ValueError("limit must be >= 0 and max_attempts >= 1")
-    backoff = _Backoff(max_attempts, base_delay, max_delay)
+    backoff = Backoff(max_attempts, base_delay, max_delay)
     counts: dict[Outcome, int] = {"sent": 0, "retried": 0, "rate_limited": 0, "dead_lettered": 0}
     tried: set[int] = set()
     paused_recipients: set[str] = set()
@@ -233,7 +213,7 @@ def deliver_claimed(
     sent = _send(notifier, claimed.delivery, holder)
     if sent is None:
         return None
-    backoff = _Backoff(max_attempts, base_delay, max_delay)
+    backoff = Backoff(max_attempts, base_delay, max_delay)
     return _record(session_factory, claimed.delivery.message_id, sent, now=now, backoff=backoff)
 
 
@@ -481,7 +461,7 @@ def _record(
     sent: _Sent,
     *,
     now: datetime,
-    backoff: _Backoff,
+    backoff: Backoff,
 ) -> Outcome:
     """Record a send's outcome on its row and release the lease, in a short transaction of
     its own, tried again while the database is busy."""
@@ -517,7 +497,7 @@ def _retrying(
 
 
 def _apply(
-    session: Session, message: OutboxMessage, sent: _Sent, *, now: datetime, backoff: _Backoff
+    session: Session, message: OutboxMessage, sent: _Sent, *, now: datetime, backoff: Backoff
 ) -> Outcome:
     if sent.limited is not None:
         wait = timedelta(seconds=max(0.0, sent.limited.retry_after_seconds))
@@ -571,7 +551,7 @@ def _holds(found: Any, wanted: Any) -> bool:
 
 
 def _record_failure(
-    message: OutboxMessage, reason: str, now: datetime, backoff: _Backoff, *, permanent: bool
+    message: OutboxMessage, reason: str, now: datetime, backoff: Backoff, *, permanent: bool
 ) -> Outcome:
     message.attempts += 1
     message.last_error = reason[:_MAX_ERROR_LENGTH]
