@@ -30,7 +30,7 @@ from tower.experiments.csv_rows import read_fields
 from tower.experiments.models import Experiment
 from tower.experiments.permissions import PermissionDenied
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
-from tower.outbox.dispatcher import Claimed, claim_queued
+from tower.outbox.leases import Claimed, claim_queued
 from tower.outbox.service import enqueue
 from tower.pipeline import slots
 from tower.policy import Policy
