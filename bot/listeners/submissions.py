@@ -20,6 +20,7 @@ from bot.listeners.common import actor_of, audit_refusal, tell_privately
 from bot.views.modal import submitted_texts
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
+from tower.collisions.refs import format_ref
 from tower.context import ServiceContext
 from tower.db import utcnow
 from tower.engine.score import Score
@@ -30,7 +31,7 @@ from tower.experiments.csv_rows import read_fields
 from tower.experiments.models import Experiment
 from tower.experiments.permissions import PermissionDenied
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
-from tower.outbox.dispatcher import Claimed, claim_queued
+from tower.outbox.leases import Claimed, claim_queued
 from tower.outbox.service import enqueue
 from tower.pipeline import slots
 from tower.policy import Policy
@@ -206,9 +207,7 @@ def _summary(session: Session, ctx: ServiceContext, experiment: Experiment) -> s
         involving=collision_service.ids_of_test(key),
         limit=DM_COLLISIONS,
     )
-    lines += [
-        f"Collision {collision_service.format_ref(c)}: {c.explanation}" for c in collisions.items
-    ]
+    lines += [f"Collision {format_ref(c)}: {c.explanation}" for c in collisions.items]
     if collisions.more:
         lines.append(f"…and {collisions.more} more collision(s): `/tower show {key}` lists them.")
     placement = None if standing is None else standing.placement

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tower.collisions.models import Collision
-from tower.collisions.service import CollisionFacts, format_ref
+from tower.collisions.refs import CollisionFacts, format_ref
 from tower.engine.analysis import PipelineAnalysis
 from tower.engine.planner import Placement
 from tower.json_text import iso

@@ -19,7 +19,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tower.collisions.service import CollisionFacts, format_ref, keys_of, scope_of
+from tower.collisions.refs import CollisionFacts, format_ref, keys_of, scope_of
 from tower.db import batches
 from tower.engine.crowding import FULL_TRAFFIC
 from tower.engine.kinds import CollisionKind
