@@ -29,9 +29,9 @@ A score writes its factors, notes and all, only when they are first read: rankin
 only the numbers, and the words are most of the cost.
 
 Missing inputs take neutral assumptions that the notes show: impact 1 (medium), confidence
-0.5 (least evidence), one build week. Invalid inputs raise `ScoringError`, never a silent
-number. A test nobody is eligible for can never fill its sample: its run is infinite and it
-scores 0 in every model.
+0.5 (least evidence), one build week. Inputs that break `validate_spec`'s rules on them
+raise `ScoringError`, never a silent number. A test nobody is eligible for can never fill
+its sample: its run is infinite and it scores 0 in every model.
 """
 
 from __future__ import annotations
@@ -45,7 +45,12 @@ from statistics import NormalDist
 
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
 from tower.errors import TowerError
-from tower.experiments.spec import CONFIDENCE_SCALE, IMPACT_SCALE, ExperimentKind
+from tower.experiments.spec import (
+    CONFIDENCE_SCALE,
+    IMPACT_SCALE,
+    ExperimentKind,
+    scoring_problems,
+)
 from tower.policy import Policy
 
 ASSUMED_IMPACT = 1.0
@@ -128,7 +133,7 @@ class ScoringError(TowerError):
     """A scoring input that no score can be built from: names the test, the field, the fix."""
 
     def __init__(self, key: str, field: str, problem: str) -> None:
-        super().__init__(f"cannot score {key}: {field} {problem}")
+        super().__init__(f"cannot score {key}: {field}: {problem}")
         self.key = key
         self.field = field
 
@@ -253,7 +258,7 @@ def rank(scores: Iterable[Score]) -> list[Score]:
 
 
 def _inputs(item: PortfolioItem, footprint: Footprint, compiler: Compiler, today: date) -> _Inputs:
-    _validate(item)
+    _check_scorable(item)
     spec = item.spec
     policy = compiler.policy
     scoring = policy.scoring
@@ -288,41 +293,14 @@ def _inputs(item: PortfolioItem, footprint: Footprint, compiler: Compiler, today
     )
 
 
-def _validate(item: PortfolioItem) -> None:
-    spec, key = item.spec, item.key
-    if spec.impact is not None and spec.impact not in IMPACT_SCALE:
-        raise ScoringError(
-            key, "impact", f"must be one of {_scale(IMPACT_SCALE)}, not {spec.impact:g}"
-        )
-    if spec.confidence is not None and spec.confidence not in CONFIDENCE_SCALE:
-        raise ScoringError(
-            key,
-            "confidence",
-            f"must be one of {_scale(CONFIDENCE_SCALE)}, not {spec.confidence:g}",
-        )
-    if spec.effort_weeks is not None and not 0 < spec.effort_weeks < math.inf:
-        raise ScoringError(
-            key, "effort_weeks", f"must be a positive number of weeks, not {spec.effort_weeks:g}"
-        )
-    if spec.baseline is not None and not 0 < spec.baseline < 1:
-        raise ScoringError(
-            key, "baseline", f"must be a rate strictly between 0 and 1, not {spec.baseline:g}"
-        )
-    if spec.mde is not None and not 0 < spec.mde < math.inf:
-        raise ScoringError(
-            key, "mde", f"must be a positive relative lift (0.1 for +10%), not {spec.mde:g}"
-        )
-    if spec.baseline is not None and spec.mde is not None and spec.baseline * (1 + spec.mde) >= 1:
-        raise ScoringError(
-            key,
-            "mde",
-            f"{spec.mde:g} on a baseline of {spec.baseline:g} aims at a rate of "
-            f"{spec.baseline * (1 + spec.mde):g}: baseline * (1 + mde) must stay below 1",
-        )
+def _check_scorable(item: PortfolioItem) -> None:
+    """`ScoringError` on the first rule of `validate_spec` that what a score reads breaks,
+    or on a lever that is not a number."""
+    problems = scoring_problems(item.spec)
+    if problems:
+        raise ScoringError(item.key, problems[0].field, problems[0].message)
     if not math.isfinite(item.lever):
-        raise ScoringError(key, "lever", f"must be a number, not {item.lever}")
-    if spec.end < spec.start:
-        raise ScoringError(key, "end", f"{spec.end} is before the start {spec.start}")
+        raise ScoringError(item.key, "lever", f"the lever must be a number, not {item.lever}")
 
 
 def _kpi_weight(kpi: str | None, policy: Policy) -> float:
@@ -577,10 +555,6 @@ MODELS: dict[str, Model] = {
     "pie": Model(_pie_value, _pie_factors),
     "wsjf": Model(_wsjf_value, _wsjf_factors),
 }
-
-
-def _scale(values: tuple[float, ...]) -> str:
-    return ", ".join(f"{value:g}" for value in values)
 
 
 def _weeks(weeks: float, what: str) -> str:
