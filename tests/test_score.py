@@ -20,7 +20,6 @@ import pytest
 
 from tower.engine.portfolio import Compiler, PortfolioItem
 from tower.engine.score import (
-    Factor,
     SampleNeed,
     Score,
     ScoringError,
@@ -28,6 +27,7 @@ from tower.engine.score import (
     required_sample_size,
     score_item,
 )
+from tower.engine.score_factors import Factor
 from tower.errors import TowerError
 from tower.experiments.spec import (
     ExperimentKind,
