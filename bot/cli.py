@@ -1,6 +1,6 @@
 """The `tower` command with the Slack parts added: `tower serve`, and a worker that delivers
 to Slack when SLACK_BOT_TOKEN is set. `tower/` itself never imports Slack; this module
-composes the two (it is the console script's entry point).
+composes the two at run time (`main` is the console script; importing it changes nothing).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 import click
 
 from bot.config import SlackSettings
-from tower.cli import main
+from tower.cli import TowerGroup, create_cli
 from tower.cli.context import AppContext
 from tower.outbox.notifier import ConsoleNotifier, Notifier
 
@@ -70,14 +70,17 @@ def _serve_socket_mode(app: AppContext, slack: SlackSettings) -> None:
     SocketModeHandler(bolt, slack.app_token).start()  # type: ignore[no-untyped-call]
 
 
-def run() -> None:
+def build(*, freeze_start_up: bool = False) -> TowerGroup:
+    """`tower` with Slack: notifications to Slack when configured, `serve`, and the
+    product benchmark (imported when it runs)."""
+    return create_cli(
+        slack_or_console,
+        commands=[serve_command],
+        lazy_commands={"product-bench": "bot.product_bench.command"},
+        freeze_start_up=freeze_start_up,
+    )
+
+
+def main() -> None:
     """The console script `tower`: one command, then the process ends."""
-    main.freeze_start_up = True
-    main()
-
-
-AppContext.notifier_factory = staticmethod(slack_or_console)
-main.add_command(serve_command)
-main.lazy_commands["product-bench"] = "bot.product_bench.command"  # imported when it runs
-
-__all__ = ["main", "run"]
+    build(freeze_start_up=True)()

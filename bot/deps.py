@@ -24,7 +24,8 @@ from bot.courier import Courier
 from bot.failures import explain_failure
 from tower.context import ServiceContext
 from tower.db import read_only
-from tower.outbox.dispatcher import Claimed, deliver_claimed
+from tower.outbox.dispatcher import deliver_claimed
+from tower.outbox.leases import Claimed
 from tower.outbox.notifier import Notifier
 from tower.policy import Policy
 

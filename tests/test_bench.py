@@ -15,15 +15,8 @@ from click.testing import CliRunner
 
 from tower.bench import runner
 from tower.bench.runner import PairDiff, diff_pairs, run_benchmark
-from tower.bench.synthetic import (
-    MESSAGE_CHANNELS,
-    SEGMENTS,
-    SURFACES,
-    TEAMS,
-    fresh_tests,
-    synthetic_policy,
-    synthetic_portfolio,
-)
+from tower.bench.synthetic.policy import SEGMENTS, SURFACES, TEAMS, synthetic_policy
+from tower.bench.synthetic.portfolio import MESSAGE_CHANNELS, fresh_tests, synthetic_portfolio
 from tower.cli.bench_commands import bench_command
 from tower.engine.portfolio import Compiler, Footprint
 from tower.experiments.spec import validate_spec

@@ -24,10 +24,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.views.messages import parse_collision_value
+from tower.collisions import actions as collision_actions
 from tower.collisions import service as collision_service
+from tower.collisions.actions import CollisionActionError
 from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import Collision
-from tower.collisions.service import CollisionActionError, SyncReport, format_ref
+from tower.collisions.refs import format_ref, keys_of
+from tower.collisions.sync import RecordScope, SyncReport, match_records
 from tower.context import ServiceContext
 from tower.engine.analysis import PipelineAnalysis
 from tower.engine.kinds import CollisionKind, Severity
@@ -145,11 +148,7 @@ def records(session: Session) -> list[Collision]:
 
 def record_of(session: Session, kind: CollisionKind, *keys: str) -> Collision:
     """The one record of `kind` between exactly `keys`."""
-    found = [
-        c
-        for c in records(session)
-        if c.kind == kind and set(collision_service.keys_of(c)) == set(keys)
-    ]
+    found = [c for c in records(session) if c.kind == kind and set(keys_of(c)) == set(keys)]
     assert len(found) == 1, [(c.kind, c.details.get("keys")) for c in records(session)]
     return found[0]
 
@@ -331,7 +330,7 @@ def test_a_reference_is_case_sensitive(
     record = surface_record(session)
 
     with pytest.raises(NotFoundError) as caught:
-        collision_service.acknowledge(session, small_policy, f"c-{record.id}", actor=MANAGER)
+        collision_actions.acknowledge(session, small_policy, f"c-{record.id}", actor=MANAGER)
 
     assert (
         str(caught.value) == f"there is no collision 'c-{record.id}': collision ids look like C-12"
@@ -347,7 +346,7 @@ def test_a_reference_past_the_largest_id_is_refused_not_looked_up(
     record = surface_record(session)
 
     with pytest.raises(NotFoundError) as caught:
-        collision_service.waive(session, small_policy, f"C-{number}", actor=MANAGER, reason=REASON)
+        collision_actions.waive(session, small_policy, f"C-{number}", actor=MANAGER, reason=REASON)
 
     assert (
         str(caught.value) == f"'C-{number}' is too big a collision id (the largest is C-2147483647)"
@@ -366,7 +365,7 @@ def test_collisions_can_be_listed_by_status_and_severity(
     session: Session, small_policy: Policy, registry: dict[str, Experiment]
 ) -> None:
     recheck(session, small_policy, today=TODAY)
-    collision_service.waive(
+    collision_actions.waive(
         session, small_policy, format_ref(cap_record(session)), actor=MANAGER, reason=REASON
     )
 
@@ -375,7 +374,7 @@ def test_collisions_can_be_listed_by_status_and_severity(
     )
     warnings = collision_service.list_collisions(session, severities=[Severity.WARNING])
 
-    assert [collision_service.keys_of(c) for c in open_blocking] == [["T-1", "T-2"]]
+    assert [keys_of(c) for c in open_blocking] == [["T-1", "T-2"]]
     assert [c.kind for c in warnings] == [CollisionKind.FUNNEL]
 
 
@@ -388,7 +387,7 @@ def test_an_acknowledgement_survives_a_recheck(
     recheck(session, small_policy, today=TODAY)
     record = surface_record(session)
 
-    acknowledged = collision_service.acknowledge(
+    acknowledged = collision_actions.acknowledge(
         session, small_policy, format_ref(record), actor=ECOMMERCE_MEMBER
     )
     _, report = recheck(session, small_policy, today=TODAY)
@@ -408,14 +407,14 @@ def test_a_change_that_finds_a_live_record_outside_what_it_read_keeps_it_acknowl
 ) -> None:
     analysis, _ = recheck(session, small_policy, today=TODAY)
     record = surface_record(session)
-    collision_service.acknowledge(session, small_policy, format_ref(record), actor=MANAGER)
+    collision_actions.acknowledge(session, small_policy, format_ref(record), actor=MANAGER)
     finding = next(f for f in analysis.findings if f.fingerprint == record.fingerprint)
 
     # A change's scope that reads none of the records, yet finds this clash again.
-    report = collision_service.match_records(
+    report = match_records(
         session,
         [finding],
-        scope=collision_service.RecordScope(frozenset()),
+        scope=RecordScope(frozenset()),
         details=lambda _: dict(record.details),
     )
 
@@ -431,7 +430,7 @@ def test_members_of_either_involved_team_or_a_manager_may_acknowledge(
     recheck(session, small_policy, today=TODAY)
     record = surface_record(session)
 
-    collision_service.acknowledge(session, small_policy, format_ref(record), actor=actor)
+    collision_actions.acknowledge(session, small_policy, format_ref(record), actor=actor)
 
     assert (record.status, record.acknowledged_by) == (CollisionStatus.ACKNOWLEDGED, actor)
 
@@ -445,7 +444,7 @@ def test_someone_outside_the_involved_teams_cannot_acknowledge(
     ref = format_ref(record)
 
     with pytest.raises(CollisionActionError) as caught:
-        collision_service.acknowledge(session, small_policy, ref, actor=actor)
+        collision_actions.acknowledge(session, small_policy, ref, actor=actor)
 
     assert ref in str(caught.value)
     assert actor in str(caught.value)
@@ -457,12 +456,12 @@ def test_an_acknowledged_collision_cannot_be_acknowledged_again(
 ) -> None:
     recheck(session, small_policy, today=TODAY)
     ref = format_ref(surface_record(session))
-    collision_service.acknowledge(session, small_policy, ref, actor=ECOMMERCE_MEMBER)
+    collision_actions.acknowledge(session, small_policy, ref, actor=ECOMMERCE_MEMBER)
 
     with pytest.raises(
         CollisionActionError, match=f"{ref} was already acknowledged by {ECOMMERCE_MEMBER} on "
     ):
-        collision_service.acknowledge(session, small_policy, ref, actor=SQUAD_MEMBER)
+        collision_actions.acknowledge(session, small_policy, ref, actor=SQUAD_MEMBER)
 
     assert surface_record(session).acknowledged_by == ECOMMERCE_MEMBER
 
@@ -476,7 +475,7 @@ def test_a_managers_waiver_with_a_reason_survives_rechecks(
     recheck(session, small_policy, today=TODAY)
     record = surface_record(session)
 
-    collision_service.waive(
+    collision_actions.waive(
         session, small_policy, format_ref(record), actor=MANAGER, reason=f"  {REASON}  "
     )
     recheck(session, small_policy, today=TODAY)
@@ -500,9 +499,9 @@ def test_an_acknowledged_collision_can_be_waived(
 ) -> None:
     recheck(session, small_policy, today=TODAY)
     ref = format_ref(surface_record(session))
-    collision_service.acknowledge(session, small_policy, ref, actor=SQUAD_MEMBER)
+    collision_actions.acknowledge(session, small_policy, ref, actor=SQUAD_MEMBER)
 
-    record = collision_service.waive(session, small_policy, ref, actor=MANAGER, reason=REASON)
+    record = collision_actions.waive(session, small_policy, ref, actor=MANAGER, reason=REASON)
 
     assert record.status == CollisionStatus.WAIVED
     assert record.waived_by == MANAGER
@@ -517,7 +516,7 @@ def test_only_a_manager_can_waive(
     ref = format_ref(record)
 
     with pytest.raises(CollisionActionError, match="manager") as caught:
-        collision_service.waive(session, small_policy, ref, actor=actor, reason=REASON)
+        collision_actions.waive(session, small_policy, ref, actor=actor, reason=REASON)
 
     assert ref in str(caught.value)
     assert record.status == CollisionStatus.OPEN
@@ -533,7 +532,7 @@ def test_a_waiver_without_a_reason_is_refused(
     ref = format_ref(record)
 
     with pytest.raises(CollisionActionError, match="--reason") as caught:
-        collision_service.waive(session, small_policy, ref, actor=MANAGER, reason=reason)
+        collision_actions.waive(session, small_policy, ref, actor=MANAGER, reason=reason)
 
     assert ref in str(caught.value)
     assert record.status == CollisionStatus.OPEN
@@ -550,7 +549,7 @@ def test_a_resolved_collision_cannot_be_waived(
     assert record.status == CollisionStatus.RESOLVED
 
     with pytest.raises(CollisionActionError, match="resolved") as caught:
-        collision_service.waive(
+        collision_actions.waive(
             session, small_policy, format_ref(record), actor=MANAGER, reason=REASON
         )
 
@@ -563,10 +562,10 @@ def test_a_waived_collision_cannot_be_waived_again(
 ) -> None:
     recheck(session, small_policy, today=TODAY)
     ref = format_ref(surface_record(session))
-    collision_service.waive(session, small_policy, ref, actor=MANAGER, reason=REASON)
+    collision_actions.waive(session, small_policy, ref, actor=MANAGER, reason=REASON)
 
     with pytest.raises(CollisionActionError, match="only open or acknowledged") as caught:
-        collision_service.waive(session, small_policy, ref, actor=MANAGER, reason="again")
+        collision_actions.waive(session, small_policy, ref, actor=MANAGER, reason="again")
 
     assert ref in str(caught.value)
     assert surface_record(session).waiver_reason == REASON
@@ -577,10 +576,10 @@ def test_a_waived_collision_cannot_be_acknowledged(
 ) -> None:
     recheck(session, small_policy, today=TODAY)
     ref = format_ref(surface_record(session))
-    collision_service.waive(session, small_policy, ref, actor=MANAGER, reason=REASON)
+    collision_actions.waive(session, small_policy, ref, actor=MANAGER, reason=REASON)
 
     with pytest.raises(CollisionActionError, match="only open collisions"):
-        collision_service.acknowledge(session, small_policy, ref, actor=SQUAD_MEMBER)
+        collision_actions.acknowledge(session, small_policy, ref, actor=SQUAD_MEMBER)
 
     assert surface_record(session).status == CollisionStatus.WAIVED
 
@@ -657,9 +656,9 @@ def test_a_reopened_record_does_not_claim_an_acknowledgement_or_waiver_it_no_lon
     record = surface_record(session)
     ref = format_ref(record)
     if status == "waived":
-        collision_service.waive(session, small_policy, ref, actor=MANAGER, reason=REASON)
+        collision_actions.waive(session, small_policy, ref, actor=MANAGER, reason=REASON)
     else:
-        collision_service.acknowledge(session, small_policy, ref, actor=SQUAD_MEMBER)
+        collision_actions.acknowledge(session, small_policy, ref, actor=SQUAD_MEMBER)
     move_t2_out(session, registry)
     recheck(session, small_policy, today=TODAY)
 

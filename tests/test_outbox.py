@@ -29,15 +29,9 @@ from tower.db import create_database_engine, create_session_factory, utcnow
 from tower.errors import NotFoundError, TowerError
 from tower.outbox import queries
 from tower.outbox import service as outbox_service
-from tower.outbox.dispatcher import (
-    LEASE,
-    Claimed,
-    DispatchReport,
-    backoff_delay,
-    claim_queued,
-    deliver_claimed,
-    dispatch_due,
-)
+from tower.outbox.backoff import backoff_delay
+from tower.outbox.dispatcher import DispatchReport, deliver_claimed, dispatch_due
+from tower.outbox.leases import LEASE, Claimed, claim_queued
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notifier import (
     ConsoleNotifier,

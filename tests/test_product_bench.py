@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import make_url
 
-from bot.cli import main
+from bot.cli import build
 from bot.product_bench import runner
 from tests.conftest import scratch_database, server_url
 
@@ -26,7 +26,7 @@ LATENCY = {"p50", "p99", "max"}
 
 
 def tower(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(main, list(args), env=env)
+    return CliRunner().invoke(build(), list(args), env=env)
 
 
 def _bench_database() -> list[str]:

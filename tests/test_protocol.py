@@ -31,9 +31,10 @@ from tests.builders import cart_test
 from tower import migrate
 from tower.audit.models import AuditEvent
 from tower.collisions import service as collision_service
+from tower.collisions.actions import CollisionActionError
 from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import Collision
-from tower.collisions.service import CollisionActionError, format_ref
+from tower.collisions.refs import format_ref, keys_of
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
 from tower.engine.analysis import analyse
@@ -184,7 +185,7 @@ def open_blocking(session: Session, key: str = "T-1") -> list[Collision]:
         for c in collision_service.list_collisions(
             session, statuses=[CollisionStatus.OPEN], severities=[Severity.BLOCKING]
         )
-        if key in collision_service.keys_of(c)
+        if key in keys_of(c)
     ]
 
 
@@ -805,7 +806,7 @@ def test_an_edit_that_voids_an_approval_is_rechecked_for_collisions(
 
     assert experiment.status == S.SUBMITTED
     [record] = open_blocking(session)
-    assert collision_service.keys_of(record) == ["T-1", "T-2"]
+    assert keys_of(record) == ["T-1", "T-2"]
     assert outbox(session, "collision_opened")
     with pytest.raises(GatesFailed, match="collisions:"), refused(session):
         review.approve(session, ctx, "T-1", actor=MANAGER)
@@ -1018,7 +1019,7 @@ def test_a_test_written_after_its_change_was_checked_is_seen_by_the_next_change(
         first.apply(replace(first.spec(), surfaces=("web/home",)))
     with factory.begin() as session:
         edits.register(session, ctx, spec(surfaces=("web/home",), **BAU), actor=BAU_OWNER)
-        found = [collision_service.keys_of(r) for r in session.scalars(select(Collision))]
+        found = [keys_of(r) for r in session.scalars(select(Collision))]
     assert ["T-1", "T-2"] in found
 
 

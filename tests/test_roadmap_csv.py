@@ -340,6 +340,12 @@ BAD_CELLS = [
     pytest.param({"baseline": "0"}, "baseline", "rate in (0, 1), not 0", id="baseline-0"),
     pytest.param({"baseline": "1"}, "baseline", "rate in (0, 1), not 1", id="baseline-1"),
     pytest.param({"mde": "0"}, "mde", "must be positive, not 0", id="mde-0"),
+    pytest.param(
+        {"baseline": "0.6", "mde": "1"},
+        "mde",
+        "aims at a rate of 1.2: baseline * (1 + mde) must stay below 1",
+        id="mde-past-a-rate-of-1",
+    ),
     pytest.param({"impact": "4"}, "impact", "one of 0.25, 0.5, 1, 2, 3, not 4", id="impact-4"),
     pytest.param(
         {"confidence": "0.7"}, "confidence", "one of 0.5, 0.8, 1, not 0.7", id="confidence-0.7"
@@ -585,12 +591,23 @@ def optional_positive() -> st.SearchStrategy[float | None]:
     return st.none() | st.floats(min_value=0, exclude_min=True, allow_infinity=False)
 
 
+def lifts_below_a_rate_of_1(baseline: float) -> st.SearchStrategy[float | None]:
+    """An optional MDE that keeps baseline * (1 + mde) below 1 (none is left a rounding
+    error short of 1)."""
+    room = 1 / baseline - 1
+    if not room > 0:
+        return st.none()
+    lifts = st.floats(min_value=0, max_value=room, exclude_min=True)
+    return st.none() | lifts.filter(lambda mde: baseline * (1 + mde) < 1)
+
+
 @st.composite
 def specs(draw: st.DrawFn) -> ExperimentSpec:
     team = draw(st.sampled_from(POLICY.teams))
     segments = draw(st.lists(st.sampled_from(SEGMENTS), unique=True, max_size=4))
     split = draw(st.integers(0, len(segments)))
     start = draw(st.dates(min_value=date(2024, 1, 1), max_value=date(2030, 12, 31)))
+    baseline = draw(st.none() | st.floats(0, 1, exclude_min=True, exclude_max=True))
     return ExperimentSpec(
         title=draw(trimmed_text(min_size=1, max_size=200)),
         team=team.key,
@@ -604,8 +621,8 @@ def specs(draw: st.DrawFn) -> ExperimentSpec:
         traffic=draw(st.floats(min_value=0, max_value=100, exclude_min=True)),
         exclusion_group=draw(st.none() | trimmed_text(min_size=1, max_size=64)),
         primary_kpi=draw(st.none() | st.sampled_from(sorted(POLICY.kpis))),
-        baseline=draw(st.none() | st.floats(0, 1, exclude_min=True, exclude_max=True)),
-        mde=draw(optional_positive()),
+        baseline=baseline,
+        mde=draw(optional_positive() if baseline is None else lifts_below_a_rate_of_1(baseline)),
         hypothesis=draw(trimmed_text(max_size=300)),
         impact=draw(st.none() | st.sampled_from(IMPACT_SCALE)),
         confidence=draw(st.none() | st.sampled_from(CONFIDENCE_SCALE)),

@@ -20,7 +20,6 @@ import pytest
 
 from tower.engine.portfolio import Compiler, PortfolioItem
 from tower.engine.score import (
-    Factor,
     SampleNeed,
     Score,
     ScoringError,
@@ -28,8 +27,14 @@ from tower.engine.score import (
     required_sample_size,
     score_item,
 )
+from tower.engine.score_factors import Factor
 from tower.errors import TowerError
-from tower.experiments.spec import ExperimentKind, ExperimentSpec, ExperimentStatus
+from tower.experiments.spec import (
+    ExperimentKind,
+    ExperimentSpec,
+    ExperimentStatus,
+    validate_spec,
+)
 from tower.policy import Policy
 from tower.policy.schema import Scoring
 
@@ -296,9 +301,9 @@ def test_kpi_without_a_weight_counts_once(compiler: Compiler, small_policy: Poli
         ({"confidence": 0.7}, "confidence", "0.5, 0.8, 1"),
         ({"effort_weeks": 0.0}, "effort_weeks", "positive"),
         ({"effort_weeks": -1.0}, "effort_weeks", "positive"),
-        ({"baseline": 0.0}, "baseline", "between 0 and 1"),
-        ({"baseline": 1.0}, "baseline", "between 0 and 1"),
-        ({"baseline": 1.5}, "baseline", "between 0 and 1"),
+        ({"baseline": 0.0}, "baseline", "rate in (0, 1)"),
+        ({"baseline": 1.0}, "baseline", "rate in (0, 1)"),
+        ({"baseline": 1.5}, "baseline", "rate in (0, 1)"),
         ({"mde": 0.0}, "mde", "positive"),
         ({"mde": -0.1}, "mde", "positive"),
         ({"baseline": 0.6, "mde": 1.0}, "mde", "baseline * (1 + mde) must stay below 1"),
@@ -318,6 +323,9 @@ def test_invalid_inputs_are_errors_naming_key_and_field(
     assert raised.value.key == "T-7"
     assert raised.value.field == field
     assert isinstance(raised.value, TowerError)
+    # The rule is validate_spec's: registration refuses the same input, in the same words.
+    refused = validate_spec(bad.spec, compiler.policy)
+    assert field in [problem.field for problem in refused if allowed in problem.message]
 
 
 # --- nobody eligible ---------------------------------------------------------------------------

@@ -34,7 +34,8 @@ from tests.slack.fake_api import Call, FakeSlack
 from tower import migrate
 from tower.db import create_database_engine, create_session_factory
 from tower.outbox import service as outbox_service
-from tower.outbox.dispatcher import DEFAULT_BASE_DELAY, dispatch_due
+from tower.outbox.backoff import DEFAULT_BASE_DELAY
+from tower.outbox.dispatcher import dispatch_due
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notifier import Delivery, DeliveryFailed, OutcomeUnknown, RateLimited
 

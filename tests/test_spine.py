@@ -32,7 +32,8 @@ from sqlalchemy.orm import Session
 
 from tower.cli import main
 from tower.collisions.models import Collision
-from tower.collisions.service import LIVE_STATUSES, finding_details
+from tower.collisions.service import LIVE_STATUSES
+from tower.collisions.sync import finding_details
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory, read_only
 from tower.engine.analysis import analyse
@@ -796,7 +797,7 @@ def test_acting_on_a_collision_beyond_ones_role_is_refused_unchanged_and_audited
     neither acknowledge it nor ask for a waiver. Each refusal exits 1, leaves the records
     as they were, and is in the audit log as `denied:ACTION` with the actor."""
     from tower.audit.models import AuditEvent
-    from tower.collisions.service import format_ref
+    from tower.collisions.refs import format_ref
     from tower.experiments.permissions import PermissionDenied
     from tower.pipeline import collision_flows
 

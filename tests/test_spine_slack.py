@@ -27,6 +27,7 @@ from tests.slack.harness import (
 from tower.collisions import service as collision_service
 from tower.collisions.alerts import SUMMARY_KIND
 from tower.collisions.kinds import CollisionStatus
+from tower.collisions.refs import format_ref
 from tower.engine.kinds import Severity
 from tower.experiments.spec import ExperimentStatus
 from tower.outbox.models import MessageStatus, OutboxMessage
@@ -99,7 +100,7 @@ def test_a_summary_shows_counts_the_most_urgent_with_buttons_and_show_all(
     # is still open.
     with imported_bot.session_factory() as session:
         still_open = collision_service.list_collisions(session, statuses=[CollisionStatus.OPEN])
-    refs = {collision_service.format_ref(c) for c in still_open}
+    refs = {format_ref(c) for c in still_open}
     buttons = [block["elements"][0] for block in actions]
     first = next(b for b in buttons if parse_collision_value(str(b["value"]))[0] in refs)
     reply = imported_bot.click(
@@ -250,7 +251,7 @@ def test_a_collision_a_summary_announced_is_followed_up_in_the_summarys_thread(
             if experiment.status in withdrawable
         )
     record, experiment = target
-    ref = collision_service.format_ref(record)
+    ref = format_ref(record)
     with imported_bot.transaction() as session:
         ctx = imported_bot.deps.context().at(NOW + timedelta(minutes=2))
         runs.withdraw(session, ctx, experiment.key, actor=MANAGER, reason="clears the way")

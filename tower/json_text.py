@@ -15,6 +15,7 @@ wrote:
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -48,3 +49,13 @@ def loads(text: str | bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)  # NaN or Infinity, as the standard library writes them
+
+
+def iso(moment: date | datetime | None, *, timespec: str = "auto") -> str | None:
+    """A day or a moment as JSON shows it (ISO 8601; `timespec` for a datetime's
+    precision), None as null."""
+    if moment is None:
+        return None
+    if isinstance(moment, datetime):
+        return moment.isoformat(timespec=timespec)
+    return moment.isoformat()

@@ -27,6 +27,7 @@ from bot.views.modal import list_modal, reason_modal, test_modal
 from tower.collisions import alerts
 from tower.collisions import service as collision_service
 from tower.collisions.models import Collision
+from tower.collisions.refs import format_ref, keys_of
 from tower.context import ServiceContext
 from tower.errors import TowerError
 from tower.experiments import permissions
@@ -155,7 +156,7 @@ def register(app: App, deps: BotDeps) -> None:
 
             def run(session: Session, ctx: ServiceContext) -> str:
                 record = run_flow(session, ctx, ref, actor=actor)
-                return done.format(ref=collision_service.format_ref(record))
+                return done.format(ref=format_ref(record))
 
             act(deps, client, body, key=key or "", action=action, run=run)
 
@@ -183,8 +184,7 @@ def register(app: App, deps: BotDeps) -> None:
                 message = outbox_queries.get_message(session, int(value))
                 refs = list((message.payload or {}).get("collisions") or [])
                 lines = [
-                    f"*{collision_service.format_ref(c)}* {escape(alerts.line_of(c))} "
-                    f"({c.status.value})"
+                    f"*{format_ref(c)}* {escape(alerts.line_of(c))} ({c.status.value})"
                     for c in collision_service.by_refs(session, refs)
                 ]
         except TowerError as error:
@@ -222,21 +222,16 @@ def register(app: App, deps: BotDeps) -> None:
 def _moved_edit_view(session: Session, ctx: ServiceContext, ref: str, actor: str) -> dict[str, Any]:
     """The edit modal of the clicker's test in the collision, moved to its next free slot."""
     record = collision_service.get_collision(session, ref)
-    keys = collision_service.keys_of(record)
+    keys = keys_of(record)
     experiments = [experiment_service.get_by_key(session, key) for key in keys]
     ranks = reads.ranks(session, [e.number for e in experiments])
-    teams = {t.key for t in ctx.policy.teams_of(actor)}
-    mine = [e for e in experiments if e.owner == actor or e.team in teams]
-    if not mine and not ctx.policy.is_manager(actor):
-        raise PermissionDenied(f"none of {', '.join(keys)} is yours to move")
-    candidates = mine or experiments
-    target = max(candidates, key=lambda e: ranks.get(e.key) or 0)
+    target = permissions.test_to_move(ctx.policy, actor, experiments, ranks)
     placement = slots.placement_now(session, ctx, target.key)
     spec = target.spec()
     if placement is not None and placement.planned_start and placement.moved_days:
         assert placement.planned_end is not None
         spec = replace(spec, start=placement.planned_start, end=placement.planned_end)
-    editable = [t.key for t in ctx.policy.teams] if ctx.policy.is_manager(actor) else sorted(teams)
+    editable = [team.key for team in permissions.teams_to_register_for(ctx.policy, actor)]
     return test_modal(
         ctx.policy, editable or [spec.team], spec=spec, key=target.key, version=target.version
     )

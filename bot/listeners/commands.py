@@ -22,6 +22,7 @@ from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
 from tower.engine.kinds import Severity
 from tower.errors import TowerError
+from tower.experiments import permissions
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.paging import Page, first_objects
@@ -59,11 +60,7 @@ def register(app: App, deps: BotDeps) -> None:
 def open_register_modal(deps: BotDeps, client: WebClient, trigger_id: str, user: str) -> None:
     """Open the register modal with the teams the user may register for."""
     policy = deps.policy
-    teams = (
-        [t.key for t in policy.teams]
-        if policy.is_manager(user)
-        else [t.key for t in policy.teams_of(user)]
-    )
+    teams = [team.key for team in permissions.teams_to_register_for(policy, user)]
     if not teams:
         client.views_open(
             trigger_id=trigger_id,

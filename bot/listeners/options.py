@@ -10,6 +10,7 @@ from slack_bolt import Ack, App
 from bot.deps import BotDeps
 from bot.ids import ActionId, BlockId
 from bot.views.modal import OPTION_TEXT_LIMIT
+from tower.experiments import permissions
 
 MAX_OPTIONS = 100
 
@@ -30,8 +31,7 @@ def register(app: App, deps: BotDeps) -> None:
     def suggest_team(ack: Ack, payload: dict[str, Any], body: dict[str, Any]) -> None:
         """Teams the person may register for (all of them for a manager), searchable."""
         user = str((body.get("user") or {}).get("id") or "")
-        policy = deps.policy
-        teams = policy.teams if policy.is_manager(user) else policy.teams_of(user)
+        teams = permissions.teams_to_register_for(deps.policy, user)
         query = str(payload.get("value") or "").strip().lower()
         matches = [t for t in teams if query in t.key.lower() or query in t.name.lower()]
         ack(options=[_option(t.name, t.key) for t in matches[:MAX_OPTIONS]])

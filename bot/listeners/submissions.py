@@ -20,6 +20,7 @@ from bot.listeners.common import actor_of, audit_refusal, tell_privately
 from bot.views.modal import submitted_texts
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
+from tower.collisions.refs import format_ref
 from tower.context import ServiceContext
 from tower.db import utcnow
 from tower.engine.score import Score
@@ -30,7 +31,7 @@ from tower.experiments.csv_rows import read_fields
 from tower.experiments.models import Experiment
 from tower.experiments.permissions import PermissionDenied
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
-from tower.outbox.dispatcher import Claimed, claim_queued
+from tower.outbox.leases import Claimed, claim_queued
 from tower.outbox.notify import notify
 from tower.pipeline import slots
 from tower.policy import Policy
@@ -137,6 +138,8 @@ def register(app: App, deps: BotDeps) -> None:
         try:
             with deps.transaction() as (session, ctx):
                 experiment = experiment_service.get_by_key(session, key)
+                # Who may edit comes before what the form says: an outsider is refused.
+                permissions.require_team_or_manager(ctx.policy, actor, experiment, "edit")
                 spec, problems = field_errors(
                     submitted_texts(view), ctx.policy, experiment.spec(), experiment.owner
                 )
@@ -147,12 +150,8 @@ def register(app: App, deps: BotDeps) -> None:
                 outcome = edits.edit(
                     session, ctx, key, actor=actor, changes=changes, expected_version=version
                 )
-        except PermissionDenied as denied:
-            audit_refusal(deps, key=key, actor=actor, action="edit", error=denied)
-            ack(response_action="errors", errors={BlockId.TITLE.value: str(denied)})
-            return
         except TowerError as error:
-            ack(response_action="errors", errors={BlockId.TITLE.value: str(error)})
+            _answer_on_form(deps, ack, error, BlockId.TITLE, key=key, actor=actor, action="edit")
             return
         ack()
         deps.after_ack(lambda: tell_privately(client, body, outcome.message), body, client)
@@ -177,15 +176,27 @@ def register(app: App, deps: BotDeps) -> None:
         try:
             with deps.transaction() as (session, ctx):
                 decide(session, ctx, key, actor=actor, reason=reason, expected_version=version)
-        except PermissionDenied as denied:
-            audit_refusal(deps, key=key, actor=actor, action=str(action), error=denied)
-            ack(response_action="errors", errors={BlockId.REASON.value: str(denied)})
-            return
         except TowerError as error:
-            ack(response_action="errors", errors={BlockId.REASON.value: str(error)})
+            _answer_on_form(deps, ack, error, BlockId.REASON, key=key, actor=actor, action=action)
             return
         ack()
         deps.deliver_now()
+
+
+def _answer_on_form(
+    deps: BotDeps,
+    ack: Ack,
+    error: TowerError,
+    block: BlockId,
+    *,
+    key: str,
+    actor: str,
+    action: str,
+) -> None:
+    """Answer a form whose submission failed on its `block`; a refusal is audited."""
+    if isinstance(error, PermissionDenied):
+        audit_refusal(deps, key=key, actor=actor, action=action, error=error)
+    ack(response_action="errors", errors={block.value: str(error)})
 
 
 def _summary(session: Session, ctx: ServiceContext, experiment: Experiment) -> str:
@@ -206,9 +217,7 @@ def _summary(session: Session, ctx: ServiceContext, experiment: Experiment) -> s
         involving=collision_service.ids_of_test(key),
         limit=DM_COLLISIONS,
     )
-    lines += [
-        f"Collision {collision_service.format_ref(c)}: {c.explanation}" for c in collisions.items
-    ]
+    lines += [f"Collision {format_ref(c)}: {c.explanation}" for c in collisions.items]
     if collisions.more:
         lines.append(f"…and {collisions.more} more collision(s): `/tower show {key}` lists them.")
     placement = None if standing is None else standing.placement

@@ -1,12 +1,12 @@
 """The benchmark's synthetic organisation as the files people use: `tower.yaml` and
 `roadmap.csv`.
 
-The policy is `tower.bench.synthetic.synthetic_policy(seed)` written as YAML; the roadmap is
-`synthetic_portfolio(policy, N, seed)` in the format `tower import` reads (and `tower export`
-writes), each row keeping its status (submitted, approved or live). The synthetic data already
-satisfies the policy's validation (owners are members of their team, KPIs are the policy's),
-so nothing is adjusted here; `tower policy check tower.yaml` and `tower import roadmap.csv`
-accept the files as written.
+The policy is `tower.bench.synthetic.policy.synthetic_policy(seed)` written as YAML; the
+roadmap is `synthetic_portfolio(policy, N, seed)` in the format `tower import` reads (and
+`tower export` writes), each row keeping its status (submitted, approved or live). The
+synthetic data already satisfies the policy's validation (owners are members of their team,
+KPIs are the policy's), so nothing is adjusted here; `tower policy check tower.yaml` and
+`tower import roadmap.csv` accept the files as written.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from tower.bench.synthetic import synthetic_policy, synthetic_portfolio
+from tower.bench.synthetic.policy import synthetic_policy
+from tower.bench.synthetic.portfolio import synthetic_portfolio
 from tower.engine.portfolio import PortfolioItem
 from tower.experiments.csv_rows import write_roadmap
 

@@ -50,7 +50,7 @@ from bot.product_bench.traffic import (
     kinds_in,
 )
 from tower.bench.runner import Machine
-from tower.bench.synthetic import fresh_tests
+from tower.bench.synthetic.portfolio import fresh_tests
 from tower.engine.portfolio import PortfolioItem
 from tower.experiments.spec import parse_key
 from tower.policy import load_policy

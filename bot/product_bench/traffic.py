@@ -6,9 +6,9 @@ come in a fixed cycle of 17 (`CYCLE`), the rare ones early, so a short run sends
 who sends them and on what is drawn from a seeded random stream.
 
 A register submission is the modal the registrant opened with `/tower register` (before the
-load), filled in with a fresh synthetic test (`tower.bench.synthetic.fresh_tests`) under a
-title no other test has. An *Acknowledge* click names an open collision nobody has clicked
-yet, as the button of its alert does (`C-n:T-m`): first the open blocking collisions
+load), filled in with a fresh synthetic test (`tower.bench.synthetic.portfolio.fresh_tests`)
+under a title no other test has. An *Acknowledge* click names an open collision nobody has
+clicked yet, as the button of its alert does (`C-n:T-m`): first the open blocking collisions
 `tower conflicts` listed before the load, then those the server announced to the fake Slack
 during the run, clicked by a member of a team involved (a manager on the tower channel).
 When none is left, the click is not sent and counts as skipped.

@@ -19,7 +19,7 @@ from typing import Any
 from bot.ids import ActionId
 from bot.mrkdwn import escape, escape_keeping_mentions
 from tower.collisions.alerts import SUMMARY_KIND
-from tower.collisions.service import parse_ref
+from tower.collisions.refs import parse_ref
 from tower.outbox.notifier import Delivery
 
 Block = dict[str, Any]

@@ -7,6 +7,7 @@ reports on a field lands inline on that block (`response_action: errors`).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from bot.ids import ActionId, BlockId, CallbackId
@@ -72,6 +73,14 @@ def _picker(options: list[tuple[str, str]], initial: str | None) -> dict[str, An
         label = next((label for label, value in options if value == initial), initial)
         element["initial_option"] = _option(label, initial)
     return element
+
+
+def _scale(block: BlockId, label: str, scale: Sequence[float], chosen: float | None) -> Block:
+    """An optional select of one value of a score's scale (impact, confidence)."""
+    options = [(f"{value:g}", f"{value:g}") for value in scale]
+    return _input(
+        block, label, _static(options, _number(chosen) if chosen else None), optional=True
+    )
 
 
 def _team_picker(policy: Policy, teams: list[str], chosen: str | None) -> dict[str, Any]:
@@ -196,23 +205,9 @@ def test_modal(
             optional=True,
         ),
         _hypothesis(spec, key),
-        _input(
-            BlockId.IMPACT,
-            "Impact",
-            _static(
-                [(f"{v:g}", f"{v:g}") for v in IMPACT_SCALE],
-                _number(spec.impact) if spec and spec.impact else None,
-            ),
-            optional=True,
-        ),
-        _input(
-            BlockId.CONFIDENCE,
-            "Confidence",
-            _static(
-                [(f"{v:g}", f"{v:g}") for v in CONFIDENCE_SCALE],
-                _number(spec.confidence) if spec and spec.confidence else None,
-            ),
-            optional=True,
+        _scale(BlockId.IMPACT, "Impact", IMPACT_SCALE, spec.impact if spec else None),
+        _scale(
+            BlockId.CONFIDENCE, "Confidence", CONFIDENCE_SCALE, spec.confidence if spec else None
         ),
         _input(
             BlockId.EFFORT_WEEKS,

@@ -18,7 +18,7 @@ from typing import IO, Any
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from bot.cli import main
+from bot.cli import build
 from bot.config import SlackSettings
 from bot.notifier import SlackNotifier
 from bot.product_bench.slack_requests import http
@@ -41,7 +41,7 @@ PROBLEMS_SHOWN = 10  # problems a part lists in the summary, the first ones
 def tower_here(setting: Setting, args: list[str]) -> tuple[int, str]:
     """`tower ARGS` in this process (fast enough for hundreds of probes): its exit code and
     output; an exception that escaped the command is marked as a traceback."""
-    result = CliRunner().invoke(main, args, env=setting.env())
+    result = CliRunner().invoke(build(), args, env=setting.env())
     output = result.output
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         output += f"\nTraceback (uncaught {type(result.exception).__name__})"

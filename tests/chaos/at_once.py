@@ -7,12 +7,12 @@ from __future__ import annotations
 import sys
 import time
 
-from bot.cli import main
+from bot.cli import build
 
 
 def run(argv: list[str]) -> None:
     instant, args = float(argv[0]), argv[1:]
-    main.freeze_start_up = True
+    main = build(freeze_start_up=True)
     delay = instant - time.time()
     if delay > 0:
         time.sleep(delay)

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from bot.product_bench.fake_slack import FakeSlack, Posted
 from tower.db import create_database_engine, create_session_factory
-from tower.outbox.dispatcher import UNKNOWN
 from tower.outbox.models import MessageStatus, OutboxMessage
+from tower.outbox.outcomes import UNKNOWN
 
 
 @dataclass(frozen=True)

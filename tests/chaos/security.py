@@ -20,7 +20,7 @@ from tests.chaos.setting import MANAGER, POLICY, Setting
 from tower.audit.models import AuditEvent
 from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import Collision
-from tower.collisions.service import format_ref
+from tower.collisions.refs import format_ref
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
 from tower.experiments.models import Experiment

@@ -66,13 +66,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tower.bench.synthetic import (
-    YEAR_DAYS,
-    YEAR_START,
-    fresh_tests,
-    synthetic_policy,
-    synthetic_portfolio,
-)
+from tower.bench.synthetic.policy import YEAR_START, synthetic_policy
+from tower.bench.synthetic.portfolio import YEAR_DAYS, fresh_tests, synthetic_portfolio
 from tower.engine.collisions import PairDetector
 from tower.engine.detector import CollisionEngine
 from tower.engine.findings import Finding

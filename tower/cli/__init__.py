@@ -1,13 +1,19 @@
-"""The `tower` command line: one adapter over Tower's services (the Slack bot is the other)."""
+"""The `tower` command line: one adapter over Tower's services (the Slack bot is the other).
+
+`create_cli` builds it; the console script (`bot.cli:main`) builds it with the Slack parts,
+and `main` here is the command line without them (what tests run in process).
+"""
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import click
 from rich.markup import escape
 
+from tower.cli.context import AppContext, NotifierFactory, console_notifier
 from tower.cli.lazy import LazyGroup
 from tower.errors import TowerError
 from tower.policy import PolicyError
@@ -51,12 +57,6 @@ COMMAND_MODULES = {
 class TowerGroup(LazyGroup):
     """Shows errors meant for people as plain messages (exit code 1), never as tracebacks."""
 
-    # Set by the console script, whose process ends with its one command: what start-up
-    # loaded (modules, classes) then lives as long as the process, and the collector need
-    # not walk it again each time a listing of 20,000 rows fills the heap (a sixth of a
-    # read's time). Tests running commands in process leave it unset.
-    freeze_start_up = False
-
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -67,16 +67,45 @@ class TowerGroup(LazyGroup):
             raise SystemExit(1) from None
 
 
-@click.group(cls=TowerGroup, lazy_commands=COMMAND_MODULES)
-@click.pass_context
-def main(ctx: click.Context) -> None:
-    """Tower: one registry, one score and one set of rules for every test and campaign.
+HELP = """Tower: one registry, one score and one set of rules for every test and campaign.
 
-    Settings come from the environment: DATABASE_URL (default sqlite:///tower.db) and
-    TOWER_POLICY (default ./tower.yaml).
+Settings come from the environment: DATABASE_URL (default sqlite:///tower.db) and
+TOWER_POLICY (default ./tower.yaml).
+"""
+
+
+def create_cli(
+    notifier_factory: NotifierFactory = console_notifier,
+    *,
+    commands: Iterable[click.Command] = (),
+    lazy_commands: Mapping[str, str] | None = None,
+    freeze_start_up: bool = False,
+) -> TowerGroup:
+    """The `tower` group: every command of `COMMAND_MODULES`, plus `commands` and
+    `lazy_commands` (name -> module) an adapter adds; each run's notifications go where
+    `notifier_factory` says.
+
+    `freeze_start_up`: for a process that ends with its one command (the console script).
+    What start-up loaded (modules, classes) then lives as long as the process, and the
+    collector need not walk it again each time a listing of 20,000 rows fills the heap (a
+    sixth of a read's time). Tests running commands in process leave it off.
     """
-    from tower.cli.context import AppContext
 
-    if isinstance(ctx.command, TowerGroup) and ctx.command.freeze_start_up:
-        gc.freeze()
-    ctx.obj = AppContext(Settings.from_env())
+    @click.pass_context
+    def start(ctx: click.Context) -> None:
+        if freeze_start_up:
+            gc.freeze()
+        ctx.obj = AppContext(Settings.from_env(), notifier_factory)
+
+    group = TowerGroup(
+        name="tower",
+        help=HELP,
+        callback=start,
+        lazy_commands={**COMMAND_MODULES, **(lazy_commands or {})},
+    )
+    for command in commands:
+        group.add_command(command)
+    return group
+
+
+main = create_cli()

@@ -9,7 +9,7 @@ import click
 
 from tower.cli.context import AppContext
 from tower.cli.output import console
-from tower.collisions import service as collision_service
+from tower.collisions.refs import format_ref
 from tower.experiments.permissions import PermissionDenied
 from tower.pipeline import collision_flows
 
@@ -37,7 +37,7 @@ def waive_command(app: AppContext, collision: str, actor: str, reason: str) -> N
         record = collision_flows.waive(
             session, app.service_context(), collision, actor=actor, reason=reason
         )
-        ref = collision_service.format_ref(record)
+        ref = format_ref(record)
     console.print(f"{ref} waived by {actor}: {reason}", markup=False, highlight=False)
 
 
@@ -49,5 +49,5 @@ def ack_command(app: AppContext, collision: str, actor: str) -> None:
     """Acknowledge collision COLLISION (C-12) for your team."""
     with _audited(app, actor, "ack"), app.transaction() as session:
         record = collision_flows.acknowledge(session, app.service_context(), collision, actor=actor)
-        ref = collision_service.format_ref(record)
+        ref = format_ref(record)
     console.print(f"{ref} acknowledged by {actor}", markup=False, highlight=False)

@@ -18,22 +18,26 @@ from tower.outbox.notifier import ConsoleNotifier, Notifier
 from tower.policy import Policy, load_policy
 from tower.settings import Settings
 
+NotifierFactory = Callable[["AppContext"], Notifier]
+
 
 def console_notifier(app: AppContext) -> Notifier:
+    """Notifications to the log: what `tower` uses unless an adapter says otherwise."""
     return ConsoleNotifier()
 
 
 class AppContext:
-    """Settings, policy and database of one CLI run."""
+    """Settings, policy and database of one CLI run; its notifications go where
+    `notifier_factory` says (the Slack adapter passes Slack's: tower never imports Slack)."""
 
-    # Where notifications go; the Slack adapter replaces it (tower never imports Slack).
-    notifier_factory: Callable[[AppContext], Notifier] = staticmethod(console_notifier)
-
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, notifier_factory: NotifierFactory = console_notifier
+    ) -> None:
         self.settings = settings
+        self._notifier_factory = notifier_factory
 
     def notifier(self) -> Notifier:
-        return type(self).notifier_factory(self)
+        return self._notifier_factory(self)
 
     @cached_property
     def policy(self) -> Policy:

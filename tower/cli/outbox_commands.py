@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import click
@@ -10,6 +9,7 @@ from rich.markup import escape
 
 from tower.cli.context import AppContext
 from tower.cli.output import console, emit_json, emit_table, format_option
+from tower.json_text import iso
 from tower.outbox import queries
 from tower.outbox.models import MessageStatus, OutboxMessage
 
@@ -43,12 +43,12 @@ def message_record(message: OutboxMessage) -> dict[str, Any]:
         "recipient": message.recipient,
         "status": message.status.value,
         "attempts": message.attempts,
-        "next_attempt_at": _iso(message.next_attempt_at),
+        "next_attempt_at": iso(message.next_attempt_at, timespec="seconds"),
         "last_error": message.last_error,
         "text": message.text,
         "collisions": list(message.payload.get("collisions", [])),  # those it announces
-        "created_at": _iso(message.created_at),
-        "sent_at": _iso(message.sent_at),
+        "created_at": iso(message.created_at, timespec="seconds"),
+        "sent_at": iso(message.sent_at, timespec="seconds"),
     }
 
 
@@ -102,10 +102,6 @@ def _table_row(record: dict[str, Any]) -> dict[str, Any]:
     """A record as table cells: long texts on one short line, no accidental Rich markup."""
     row = {**record, "text": _shorten(record["text"]), "last_error": _shorten(record["last_error"])}
     return {key: escape(value) if isinstance(value, str) else value for key, value in row.items()}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="seconds")
 
 
 def _shorten(text: str | None) -> str | None:

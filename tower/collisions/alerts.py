@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from tower.collisions.models import AnnouncedRecord
-from tower.collisions.service import format_ref, keys_of
+from tower.collisions.refs import format_ref, keys_of
 from tower.engine.kinds import Severity
 from tower.policy import Policy
 

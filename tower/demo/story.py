@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
+from tower.collisions.refs import format_ref, keys_of
 from tower.context import ServiceContext
 from tower.errors import TowerError
 from tower.experiments import service as experiment_service
@@ -127,14 +128,12 @@ def tell_story(factory: sessionmaker[Session], policy: Policy, say: Say) -> str:
         records = [
             c
             for c in collision_service.list_collisions(session, statuses=[CollisionStatus.OPEN])
-            if key in collision_service.keys_of(c)
+            if key in keys_of(c)
         ]
         reason = "Agreed with e-commerce: loyalty members get the express button, the bar stays"
         for record in records:
-            collision_flows.waive(
-                session, ctx, collision_service.format_ref(record), actor=MANAGER, reason=reason
-            )
-        return f"waived {', '.join(collision_service.format_ref(r) for r in records)}: {reason}"
+            collision_flows.waive(session, ctx, format_ref(record), actor=MANAGER, reason=reason)
+        return f"waived {', '.join(format_ref(r) for r in records)}: {reason}"
 
     def clocks(session: Session, ctx: ServiceContext) -> str:
         rows = [

@@ -15,7 +15,9 @@ from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.portfolio import Footprint
 from tower.engine.scope import Scope, ScopeKind
 
-_FULL = 1.0 + 1e-9  # traffic shares are fractions; allow for float rounding
+# An exclusion group's arms may share all of the traffic, not more: shares are fractions,
+# so their sum is allowed float rounding.
+FULL_TRAFFIC = 1.0 + 1e-9
 
 
 def exclusion_group_overloads(footprints: Iterable[Footprint]) -> Iterator[Finding]:
@@ -28,7 +30,7 @@ def exclusion_group_overloads(footprints: Iterable[Footprint]) -> Iterator[Findi
         over = [
             (first, after)
             for first, after, running in running_stretches(members)
-            if sum(m.traffic for m in running) > _FULL
+            if sum(m.traffic for m in running) > FULL_TRAFFIC
         ]
         yield from _group_overload_runs(group, members, _merged(over))
 

@@ -19,7 +19,7 @@ from functools import partial
 from tower.engine.collector import without_collector
 from tower.engine.collisions import PairRules
 from tower.engine.contact_slots import next_start_within_cap
-from tower.engine.crowding import running_stretches
+from tower.engine.crowding import FULL_TRAFFIC, running_stretches
 from tower.engine.findings import format_day
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule, SurfaceSchedule
@@ -324,7 +324,7 @@ class Planner:
             day
             for day in range(footprint.start, footprint.end + 1)
             if footprint.traffic + sum(m.traffic for m in members if m.start <= day <= m.end)
-            > 1.0 + 1e-9
+            > FULL_TRAFFIC
         ]
         if over:
             # Every start up to the end of the first over-full stretch still covers a full day.

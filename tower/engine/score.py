@@ -25,13 +25,15 @@ The policy picks one model for the whole portfolio (`scoring.model`):
     wsjf   cost_of_delay / job_size                      job_size = size, cost_of_delay =
            impact * kpi_weight * lever + (urgency - 1) * 3 + confidence
 
-A score writes its factors, notes and all, only when they are first read: ranking reads
-only the numbers, and the words are most of the cost.
+This module holds the numbers: the inputs (`tower.engine.score_inputs`), each model's value,
+the sample size that sets the run, and the ranking. The words are in
+`tower.engine.score_factors`: a score writes its factors, notes and all, only when they are
+first read, since ranking reads only the numbers and the words are most of the cost.
 
 Missing inputs take neutral assumptions that the notes show: impact 1 (medium), confidence
-0.5 (least evidence), one build week. Invalid inputs raise `ScoringError`, never a silent
-number. A test nobody is eligible for can never fill its sample: its run is infinite and it
-scores 0 in every model.
+0.5 (least evidence), one build week. Inputs that break `validate_spec`'s rules on them
+raise `ScoringError`, never a silent number. A test nobody is eligible for can never fill
+its sample: its run is infinite and it scores 0 in every model.
 """
 
 from __future__ import annotations
@@ -44,31 +46,29 @@ from functools import lru_cache
 from statistics import NormalDist
 
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
+from tower.engine.score_factors import (
+    Factor,
+    ice_factors,
+    json_number,
+    pie_factors,
+    rice_factors,
+    tower_factors,
+    wsjf_factors,
+)
+from tower.engine.score_inputs import (
+    ASSUMED_CONFIDENCE,
+    ASSUMED_EFFORT_WEEKS,
+    ASSUMED_IMPACT,
+    ScoreInputs,
+    clamp_lever,
+    kpi_weight,
+    urgency,
+    wsjf_cost_of_delay,
+)
 from tower.errors import TowerError
-from tower.experiments.spec import CONFIDENCE_SCALE, IMPACT_SCALE, ExperimentKind
-from tower.policy import Policy
+from tower.experiments.spec import ExperimentKind, scoring_problems
 
-ASSUMED_IMPACT = 1.0
-ASSUMED_CONFIDENCE = 0.5
-ASSUMED_EFFORT_WEEKS = 1.0
-WSJF_URGENCY_POINTS = 3.0  # what a deadline at hand adds to the cost of delay in wsjf
-
-IMPACT_NAMES = dict(zip(IMPACT_SCALE, ("minimal", "low", "medium", "high", "massive"), strict=True))
-CONFIDENCE_NAMES = dict(zip(CONFIDENCE_SCALE, ("least evidence", "medium", "high"), strict=True))
 ARMS = {kind: 4 if kind is ExperimentKind.MULTIVARIATE else 2 for kind in ExperimentKind}
-
-
-@dataclass(frozen=True)
-class Factor:
-    """One term of a score: its value and how it was obtained."""
-
-    name: str
-    value: float
-    note: str
-
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready; an infinite value (a run nobody can fill) becomes null."""
-        return {"name": self.name, "value": _json_number(self.value), "note": self.note}
 
 
 class _WrittenWhenRead:
@@ -81,12 +81,12 @@ class _WrittenWhenRead:
         if score is None:
             raise AttributeError("factors")  # no default value
         factors = score._factors
-        if isinstance(factors, _Inputs):
+        if isinstance(factors, ScoreInputs):
             factors = MODELS[score.model].factors(factors)
             object.__setattr__(score, "_factors", factors)
         return factors
 
-    def __set__(self, score: Score, factors: tuple[Factor, ...] | _Inputs) -> None:
+    def __set__(self, score: Score, factors: tuple[Factor, ...] | ScoreInputs) -> None:
         object.__setattr__(score, "_factors", factors)
 
 
@@ -103,7 +103,7 @@ class Score:
     value: float
     confidence: float
     factors: _WrittenWhenRead = _WrittenWhenRead()
-    _factors: tuple[Factor, ...] | _Inputs = field(init=False, repr=False, compare=False)
+    _factors: tuple[Factor, ...] | ScoreInputs = field(init=False, repr=False, compare=False)
 
     def factor(self, name: str) -> Factor:
         """The factor called `name`; `KeyError` when this model has none."""
@@ -118,7 +118,7 @@ class Score:
             "key": self.key,
             "number": self.number,
             "model": self.model,
-            "value": _json_number(self.value),
+            "value": json_number(self.value),
             "confidence": self.confidence,
             "factors": [factor.as_dict() for factor in self.factors],
         }
@@ -128,7 +128,7 @@ class ScoringError(TowerError):
     """A scoring input that no score can be built from: names the test, the field, the fix."""
 
     def __init__(self, key: str, field: str, problem: str) -> None:
-        super().__init__(f"cannot score {key}: {field} {problem}")
+        super().__init__(f"cannot score {key}: {field}: {problem}")
         self.key = key
         self.field = field
 
@@ -205,29 +205,6 @@ def _z_scores(alpha: float, power: float) -> tuple[float, float]:
     return normal.inv_cdf(1 - alpha / 2), normal.inv_cdf(power)
 
 
-@dataclass(slots=True)
-class _Inputs:
-    """The numbers every model draws on, and what their notes are written from when read."""
-
-    item: PortfolioItem
-    policy: Policy
-    today: date
-    weekly: float  # people a week who can meet the test
-    traffic: float  # its share of them
-    days: int  # the window's length
-    eligible: float  # people a week in the test: weekly * traffic
-    reach: float
-    impact: float
-    confidence: float
-    kpi_weight: float
-    lever: float
-    urgency: float
-    build: float  # weeks
-    run: float  # weeks; infinite when nobody is eligible
-    per_arm: int  # the sample size per arm; 0 when no baseline and MDE size it
-    size: float  # build + run
-
-
 def score_item(
     item: PortfolioItem, footprint: Footprint, compiler: Compiler, *, today: date
 ) -> Score:
@@ -252,8 +229,10 @@ def rank(scores: Iterable[Score]) -> list[Score]:
     return sorted(scores, key=lambda score: rank_key(score.value, score.confidence, score.number))
 
 
-def _inputs(item: PortfolioItem, footprint: Footprint, compiler: Compiler, today: date) -> _Inputs:
-    _validate(item)
+def _inputs(
+    item: PortfolioItem, footprint: Footprint, compiler: Compiler, today: date
+) -> ScoreInputs:
+    _check_scorable(item)
     spec = item.spec
     policy = compiler.policy
     scoring = policy.scoring
@@ -267,7 +246,7 @@ def _inputs(item: PortfolioItem, footprint: Footprint, compiler: Compiler, today
         run = footprint.days / 7
     else:
         run = need.arms * need.per_arm / need.weekly
-    return _Inputs(
+    return ScoreInputs(
         item=item,
         policy=policy,
         today=today,
@@ -278,194 +257,25 @@ def _inputs(item: PortfolioItem, footprint: Footprint, compiler: Compiler, today
         reach=eligible / 1000 if eligible > 0 else 0.0,
         impact=ASSUMED_IMPACT if spec.impact is None else spec.impact,
         confidence=ASSUMED_CONFIDENCE if spec.confidence is None else spec.confidence,
-        kpi_weight=_kpi_weight(spec.primary_kpi, policy),
-        lever=_lever(item.lever, scoring.lever_min, scoring.lever_max),
-        urgency=_urgency(item.deadline, today, scoring.urgency_horizon_days),
+        kpi_weight=kpi_weight(spec.primary_kpi, policy),
+        lever=clamp_lever(item.lever, scoring.lever_min, scoring.lever_max),
+        urgency=urgency(item.deadline, today, scoring.urgency_horizon_days),
         build=build,
         run=run,
+        arms=ARMS[spec.kind],
         per_arm=per_arm,
         size=build + run,
     )
 
 
-def _validate(item: PortfolioItem) -> None:
-    spec, key = item.spec, item.key
-    if spec.impact is not None and spec.impact not in IMPACT_SCALE:
-        raise ScoringError(
-            key, "impact", f"must be one of {_scale(IMPACT_SCALE)}, not {spec.impact:g}"
-        )
-    if spec.confidence is not None and spec.confidence not in CONFIDENCE_SCALE:
-        raise ScoringError(
-            key,
-            "confidence",
-            f"must be one of {_scale(CONFIDENCE_SCALE)}, not {spec.confidence:g}",
-        )
-    if spec.effort_weeks is not None and not 0 < spec.effort_weeks < math.inf:
-        raise ScoringError(
-            key, "effort_weeks", f"must be a positive number of weeks, not {spec.effort_weeks:g}"
-        )
-    if spec.baseline is not None and not 0 < spec.baseline < 1:
-        raise ScoringError(
-            key, "baseline", f"must be a rate strictly between 0 and 1, not {spec.baseline:g}"
-        )
-    if spec.mde is not None and not 0 < spec.mde < math.inf:
-        raise ScoringError(
-            key, "mde", f"must be a positive relative lift (0.1 for +10%), not {spec.mde:g}"
-        )
-    if spec.baseline is not None and spec.mde is not None and spec.baseline * (1 + spec.mde) >= 1:
-        raise ScoringError(
-            key,
-            "mde",
-            f"{spec.mde:g} on a baseline of {spec.baseline:g} aims at a rate of "
-            f"{spec.baseline * (1 + spec.mde):g}: baseline * (1 + mde) must stay below 1",
-        )
+def _check_scorable(item: PortfolioItem) -> None:
+    """`ScoringError` on the first rule of `validate_spec` that what a score reads breaks,
+    or on a lever that is not a number."""
+    problems = scoring_problems(item.spec)
+    if problems:
+        raise ScoringError(item.key, problems[0].field, problems[0].message)
     if not math.isfinite(item.lever):
-        raise ScoringError(key, "lever", f"must be a number, not {item.lever}")
-    if spec.end < spec.start:
-        raise ScoringError(key, "end", f"{spec.end} is before the start {spec.start}")
-
-
-def _kpi_weight(kpi: str | None, policy: Policy) -> float:
-    weight = _policy_weight(kpi, policy)
-    return 1.0 if weight is None else weight
-
-
-def _policy_weight(kpi: str | None, policy: Policy) -> float | None:
-    return None if kpi is None or not policy.kpis else policy.kpis.get(kpi)
-
-
-def _lever(lever: float, low: float, high: float) -> float:
-    return high if lever > high else low if lever < low else lever
-
-
-def _urgency(deadline: date | None, today: date, horizon: int) -> float:
-    if deadline is None:
-        return 1.0
-    days_left = (deadline - today).days
-    if days_left >= horizon:
-        return 1.0
-    if days_left <= 0:
-        return 2.0
-    return 1 + (1 - days_left / horizon)
-
-
-# The seven input factors, written from the inputs when a score's factors are read. Those
-# that only depend on a few categorical inputs are frozen and shared between tests.
-
-
-def _reach_factor(i: _Inputs) -> Factor:
-    if i.eligible <= 0:
-        return Factor("reach", i.reach, f"nobody eligible ({_people(i.weekly)} can meet the test)")
-    note = (
-        f"{_people(i.eligible)} eligible people a week "
-        f"({i.traffic * 100:g}% traffic share of the {_people(i.weekly)} who can meet the test)"
-    )
-    return Factor("reach", i.reach, note)
-
-
-def _impact_factor(i: _Inputs) -> Factor:
-    return _impact_factor_of(i.item.spec.impact)
-
-
-@lru_cache(maxsize=64, typed=True)
-def _impact_factor_of(given: float | None) -> Factor:
-    if given is None:
-        note = f"not given: assumed {ASSUMED_IMPACT:g} ({IMPACT_NAMES[ASSUMED_IMPACT]})"
-        return Factor("impact", ASSUMED_IMPACT, note)
-    return Factor("impact", given, f"given: {given:g} ({IMPACT_NAMES[given]})")
-
-
-def _confidence_factor(i: _Inputs) -> Factor:
-    return _confidence_factor_of(i.item.spec.confidence)
-
-
-@lru_cache(maxsize=64, typed=True)
-def _confidence_factor_of(given: float | None) -> Factor:
-    if given is None:
-        note = f"not given: assumed {ASSUMED_CONFIDENCE:g} ({CONFIDENCE_NAMES[ASSUMED_CONFIDENCE]})"
-        return Factor("confidence", ASSUMED_CONFIDENCE, note)
-    return Factor("confidence", given, f"given: {given:g} ({CONFIDENCE_NAMES[given]})")
-
-
-def _kpi_weight_factor(i: _Inputs) -> Factor:
-    kpi, policy = i.item.spec.primary_kpi, i.policy
-    return _kpi_weight_factor_of(kpi, bool(policy.kpis), _policy_weight(kpi, policy))
-
-
-@lru_cache(maxsize=256, typed=True)
-def _kpi_weight_factor_of(kpi: str | None, weighs_kpis: bool, weight: float | None) -> Factor:
-    if kpi is None:
-        return Factor("kpi_weight", 1.0, "no primary KPI: weight 1")
-    if not weighs_kpis:
-        return Factor("kpi_weight", 1.0, f"the policy weighs no KPIs: {kpi} weighs 1")
-    if weight is None:
-        return Factor("kpi_weight", 1.0, f"{kpi} has no weight in the policy: weight 1")
-    return Factor("kpi_weight", weight, f"{kpi} weighs {weight:g} in the policy")
-
-
-def _lever_factor(i: _Inputs) -> Factor:
-    scoring = i.policy.scoring
-    return _lever_factor_of(i.item.lever, scoring.lever_min, scoring.lever_max)
-
-
-@lru_cache(maxsize=256, typed=True)
-def _lever_factor_of(lever: float, low: float, high: float) -> Factor:
-    if lever > high:
-        note = f"set to {lever:g}, clamped to the policy's maximum {high:g}"
-    elif lever < low:
-        note = f"set to {lever:g}, clamped to the policy's minimum {low:g}"
-    else:
-        note = f"set to {lever:g} (the policy allows {low:g} to {high:g})"
-    return Factor("lever", _lever(lever, low, high), note)
-
-
-def _urgency_factor(i: _Inputs) -> Factor:
-    return _urgency_factor_of(i.item.deadline, i.today, i.policy.scoring.urgency_horizon_days)
-
-
-@lru_cache(maxsize=1024)
-def _urgency_factor_of(deadline: date | None, today: date, horizon: int) -> Factor:
-    value = _urgency(deadline, today, horizon)
-    if deadline is None:
-        return Factor("urgency", value, "no deadline")
-    days_left = (deadline - today).days
-    if days_left >= horizon:
-        note = f"deadline {deadline} in {days_left} days, beyond the {horizon}-day horizon"
-    elif days_left <= 0:
-        when = "is today" if days_left == 0 else f"passed {-days_left} days ago"
-        note = f"deadline {deadline} {when}: the maximum"
-    else:
-        note = f"deadline {deadline} in {days_left} days: 1 + (1 - {days_left}/{horizon})"
-    return Factor("urgency", value, note)
-
-
-def _size_factor(i: _Inputs) -> Factor:
-    return Factor("size", i.size, _size_note(i))
-
-
-def _size_note(i: _Inputs) -> str:
-    spec = i.item.spec
-    build_note = _weeks(i.build, "build")
-    if spec.effort_weeks is None:
-        build_note += f" (effort_weeks not given: assumed {i.build:g})"
-    if i.eligible <= 0:
-        return f"{build_note} + infinite run weeks (nobody eligible to fill it)"
-    if spec.baseline is None or spec.mde is None:
-        missing = " and ".join(
-            name
-            for name, value in (("baseline", spec.baseline), ("mde", spec.mde))
-            if value is None
-        )
-        run_note = (
-            f"{_weeks(i.run, 'run')} (no {missing} to size the sample: "
-            f"the window's {i.days} days / 7)"
-        )
-    else:
-        run_note = (
-            f"{_weeks(i.run, 'run')} ({ARMS[spec.kind]} arms * {i.per_arm:,} people "
-            f"/ {_people(i.eligible)} eligible a week)"
-        )
-    return f"{build_note} + {run_note}"
+        raise ScoringError(item.key, "lever", f"the lever must be a number, not {item.lever}")
 
 
 # Models: each turns the inputs into a value and, when read, the factors that explain it.
@@ -475,128 +285,34 @@ def _size_note(i: _Inputs) -> str:
 class Model:
     """A scoring model: its value from the inputs, and the factors that explain it."""
 
-    value: Callable[[_Inputs], float]
-    factors: Callable[[_Inputs], tuple[Factor, ...]]
+    value: Callable[[ScoreInputs], float]
+    factors: Callable[[ScoreInputs], tuple[Factor, ...]]
 
 
-def _tower_value(i: _Inputs) -> float:
+def _tower_value(i: ScoreInputs) -> float:
     return i.reach * i.impact * i.confidence * i.kpi_weight * i.lever * i.urgency / i.size
 
 
-def _tower_factors(i: _Inputs) -> tuple[Factor, ...]:
-    return (
-        _reach_factor(i),
-        _impact_factor(i),
-        _confidence_factor(i),
-        _kpi_weight_factor(i),
-        _lever_factor(i),
-        _urgency_factor(i),
-        _size_factor(i),
-    )
-
-
-def _rice_value(i: _Inputs) -> float:
+def _rice_value(i: ScoreInputs) -> float:
     return i.reach * i.impact * i.confidence / i.size
 
 
-def _rice_factors(i: _Inputs) -> tuple[Factor, ...]:
-    effort = Factor("effort", i.size, _size_note(i))
-    return (
-        _reach_factor(i),
-        _impact_factor(i),
-        _confidence_factor(i),
-        effort,
-    )
-
-
-def _ice_value(i: _Inputs) -> float:
+def _ice_value(i: ScoreInputs) -> float:
     return i.impact * i.confidence * (1 / i.size)
 
 
-def _ice_factors(i: _Inputs) -> tuple[Factor, ...]:
-    return (
-        _impact_factor(i),
-        _confidence_factor(i),
-        _ease_factor(i),
-    )
-
-
-def _pie_value(i: _Inputs) -> float:
+def _pie_value(i: ScoreInputs) -> float:
     return i.impact * (i.reach * i.kpi_weight) * (1 / i.size)
 
 
-def _pie_factors(i: _Inputs) -> tuple[Factor, ...]:
-    potential = Factor("potential", i.impact, f"impact {_impact_factor(i).note}")
-    importance = Factor(
-        "importance",
-        i.reach * i.kpi_weight,
-        f"reach {_figure(i.reach)} * KPI weight {i.kpi_weight:g}: "
-        f"{_reach_factor(i).note}; {_kpi_weight_factor(i).note}",
-    )
-    return (potential, importance, _ease_factor(i))
-
-
-def _wsjf_cost(i: _Inputs) -> float:
-    return i.impact * i.kpi_weight * i.lever + (i.urgency - 1) * WSJF_URGENCY_POINTS + i.confidence
-
-
-def _wsjf_value(i: _Inputs) -> float:
-    return _wsjf_cost(i) / i.size
-
-
-def _wsjf_factors(i: _Inputs) -> tuple[Factor, ...]:
-    note = (
-        f"impact {i.impact:g} * KPI weight {i.kpi_weight:g} * lever "
-        f"{i.lever:g} + (urgency {_figure(i.urgency)} - 1) * "
-        f"{WSJF_URGENCY_POINTS:g} + confidence {i.confidence:g}"
-    )
-    spec = i.item.spec
-    assumed = [
-        factor(given)
-        for factor, given in (
-            (_impact_factor_of, spec.impact),
-            (_confidence_factor_of, spec.confidence),
-        )
-        if given is None
-    ]
-    assumptions = "; ".join(f"{factor.name} {factor.note}" for factor in assumed)
-    cost_of_delay = Factor(
-        "cost_of_delay", _wsjf_cost(i), f"{note}; {assumptions}" if assumptions else note
-    )
-    return (cost_of_delay, Factor("job_size", i.size, _size_note(i)))
-
-
-def _ease_factor(i: _Inputs) -> Factor:
-    return Factor("ease", 1 / i.size, f"1 / {_figure(i.size)} weeks: {_size_note(i)}")
+def _wsjf_value(i: ScoreInputs) -> float:
+    return wsjf_cost_of_delay(i) / i.size
 
 
 MODELS: dict[str, Model] = {
-    "tower": Model(_tower_value, _tower_factors),
-    "rice": Model(_rice_value, _rice_factors),
-    "ice": Model(_ice_value, _ice_factors),
-    "pie": Model(_pie_value, _pie_factors),
-    "wsjf": Model(_wsjf_value, _wsjf_factors),
+    "tower": Model(_tower_value, tower_factors),
+    "rice": Model(_rice_value, rice_factors),
+    "ice": Model(_ice_value, ice_factors),
+    "pie": Model(_pie_value, pie_factors),
+    "wsjf": Model(_wsjf_value, wsjf_factors),
 }
-
-
-def _scale(values: tuple[float, ...]) -> str:
-    return ", ".join(f"{value:g}" for value in values)
-
-
-def _weeks(weeks: float, what: str) -> str:
-    return f"{_figure(weeks)} {what} week{'' if weeks == 1 else 's'}"
-
-
-def _people(count: float) -> str:
-    return f"{round(count):,}"
-
-
-def _figure(value: float) -> str:
-    """A number as people read it: `infinite`, `1,620`, `2.42`, `0.416`."""
-    if math.isinf(value):
-        return "infinite"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-
-def _json_number(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from tower.errors import TowerError
 from tower.experiments.models import Experiment
 from tower.policy import Policy
+from tower.policy.schema import Team
 
 
 class PermissionDenied(TowerError):
@@ -17,6 +20,25 @@ def require_may_register(policy: Policy, user: str, team_key: str) -> None:
         raise PermissionDenied(
             f"{user} is not a member of team {team_key!r}: register tests for your own team"
         )
+
+
+def teams_to_register_for(policy: Policy, user: str) -> list[Team]:
+    """The teams `user` may register tests for: every team for a manager, else their own."""
+    return list(policy.teams) if policy.is_manager(user) else list(policy.teams_of(user))
+
+
+def test_to_move(
+    policy: Policy, user: str, experiments: Sequence[Experiment], ranks: Mapping[str, int | None]
+) -> Experiment:
+    """Which of a collision's tests `user` may move to its next free slot: their own (as
+    owner or team member) that ranks lowest, the one that yields; a manager with none of
+    their own moves the lowest-ranked of all. Anyone else may move none."""
+    teams = {team.key for team in policy.teams_of(user)}
+    mine = [e for e in experiments if e.owner == user or e.team in teams]
+    if not mine and not policy.is_manager(user):
+        keys = ", ".join(e.key for e in experiments)
+        raise PermissionDenied(f"none of {keys} is yours to move")
+    return max(mine or experiments, key=lambda e: ranks.get(e.key) or 0)
 
 
 def is_member_of(policy: Policy, user: str, team_key: str) -> bool:

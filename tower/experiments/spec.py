@@ -7,6 +7,7 @@ Users say "test"; the code says `Experiment` so pytest and `tower/tests` stay un
 from __future__ import annotations
 
 import enum
+import math
 import re
 from dataclasses import dataclass, field, fields
 from datetime import date
@@ -192,8 +193,7 @@ def _check_footprint(spec: ExperimentSpec, policy: Policy, problems: _Problems) 
     both = sorted(set(spec.audiences) & set(spec.exclude_audiences))
     if both:
         problems.add("exclude_audiences", f"both targeted and excluded: {', '.join(both)}")
-    if spec.end < spec.start:
-        problems.add("end", f"the end {spec.end} is before the start {spec.start}")
+    _check_window(spec, problems)
     if not 0 < spec.traffic <= 100:
         problems.add("traffic", f"traffic is a percent in (0, 100], not {spec.traffic:g}")
     if spec.exclusion_group is not None and len(spec.exclusion_group) > EXCLUSION_GROUP_MAX_LENGTH:
@@ -211,10 +211,36 @@ def _check_measurement(spec: ExperimentSpec, policy: Policy, problems: _Problems
             "primary_kpi",
             f"unknown KPI {spec.primary_kpi!r} (KPIs: {', '.join(policy.kpis)})",
         )
-    if spec.baseline is not None and not 0 < spec.baseline < 1:
-        problems.add("baseline", f"the baseline is a rate in (0, 1), not {spec.baseline:g}")
-    if spec.mde is not None and spec.mde <= 0:
-        problems.add("mde", f"the minimum detectable effect must be positive, not {spec.mde:g}")
+    _check_scoring_inputs(spec, problems)
+
+
+def scoring_problems(spec: ExperimentSpec) -> list[FieldProblem]:
+    """The rules of `validate_spec` on what a score reads: the window and the scoring inputs
+    (baseline, MDE, impact, confidence, effort). They need no policy, and are cheap enough
+    to check on every score."""
+    problems = _Problems()
+    _check_window(spec, problems)
+    _check_scoring_inputs(spec, problems)
+    return problems.items
+
+
+def _check_window(spec: ExperimentSpec, problems: _Problems) -> None:
+    if spec.end < spec.start:
+        problems.add("end", f"the end {spec.end} is before the start {spec.start}")
+
+
+def _check_scoring_inputs(spec: ExperimentSpec, problems: _Problems) -> None:
+    baseline, mde = spec.baseline, spec.mde
+    if baseline is not None and not 0 < baseline < 1:
+        problems.add("baseline", f"the baseline is a rate in (0, 1), not {baseline:g}")
+    if mde is not None and not 0 < mde < math.inf:
+        problems.add("mde", f"the minimum detectable effect must be positive, not {mde:g}")
+    elif mde is not None and baseline is not None and 0 < baseline < 1 <= baseline * (1 + mde):
+        problems.add(
+            "mde",
+            f"{mde:g} on a baseline of {baseline:g} aims at a rate of {baseline * (1 + mde):g}: "
+            "baseline * (1 + mde) must stay below 1",
+        )
     if spec.impact is not None and spec.impact not in IMPACT_SCALE:
         problems.add("impact", f"impact is one of {_scale(IMPACT_SCALE)}, not {spec.impact:g}")
     if spec.confidence is not None and spec.confidence not in CONFIDENCE_SCALE:
@@ -222,7 +248,7 @@ def _check_measurement(spec: ExperimentSpec, policy: Policy, problems: _Problems
             "confidence",
             f"confidence is one of {_scale(CONFIDENCE_SCALE)}, not {spec.confidence:g}",
         )
-    if spec.effort_weeks is not None and spec.effort_weeks <= 0:
+    if spec.effort_weeks is not None and not 0 < spec.effort_weeks < math.inf:
         problems.add("effort_weeks", f"effort must be positive, not {spec.effort_weeks:g}")
 
 

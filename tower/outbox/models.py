@@ -37,7 +37,7 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     receipt: Mapped[dict[str, Any] | None]  # where the notifier put it (Slack channel and ts)
-    # A dispatcher's lease (tower/outbox/dispatcher.py): it alone sends the message until then.
+    # A dispatcher's lease (tower/outbox/leases.py): it alone sends the message until then.
     claimed_until: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(32))
     # When its first attempt began, and whether a later one must first look for it: an

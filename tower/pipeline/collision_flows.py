@@ -12,10 +12,12 @@ from collections.abc import Collection, Sequence
 from sqlalchemy.orm import Session
 
 from tower.audit import service as audit_service
+from tower.collisions import actions as collision_actions
 from tower.collisions import alerts
 from tower.collisions import service as collision_service
 from tower.collisions.models import AnnouncedRecord, Collision
-from tower.collisions.service import DetailWriter, RecordScope, SyncReport, format_ref
+from tower.collisions.refs import format_ref
+from tower.collisions.sync import DetailWriter, RecordScope, SyncReport, match_records
 from tower.context import ServiceContext
 from tower.engine.findings import Finding
 from tower.engine.kinds import Severity
@@ -38,7 +40,7 @@ def reconcile(
     `scope` (None: all) in line with `findings`, and in the same transaction queue
     the announcements of the blocking ones (`batch`: one summary per channel) and drive
     their acknowledgement clocks."""
-    report = collision_service.match_records(session, findings, scope=scope, details=details)
+    report = match_records(session, findings, scope=scope, details=details)
     _announce(session, ctx, report, batch=batch)
     return report
 
@@ -82,8 +84,8 @@ def acknowledge(session: Session, ctx: ServiceContext, ref: str, *, actor: str) 
     """A team says it has seen the collision: its acknowledgement clock stops. A second
     involved team acknowledges for itself; anyone else hears who acknowledged it, and when."""
     try:
-        record = collision_service.acknowledge(session, ctx.policy, ref, actor=actor, at=ctx.now)
-    except collision_service.AlreadyAcknowledged as already:
+        record = collision_actions.acknowledge(session, ctx.policy, ref, actor=actor, at=ctx.now)
+    except collision_actions.AlreadyAcknowledged as already:
         record = already.collision
         teams = _teams_of(ctx, record, actor)
         if not sla_queries.running_clocks(session, record, teams):
@@ -117,7 +119,7 @@ def record_denial(session: Session, *, actor: str, action: str, message: str) ->
 
 def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason: str) -> Collision:
     """A manager accepts the collision on purpose: everyone involved is told why."""
-    record = collision_service.waive(session, ctx.policy, ref, actor=actor, reason=reason)
+    record = collision_actions.waive(session, ctx.policy, ref, actor=actor, reason=reason)
     sla_clocks.handle_event(session, ctx, event="collision_waived", collision=record)
     pair = " + ".join(_keys(record))
     text = f"Collision {format_ref(record)} ({pair}) was waived by <@{actor}>: {user_text(reason)}"
@@ -129,7 +131,7 @@ def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason
 def request_waiver(session: Session, ctx: ServiceContext, ref: str, *, actor: str) -> Collision:
     """Someone involved asks the managers to waive the collision (in the alert's thread)."""
     record = collision_service.get_collision(session, ref)
-    collision_service.require_involved_or_manager(ctx.policy, record, actor, "ask a waiver on")
+    collision_actions.require_involved_or_manager(ctx.policy, record, actor, "ask a waiver on")
     text = f"<@{actor}> asks a manager to waive collision {format_ref(record)}"
     stamp = ctx.now.isoformat(timespec="seconds")
     _tell(session, ctx, record, "waiver_requested", text, stamp, follows="thread_of")

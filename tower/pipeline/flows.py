@@ -19,7 +19,8 @@ from collections.abc import Collection, Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from tower.collisions import service as collision_service
-from tower.collisions.service import DetailWriter, RecordScope, SyncReport, finding_details
+from tower.collisions.refs import keys_of
+from tower.collisions.sync import DetailWriter, RecordScope, SyncReport, finding_details
 from tower.context import ServiceContext
 from tower.db import read_only, utcnow
 from tower.engine.findings import Finding
@@ -110,9 +111,9 @@ def touched(
     remains: set[tuple[CollisionKind, frozenset[str]]] = set()
     for record in collision_service.live_records(session, changed, CROWD_KINDS):
         if record.kind in LARGEST_CROWD_KINDS:
-            remains.add((record.kind, frozenset(collision_service.keys_of(record)) - changed))
+            remains.add((record.kind, frozenset(keys_of(record)) - changed))
         else:
-            members[record.kind].update(collision_service.keys_of(record))
+            members[record.kind].update(keys_of(record))
     joined: dict[CollisionKind, list[frozenset[str]]] = {kind: [] for kind in LARGEST_CROWD_KINDS}
     for finding in list(found.values()):
         if finding.kind in LARGEST_CROWD_KINDS:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from tower.engine.portfolio import ACTIVE_STATUSES
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key
+from tower.json_text import iso
 from tower.paging import Page, first_rows
 from tower.pipeline import registry
 from tower.pipeline.models import REGISTRY_STATE_ID, PipelineScore, PlanEntry, RegistryState
@@ -404,10 +405,10 @@ def placement_row(planned: Planned) -> dict[str, Any]:
         "title": planned.title,
         "requested_start": planned.requested_start.isoformat(),
         "requested_end": planned.requested_end.isoformat(),
-        "planned_start": _iso(start),
-        "planned_end": _iso(planned.planned_end),
+        "planned_start": iso(start),
+        "planned_end": iso(planned.planned_end),
         "moved_days": moved,
-        "deadline": _iso(planned.deadline),
+        "deadline": iso(planned.deadline),
         "misses_deadline": planned.misses_deadline,
         "explanation": planned.explanation,
     }
@@ -444,7 +445,3 @@ def check_row(session: Session, experiment: Experiment) -> dict[str, Any]:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
-
-
-def _iso(day: date | None) -> str | None:
-    return None if day is None else day.isoformat()

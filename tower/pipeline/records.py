@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from tower.collisions.models import Collision
-from tower.collisions.service import CollisionFacts, format_ref
+from tower.collisions.refs import CollisionFacts, format_ref
 from tower.engine.analysis import PipelineAnalysis
 from tower.engine.planner import Placement
+from tower.json_text import iso
 
 
 def pipeline_records(analysis: PipelineAnalysis) -> list[dict[str, Any]]:
@@ -55,10 +56,10 @@ def placement_record(placement: Placement, title: str) -> dict[str, Any]:
         "title": title,
         "requested_start": placement.requested_start.isoformat(),
         "requested_end": placement.requested_end.isoformat(),
-        "planned_start": _iso(placement.planned_start),
-        "planned_end": _iso(placement.planned_end),
+        "planned_start": iso(placement.planned_start),
+        "planned_end": iso(placement.planned_end),
         "moved_days": placement.moved_days,
-        "deadline": _iso(placement.deadline),
+        "deadline": iso(placement.deadline),
         "misses_deadline": placement.misses_deadline,
         "explanation": placement.explanation,
     }
@@ -112,7 +113,3 @@ def collision_record(collision: Collision | CollisionFacts) -> dict[str, Any]:
         "waived_by": collision.waived_by,
         "waiver_reason": collision.waiver_reason,
     }
-
-
-def _iso(value: Any) -> str | None:
-    return None if value is None else str(value.isoformat())

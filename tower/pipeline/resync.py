@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from tower.collisions.service import SyncReport, finding_details
+from tower.collisions.sync import SyncReport, finding_details
 from tower.context import ServiceContext
 from tower.db import read_only, refresh_planner_statistics
 from tower.engine.analysis import PipelineAnalysis, analyse

@@ -19,8 +19,9 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tower.collisions.service import CollisionFacts, format_ref, keys_of, scope_of
+from tower.collisions.refs import CollisionFacts, format_ref, keys_of, scope_of
 from tower.db import batches
+from tower.engine.crowding import FULL_TRAFFIC
 from tower.engine.kinds import CollisionKind
 from tower.engine.scope import ScopeKind
 from tower.engine.score import rank_key
@@ -31,7 +32,6 @@ from tower.pipeline.models import PipelineScore, PlanEntry
 from tower.policy import Policy
 
 DASH = "\N{EN DASH}"
-FULL_TRAFFIC = 1.0 + 1e-9  # a group's shares may add up to 100%, not past it
 
 
 @dataclass(frozen=True)

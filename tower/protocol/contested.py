@@ -18,13 +18,8 @@ from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
-from tower.collisions.service import (
-    LIVE_STATUSES,
-    CollisionFacts,
-    format_ref,
-    keys_of,
-    scope_of,
-)
+from tower.collisions.refs import CollisionFacts, format_ref, keys_of, scope_of
+from tower.collisions.service import LIVE_STATUSES
 from tower.db import batches
 from tower.engine.kinds import Severity
 from tower.engine.scope import ScopeKind

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tower.collisions.service import format_ref
+from tower.collisions.refs import format_ref
 from tower.context import ServiceContext
 from tower.outbox.models import OutboxMessage
 from tower.outbox.service import NewMessage, enqueue_all

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
+from tower.collisions.refs import format_ref, keys_of
 from tower.context import ServiceContext
 from tower.engine.kinds import Severity
 from tower.experiments.models import Experiment
@@ -46,11 +47,7 @@ def digest_text(session: Session, ctx: ServiceContext) -> str:
         limit=LISTED,
     )
     lines.append(f"Unresolved blocking collisions: {blockers.total}")
-    lines += [
-        f"  {collision_service.format_ref(c)} {c.kind.value}: "
-        f"{' + '.join(collision_service.keys_of(c))}"
-        for c in blockers.items
-    ]
+    lines += [f"  {format_ref(c)} {c.kind.value}: {' + '.join(keys_of(c))}" for c in blockers.items]
     if blockers.more:
         lines.append(f"  ...and {blockers.more} more: `tower conflicts`")
     overdue = select(SlaClock).where(

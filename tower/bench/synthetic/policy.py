@@ -1,40 +1,23 @@
-"""A synthetic organisation and portfolio the size of a large company, reproducible from a seed.
+"""The synthetic organisation's policy, the size of a large company's, reproducible from a seed.
 
 The policy is plain data for `tower.policy.validate_policy`: about 2,000 surface nodes under
 seven channels (web and app with weekly visitors shrinking down the tree, depth 3 to 5),
 300 audience segments in one tree under `all` (children split their parent, so they are
 never bigger and roughly disjoint) with 20 declared overlaps, 50 agile and BAU teams,
 KPI weights, contact caps on e-mail, SMS and push, three freeze windows and three funnels.
-
-Tests look like a real pipeline: most sit on pages and slots, a few on a whole channel; one
-or two surfaces, zero to two target segments, sometimes an exclusion, about 10% in exclusion
-groups (members share a surface and split its traffic), windows of one to six weeks on pages
-and scripts (mostly a single day's send on e-mail, push, SMS and direct mail) starting over
-`YEAR_START`'s year, and valid scoring inputs. Everything is drawn from
-`random.Random` streams named after the seed, so the same seed gives the same policy and the
-same tests, and the first N tests of a bigger portfolio are the N tests of a smaller one.
+Everything is drawn from the `random.Random` stream `"{seed}:policy"`, so the same seed
+gives the same policy.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from tower.engine.portfolio import PortfolioItem
-from tower.experiments.spec import (
-    CONFIDENCE_SCALE,
-    IMPACT_SCALE,
-    ExperimentKind,
-    ExperimentSpec,
-    ExperimentStatus,
-    format_key,
-)
-
 YEAR_START = date(2027, 1, 4)  # a Monday; also the "today" the ranking is scored on
-YEAR_DAYS = 365
 SURFACES = 2000
 TEAMS = 50
 SEGMENTS = 300
@@ -52,7 +35,9 @@ class _Level:
 
 
 @dataclass(frozen=True)
-class _Channel:
+class Channel:
+    """A channel's surface tree, and how much of the synthetic portfolio tests on it."""
+
     name: str
     visitors: int | None  # weekly visitors at the channel root; None: no web traffic
     levels: tuple[_Level, ...]  # below the root: level 2, 3, ...
@@ -85,50 +70,50 @@ _CAMPAIGNS = _words(
 _QUEUES = _words("inbound outbound retention sales support complaints")
 _SCRIPTS = _words("greeting offer upsell close verification hold_message survey")
 
-CHANNELS: tuple[_Channel, ...] = (
-    _Channel(
+CHANNELS: tuple[Channel, ...] = (
+    Channel(
         "web",
         6_000_000,
         (_Level(14, 18), _Level(5, 9, 0.95), _Level(4, 8, 0.8), _Level(2, 4, 0.25)),
         (_SECTIONS, _PAGES, _SLOTS, _PARTS),
         0.45,
     ),
-    _Channel(
+    Channel(
         "app",
         3_000_000,
         (_Level(10, 14), _Level(4, 8, 0.95), _Level(3, 7, 0.8), _Level(2, 4, 0.2)),
         (_SECTIONS, _PAGES, _SLOTS, _PARTS),
         0.25,
     ),
-    _Channel(
+    Channel(
         "email",
         None,
         (_Level(4, 6), _Level(5, 9), _Level(3, 6, 0.7)),
         (_CAMPAIGN_GROUPS, _CAMPAIGNS, _PARTS),
         0.14,
     ),
-    _Channel(
+    Channel(
         "push",
         None,
         (_Level(3, 5), _Level(4, 8), _Level(2, 4, 0.3)),
         (_CAMPAIGN_GROUPS, _CAMPAIGNS, _PARTS),
         0.06,
     ),
-    _Channel(
+    Channel(
         "sms",
         None,
         (_Level(3, 4), _Level(3, 6), _Level(2, 3, 0.3)),
         (_CAMPAIGN_GROUPS, _CAMPAIGNS, _PARTS),
         0.03,
     ),
-    _Channel(
+    Channel(
         "call_center",
         None,
         (_Level(3, 5), _Level(4, 7), _Level(3, 6, 0.6)),
         (_QUEUES, _SCRIPTS, _PARTS),
         0.04,
     ),
-    _Channel(
+    Channel(
         "direct_mail",
         None,
         (_Level(3, 4), _Level(3, 5), _Level(2, 4, 0.5)),
@@ -139,11 +124,6 @@ CHANNELS: tuple[_Channel, ...] = (
 
 # Sections the freeze windows name.
 _REQUIRED_SECTIONS = {"web": "checkout", "app": "checkout", "email": "promotional"}
-# Channels whose tests are mostly single sends (a newsletter, a push), not weeks-long.
-MESSAGE_CHANNELS = frozenset({"email", "push", "sms", "direct_mail"})
-ONE_SEND_SHARE = 0.7
-# How deep a test's surface sits: 1 is a whole channel, 4 a slot on a page.
-_DEPTH_WEIGHTS = {1: 0.002, 2: 0.02, 3: 0.28, 4: 0.48, 5: 0.218}
 _TOP_SEGMENTS = _words("anonymous logged_in app_users lapsed prospects b2b staff subscribers")
 _SEGMENT_WORDS = _words(
     "new returning loyal gold silver bronze young senior family student north south "
@@ -223,7 +203,7 @@ def _names(rng: random.Random, vocabulary: Sequence[str], count: int) -> list[st
     return [*vocabulary, *(f"{vocabulary[0]}_{n}" for n in range(2, count - len(vocabulary) + 2))]
 
 
-def _surface_tree(rng: random.Random, channel: _Channel) -> dict[str, Any]:
+def _surface_tree(rng: random.Random, channel: Channel) -> dict[str, Any]:
     def grow(depth: int, visitors: int | None) -> dict[str, Any]:
         node: dict[str, Any] = {} if visitors is None else {"weekly_visitors": visitors}
         level = depth - 2
@@ -247,9 +227,9 @@ def _surface_tree(rng: random.Random, channel: _Channel) -> dict[str, Any]:
 
 def _fit_surfaces(rng: random.Random, roots: dict[str, Any], target: int) -> None:
     """Add slots to, or drop slots from, random pages until there are exactly `target` nodes."""
-    nodes: list[tuple[_Channel, int, dict[str, Any], dict[str, Any]]] = []
+    nodes: list[tuple[Channel, int, dict[str, Any], dict[str, Any]]] = []
 
-    def walk(channel: _Channel, node: dict[str, Any], depth: int, parent: dict[str, Any]) -> None:
+    def walk(channel: Channel, node: dict[str, Any], depth: int, parent: dict[str, Any]) -> None:
         nodes.append((channel, depth, node, parent))
         for child in node.get("children", {}).values():
             walk(channel, child, depth + 1, node)
@@ -361,177 +341,3 @@ def _funnels(rng: random.Random, surfaces: dict[str, Any]) -> dict[str, list[str
         funnels["web_purchase"][-1],
     ]
     return funnels
-
-
-@dataclass
-class _Catalogue:
-    """What drawing a test needs from the policy data: surfaces by depth, segments, teams."""
-
-    surfaces: dict[tuple[str, int], list[str]] = field(default_factory=dict)
-    segments: dict[int, list[str]] = field(default_factory=dict)
-    inside: dict[str, list[str]] = field(default_factory=dict)  # segment -> its descendants
-    teams: list[tuple[str, list[str]]] = field(default_factory=list)
-    kpis: list[str] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, policy: dict[str, Any]) -> _Catalogue:
-        catalogue = cls()
-
-        def surfaces(path: str, node: dict[str, Any], depth: int) -> None:
-            channel = path.split("/", 1)[0]
-            catalogue.surfaces.setdefault((channel, depth), []).append(path)
-            for name, child in node.get("children", {}).items():
-                surfaces(f"{path}/{name}", child, depth + 1)
-
-        def segments(name: str, node: dict[str, Any], line: list[str]) -> None:
-            catalogue.segments.setdefault(len(line), []).append(name)
-            catalogue.inside[name] = []
-            for upper in line:
-                catalogue.inside[upper].append(name)
-            for child_name, child in node.get("children", {}).items():
-                segments(child_name, child, [*line, name])
-
-        for channel, node in policy["surfaces"].items():
-            surfaces(channel, node, 1)
-        segments("all", policy["audiences"]["all"], [])
-        catalogue.teams = [(team["key"], team["members"]) for team in policy["teams"]]
-        catalogue.kpis = sorted(policy["kpis"])
-        return catalogue
-
-
-@dataclass
-class _Group:
-    name: str
-    surfaces: tuple[str, ...]
-    start: date
-    members: int = 1
-
-
-class PortfolioGenerator:
-    """Draws tests one by one from a random stream; group members share surfaces and days."""
-
-    def __init__(
-        self,
-        policy: dict[str, Any],
-        rng: random.Random,
-        days: int = YEAR_DAYS,
-        *,
-        group_prefix: str = "xg",
-    ) -> None:
-        self.catalogue = _Catalogue.of(policy)
-        self.rng = rng
-        self.group_prefix = group_prefix  # new groups are named PREFIX-1, PREFIX-2 ...
-        self.days = days  # tests start on one of this many days from YEAR_START
-        self.groups: list[_Group] = []
-
-    def item(self, number: int) -> PortfolioItem:
-        rng, catalogue = self.rng, self.catalogue
-        team, members = rng.choice(catalogue.teams)
-        surfaces = self._surfaces()
-        start = YEAR_START + timedelta(days=rng.randrange(self.days))
-        traffic = float(rng.choice((10, 20, 25, 30, 50, 50, 50, 80, 100, 100)))
-        group = None
-        if rng.random() < 0.10:
-            group, surfaces, start = self._group(surfaces, start)
-            traffic = float(rng.choice((20, 25, 30, 40, 50)))
-        days = self._duration(surfaces[0].split("/")[0])  # after a group gave its surfaces
-        targets, excluded = self._audience()
-        baseline = round(rng.uniform(0.01, 0.4), 3)
-        spec = ExperimentSpec(
-            title=f"Test {number} on {surfaces[0]}",
-            team=team,
-            owner=rng.choice(members),
-            kind=rng.choice(list(ExperimentKind)),
-            surfaces=surfaces,
-            start=start,
-            end=start + timedelta(days=days - 1),
-            audiences=targets,
-            exclude_audiences=excluded,
-            traffic=traffic,
-            exclusion_group=group,
-            primary_kpi=rng.choice(catalogue.kpis),
-            baseline=baseline,
-            mde=rng.choice((0.02, 0.05, 0.05, 0.1, 0.1, 0.2)),
-            hypothesis=f"If we change {surfaces[0]}, then {team} sees its KPI move.",
-            impact=rng.choice(IMPACT_SCALE),
-            confidence=rng.choice(CONFIDENCE_SCALE),
-            effort_weeks=rng.choice((0.5, 1.0, 1.0, 2.0, 3.0, 4.0, 6.0)),
-        )
-        status = rng.choices(
-            (ExperimentStatus.SUBMITTED, ExperimentStatus.APPROVED, ExperimentStatus.LIVE),
-            weights=(0.4, 0.35, 0.25),
-        )[0]
-        lever = rng.choice((0.5, 0.75, 1.5, 2.0)) if rng.random() < 0.1 else 1.0
-        deadline = start + timedelta(days=rng.randint(0, 60)) if rng.random() < 0.15 else None
-        return PortfolioItem(format_key(number), number, status, spec, lever, deadline)
-
-    def _duration(self, channel: str) -> int:
-        """Days a test runs: pages and scripts 1 to 6 weeks; a message is mostly one send."""
-        if channel in MESSAGE_CHANNELS and self.rng.random() < ONE_SEND_SHARE:
-            return 1
-        return 7 * self.rng.randint(1, 6 if channel not in MESSAGE_CHANNELS else 3)
-
-    def _surface(self, channel: str) -> str:
-        depths = [d for d in _DEPTH_WEIGHTS if (channel, d) in self.catalogue.surfaces]
-        depth = self.rng.choices(depths, weights=[_DEPTH_WEIGHTS[d] for d in depths])[0]
-        return self.rng.choice(self.catalogue.surfaces[(channel, depth)])
-
-    def _surfaces(self) -> tuple[str, ...]:
-        channel = self.rng.choices(CHANNELS, weights=[c.share for c in CHANNELS])[0].name
-        first = self._surface(channel)
-        if self.rng.random() >= 0.3:
-            return (first,)
-        # A second surface: mostly in the same channel, sometimes an omnichannel campaign.
-        if self.rng.random() < 0.25:
-            channel = self.rng.choices(CHANNELS, weights=[c.share for c in CHANNELS])[0].name
-        second = self._surface(channel)
-        return (first,) if second == first else (first, second)
-
-    def _group(self, surfaces: tuple[str, ...], start: date) -> tuple[str, tuple[str, ...], date]:
-        """Join a recent exclusion group (same surfaces, nearby start) or open a new one."""
-        recent = [g for g in self.groups[-20:] if g.members < 4]
-        if recent and self.rng.random() < 0.65:
-            group = self.rng.choice(recent)
-            group.members += 1
-            day = group.start + timedelta(days=self.rng.randint(-7, 7))
-            return group.name, group.surfaces, max(day, YEAR_START)
-        group = _Group(f"{self.group_prefix}-{len(self.groups) + 1}", surfaces, start)
-        self.groups.append(group)
-        return group.name, surfaces, start
-
-    def _audience(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        rng, segments = self.rng, self.catalogue.segments
-        count = rng.choices((0, 1, 2), weights=(0.15, 0.55, 0.3))[0]
-        targets: list[str] = []
-        while len(targets) < count:
-            depths = [d for d in (1, 2, 3, 4) if d in segments]
-            depth = rng.choices(depths, weights=[(0.1, 0.3, 0.4, 0.2)[d - 1] for d in depths])[0]
-            name = rng.choice(segments[depth])
-            if name not in targets:
-                targets.append(name)
-        excluded: tuple[str, ...] = ()
-        if rng.random() < 0.15:
-            inner = [s for t in targets for s in self.catalogue.inside[t]]
-            pool = inner or [s for s in segments.get(1, []) + segments.get(2, [])]
-            choice = rng.choice(pool)
-            if choice not in targets:
-                excluded = (choice,)
-        return tuple(targets), excluded
-
-
-def synthetic_portfolio(
-    policy: dict[str, Any], tests: int, seed: int, *, days: int = YEAR_DAYS
-) -> list[PortfolioItem]:
-    """Tests T-1 … T-`tests` of the organisation `policy` (from `synthetic_policy(seed)`),
-    starting over `days` days (a year by default: more tests, more crowded)."""
-    generator = PortfolioGenerator(policy, random.Random(f"{seed}:tests"), days)
-    return [generator.item(number) for number in range(1, tests + 1)]
-
-
-def fresh_tests(
-    policy: dict[str, Any], count: int, seed: int, *, first_number: int
-) -> list[PortfolioItem]:
-    """`count` more tests numbered from `first_number`, drawn from their own stream; the
-    exclusion groups they open are new ones (`xg-new-1` ...), not the portfolio's."""
-    generator = PortfolioGenerator(policy, random.Random(f"{seed}:fresh"), group_prefix="xg-new")
-    return [generator.item(number) for number in range(first_number, first_number + count)]
