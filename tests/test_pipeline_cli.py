@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tower.cli.output import emit_json, emit_json_list
-from tower.engine.portfolio import ACTIVE_STATUSES
+from tower.experiments.spec import ACTIVE_STATUSES
 
 from .cli import failed, succeeded, tower
 from .conftest import RETAIL_PORTFOLIO, scratch_database

@@ -14,7 +14,7 @@ from tower.engine.detector import CollisionEngine
 from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
 from tower.engine.planner import Placement, Planner
-from tower.engine.portfolio import ACTIVE_STATUSES, Compiler, Footprint, PortfolioItem
+from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
 from tower.engine.score import Score, ScoringError, rank, score_item
 from tower.experiments.spec import names_outside
 from tower.policy import Policy
@@ -95,7 +95,7 @@ def analyse(
     outside = {
         item.key: names
         for item in items
-        if item.status in ACTIVE_STATUSES and (names := names_outside(item.spec, policy))
+        if item.status.is_active and (names := names_outside(item.spec, policy))
     }
     return PipelineAnalysis(
         compiler, ranked, unscored, footprints, findings, placements, fixes, outside

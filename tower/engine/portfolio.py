@@ -12,17 +12,6 @@ from tower.engine.graph import PolicyGraph, SurfaceIndex, build_graph
 from tower.experiments.spec import ExperimentSpec, ExperimentStatus, names_outside
 from tower.policy import Policy
 
-# States in which a test still occupies pages, people and days.
-ACTIVE_STATUSES = frozenset(
-    {
-        ExperimentStatus.DRAFT,
-        ExperimentStatus.SUBMITTED,
-        ExperimentStatus.CHANGES_REQUESTED,
-        ExperimentStatus.APPROVED,
-        ExperimentStatus.LIVE,
-    }
-)
-
 
 @dataclass(frozen=True)
 class PortfolioItem:
@@ -104,7 +93,7 @@ class Compiler:
     def placeable(self, item: PortfolioItem) -> bool:
         """Whether the test occupies the pipeline and the policy has every surface and
         segment it names (one the policy dropped cannot be placed on its graph)."""
-        return item.status in ACTIVE_STATUSES and not names_outside(item.spec, self.policy)
+        return item.status.is_active and not names_outside(item.spec, self.policy)
 
     def compile_active(self, items: Iterable[PortfolioItem]) -> list[Footprint]:
         """Footprints of the tests that still occupy the pipeline, in the given order

@@ -45,6 +45,33 @@ class ExperimentStatus(enum.StrEnum):
     WITHDRAWN = "withdrawn"
     CANCELLED = "cancelled"
 
+    @property
+    def is_active(self) -> bool:
+        """The test still occupies pages, people and days (the engine counts it)."""
+        return self in ACTIVE_STATUSES
+
+    @property
+    def is_finished(self) -> bool:
+        """Nothing is left to do with the test: lists of work in hand leave it out."""
+        return self in FINISHED_STATUSES
+
+    @property
+    def is_editable(self) -> bool:
+        """The test's footprint, window and KPI may still be edited."""
+        return self in EDITABLE_STATUSES
+
+
+# The status groups, one home each (sets for SQL `IN`; a status asks with `is_...`).
+# States in which a test still occupies pages, people and days.
+ACTIVE_STATUSES = frozenset(
+    {
+        ExperimentStatus.DRAFT,
+        ExperimentStatus.SUBMITTED,
+        ExperimentStatus.CHANGES_REQUESTED,
+        ExperimentStatus.APPROVED,
+        ExperimentStatus.LIVE,
+    }
+)
 
 # Tests with nothing left to do: lists of what people are working on leave them out.
 FINISHED_STATUSES = frozenset(

@@ -18,9 +18,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, Subquery, func, or_, select
 from sqlalchemy.orm import Session
 
-from tower.engine.portfolio import ACTIVE_STATUSES
 from tower.experiments.models import Experiment
-from tower.experiments.spec import ExperimentStatus, format_key
+from tower.experiments.spec import ACTIVE_STATUSES, ExperimentStatus, format_key
 from tower.json_text import iso
 from tower.paging import Page, first_rows
 from tower.pipeline import registry
@@ -418,7 +417,7 @@ def check_row(session: Session, experiment: Experiment) -> dict[str, Any]:
     """One test's rank, score, problem and placement, in the shape of `tower check`."""
     rank, score, problem = None, None, None
     stored = session.get(PipelineScore, experiment.id)
-    if stored is not None and experiment.status in ACTIVE_STATUSES:
+    if stored is not None and experiment.status.is_active:
         if stored.value is None:
             problem = stored.problem
         else:

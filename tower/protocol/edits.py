@@ -17,7 +17,6 @@ from tower.engine.findings import format_day
 from tower.experiments import permissions
 from tower.experiments import service as experiment_service
 from tower.experiments.spec import (
-    EDITABLE_STATUSES,
     ExperimentSpec,
     ExperimentStatus,
     validate_spec,
@@ -79,7 +78,7 @@ def edit(
     experiment = steps.load_for_team(
         session, ctx, key, actor=actor, verb="edit", expected_version=expected_version
     )
-    if experiment.status not in EDITABLE_STATUSES:
+    if not experiment.status.is_editable:
         raise InvalidEdit(
             f"{key} is {experiment.status.value}: only tests not yet live can be edited"
         )
