@@ -144,12 +144,17 @@ class Repeats:
         return [answer.body.encode()]
 
 
+def declared_length(environ: WSGIEnvironment) -> int:
+    """The body's length as the request declares it (0 when it says nothing readable)."""
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 def read_body(environ: WSGIEnvironment) -> bytes:
     """The request body, read once and put back for whoever reads it next."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
+    length = declared_length(environ)
     body = environ["wsgi.input"].read(length) if length > 0 else b""
     environ["wsgi.input"] = io.BytesIO(body)
     return body

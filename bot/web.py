@@ -16,7 +16,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import Engine, text
 
 from bot.edge import malformed
-from bot.repeats import Repeats, read_body
+from bot.repeats import Repeats, declared_length, read_body
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -35,15 +35,8 @@ _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 MAX_BODY = 1024 * 1024
 
 
-def _declared_length(environ: WSGIEnvironment) -> int:
-    try:
-        return int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
-
-
 def _discard_body(environ: WSGIEnvironment, chunk: int = 64 * 1024) -> None:
-    left = _declared_length(environ)
+    left = declared_length(environ)
     while left > 0:
         read = environ["wsgi.input"].read(min(chunk, left))
         if not read:
@@ -78,7 +71,7 @@ def create_wsgi(app: App, healthy: Callable[[], bool], repeats: Repeats) -> Wsgi
             start_response(status, [("Content-Type", "application/json")])
             return [body.encode()]
         if environ.get("REQUEST_METHOD") == "POST":
-            if _declared_length(environ) > MAX_BODY:
+            if declared_length(environ) > MAX_BODY:
                 _discard_body(environ)  # read, not kept: the client then hears the answer
                 return _plain(start_response, "413 Content Too Large", "the request is too big")
             # The signature first: a forged or altered body is refused as such, whatever

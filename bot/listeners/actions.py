@@ -8,7 +8,6 @@ twice: Tower treats a repeat as a no-op.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -29,6 +28,7 @@ from tower.collisions import service as collision_service
 from tower.collisions.models import Collision
 from tower.collisions.refs import format_ref, keys_of
 from tower.context import ServiceContext
+from tower.db_limits import INTEGER_MAX
 from tower.errors import TowerError
 from tower.experiments import permissions
 from tower.experiments import service as experiment_service
@@ -36,9 +36,6 @@ from tower.experiments.permissions import PermissionDenied
 from tower.outbox import queries as outbox_queries
 from tower.pipeline import collision_flows, reads, slots
 from tower.protocol import review
-
-# The outbox id a *Show all* button carries: ASCII digits the database can hold.
-_SUMMARY_ID = re.compile(r"[1-9][0-9]{0,8}")
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -176,7 +173,7 @@ def register(app: App, deps: BotDeps) -> None:
     def show_all_collisions(body: dict[str, Any], client: WebClient) -> None:
         """*Show all* on a summary: every collision it announced, in a modal."""
         value = str((body.get("actions") or [{}])[0].get("value") or "")
-        if not _SUMMARY_ID.fullmatch(value):
+        if not (value.isascii() and value.isdigit() and 0 < int(value) <= INTEGER_MAX):
             tell_privately(client, body, f"This button names no summary ({value!r}).")
             return
         try:

@@ -8,10 +8,11 @@ from typing import Any, Protocol
 
 from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import AnnouncedRecord
+from tower.db_limits import INTEGER_MAX
 from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.scope import Scope
 
-ID_MAX = 2**31 - 1  # the largest id the collisions table's column holds
+ID_MAX = INTEGER_MAX  # the largest id the collisions table's column holds
 _REF = re.compile(r"C-([1-9][0-9]*)")
 _BARE_REF = re.compile(r"(?:C-)?([1-9][0-9]*)")
 

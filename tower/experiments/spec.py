@@ -13,13 +13,14 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
 
+from tower.db_limits import INTEGER_MAX
 from tower.policy import Policy
 from tower.text import LONG_TEXT_MAX, control_character, too_long
 
 IMPACT_SCALE = (0.25, 0.5, 1.0, 2.0, 3.0)
 CONFIDENCE_SCALE = (0.5, 0.8, 1.0)
 TITLE_MAX_LENGTH = 200
-KEY_MAX_NUMBER = 2**31 - 1  # the largest number the registry's column holds
+KEY_MAX_NUMBER = INTEGER_MAX  # the largest number the registry's column holds
 EXCLUSION_GROUP_MAX_LENGTH = 64
 KPI_MAX_LENGTH = 64
 _KEY = re.compile(r"T-([1-9][0-9]*)")
