@@ -60,12 +60,12 @@ def _serve_socket_mode(app: AppContext, slack: SlackSettings) -> None:
 
     from bot.app import create_app
     from bot.deps import BotDeps
-    from tower.pipeline.flows import warm_up_in_background
+    from bot.runtime import keep_warm
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     deps = BotDeps(app.session_factory, app.policy)
     bolt = create_app(slack, deps)
-    warm_up_in_background(app.session_factory, deps.context(), slots=True)
+    keep_warm(bolt, deps)
     slack.require("app_token")
     SocketModeHandler(bolt, slack.app_token).start()  # type: ignore[no-untyped-call]
 

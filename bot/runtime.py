@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_bolt import App
@@ -12,7 +13,7 @@ from bot.config import SlackSettings
 from bot.deps import BotDeps
 from bot.repeats import Repeats
 from tower.db import create_database_engine, create_session_factory
-from tower.pipeline.flows import warm_up_in_background
+from tower.pipeline.warming import Warming, warm_up_in_background
 from tower.policy import load_policy
 from tower.settings import Settings
 
@@ -23,6 +24,7 @@ class Bot:
     engine: Engine
     deps: BotDeps
     slack: SlackSettings
+    warming: Warming
 
     def repeats(self) -> Repeats:
         """What makes each form submission act once, for this bot's endpoint."""
@@ -37,5 +39,17 @@ def build_bot(settings: Settings | None = None, slack: SlackSettings | None = No
     engine = create_database_engine(settings.database_url)
     deps = BotDeps(create_session_factory(engine), load_policy(settings.policy_path))
     app = create_app(slack, deps)
-    warm_up_in_background(deps.session_factory, deps.context(), slots=True)
-    return Bot(app, engine, deps, slack)
+    return Bot(app, engine, deps, slack, keep_warm(app, deps))
+
+
+def keep_warm(app: App, deps: BotDeps) -> Warming:
+    """Start warming the bot's index, and tell the warming of every request Bolt takes
+    (it keeps up closely while requests come, and rests while none do)."""
+    warming = warm_up_in_background(deps.session_factory, deps.context(), slots=True)
+
+    def nudge(next: Callable[[], None]) -> None:  # Bolt passes it by this name
+        warming.nudge()
+        next()
+
+    app.middleware(nudge)
+    return warming

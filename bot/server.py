@@ -37,7 +37,12 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         bot = build_bot(self._settings)
-        return create_wsgi(bot.app, database_reachable(bot.engine), bot.repeats())
+        return create_wsgi(
+            bot.app,
+            database_reachable(bot.engine),
+            bot.repeats(),
+            warm=lambda: bot.warming.warm,
+        )
 
 
 def serve_http(settings: Settings, *, port: int, workers: int) -> None:

@@ -58,15 +58,25 @@ def database_reachable(engine: Engine) -> Callable[[], bool]:
     return probe
 
 
-def create_wsgi(app: App, healthy: Callable[[], bool], repeats: Repeats) -> WsgiApp:
+def create_wsgi(
+    app: App,
+    healthy: Callable[[], bool],
+    repeats: Repeats,
+    warm: Callable[[], bool] | None = None,
+) -> WsgiApp:
     """Route `/healthz` to the probe and everything else to Bolt (which verifies signatures),
-    each form submission acting once (`repeats`)."""
+    each form submission acting once (`repeats`). `warm` says whether the portfolio is
+    indexed yet: `/healthz` then also says `"index": "warm"` or `"warming"` (still 200: the
+    server answers while it warms)."""
     slack = repeats.around(SlackRequestHandler(app, path="/slack/events"))
 
     def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
             ok = healthy()
-            body = json.dumps({"ok": ok, "database": "reachable" if ok else "unreachable"})
+            health = {"ok": ok, "database": "reachable" if ok else "unreachable"}
+            if warm is not None:
+                health["index"] = "warm" if warm() else "warming"
+            body = json.dumps(health)
             status = "200 OK" if ok else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json")])
             return [body.encode()]

@@ -56,8 +56,15 @@ def test_a_small_run_answers_every_kind_of_request_and_reports_every_key() -> No
     for run in data["commands"].values():
         assert set(run) == {"args", "seconds", "peak_rss_mb", "exit_code"}
         assert run["exit_code"] == 0 and run["peak_rss_mb"] > 0
-    assert set(data["server"]) == {"start_seconds", "peak_rss_mb", "rss_after_load_mb"}
+    assert set(data["server"]) == {
+        *("start_seconds", "warm_seconds", "idle_cpu_percent", "peak_rss_mb"),
+        "rss_after_load_mb",
+    }
     assert data["server"]["peak_rss_mb"] > 0
+    # Every worker process said its index was warm, after it first answered.
+    warm = data["server"]["warm_seconds"]
+    assert warm is not None and warm >= data["server"]["start_seconds"]
+    assert data["server"]["idle_cpu_percent"] >= 0
     assert set(data["warmup"]) == KINDS - {"acknowledge"}
     assert all(first["failure"] is None for first in data["warmup"].values())
 

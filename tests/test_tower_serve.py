@@ -268,3 +268,23 @@ def test_serve_worker_and_cli_in_separate_processes_keep_records_equal_to_a_full
         (("T-1", "T-4"), "open"),
     }
     assert "0 opened, 0 resolved" in tower("resync").stdout
+
+
+def test_tower_serve_says_when_its_index_is_warm(served: Served) -> None:
+    """`GET /healthz` answers at once, then says when the portfolio is indexed (each worker
+    process warms its own index, so several answers running say so)."""
+
+    def health() -> dict[str, object]:
+        reply = http(f"{served.base}/healthz")
+        assert reply.status == 200
+        answer = json.loads(reply.body)
+        assert isinstance(answer, dict)
+        return answer
+
+    assert health()["index"] in {"warm", "warming"}
+    wait_for(
+        lambda: all(health()["index"] == "warm" for _ in range(8)),
+        what="every worker says its index is warm",
+        timeout=STARTUP,
+    )
+    assert health() == {"ok": True, "database": "reachable", "index": "warm"}

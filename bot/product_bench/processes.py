@@ -202,6 +202,22 @@ class Server:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the server's processes have used so far."""
+        try:
+            root = psutil.Process(self.process.pid)
+            family = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        used = 0.0
+        for process in family:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:  # a worker gone meanwhile
+                continue
+            used += times.user + times.system
+        return used
+
     def error_tail(self, lines: int = 15) -> str:
         text = self.stderr.read_text(encoding="utf-8", errors="replace").strip()
         return "\n".join(text.splitlines()[-lines:])

@@ -14,6 +14,14 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.2f}"
+
+
+def _percent(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.2f}% of a core"
+
+
 def _pair(values: Sequence[float]) -> str:
     return f"{_ms(percentile(values, 50))} / {_ms(percentile(values, 99))}"
 
@@ -41,7 +49,8 @@ def print_report(report: ProductBenchReport) -> None:
         )
     commands.add_row(
         "tower serve",
-        f"{report.server_start_seconds:.2f} to /healthz",
+        f"{report.server_start_seconds:.2f} to /healthz, {_seconds(report.server_warm_seconds)}"
+        f" to warm; idle CPU {_percent(report.server_idle_cpu_percent)}",
         f"{report.server_peak_rss_mb:.0f} (after the load {report.server_rss_after_load_mb:.0f})",
     )
     console.print(commands)

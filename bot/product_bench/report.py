@@ -8,7 +8,10 @@
     commands: {init, import, sweep, resync, list, pipeline, conflicts, plan, check}:
               each {args, seconds, peak_rss_mb, exit_code}; a fresh process each, timed
               from start to exit
-    server: start_seconds (spawn to GET /healthz 200), peak_rss_mb, rss_after_load_mb
+    server: start_seconds (spawn to GET /healthz 200), warm_seconds (spawn to /healthz
+            saying the index is warm; null if it never did), idle_cpu_percent (of one
+            core, all its processes, over 10 s with no request), peak_rss_mb,
+            rss_after_load_mb
     warmup: {kind: {ack_ms, answer_ms, failure}}: the first request of each kind, one at a
             time, before the load
     load: planned, sent, max_lag_ms, p99_lag_ms, kinds: {kind: {sent, skipped, answered,
@@ -48,6 +51,8 @@ REGISTER_DM_P99_MS = 2000.0
 CHANGE_MS = 100.0
 CLI_READ_S = 3.0
 RSS_MB = 300.0
+WARM_S = 30.0
+IDLE_CPU_PERCENT = 0.5  # of one core: next to nothing
 ACK_CUTOFF_MS = TIMEOUT * 1000  # a request never acknowledged counts this long
 
 
@@ -144,6 +149,8 @@ class ProductBenchReport:
     machine: Machine
     commands: dict[str, CommandRun] = field(default_factory=dict)
     server_start_seconds: float = 0.0
+    server_warm_seconds: float | None = None
+    server_idle_cpu_percent: float | None = None
     server_peak_rss_mb: float = 0.0
     server_rss_after_load_mb: float = 0.0
     warmup: list[Outcome] = field(default_factory=list)
@@ -186,6 +193,9 @@ class ProductBenchReport:
             Target(f"CLI read: tower {name}", CLI_READ_S, "s", self._seconds(name))
             for name in READ_COMMANDS
         ]
+        targets.append(Target("tower serve: index warm", WARM_S, "s", self.server_warm_seconds))
+        idle_cpu = self.server_idle_cpu_percent
+        targets.append(Target("tower serve: CPU while idle", IDLE_CPU_PERCENT, "%", idle_cpu))
         targets.append(
             Target("peak RSS: tower serve", RSS_MB, "MB", self.server_peak_rss_mb or None)
         )
@@ -216,6 +226,8 @@ class ProductBenchReport:
             "commands": {name: run.as_dict() for name, run in self.commands.items()},
             "server": {
                 "start_seconds": _round(self.server_start_seconds, 3),
+                "warm_seconds": _round(self.server_warm_seconds, 3),
+                "idle_cpu_percent": _round(self.server_idle_cpu_percent, 3),
                 "peak_rss_mb": _round(self.server_peak_rss_mb),
                 "rss_after_load_mb": _round(self.server_rss_after_load_mb),
             },

@@ -58,6 +58,8 @@ from tower.policy import load_policy
 Progress = Callable[[str], None]
 BOT_TOKEN = "xoxb-product-bench"
 STARTUP = 120.0  # seconds `tower serve` may take to answer GET /healthz
+WARM_IN_A_ROW = 8  # answers saying "warm" running that count as every worker warm
+IDLE_WINDOW = 10.0  # seconds the server is left alone while its CPU use is measured
 ANSWER_WAIT = 10.0  # seconds after the last request that its answer may still come
 
 
@@ -170,6 +172,10 @@ class _SlackRun:
             self.say(
                 f"tower serve answers on port {port} after {report.server_start_seconds:.2f} s"
             )
+            report.server_warm_seconds = _wait_until_warm(server, port)
+            self.say(f"tower serve has its index warm after {report.server_warm_seconds:.2f} s")
+            report.server_idle_cpu_percent = _idle_cpu_percent(server)
+            self.say(f"idle for {IDLE_WINDOW:g} s: {report.server_idle_cpu_percent:.2f}% of a core")
             endpoint = Endpoint(f"http://127.0.0.1:{port}/slack/events", secret)
             rng = random.Random(f"{self.options.seed}:product-bench")
             traffic = self._traffic(endpoint, rng, conflicts)
@@ -241,6 +247,34 @@ def _wait_until_healthy(server: Server, port: int) -> float:
         f"tower serve did not answer GET /healthz on port {port} within {STARTUP:g} s "
         f"(last: {said}); if it says the database is unreachable, check the database"
     )
+
+
+def _wait_until_warm(server: Server, port: int) -> float | None:
+    """Seconds from starting `tower serve` until `GET /healthz` says its index is warm
+    `WARM_IN_A_ROW` times running (each worker process warms its own); None if it never
+    does within `STARTUP`."""
+    deadline = time.monotonic() + STARTUP
+    in_a_row = 0
+    while time.monotonic() < deadline and server.running:
+        try:
+            answer = http(f"http://127.0.0.1:{port}/healthz", timeout=2.0)
+        except OSError:
+            in_a_row = 0
+        else:
+            warm = answer.status == 200 and json.loads(answer.body).get("index") == "warm"
+            in_a_row = in_a_row + 1 if warm else 0
+            if in_a_row == WARM_IN_A_ROW:
+                return time.perf_counter() - server.started
+        time.sleep(0.1)
+    return None
+
+
+def _idle_cpu_percent(server: Server) -> float:
+    """The server's CPU use, in percent of one core, over `IDLE_WINDOW` seconds in which
+    nothing is asked of it."""
+    before = server.cpu_seconds()
+    time.sleep(IDLE_WINDOW)
+    return 100.0 * (server.cpu_seconds() - before) / IDLE_WINDOW
 
 
 def _open_registrations(

@@ -10,19 +10,14 @@ request path (`resync`, `replan`).
 
 from __future__ import annotations
 
-import gc
-import logging
-import threading
-import time
 from collections.abc import Collection, Sequence
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
 from tower.collisions.refs import keys_of
 from tower.collisions.sync import DetailWriter, RecordScope, SyncReport, finding_details
 from tower.context import ServiceContext
-from tower.db import read_only, utcnow
 from tower.engine.findings import Finding
 from tower.engine.fixes import suggest_fixes
 from tower.engine.kinds import CollisionKind
@@ -30,11 +25,6 @@ from tower.engine.mde_cost import SampleNeedsByKey
 from tower.experiments.models import Experiment
 from tower.pipeline import collision_flows, read_model, registry
 from tower.pipeline.index import PortfolioIndex, portfolio_item, warm_index
-from tower.pipeline.slots import keep_up
-from tower.pipeline.working_plan import working_plan
-
-logger = logging.getLogger("tower.pipeline")
-KEEP_UP_EVERY = 1.0  # seconds between a server's looks at the registry's version
 
 # A crowd losing or gaining a member may be found again through its other members.
 CROWD_KINDS = frozenset({CollisionKind.CAPACITY, CollisionKind.CONTACT_CAP})
@@ -153,51 +143,3 @@ def detail_writer(session: Session, index: PortfolioIndex) -> DetailWriter:
         return finding_details(finding, teams, fixes, needs)
 
     return details
-
-
-def warm_up(factory: sessionmaker[Session], ctx: ServiceContext, *, slots: bool) -> PortfolioIndex:
-    """Index the portfolio now (a server or worker starting), so the first change does not
-    pay for it, and (`slots`: for a server, whose registrants are told their slot) file its
-    working plan; returns the index. Reads only."""
-    with read_only(factory) as session:
-        index = warm_index(session, ctx.policy, ctx.today)
-        if slots:
-            with index.lock:
-                view = index.view()
-            with index.plan_lock:
-                working_plan(index, view, lambda: index.stored_plan(session))
-    return index
-
-
-def warm_up_in_background(
-    factory: sessionmaker[Session], ctx: ServiceContext, *, slots: bool
-) -> None:
-    """`warm_up` on a thread of its own (a failure is logged: the first change indexes).
-    With `slots` (a server), the thread then keeps the index and working plan up with
-    the changes other processes make, so no request pays for a backlog of them."""
-
-    def run() -> None:
-        started = time.perf_counter()
-        try:
-            index = warm_up(factory, ctx, slots=slots)
-        except Exception:
-            logger.exception("could not index the portfolio ahead of time")
-            return
-        # The index (and working plan) live as long as the process: out of the garbage
-        # collector's sight, a full collection walks only what came after (at 10,000
-        # tests it walked 380,000 objects, 0.2-0.3 s idle and seconds under load, with
-        # every thread of the process stopped).
-        gc.freeze()
-        logger.info("portfolio indexed in %.1f s", time.perf_counter() - started)
-        if not slots:
-            return
-        index.kept_up = True  # this thread settles what a slot leaves to replay
-        while True:
-            time.sleep(KEEP_UP_EVERY)
-            try:
-                with read_only(factory) as session:
-                    keep_up(session, ctx.at(utcnow()))
-            except Exception:
-                logger.exception("could not catch the index up with other processes")
-
-    threading.Thread(target=run, name="tower-warm-up", daemon=True).start()

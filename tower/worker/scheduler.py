@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tower.context import ServiceContext
 from tower.errors import TowerError
 from tower.outbox.notifier import Notifier
-from tower.pipeline.flows import warm_up_in_background
+from tower.pipeline.warming import warm_up_in_background
 from tower.worker import jobs
 from tower.worker.policy_file import PolicyFile
 
