@@ -53,11 +53,12 @@ from tower.pipeline.index import PortfolioIndex, portfolio_items, warm_index
 from tower.pipeline.resync import recheck_all
 from tower.policy import Policy, parse_policy
 from tower.policy.schema import FreezeWindow
-from tower.protocol import edits, review, runs, steps
+from tower.protocol import edits, review, runs
 from tower.protocol.gates import Gate
 from tower.protocol.lifecycle import Action, IllegalTransition, next_status
 from tower.protocol.models import Decision, DecisionKind
 from tower.protocol.outcome import GatesFailed, InvalidEdit, Outcome, StaleVersion
+from tower.protocol.refusals import record_refusal
 from tower.sla.models import ClockState, SlaClock
 
 from .conftest import SMALL_POLICY, server_url
@@ -375,9 +376,7 @@ def test_a_refused_attempt_can_be_audited(session: Session, small_policy: Policy
     with pytest.raises(PermissionDenied) as raised, refused(session):
         review.approve(session, at(small_policy), "T-1", actor=TEAMMATE)
 
-    steps.record_denial(
-        session, key="T-1", actor=TEAMMATE, action="approve", message=str(raised.value)
-    )
+    record_refusal(session, raised.value, key="T-1", actor=TEAMMATE, action="approve")
     event = events(session, experiment)[-1]
     assert (event.action, event.actor) == ("denied:approve", TEAMMATE)
     assert event.reason == "only a control-tower manager can approve T-1"

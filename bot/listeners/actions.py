@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot.deps import BotDeps
 from bot.ids import ActionId
 from bot.listeners.commands import open_register_modal
-from bot.listeners.common import acked_then, actor_of, audit_refusal, tell_privately
+from bot.listeners.common import acked_then, actor_of, tell_privately
 from bot.mrkdwn import escape
 from bot.views.messages import parse_approval_value, parse_collision_value
 from bot.views.modal import list_modal, reason_modal, test_modal
@@ -36,6 +36,7 @@ from tower.experiments.permissions import PermissionDenied
 from tower.outbox import queries as outbox_queries
 from tower.pipeline import collision_flows, reads, slots
 from tower.protocol import review
+from tower.protocol.refusals import record_refusal_apart
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -82,7 +83,7 @@ def act(
         with deps.transaction() as (session, ctx):
             note = run(session, ctx)
     except PermissionDenied as denied:
-        audit_refusal(deps, key=key, actor=actor, action=action, error=denied)
+        record_refusal_apart(deps.session_factory, denied, key=key, actor=actor, action=action)
         tell_privately(client, body, str(denied))
         return False
     except TowerError as error:
@@ -126,7 +127,9 @@ def register(app: App, deps: BotDeps) -> None:
                         ctx.policy, actor, experiment, action.value.replace("_", " ")
                     )
             except PermissionDenied as denied:
-                audit_refusal(deps, key=key, actor=actor, action=action.value, error=denied)
+                record_refusal_apart(
+                    deps.session_factory, denied, key=key, actor=actor, action=action.value
+                )
                 tell_privately(client, body, str(denied))
                 return
             except TowerError as error:
@@ -200,7 +203,7 @@ def register(app: App, deps: BotDeps) -> None:
             with deps.read_transaction() as (session, ctx):
                 view = _moved_edit_view(session, ctx, ref, actor)
         except PermissionDenied as denied:
-            audit_refusal(deps, key=None, actor=actor, action="move", error=denied)
+            record_refusal_apart(deps.session_factory, denied, key=None, actor=actor, action="move")
             tell_privately(client, body, str(denied))
             return
         except TowerError as error:

@@ -12,8 +12,6 @@ from slack_sdk.errors import SlackApiError
 
 from bot.deps import BotDeps
 from bot.mrkdwn import escape
-from tower.experiments.permissions import PermissionDenied
-from tower.protocol import steps
 
 logger = logging.getLogger("tower.bot")
 
@@ -49,15 +47,3 @@ def tell_privately(client: WebClient, body: dict[str, Any], text: str) -> None:
             client.chat_postMessage(channel=opened["channel"]["id"], text=escape(text))
     except SlackApiError:
         logger.exception("could not tell %s privately", user)
-
-
-def audit_refusal(
-    deps: BotDeps, *, key: str | None, actor: str, action: str, error: PermissionDenied
-) -> None:
-    """Record an attempt the actor was not allowed to make, in a transaction of its own
-    (on test `key`, when the attempt names one)."""
-    try:
-        with deps.transaction() as (session, _):
-            steps.record_denial(session, key=key, actor=actor, action=action, message=str(error))
-    except Exception:  # the refusal stands even if auditing it fails
-        logger.exception("could not audit the refused %s of %s by %s", action, key, actor)

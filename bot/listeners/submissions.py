@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot.deps import BotDeps
 from bot.edge import form_memo
 from bot.ids import ActionId, BlockId, CallbackId
-from bot.listeners.common import actor_of, audit_refusal, tell_privately
+from bot.listeners.common import actor_of, tell_privately
 from bot.views.modal import submitted_texts
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
@@ -36,6 +36,7 @@ from tower.outbox.notify import notify
 from tower.pipeline import slots
 from tower.policy import Policy
 from tower.protocol import edits, review
+from tower.protocol.refusals import record_refusal_apart
 from tower.text import user_text
 
 MODAL_FIELDS = frozenset(block.value for block in BlockId if block != BlockId.REASON)
@@ -98,7 +99,9 @@ def register(app: App, deps: BotDeps) -> None:
             try:  # who may register for the team comes before what the form says
                 permissions.require_may_register(deps.policy, actor, team)
             except PermissionDenied as denied:
-                audit_refusal(deps, key=None, actor=actor, action="register", error=denied)
+                record_refusal_apart(
+                    deps.session_factory, denied, key=None, actor=actor, action="register"
+                )
                 ack(response_action="errors", errors={BlockId.TEAM.value: str(denied)})
                 return
         spec, problems = field_errors(texts, deps.policy, None, actor)
@@ -195,7 +198,7 @@ def _answer_on_form(
 ) -> None:
     """Answer a form whose submission failed on its `block`; a refusal is audited."""
     if isinstance(error, PermissionDenied):
-        audit_refusal(deps, key=key, actor=actor, action=action, error=error)
+        record_refusal_apart(deps.session_factory, error, key=key, actor=actor, action=action)
     ack(response_action="errors", errors={block.value: str(error)})
 
 

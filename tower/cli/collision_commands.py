@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import click
 
 from tower.cli.context import AppContext
 from tower.cli.output import console
 from tower.collisions.refs import format_ref
-from tower.experiments.permissions import PermissionDenied
 from tower.pipeline import collision_flows
+from tower.protocol.refusals import refusals_recorded
 
 
-@contextmanager
-def _audited(app: AppContext, actor: str, action: str) -> Iterator[None]:
-    """A refused attempt is audited `denied:ACTION` with the actor, in a transaction of
-    its own, and still fails."""
-    try:
-        yield
-    except PermissionDenied as denied:
-        with app.transaction() as session:
-            collision_flows.record_denial(session, actor=actor, action=action, message=str(denied))
-        raise
+def _audited(app: AppContext, actor: str, action: str) -> AbstractContextManager[None]:
+    """A refused attempt is audited `denied:ACTION` with the actor, and still fails."""
+    return refusals_recorded(app.session_factory, key=None, actor=actor, action=action)
 
 
 @click.command("waive")

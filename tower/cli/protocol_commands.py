@@ -22,10 +22,10 @@ from tower.collisions import service as collision_service
 from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import read_fields
-from tower.experiments.permissions import PermissionDenied
 from tower.experiments.playbook import playbook
 from tower.protocol import edits, review, runs, steps
 from tower.protocol.outcome import InvalidEdit, Outcome
+from tower.protocol.refusals import refusals_recorded
 from tower.sla import queries as sla_queries
 
 Run = Callable[[Session, ServiceContext], Outcome]
@@ -43,14 +43,10 @@ def _version(function: Any) -> Any:
 
 def _act(app: AppContext, key: str, actor: str, action: str, run: Run) -> None:
     """Run one protocol action in one transaction; audit a refused attempt in another."""
-    try:
-        with app.transaction() as session:
-            outcome = run(session, app.service_context())
-            message, gates = outcome.message, [g.as_dict() for g in outcome.gates]
-    except PermissionDenied as denied:
-        with app.transaction() as session:
-            steps.record_denial(session, key=key, actor=actor, action=action, message=str(denied))
-        raise
+    refused = refusals_recorded(app.session_factory, key=key, actor=actor, action=action)
+    with refused, app.transaction() as session:
+        outcome = run(session, app.service_context())
+        message, gates = outcome.message, [g.as_dict() for g in outcome.gates]
     console.print(message, markup=False, highlight=False)
     for gate in gates:
         mark = "ok  " if gate["passed"] else "FAIL"

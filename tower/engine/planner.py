@@ -24,6 +24,7 @@ from tower.engine.findings import format_day
 from tower.engine.portfolio import Compiler, Footprint
 from tower.engine.schedule import DaySchedule, SurfaceSchedule
 from tower.experiments.spec import ExperimentStatus
+from tower.policy.freezes import Freeze
 from tower.policy.schema import WEEKDAYS
 
 DEFAULT_HORIZON_DAYS = 365
@@ -74,15 +75,6 @@ class _Blocker:
     never: bool = False  # no start clears it (the policy's doing, not the calendar's)
 
 
-@dataclass(frozen=True)
-class _Freeze:
-    name: str
-    start: int
-    end: int
-    nodes: tuple[int, ...] | None  # None: every surface
-    kinds: frozenset[str]
-
-
 Supply = Callable[[Footprint, int, int], None]
 
 
@@ -112,7 +104,7 @@ class Planner:
         self.limit = compiler.policy.protocol.max_concurrent_per_surface
         self.horizon_days = horizon_days
         self.freezes = [
-            _Freeze(
+            Freeze(
                 window.name,
                 window.start.toordinal(),
                 window.end.toordinal(),
@@ -302,14 +294,9 @@ class Planner:
 
     def _freeze_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:
         kind = "agile" if footprint.agile else "bau"
+        start, end, surfaces = footprint.start, footprint.end, footprint.surfaces
         for freeze in self.freezes:
-            if kind not in freeze.kinds or freeze.start > footprint.end:
-                continue
-            if freeze.end < footprint.start:
-                continue
-            if freeze.nodes is None or any(
-                self.surfaces.nested(a, b) for a in freeze.nodes for b in footprint.surfaces
-            ):
+            if freeze.holds_back(kind, start, end, surfaces, self.surfaces.nested):
                 yield _Blocker(freeze.end + 1, f"freeze window {freeze.name!r}")
 
     def _group_blockers(self, footprint: Footprint) -> Iterator[_Blocker]:

@@ -11,7 +11,6 @@ from collections.abc import Collection, Sequence
 
 from sqlalchemy.orm import Session
 
-from tower.audit import service as audit_service
 from tower.collisions import actions as collision_actions
 from tower.collisions import alerts
 from tower.collisions import service as collision_service
@@ -109,12 +108,6 @@ def _teams_of(ctx: ServiceContext, record: Collision, actor: str) -> list[str]:
         for key in record.details.get("teams", [])
         if (team := ctx.policy.team(key)) is not None and actor in team.members
     ]
-
-
-def record_denial(session: Session, *, actor: str, action: str, message: str) -> None:
-    """Audit an attempt on a collision the actor was not allowed (the message names it;
-    in a transaction of its own)."""
-    audit_service.record(session, actor=actor, action=f"denied:{action}", reason=message)
 
 
 def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason: str) -> Collision:

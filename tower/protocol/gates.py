@@ -18,6 +18,7 @@ from tower.engine.kinds import CollisionKind, Severity
 from tower.engine.planner import day_names, next_send_day
 from tower.experiments.models import Experiment
 from tower.experiments.spec import names_outside
+from tower.policy.freezes import freeze_of
 from tower.policy.trees import paths_nested
 from tower.protocol.arbitration import Standings
 
@@ -117,16 +118,9 @@ def _collisions(
 def _freeze(experiment: Experiment, ctx: ServiceContext) -> Gate:
     team = ctx.policy.team(experiment.team)
     kind = team.kind if team is not None else "bau"
+    start, end = experiment.start, experiment.end
     for window in ctx.policy.freeze_windows:
-        if kind not in window.team_kinds:
-            continue
-        if window.end < experiment.start or window.start > experiment.end:
-            continue
-        hit = [
-            s
-            for s in experiment.surfaces
-            if not window.surfaces or any(paths_nested(s, f) for f in window.surfaces)
-        ]
+        hit = freeze_of(window).holds_back(kind, start, end, experiment.surfaces, paths_nested)
         if hit:
             return Gate(
                 "freeze windows",

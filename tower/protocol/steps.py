@@ -121,14 +121,3 @@ def void_approvals(session: Session, experiment: Experiment) -> None:
         )
     ):
         decision.voided = True
-
-
-def record_denial(
-    session: Session, *, key: str | None, actor: str, action: str, message: str
-) -> None:
-    """Audit an attempt the actor was not allowed to make (in its own transaction), on the
-    test `key` when there is one (a registration for another team has none yet)."""
-    experiment_id = experiment_service.get_by_key(session, key).id if key else None
-    audit_service.record(
-        session, actor=actor, action=f"denied:{action}", experiment_id=experiment_id, reason=message
-    )
