@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from tower.collisions.details import CollisionDetails
 from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import Collision
 from tower.collisions.refs import format_ref
@@ -32,7 +33,7 @@ def require_involved_or_manager(
     """Only members of a team the collision involves, and managers, may `verb` it."""
     members = {
         member
-        for key in collision.details.get("teams", [])
+        for key in CollisionDetails.of(collision).teams
         if (team := policy.team(key)) is not None
         for member in team.members
     }

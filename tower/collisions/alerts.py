@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from tower.collisions.details import CollisionDetails
 from tower.collisions.models import AnnouncedRecord
 from tower.collisions.refs import format_ref, keys_of
 from tower.engine.kinds import Severity
@@ -77,21 +78,22 @@ class Summary:
 
 def urgency(record: AnnouncedRecord) -> tuple[int, str, str, int]:
     """Blocking first, then the earliest first shared day, then kind, then age."""
-    first_day = str(record.details.get("first_day") or "")
+    first = CollisionDetails.of(record).first_day
+    first_day = "" if first is None else first.isoformat()
     return (_SEVERITY_ORDER[record.severity], first_day, record.kind.value, record.id)
 
 
 def line_of(record: AnnouncedRecord) -> str:
     """One line naming a collision: severity, kind, tests and days."""
-    keys = " + ".join(keys_of(record))
-    days = f"{record.details.get('first_day')} to {record.details.get('last_day')}"
-    return f"{record.severity.value} {record.kind.value}, {keys}, {days}"
+    details = CollisionDetails.of(record)
+    keys = " + ".join(details.keys)
+    return f"{record.severity.value} {record.kind.value}, {keys}, {details.window}"
 
 
 def recipients(policy: Policy, record: AnnouncedRecord) -> list[str]:
     """Each involved team's channel, then the tower channel, each once."""
     found: list[str] = []
-    for team_key in record.details.get("teams", []):
+    for team_key in CollisionDetails.of(record).teams:
         team = policy.team(team_key)
         if team is not None and team.channel and team.channel not in found:
             found.append(team.channel)

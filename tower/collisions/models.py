@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from sqlalchemy import Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from tower.collisions.details import CollisionDetails
 from tower.collisions.kinds import CollisionStatus
 from tower.db import Base, utcnow
 from tower.engine.kinds import CollisionKind, Severity
@@ -68,7 +69,7 @@ class Collision(Base):
     @property
     def teams(self) -> list[str]:
         """The teams involved: those of its tests and those recorded with it."""
-        recorded = [str(team) for team in self.details.get("teams", [])]
+        recorded = CollisionDetails.of(self).teams
         return sorted({*recorded, *(test.team for test in self.experiments)})
 
 
@@ -116,4 +117,4 @@ class OpenedRecord:
     @property
     def teams(self) -> list[str]:
         """The teams of its tests, as recorded when it opened."""
-        return sorted({str(team) for team in self.details.get("teams", [])})
+        return sorted(set(CollisionDetails.of(self).teams))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
+from tower.collisions.details import CollisionDetails
 from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import AnnouncedRecord
 from tower.db_limits import INTEGER_MAX
@@ -39,13 +40,12 @@ def format_ref(collision: AnnouncedRecord | CollisionFacts) -> str:
 
 def keys_of(collision: AnnouncedRecord | CollisionFacts) -> list[str]:
     """The tests in a collision, as recorded when it was last seen."""
-    keys: list[str] = collision.details.get("keys", [])
-    return keys
+    return list(CollisionDetails.of(collision).keys)
 
 
 def scope_of(collision: AnnouncedRecord | CollisionFacts) -> Scope:
     """What a collision is about (a surface, group, channel or funnel), as recorded."""
-    return Scope.parse(str(collision.details.get("scope", "")))
+    return Scope.parse(CollisionDetails.of(collision).scope)
 
 
 def parse_ref(ref: str, *, bare: bool = False) -> int:

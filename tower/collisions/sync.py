@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
+from tower.collisions.details import CollisionDetails
 from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import (
     ANNOUNCED_DETAILS,
@@ -261,7 +262,7 @@ def _stored_in(session: Session, scope: RecordScope | None) -> Iterator[_Stored]
                     yield row
     for kind, crowds in scope.within.items():
         for row in _stored(session, frozenset().union(*crowds), kinds=[kind], inside=True):
-            tests = set(row.details.get("keys", []))
+            tests = set(CollisionDetails.of(row).keys)
             if row.id not in seen and any(tests <= crowd for crowd in crowds):
                 seen.add(row.id)
                 yield row
@@ -296,22 +297,18 @@ def finding_details(
     """What a record keeps of a finding besides its kind, severity and explanation; for a
     clash that shares traffic, what it costs each test in days to its MDE (`needs`: each
     test's sample model)."""
-    cost: dict[str, Any] = {}
-    if needs is not None and finding.kind in SHARING_KINDS:
-        cost = {
-            "days_to_mde": days_to_mde(finding, needs),
-            "mde_cost": mde_sentence(finding, needs),
-        }
-    return {
-        "keys": list(finding.keys),
-        "teams": [teams[key] for key in finding.keys],
-        "scope": str(finding.scope),
-        "surfaces": list(finding.surfaces),
-        "first_day": finding.first_day.isoformat(),
-        "last_day": finding.last_day.isoformat(),
-        "days": finding.days,
-        "people_per_week": finding.people_per_week,
-        "affected": {key: round(share, 4) for key, share in finding.affected},
-        "fixes": list(fixes),
-        **cost,
-    }
+    costed = needs is not None and finding.kind in SHARING_KINDS
+    return CollisionDetails(
+        keys=tuple(finding.keys),
+        teams=tuple(teams[key] for key in finding.keys),
+        scope=str(finding.scope),
+        surfaces=tuple(finding.surfaces),
+        first_day=finding.first_day,
+        last_day=finding.last_day,
+        days=finding.days,
+        people_per_week=finding.people_per_week,
+        affected={key: round(share, 4) for key, share in finding.affected},
+        fixes=tuple(fixes),
+        days_to_mde=days_to_mde(finding, needs) if needs is not None and costed else None,
+        mde_cost=mde_sentence(finding, needs) if needs is not None and costed else None,
+    ).stored()

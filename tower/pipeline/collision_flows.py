@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from tower.collisions import actions as collision_actions
 from tower.collisions import alerts
 from tower.collisions import service as collision_service
+from tower.collisions.details import CollisionDetails
 from tower.collisions.models import AnnouncedRecord, Collision
 from tower.collisions.refs import format_ref
 from tower.collisions.sync import DetailWriter, RecordScope, SyncReport, match_records
@@ -105,7 +106,7 @@ def _teams_of(ctx: ServiceContext, record: Collision, actor: str) -> list[str]:
     """The teams involved in `record` that `actor` belongs to."""
     return [
         key
-        for key in record.details.get("teams", [])
+        for key in CollisionDetails.of(record).teams
         if (team := ctx.policy.team(key)) is not None and actor in team.members
     ]
 
@@ -184,7 +185,7 @@ def _told(
 def _opened_text(record: AnnouncedRecord) -> str:
     owners = " ".join(f"<@{owner}>" for owner in record.owners)
     flag = " (agile vs BAU)" if record.agile_vs_bau else ""
-    fixes = record.details.get("fixes", [])
+    fixes = CollisionDetails.of(record).fixes
     lines = [
         f"Blocking {record.kind.value} collision {format_ref(record)}{flag}: {owners}",
         record.explanation,
@@ -194,5 +195,4 @@ def _opened_text(record: AnnouncedRecord) -> str:
 
 
 def _keys(record: AnnouncedRecord) -> list[str]:
-    keys: list[str] = record.details.get("keys", [])
-    return keys
+    return list(CollisionDetails.of(record).keys)

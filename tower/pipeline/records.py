@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tower.collisions.details import CollisionDetails
 from tower.collisions.models import Collision
 from tower.collisions.refs import CollisionFacts, format_ref
 from tower.engine.analysis import PipelineAnalysis
@@ -89,26 +90,18 @@ def check_record(analysis: PipelineAnalysis, key: str, title: str) -> dict[str, 
 
 def collision_record(collision: Collision | CollisionFacts) -> dict[str, Any]:
     """One collision record with everything a person needs to act on it."""
-    details = collision.details
+    details = CollisionDetails.of(collision)
     return {
         "id": format_ref(collision),
         "kind": collision.kind.value,
         "severity": collision.severity.value,
         "status": collision.status.value,
         "agile_vs_bau": collision.agile_vs_bau,
-        "keys": details.get("keys", []),
-        "teams": details.get("teams", []),
-        "scope": details.get("scope", ""),
-        "surfaces": details.get("surfaces", []),
-        "first_day": details.get("first_day"),
-        "last_day": details.get("last_day"),
-        "days": details.get("days"),
-        "people_per_week": details.get("people_per_week"),
-        "affected": details.get("affected", {}),
+        **details.listed(),
         "explanation": collision.explanation,
-        "days_to_mde": details.get("days_to_mde"),
-        "mde_cost": details.get("mde_cost") or None,
-        "fixes": details.get("fixes", []),
+        "days_to_mde": details.days_to_mde,
+        "mde_cost": details.mde_cost,
+        "fixes": list(details.fixes),
         "acknowledged_by": collision.acknowledged_by,
         "waived_by": collision.waived_by,
         "waiver_reason": collision.waiver_reason,

@@ -19,6 +19,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tower.collisions.details import CollisionDetails
 from tower.collisions.refs import CollisionFacts, format_ref, keys_of, scope_of
 from tower.db import batches
 from tower.engine.crowding import FULL_TRAFFIC
@@ -130,8 +131,9 @@ def verdict(
     """
     me = contenders[key]
     others = [contenders[k] for k in keys_of(collision) if k != key and k in contenders]
-    first = _day(collision, "first_day", me.start)
-    last = _day(collision, "last_day", me.end)
+    details = CollisionDetails.of(collision)
+    first = details.first_day or me.start
+    last = details.last_day or me.end
     if collision.kind == CollisionKind.CAPACITY and scope_of(collision).kind == ScopeKind.GROUP:
         ahead = sorted((c for c in others if c.ahead_of(me)), key=standing)
         kept, taken = _kept_shares(ahead, first, last)
@@ -232,11 +234,6 @@ def _kept_shares(
     return kept, taken
 
 
-def _day(collision: CollisionFacts, name: str, default: date) -> date:
-    value = collision.details.get(name)
-    return date.fromisoformat(value) if isinstance(value, str) else default
-
-
 def _verdict(
     collision: CollisionFacts,
     me: Contender,
@@ -266,7 +263,7 @@ def _limit(collision: CollisionFacts, policy: Policy) -> int:
     if collision.kind == CollisionKind.CONTACT_CAP:
         channel = scope_of(collision).name
         caps = [cap for cap in policy.contact_caps if cap.channel == channel]
-        days = int(collision.details.get("days") or 1)
+        days = CollisionDetails.of(collision).days or 1
         fitting = [cap.max for cap in caps if cap.per_days >= days] or [c.max for c in caps]
         return min(fitting, default=1)
     return 1

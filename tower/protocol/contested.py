@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
+from tower.collisions.details import CollisionDetails
 from tower.collisions.kinds import CollisionStatus
 from tower.collisions.refs import CollisionFacts, format_ref, keys_of, scope_of
 from tower.collisions.service import LIVE_STATUSES
@@ -75,7 +76,7 @@ class ContestedSlot:
 
     @property
     def where(self) -> str:
-        surfaces = ", ".join(self.collision.details.get("surfaces", []))
+        surfaces = ", ".join(CollisionDetails.of(self.collision).surfaces)
         scope = scope_of(self.collision)
         if scope.kind in (ScopeKind.PAIR, ScopeKind.SURFACE):  # its surfaces say it all
             return surfaces
@@ -117,7 +118,7 @@ def contested_slots(
             session, statuses=LIVE_STATUSES, severities=[Severity.BLOCKING]
         )
         if _runs_within(record, today, horizon)
-        and (team is None or team in record.details.get("teams", []))
+        and (team is None or team in CollisionDetails.of(record).teams)
     ]
     keys = {key for record in ahead for key in keys_of(record)}
     weighed = contenders(session, keys, ranked=True)
@@ -132,10 +133,11 @@ def contested_slots(
 
 
 def _runs_within(record: CollisionFacts, first: date, last: date) -> bool:
-    start, end = record.details.get("first_day"), record.details.get("last_day")
+    details = CollisionDetails.of(record)
+    start, end = details.first_day, details.last_day
     if start is None or end is None:
         return False
-    return date.fromisoformat(start) <= last and date.fromisoformat(end) >= first
+    return start <= last and end >= first
 
 
 def _contested(
@@ -146,11 +148,13 @@ def _contested(
     planned: Mapping[str, tuple[date | None, date | None]],
     factors: Mapping[str, Mapping[str, float]],
 ) -> ContestedSlot | None:
+    details = CollisionDetails.of(record)
+    first_day, last_day = details.first_day, details.last_day
     yielding = [v for v in verdicts if v.must_yield]
-    if not yielding:
+    if not yielding or first_day is None or last_day is None:
         return None
     keeping = [v for v in verdicts if not v.must_yield]
-    costs: dict[str, Any] = record.details.get("days_to_mde") or {}
+    costs = details.days_to_mde or {}
 
     def side(v: Verdict) -> Side:
         key = v.me.key
@@ -166,8 +170,8 @@ def _contested(
     deciding = _deciding(keeps, yields, factors)
     return ContestedSlot(
         record,
-        date.fromisoformat(record.details["first_day"]),
-        date.fromisoformat(record.details["last_day"]),
+        first_day,
+        last_day,
         keeps,
         yields,
         deciding,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from tower.collisions.details import CollisionDetails
 from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import Collision
 from tower.context import ServiceContext
@@ -101,7 +102,7 @@ def _collisions(
         if c.severity == Severity.BLOCKING
         and c.status in (CollisionStatus.OPEN, CollisionStatus.ACKNOWLEDGED)
         and (c.kind == CollisionKind.CAPACITY) == capacity
-        and experiment.key in c.details.get("keys", [])
+        and experiment.key in CollisionDetails.of(c).keys
     ]
     if not blocking:
         passed = "no surface over capacity" if capacity else "no open blocking collision"

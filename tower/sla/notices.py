@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from tower.collisions.details import CollisionDetails
 from tower.collisions.models import Collision
 from tower.experiments.models import Experiment
 from tower.policy import Policy
@@ -74,7 +75,7 @@ def collision_subject(
         shown = [f"{test.key} '{user_text(test.title)}'" for test in tests[:LISTED_TESTS]]
         hidden = len(tests) - len(shown)
     else:  # the tests are gone: fall back to the keys recorded with the collision
-        keys = [str(key) for key in collision.details.get("keys", [])]
+        keys = list(CollisionDetails.of(collision).keys)
         shown, hidden = keys[:LISTED_TESTS], max(len(keys) - LISTED_TESTS, 0)
     between = " vs ".join(shown) + (f" and {hidden} more" if hidden else "")
     label = f"conflict C-{collision.id}" + (f" ({between})" if between else "")
