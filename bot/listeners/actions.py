@@ -105,9 +105,8 @@ def register(app: App, deps: BotDeps) -> None:
 
         def run(session: Session, ctx: ServiceContext) -> str | None:
             outcome = review.approve(session, ctx, key, actor=actor, expected_version=version)
-            return (
-                None if outcome.changed and "approval" not in outcome.message else outcome.message
-            )
+            # A test approved is announced in its channels; anything else is said privately.
+            return None if outcome.changed and not outcome.awaiting_more else outcome.message
 
         act(deps, client, body, key=key, action="approve", run=run)
 

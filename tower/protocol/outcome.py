@@ -35,3 +35,6 @@ class Outcome:
     changed: bool
     message: str
     gates: list[Gate] = field(default_factory=list)
+    # A step recorded towards a change that awaits more (one approval of several): the
+    # test itself has not moved yet.
+    awaiting_more: bool = False

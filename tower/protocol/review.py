@@ -110,7 +110,8 @@ def approve(
             experiment_id=experiment.id,
             reason=f"approval {have} of {need}" + (f": {reason}" if reason else ""),
         )
-        return Outcome(experiment, True, f"approval {have} of {need} recorded for {key}", gates)
+        recorded = f"approval {have} of {need} recorded for {key}"
+        return Outcome(experiment, True, recorded, gates, awaiting_more=True)
     steps.move(session, ctx, experiment, Action.APPROVE, actor, reason)
     notifications.tell_decision(
         session, ctx, experiment, notices.decision(experiment, "approved", actor, reason)
