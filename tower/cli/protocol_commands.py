@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from tower.audit import service as audit_service
 from tower.cli.context import AppContext
 from tower.cli.output import console, emit_json, emit_table, format_option
-from tower.collisions import service as collision_service
 from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import read_fields
@@ -332,8 +331,6 @@ def sla_command(app: AppContext, key: str | None, show_all: bool, output_format:
     """SLA clocks (of test KEY or collision C-n), with due time and state."""
     ctx = app.service_context()
     with app.transaction() as session:
-        if key is not None:
-            _require_subject(session, key)
         rows = [
             sla_queries.clock_status(clock, ctx.calendar, ctx.now)
             for clock in sla_queries.clocks_for(session, key)
@@ -352,18 +349,6 @@ def sla_command(app: AppContext, key: str | None, show_all: bool, output_format:
         "breached_at",
     )
     emit_table("SLA clocks", columns, rows, "No SLA clocks.")
-
-
-def _require_subject(session: Session, key: str) -> None:
-    """A whole key (one ending in a digit) must name a test or collision that exists, as
-    for any other command; a prefix (`C-`) is left to match what it matches."""
-    text = key.strip()
-    if not text[-1:].isdigit():
-        return
-    if text[:2].upper() == "C-":  # `c-7` is refused as no collision's id
-        collision_service.get_collision(session, text)
-    else:
-        experiment_service.get_by_key(session, text)
 
 
 @click.command("playbook")

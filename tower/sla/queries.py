@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tower.collisions import service as collision_service
 from tower.collisions.models import Collision
+from tower.experiments import service as experiment_service
 from tower.policy.calendar import BusinessCalendar, to_utc
 from tower.sla.models import ACTIVE_STATES, ClockState, SlaClock
 
@@ -26,22 +28,21 @@ def running_clocks(session: Session, collision: Collision, teams: Sequence[str])
     return list(session.scalars(query))
 
 
-def clocks_for(session: Session, subject_prefix: str | None = None) -> list[SlaClock]:
-    """Clocks in due order, all or those of one subject.
-
-    A prefix that ends in a digit is a whole key: `T-4` matches `T-4` but not `T-42`, and
-    `C-7` matches `C-7` and its per-team clocks `C-7:team`. Any other prefix (`C-`, `T-4`
-    followed by nothing numeric) matches every subject that starts with it.
-    """
+def clocks_for(session: Session, ref: str | None = None) -> list[SlaClock]:
+    """Clocks in due order: all; those of test `T-42`; those of collision `C-7` (its
+    per-team clocks); or, for text that is not a whole key (`T-`, `C-`), every clock whose
+    subject starts with it. A whole key must name a test or collision (`NotFoundError`)."""
     query = select(SlaClock).order_by(SlaClock.due_at, SlaClock.id)
-    if subject_prefix:
-        prefix = subject_prefix.strip()
-        if prefix[-1:].isdigit():
-            query = query.where(
-                or_(SlaClock.subject == prefix, SlaClock.subject.startswith(f"{prefix}:"))
-            )
+    text = (ref or "").strip()
+    if text[-1:].isdigit():
+        if text[:2].upper() == "C-":  # `c-7` is refused as no collision's id
+            collision = collision_service.get_collision(session, text)
+            query = query.where(SlaClock.collision_id == collision.id)
         else:
-            query = query.where(SlaClock.subject.startswith(prefix))
+            experiment = experiment_service.get_by_key(session, text)
+            query = query.where(SlaClock.experiment_id == experiment.id)
+    elif text:
+        query = query.where(SlaClock.subject.startswith(text))
     return list(session.scalars(query))
 
 
