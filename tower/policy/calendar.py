@@ -13,6 +13,7 @@ Every datetime taken must be timezone-aware (any zone); every datetime returned 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -53,7 +54,6 @@ class BusinessCalendar:
         self.holiday_country = holiday_country
         self.holiday_region = holiday_region
         self.closed = frozenset(closed)
-        self._holidays_by_year: dict[int, frozenset[date]] = {}
 
     @classmethod
     def from_policy(cls, policy: Policy) -> BusinessCalendar:
@@ -151,17 +151,10 @@ class BusinessCalendar:
     # Internals
 
     def _holidays(self, year: int) -> frozenset[date]:
-        """The country's public holidays in `year`, computed once per year."""
+        """The country's public holidays in `year`."""
         if self.holiday_country is None:
             return frozenset()
-        found = self._holidays_by_year.get(year)
-        if found is None:
-            country = holidays.country_holidays(
-                self.holiday_country, subdiv=self.holiday_region, years=year
-            )
-            found = frozenset(day for day in country if day.year == year)
-            self._holidays_by_year[year] = found
-        return found
+        return public_holidays(self.holiday_country, self.holiday_region, year)
 
     def _next_business_day(self, day: date) -> date:
         """`day` if it is a business day, else the first business day after it."""
@@ -206,3 +199,11 @@ def to_utc(moment: datetime, name: str) -> datetime:
 def _require_date(day: date, name: str) -> None:
     if isinstance(day, datetime) or not isinstance(day, date):
         raise TypeError(f"{name} must be a date (not a datetime), got {day!r}")
+
+
+@functools.cache
+def public_holidays(country: str, region: str | None, year: int) -> frozenset[date]:
+    """`country`'s (and `region`'s) public holidays in `year`, worked out once per process:
+    each change makes its own calendar, and the `holidays` package takes milliseconds."""
+    found = holidays.country_holidays(country, subdiv=region, years=year)
+    return frozenset(day for day in found if day.year == year)
