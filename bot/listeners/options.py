@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt import Ack, App
+from slack_sdk.models.blocks import StaticSelectElement
 
 from bot.deps import BotDeps
 from bot.ids import ActionId, BlockId
-from bot.views.modal import OPTION_TEXT_LIMIT
+from bot.views.modal import option
 from tower.experiments import permissions
 
-MAX_OPTIONS = 100
+# The most options one answer may hold, as for a static select.
+MAX_OPTIONS = StaticSelectElement.options_max_length
 
 
 def register(app: App, deps: BotDeps) -> None:
@@ -38,7 +40,7 @@ def register(app: App, deps: BotDeps) -> None:
 
 
 def _option(label: str, value: str) -> dict[str, Any]:
-    return {"text": {"type": "plain_text", "text": label[:OPTION_TEXT_LIMIT]}, "value": value}
+    return option(label, value).to_dict()
 
 
 def _suggest(values: list[str]) -> Any:

@@ -10,40 +10,59 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DatePickerElement,
+    ExternalDataMultiSelectElement,
+    ExternalDataSelectElement,
+    InputBlock,
+    InputInteractiveElement,
+    MarkdownTextObject,
+    NumberInputElement,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
 from bot.ids import ActionId, BlockId, CallbackId
+from bot.views.messages import truncate
 from tower.experiments.spec import CONFIDENCE_SCALE, IMPACT_SCALE, ExperimentKind, ExperimentSpec
 from tower.policy import Policy
 
-Block = dict[str, Any]
-MAX_TITLE = 150
+# The most a plain-text input holds, pre-filled or typed (Slack's limit; slack_sdk's
+# element states none).
+TEXT_INPUT_LIMIT = 3000
 
 
-def _text(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text[:MAX_TITLE]}
+def _text(text: str, limit: int) -> PlainTextObject:
+    return PlainTextObject(text=truncate(text, limit))
 
 
-OPTION_TEXT_LIMIT = 75
-TEXT_INPUT_LIMIT = 3000  # the most a plain-text input holds, pre-filled or typed
-STATIC_OPTIONS_LIMIT = 100
-
-
-def _option(label: str, value: str) -> dict[str, Any]:
-    return {"text": {"type": "plain_text", "text": label[:OPTION_TEXT_LIMIT]}, "value": value}
+def option(label: str, value: str) -> Option:
+    """One choice of a select, its label cut to Slack's limit."""
+    return Option(label=truncate(label, Option.label_max_length), value=value)
 
 
 def _input(
-    block: BlockId, label: str, element: dict[str, Any], *, optional: bool = False, hint: str = ""
-) -> Block:
-    result: Block = {
-        "type": "input",
-        "block_id": block.value,
-        "label": _text(label),
-        "element": {"action_id": block.value, **element},
-        "optional": optional,
-    }
-    if hint:
-        result["hint"] = _text(hint)
-    return result
+    block: BlockId,
+    label: str,
+    element: InputInteractiveElement,
+    *,
+    optional: bool = False,
+    hint: str = "",
+) -> InputBlock:
+    element.action_id = block.value
+    return InputBlock(
+        block_id=block.value,
+        label=_text(label, InputBlock.label_max_length),
+        element=element,
+        optional=optional,
+        hint=_text(hint, InputBlock.hint_max_length) if hint else None,
+    )
 
 
 def _number(value: float | None) -> str:
@@ -52,27 +71,26 @@ def _number(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
-def _static(options: list[tuple[str, str]], initial: str | None) -> dict[str, Any]:
-    element: dict[str, Any] = {
-        "type": "static_select",
-        "options": [_option(label, value) for label, value in options],
-    }
-    chosen = [_option(label, value) for label, value in options if value == initial]
-    if chosen:
-        element["initial_option"] = chosen[0]
-    return element
+def _static(options: list[tuple[str, str]], initial: str | None) -> StaticSelectElement:
+    chosen = [option(label, value) for label, value in options if value == initial]
+    return StaticSelectElement(
+        options=[option(label, value) for label, value in options],
+        initial_option=chosen[0] if chosen else None,
+    )
 
 
-def _picker(options: list[tuple[str, str]], initial: str | None) -> dict[str, Any]:
+def _picker(
+    options: list[tuple[str, str]], initial: str | None
+) -> StaticSelectElement | ExternalDataSelectElement:
     """A select of `options` (label, value); past Slack's 100 options, a searchable one
     whose options `bot/listeners/options.py` serves."""
-    if len(options) <= STATIC_OPTIONS_LIMIT:
+    if len(options) <= StaticSelectElement.options_max_length:
         return _static(options, initial)
-    element: dict[str, Any] = {"type": "external_select", "min_query_length": 0}
+    chosen = None
     if initial:
         label = next((label for label, value in options if value == initial), initial)
-        element["initial_option"] = _option(label, initial)
-    return element
+        chosen = option(label, initial)
+    return ExternalDataSelectElement(min_query_length=0, initial_option=chosen)
 
 
 def _scale(block: BlockId, label: str, scale: Sequence[float], chosen: float | None) -> Block:
@@ -83,7 +101,9 @@ def _scale(block: BlockId, label: str, scale: Sequence[float], chosen: float | N
     )
 
 
-def _team_picker(policy: Policy, teams: list[str], chosen: str | None) -> dict[str, Any]:
+def _team_picker(
+    policy: Policy, teams: list[str], chosen: str | None
+) -> StaticSelectElement | ExternalDataSelectElement:
     """A select of the teams the person may register for."""
     initial = chosen or (teams[0] if len(teams) == 1 else None)
     return _picker([(_team_name(policy, t), t) for t in teams], initial)
@@ -94,36 +114,29 @@ def _team_name(policy: Policy, key: str) -> str:
     return key if team is None else team.name
 
 
-def _external(initial: tuple[str, ...]) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "multi_external_select", "min_query_length": 0}
-    if initial:
-        element["initial_options"] = [_option(value, value) for value in initial]
-    return element
+def _external(initial: tuple[str, ...]) -> ExternalDataMultiSelectElement:
+    return ExternalDataMultiSelectElement(
+        min_query_length=0,
+        initial_options=[option(value, value) for value in initial] or None,
+    )
 
 
 def _plain(
     initial: str, *, multiline: bool = False, max_length: int | None = None
-) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "plain_text_input", "multiline": multiline}
-    if initial:
-        element["initial_value"] = initial
-    if max_length:
-        element["max_length"] = max_length
-    return element
+) -> PlainTextInputElement:
+    return PlainTextInputElement(
+        multiline=multiline, initial_value=initial or None, max_length=max_length
+    )
 
 
-def _decimal(initial: float | None) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "number_input", "is_decimal_allowed": True}
-    if initial is not None:
-        element["initial_value"] = _number(initial)
-    return element
+def _decimal(initial: float | None) -> NumberInputElement:
+    return NumberInputElement(
+        is_decimal_allowed=True, initial_value=None if initial is None else _number(initial)
+    )
 
 
-def _date(initial: str) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "datepicker"}
-    if initial:
-        element["initial_date"] = initial
-    return element
+def _date(initial: str) -> DatePickerElement:
+    return DatePickerElement(initial_date=initial or None)
 
 
 def test_modal(
@@ -217,56 +230,68 @@ def test_modal(
         ),
     ]
     editing = spec is not None and key is not None
-    return {
-        "type": "modal",
-        "callback_id": (CallbackId.EDIT if editing else CallbackId.REGISTER).value,
-        "title": _text(f"Edit {key}" if editing else "Register a test"),
-        "submit": _text("Save" if editing else "Register"),
-        "close": _text("Cancel"),
-        "private_metadata": json.dumps({"key": key, "version": version}) if editing else "",
-        "blocks": blocks,
-    }
-
-
-MODAL_BLOCKS = 100
-MODAL_SECTION_TEXT = 3000
+    return _modal(
+        CallbackId.EDIT if editing else CallbackId.REGISTER,
+        f"Edit {key}" if editing else "Register a test",
+        blocks,
+        submit="Save" if editing else "Register",
+        memo=json.dumps({"key": key, "version": version}) if editing else "",
+    )
 
 
 def reason_modal(action: str, key: str, version: int, where: dict[str, str]) -> dict[str, Any]:
     """Ask a manager why they reject or request changes."""
     verb = "Reject" if action == ActionId.REJECT else "Request changes to"
-    return {
-        "type": "modal",
-        "callback_id": CallbackId.DECISION_REASON.value,
-        "title": _text(f"{verb} {key}"[:24]),
-        "submit": _text("Send"),
-        "close": _text("Cancel"),
-        "private_metadata": json.dumps({"action": action, "key": key, "version": version, **where}),
-        "blocks": [
-            _input(BlockId.REASON, "Reason (the owner sees it)", _plain("", multiline=True))
-        ],
-    }
+    reason = _input(BlockId.REASON, "Reason (the owner sees it)", _plain("", multiline=True))
+    return _modal(
+        CallbackId.DECISION_REASON,
+        f"{verb} {key}",
+        [reason],
+        submit="Send",
+        memo=json.dumps({"action": action, "key": key, "version": version, **where}),
+    )
 
 
 def list_modal(title: str, lines: list[str]) -> dict[str, Any]:
     """A read-only modal listing `lines` (already mrkdwn), within Slack's 100 blocks."""
+    room = SectionBlock.text_max_length
     sections: list[str] = []
     for line in lines:
-        if sections and len(sections[-1]) + 1 + len(line) <= MODAL_SECTION_TEXT:
+        if sections and len(sections[-1]) + 1 + len(line) <= room:
             sections[-1] += "\n" + line
         else:
-            sections.append(line[:MODAL_SECTION_TEXT])
-    if len(sections) > MODAL_BLOCKS:
-        sections = [*sections[: MODAL_BLOCKS - 1], "…and more: `tower conflicts --all`"]
-    return {
-        "type": "modal",
-        "title": _text(title[:24]),
-        "close": _text("Close"),
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": text}} for text in sections
-        ]
-        or [{"type": "section", "text": {"type": "mrkdwn", "text": "Nothing to show."}}],
-    }
+            sections.append(truncate(line, room))
+    most = View.blocks_max_length
+    if len(sections) > most:
+        sections = [*sections[: most - 1], "…and more: `tower conflicts --all`"]
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=text))
+        for text in sections or ["Nothing to show."]
+    ]
+    return _modal(None, title, blocks, close="Close")
+
+
+def _modal(
+    callback: CallbackId | None,
+    title: str,
+    blocks: Sequence[Block],
+    *,
+    submit: str | None = None,
+    close: str = "Cancel",
+    memo: str = "",
+) -> dict[str, Any]:
+    """A modal view as Slack takes it (slack_sdk checks it against Slack's limits)."""
+    view = View(
+        type="modal",
+        callback_id=None if callback is None else callback.value,
+        title=_text(title, View.title_max_length),
+        submit=None if submit is None else _text(submit, View.submit_max_length),
+        close=_text(close, View.close_max_length),
+        private_metadata=memo or None,
+        blocks=list(blocks),
+    )
+    # Always there, as Slack gives it back ("" for a form that remembers nothing).
+    return {**view.to_dict(), "private_metadata": memo}
 
 
 def _hypothesis(spec: ExperimentSpec | None, key: str | None) -> Block:
@@ -286,7 +311,7 @@ def _hypothesis(spec: ExperimentSpec | None, key: str | None) -> Block:
         f"*Hypothesis*: {len(typed):,} characters, more than a Slack form holds. It stays "
         f"as it is; change it with `tower edit {key} --set hypothesis=...`."
     )
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}
+    return ContextBlock(elements=[MarkdownTextObject(text=note)])
 
 
 def submitted_texts(view: dict[str, Any]) -> dict[str, str]:
