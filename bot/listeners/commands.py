@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from bot.deps import BotDeps
 from bot.mrkdwn import escape, escape_typed
 from bot.views import replies
-from bot.views.modal import test_modal
+from bot.views.modal import list_modal, test_modal
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
 from tower.engine.kinds import Severity
@@ -62,21 +62,10 @@ def open_register_modal(deps: BotDeps, client: WebClient, trigger_id: str, user:
     policy = deps.policy
     teams = [team.key for team in permissions.teams_to_register_for(policy, user)]
     if not teams:
-        client.views_open(
-            trigger_id=trigger_id,
-            view=_notice("You are in no team of the policy: ask a manager to add you."),
-        )
+        nobody = "You are in no team of the policy: ask a manager to add you."
+        client.views_open(trigger_id=trigger_id, view=list_modal("Tower", [nobody]))
         return
     client.views_open(trigger_id=trigger_id, view=test_modal(policy, teams))
-
-
-def _notice(text: str) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "title": {"type": "plain_text", "text": "Tower"},
-        "close": {"type": "plain_text", "text": "Close"},
-        "blocks": [replies.section(text)],
-    }
 
 
 def _list(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
