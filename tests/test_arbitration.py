@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from .builders import HERO_TESTS, import_hero_tests
-from .cli import failed, succeeded, tower
-
-MANAGER = "U0TOWERMGR"
+from tests.support.cli import failed, succeeded, tower
+from tests.support.factories import HERO_TESTS, import_hero_tests
+from tests.support.people import MANAGER
 
 
 @pytest.fixture

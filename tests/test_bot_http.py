@@ -1,11 +1,12 @@
 """The Slack bot end to end: signed HTTP requests to the real `POST /slack/events` of a running
-app, Slack's Web API played by a local fake (tests/slack/fake_api.py), a scratch database.
+app, Slack's Web API played by a local fake (tests/support/slack/fake_api.py), a scratch
+database.
 
 The small policy (tests/data/policy.yaml): manager U0TOWERMGR, tower channel C0TOWER;
 checkout-squad (agile: U0ANNA, U0BEN; C0CHECKOUT); ecommerce (BAU: U0CARLA; C0ECOM). The
 service clock is fixed (`NOW`), and tests run from `START` to `END` two weeks later (see
-tests/slack/harness.py). Bolt answers first and works afterwards, so every check on what the
-bot asked Slack polls with a deadline.
+tests/support/slack/harness.py). Bolt answers first and works afterwards, so every check on
+what the bot asked Slack polls with a deadline.
 """
 
 from __future__ import annotations
@@ -31,20 +32,24 @@ from bot.product_bench.slack_requests import FORM, submission_body
 from bot.views.modal import reason_modal
 from bot.views.modal import test_modal as build_modal  # not a test: keep pytest off it
 from bot.web import database_reachable
-from tests.slack.fake_api import Call
-from tests.slack.harness import (
+from tests.support.databases import server_url
+from tests.support.files import RETAIL_PORTFOLIO
+from tests.support.people import (
     BAU_CHANNEL,
     BAU_OWNER,
-    BAU_TEST,
-    END,
     MANAGER,
-    NOW,
     OUTSIDER,
     OWNER,
     SQUAD_CHANNEL,
-    START,
     TEAMMATE,
     TOWER_CHANNEL,
+)
+from tests.support.slack.fake_api import Call
+from tests.support.slack.harness import (
+    BAU_TEST,
+    END,
+    NOW,
+    START,
     BotServer,
     HttpResponse,
     SlowFakeSlack,
@@ -70,8 +75,6 @@ from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import MessageStatus
 from tower.pipeline import collision_flows
 from tower.policy import Policy
-
-from .conftest import RETAIL_PORTFOLIO, server_url
 
 APPROVAL_BUTTONS = {ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.REJECT}
 ALERT_BUTTONS = {ActionId.ACKNOWLEDGE, ActionId.MOVE_TO_FREE_SLOT, ActionId.ASK_FOR_WAIVER}

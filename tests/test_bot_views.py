@@ -17,7 +17,8 @@ from bot.listeners.submissions import field_errors
 from bot.views import replies
 from bot.views.modal import reason_modal, submitted_texts
 from bot.views.modal import test_modal as build_modal  # not a test: keep pytest off it
-from tests.slack.harness import END, OWNER, START, fill_modal, spec, texts_of, valid_answers
+from tests.support.people import OWNER
+from tests.support.slack.harness import END, START, fill_modal, spec, texts_of, valid_answers
 from tower.experiments.spec import (
     CONFIDENCE_SCALE,
     IMPACT_SCALE,

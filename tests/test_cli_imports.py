@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import import_tests
-
-from .conftest import SMALL_POLICY
+from tests.support.factories import import_tests
+from tests.support.files import SMALL_POLICY
 
 START = date(2027, 3, 1)
 NOT_FOR_READS = ("slack_bolt", "slack_sdk", "apscheduler", "gunicorn", "networkx")

@@ -24,6 +24,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.views.messages import parse_collision_value
+from tests.support.cli import failed, succeeded, tower
+from tests.support.factories import HERO_TESTS, import_hero_tests
+from tests.support.people import BAU_OWNER as ECOMMERCE_MEMBER
+from tests.support.people import MANAGER
+from tests.support.people import TEAMMATE as SQUAD_MEMBER
 from tower.collisions import actions as collision_actions
 from tower.collisions import service as collision_service
 from tower.collisions.actions import CollisionActionError
@@ -42,9 +47,6 @@ from tower.pipeline.records import collision_record
 from tower.pipeline.resync import recheck_all
 from tower.policy import Policy
 
-from .builders import HERO_TESTS, import_hero_tests
-from .cli import failed, succeeded, tower
-
 TODAY = date(2027, 1, 4)  # a Monday, a week before the tests start
 
 
@@ -59,9 +61,6 @@ def recheck(
 
 START = date(2027, 1, 11)
 END = date(2027, 1, 31)
-MANAGER = "U0TOWERMGR"
-SQUAD_MEMBER = "U0BEN"  # Checkout Squad
-ECOMMERCE_MEMBER = "U0CARLA"  # E-commerce
 REASON = "Agreed with both teams: the payment redesign ships with the threshold bar"
 
 

@@ -9,8 +9,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from .builders import import_tests
-from .cli import succeeded, tower
+from tests.support.cli import succeeded, tower
+from tests.support.factories import import_tests
 
 POLICY = textwrap.dedent(
     """

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from .builders import HERO_TESTS, import_hero_tests
-from .cli import failed, succeeded, tower
+from tests.support.cli import failed, succeeded, tower
+from tests.support.factories import HERO_TESTS, import_hero_tests
+from tests.support.people import MANAGER
 
-MANAGER = "U0TOWERMGR"
 PLAN_FIELDS = {
     "rank",
     "key",

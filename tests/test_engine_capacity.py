@@ -9,8 +9,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_engine_collisions import compile_all, item
-from tests.test_engine_collisions import day as june
+from tests.support.engine_policy import compile_all, item
+from tests.support.engine_policy import day as june
 from tower.engine.capacity import Crowd
 from tower.engine.portfolio import Footprint
 

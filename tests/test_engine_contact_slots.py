@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_engine_collisions import POLICY
+from tests.support.engine_policy import POLICY
 from tower.engine.contact_crowds import crowds_over_cap
 from tower.engine.contact_slots import next_start_within_cap
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from tests.test_engine_collisions import PROPERTY, compile_all, item, of_kind, only, portfolios
+from tests.support.engine_policy import PROPERTY, compile_all, item, of_kind, only, portfolios
 from tower.engine.crowding import by_number
 from tower.engine.detector import CollisionEngine
 from tower.engine.findings import Finding

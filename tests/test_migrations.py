@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.orm import Session
 
-from tests.conftest import SMALL_POLICY
+from tests.support.files import SMALL_POLICY
 from tower import migrate
 from tower.audit.models import AuditEvent
 from tower.cli import main

@@ -15,14 +15,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.builders import cart_test
+from tests.support.factories import END, START, cart_test, utc
+from tests.support.files import DATA
+from tests.support.people import MANAGER, OWNER, TEAMMATE
 from tower import migrate
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
@@ -32,19 +34,7 @@ from tower.policy.schema import FreezeWindow
 from tower.protocol import edits, review, runs
 from tower.worker import jobs
 
-from .conftest import DATA
-
 PINNED = DATA / "notification_rows.json"
-OWNER = "U0ANNA"
-TEAMMATE = "U0BEN"
-MANAGER = "U0TOWERMGR"
-START = date(2026, 3, 16)  # a Monday, two weeks after the story begins
-END = date(2026, 3, 29)
-
-
-def utc(month: int, day: int, hour: int) -> datetime:
-    """A moment in 2026 (London is on GMT until 29 March, so this is London time too)."""
-    return datetime(2026, month, day, hour, tzinfo=UTC)
 
 
 BEGIN = utc(3, 2, 10)  # Monday 2 March 2026, 10:00

@@ -21,7 +21,9 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import SMALL_POLICY
+from tests.support.files import SMALL_POLICY
+from tests.support.people import GROWTH_CHANNEL as GROWTH
+from tests.support.people import SQUAD_CHANNEL as CHECKOUT
 from tower import migrate
 from tower.cli.context import AppContext
 from tower.cli.outbox_commands import COLUMNS, outbox_group
@@ -45,8 +47,6 @@ from tower.outbox.notifier import (
 from tower.settings import Settings
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-GROWTH = "C0GROWTH"
-CHECKOUT = "C0CHECKOUT"
 SECOND = timedelta(seconds=1)
 
 

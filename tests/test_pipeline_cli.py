@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import failed, succeeded, tower
+from tests.support.databases import scratch_database
+from tests.support.files import RETAIL_PORTFOLIO
+from tests.support.people import MANAGER
 from tower.cli.output import emit_json, emit_json_list
 from tower.experiments.spec import ACTIVE_STATUSES
 
-from .cli import failed, succeeded, tower
-from .conftest import RETAIL_PORTFOLIO, scratch_database
-
 TODAY = "2026-11-23"
-MANAGER = "U0TOWERMGR"
 REASON = "Both ship together in the January checkout release; agreed with both teams"
 RECORD_FIELDS = {
     "id",

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.support.files import RETAIL_POLICY, SMALL_POLICY
 from tower.cli import main
 from tower.policy import Policy, PolicyError, PolicyIssue, load_policy, parse_policy
 from tower.policy.schema import Calendar, Protocol, Scoring
-
-from .conftest import RETAIL_POLICY, SMALL_POLICY
 
 
 def block(text: str) -> str:

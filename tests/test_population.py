@@ -18,15 +18,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.cli import succeeded, tower
+from tests.support.factories import import_tests
+from tests.support.organisations import PROPERTY, organisations, policy_of
 from tower.engine import population as population_module
 from tower.engine.audience import AudienceModel
 from tower.engine.graph import build_graph
 from tower.engine.population import PAIR_REGIONS
 from tower.policy import parse_policy
-
-from .builders import import_tests
-from .cli import succeeded, tower
-from .test_reference_properties import PROPERTY, organisations, policy_of
 
 POLICY_HEAD = """
 managers: [U0MGR]

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from bot.cli import build
 from bot.product_bench import runner
-from tests.conftest import scratch_database, server_url
+from tests.support.databases import scratch_database, server_url
 
 KINDS = {"list", "show", "home", "queue", "conflicts", "plan", "register", "acknowledge"}
 COMMANDS = {"init", "import", "sweep", "resync", "list", "pipeline", "conflicts", "plan", "check"}

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,7 +27,10 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.builders import cart_test
+from tests.support.databases import server_url
+from tests.support.factories import END, NOW, START, at, register, spec, utc
+from tests.support.files import SMALL_POLICY
+from tests.support.people import BAU_OWNER, MANAGER, OWNER, TEAMMATE, TOWER_CHANNEL
 from tower import migrate
 from tower.audit.models import AuditEvent
 from tower.collisions import service as collision_service
@@ -44,7 +47,7 @@ from tower.errors import TowerError
 from tower.experiments import service as experiment_service
 from tower.experiments.models import Experiment
 from tower.experiments.permissions import PermissionDenied
-from tower.experiments.spec import ExperimentResult, ExperimentSpec
+from tower.experiments.spec import ExperimentResult
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox.models import OutboxMessage
 from tower.pipeline import collision_flows, reads, registry, slots
@@ -61,17 +64,7 @@ from tower.protocol.outcome import GatesFailed, InvalidEdit, Outcome, StaleVersi
 from tower.protocol.refusals import record_refusal
 from tower.sla.models import ClockState, SlaClock
 
-from .conftest import SMALL_POLICY, server_url
-
-NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # Monday 2 March 2026, 10:00 in London
-OWNER = "U0ANNA"
-TEAMMATE = "U0BEN"
-BAU_OWNER = "U0CARLA"
-MANAGER = "U0TOWERMGR"
 DEPUTY = "U0DEPUTY"  # a second manager, for the tests that add one
-TOWER_CHANNEL = "C0TOWER"
-START = date(2026, 3, 16)
-END = date(2026, 3, 29)
 GATE_NAMES = [
     "policy",
     "required fields",
@@ -86,27 +79,7 @@ GATE_NAMES = [
 # --------------------------------------------------------------------------- helpers
 
 
-def utc(month: int, day: int, hour: int, minute: int = 0) -> datetime:
-    """A moment in 2026 (London is on GMT until 29 March, so this is London time too)."""
-    return datetime(2026, month, day, hour, minute, tzinfo=UTC)
-
-
-def at(policy: Policy, moment: datetime = NOW) -> ServiceContext:
-    return ServiceContext.create(policy, moment)
-
-
-def spec(**changes: Any) -> ExperimentSpec:
-    return cart_test(**{"start": START, "end": END, **changes})
-
-
 BAU: dict[str, Any] = {"team": "ecommerce", "owner": BAU_OWNER, "title": "Basket banner"}
-
-
-def register(session: Session, status: S = S.DRAFT, number: int = 1, **changes: Any) -> Experiment:
-    made = spec(**changes)
-    return experiment_service.create(
-        session, number=number, spec=made, status=status, actor=made.owner
-    )
 
 
 def with_protocol(policy: Policy, **changes: Any) -> Policy:

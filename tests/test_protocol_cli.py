@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from .cli import failed, succeeded, tower
-from .conftest import RETAIL_PORTFOLIO
+from tests.support.cli import failed, succeeded, tower
+from tests.support.files import RETAIL_PORTFOLIO
 
 GATE_NAMES = [
     "policy",

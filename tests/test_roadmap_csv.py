@@ -21,6 +21,9 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
+from tests.support.cli import failed
+from tests.support.files import SMALL_POLICY
+from tests.support.people import MANAGER as ACTOR
 from tower.audit.models import AuditEvent
 from tower.audit.service import events_for
 from tower.cli import main
@@ -51,10 +54,6 @@ from tower.experiments.spec import (
 from tower.policy import Policy, load_policy
 from tower.protocol import edits
 
-from .cli import failed
-from .conftest import SMALL_POLICY
-
-ACTOR = "U0TOWERMGR"  # a manager: imports anything
 HEADER_LINE = ",".join(COLUMNS) + "\n"
 Row = Mapping[str, str]
 Numbered = tuple[int, ExperimentSpec, ExperimentStatus]

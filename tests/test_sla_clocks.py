@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.support.databases import server_url
 from tower import migrate
 from tower.collisions.models import Collision
 from tower.context import ServiceContext
@@ -37,8 +38,6 @@ from tower.sla import queries as sla_queries
 from tower.sla import reminders as sla_reminders
 from tower.sla.models import ClockState, SlaClock
 from tower.sla.reminders import ESCALATION_EVERY_SHARE_OF_TARGET
-
-from .conftest import server_url
 
 LONDON = ZoneInfo("Europe/London")
 REVIEW_HOURS = 17.0

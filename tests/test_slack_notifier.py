@@ -30,7 +30,10 @@ from bot.views.messages import (
     parse_collision_value,
     truncate,
 )
-from tests.slack.fake_api import Call, FakeSlack
+from tests.support.people import GROWTH_CHANNEL as GROWTH
+from tests.support.people import SQUAD_CHANNEL as CHECKOUT
+from tests.support.people import TOWER_CHANNEL as TOWER
+from tests.support.slack.fake_api import Call, FakeSlack
 from tower import migrate
 from tower.db import create_database_engine, create_session_factory
 from tower.outbox import service as outbox_service
@@ -41,9 +44,6 @@ from tower.outbox.notifier import Delivery, DeliveryFailed, OutcomeUnknown, Rate
 
 TOKEN = "xoxb-0000-secret-token-never-logged"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-TOWER = "C0TOWER"
-GROWTH = "C0GROWTH"
-CHECKOUT = "C0CHECKOUT"
 GONE = "C0GONE"
 
 APPROVAL_TEXT = (

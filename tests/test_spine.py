@@ -27,9 +27,14 @@ import yaml
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, MetaData, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.support.cli import succeeded, tower
+from tests.support.databases import table_contents
+from tests.support.engine_policy import POLICY, day, item, portfolios
+from tests.support.factories import HERO_TESTS, import_hero_tests
+from tests.support.files import RETAIL_POLICY, RETAIL_PORTFOLIO
 from tower.cli import main
 from tower.collisions.models import Collision
 from tower.collisions.service import LIVE_STATUSES
@@ -46,11 +51,6 @@ from tower.pipeline import flows, registry, slots
 from tower.pipeline.index import portfolio_items, warm_index
 from tower.pipeline.resync import recheck_all
 from tower.policy import load_policy
-
-from .builders import HERO_TESTS, import_hero_tests
-from .cli import succeeded, tower
-from .conftest import RETAIL_POLICY, RETAIL_PORTFOLIO
-from .test_engine_collisions import POLICY, day, item, portfolios
 
 TODAY = date(2027, 1, 4)
 CTX = ServiceContext.create(POLICY, datetime.combine(TODAY, time(12), tzinfo=UTC))
@@ -508,19 +508,6 @@ def _days(count: int) -> Any:
 
 
 # -- reads never write --------------------------------------------------------------------
-
-
-def table_contents(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, to compare before and after."""
-    metadata = MetaData()
-    metadata.reflect(engine)
-    with engine.connect() as connection:
-        return {
-            name: sorted(
-                (tuple(str(value) for value in row) for row in connection.execute(table.select())),
-            )
-            for name, table in metadata.tables.items()
-        }
 
 
 def with_policy(url: str, policy: Path, *args: str) -> Result:

@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from bot.ids import ActionId
 from bot.views.messages import parse_collision_value
-from tests.slack.harness import (
-    MANAGER,
+from tests.support.files import RETAIL_PORTFOLIO
+from tests.support.people import MANAGER
+from tests.support.slack.harness import (
     NOW,
     BotServer,
     call_view,
@@ -34,8 +35,6 @@ from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.policy import Policy
 from tower.protocol import runs
 from tower.worker import jobs
-
-from .conftest import RETAIL_PORTFOLIO
 
 COLLISION_KINDS = {"collision_opened", SUMMARY_KIND}
 
@@ -186,7 +185,8 @@ def test_a_summary_of_many_collisions_stays_within_50_blocks_and_offers_show_all
 def test_a_registrants_dm_goes_out_before_hundreds_of_queued_messages(
     scratch_database_url: str, small_policy: Policy
 ) -> None:
-    from tests.slack.harness import OWNER, valid_answers
+    from tests.support.people import OWNER
+    from tests.support.slack.harness import valid_answers
     from tower.outbox.service import enqueue
 
     with running_bot(scratch_database_url, small_policy) as bot:
@@ -215,7 +215,7 @@ def test_a_registrants_dm_goes_out_before_hundreds_of_queued_messages(
 
 
 def test_no_slack_read_changes_a_row(imported_bot: BotServer) -> None:
-    from .test_spine import table_contents
+    from tests.support.databases import table_contents
 
     sweep(imported_bot, 1)  # deliver what the import queued, so nothing is pending
     wait_for(lambda: not imported_bot.deps.delivering, what="delivery ends")

@@ -15,17 +15,13 @@ from pathlib import Path
 import pytest
 
 from bot.ids import ActionId, CallbackId
-from tests.conftest import SMALL_POLICY
-from tests.slack.fake_api import Call, FakeSlack
-from tests.slack.harness import (
-    BAU_CHANNEL,
+from tests.support.files import SMALL_POLICY
+from tests.support.people import BAU_CHANNEL, MANAGER, OWNER, SQUAD_CHANNEL, TOWER_CHANNEL
+from tests.support.slack.fake_api import Call, FakeSlack
+from tests.support.slack.harness import (
     BAU_TEST,
     BOT_TOKEN,
-    MANAGER,
-    OWNER,
     SIGNING_SECRET,
-    SQUAD_CHANNEL,
-    TOWER_CHANNEL,
     command_body,
     fill_modal,
     http,

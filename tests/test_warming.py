@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import SMALL_POLICY
-from tests.slack.harness import BAU_TEST, MANAGER, spec, wait_for
+from tests.support.files import SMALL_POLICY
+from tests.support.people import MANAGER
+from tests.support.slack.harness import BAU_TEST, spec, wait_for
 from tower import migrate
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory, read_only

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,12 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.builders import cart_test
+from tests.support.databases import server_url
+from tests.support.factories import at, utc
+from tests.support.factories import register_in as register
+from tests.support.files import SMALL_POLICY
+from tests.support.people import BAU_OWNER, OWNER, TOWER_CHANNEL
+from tests.support.people import SQUAD_CHANNEL as TEAM_CHANNEL
 from tower.audit.models import AuditEvent
 from tower.cli import main
 from tower.collisions.models import Collision
@@ -38,7 +43,6 @@ from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
 from tower.engine.kinds import Severity
 from tower.experiments import service as experiment_service
-from tower.experiments.spec import ExperimentSpec
 from tower.experiments.spec import ExperimentStatus as S
 from tower.outbox import service as outbox_service
 from tower.outbox.models import MessageStatus, OutboxMessage
@@ -50,33 +54,12 @@ from tower.sla.models import ClockState, SlaClock
 from tower.worker import jobs
 from tower.worker.scheduler import LEADER_LOCK, leadership
 
-from .conftest import SMALL_POLICY, server_url
-
-OWNER = "U0ANNA"
-BAU_OWNER = "U0CARLA"
-MANAGER = "U0TOWERMGR"
-TOWER_CHANNEL = "C0TOWER"
-TEAM_CHANNEL = "C0CHECKOUT"
-START = date(2026, 3, 16)  # a Monday
-END = date(2026, 3, 29)  # a Sunday
 TOWER = Path(sys.executable).parent / "tower"
 WORKER_ARGS = ["worker", "--dispatch-every", "0.2", "--sla-every", "0.2"]
 WORKER_ARGS += ["--transitions-every", "0.2"]
 PATIENCE_SECONDS = 20.0  # how long a poll waits for a process before giving up
 
 # --------------------------------------------------------------------------- helpers
-
-
-def utc(month: int, day: int, hour: int, minute: int = 0, year: int = 2026) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=UTC)
-
-
-def at(policy: Policy, moment: datetime) -> ServiceContext:
-    return ServiceContext.create(policy, moment)
-
-
-def spec(**changes: Any) -> ExperimentSpec:
-    return cart_test(**{"start": START, "end": END, **changes})
 
 
 # A BAU test on another channel: it never collides with the checkout tests.
@@ -94,14 +77,6 @@ def factory(session: Session) -> sessionmaker[Session]:
     return sessionmaker(
         bind=session.get_bind(), join_transaction_mode="create_savepoint", expire_on_commit=False
     )
-
-
-def register(factory: sessionmaker[Session], status: S, number: int = 1, **changes: Any) -> None:
-    made = spec(**changes)
-    with factory.begin() as session:
-        experiment_service.create(
-            session, number=number, spec=made, status=status, actor=made.owner
-        )
 
 
 def submit(factory: sessionmaker[Session], policy: Policy, moment: datetime, key: str) -> None:

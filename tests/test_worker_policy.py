@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.builders import import_tests
-from tests.cli import succeeded, tower
+from tests.support.cli import succeeded, tower
+from tests.support.factories import import_tests
+from tests.support.files import SMALL_POLICY
 from tower import migrate
 from tower.collisions.models import Collision
 from tower.db import create_database_engine, create_session_factory
@@ -25,8 +26,6 @@ from tower.pipeline import registry
 from tower.policy import load_policy
 from tower.worker.policy_file import PolicyFile
 from tower.worker.scheduler import Intervals, build_scheduler
-
-from .conftest import SMALL_POLICY
 
 START = date(2027, 3, 1)
 TIGHTER = "protocol: {max_concurrent_per_surface: 1}\n"

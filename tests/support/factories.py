@@ -1,18 +1,25 @@
 """Tests built the same way across the suite: a valid checkout-squad test under the small
-policy (tests/data/policy.yaml), changed only where a test says so; a roadmap of tests on
-the retail demo's home-page hero."""
+policy (tests/data/policy.yaml), changed only where a test says so; the services' clock of
+the small policy's story (Monday 2 March 2026) and tests registered on it; a roadmap of
+tests on the retail demo's home-page hero."""
 
 from __future__ import annotations
 
 import csv
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tower.experiments.spec import ExperimentKind, ExperimentSpec
+from sqlalchemy.orm import Session, sessionmaker
 
-from .cli import succeeded, tower
-from .conftest import RETAIL_POLICY, RETAIL_PORTFOLIO
+from tests.support.cli import succeeded, tower
+from tests.support.files import RETAIL_POLICY, RETAIL_PORTFOLIO
+from tower.context import ServiceContext
+from tower.experiments import service as experiment_service
+from tower.experiments.models import Experiment
+from tower.experiments.spec import ExperimentKind, ExperimentSpec
+from tower.experiments.spec import ExperimentStatus as S
+from tower.policy import Policy
 
 
 def cart_test(*, start: date, end: date, **changes: Any) -> ExperimentSpec:
@@ -32,6 +39,41 @@ def cart_test(*, start: date, end: date, **changes: Any) -> ExperimentSpec:
     }
     values.update(changes)
     return ExperimentSpec(**values)
+
+
+# The services' clock in the small policy's story: Monday 2 March 2026, 10:00 in London
+# (GMT, so 10:00 UTC too); a test runs from Monday 16 to Sunday 29 March 2026.
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+START = date(2026, 3, 16)  # a Monday
+END = date(2026, 3, 29)  # a Sunday
+
+
+def utc(month: int, day: int, hour: int, minute: int = 0, year: int = 2026) -> datetime:
+    """A moment in 2026 (London is on GMT until 29 March, so this is London time too)."""
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+def at(policy: Policy, moment: datetime = NOW) -> ServiceContext:
+    return ServiceContext.create(policy, moment)
+
+
+def spec(**changes: Any) -> ExperimentSpec:
+    """`cart_test` from START to END, changed where `changes` say."""
+    return cart_test(**{"start": START, "end": END, **changes})
+
+
+def register(session: Session, status: S = S.DRAFT, number: int = 1, **changes: Any) -> Experiment:
+    """T-`number`, a `spec(**changes)` in `status`, created by its owner."""
+    made = spec(**changes)
+    return experiment_service.create(
+        session, number=number, spec=made, status=status, actor=made.owner
+    )
+
+
+def register_in(factory: sessionmaker[Session], status: S, number: int = 1, **changes: Any) -> None:
+    """`register`, in a transaction of its own from `factory`."""
+    with factory.begin() as session:
+        register(session, status, number, **changes)
 
 
 # Three tests for the retail home page's hero, highest-ranked first once imported: the

@@ -56,7 +56,8 @@ from bot.product_bench.slack_requests import interaction_body as interaction_bod
 from bot.product_bench.slack_requests import signature_headers as signed_headers
 from bot.repeats import Repeats
 from bot.web import create_wsgi, database_reachable
-from tests.builders import cart_test
+from tests.support.factories import cart_test
+from tests.support.people import BAU_OWNER, MANAGER, SQUAD_CHANNEL
 from tower import migrate
 from tower.audit.models import AuditEvent
 from tower.db import create_database_engine, create_session_factory
@@ -85,16 +86,6 @@ def _monday_after(day: date, days: int) -> date:
 NOW = datetime.combine(_monday_after(datetime.now(UTC).date(), 21), clock_time(10), tzinfo=UTC)
 START = NOW.date() + timedelta(days=14)  # a Monday, ten business days after NOW at least
 END = START + timedelta(days=13)  # the Sunday two weeks later
-
-# The small policy's people and channels (tests/data/policy.yaml).
-MANAGER = "U0TOWERMGR"
-OWNER = "U0ANNA"  # checkout-squad (agile)
-TEAMMATE = "U0BEN"  # checkout-squad
-BAU_OWNER = "U0CARLA"  # ecommerce (bau)
-OUTSIDER = "U0NOBODY"  # in no team
-TOWER_CHANNEL = "C0TOWER"
-SQUAD_CHANNEL = "C0CHECKOUT"
-BAU_CHANNEL = "C0ECOM"
 
 
 # -- waiting -------------------------------------------------------------------------------

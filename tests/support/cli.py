@@ -6,9 +6,8 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
+from tests.support.files import RETAIL_POLICY
 from tower.cli import main
-
-from .conftest import RETAIL_POLICY
 
 
 def tower(url: str, *args: str, policy: Path = RETAIL_POLICY) -> Result:
