@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-TESTS = Path(__file__).parent.parent
+TESTS = Path(__file__).resolve().parent.parent
 DATA = TESTS / "data"
 REPO = TESTS.parent
 SMALL_POLICY = DATA / "policy.yaml"

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-ENGINE = Path(__file__).resolve().parent.parent / "tower" / "engine"
+from tests.support.files import REPO
+
+ENGINE = REPO / "tower" / "engine"
 FORBIDDEN = (
     "sqlalchemy",
     "tower.db",

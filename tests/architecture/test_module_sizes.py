@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.files import REPO
+
+ROOT = REPO
 PACKAGES = ("tower", "bot")
 MAX_LINES = 499
 
