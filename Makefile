@@ -44,7 +44,7 @@ test: lint
 
 # The engine against the brute-force reference, 5,000 examples a property (make test: 200).
 properties-deep: $(STAMP)
-	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -p no:cacheprovider tests/test_reference_properties.py
+	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -p no:cacheprovider tests/engine/test_reference_properties.py
 
 # Faults, kills, races, bad input and security probes on fresh SQLite and PostgreSQL
 # databases; one JSON summary. CHAOS_BUDGET seconds in all (the README's figures: 900).

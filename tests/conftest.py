@@ -1,36 +1,23 @@
 """Shared fixtures: one database engine for the run, one rolled-back transaction per test.
+What tests import (paths, databases, people, factories) lives in tests/support/.
 
 Tests use SQLite unless TOWER_TEST_DATABASE_URL names a PostgreSQL database.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from tests.support.databases import scratch_database, server_url
+from tests.support.files import RETAIL_POLICY, SMALL_POLICY
 from tower import migrate
-from tower.db import create_database_engine, normalize_url
+from tower.db import create_database_engine
 from tower.policy import Policy, load_policy
-
-DATA = Path(__file__).parent / "data"
-REPO = Path(__file__).parent.parent
-SMALL_POLICY = DATA / "policy.yaml"
-RETAIL_POLICY = REPO / "examples" / "retail" / "tower.yaml"
-RETAIL_PORTFOLIO = REPO / "examples" / "retail" / "portfolio.csv"
-
-
-def server_url() -> str | None:
-    """The PostgreSQL database the suite runs against, if one is configured."""
-    url = os.environ.get("TOWER_TEST_DATABASE_URL")
-    return normalize_url(url) if url else None
 
 
 @pytest.fixture(scope="session")
@@ -59,26 +46,6 @@ def session(engine: Engine) -> Iterator[Session]:
         finally:
             session.close()
             outer.rollback()
-
-
-@contextmanager
-def scratch_database(directory: Path) -> Iterator[str]:
-    """An empty database of the suite's kind (a SQLite file in `directory`, or a fresh
-    PostgreSQL database), dropped afterwards."""
-    url = server_url()
-    if url is None:
-        yield f"sqlite:///{directory / 'scratch.db'}"
-        return
-    name = f"tower_scratch_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture

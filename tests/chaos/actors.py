@@ -22,7 +22,8 @@ from bot.cli import build
 from bot.config import SlackSettings
 from bot.notifier import SlackNotifier
 from bot.product_bench.slack_requests import http
-from tests.chaos.setting import MANAGER, TOWER, Setting
+from tests.chaos.setting import TOWER, Setting
+from tests.support.people import MANAGER
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory
 from tower.errors import TowerError

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from bot.ids import ActionId
 from bot.product_bench.slack_requests import FORM, click_body, http, signature_headers
 from tests.chaos.actors import SIGNING_SECRET, PartCounts, Serving
-from tests.chaos.setting import MANAGER, POLICY, PYTHON, REPO, Setting
+from tests.chaos.setting import POLICY, PYTHON, REPO, Setting
+from tests.support.people import MANAGER
 from tower.audit.models import AuditEvent
 from tower.context import ServiceContext
 from tower.db import create_database_engine, create_session_factory

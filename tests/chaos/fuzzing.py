@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 
 from bot.product_bench.slack_requests import FORM, http, signature_headers
 from tests.chaos.actors import SIGNING_SECRET, PartCounts, Serving, tower_here
-from tests.chaos.setting import MANAGER, POLICY, Setting
+from tests.chaos.setting import POLICY, Setting
+from tests.support.people import MANAGER
 from tower.audit.models import AuditEvent
 from tower.db import create_database_engine, create_session_factory
 from tower.experiments.models import Experiment

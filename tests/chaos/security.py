@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from bot.ids import ActionId
 from bot.product_bench.slack_requests import FORM, click_body, http, signature_headers
 from tests.chaos.actors import SIGNING_SECRET, PartCounts, Serving, tower_here
-from tests.chaos.setting import MANAGER, POLICY, Setting
+from tests.chaos.setting import POLICY, Setting
+from tests.support.people import MANAGER
 from tower.audit.models import AuditEvent
 from tower.collisions.kinds import CollisionStatus
 from tower.collisions.models import Collision

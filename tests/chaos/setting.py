@@ -15,13 +15,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bot.product_bench.fake_slack import FakeSlack
+from tests.support.people import MANAGER
 from tower import migrate
 from tower.db import normalize_url
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "examples" / "retail" / "tower.yaml"
 PORTFOLIO = REPO / "examples" / "retail" / "portfolio.csv"
-MANAGER = "U0TOWERMGR"
 PYTHON = sys.executable
 TOWER = [str(Path(PYTHON).with_name("tower"))]  # the console script beside Python
 SLACK_TIMEOUT = 2  # seconds the Web API client waits: a late answer is one past it
