@@ -9,19 +9,11 @@ from collections.abc import Iterator
 import pytest
 
 from bot.ids import ActionId
-from tests.slack.harness import (
-    BAU_TEST,
-    MANAGER,
-    TOWER_CHANNEL,
-    BotServer,
-    running_bot,
-    spec,
-    wait_for,
-)
+from tests.support.people import MANAGER, TOWER_CHANNEL
+from tests.support.protocol import DEPUTY
+from tests.support.slack.harness import BAU_TEST, BotServer, running_bot, spec, wait_for
 from tower.experiments.spec import ExperimentStatus
 from tower.policy import Policy
-
-DEPUTY = "U0DEPUTY2"  # a second manager
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.slack.harness import OUTSIDER, BotServer, running_bot, wait_for
+from tests.support.people import OUTSIDER
+from tests.support.slack.harness import BotServer, running_bot, wait_for
 from tower.policy import Policy
 
 
