@@ -311,18 +311,21 @@ def _joined(
 
 def _largest(crowds: list[Crowd]) -> Iterator[Crowd]:
     """The crowds that are not part of a bigger one, each once."""
-    bit_of: dict[str, int] = {}  # key -> its bit in the masks of the crowds
-    kept_with: defaultdict[str, list[int]] = defaultdict(list)  # key -> kept crowds with it
+    # Per key, the kept crowds that hold it, as a mask (bit k: the k-th crowd kept). A
+    # crowd lies in a kept one (as big or bigger: they come biggest first) exactly when
+    # some bit is set in the masks of all its members.
+    holding: defaultdict[str, int] = defaultdict(int)
+    kept = 0
     for crowd in sorted(crowds, key=lambda c: len(c.members), reverse=True):
-        mask = 0
+        within = -1  # every kept crowd, to begin with
         for member in crowd.members:
-            bit = bit_of.get(member.key)
-            if bit is None:
-                bit = bit_of[member.key] = 1 << len(bit_of)
-            mask |= bit
-        # A bigger crowd holding all of these holds each of them: look where fewest are.
-        bigger = min((kept_with[member.key] for member in crowd.members), key=len)
-        if not any(mask & kept == mask for kept in bigger):
-            for member in crowd.members:
-                kept_with[member.key].append(mask)
-            yield crowd
+            within &= holding[member.key]
+            if not within:
+                break
+        if within:
+            continue
+        bit = 1 << kept
+        kept += 1
+        for member in crowd.members:
+            holding[member.key] |= bit
+        yield crowd
