@@ -15,7 +15,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.deps import BotDeps
-from bot.mrkdwn import escape, escape_typed
+from bot.mrkdwn import escape, escape_typed, inert
 from bot.views import replies
 from bot.views.modal import list_modal, test_modal
 from tower.collisions import service as collision_service
@@ -28,7 +28,6 @@ from tower.experiments.models import Experiment
 from tower.paging import Page, first_objects
 from tower.pipeline import reads, records
 from tower.pipeline.service import view
-from tower.text import user_text
 
 logger = logging.getLogger("tower.bot")
 
@@ -48,7 +47,7 @@ def register(app: App, deps: BotDeps) -> None:
             return
         handler = HANDLERS.get(name)
         if handler is None:
-            ack(replies.help_reply(f"I don't know `{user_text(name)}`."))
+            ack(replies.help_reply(f"I don't know `{inert(name)}`."))
             return
         try:
             ack(handler(deps, user, arguments))
@@ -71,9 +70,7 @@ def open_register_modal(deps: BotDeps, client: WebClient, trigger_id: str, user:
 def _list(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
     scope = arguments[0].lower() if arguments else "mine"
     if scope not in ("mine", "team", "all"):
-        return replies.help_reply(
-            f"`/tower list` takes mine, team or all, not `{user_text(scope)}`."
-        )
+        return replies.help_reply(f"`/tower list` takes mine, team or all, not `{inert(scope)}`.")
     teams = [t.key for t in deps.policy.teams_of(user)]
     query = experiment_service.unfinished(
         owner=user if scope == "mine" else None, teams=teams if scope == "team" else None

@@ -31,13 +31,13 @@ from tower.experiments.csv_rows import read_fields
 from tower.experiments.models import Experiment
 from tower.experiments.permissions import PermissionDenied
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
+from tower.messages import Message, Typed
 from tower.outbox.leases import Claimed, claim_queued
 from tower.outbox.notify import notify
 from tower.pipeline import slots
 from tower.policy import Policy
 from tower.protocol import edits, review
 from tower.protocol.refusals import record_refusal_apart
-from tower.text import user_text
 
 MODAL_FIELDS = frozenset(block.value for block in BlockId if block != BlockId.REASON)
 # A registration joining hundreds of crowds names the most urgent few in its DM.
@@ -202,12 +202,14 @@ def _answer_on_form(
     ack(response_action="errors", errors={block.value: str(error)})
 
 
-def _summary(session: Session, ctx: ServiceContext, experiment: Experiment) -> str:
+def _summary(session: Session, ctx: ServiceContext, experiment: Experiment) -> Message:
     """What the registrant is told: the test's score, rank, most urgent collisions (how
     many more) and next free slot."""
     key = experiment.key
     standing = slots.standing_now(session, ctx, key)
-    lines = [f"{key} '{user_text(experiment.title)}' is registered and submitted for review."]
+    lines: list[Message | str] = [
+        Message.of(key, " '", Typed(experiment.title), "' is registered and submitted for review.")
+    ]
     if standing is not None and isinstance(standing.score, Score):
         lines.append(
             f"Rank {standing.rank} of {standing.scored}, score {standing.score.value:.3g}."
@@ -227,11 +229,11 @@ def _summary(session: Session, ctx: ServiceContext, experiment: Experiment) -> s
     if placement is not None and placement.moved_days:
         slot = f"{placement.planned_start} to {placement.planned_end}"
         lines.append(f"Next free slot: {slot} ({placement.explanation}).")
-    return "\n".join(lines)
+    return Message.of("\n").join(lines)
 
 
 def _queue_dm(
-    session: Session, ctx: ServiceContext, key: str, user: str, text: str, *, claim: bool
+    session: Session, ctx: ServiceContext, key: str, user: str, text: Message, *, claim: bool
 ) -> Claimed | None:
     """Queue the registrant's DM and (`claim`) claim it for sending right after this
     transaction commits; None if it was queued already, or is left to the courier."""

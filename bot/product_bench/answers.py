@@ -25,11 +25,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.mrkdwn import escape_typed
 from bot.product_bench.fake_slack import Call, FakeSlack, dm_channel
 from bot.product_bench.load import Sent
 from bot.product_bench.slack_requests import TIMEOUT
 from bot.product_bench.traffic import ACKNOWLEDGED, COMMANDS, Kind
-from tower.text import user_text
 
 NO_ANSWER = "no answer"
 POLL = 0.1  # seconds between two looks for answers still awaited
@@ -124,7 +124,7 @@ def _first_after(calls: list[Call], after: float, claimed: set[int]) -> Call | N
 
 
 def _registered(arrivals: _Arrivals, user: str, title: str, after: float) -> Call | None:
-    shown = user_text(title)  # as Tower shows a title: its markup characters made inert
+    shown = escape_typed(title)  # as Slack is sent a title: escaped, markup made inert
     for channel in (user, dm_channel(user)):
         for call in arrivals.messages[channel]:
             if call.at >= after and shown in str(call.args.get("text")):

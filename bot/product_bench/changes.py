@@ -24,6 +24,7 @@ from datetime import timedelta
 from functools import partial
 
 from bot.ids import BlockId
+from bot.mrkdwn import escape_typed
 from bot.product_bench.errors import BenchSetupError
 from bot.product_bench.fake_slack import Call, FakeSlack, dm_channel
 from bot.product_bench.load import Endpoint
@@ -34,7 +35,6 @@ from bot.product_bench.traffic import Registration, Traffic
 from bot.views.modal import test_modal
 from tower.experiments.spec import ExperimentSpec
 from tower.policy import Policy
-from tower.text import user_text
 
 SAMPLES = 3
 REGISTER, EDIT, STATUS_MOVE = "register", "edit", "status_move"
@@ -93,7 +93,7 @@ def _edited(target: Target, policy: Policy, trigger_id: str) -> bytes:
 
 def _dm_naming(registration: Registration) -> Callable[[Call], bool]:
     channels = {registration.owner, dm_channel(registration.owner)}
-    shown = user_text(registration.title)  # as Tower shows a title
+    shown = escape_typed(registration.title)  # as Slack is sent a title
 
     def wanted(call: Call) -> bool:
         return (

@@ -1,7 +1,8 @@
 """Block Kit for the messages Tower sends through the outbox, one layout per message kind.
 
-Every message is its text in section blocks, escaped so that text a user typed (a title, a
-reason) can never ping a channel, link or mention anyone; only the mentions Tower wrote stay.
+Every message is its text in section blocks, rendered by `bot.mrkdwn` from the message's
+parts: the people Tower names are mentions, and text a user typed (a title, a reason) can
+never ping a channel, link, format or mention anyone.
 A context line says what the message is. The kinds people act on carry buttons whose values
 name what they act on: `"T-4:3"` (key and version) for an approval request, `"C-7:T-12"`
 (the collision and its first test) for a collision alert; `parse_approval_value` and
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.ids import ActionId
-from bot.mrkdwn import escape, escape_keeping_mentions
+from bot.mrkdwn import escape, queued_text, render
 from tower.collisions.alerts import SUMMARY_KIND
 from tower.collisions.refs import parse_ref
+from tower.messages import Message
 from tower.outbox.notifier import Delivery
 
 Block = dict[str, Any]
@@ -73,12 +75,13 @@ _LABELS = {
 
 def message_blocks(delivery: Delivery, people: Collection[str] | None = None) -> list[Block]:
     """The Block Kit layout of `delivery`: its text, a context line and, by kind, buttons.
-    Mentions of `people` only stay mentions, when given (`escape_keeping_mentions`)."""
+    Only the people among `people` are mentioned, when given (`bot.mrkdwn.mention`)."""
     if delivery.kind == SUMMARY_KIND:
         return summary_blocks(delivery)
+    mrkdwn = render(message_of(delivery), people)
     blocks: list[Block] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
-        for chunk in text_sections(delivery.text, empty=_label(delivery.kind), people=people)
+        for chunk in text_sections(mrkdwn, empty=_label(delivery.kind))
     ]
     blocks.append(_context(delivery))
     buttons = _buttons(delivery)
@@ -117,24 +120,28 @@ def _section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, MAX_SECTION_TEXT)}}
 
 
+def message_of(delivery: Delivery) -> Message:
+    """What `delivery` says, as data; a message queued before messages were data is read
+    from its text, as Slack was always sent it (`bot.mrkdwn.queued_text`)."""
+    return queued_text(delivery.text) if delivery.message is None else delivery.message
+
+
 def fallback_text(delivery: Delivery, people: Collection[str] | None = None) -> str:
     """The message's top-level `text`: what notifications and screen readers show."""
-    escaped = escape_keeping_mentions(delivery.text, people)
-    return truncate(escaped, MAX_FALLBACK_TEXT) or _label(delivery.kind)
+    mrkdwn = render(message_of(delivery), people)
+    return truncate(mrkdwn, MAX_FALLBACK_TEXT) or _label(delivery.kind)
 
 
-def text_sections(
-    text: str, *, empty: str = ELLIPSIS, people: Collection[str] | None = None
-) -> list[str]:
-    """`text` escaped and cut, on line boundaries, into section texts within Slack's limit.
+def text_sections(mrkdwn: str, *, empty: str = ELLIPSIS) -> list[str]:
+    """`mrkdwn` (rendered) cut, on line boundaries, into section texts within Slack's limit.
 
     A line longer than a section is truncated; beyond `MAX_TEXT_SECTIONS` sections the text is
     cut and the last section ends with an ellipsis. Blank text becomes `empty`.
     """
     chunks: list[list[str]] = [[]]
     size = 0
-    for raw_line in text.splitlines():
-        line = truncate(escape_keeping_mentions(raw_line, people), MAX_SECTION_TEXT)
+    for whole_line in mrkdwn.splitlines():
+        line = truncate(whole_line, MAX_SECTION_TEXT)
         extra = len(line) + (1 if chunks[-1] else 0)  # the newline joining it on
         if chunks[-1] and size + extra > MAX_SECTION_TEXT:
             chunks.append([])

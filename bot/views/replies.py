@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.ids import ActionId
-from bot.mrkdwn import escape, escape_keeping_mentions, escape_typed
+from bot.mrkdwn import escape, escape_typed
 from tower.paging import Page
 from tower.pipeline.overview import Overview
 
@@ -82,7 +82,7 @@ def collision_line(record: dict[str, Any]) -> str:
     flag = " · *agile vs BAU*" if record["agile_vs_bau"] else ""
     return (
         f"`{record['id']}` {record['severity']} {record['kind']} ({record['status']}): "
-        f"{' + '.join(record['keys'])}{flag}\n    {escape_keeping_mentions(record['explanation'])}"
+        f"{' + '.join(record['keys'])}{flag}\n    {escape(record['explanation'])}"
     )
 
 

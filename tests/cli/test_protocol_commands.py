@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
+from bot.mrkdwn import render
 from tests.support.cli import failed, succeeded, tower
 from tests.support.files import RETAIL_PORTFOLIO
+from tests.support.message_rows import queued_message
 
 GATE_NAMES = [
     "policy",
@@ -146,9 +148,11 @@ def test_a_cancel_reason_is_shown_as_typed_and_pings_nobody(demo: str) -> None:
     reason = "*stop* _now_ ~x~ ask <@U0TOWERMGR> see <https://evil.example|here> <!channel>"
     succeeded(tower(demo, "cancel", "T-5", "--by", "U0TOWERMGR", "--reason", reason))
     [*_, told] = [m for m in outbox(demo) if "cancelled" in m["text"]]
+    assert told["text"].endswith(f"is now cancelled: {reason}.")  # the console: as typed
+    in_slack = render(queued_message(demo, told["id"]))
     for markup in ("*stop*", "_now_", "~x~", "<@U0TOWERMGR>", "<https:", "<!channel>"):
-        assert markup not in told["text"], told["text"]
-    assert "\u2217stop\u2217" in told["text"]
+        assert markup not in in_slack, in_slack
+    assert "\u2217stop\u2217" in in_slack
 
 
 def test_submitting_a_draft_queues_an_approval_request_for_the_managers(demo: str) -> None:

@@ -29,6 +29,7 @@ from tower.cli.context import AppContext
 from tower.cli.outbox_commands import COLUMNS, outbox_group
 from tower.db import create_database_engine, create_session_factory, utcnow
 from tower.errors import NotFoundError, TowerError
+from tower.messages import Message
 from tower.outbox import queries
 from tower.outbox import service as outbox_service
 from tower.outbox.backoff import backoff_delay
@@ -306,6 +307,7 @@ def test_a_due_message_is_sent_once_and_marked_sent(sessions: sessionmaker[Sessi
         recipient=GROWTH,
         text="Message 1: T-1 collides with T-99",
         payload={"number": 1},
+        message=Message.of("Message 1: T-1 collides with T-99"),
     )
     for message_id in (first, second):
         message = load(sessions, message_id)

@@ -346,7 +346,7 @@ def test_breach_and_escalations_follow_the_ladder_step_by_step(
     assert breach.breaches[0].text == (
         "Review of T-1 'Sticky basket' is now overdue (it was due Tue 3 Mar 17:30 "
         "Europe/London): the target was 17.0 business hours "
-        "(Review within 2 business days of submission). Owner: <@U0ANNA>."
+        "(Review within 2 business days of submission). Owner: @U0ANNA."
     )
     assert clock.breached_at == TUESDAY_CLOSING
 
@@ -359,7 +359,7 @@ def test_breach_and_escalations_follow_the_ladder_step_by_step(
     assert team.escalations[0].text == (
         "Escalated to the team channel (step 2 of 3): Review of T-1 'Sticky basket' is "
         "8.5 business hours overdue (it was due Tue 3 Mar 17:30 Europe/London). "
-        "Owner: <@U0ANNA>."
+        "Owner: @U0ANNA."
     )
     assert clock.escalations == 1
 
@@ -451,8 +451,8 @@ def test_a_collision_starts_one_acknowledgement_clock_per_team(
         "by Checkout Squad is now overdue (it was due Tue 3 Mar 10:30 Europe/London)"
     )
     assert "by E-commerce" in by_recipient["U0CARLA"]
-    assert "<@U0CARLA>" in by_recipient["U0CARLA"]
-    assert "<@U0ANNA>" not in by_recipient["U0CARLA"]
+    assert "@U0CARLA" in by_recipient["U0CARLA"]
+    assert "@U0ANNA" not in by_recipient["U0CARLA"]
 
     # Two business hours overdue is 50% of 4 h: each team's channel; e-commerce's is C0ECOM.
     escalated = tower.sweep(london(2026, 3, 3, 12, 30))

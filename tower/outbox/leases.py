@@ -12,6 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from tower.messages import Message
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notifier import Delivery
 from tower.outbox.receipts import earlier_receipt
@@ -198,4 +199,5 @@ def _delivery(session: Session, message: OutboxMessage) -> Delivery:
         replace=earlier_receipt(session, message.recipient, payload.get("replaces")),
         thread=earlier_receipt(session, message.recipient, payload.get("thread_of")),
         unsure_since=message.first_attempt_at if message.outcome_unknown else None,
+        message=None if message.parts is None else Message.from_json(message.parts),
     )

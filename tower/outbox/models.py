@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tower.db import Base, utcnow
+from tower.db import Base, JsonDocument, utcnow
 
 
 class MessageStatus(enum.StrEnum):
@@ -28,7 +28,10 @@ class OutboxMessage(Base):
     dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
     kind: Mapped[str] = mapped_column(String(64))
     recipient: Mapped[str] = mapped_column(String(64))  # a Slack channel or user ID
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)  # plain: a person as `@U0ANNA`, as a console shows
+    # The message as data (`tower.messages.Message.to_json`), for each channel to render;
+    # None for a message queued before messages were data: its `text` is in Slack's form.
+    parts: Mapped[list[Any] | None] = mapped_column(JsonDocument)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[MessageStatus] = mapped_column(index=True, default=MessageStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)

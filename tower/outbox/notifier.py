@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from tower.messages import Message
+
 logger = logging.getLogger("tower.notify")
 
 
@@ -38,13 +40,16 @@ class Delivery:
     dedupe_key: str
     kind: str
     recipient: str  # a Slack channel or user ID
-    text: str  # plain text: what a console shows and Slack's notification fallback
+    text: str  # plain text, as a console shows it (a person as `@U0ANNA`)
     payload: Mapping[str, Any] = field(default_factory=dict)  # e.g. Block Kit blocks
     replace: Receipt | None = None  # update this earlier message in place instead
     thread: Receipt | None = None  # post in this earlier message's thread
     # Set when an earlier attempt's outcome is unknown: when the first attempt began. The
     # message may already be there: look for it since then before sending it again.
     unsure_since: datetime | None = None
+    # The message as data, for a channel to render (`tower.messages`); None for a message
+    # queued before messages were data, whose `text` is in Slack's form already.
+    message: Message | None = None
 
 
 class Notifier(Protocol):

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from tower.context import ServiceContext
+from tower.messages import Message
 from tower.outbox.models import OutboxMessage
 from tower.outbox.service import enqueue
 
@@ -35,7 +36,7 @@ def notify(
     ctx: ServiceContext,
     kind: str,
     recipients: Iterable[str],
-    text: str,
+    text: Message | str,
     *,
     dedupe_stem: str,
     payload: Mapping[str, Any] | None = None,

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tower.db import insert_rows_unless_present, insert_unless_present, utcnow
+from tower.messages import Message
 from tower.outbox.models import OutboxMessage
 
 
@@ -18,7 +19,7 @@ def enqueue(
     *,
     kind: str,
     recipient: str,
-    text: str,
+    text: Message | str,
     dedupe_key: str,
     payload: dict[str, Any] | None = None,
     at: datetime | None = None,
@@ -43,18 +44,21 @@ class NewMessage:
 
     kind: str
     recipient: str
-    text: str
+    text: Message | str  # a string: Tower's own words alone
     dedupe_key: str
     payload: dict[str, Any] = field(default_factory=dict)
     at: datetime | None = None  # when it is due (None: now)
 
     def row(self, now: datetime) -> dict[str, Any]:
-        """Its columns in the outbox, due `now` unless it says when."""
+        """Its columns in the outbox, due `now` unless it says when: the message's plain
+        text, as a console shows it, and its parts for each channel to render."""
+        message = Message.of(self.text)
         return {
             "dedupe_key": self.dedupe_key,
             "kind": self.kind,
             "recipient": self.recipient,
-            "text": self.text,
+            "text": message.plain(),
+            "parts": message.to_json(),
             "payload": self.payload,
             "next_attempt_at": self.at or now,
         }

@@ -21,10 +21,10 @@ from tower.collisions.sync import DetailWriter, RecordScope, SyncReport, match_r
 from tower.context import ServiceContext
 from tower.engine.findings import Finding
 from tower.engine.kinds import Severity
+from tower.messages import Message, Person, Typed
 from tower.outbox.service import NewMessage, enqueue_all
 from tower.sla import clocks as sla_clocks
 from tower.sla import queries as sla_queries
-from tower.text import user_text
 
 
 def reconcile(
@@ -67,8 +67,8 @@ def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batc
         for summary in grouped
     ]
     for record in opened:
-        text = _opened_text(record)
-        messages += _told(ctx, record, alerts.ALERT_KIND, text, stamp, skip=summarised)
+        told = _opened_text(record)
+        messages += _told(ctx, record, alerts.ALERT_KIND, told, stamp, skip=summarised)
     for record in resolved:
         text = f"Collision {format_ref(record)} ({' + '.join(_keys(record))}) no longer holds."
         messages += _told(
@@ -91,7 +91,7 @@ def acknowledge(session: Session, ctx: ServiceContext, ref: str, *, actor: str) 
         if not sla_queries.running_clocks(session, record, teams):
             raise
     teams = _teams_of(ctx, record, actor)
-    text = f"Collision {format_ref(record)} acknowledged by <@{actor}>"
+    text = Message.of(f"Collision {format_ref(record)} acknowledged by ", Person(actor))
     stamp = ctx.now.isoformat(timespec="seconds")
     _tell(session, ctx, record, "collision_acknowledged", text, stamp, follows="thread_of")
     acting: list[str | None] = [*teams] or [None]  # a manager acts for the collision
@@ -116,7 +116,12 @@ def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason
     record = collision_actions.waive(session, ctx.policy, ref, actor=actor, reason=reason)
     sla_clocks.handle_event(session, ctx, event="collision_waived", collision=record)
     pair = " + ".join(_keys(record))
-    text = f"Collision {format_ref(record)} ({pair}) was waived by <@{actor}>: {user_text(reason)}"
+    text = Message.of(
+        f"Collision {format_ref(record)} ({pair}) was waived by ",
+        Person(actor),
+        ": ",
+        Typed(reason),
+    )
     stamp = ctx.now.isoformat(timespec="seconds")
     _tell(session, ctx, record, "collision_waived", text, stamp, follows="thread_of")
     return record
@@ -126,7 +131,7 @@ def request_waiver(session: Session, ctx: ServiceContext, ref: str, *, actor: st
     """Someone involved asks the managers to waive the collision (in the alert's thread)."""
     record = collision_service.get_collision(session, ref)
     collision_actions.require_involved_or_manager(ctx.policy, record, actor, "ask a waiver on")
-    text = f"<@{actor}> asks a manager to waive collision {format_ref(record)}"
+    text = Message.of(Person(actor), f" asks a manager to waive collision {format_ref(record)}")
     stamp = ctx.now.isoformat(timespec="seconds")
     _tell(session, ctx, record, "waiver_requested", text, stamp, follows="thread_of")
     return record
@@ -137,7 +142,7 @@ def _tell(
     ctx: ServiceContext,
     record: Collision,
     kind: str,
-    text: str,
+    text: Message | str,
     stamp: str,
     *,
     follows: str | None = None,
@@ -150,7 +155,7 @@ def _told(
     ctx: ServiceContext,
     record: AnnouncedRecord,
     kind: str,
-    text: str,
+    text: Message | str,
     stamp: str,
     *,
     follows: str | None = None,
@@ -182,16 +187,16 @@ def _told(
     ]
 
 
-def _opened_text(record: AnnouncedRecord) -> str:
-    owners = " ".join(f"<@{owner}>" for owner in record.owners)
+def _opened_text(record: AnnouncedRecord) -> Message:
+    owners = Message.of(" ").join(Person(owner) for owner in record.owners)
     flag = " (agile vs BAU)" if record.agile_vs_bau else ""
     fixes = CollisionDetails.of(record).fixes
-    lines = [
-        f"Blocking {record.kind.value} collision {format_ref(record)}{flag}: {owners}",
+    lines: list[Message | str] = [
+        Message.of(f"Blocking {record.kind.value} collision {format_ref(record)}{flag}: ", owners),
         record.explanation,
     ]
     lines += [f"Fix {n}: {fix}" for n, fix in enumerate(fixes, start=1)]
-    return "\n".join(lines)
+    return Message.of("\n").join(lines)
 
 
 def _keys(record: AnnouncedRecord) -> list[str]:

@@ -22,10 +22,10 @@ from tower.db import read_only, refresh_planner_statistics
 from tower.engine.analysis import PipelineAnalysis, analyse
 from tower.engine.findings import Finding
 from tower.engine.mde_cost import SampleNeedsByKey
+from tower.messages import Message, Typed
 from tower.outbox.service import NewMessage, enqueue_all
 from tower.pipeline import collision_flows, read_model, registry
 from tower.pipeline.index import portfolio_items
-from tower.text import user_text
 
 ATTEMPTS = 3
 BULK_ROWS = 1000  # rows a re-check writes that make the planner's statistics worth refreshing
@@ -150,7 +150,9 @@ def _tell_missed_deadlines(
         if not placement.misses_deadline or placement.deadline is None:
             continue
         spec = analysis.footprints[key].item.spec
-        text = f"{key} '{user_text(spec.title)}' misses its deadline: {placement.explanation}"
+        text = Message.of(
+            f"{key} '", Typed(spec.title), f"' misses its deadline: {placement.explanation}"
+        )
         deadline = placement.deadline.isoformat()
         messages += [
             NewMessage(

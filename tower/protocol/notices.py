@@ -1,11 +1,14 @@
-"""The words of protocol notifications, and who receives them."""
+"""The words of protocol notifications, and who receives them.
+
+Messages are data (`tower.messages`): the people they name and the text people typed are
+parts, which each channel renders its own way."""
 
 from __future__ import annotations
 
 from tower.experiments.models import Experiment
+from tower.messages import Message, Person, Typed
 from tower.policy import Policy
 from tower.protocol.gates import Gate
-from tower.text import user_text
 
 
 def managers_destination(policy: Policy) -> list[str]:
@@ -18,35 +21,42 @@ def team_channel(policy: Policy, experiment: Experiment) -> list[str]:
     return [team.channel] if team is not None and team.channel else []
 
 
-def label(experiment: Experiment) -> str:
-    return f"{experiment.key} '{user_text(experiment.title)}'"
+def label(experiment: Experiment) -> Message:
+    """`T-4 'Sticky basket'`: the test's key and the title its owner typed."""
+    return Message.of(f"{experiment.key} '", Typed(experiment.title), "'")
 
 
-def approval_request(experiment: Experiment, gates: list[Gate], approvals: str) -> str:
-    lines = [
-        f"Approval requested for {label(experiment)} ({experiment.team}, owner "
-        f"<@{experiment.owner}>), {experiment.start} to {experiment.end}. {approvals}."
-    ]
-    lines += [f"{'ok' if g.passed else 'FAILS'} {g.name}: {g.message}" for g in gates]
-    return "\n".join(lines)
+def approval_request(experiment: Experiment, gates: list[Gate], approvals: str) -> Message:
+    first = Message.of(
+        "Approval requested for ",
+        label(experiment),
+        f" ({experiment.team}, owner ",
+        Person(experiment.owner),
+        f"), {experiment.start} to {experiment.end}. {approvals}.",
+    )
+    lines = [f"{'ok' if g.passed else 'FAILS'} {g.name}: {g.message}" for g in gates]
+    return Message.of("\n").join([first, *lines])
 
 
-def decision(experiment: Experiment, verb: str, actor: str, reason: str) -> str:
-    text = f"{label(experiment)} was {verb} by <@{actor}>"
-    return f"{text}: {user_text(reason)}" if reason else f"{text}."
+def decision(experiment: Experiment, verb: str, actor: str, reason: str) -> Message:
+    text = Message.of(label(experiment), f" was {verb} by ", Person(actor))
+    return Message.of(text, ": ", Typed(reason)) if reason else text + "."
 
 
-def approval_voided(experiment: Experiment, changed: list[str], actor: str) -> str:
-    return (
-        f"The approval of {label(experiment)} is void: <@{actor}> changed "
-        f"{', '.join(changed)}. It is back to submitted for a new review."
+def approval_voided(experiment: Experiment, changed: list[str], actor: str) -> Message:
+    return Message.of(
+        "The approval of ",
+        label(experiment),
+        " is void: ",
+        Person(actor),
+        f" changed {', '.join(changed)}. It is back to submitted for a new review.",
     )
 
 
-def launch_blocked(experiment: Experiment, gates: list[Gate]) -> str:
+def launch_blocked(experiment: Experiment, gates: list[Gate]) -> Message:
     reasons = "; ".join(f"{g.name}: {g.message}" for g in gates)
-    return f"{label(experiment)} did not go live on {experiment.start}: {reasons}"
+    return Message.of(label(experiment), f" did not go live on {experiment.start}: {reasons}")
 
 
-def moved(experiment: Experiment, state: str) -> str:
-    return f"{label(experiment)} is now {state}."
+def moved(experiment: Experiment, state: Message | str) -> Message:
+    return Message.of(label(experiment), " is now ", state, ".")

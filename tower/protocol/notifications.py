@@ -13,11 +13,14 @@ from sqlalchemy.orm import Session
 
 from tower.context import ServiceContext
 from tower.experiments.models import Experiment
+from tower.messages import Message
 from tower.outbox.notify import Follows, notify
 from tower.protocol import notices
 
 
-def ask_approval(session: Session, ctx: ServiceContext, experiment: Experiment, text: str) -> None:
+def ask_approval(
+    session: Session, ctx: ServiceContext, experiment: Experiment, text: Message
+) -> None:
     """The managers' request to decide on this version; it replaces the request for an
     earlier version of the test in place, so its buttons never act on a stale version."""
     notify(
@@ -32,7 +35,9 @@ def ask_approval(session: Session, ctx: ServiceContext, experiment: Experiment, 
     )
 
 
-def tell_decision(session: Session, ctx: ServiceContext, experiment: Experiment, text: str) -> None:
+def tell_decision(
+    session: Session, ctx: ServiceContext, experiment: Experiment, text: Message
+) -> None:
     """The owner hears the managers' decision, and the approval request shows it in its
     place, with when it was taken."""
     tell_owner(session, ctx, experiment, "decision", text)
@@ -41,7 +46,7 @@ def tell_decision(session: Session, ctx: ServiceContext, experiment: Experiment,
         ctx,
         "approval_decided",
         notices.managers_destination(ctx.policy),
-        f"{text} ({ctx.now:%a %d %b %Y %H:%M} UTC)",
+        text + f" ({ctx.now:%a %d %b %Y %H:%M} UTC)",
         dedupe_stem=_once_per_version("decided", experiment),
         payload={"key": experiment.key},
         follows=_the_request(experiment),
@@ -49,7 +54,7 @@ def tell_decision(session: Session, ctx: ServiceContext, experiment: Experiment,
 
 
 def tell_owner(
-    session: Session, ctx: ServiceContext, experiment: Experiment, kind: str, text: str
+    session: Session, ctx: ServiceContext, experiment: Experiment, kind: str, text: Message
 ) -> None:
     """The test's owner hears `text`, once per version of the test."""
     notify(
@@ -63,7 +68,7 @@ def tell_owner(
     )
 
 
-def tell_team(session: Session, ctx: ServiceContext, experiment: Experiment, text: str) -> None:
+def tell_team(session: Session, ctx: ServiceContext, experiment: Experiment, text: Message) -> None:
     """The owner and the team's channel hear that the test moved to its status (once)."""
     status = experiment.status.value
     notify(
@@ -78,7 +83,7 @@ def tell_team(session: Session, ctx: ServiceContext, experiment: Experiment, tex
 
 
 def tell_launch_blocked(
-    session: Session, ctx: ServiceContext, experiment: Experiment, text: str
+    session: Session, ctx: ServiceContext, experiment: Experiment, text: Message
 ) -> None:
     """The owner and the managers hear that the test cannot go live, and why."""
     _tell_owner_and_managers(
@@ -87,7 +92,7 @@ def tell_launch_blocked(
 
 
 def tell_approval_voided(
-    session: Session, ctx: ServiceContext, experiment: Experiment, text: str
+    session: Session, ctx: ServiceContext, experiment: Experiment, text: Message
 ) -> None:
     """The owner and the managers hear that an edit voided the test's approval."""
     _tell_owner_and_managers(
@@ -101,7 +106,7 @@ def _tell_owner_and_managers(
     experiment: Experiment,
     kind: str,
     stem: str,
-    text: str,
+    text: Message,
     payload: dict[str, Any],
 ) -> None:
     notify(

@@ -10,11 +10,12 @@ from sqlalchemy.orm import Session
 from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
 from tower.experiments.spec import ExperimentResult
+from tower.messages import Message, Typed
 from tower.protocol import notices, notifications, review, steps
 from tower.protocol.gates import failing
 from tower.protocol.lifecycle import Action, next_status
 from tower.protocol.outcome import InvalidEdit, Outcome
-from tower.text import require_within, user_text
+from tower.text import require_within
 
 
 def withdraw(
@@ -50,7 +51,7 @@ def cancel(
     )
     steps.require_reason(reason, "cancel", key)
     steps.move(session, ctx, experiment, Action.CANCEL, actor, reason)
-    text = notices.moved(experiment, f"cancelled: {user_text(reason)}")
+    text = notices.moved(experiment, Message.of("cancelled: ", Typed(reason)))
     notifications.tell_team(session, ctx, experiment, text)
     return Outcome(experiment, True, f"{key} cancelled")
 
@@ -64,7 +65,7 @@ def launch(session: Session, ctx: ServiceContext, key: str, *, actor: str = "tow
     if blocked:
         text = notices.launch_blocked(experiment, blocked)
         notifications.tell_launch_blocked(session, ctx, experiment, text)
-        return Outcome(experiment, False, text, gates)
+        return Outcome(experiment, False, text.plain(), gates)
     steps.move(session, ctx, experiment, Action.LAUNCH, actor)
     notifications.tell_team(session, ctx, experiment, notices.moved(experiment, "live"))
     return Outcome(experiment, True, f"{key} is live", gates)
@@ -87,14 +88,19 @@ def complete(
             session, ctx, key, actor=actor, verb="complete", expected_version=expected_version
         )
     steps.move(session, ctx, experiment, Action.COMPLETE, actor)
-    kpi = user_text(experiment.primary_kpi) if experiment.primary_kpi else "its KPI"
+    kpi = Typed(experiment.primary_kpi) if experiment.primary_kpi else "its KPI"
     notifications.tell_owner(
         session,
         ctx,
         experiment,
         "results_requested",
-        f"{notices.label(experiment)} has completed: record its result (winner, loser or "
-        f"inconclusive, and the observed lift on {kpi}).",
+        Message.of(
+            notices.label(experiment),
+            " has completed: record its result (winner, loser or inconclusive, and the "
+            "observed lift on ",
+            kpi,
+            ").",
+        ),
     )
     return Outcome(experiment, True, f"{key} completed")
 

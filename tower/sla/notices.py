@@ -23,20 +23,21 @@ from zoneinfo import ZoneInfo
 from tower.collisions.details import CollisionDetails
 from tower.collisions.models import Collision
 from tower.experiments.models import Experiment
+from tower.messages import Message, Person, Typed
 from tower.policy import Policy
 from tower.policy.schema import EscalationStep, SlaPolicy
-from tower.text import user_text
 
 STEP_NAMES: dict[EscalationStep, str] = {
     "owner": "the owner",
     "team_channel": "the team channel",
     "managers": "the managers",
 }
-# How the default promises read in a sentence; any other policy falls back to its name.
+# How the default promises read in a sentence, before their subject; any other policy
+# falls back to its name.
 _ACTIVITIES = {
-    "review": "Review of {subject}",
-    "conflict-ack": "Acknowledgement of {subject}",
-    "results": "Recording the results of {subject}",
+    "review": "Review of ",
+    "conflict-ack": "Acknowledgement of ",
+    "results": "Recording the results of ",
 }
 # A collision's reference lists this many tests, then says how many more there are.
 LISTED_TESTS = 3
@@ -54,14 +55,14 @@ class Party:
 class ClockSubject:
     """What a clock is about, in words, and who answers for it."""
 
-    label: str
+    label: Message
     parties: tuple[Party, ...]
 
 
 def experiment_subject(experiment: Experiment) -> ClockSubject:
     """A test: `T-42 'Sticky basket'`, answered for by its owner and team."""
     return ClockSubject(
-        label=f"{experiment.key} '{user_text(experiment.title)}'",
+        label=_titled(experiment),
         parties=(Party(owner=experiment.owner, team=experiment.team),),
     )
 
@@ -72,13 +73,15 @@ def collision_subject(
     """A collision, for every team in it or (per-team clock) for one team only."""
     tests = sorted(collision.experiments, key=lambda experiment: experiment.number)
     if tests:
-        shown = [f"{test.key} '{user_text(test.title)}'" for test in tests[:LISTED_TESTS]]
+        shown: list[Message | str] = [_titled(test) for test in tests[:LISTED_TESTS]]
         hidden = len(tests) - len(shown)
     else:  # the tests are gone: fall back to the keys recorded with the collision
         keys = list(CollisionDetails.of(collision).keys)
-        shown, hidden = keys[:LISTED_TESTS], max(len(keys) - LISTED_TESTS, 0)
-    between = " vs ".join(shown) + (f" and {hidden} more" if hidden else "")
-    label = f"conflict C-{collision.id}" + (f" ({between})" if between else "")
+        shown, hidden = list(keys[:LISTED_TESTS]), max(len(keys) - LISTED_TESTS, 0)
+    between = Message.of(" vs ").join(shown) + (f" and {hidden} more" if hidden else "")
+    label = Message.of(f"conflict C-{collision.id}")
+    if between.parts:
+        label = Message.of(label, " (", between, ")")
     if team is not None:
         known = policy.team(team)
         label += f" by {known.name if known is not None else team}"
@@ -88,6 +91,11 @@ def collision_subject(
         if team is None or test.team == team
     )
     return ClockSubject(label=label, parties=parties)
+
+
+def _titled(experiment: Experiment) -> Message:
+    """`T-42 'Sticky basket'`: the key, and the title as its owner typed it."""
+    return Message.of(f"{experiment.key} '", Typed(experiment.title), "'")
 
 
 def recipients(step: EscalationStep, policy: Policy, subject: ClockSubject) -> list[str]:
@@ -111,14 +119,14 @@ def warning_text(
     due_at: datetime,
     target_hours: float,
     zone: ZoneInfo,
-) -> str:
+) -> Message:
     """A reminder that a share of the target has gone."""
     gone = (
         f"{threshold:.0%} of the {_hours(target_hours)} allowed have gone"
         if hours_left > 0
         else f"this {threshold:.0%} reminder is late: all {_hours(target_hours)} have gone"
     )
-    return f"{_activity(sla, subject)} {_due_phrase(hours_left, due_at, zone)}: {gone}."
+    return Message.of(_activity(sla, subject), f" {_due_phrase(hours_left, due_at, zone)}: {gone}.")
 
 
 def breach_text(
@@ -129,11 +137,13 @@ def breach_text(
     due_at: datetime,
     target_hours: float,
     zone: ZoneInfo,
-) -> str:
+) -> Message:
     """The notice that the promise is broken."""
-    return (
-        f"{_activity(sla, subject)} {_due_phrase(hours_left, due_at, zone)}: "
-        f"the target was {_hours(target_hours)} ({sla.name}).{_owners(subject)}"
+    return Message.of(
+        _activity(sla, subject),
+        f" {_due_phrase(hours_left, due_at, zone)}: ",
+        f"the target was {_hours(target_hours)} ({sla.name}).",
+        _owners(subject),
     )
 
 
@@ -147,11 +157,13 @@ def escalation_text(
     hours_left: float,
     due_at: datetime,
     zone: ZoneInfo,
-) -> str:
+) -> Message:
     """An escalation to ladder step `number` (counted from 0, the breach notice's step)."""
-    return (
-        f"Escalated to {STEP_NAMES[step]} (step {number + 1} of {len(ladder)}): "
-        f"{_activity(sla, subject)} {_due_phrase(hours_left, due_at, zone)}.{_owners(subject)}"
+    return Message.of(
+        f"Escalated to {STEP_NAMES[step]} (step {number + 1} of {len(ladder)}): ",
+        _activity(sla, subject),
+        f" {_due_phrase(hours_left, due_at, zone)}.",
+        _owners(subject),
     )
 
 
@@ -161,11 +173,11 @@ def format_moment(moment: datetime, zone: ZoneInfo) -> str:
     return f"{local:%a} {local.day} {local:%b %H:%M} {zone.key}"
 
 
-def _activity(sla: SlaPolicy, subject: ClockSubject) -> str:
-    pattern = _ACTIVITIES.get(sla.key)
-    if pattern is None:
-        return f"{subject.label} ({sla.name})"
-    return pattern.format(subject=subject.label)
+def _activity(sla: SlaPolicy, subject: ClockSubject) -> Message:
+    activity = _ACTIVITIES.get(sla.key)
+    if activity is None:
+        return Message.of(subject.label, f" ({sla.name})")
+    return Message.of(activity, subject.label)
 
 
 def _due_phrase(hours_left: float, due_at: datetime, zone: ZoneInfo) -> str:
@@ -182,11 +194,11 @@ def _hours(hours: float) -> str:
     return f"{hours:.1f} business hours"
 
 
-def _owners(subject: ClockSubject) -> str:
+def _owners(subject: ClockSubject) -> Message:
     owners = _unique(party.owner for party in subject.parties)
     if not owners:
-        return ""
-    return " Owner: " + ", ".join(f"<@{owner}>" for owner in owners) + "."
+        return Message()
+    return Message.of(" Owner: ", Message.of(", ").join(Person(owner) for owner in owners), ".")
 
 
 def _unique(values: Iterable[str]) -> list[str]:

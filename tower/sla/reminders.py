@@ -21,6 +21,7 @@ from tower.collisions.models import Collision
 from tower.context import ServiceContext
 from tower.db import BATCH
 from tower.experiments.models import Experiment
+from tower.messages import Message
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notify import notify
 from tower.policy import Policy
@@ -93,7 +94,7 @@ def _merge_per_recipient(session: Session, ctx: ServiceContext, report: SweepRep
             ctx,
             "sla_notices",
             [recipient],
-            "\n\n".join(m.text for m in messages),
+            Message.of("\n\n").join(_said(m) for m in messages),
             dedupe_stem=f"sla-notices:{digest}",
             payload={"notices": [m.id for m in messages], "kinds": [m.kind for m in messages]},
         )
@@ -105,6 +106,11 @@ def _merge_per_recipient(session: Session, ctx: ServiceContext, report: SweepRep
             message.status = MessageStatus.MERGED
             message.payload = {**message.payload, "merged_into": merged.id}
     session.flush()
+
+
+def _said(message: OutboxMessage) -> Message:
+    """What a notice queued by this sweep says, as data."""
+    return Message.from_json(message.parts or [message.text])
 
 
 def _sweep_clock(
@@ -181,7 +187,7 @@ def _subject(session: Session, clock: SlaClock, policy: Policy) -> notices.Clock
         experiment = session.get(Experiment, clock.experiment_id)
         if experiment is not None:
             return notices.experiment_subject(experiment)
-    return notices.ClockSubject(label=clock.subject, parties=())
+    return notices.ClockSubject(label=Message.of(clock.subject), parties=())
 
 
 def _first_reachable(
@@ -201,7 +207,7 @@ def _queue(
     kind: str,
     key: str,
     recipients: Sequence[str],
-    text: str,
+    text: Message,
     extra: dict[str, Any],
 ) -> list[OutboxMessage]:
     """Queue one message per recipient; the dedupe key names the recipient only if several."""

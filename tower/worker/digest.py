@@ -13,16 +13,16 @@ from tower.collisions.refs import format_ref, keys_of
 from tower.context import ServiceContext
 from tower.engine.kinds import Severity
 from tower.experiments.models import Experiment
+from tower.messages import Message, Typed
 from tower.paging import first_objects
 from tower.pipeline import reads
 from tower.sla.models import ClockState, SlaClock
-from tower.text import user_text
 
 TOP = 5
 LISTED = 10  # blocking collisions and overdue clocks named; the rest are counted
 
 
-def digest_text(session: Session, ctx: ServiceContext) -> str:
+def digest_text(session: Session, ctx: ServiceContext) -> Message:
     """Counts by state, the top of the ranked pipeline, open blockers and late promises."""
     counted = session.execute(select(Experiment.status, func.count()).group_by(Experiment.status))
     states = Counter({status.value: count for status, count in counted})
@@ -30,14 +30,17 @@ def digest_text(session: Session, ctx: ServiceContext) -> str:
     top = reads.pipeline_page(session, ctx.policy, kinds, limit=TOP).items  # read in full
     ranked = [row for row in top if row["rank"]]
     week = ctx.today.isocalendar()
-    lines = [
+    lines: list[Message | str] = [
         f"Tower weekly digest, week {week.week} of {week.year}: "
         + ", ".join(f"{count} {state.replace('_', ' ')}" for state, count in sorted(states.items()))
     ]
     lines.append("Top of the pipeline:")
     lines += [
-        f"  {row['rank']}. {row['key']} {user_text(row['title'])} ({row['team']}), "
-        f"score {_figure(row['score'])}"
+        Message.of(
+            f"  {row['rank']}. {row['key']} ",
+            Typed(row["title"]),
+            f" ({row['team']}), score {_figure(row['score'])}",
+        )
         for row in ranked[:TOP]
     ]
     blockers = collision_service.collision_page(
@@ -61,7 +64,7 @@ def digest_text(session: Session, ctx: ServiceContext) -> str:
     ]
     if late.more:
         lines.append(f"  ...and {late.more} more: `tower sla`")
-    return "\n".join(lines)
+    return Message.of("\n").join(lines)
 
 
 def _figure(value: float | None) -> str:
