@@ -17,6 +17,7 @@ from tower.engine.findings import format_day
 from tower.experiments import permissions
 from tower.experiments import service as experiment_service
 from tower.experiments.spec import (
+    FOOTPRINT_FIELDS,
     ExperimentSpec,
     ExperimentStatus,
     validate_spec,
@@ -26,22 +27,6 @@ from tower.pipeline import registry
 from tower.protocol import notices, notifications, review, steps
 from tower.protocol.outcome import InvalidEdit, Outcome
 from tower.sla import clocks as sla_clocks
-
-# Editing any of these after approval voids the approval.
-FOOTPRINT_FIELDS = frozenset(
-    {
-        "surfaces",
-        "audiences",
-        "exclude_audiences",
-        "start",
-        "end",
-        "traffic",
-        "exclusion_group",
-        "primary_kpi",
-        "baseline",
-        "mde",
-    }
-)
 
 
 def register(session: Session, ctx: ServiceContext, spec: ExperimentSpec, *, actor: str) -> Outcome:
@@ -93,7 +78,7 @@ def edit(
         return Outcome(experiment, False, f"{key} already has those values")
     before = experiment_service.snapshot(experiment)
     experiment.apply(spec)
-    voiding = sorted(set(changed) & FOOTPRINT_FIELDS)
+    voiding = sorted(set(changed).intersection(FOOTPRINT_FIELDS))
     voided = experiment.status == ExperimentStatus.APPROVED and bool(voiding)
     if voiding:  # approvals so far were for the old footprint, partial ones included
         steps.void_approvals(session, experiment)
