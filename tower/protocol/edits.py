@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tower.audit import service as audit_service
 from tower.context import ServiceContext
 from tower.engine.findings import format_day
 from tower.experiments import permissions
@@ -85,14 +84,9 @@ def edit(
     if voided:
         experiment.status = ExperimentStatus.SUBMITTED
     steps.flush_version(session, experiment)
-    audit_service.record(
-        session,
-        actor=actor,
-        action="edit",
-        experiment_id=experiment.id,
-        reason="approval voided" if voided else "",
-        before=before,
-        after=experiment_service.snapshot(experiment),
+    reason = "approval voided" if voided else ""
+    experiment_service.audit_change(
+        session, experiment, actor=actor, action="edit", before=before, reason=reason
     )
     if voided:
         sla_clocks.handle_event(session, ctx, event="submitted", experiment=experiment)
@@ -135,13 +129,8 @@ def set_priority(
     if after == before:
         return Outcome(experiment, False, f"{key} already has that priority")
     steps.flush_version(session, experiment)
-    audit_service.record(
-        session,
-        actor=actor,
-        action="prioritize",
-        experiment_id=experiment.id,
-        before=before,
-        after=after,
+    experiment_service.audit_change(
+        session, experiment, actor=actor, action="prioritize", before=before, after=after
     )
     pipeline_flows.record_change(session, ctx, [experiment])
     return Outcome(
