@@ -43,14 +43,15 @@ def _value(body: dict[str, Any]) -> str:
     return str(body["actions"][0].get("value") or "")
 
 
-def _test_ref(client: WebClient, body: dict[str, Any]) -> tuple[str, int] | None:
-    """The test and version an approval button was drawn for; None (and the clicker told)
-    when the value is not one Tower wrote."""
+def _approval_click(client: WebClient, body: dict[str, Any]) -> tuple[str, int, str] | None:
+    """The test and version an approval button was drawn for, and who clicked it; None (and
+    the clicker told) when the value is not one Tower wrote."""
     try:
-        return parse_approval_value(_value(body))
+        key, version = parse_approval_value(_value(body))
     except ValueError:
         tell_privately(client, body, "This button is not one of Tower's: nothing was done.")
         return None
+    return key, version, actor_of(body)
 
 
 def _collision_ref(client: WebClient, body: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -97,11 +98,10 @@ def act(
 
 def register(app: App, deps: BotDeps) -> None:
     def approve(body: dict[str, Any], client: WebClient) -> None:
-        ref = _test_ref(client, body)
-        if ref is None:
+        click = _approval_click(client, body)
+        if click is None:
             return
-        key, version = ref
-        actor = actor_of(body)
+        key, version, actor = click
 
         def run(session: Session, ctx: ServiceContext) -> str | None:
             outcome = review.approve(session, ctx, key, actor=actor, expected_version=version)
@@ -114,11 +114,10 @@ def register(app: App, deps: BotDeps) -> None:
 
     def ask_reason(action: ActionId) -> Callable[..., None]:
         def handler(body: dict[str, Any], client: WebClient) -> None:
-            ref = _test_ref(client, body)
-            if ref is None:
+            click = _approval_click(client, body)
+            if click is None:
                 return
-            key, version = ref
-            actor = actor_of(body)
+            key, version, actor = click
             try:
                 with deps.transaction() as (session, ctx):
                     experiment = experiment_service.get_by_key(session, key)

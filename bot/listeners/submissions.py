@@ -6,7 +6,8 @@ nothing is saved.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -14,7 +15,7 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot.deps import BotDeps
-from bot.edge import form_memo
+from bot.edge import FormMemo, form_memo
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.listeners.common import actor_of, tell_privately
 from bot.views.modal import submitted_texts
@@ -45,6 +46,19 @@ DM_COLLISIONS = 5
 
 
 NOT_OURS = "This form is not one of Tower's: nothing was done. Open it again from Tower."
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submission of one of Tower's forms, as its handler gets it: Bolt's arguments, the
+    submitter and the form's memo."""
+
+    ack: Ack
+    body: dict[str, Any]
+    view: dict[str, Any]
+    client: WebClient
+    actor: str
+    memo: FormMemo
 
 
 def field_errors(
@@ -130,21 +144,38 @@ def register(app: App, deps: BotDeps) -> None:
 
         deps.after_ack(record, body, client)
 
-    @app.view(CallbackId.EDIT.value)
-    def on_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        actor = actor_of(body)
-        memo = form_memo(view)
-        if memo is None:
-            ack(response_action="errors", errors={BlockId.TITLE.value: NOT_OURS})
-            return
-        key, version = memo.key, memo.version
+    Handler = Callable[[Submission], None]
+
+    def on_form(callback: CallbackId, block: BlockId) -> Callable[[Handler], Handler]:
+        """Listen to submissions of Tower's form `callback`: one that is not Tower's is
+        answered on its `block` with NOT_OURS; the handler gets the others."""
+
+        def listen(handle: Handler) -> Handler:
+            @app.view(callback.value)
+            def listener(
+                ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+            ) -> None:
+                memo = form_memo(view)
+                if memo is None:
+                    ack(response_action="errors", errors={block.value: NOT_OURS})
+                    return
+                handle(Submission(ack, body, view, client, actor_of(body), memo))
+
+            return handle
+
+        return listen
+
+    @on_form(CallbackId.EDIT, BlockId.TITLE)
+    def on_edit(form: Submission) -> None:
+        ack, body, client, actor = form.ack, form.body, form.client, form.actor
+        key, version = form.memo.key, form.memo.version
         try:
             with deps.transaction() as (session, ctx):
                 experiment = experiment_service.get_by_key(session, key)
                 # Who may edit comes before what the form says: an outsider is refused.
                 permissions.require_team_or_manager(ctx.policy, actor, experiment, "edit")
                 spec, problems = field_errors(
-                    submitted_texts(view), ctx.policy, experiment.spec(), experiment.owner
+                    submitted_texts(form.view), ctx.policy, experiment.spec(), experiment.owner
                 )
                 if spec is None:
                     ack(response_action="errors", errors=problems)
@@ -160,18 +191,14 @@ def register(app: App, deps: BotDeps) -> None:
         deps.after_ack(lambda: tell_privately(client, body, outcome.message), body, client)
         deps.deliver_now()
 
-    @app.view(CallbackId.DECISION_REASON.value)
-    def on_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        actor = actor_of(body)
-        memo = form_memo(view)
-        if memo is None:
-            ack(response_action="errors", errors={BlockId.REASON.value: NOT_OURS})
-            return
-        key, version, action = memo.key, memo.version, memo.action
+    @on_form(CallbackId.DECISION_REASON, BlockId.REASON)
+    def on_reason(form: Submission) -> None:
+        ack, actor = form.ack, form.actor
+        key, version, action = form.memo.key, form.memo.version, form.memo.action
         if action not in (ActionId.REJECT.value, ActionId.REQUEST_CHANGES.value):
             ack(response_action="errors", errors={BlockId.REASON.value: NOT_OURS})
             return
-        reason = submitted_texts(view).get(BlockId.REASON.value, "").strip()
+        reason = submitted_texts(form.view).get(BlockId.REASON.value, "").strip()
         if not reason:
             ack(response_action="errors", errors={BlockId.REASON.value: "say why"})
             return

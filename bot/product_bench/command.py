@@ -3,7 +3,9 @@ group, so it is imported only when the command runs)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -11,6 +13,21 @@ from bot.product_bench.export import export_organisation
 from bot.product_bench.render import print_report
 from bot.product_bench.runner import BenchOptions, run_product_bench
 from tower.cli.output import emit_json, error_console, format_option
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _number_option(
+    name: str, low: float, high: float, default: float, help_text: str
+) -> Callable[[F], F]:
+    """An option `name` taking a number from `low` to `high`, its default shown."""
+    return click.option(
+        name,
+        type=click.FloatRange(min=low, max=high),
+        default=default,
+        show_default=True,
+        help=help_text,
+    )
 
 
 @click.command("product-bench")
@@ -21,20 +38,10 @@ from tower.cli.output import emit_json, error_console, format_option
     help="postgresql+psycopg://USER@HOST:PORT/NAME: create database NAME there (and drop it "
     "afterwards) instead of a SQLite file in a scratch directory.",
 )
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0.1, max=500),
-    default=20.0,
-    show_default=True,
-    help="Slack requests per second, sent on schedule whatever the answers.",
+@_number_option(
+    "--rate", 0.1, 500, 20.0, "Slack requests per second, sent on schedule whatever the answers."
 )
-@click.option(
-    "--seconds",
-    type=click.FloatRange(min=1, max=3600),
-    default=30.0,
-    show_default=True,
-    help="How long the load runs.",
-)
+@_number_option("--seconds", 1, 3600, 30.0, "How long the load runs.")
 @click.option(
     "--export",
     "export_dir",

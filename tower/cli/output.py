@@ -38,6 +38,17 @@ def format_option(function: F) -> F:
     return option(function)
 
 
+def keyed_listing(name: str) -> Callable[[Callable[..., None]], click.Command]:
+    """A command `tower NAME KEY [--format table|json]` about one test (or record): its
+    function takes the app, the key and the format."""
+
+    def command(function: Callable[..., None]) -> click.Command:
+        listing = format_option(click.pass_obj(function))
+        return click.command(name)(click.argument("key")(listing))
+
+    return command
+
+
 def emit_json(data: Any) -> None:
     """Print `data` as JSON on standard output: indented for a person at a terminal, one
     line for a script."""

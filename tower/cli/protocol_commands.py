@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from tower.audit import service as audit_service
 from tower.cli.context import AppContext
-from tower.cli.output import console, emit_json, emit_table, format_option
+from tower.cli.output import console, emit_json, emit_table, format_option, keyed_listing
 from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import read_fields
@@ -268,10 +268,7 @@ def prioritize_command(
     )
 
 
-@click.command("gates")
-@click.argument("key")
-@format_option
-@click.pass_obj
+@keyed_listing("gates")
 def gates_command(app: AppContext, key: str, output_format: str) -> None:
     """Show which approval gates test KEY passes now, and what to fix."""
     with app.read_transaction() as session:
@@ -284,10 +281,7 @@ def gates_command(app: AppContext, key: str, output_format: str) -> None:
     emit_table(f"Gates of {key}", ("name", "passed", "message"), gates, "")
 
 
-@click.command("audit")
-@click.argument("key")
-@format_option
-@click.pass_obj
+@keyed_listing("audit")
 def audit_command(app: AppContext, key: str, output_format: str) -> None:
     """The history of test KEY: who did what, when, why, and what changed."""
     with app.transaction() as session:

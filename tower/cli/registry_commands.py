@@ -11,7 +11,7 @@ import click
 
 from tower.audit import service as audit_service
 from tower.cli.context import AppContext
-from tower.cli.output import console, emit_json, emit_table, format_option
+from tower.cli.output import console, emit_json, emit_table, format_option, keyed_listing
 from tower.experiments import service as experiment_service
 from tower.experiments.csv_rows import decode_roadmap
 from tower.experiments.csv_transfer import OPERATOR, export_roadmap, import_roadmap
@@ -123,10 +123,7 @@ def _team_label(app: AppContext, key: str) -> str:
     return key if team is None else f"{team.name} ({team.kind})"
 
 
-@click.command("show")
-@click.argument("key")
-@format_option
-@click.pass_obj
+@keyed_listing("show")
 def show_command(app: AppContext, key: str, output_format: str) -> None:
     """Show one test with its history."""
     with app.read_transaction() as session:

@@ -10,7 +10,6 @@ announced it.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -20,6 +19,7 @@ from tower.collisions.details import CollisionDetails
 from tower.collisions.models import AnnouncedRecord
 from tower.collisions.refs import format_ref, keys_of
 from tower.engine.kinds import Severity
+from tower.outbox.notify import batch_stem
 from tower.policy import Policy
 
 GROUP_ABOVE = 3  # more opened collisions than this for one channel: one summary
@@ -41,10 +41,9 @@ class Summary:
     resolved: list[AnnouncedRecord]
 
     @property
-    def dedupe_key(self) -> str:
-        refs = ",".join(format_ref(r) for r in [*self.opened, *self.resolved])
-        digest = hashlib.sha256(refs.encode()).hexdigest()[:16]
-        return f"{SUMMARY_KIND}:{digest}:{self.recipient}"
+    def dedupe_stem(self) -> str:
+        """Names the batch: the same collisions are summarised once per recipient."""
+        return batch_stem(SUMMARY_KIND, (format_ref(r) for r in [*self.opened, *self.resolved]))
 
     def text(self) -> str:
         """The plain-language summary (what the console shows, and Slack's fallback)."""

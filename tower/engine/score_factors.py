@@ -104,11 +104,8 @@ def wsjf_factors(i: ScoreInputs) -> tuple[Factor, ...]:
     )
     spec = i.item.spec
     assumed = [
-        factor(given)
-        for factor, given in (
-            (_impact_factor_of, spec.impact),
-            (_confidence_factor_of, spec.confidence),
-        )
+        _scale_factor_of(name, given)
+        for name, given in (("impact", spec.impact), ("confidence", spec.confidence))
         if given is None
     ]
     assumptions = "; ".join(f"{factor.name} {factor.note}" for factor in assumed)
@@ -132,27 +129,28 @@ def _reach_factor(i: ScoreInputs) -> Factor:
 
 
 def _impact_factor(i: ScoreInputs) -> Factor:
-    return _impact_factor_of(i.item.spec.impact)
-
-
-@lru_cache(maxsize=64, typed=True)
-def _impact_factor_of(given: float | None) -> Factor:
-    if given is None:
-        note = f"not given: assumed {ASSUMED_IMPACT:g} ({IMPACT_NAMES[ASSUMED_IMPACT]})"
-        return Factor("impact", ASSUMED_IMPACT, note)
-    return Factor("impact", given, f"given: {given:g} ({IMPACT_NAMES[given]})")
+    return _scale_factor_of("impact", i.item.spec.impact)
 
 
 def _confidence_factor(i: ScoreInputs) -> Factor:
-    return _confidence_factor_of(i.item.spec.confidence)
+    return _scale_factor_of("confidence", i.item.spec.confidence)
 
 
-@lru_cache(maxsize=64, typed=True)
-def _confidence_factor_of(given: float | None) -> Factor:
+# The inputs a team picks from a scale: the value assumed when not given, and the scale's
+# names for its values.
+_SCALES = {
+    "impact": (ASSUMED_IMPACT, IMPACT_NAMES),
+    "confidence": (ASSUMED_CONFIDENCE, CONFIDENCE_NAMES),
+}
+
+
+@lru_cache(maxsize=128, typed=True)
+def _scale_factor_of(name: str, given: float | None) -> Factor:
+    """The factor of scale input `name` (`_SCALES`): the value given, or the one assumed."""
+    assumed, names = _SCALES[name]
     if given is None:
-        note = f"not given: assumed {ASSUMED_CONFIDENCE:g} ({CONFIDENCE_NAMES[ASSUMED_CONFIDENCE]})"
-        return Factor("confidence", ASSUMED_CONFIDENCE, note)
-    return Factor("confidence", given, f"given: {given:g} ({CONFIDENCE_NAMES[given]})")
+        return Factor(name, assumed, f"not given: assumed {assumed:g} ({names[assumed]})")
+    return Factor(name, given, f"given: {given:g} ({names[given]})")
 
 
 def _kpi_weight_factor(i: ScoreInputs) -> Factor:

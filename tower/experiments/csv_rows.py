@@ -17,6 +17,7 @@ from typing import Any, TextIO, TypeVar
 
 from tower.errors import TowerError
 from tower.experiments.spec import (
+    FOOTPRINT_FIELDS,
     ExperimentKind,
     ExperimentSpec,
     ExperimentStatus,
@@ -27,22 +28,14 @@ from tower.experiments.spec import (
 from tower.policy import Policy
 from tower.text import LONG_TEXT_MAX, unix_line_breaks
 
+# The key, every field of the spec (the footprint's together) and the state.
 COLUMNS = (
     "key",
     "title",
     "team",
     "owner",
     "kind",
-    "surfaces",
-    "audiences",
-    "exclude_audiences",
-    "start",
-    "end",
-    "traffic",
-    "exclusion_group",
-    "primary_kpi",
-    "baseline",
-    "mde",
+    *FOOTPRINT_FIELDS,
     "hypothesis",
     "impact",
     "confidence",

@@ -139,12 +139,28 @@ def overwrite(
     experiment.apply(spec)
     experiment.status = status
     session.flush()
+    audit_change(session, experiment, actor=actor, action=action, before=before)
+    return True
+
+
+def audit_change(
+    session: Session,
+    experiment: Experiment,
+    *,
+    actor: str,
+    action: str,
+    before: dict[str, Any],
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+) -> None:
+    """Audit a change written to the test: who, which action, why, and what it was `before`
+    and is `after` (by default its `snapshot` now)."""
     audit_service.record(
         session,
         actor=actor,
         action=action,
         experiment_id=experiment.id,
+        reason=reason,
         before=before,
-        after=snapshot(experiment),
+        after=snapshot(experiment) if after is None else after,
     )
-    return True

@@ -158,6 +158,22 @@ class ExperimentSpec:
         return data
 
 
+# The fields that make a test's footprint, window and KPI (in the roadmap's column order):
+# changing any of them after approval voids the approval.
+FOOTPRINT_FIELDS = (
+    "surfaces",
+    "audiences",
+    "exclude_audiences",
+    "start",
+    "end",
+    "traffic",
+    "exclusion_group",
+    "primary_kpi",
+    "baseline",
+    "mde",
+)
+
+
 @dataclass(frozen=True)
 class FieldProblem:
     """A field of a spec that breaks a rule, and what to do about it."""

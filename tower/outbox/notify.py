@@ -3,16 +3,19 @@ queuing it again (a retried request, a second sweep) is harmless."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec
 
 from sqlalchemy.orm import Session
 
 from tower.context import ServiceContext
 from tower.messages import Message
 from tower.outbox.models import OutboxMessage
-from tower.outbox.service import enqueue
+from tower.outbox.service import NewMessage, enqueue_message
+
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,7 @@ class Follows:
         return {self.how: {"kind": self.kind, **self.match}}
 
 
-def notify(
-    session: Session,
+def messages_for(
     ctx: ServiceContext,
     kind: str,
     recipients: Iterable[str],
@@ -42,26 +44,48 @@ def notify(
     payload: Mapping[str, Any] | None = None,
     follows: Follows | None = None,
     recipient_in_key: bool = True,
-) -> list[OutboxMessage]:
-    """Queue `text` for each recipient, due at the service clock, in the caller's
-    transaction; the messages queued (one whose dedupe key is taken already is not).
+) -> list[NewMessage]:
+    """`text` for each recipient, due at the service clock: the messages `notify` queues,
+    or a batch's to queue together (`enqueue_all`).
 
     A message's dedupe key is `dedupe_stem:recipient`, or the stem alone when
     `recipient_in_key` is False (for a notice that goes to one recipient only). Its payload
     is `payload`, then the reference to the message it `follows`.
     """
     body = {**(payload or {}), **(follows.reference() if follows else {})}
-    queued = []
-    for recipient in recipients:
-        message = enqueue(
-            session,
-            kind=kind,
-            recipient=recipient,
-            text=text,
-            at=ctx.now,
-            dedupe_key=f"{dedupe_stem}:{recipient}" if recipient_in_key else dedupe_stem,
-            payload=body,
+    return [
+        NewMessage(
+            kind,
+            recipient,
+            text,
+            f"{dedupe_stem}:{recipient}" if recipient_in_key else dedupe_stem,
+            body,
+            ctx.now,
         )
-        if message is not None:
-            queued.append(message)
-    return queued
+        for recipient in recipients
+    ]
+
+
+def _queued_one_by_one(
+    make: Callable[P, list[NewMessage]],
+) -> Callable[Concatenate[Session, P], list[OutboxMessage]]:
+    """`make`, its messages queued one by one in the session's transaction: it answers the
+    messages queued (one whose dedupe key is taken already is not)."""
+
+    def queue(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> list[OutboxMessage]:
+        queued = [enqueue_message(session, new) for new in make(*args, **kwargs)]
+        return [message for message in queued if message is not None]
+
+    return queue
+
+
+# `notify(session, ctx, kind, recipients, text, dedupe_stem=...)`: queue `messages_for` the
+# arguments after the session, in its transaction; the messages queued.
+notify = _queued_one_by_one(messages_for)
+
+
+def batch_stem(kind: str, names: Iterable[str]) -> str:
+    """The dedupe stem of a message about a batch of things: `kind:` and a digest of their
+    names in the order given, short however long the batch, so one batch is queued once."""
+    digest = hashlib.sha256(",".join(names).encode()).hexdigest()[:16]
+    return f"{kind}:{digest}"

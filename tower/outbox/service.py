@@ -30,7 +30,13 @@ def enqueue(
     never sent for a change that did not happen, nor lost for one that did. It is due `at`
     the moment of that change (the service clock), else now.
     """
-    new = NewMessage(kind, recipient, text, dedupe_key, payload or {}, at)
+    return enqueue_message(
+        session, NewMessage(kind, recipient, text, dedupe_key, payload or {}, at)
+    )
+
+
+def enqueue_message(session: Session, new: NewMessage) -> OutboxMessage | None:
+    """`enqueue` of a message already made (`tower.outbox.notify.messages_for`)."""
     statement = insert_unless_present(session, OutboxMessage, **new.row(utcnow()))
     # One statement: a message already queued (by this transaction or another) stays as it
     # was, and a concurrent writer of the same key makes this one wait, then do nothing.

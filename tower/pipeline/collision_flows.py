@@ -22,6 +22,7 @@ from tower.context import ServiceContext
 from tower.engine.findings import Finding
 from tower.engine.kinds import Severity
 from tower.messages import Message, Person, Typed
+from tower.outbox.notify import messages_for
 from tower.outbox.service import NewMessage, enqueue_all
 from tower.sla import clocks as sla_clocks
 from tower.sla import queries as sla_queries
@@ -55,17 +56,16 @@ def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batc
         r for r in report.resolved if r.severity == Severity.BLOCKING
     ]
     grouped, summarised = alerts.summaries(ctx.policy, opened, resolved, batch=batch)
-    messages = [
-        NewMessage(
-            kind=alerts.SUMMARY_KIND,
-            recipient=summary.recipient,
-            text=summary.text(),
-            at=ctx.now,
-            dedupe_key=summary.dedupe_key,
+    messages: list[NewMessage] = []
+    for summary in grouped:
+        messages += messages_for(
+            ctx,
+            alerts.SUMMARY_KIND,
+            [summary.recipient],
+            summary.text(),
+            dedupe_stem=summary.dedupe_stem,
             payload=summary.payload(),
         )
-        for summary in grouped
-    ]
     for record in opened:
         told = _opened_text(record)
         messages += _told(ctx, record, alerts.ALERT_KIND, told, stamp, skip=summarised)
@@ -173,18 +173,10 @@ def _told(
         payload["thread_of"] = in_thread  # when there is no alert to replace
     elif follows is not None:
         payload[follows] = in_thread
-    return [
-        NewMessage(
-            kind=kind,
-            recipient=recipient,
-            text=text,
-            at=ctx.now,
-            dedupe_key=f"{kind}:{ref}:{stamp}:{recipient}",
-            payload=payload,
-        )
-        for recipient in alerts.recipients(ctx.policy, record)
-        if recipient not in skip
-    ]
+    recipients = [r for r in alerts.recipients(ctx.policy, record) if r not in skip]
+    return messages_for(
+        ctx, kind, recipients, text, dedupe_stem=f"{kind}:{ref}:{stamp}", payload=payload
+    )
 
 
 def _opened_text(record: AnnouncedRecord) -> Message:

@@ -23,6 +23,7 @@ from tower.engine.analysis import PipelineAnalysis, analyse
 from tower.engine.findings import Finding
 from tower.engine.mde_cost import SampleNeedsByKey
 from tower.messages import Message, Typed
+from tower.outbox.notify import messages_for
 from tower.outbox.service import NewMessage, enqueue_all
 from tower.pipeline import collision_flows, read_model, registry
 from tower.pipeline.index import portfolio_items
@@ -154,15 +155,12 @@ def _tell_missed_deadlines(
             f"{key} '", Typed(spec.title), f"' misses its deadline: {placement.explanation}"
         )
         deadline = placement.deadline.isoformat()
-        messages += [
-            NewMessage(
-                kind="deadline_missed",
-                recipient=recipient,
-                text=text,
-                at=ctx.now,
-                dedupe_key=f"deadline-missed:{key}:{deadline}:{recipient}",
-                payload={"key": key, "deadline": deadline},
-            )
-            for recipient in [spec.owner, *ctx.policy.managers_destination()]
-        ]
+        messages += messages_for(
+            ctx,
+            "deadline_missed",
+            [spec.owner, *ctx.policy.managers_destination()],
+            text,
+            dedupe_stem=f"deadline-missed:{key}:{deadline}",
+            payload={"key": key, "deadline": deadline},
+        )
     enqueue_all(session, messages)

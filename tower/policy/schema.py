@@ -121,6 +121,20 @@ ClockTime = Annotated[time, BeforeValidator(_clock_time)]
 Share = Annotated[float, Field(gt=0, le=1)]
 
 
+def _range_in_order(high_field: str, low_field: str, message: str) -> Any:
+    """A section's validator of `high_field`, the upper end of a range whose lower end is
+    `low_field` (declared before it, so read first; absent when it failed): below that,
+    `message` is the error, with `{high}` and `{low}` filled in."""
+
+    def in_order(high: Any, info: ValidationInfo) -> Any:
+        low = info.data.get(low_field)
+        if low is not None and high < low:
+            raise ValueError(message.format(high=high, low=low))
+        return high
+
+    return field_validator(high_field)(in_order)
+
+
 class Section(BaseModel):
     """Base of every policy section: unknown keys are errors, values never change after load."""
 
@@ -221,13 +235,7 @@ class FreezeWindow(Section):
     team_kinds: list[TeamKind] = Field(default_factory=lambda: [*TEAM_KINDS], min_length=1)
     reason: str = ""
 
-    @field_validator("end")
-    @classmethod
-    def _in_order(cls, end: date, info: ValidationInfo) -> date:
-        start = info.data.get("start")
-        if start is not None and end < start:
-            raise ValueError(f"end {end} is before start {start}")
-        return end
+    _in_order = _range_in_order("end", "start", "end {high} is before start {low}")
 
 
 class Protocol(Section):
@@ -240,13 +248,9 @@ class Protocol(Section):
     approvals_required: int = Field(default=1, ge=1)
     allow_self_approval: bool = False
 
-    @field_validator("max_duration_days")
-    @classmethod
-    def _durations_in_order(cls, longest: int, info: ValidationInfo) -> int:
-        shortest = info.data.get("min_duration_days")
-        if shortest is not None and longest < shortest:
-            raise ValueError(f"{longest} is smaller than min_duration_days ({shortest})")
-        return longest
+    _durations_in_order = _range_in_order(
+        "max_duration_days", "min_duration_days", "{high} is smaller than min_duration_days ({low})"
+    )
 
 
 class SlaPolicy(Section):
@@ -320,13 +324,9 @@ class Scoring(Section):
     lever_max: float = Field(default=2.0, gt=0)
     urgency_horizon_days: int = Field(default=28, ge=1)
 
-    @field_validator("lever_max")
-    @classmethod
-    def _lever_range_in_order(cls, highest: float, info: ValidationInfo) -> float:
-        lowest = info.data.get("lever_min")
-        if lowest is not None and highest < lowest:
-            raise ValueError(f"{highest:g} is smaller than lever_min ({lowest:g})")
-        return highest
+    _lever_range_in_order = _range_in_order(
+        "lever_max", "lever_min", "{high:g} is smaller than lever_min ({low:g})"
+    )
 
 
 class Policy(BaseModel):

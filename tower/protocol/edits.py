@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tower.audit import service as audit_service
 from tower.context import ServiceContext
 from tower.engine.findings import format_day
 from tower.experiments import permissions
 from tower.experiments import service as experiment_service
 from tower.experiments.spec import (
+    FOOTPRINT_FIELDS,
     ExperimentSpec,
     ExperimentStatus,
     validate_spec,
@@ -26,22 +26,6 @@ from tower.pipeline import registry
 from tower.protocol import notices, notifications, review, steps
 from tower.protocol.outcome import InvalidEdit, Outcome
 from tower.sla import clocks as sla_clocks
-
-# Editing any of these after approval voids the approval.
-FOOTPRINT_FIELDS = frozenset(
-    {
-        "surfaces",
-        "audiences",
-        "exclude_audiences",
-        "start",
-        "end",
-        "traffic",
-        "exclusion_group",
-        "primary_kpi",
-        "baseline",
-        "mde",
-    }
-)
 
 
 def register(session: Session, ctx: ServiceContext, spec: ExperimentSpec, *, actor: str) -> Outcome:
@@ -93,21 +77,16 @@ def edit(
         return Outcome(experiment, False, f"{key} already has those values")
     before = experiment_service.snapshot(experiment)
     experiment.apply(spec)
-    voiding = sorted(set(changed) & FOOTPRINT_FIELDS)
+    voiding = sorted(set(changed).intersection(FOOTPRINT_FIELDS))
     voided = experiment.status == ExperimentStatus.APPROVED and bool(voiding)
     if voiding:  # approvals so far were for the old footprint, partial ones included
         steps.void_approvals(session, experiment)
     if voided:
         experiment.status = ExperimentStatus.SUBMITTED
     steps.flush_version(session, experiment)
-    audit_service.record(
-        session,
-        actor=actor,
-        action="edit",
-        experiment_id=experiment.id,
-        reason="approval voided" if voided else "",
-        before=before,
-        after=experiment_service.snapshot(experiment),
+    reason = "approval voided" if voided else ""
+    experiment_service.audit_change(
+        session, experiment, actor=actor, action="edit", before=before, reason=reason
     )
     if voided:
         sla_clocks.handle_event(session, ctx, event="submitted", experiment=experiment)
@@ -150,13 +129,8 @@ def set_priority(
     if after == before:
         return Outcome(experiment, False, f"{key} already has that priority")
     steps.flush_version(session, experiment)
-    audit_service.record(
-        session,
-        actor=actor,
-        action="prioritize",
-        experiment_id=experiment.id,
-        before=before,
-        after=after,
+    experiment_service.audit_change(
+        session, experiment, actor=actor, action="prioritize", before=before, after=after
     )
     pipeline_flows.record_change(session, ctx, [experiment])
     return Outcome(

@@ -3,6 +3,8 @@ decisions (approve, send back for changes, reject)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -119,41 +121,19 @@ def approve(
     return Outcome(experiment, True, f"{key} approved", gates)
 
 
-def request_changes(
+def decide(
     session: Session,
     ctx: ServiceContext,
     key: str,
     *,
-    actor: str,
-    reason: str,
-    expected_version: int | None = None,
-) -> Outcome:
-    """A manager sends the test back to its owner; the review clock pauses meanwhile."""
-    return _decide(session, ctx, key, Action.REQUEST_CHANGES, actor, reason, expected_version)
-
-
-def reject(
-    session: Session,
-    ctx: ServiceContext,
-    key: str,
-    *,
-    actor: str,
-    reason: str,
-    expected_version: int | None = None,
-) -> Outcome:
-    """A manager turns the test down for good, saying why."""
-    return _decide(session, ctx, key, Action.REJECT, actor, reason, expected_version)
-
-
-def _decide(
-    session: Session,
-    ctx: ServiceContext,
-    key: str,
     action: Action,
     actor: str,
     reason: str,
-    expected_version: int | None,
+    expected_version: int | None = None,
 ) -> Outcome:
+    """A manager's decision that needs a reason: send the test back to its owner
+    (`Action.REQUEST_CHANGES`; the review clock pauses meanwhile) or turn it down for good
+    (`Action.REJECT`). `request_changes` and `reject` name the two."""
     experiment = experiment_service.get_for_change(session, key)
     verb = action.verb
     permissions.require_manager(ctx.policy, actor, experiment, verb)
@@ -161,13 +141,11 @@ def _decide(
         ctx.policy, actor, experiment, last_submitter(session, experiment), verb
     )
     steps.require_reason(reason, verb, key)
-    target = (
-        next_status(key, experiment.status, action) if experiment.status != _done(action) else None
-    )
+    kind, done, past = _REASONED[action]
+    target = next_status(key, experiment.status, action) if experiment.status != done else None
     if target is None:
         return Outcome(experiment, False, f"{key} is already {experiment.status.value}")
     steps.check_version(experiment, expected_version)
-    kind = DecisionKind.REJECT if action == Action.REJECT else DecisionKind.REQUEST_CHANGES
     session.add(
         Decision(
             experiment_id=experiment.id,
@@ -179,17 +157,24 @@ def _decide(
     )
     steps.void_approvals(session, experiment)
     steps.move(session, ctx, experiment, action, actor, reason)
-    past = "rejected" if action == Action.REJECT else "sent back for changes"
     notifications.tell_decision(
         session, ctx, experiment, notices.decision(experiment, past, actor, reason)
     )
     return Outcome(experiment, True, f"{key} {past}")
 
 
-def _done(action: Action) -> ExperimentStatus:
-    return (
-        ExperimentStatus.REJECTED if action == Action.REJECT else ExperimentStatus.CHANGES_REQUESTED
-    )
+# The decisions that need a reason: what each records, the state it leaves the test in
+# (deciding again there is a no-op) and how its outcome says it.
+_REASONED: dict[Action, tuple[DecisionKind, ExperimentStatus, str]] = {
+    Action.REQUEST_CHANGES: (
+        DecisionKind.REQUEST_CHANGES,
+        ExperimentStatus.CHANGES_REQUESTED,
+        "sent back for changes",
+    ),
+    Action.REJECT: (DecisionKind.REJECT, ExperimentStatus.REJECTED, "rejected"),
+}
+request_changes = partial(decide, action=Action.REQUEST_CHANGES)
+reject = partial(decide, action=Action.REJECT)
 
 
 def last_submitter(session: Session, experiment: Experiment) -> str | None:

@@ -8,7 +8,6 @@ decision is told once, whatever the later resyncs say of it.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -18,7 +17,8 @@ from sqlalchemy.orm import Session
 from tower.collisions.refs import format_ref
 from tower.context import ServiceContext
 from tower.outbox.models import OutboxMessage
-from tower.outbox.service import NewMessage, enqueue_all
+from tower.outbox.notify import batch_stem, messages_for
+from tower.outbox.service import enqueue_all
 from tower.policy import Policy
 from tower.protocol.contested import ContestedSlot, Side, contested_slots
 
@@ -67,7 +67,6 @@ def tell_given_slots(session: Session, ctx: ServiceContext) -> int:
         if not new:
             continue
         ids = [given.id for given in new]
-        digest = hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
         text = "\n".join(
             [
                 "The plan gives a contested slot to another team's test "
@@ -75,15 +74,9 @@ def tell_given_slots(session: Session, ctx: ServiceContext) -> int:
                 *(f"- {given.line(policy)}" for given in new),
             ]
         )
-        messages.append(
-            NewMessage(
-                kind=SLOT_GIVEN,
-                recipient=channel,
-                text=text,
-                at=ctx.now,
-                dedupe_key=f"{SLOT_GIVEN}:{digest}:{channel}",
-                payload={"decisions": ids},
-            )
+        stem = batch_stem(SLOT_GIVEN, ids)
+        messages += messages_for(
+            ctx, SLOT_GIVEN, [channel], text, dedupe_stem=stem, payload={"decisions": ids}
         )
     enqueue_all(session, messages)
     return len(messages)

@@ -8,7 +8,6 @@ It takes a session and never commits.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from tower.db import BATCH
 from tower.experiments.models import Experiment
 from tower.messages import Message
 from tower.outbox.models import MessageStatus, OutboxMessage
-from tower.outbox.notify import notify
+from tower.outbox.notify import batch_stem, notify
 from tower.policy import Policy
 from tower.policy.calendar import to_utc
 from tower.policy.schema import EscalationStep, SlaPolicy
@@ -87,15 +86,13 @@ def _merge_per_recipient(session: Session, ctx: ServiceContext, report: SweepRep
         if len(messages) < 2:
             continue
         messages.sort(key=lambda m: m.id)
-        keys = ",".join(m.dedupe_key for m in messages)
-        digest = hashlib.sha256(keys.encode()).hexdigest()[:16]
         queued = notify(
             session,
             ctx,
             "sla_notices",
             [recipient],
             Message.of("\n\n").join(_said(m) for m in messages),
-            dedupe_stem=f"sla-notices:{digest}",
+            dedupe_stem=batch_stem("sla-notices", (m.dedupe_key for m in messages)),
             payload={"notices": [m.id for m in messages], "kinds": [m.kind for m in messages]},
         )
         if not queued:
