@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
+from tower.json_text import iso
+
 
 class HasDetails(Protocol):
     """A stored record, a row read without one, or a record a re-check just opened."""
@@ -64,18 +66,7 @@ class CollisionDetails:
 
     def stored(self) -> dict[str, Any]:
         """The JSON a record keeps (the cost keys only for a clash that has them)."""
-        data: dict[str, Any] = {
-            "keys": list(self.keys),
-            "teams": list(self.teams),
-            "scope": self.scope,
-            "surfaces": list(self.surfaces),
-            "first_day": _iso(self.first_day),
-            "last_day": _iso(self.last_day),
-            "days": self.days,
-            "people_per_week": self.people_per_week,
-            "affected": dict(self.affected),
-            "fixes": list(self.fixes),
-        }
+        data: dict[str, Any] = {**self.listed(), "fixes": list(self.fixes)}
         if self.days_to_mde is not None or self.mde_cost is not None:
             data["days_to_mde"] = self.days_to_mde
             data["mde_cost"] = self.mde_cost
@@ -88,8 +79,8 @@ class CollisionDetails:
             "teams": list(self.teams),
             "scope": self.scope,
             "surfaces": list(self.surfaces),
-            "first_day": _iso(self.first_day),
-            "last_day": _iso(self.last_day),
+            "first_day": iso(self.first_day),
+            "last_day": iso(self.last_day),
             "days": self.days,
             "people_per_week": self.people_per_week,
             "affected": dict(self.affected),
@@ -98,12 +89,8 @@ class CollisionDetails:
     @property
     def window(self) -> str:
         """Its days as people read them: `2027-01-04 to 2027-01-10`."""
-        return f"{_iso(self.first_day)} to {_iso(self.last_day)}"
+        return f"{iso(self.first_day)} to {iso(self.last_day)}"
 
 
 def _day(value: object) -> date | None:
     return None if not value else date.fromisoformat(str(value))
-
-
-def _iso(day: date | None) -> str | None:
-    return None if day is None else day.isoformat()

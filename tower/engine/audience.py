@@ -15,6 +15,10 @@ from typing import TypeVar
 from tower.engine.graph import SegmentIndex
 from tower.engine.population import NOBODY, Members, union
 
+# An audience holds all of another when it holds this share of its people (sums of
+# region sizes round).
+ALL_BUT_ROUNDING = 1 - 1e-9
+
 T = TypeVar("T")
 _SIZE = attrgetter("size")
 
@@ -153,7 +157,7 @@ class AudienceModel:
                 people = row[inner.id]
                 if people <= 0:
                     return None
-                holds_one = holds_one or people >= inner.size * (1 - 1e-9)
+                holds_one = holds_one or people >= inner.size * ALL_BUT_ROUNDING
             if not holds_one:
                 kept.append(audience)
         return kept
@@ -204,7 +208,7 @@ class AudienceModel:
     def _work_out_in_all(self, audiences: Sequence[Audience], count: int) -> tuple[float, bool]:
         narrowest = min(audiences, key=_SIZE)
         row = self.people_with(narrowest)
-        whole = narrowest.size * (1 - 1e-9)
+        whole = narrowest.size * ALL_BUT_ROUNDING
         if all(row[other.id] >= whole for other in audiences):
             return narrowest.size, False  # the usual case: it lies inside every other
         distinct = self.essential(audiences)

@@ -21,6 +21,7 @@ from tower.experiments.spec import (
     ExperimentStatus,
     validate_spec,
 )
+from tower.json_text import iso
 from tower.pipeline import flows as pipeline_flows
 from tower.pipeline import registry
 from tower.protocol import notices, notifications, review, steps
@@ -120,12 +121,12 @@ def set_priority(
             f"the deadline {format_day(deadline)} is before {key} starts "
             f"({format_day(experiment.start)}): give a deadline on or after its start"
         )
-    before = {"lever": experiment.lever, "deadline": _iso(experiment.deadline)}
+    before = {"lever": experiment.lever, "deadline": iso(experiment.deadline)}
     if lever is not None:
         experiment.lever = lever
     if deadline is not None or clear_deadline:
         experiment.deadline = deadline
-    after = {"lever": experiment.lever, "deadline": _iso(experiment.deadline)}
+    after = {"lever": experiment.lever, "deadline": iso(experiment.deadline)}
     if after == before:
         return Outcome(experiment, False, f"{key} already has that priority")
     steps.flush_version(session, experiment)
@@ -136,7 +137,3 @@ def set_priority(
     return Outcome(
         experiment, True, f"{key}: lever {experiment.lever:g}, deadline {after['deadline']}"
     )
-
-
-def _iso(day: date | None) -> str | None:
-    return None if day is None else day.isoformat()

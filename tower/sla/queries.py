@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from tower.collisions import service as collision_service
 from tower.collisions.models import Collision
 from tower.experiments import service as experiment_service
+from tower.json_text import iso
 from tower.policy.calendar import BusinessCalendar, to_utc
 from tower.sla.models import ACTIVE_STATES, ClockState, SlaClock
 
@@ -71,13 +72,9 @@ def clock_status(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> 
         "target_hours": clock.target_hours,
         "business_hours_left": round(left, 2),
         "elapsed_share": round(1 - left / clock.target_hours, 4),
-        "paused_at": _iso(clock.paused_at),
-        "stopped_at": _iso(clock.stopped_at),
+        "paused_at": iso(clock.paused_at),
+        "stopped_at": iso(clock.stopped_at),
         "warned": clock.warned,
-        "breached_at": _iso(clock.breached_at),
+        "breached_at": iso(clock.breached_at),
         "escalations": clock.escalations,
     }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
