@@ -2,15 +2,20 @@
 
 The record stores it as JSON (`Collision.details`, unchanged on disk and in `tower
 conflicts --format json`); code reads it through `CollisionDetails` rather than looking up
-keys in the dict, and writes it through `CollisionDetails.stored()`. A record a re-check
-just opened (`OpenedRecord`) keeps only what announcing it needs: the rest reads as absent.
+keys in the dict, and writes it through `CollisionDetails.new(...).stored()`. A record a
+re-check just opened (`OpenedRecord`) keeps only what announcing it needs: the rest reads
+as absent.
+
+Reading is lazy: a field is worked out from the JSON when first asked for, so code that
+wants one field of thousands of records (the tests of each crowd a change may touch, the
+first day of each alert) pays for that field only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import date
+from functools import cached_property
 from typing import Any, Protocol
 
 from tower.json_text import iso
@@ -23,67 +28,130 @@ class HasDetails(Protocol):
     def details(self) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
 class CollisionDetails:
     """A collision's tests and their teams (in the same order), where and when it happens,
     how many people it reaches, and what it costs and could be done about it."""
 
-    keys: tuple[str, ...] = ()
-    teams: tuple[str, ...] = ()
-    scope: str = ""  # `Scope` as text: "surface:web/home", "channel:email", "group:xg-1"
-    surfaces: tuple[str, ...] = ()
-    first_day: date | None = None
-    last_day: date | None = None
-    days: int | None = None
-    people_per_week: float | None = None
-    affected: Mapping[str, float] = field(default_factory=dict)  # share of each test's people
-    fixes: tuple[str, ...] = ()
-    days_to_mde: Mapping[str, Any] | None = None  # for clashes that share traffic
-    mde_cost: str | None = None
+    def __init__(self, stored: Mapping[str, Any]) -> None:
+        self._stored = stored
 
     @classmethod
     def of(cls, record: HasDetails) -> CollisionDetails:
         """The details `record` keeps (what it lacks reads as absent)."""
-        return cls.parse(record.details)
+        return cls(record.details)
 
     @classmethod
     def parse(cls, stored: Mapping[str, Any]) -> CollisionDetails:
         """The details as stored in a record's JSON."""
-        return cls(
-            keys=tuple(str(key) for key in stored.get("keys") or ()),
-            teams=tuple(str(team) for team in stored.get("teams") or ()),
-            scope=str(stored.get("scope") or ""),
-            surfaces=tuple(str(surface) for surface in stored.get("surfaces") or ()),
-            first_day=_day(stored.get("first_day")),
-            last_day=_day(stored.get("last_day")),
-            days=None if stored.get("days") is None else int(stored["days"]),
-            people_per_week=stored.get("people_per_week"),
-            affected=dict(stored.get("affected") or {}),
-            fixes=tuple(str(fix) for fix in stored.get("fixes") or ()),
-            days_to_mde=stored.get("days_to_mde"),
-            mde_cost=stored.get("mde_cost") or None,
-        )
+        return cls(stored)
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        keys: Sequence[str],
+        teams: Sequence[str],
+        scope: str,
+        surfaces: Sequence[str],
+        first_day: date,
+        last_day: date,
+        days: int,
+        people_per_week: float | None,
+        affected: Mapping[str, float],
+        fixes: Sequence[str],
+        cost: tuple[Mapping[str, Any], str] | None = None,
+    ) -> CollisionDetails:
+        """The details of a finding, as a record keeps them (`cost`: days to each test's
+        MDE and its sentence, for a clash that shares traffic)."""
+        stored: dict[str, Any] = {
+            "keys": list(keys),
+            "teams": list(teams),
+            "scope": scope,
+            "surfaces": list(surfaces),
+            "first_day": first_day.isoformat(),
+            "last_day": last_day.isoformat(),
+            "days": days,
+            "people_per_week": people_per_week,
+            "affected": dict(affected),
+            "fixes": list(fixes),
+        }
+        if cost is not None:
+            stored["days_to_mde"], stored["mde_cost"] = cost
+        return cls(stored)
+
+    @cached_property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(str(key) for key in self._stored.get("keys") or ())
+
+    @cached_property
+    def teams(self) -> tuple[str, ...]:
+        return tuple(str(team) for team in self._stored.get("teams") or ())
+
+    @cached_property
+    def scope(self) -> str:
+        """`Scope` as text: "surface:web/home", "channel:email", "group:xg-1"."""
+        return str(self._stored.get("scope") or "")
+
+    @cached_property
+    def surfaces(self) -> tuple[str, ...]:
+        return tuple(str(surface) for surface in self._stored.get("surfaces") or ())
+
+    @cached_property
+    def first_day(self) -> date | None:
+        return _day(self._stored.get("first_day"))
+
+    @cached_property
+    def last_day(self) -> date | None:
+        return _day(self._stored.get("last_day"))
+
+    @cached_property
+    def days(self) -> int | None:
+        days = self._stored.get("days")
+        return None if days is None else int(days)
+
+    @cached_property
+    def people_per_week(self) -> float | None:
+        people = self._stored.get("people_per_week")
+        return None if people is None else float(people)
+
+    @cached_property
+    def affected(self) -> dict[str, float]:
+        """The share of each test's people the collision reaches."""
+        return {
+            str(key): float(share) for key, share in (self._stored.get("affected") or {}).items()
+        }
+
+    @cached_property
+    def fixes(self) -> tuple[str, ...]:
+        return tuple(str(fix) for fix in self._stored.get("fixes") or ())
+
+    @cached_property
+    def days_to_mde(self) -> Mapping[str, Any] | None:
+        """Per test, days to its MDE alone and sharing (clashes that share traffic)."""
+        cost: Mapping[str, Any] | None = self._stored.get("days_to_mde")
+        return cost
+
+    @cached_property
+    def mde_cost(self) -> str | None:
+        return self._stored.get("mde_cost") or None
 
     def stored(self) -> dict[str, Any]:
-        """The JSON a record keeps (the cost keys only for a clash that has them)."""
-        data: dict[str, Any] = {**self.listed(), "fixes": list(self.fixes)}
-        if self.days_to_mde is not None or self.mde_cost is not None:
-            data["days_to_mde"] = self.days_to_mde
-            data["mde_cost"] = self.mde_cost
-        return data
+        """The JSON a record keeps."""
+        return dict(self._stored)
 
     def listed(self) -> dict[str, Any]:
         """The fields a listing (`tower conflicts --format json`) shows, as it shows them."""
+        stored = self._stored
         return {
-            "keys": list(self.keys),
-            "teams": list(self.teams),
-            "scope": self.scope,
-            "surfaces": list(self.surfaces),
-            "first_day": iso(self.first_day),
-            "last_day": iso(self.last_day),
-            "days": self.days,
-            "people_per_week": self.people_per_week,
-            "affected": dict(self.affected),
+            "keys": list(stored.get("keys") or []),
+            "teams": list(stored.get("teams") or []),
+            "scope": stored.get("scope") or "",
+            "surfaces": list(stored.get("surfaces") or []),
+            "first_day": stored.get("first_day"),
+            "last_day": stored.get("last_day"),
+            "days": stored.get("days"),
+            "people_per_week": stored.get("people_per_week"),
+            "affected": stored.get("affected") or {},
         }
 
     @property

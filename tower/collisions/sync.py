@@ -297,18 +297,19 @@ def finding_details(
     """What a record keeps of a finding besides its kind, severity and explanation; for a
     clash that shares traffic, what it costs each test in days to its MDE (`needs`: each
     test's sample model)."""
-    costed = needs is not None and finding.kind in SHARING_KINDS
-    return CollisionDetails(
-        keys=tuple(finding.keys),
-        teams=tuple(teams[key] for key in finding.keys),
+    cost = None
+    if needs is not None and finding.kind in SHARING_KINDS:
+        cost = (days_to_mde(finding, needs), mde_sentence(finding, needs))
+    return CollisionDetails.new(
+        keys=finding.keys,
+        teams=[teams[key] for key in finding.keys],
         scope=str(finding.scope),
-        surfaces=tuple(finding.surfaces),
+        surfaces=finding.surfaces,
         first_day=finding.first_day,
         last_day=finding.last_day,
         days=finding.days,
         people_per_week=finding.people_per_week,
         affected={key: round(share, 4) for key, share in finding.affected},
-        fixes=tuple(fixes),
-        days_to_mde=days_to_mde(finding, needs) if needs is not None and costed else None,
-        mde_cost=mde_sentence(finding, needs) if needs is not None and costed else None,
+        fixes=fixes,
+        cost=cost,
     ).stored()
