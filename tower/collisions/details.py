@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 
 class HasDetails(Protocol):
@@ -19,6 +19,20 @@ class HasDetails(Protocol):
 
     @property
     def details(self) -> dict[str, Any]: ...
+
+
+class ListedDetails(TypedDict):
+    """The details a listing shows (`CollisionDetails.listed`)."""
+
+    keys: list[str]
+    teams: list[str]
+    scope: str
+    surfaces: list[str]
+    first_day: str | None
+    last_day: str | None
+    days: int | None
+    people_per_week: float | None
+    affected: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -81,7 +95,7 @@ class CollisionDetails:
             data["mde_cost"] = self.mde_cost
         return data
 
-    def listed(self) -> dict[str, Any]:
+    def listed(self) -> ListedDetails:
         """The fields a listing (`tower conflicts --format json`) shows, as it shows them."""
         return {
             "keys": list(self.keys),
