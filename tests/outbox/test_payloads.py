@@ -17,7 +17,7 @@ from tower.context import ServiceContext
 from tower.outbox import service as outbox_service
 from tower.outbox.kinds import NotificationKind as Kind
 from tower.outbox.leases import claim_queued
-from tower.outbox.models import MessageStatus
+from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notify import notify
 from tower.outbox.payloads import (
     CollisionRef,
@@ -162,18 +162,23 @@ def test_a_payload_naming_no_earlier_message_or_a_broken_reference_follows_none(
     assert follow_ups(stored) == (None, None)
 
 
+def older_row(session: Session, kind: str, payload: dict[str, Any]) -> OutboxMessage:
+    """A row about collision C-4 as an older version queued it."""
+    row = outbox_service.enqueue(
+        session,
+        kind=kind,
+        recipient="C0TOWER",
+        text=kind,
+        dedupe_key=f"{kind}:C-4:old",
+        payload=payload,
+    )
+    assert row is not None
+    return row
+
+
 def sent_alert(session: Session, payload: dict[str, Any]) -> None:
     """A collision alert an older version queued and Slack placed."""
-    alert = outbox_service.enqueue(
-        session,
-        kind="collision_opened",
-        recipient="C0TOWER",
-        text="Blocking collision C-4",
-        dedupe_key="collision_opened:C-4:old:C0TOWER",
-        payload=payload,
-        at=NOW,
-    )
-    assert alert is not None
+    alert = older_row(session, "collision_opened", payload)
     alert.status, alert.receipt = MessageStatus.SENT, {"channel": "C0TOWER", "ts": "1.000001"}
     session.flush()
 
@@ -203,16 +208,8 @@ def test_a_follow_up_whose_reference_does_not_fit_still_goes_out_as_a_new_messag
     session: Session,
 ) -> None:
     sent_alert(session, {"collision": "C-4", "collisions": ["C-4"], "keys": []})
-    older = outbox_service.enqueue(
-        session,
-        kind="collision_resolved",
-        recipient="C0TOWER",
-        text="C-4 no longer holds",
-        dedupe_key="collision_resolved:C-4:old:C0TOWER",
-        payload={"collision": "C-4", "replaces": {"collision": "C-4"}, "thread_of": 7},
-        at=NOW,
-    )
-    assert older is not None
+    broken = {"collision": "C-4", "replaces": {"collision": "C-4"}, "thread_of": 7}
+    older = older_row(session, "collision_resolved", broken)
     delivery = claim_queued(session, older, wall_time=NOW).delivery
     assert (delivery.replace, delivery.thread) == (None, None)
     assert delivery.payload["replaces"] == {"collision": "C-4"}

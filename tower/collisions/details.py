@@ -78,18 +78,7 @@ class CollisionDetails:
 
     def stored(self) -> dict[str, Any]:
         """The JSON a record keeps (the cost keys only for a clash that has them)."""
-        data: dict[str, Any] = {
-            "keys": list(self.keys),
-            "teams": list(self.teams),
-            "scope": self.scope,
-            "surfaces": list(self.surfaces),
-            "first_day": _iso(self.first_day),
-            "last_day": _iso(self.last_day),
-            "days": self.days,
-            "people_per_week": self.people_per_week,
-            "affected": dict(self.affected),
-            "fixes": list(self.fixes),
-        }
+        data: dict[str, Any] = {**self.listed(), "fixes": list(self.fixes)}
         if self.days_to_mde is not None or self.mde_cost is not None:
             data["days_to_mde"] = self.days_to_mde
             data["mde_cost"] = self.mde_cost
