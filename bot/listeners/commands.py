@@ -20,6 +20,7 @@ from bot.views import replies
 from bot.views.modal import list_modal, test_modal
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
+from tower.collisions.refs import CollisionFacts
 from tower.engine.kinds import Severity
 from tower.errors import TowerError
 from tower.experiments import permissions
@@ -102,12 +103,16 @@ def _queue(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
     return replies.reply(
         replies.listing(
             "The ranked pipeline",
-            rows.map(replies.pipeline_line),
+            rows.map(lambda row: replies.pipeline_line(records.as_json(row))),
             "No active tests.",
             "`tower pipeline`",
         ),
         "The ranked pipeline",
     )
+
+
+def _collision_line(collision: CollisionFacts) -> str:
+    return replies.collision_line(records.as_json(records.collision_record(collision)))
 
 
 def _conflicts(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
@@ -118,7 +123,7 @@ def _conflicts(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]
             severities=[Severity.BLOCKING],
             limit=replies.LINES_PER_LIST,
         )
-        lines = found.map(lambda c: replies.collision_line(records.collision_record(c)))
+        lines = found.map(_collision_line)
     return replies.reply(
         replies.listing("Unresolved blocking collisions", lines, "None.", "`tower conflicts`"),
         "Conflicts",
@@ -132,7 +137,7 @@ def _show(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
         experiment = experiment_service.get_by_key(session, arguments[0])
         check = view(session, ctx.policy).check_row(experiment)
         collisions = [
-            replies.collision_line(records.collision_record(c))
+            _collision_line(c)
             for c in collision_service.collision_rows(
                 session,
                 statuses=[
@@ -166,7 +171,9 @@ def _show(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
 
 def _plan(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
     with deps.read_transaction() as (session, _):
-        moved = reads.moved_page(session, limit=replies.LINES_PER_LIST).map(replies.plan_line)
+        moved = reads.moved_page(session, limit=replies.LINES_PER_LIST).map(
+            lambda row: replies.plan_line(records.as_json(row))
+        )
     return replies.reply(
         replies.listing(
             "Tests the plan moves", moved, "Every test keeps its window.", "`tower plan`"

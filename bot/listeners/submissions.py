@@ -33,8 +33,10 @@ from tower.experiments.models import Experiment
 from tower.experiments.permissions import PermissionDenied
 from tower.experiments.spec import ExperimentKind, ExperimentSpec, validate_spec
 from tower.messages import Message, Typed
+from tower.outbox.kinds import NotificationKind
 from tower.outbox.leases import Claimed, claim_queued
 from tower.outbox.notify import notify
+from tower.outbox.payloads import ExperimentRef
 from tower.pipeline import slots
 from tower.policy import Policy
 from tower.protocol import edits, review
@@ -267,11 +269,11 @@ def _queue_dm(
     queued = notify(
         session,
         ctx,
-        "registered",
+        NotificationKind.REGISTERED,
         [user],
         text,
         dedupe_stem=f"registered:{key}",
-        payload={"key": key},
+        payload=ExperimentRef(key=key),
     )
     if not queued or not claim:
         return None

@@ -22,34 +22,13 @@ from tests.support.cli import failed, succeeded, tower
 from tests.support.databases import scratch_database
 from tests.support.files import RETAIL_PORTFOLIO
 from tests.support.people import MANAGER
+from tests.support.records import COLLISION_FIELDS
 from tower.cli.output import emit_json, emit_json_list
 from tower.experiments.spec import ACTIVE_STATUSES
 
 TODAY = "2026-11-23"
 REASON = "Both ship together in the January checkout release; agreed with both teams"
-RECORD_FIELDS = {
-    "id",
-    "kind",
-    "severity",
-    "status",
-    "agile_vs_bau",
-    "keys",
-    "teams",
-    "scope",
-    "surfaces",
-    "first_day",
-    "last_day",
-    "days",
-    "people_per_week",
-    "affected",
-    "explanation",
-    "days_to_mde",  # surface and funnel records; null on the others
-    "mde_cost",
-    "fixes",
-    "acknowledged_by",
-    "waived_by",
-    "waiver_reason",
-}
+RECORD_FIELDS = set(COLLISION_FIELDS)
 KEY = re.compile(r"\bT-\d+\b")
 Record = dict[str, Any]
 

@@ -29,6 +29,7 @@ from tests.support.factories import HERO_TESTS, import_hero_tests
 from tests.support.people import BAU_OWNER as ECOMMERCE_MEMBER
 from tests.support.people import MANAGER
 from tests.support.people import TEAMMATE as SQUAD_MEMBER
+from tests.support.records import LISTED_DETAIL_FIELDS
 from tower.collisions import actions as collision_actions
 from tower.collisions import service as collision_service
 from tower.collisions.actions import CollisionActionError
@@ -64,18 +65,7 @@ END = date(2027, 1, 31)
 REASON = "Agreed with both teams: the payment redesign ships with the threshold bar"
 
 
-DETAIL_KEYS = {
-    "keys",
-    "teams",
-    "scope",
-    "surfaces",
-    "first_day",
-    "last_day",
-    "days",
-    "people_per_week",
-    "affected",
-    "fixes",
-}
+DETAIL_KEYS = {*LISTED_DETAIL_FIELDS, "fixes"}
 SHARING_DETAIL_KEYS = {"days_to_mde", "mde_cost"}  # surface and funnel records only
 
 # --------------------------------------------------------------------------- helpers

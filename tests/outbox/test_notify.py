@@ -8,8 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tower.context import ServiceContext
+from tower.outbox.kinds import NotificationKind
 from tower.outbox.models import MessageStatus, OutboxMessage
-from tower.outbox.notify import Follows, notify
+from tower.outbox.notify import notify
+from tower.outbox.payloads import ExperimentRef, Replace, Thread, VersionRef
 from tower.policy import Policy
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -27,11 +29,11 @@ def test_each_recipient_gets_a_row_keyed_by_the_stem_and_the_recipient(
     queued = notify(
         session,
         ctx,
-        "approval_voided",
+        NotificationKind.APPROVAL_VOIDED,
         ["U0ANNA", "C0TOWER"],
         "The approval of T-4 is void.",
         dedupe_stem="voided:T-4:v3",
-        payload={"key": "T-4", "version": 3},
+        payload=VersionRef(key="T-4", version=3),
     )
     assert [(m.status, m.text, m.next_attempt_at) for m in queued] == [
         (MessageStatus.PENDING, "The approval of T-4 is void.", NOW)
@@ -46,8 +48,9 @@ def test_queued_again_it_adds_nothing_and_returns_nothing(
     session: Session, small_policy: Policy
 ) -> None:
     ctx = ServiceContext.create(small_policy, NOW)
-    first = notify(session, ctx, "digest", ["C0TOWER"], "Week 10", dedupe_stem="digest:W10")
-    again = notify(session, ctx, "digest", ["C0TOWER"], "Week 10, again", dedupe_stem="digest:W10")
+    digest = NotificationKind.DIGEST
+    first = notify(session, ctx, digest, ["C0TOWER"], "Week 10", dedupe_stem="digest:W10")
+    again = notify(session, ctx, digest, ["C0TOWER"], "Week 10, again", dedupe_stem="digest:W10")
     assert len(first) == 1 and again == []
     [message] = session.scalars(select(OutboxMessage))
     assert message.text == "Week 10"
@@ -60,7 +63,7 @@ def test_a_notice_for_one_recipient_may_be_keyed_by_the_stem_alone(
     notify(
         session,
         ctx,
-        "sla_breach",
+        NotificationKind.SLA_BREACH,
         ["U0ANNA"],
         "Overdue",
         dedupe_stem="sla:7:breach",
@@ -73,20 +76,21 @@ def test_a_follow_up_names_the_earlier_message_after_its_own_payload(
     session: Session, small_policy: Policy
 ) -> None:
     ctx = ServiceContext.create(small_policy, NOW)
-    request = Follows("replaces", "approval_requested", {"key": "T-4"})
+    request = Replace(kind=NotificationKind.APPROVAL_REQUESTED, key="T-4")
     notify(
         session,
         ctx,
-        "approval_decided",
+        NotificationKind.APPROVAL_DECIDED,
         ["C0TOWER"],
         "Approved",
         dedupe_stem="decided:T-4:v3",
-        payload={"key": "T-4"},
+        payload=ExperimentRef(key="T-4"),
         follows=request,
     )
-    thread = Follows("thread_of", "collision_alert")
-    notify(session, ctx, "note", ["C0TOWER"], "Seen", dedupe_stem="note:C-1", follows=thread)
+    thread = Thread(kind=NotificationKind.COLLISION_OPENED)
+    seen = NotificationKind.COLLISION_ACKNOWLEDGED
+    notify(session, ctx, seen, ["C0TOWER"], "Seen", dedupe_stem="seen:C-1", follows=thread)
     [decided, note] = rows(session)
     assert decided[3] == {"key": "T-4", "replaces": {"kind": "approval_requested", "key": "T-4"}}
     assert list(decided[3]) == ["key", "replaces"]
-    assert note[3] == {"thread_of": {"kind": "collision_alert"}}
+    assert note[3] == {"thread_of": {"kind": "collision_opened"}}

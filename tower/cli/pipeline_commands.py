@@ -26,6 +26,7 @@ from tower.collisions.kinds import CollisionStatus
 from tower.engine.kinds import Severity
 from tower.experiments import service as experiment_service
 from tower.pipeline import reads, records
+from tower.pipeline.records import CollisionRecord
 from tower.pipeline.service import PipelineView, view
 
 
@@ -109,14 +110,14 @@ def conflicts_command(
         )
 
 
-def _print_collisions(rows: list[dict[str, Any]], empty: str) -> None:
+def _print_collisions(rows: list[CollisionRecord], empty: str) -> None:
     if not rows:
         console.print(empty)
         return
     emit_lines((line for row in rows for line in _collision_lines(row)), wrap=True)
 
 
-def _collision_lines(row: dict[str, Any]) -> Iterator[str]:
+def _collision_lines(row: CollisionRecord) -> Iterator[str]:
     """A collision as a person reads it: its reference and tests, then what it means and
     how to fix it (styled on a terminal only: click drops the styles elsewhere)."""
     flag = ""

@@ -19,15 +19,17 @@ from tower.collisions.details import CollisionDetails
 from tower.collisions.models import AnnouncedRecord
 from tower.collisions.refs import format_ref, keys_of
 from tower.engine.kinds import Severity
+from tower.outbox.kinds import NotificationKind
 from tower.outbox.notify import batch_stem
+from tower.outbox.payloads import CollisionsSummary, UrgentCollision
 from tower.policy import Policy
 
 GROUP_ABOVE = 3  # more opened collisions than this for one channel: one summary
 # A summary shows this many collisions with their buttons (two blocks each), and a
 # *Show all* for the rest: within Slack's 50 blocks with its header and counts.
 SUMMARY_SHOWN = 20
-SUMMARY_KIND = "collisions_summary"
-ALERT_KIND = "collision_opened"
+SUMMARY_KIND = NotificationKind.COLLISIONS_SUMMARY
+ALERT_KIND = NotificationKind.COLLISION_OPENED
 
 _SEVERITY_ORDER = {Severity.BLOCKING: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
@@ -64,15 +66,15 @@ class Summary:
     def most_urgent(self) -> list[AnnouncedRecord]:
         return heapq.nsmallest(SUMMARY_SHOWN, self.opened, key=urgency)
 
-    def payload(self) -> dict[str, object]:
-        return {
-            "collisions": [format_ref(r) for r in self.opened],
-            "resolved": [format_ref(r) for r in self.resolved],
-            "urgent": [
-                {"collision": format_ref(r), "keys": keys_of(r), "line": line_of(r)}
+    def payload(self) -> CollisionsSummary:
+        return CollisionsSummary(
+            collisions=[format_ref(r) for r in self.opened],
+            resolved=[format_ref(r) for r in self.resolved],
+            urgent=[
+                UrgentCollision(collision=format_ref(r), keys=keys_of(r), line=line_of(r))
                 for r in self.most_urgent()
             ],
-        }
+        )
 
 
 def urgency(record: AnnouncedRecord) -> tuple[int, str, str, int]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from tower.json_text import iso
 
@@ -26,6 +26,20 @@ class HasDetails(Protocol):
 
     @property
     def details(self) -> dict[str, Any]: ...
+
+
+class ListedDetails(TypedDict):
+    """The details a listing shows (`CollisionDetails.listed`)."""
+
+    keys: list[str]
+    teams: list[str]
+    scope: str
+    surfaces: list[str]
+    first_day: str | None
+    last_day: str | None
+    days: int | None
+    people_per_week: float | None
+    affected: dict[str, float]
 
 
 class CollisionDetails:
@@ -139,7 +153,7 @@ class CollisionDetails:
         """The JSON a record keeps."""
         return dict(self._stored)
 
-    def listed(self) -> dict[str, Any]:
+    def listed(self) -> ListedDetails:
         """The fields a listing (`tower conflicts --format json`) shows, as it shows them."""
         stored = self._stored
         return {

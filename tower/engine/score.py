@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from statistics import NormalDist
+from typing import Any, TypedDict
 
 from tower.engine.portfolio import Compiler, Footprint, PortfolioItem
 from tower.engine.score_factors import (
@@ -90,6 +91,17 @@ class _WrittenWhenRead:
         object.__setattr__(score, "_factors", factors)
 
 
+class ScoreRecord(TypedDict):
+    """A score as JSON shows it (`Score.as_dict`): `tower check`, the stored pipeline."""
+
+    key: str
+    number: int
+    model: str | None
+    value: float | None
+    confidence: float | None
+    factors: list[Any]
+
+
 @dataclass(frozen=True)
 class Score:
     """A test's priority under the portfolio's model, with the factors that make it.
@@ -112,7 +124,7 @@ class Score:
                 return factor
         raise KeyError(name)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> ScoreRecord:
         """JSON-ready: key, number, model, value, confidence and the factors."""
         return {
             "key": self.key,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tower.messages import Message
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notifier import Delivery
+from tower.outbox.payloads import follow_ups
 from tower.outbox.receipts import earlier_receipt
 from tower.outbox.transactions import retrying_while_busy
 
@@ -189,6 +190,7 @@ def _row_count(result: Any) -> int:
 
 def _delivery(session: Session, message: OutboxMessage) -> Delivery:
     payload = dict(message.payload or {})
+    replaces, thread_of = follow_ups(payload)
     return Delivery(
         message_id=message.id,
         dedupe_key=message.dedupe_key,
@@ -196,8 +198,8 @@ def _delivery(session: Session, message: OutboxMessage) -> Delivery:
         recipient=message.recipient,
         text=message.text,
         payload=payload,
-        replace=earlier_receipt(session, message.recipient, payload.get("replaces")),
-        thread=earlier_receipt(session, message.recipient, payload.get("thread_of")),
+        replace=earlier_receipt(session, message.recipient, replaces),
+        thread=earlier_receipt(session, message.recipient, thread_of),
         unsure_since=message.first_attempt_at if message.outcome_unknown else None,
         message=None if message.parts is None else Message.from_json(message.parts),
     )

@@ -4,44 +4,29 @@ queuing it again (a retried request, a second sweep) is harmless."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Concatenate, Literal, ParamSpec
+from collections.abc import Callable, Iterable
+from typing import Concatenate, ParamSpec
 
 from sqlalchemy.orm import Session
 
 from tower.context import ServiceContext
 from tower.messages import Message
+from tower.outbox.kinds import NotificationKind
 from tower.outbox.models import OutboxMessage
+from tower.outbox.payloads import Follows, Payload
 from tower.outbox.service import NewMessage, enqueue_message
 
 P = ParamSpec("P")
 
 
-@dataclass(frozen=True)
-class Follows:
-    """The earlier message a notification follows up: Slack `replaces` it in place, or
-    answers in its thread (`thread_of`). The earlier message is the latest one sent to the
-    same recipient of `kind` whose payload holds the `match` values (what
-    `dispatcher.earlier_receipt` looks up)."""
-
-    how: Literal["replaces", "thread_of"]
-    kind: str
-    match: Mapping[str, Any] = field(default_factory=dict)
-
-    def reference(self) -> dict[str, Any]:
-        """The payload entry that names the earlier message."""
-        return {self.how: {"kind": self.kind, **self.match}}
-
-
 def messages_for(
     ctx: ServiceContext,
-    kind: str,
+    kind: NotificationKind,
     recipients: Iterable[str],
     text: Message | str,
     *,
     dedupe_stem: str,
-    payload: Mapping[str, Any] | None = None,
+    payload: Payload | None = None,
     follows: Follows | None = None,
     recipient_in_key: bool = True,
 ) -> list[NewMessage]:
@@ -50,9 +35,13 @@ def messages_for(
 
     A message's dedupe key is `dedupe_stem:recipient`, or the stem alone when
     `recipient_in_key` is False (for a notice that goes to one recipient only). Its payload
-    is `payload`, then the reference to the message it `follows`.
+    is `payload`, then the reference to the message it `follows`: a `Replace` (Slack
+    updates that message in place) or a `Thread` (it answers in that message's thread).
     """
-    body = {**(payload or {}), **(follows.reference() if follows else {})}
+    body = {
+        **(payload.to_json() if payload else {}),
+        **(follows.references() if follows else {}),
+    }
     return [
         NewMessage(
             kind,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -10,21 +9,16 @@ from sqlalchemy.orm import Session
 
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notifier import Receipt
+from tower.outbox.payloads import Earlier
 
 
-def earlier_receipt(
-    session: Session, recipient: str, reference: Mapping[str, Any] | None
-) -> Receipt | None:
-    """Where the latest message sent to `recipient` matching `reference` landed.
-
-    A reference names the earlier message's `kind` (or `kinds`, any of them) and payload
-    values, e.g. `{"kind": "approval_requested", "key": "T-4"}`; a payload list matches a
-    value it holds (`{"collisions": "C-4"}` finds a summary naming C-4 among others).
-    """
-    if not reference or not ("kind" in reference or "kinds" in reference):
+def earlier_receipt(session: Session, recipient: str, reference: Earlier | None) -> Receipt | None:
+    """Where the latest message sent to `recipient` that `reference` names landed: of its
+    kind (or one of its kinds), holding its payload values; a payload list holds a value it
+    contains (`collisions="C-4"` finds a summary naming C-4 among others)."""
+    if reference is None:
         return None
-    kinds = list(reference.get("kinds") or [reference["kind"]])
-    wanted = {name: value for name, value in reference.items() if name not in ("kind", "kinds")}
+    kinds, wanted = reference.kinds_wanted, reference.match
     candidates = session.scalars(
         select(OutboxMessage)
         .where(

@@ -8,6 +8,7 @@ clocks and the outbox they drive.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,9 @@ from tower.context import ServiceContext
 from tower.engine.findings import Finding
 from tower.engine.kinds import Severity
 from tower.messages import Message, Person, Typed
+from tower.outbox.kinds import NotificationKind
 from tower.outbox.notify import messages_for
+from tower.outbox.payloads import CollisionRef, Follows, Replace, Thread
 from tower.outbox.service import NewMessage, enqueue_all
 from tower.sla import clocks as sla_clocks
 from tower.sla import queries as sla_queries
@@ -72,7 +75,13 @@ def _announce(session: Session, ctx: ServiceContext, report: SyncReport, *, batc
     for record in resolved:
         text = f"Collision {format_ref(record)} ({' + '.join(_keys(record))}) no longer holds."
         messages += _told(
-            ctx, record, "collision_resolved", text, stamp, follows="replaces", skip=summarised
+            ctx,
+            record,
+            NotificationKind.COLLISION_RESOLVED,
+            text,
+            stamp,
+            follows="replaces",
+            skip=summarised,
         )
     enqueue_all(session, messages)
     new = {record.id for record in report.opened}
@@ -93,7 +102,7 @@ def acknowledge(session: Session, ctx: ServiceContext, ref: str, *, actor: str) 
     teams = _teams_of(ctx, record, actor)
     text = Message.of(f"Collision {format_ref(record)} acknowledged by ", Person(actor))
     stamp = ctx.now.isoformat(timespec="seconds")
-    _tell(session, ctx, record, "collision_acknowledged", text, stamp, follows="thread_of")
+    _tell(session, ctx, record, NotificationKind.COLLISION_ACKNOWLEDGED, text, stamp)
     acting: list[str | None] = [*teams] or [None]  # a manager acts for the collision
     for team in acting:
         sla_clocks.handle_event(
@@ -123,7 +132,7 @@ def waive(session: Session, ctx: ServiceContext, ref: str, *, actor: str, reason
         Typed(reason),
     )
     stamp = ctx.now.isoformat(timespec="seconds")
-    _tell(session, ctx, record, "collision_waived", text, stamp, follows="thread_of")
+    _tell(session, ctx, record, NotificationKind.COLLISION_WAIVED, text, stamp)
     return record
 
 
@@ -133,7 +142,7 @@ def request_waiver(session: Session, ctx: ServiceContext, ref: str, *, actor: st
     collision_actions.require_involved_or_manager(ctx.policy, record, actor, "ask a waiver on")
     text = Message.of(Person(actor), f" asks a manager to waive collision {format_ref(record)}")
     stamp = ctx.now.isoformat(timespec="seconds")
-    _tell(session, ctx, record, "waiver_requested", text, stamp, follows="thread_of")
+    _tell(session, ctx, record, NotificationKind.WAIVER_REQUESTED, text, stamp)
     return record
 
 
@@ -141,42 +150,49 @@ def _tell(
     session: Session,
     ctx: ServiceContext,
     record: Collision,
-    kind: str,
+    kind: NotificationKind,
     text: Message | str,
     stamp: str,
-    *,
-    follows: str | None = None,
 ) -> None:
-    """Queue `text` for every recipient of `record` (`_told`)."""
-    enqueue_all(session, _told(ctx, record, kind, text, stamp, follows=follows))
+    """Queue `text` for every recipient of `record`, in the thread of the message that
+    announced it (`_told`)."""
+    enqueue_all(session, _told(ctx, record, kind, text, stamp, follows="thread_of"))
 
 
 def _told(
     ctx: ServiceContext,
     record: AnnouncedRecord,
-    kind: str,
+    kind: NotificationKind,
     text: Message | str,
     stamp: str,
     *,
-    follows: str | None = None,
+    follows: Literal["replaces", "thread_of"] | None = None,
     skip: Collection[str] = (),
 ) -> list[NewMessage]:
-    """`text` for every recipient (but those in `skip`); `follows` ("replaces" or
-    "thread_of") ties it to the message that announced the collision, so Slack updates
-    that message or answers in its thread. A collision a summary announced has no alert
-    of its own to replace: the follow-up then answers in the summary's thread."""
+    """`text` for every recipient (but those in `skip`); `follows` ties it to the message
+    that announced the collision (`_announcement`), so Slack updates that message or
+    answers in its thread."""
     ref = format_ref(record)
-    payload: dict[str, object] = {"collision": ref, "collisions": [ref], "keys": _keys(record)}
-    in_thread = {"kinds": [alerts.ALERT_KIND, alerts.SUMMARY_KIND], "collisions": ref}
-    if follows == "replaces":
-        payload[follows] = {"kind": alerts.ALERT_KIND, "collision": ref}
-        payload["thread_of"] = in_thread  # when there is no alert to replace
-    elif follows is not None:
-        payload[follows] = in_thread
     recipients = [r for r in alerts.recipients(ctx.policy, record) if r not in skip]
     return messages_for(
-        ctx, kind, recipients, text, dedupe_stem=f"{kind}:{ref}:{stamp}", payload=payload
+        ctx,
+        kind,
+        recipients,
+        text,
+        dedupe_stem=f"{kind}:{ref}:{stamp}",
+        payload=CollisionRef.of(ref, _keys(record)),
+        follows=None if follows is None else _announcement(ref, follows),
     )
+
+
+def _announcement(ref: str, how: Literal["replaces", "thread_of"]) -> Follows:
+    """The message that announced collision `ref`: its alert, or the summary naming it.
+    A collision a summary announced has no alert of its own to replace: a replacement
+    then answers in the summary's thread."""
+    in_thread = Thread(kinds=[alerts.ALERT_KIND, alerts.SUMMARY_KIND], collisions=ref)
+    if how == "thread_of":
+        return in_thread
+    return Replace(kind=alerts.ALERT_KIND, collision=ref, otherwise=in_thread)
 
 
 def _opened_text(record: AnnouncedRecord) -> Message:

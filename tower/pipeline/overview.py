@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
+from tower.collisions.refs import CollisionFacts
 from tower.context import ServiceContext
 from tower.engine.kinds import Severity
 from tower.experiments import service as experiment_service
@@ -63,7 +64,7 @@ def overview_for(session: Session, ctx: ServiceContext, user: str, *, lines: int
     mine_ids = mine.with_only_columns(Experiment.id).order_by(None)
     view.conflicts = collision_service.collision_page(
         session, statuses=UNRESOLVED, involving=mine_ids, limit=lines
-    ).map(records.collision_record)
+    ).map(_collision_json)
     # Two index lookups joined, rather than an OR that makes SQLite scan every clock.
     whose = union(
         select(SlaClock.id).where(SlaClock.experiment_id.in_(mine_ids)),
@@ -74,13 +75,17 @@ def overview_for(session: Session, ctx: ServiceContext, user: str, *, lines: int
         kinds = {team.key: team.kind for team in ctx.policy.teams}
         view.approval_queue = reads.pipeline_page(
             session, ctx.policy, kinds, statuses=[ExperimentStatus.SUBMITTED], limit=lines
-        )
+        ).map(records.as_json)
         view.blocking = collision_service.collision_page(
             session, statuses=UNRESOLVED, severities=[Severity.BLOCKING], limit=lines
-        ).map(records.collision_record)
+        ).map(_collision_json)
         overdue = _running_clocks().where(SlaClock.due_at <= ctx.now)
         view.breaches = _clock_page(session, ctx, overdue, lines)
     return view
+
+
+def _collision_json(collision: CollisionFacts) -> dict[str, Any]:
+    return records.as_json(records.collision_record(collision))
 
 
 def _running_clocks() -> Select[Any]:

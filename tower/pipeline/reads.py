@@ -18,12 +18,14 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, Subquery, func, or_, select
 from sqlalchemy.orm import Session
 
+from tower.engine.score import ScoreRecord
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ACTIVE_STATUSES, ExperimentStatus, format_key
 from tower.json_text import iso
 from tower.paging import Page, first_rows
 from tower.pipeline import registry
 from tower.pipeline.models import REGISTRY_STATE_ID, PipelineScore, PlanEntry, RegistryState
+from tower.pipeline.records import CheckRecord, PipelineRecord, PlacementRecord
 from tower.policy import Policy
 
 
@@ -293,7 +295,7 @@ def ranks(session: Session, numbers: Collection[int] | None = None) -> dict[str,
 
 def pipeline_rows(
     session: Session, policy: Policy, team_kind: Mapping[str, str]
-) -> list[dict[str, Any]]:
+) -> list[PipelineRecord]:
     """The ranked pipeline in the JSON shape of `tower pipeline` (README)."""
     return pipeline_page(session, policy, team_kind, limit=None).items
 
@@ -305,7 +307,7 @@ def pipeline_page(
     *,
     statuses: Collection[ExperimentStatus] = (),
     limit: int | None,
-) -> Page[dict[str, Any]]:
+) -> Page[PipelineRecord]:
     """The first `limit` rows of the ranked pipeline (all when None; of tests in `statuses`
     only, when given), and how many there are: only the rows shown are read in full."""
     order = [
@@ -324,7 +326,7 @@ def pipeline_page(
 
 def _pipeline_row(
     rank: int | None, entry: StoredScore, policy: Policy, team_kind: Mapping[str, str]
-) -> dict[str, Any]:
+) -> PipelineRecord:
     unscored = entry.value is None
     return {
         "rank": None if unscored else rank,
@@ -340,12 +342,12 @@ def _pipeline_row(
     }
 
 
-def plan_rows(session: Session) -> list[dict[str, Any]]:
+def plan_rows(session: Session) -> list[PlacementRecord]:
     """The last plan, in rank order, in the JSON shape of `tower plan` (README)."""
     return [placement_row(Planned(*row)) for row in session.execute(_plan_query())]
 
 
-def moved_page(session: Session, *, limit: int) -> Page[dict[str, Any]]:
+def moved_page(session: Session, *, limit: int) -> Page[PlacementRecord]:
     """The first `limit` tests the last plan moves or cannot place, in rank order, and how
     many there are."""
     moved = or_(PlanEntry.planned_start.is_(None), PlanEntry.planned_start != Experiment.start)
@@ -393,7 +395,7 @@ def _plan_query() -> Select[*tuple[Any, ...]]:
     )
 
 
-def placement_row(planned: Planned) -> dict[str, Any]:
+def placement_row(planned: Planned) -> PlacementRecord:
     """One test's row of `tower plan`: its rank (None when it cannot be scored), requested
     and planned windows, deadline, and why it moved."""
     start = planned.planned_start
@@ -413,9 +415,10 @@ def placement_row(planned: Planned) -> dict[str, Any]:
     }
 
 
-def check_row(session: Session, experiment: Experiment) -> dict[str, Any]:
+def check_row(session: Session, experiment: Experiment) -> CheckRecord:
     """One test's rank, score, problem and placement, in the shape of `tower check`."""
-    rank, score, problem = None, None, None
+    rank, problem = None, None
+    score: ScoreRecord | None = None
     stored = session.get(PipelineScore, experiment.id)
     if stored is not None and experiment.status.is_active:
         if stored.value is None:

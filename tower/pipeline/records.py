@@ -1,22 +1,100 @@
 """The stable JSON shapes of the pipeline, its plan and its collisions (documented in the
-README): what `--format json` prints and what other adapters render."""
+README): what `--format json` prints and what other adapters render.
+
+Each shape is a `TypedDict`: a record is the JSON object itself, its keys in the order
+printed, so there is one serialisation (`json.dumps`) whether the record was analysed in
+memory (here) or read from the stored plan (`tower.pipeline.reads`). `as_json` hands one to
+code that takes a plain dict.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
-from tower.collisions.details import CollisionDetails
+from tower.collisions.details import CollisionDetails, ListedDetails
 from tower.collisions.models import Collision
 from tower.collisions.refs import CollisionFacts, format_ref
 from tower.engine.analysis import PipelineAnalysis
 from tower.engine.planner import Placement
+from tower.engine.score import ScoreRecord
 from tower.json_text import iso
 
 
-def pipeline_records(analysis: PipelineAnalysis) -> list[dict[str, Any]]:
+class PipelineRecord(TypedDict):
+    """One test of `tower pipeline`: ranked with its score and factors, or its problem."""
+
+    rank: int | None
+    key: str
+    title: str
+    team: str
+    team_kind: str
+    status: str
+    score: float | None
+    model: str | None
+    factors: list[Any]
+    problem: str | None
+
+
+class PlacementRecord(TypedDict):
+    """One test of `tower plan`: requested and planned windows, deadline, why it moved."""
+
+    rank: int | None
+    key: str
+    title: str
+    requested_start: str
+    requested_end: str
+    planned_start: str | None
+    planned_end: str | None
+    moved_days: int
+    deadline: str | None
+    misses_deadline: bool
+    explanation: str
+
+
+class CollisionRecord(ListedDetails):
+    """One collision with everything a person needs to act on it: after its reference,
+    kind, severity, status and flag come the details a listing shows (`ListedDetails`)."""
+
+    id: str
+    kind: str
+    severity: str
+    status: str
+    agile_vs_bau: bool
+    explanation: str
+    days_to_mde: Mapping[str, Any] | None
+    mde_cost: str | None
+    fixes: list[str]
+    acknowledged_by: str | None
+    waived_by: str | None
+    waiver_reason: str | None
+
+
+class _Checked(TypedDict):
+    key: str
+    title: str
+    rank: int | None
+    score: ScoreRecord | None
+    problem: str | None
+    placement: PlacementRecord | None
+
+
+class CheckRecord(_Checked, total=False):
+    """One test of `tower check`: rank, score, problem and placement; its collisions are
+    added apart, by the reader that lists them."""
+
+    collisions: list[CollisionRecord]
+
+
+def as_json(record: Mapping[str, object]) -> dict[str, Any]:
+    """A record as a plain dict, for code that takes any JSON object."""
+    return dict(record)
+
+
+def pipeline_records(analysis: PipelineAnalysis) -> list[PipelineRecord]:
     """Ranked tests with score and factors, then the tests that could not be scored."""
     compiler = analysis.compiler
-    records = [
+    records: list[PipelineRecord] = [
         {
             "rank": test.rank,
             "key": test.item.key,
@@ -49,7 +127,7 @@ def pipeline_records(analysis: PipelineAnalysis) -> list[dict[str, Any]]:
     return records
 
 
-def placement_record(placement: Placement, title: str) -> dict[str, Any]:
+def placement_record(placement: Placement, title: str) -> PlacementRecord:
     """Requested and planned window of one test, and why they differ."""
     return {
         "rank": placement.rank,
@@ -66,14 +144,14 @@ def placement_record(placement: Placement, title: str) -> dict[str, Any]:
     }
 
 
-def plan_records(analysis: PipelineAnalysis) -> list[dict[str, Any]]:
+def plan_records(analysis: PipelineAnalysis) -> list[PlacementRecord]:
     """The plan in rank order."""
     titles = {key: fp.item.spec.title for key, fp in analysis.footprints.items()}
     placements = sorted(analysis.placements.values(), key=lambda p: p.rank)
     return [placement_record(p, titles[p.key]) for p in placements]
 
 
-def check_record(analysis: PipelineAnalysis, key: str, title: str) -> dict[str, Any]:
+def check_record(analysis: PipelineAnalysis, key: str, title: str) -> CheckRecord:
     """One test's rank, score, planned slot and scoring problem (collisions come separately)."""
     ranked = next((t for t in analysis.ranked if t.item.key == key), None)
     unscored = next((u for u in analysis.unscored if u.item.key == key), None)
@@ -88,7 +166,7 @@ def check_record(analysis: PipelineAnalysis, key: str, title: str) -> dict[str, 
     }
 
 
-def collision_record(collision: Collision | CollisionFacts) -> dict[str, Any]:
+def collision_record(collision: Collision | CollisionFacts) -> CollisionRecord:
     """One collision record with everything a person needs to act on it."""
     details = CollisionDetails.of(collision)
     return {

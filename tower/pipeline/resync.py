@@ -23,7 +23,9 @@ from tower.engine.analysis import PipelineAnalysis, analyse
 from tower.engine.findings import Finding
 from tower.engine.mde_cost import SampleNeedsByKey
 from tower.messages import Message, Typed
+from tower.outbox.kinds import NotificationKind
 from tower.outbox.notify import messages_for
+from tower.outbox.payloads import DeadlineMissed
 from tower.outbox.service import NewMessage, enqueue_all
 from tower.pipeline import collision_flows, read_model, registry
 from tower.pipeline.index import portfolio_items
@@ -154,13 +156,13 @@ def _tell_missed_deadlines(
         text = Message.of(
             f"{key} '", Typed(spec.title), f"' misses its deadline: {placement.explanation}"
         )
-        deadline = placement.deadline.isoformat()
+        deadline = placement.deadline
         messages += messages_for(
             ctx,
-            "deadline_missed",
+            NotificationKind.DEADLINE_MISSED,
             [spec.owner, *ctx.policy.managers_destination()],
             text,
-            dedupe_stem=f"deadline-missed:{key}:{deadline}",
-            payload={"key": key, "deadline": deadline},
+            dedupe_stem=f"deadline-missed:{key}:{deadline.isoformat()}",
+            payload=DeadlineMissed(key=key, deadline=deadline),
         )
     enqueue_all(session, messages)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,7 @@ from tower.engine.analysis import PipelineAnalysis, analyse
 from tower.experiments.models import Experiment
 from tower.pipeline import reads, records
 from tower.pipeline.index import portfolio_items
+from tower.pipeline.records import CheckRecord, PipelineRecord, PlacementRecord
 from tower.policy import Policy
 
 
@@ -24,11 +25,11 @@ class PipelineView(Protocol):
 
     notes: list[str]
 
-    def pipeline_rows(self) -> list[dict[str, Any]]: ...
+    def pipeline_rows(self) -> list[PipelineRecord]: ...
 
-    def plan_rows(self) -> list[dict[str, Any]]: ...
+    def plan_rows(self) -> list[PlacementRecord]: ...
 
-    def check_row(self, experiment: Experiment) -> dict[str, Any]: ...
+    def check_row(self, experiment: Experiment) -> CheckRecord: ...
 
     def ranks(self) -> dict[str, int]: ...
 
@@ -41,14 +42,14 @@ class StoredView:
     policy: Policy
     notes: list[str] = field(default_factory=list)
 
-    def pipeline_rows(self) -> list[dict[str, Any]]:
+    def pipeline_rows(self) -> list[PipelineRecord]:
         kinds = {team.key: team.kind for team in self.policy.teams}
         return reads.pipeline_rows(self.session, self.policy, kinds)
 
-    def plan_rows(self) -> list[dict[str, Any]]:
+    def plan_rows(self) -> list[PlacementRecord]:
         return reads.plan_rows(self.session)
 
-    def check_row(self, experiment: Experiment) -> dict[str, Any]:
+    def check_row(self, experiment: Experiment) -> CheckRecord:
         return reads.check_row(self.session, experiment)
 
     def ranks(self) -> dict[str, int]:
@@ -62,13 +63,13 @@ class AnalysedView:
     analysis: PipelineAnalysis
     notes: list[str] = field(default_factory=list)
 
-    def pipeline_rows(self) -> list[dict[str, Any]]:
+    def pipeline_rows(self) -> list[PipelineRecord]:
         return records.pipeline_records(self.analysis)
 
-    def plan_rows(self) -> list[dict[str, Any]]:
+    def plan_rows(self) -> list[PlacementRecord]:
         return records.plan_records(self.analysis)
 
-    def check_row(self, experiment: Experiment) -> dict[str, Any]:
+    def check_row(self, experiment: Experiment) -> CheckRecord:
         return records.check_record(self.analysis, experiment.key, experiment.title)
 
     def ranks(self) -> dict[str, int]:

@@ -7,14 +7,15 @@ are one message in the managers' channel, updated in place.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from tower.context import ServiceContext
 from tower.experiments.models import Experiment
+from tower.experiments.spec import ExperimentStatus
 from tower.messages import Message
-from tower.outbox.notify import Follows, notify
+from tower.outbox.kinds import NotificationKind
+from tower.outbox.notify import notify
+from tower.outbox.payloads import ExperimentRef, Payload, Replace, VersionRef
 from tower.protocol import notices
 
 
@@ -26,7 +27,7 @@ def ask_approval(
     notify(
         session,
         ctx,
-        "approval_requested",
+        NotificationKind.APPROVAL_REQUESTED,
         notices.managers_destination(ctx.policy),
         text,
         dedupe_stem=_once_per_version("approval", experiment),
@@ -40,21 +41,25 @@ def tell_decision(
 ) -> None:
     """The owner hears the managers' decision, and the approval request shows it in its
     place, with when it was taken."""
-    tell_owner(session, ctx, experiment, "decision", text)
+    tell_owner(session, ctx, experiment, NotificationKind.DECISION, text)
     notify(
         session,
         ctx,
-        "approval_decided",
+        NotificationKind.APPROVAL_DECIDED,
         notices.managers_destination(ctx.policy),
         text + f" ({ctx.now:%a %d %b %Y %H:%M} UTC)",
         dedupe_stem=_once_per_version("decided", experiment),
-        payload={"key": experiment.key},
+        payload=ExperimentRef(key=experiment.key),
         follows=_the_request(experiment),
     )
 
 
 def tell_owner(
-    session: Session, ctx: ServiceContext, experiment: Experiment, kind: str, text: Message
+    session: Session,
+    ctx: ServiceContext,
+    experiment: Experiment,
+    kind: NotificationKind,
+    text: Message,
 ) -> None:
     """The test's owner hears `text`, once per version of the test."""
     notify(
@@ -69,12 +74,13 @@ def tell_owner(
 
 
 def tell_team(session: Session, ctx: ServiceContext, experiment: Experiment, text: Message) -> None:
-    """The owner and the team's channel hear that the test moved to its status (once)."""
+    """The owner and the team's channel hear that the test went live or was cancelled
+    (once)."""
     status = experiment.status.value
     notify(
         session,
         ctx,
-        f"status_{status}",
+        _STATUS_KINDS[experiment.status],
         [experiment.owner, *notices.team_channel(ctx.policy, experiment)],
         text,
         dedupe_stem=f"status:{experiment.key}:{status}",
@@ -87,7 +93,13 @@ def tell_launch_blocked(
 ) -> None:
     """The owner and the managers hear that the test cannot go live, and why."""
     _tell_owner_and_managers(
-        session, ctx, experiment, "launch_blocked", "launch-blocked", text, {"key": experiment.key}
+        session,
+        ctx,
+        experiment,
+        NotificationKind.LAUNCH_BLOCKED,
+        "launch-blocked",
+        text,
+        ExperimentRef(key=experiment.key),
     )
 
 
@@ -96,7 +108,13 @@ def tell_approval_voided(
 ) -> None:
     """The owner and the managers hear that an edit voided the test's approval."""
     _tell_owner_and_managers(
-        session, ctx, experiment, "approval_voided", "voided", text, _versioned(experiment)
+        session,
+        ctx,
+        experiment,
+        NotificationKind.APPROVAL_VOIDED,
+        "voided",
+        text,
+        _versioned(experiment),
     )
 
 
@@ -104,10 +122,10 @@ def _tell_owner_and_managers(
     session: Session,
     ctx: ServiceContext,
     experiment: Experiment,
-    kind: str,
+    kind: NotificationKind,
     stem: str,
     text: Message,
-    payload: dict[str, Any],
+    payload: Payload,
 ) -> None:
     notify(
         session,
@@ -125,10 +143,17 @@ def _once_per_version(prefix: str, experiment: Experiment) -> str:
     return f"{prefix}:{experiment.key}:v{experiment.version}"
 
 
-def _versioned(experiment: Experiment) -> dict[str, Any]:
-    return {"key": experiment.key, "version": experiment.version}
+def _versioned(experiment: Experiment) -> VersionRef:
+    return VersionRef(key=experiment.key, version=experiment.version)
 
 
-def _the_request(experiment: Experiment) -> Follows:
+def _the_request(experiment: Experiment) -> Replace:
     """The managers' approval request for the test, whichever version it was for."""
-    return Follows("replaces", "approval_requested", {"key": experiment.key})
+    return Replace(kind=NotificationKind.APPROVAL_REQUESTED, key=experiment.key)
+
+
+# What the owner and the team hear when a test moves to a status (`tell_team`).
+_STATUS_KINDS = {
+    ExperimentStatus.LIVE: NotificationKind.STATUS_LIVE,
+    ExperimentStatus.CANCELLED: NotificationKind.STATUS_CANCELLED,
+}

@@ -11,6 +11,7 @@ from tower.context import ServiceContext
 from tower.experiments import service as experiment_service
 from tower.experiments.spec import ExperimentResult
 from tower.messages import Message, Typed
+from tower.outbox.kinds import NotificationKind
 from tower.protocol import notices, notifications, review, steps
 from tower.protocol.gates import failing
 from tower.protocol.lifecycle import Action, next_status
@@ -93,7 +94,7 @@ def complete(
         session,
         ctx,
         experiment,
-        "results_requested",
+        NotificationKind.RESULTS_REQUESTED,
         Message.of(
             notices.label(experiment),
             " has completed: record its result (winner, loser or inconclusive, and the "

@@ -16,13 +16,15 @@ from sqlalchemy.orm import Session
 
 from tower.collisions.refs import format_ref
 from tower.context import ServiceContext
+from tower.outbox.kinds import NotificationKind
 from tower.outbox.models import OutboxMessage
 from tower.outbox.notify import batch_stem, messages_for
+from tower.outbox.payloads import SlotsGiven
 from tower.outbox.service import enqueue_all
 from tower.policy import Policy
 from tower.protocol.contested import ContestedSlot, Side, contested_slots
 
-SLOT_GIVEN = "slot_given"
+SLOT_GIVEN = NotificationKind.SLOT_GIVEN
 WEEKS_AHEAD = 6  # as `tower arbitration` looks by default
 
 
@@ -76,7 +78,7 @@ def tell_given_slots(session: Session, ctx: ServiceContext) -> int:
         )
         stem = batch_stem(SLOT_GIVEN, ids)
         messages += messages_for(
-            ctx, SLOT_GIVEN, [channel], text, dedupe_stem=stem, payload={"decisions": ids}
+            ctx, SLOT_GIVEN, [channel], text, dedupe_stem=stem, payload=SlotsGiven(decisions=ids)
         )
     enqueue_all(session, messages)
     return len(messages)
@@ -104,7 +106,8 @@ def _told(session: Session, channels: list[str]) -> dict[str, set[str]]:
         )
     )
     for recipient, payload in rows:
-        told[recipient].update((payload or {}).get("decisions", []))
+        given = SlotsGiven.read(payload)
+        told[recipient].update([] if given is None else given.decisions)
     return told
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,8 +20,10 @@ from tower.context import ServiceContext
 from tower.db import BATCH
 from tower.experiments.models import Experiment
 from tower.messages import Message
+from tower.outbox.kinds import NotificationKind
 from tower.outbox.models import MessageStatus, OutboxMessage
 from tower.outbox.notify import batch_stem, notify
+from tower.outbox.payloads import MergedNotices, SlaNotice
 from tower.policy import Policy
 from tower.policy.calendar import to_utc
 from tower.policy.schema import EscalationStep, SlaPolicy
@@ -89,11 +90,13 @@ def _merge_per_recipient(session: Session, ctx: ServiceContext, report: SweepRep
         queued = notify(
             session,
             ctx,
-            "sla_notices",
+            NotificationKind.SLA_NOTICES,
             [recipient],
             Message.of("\n\n").join(_said(m) for m in messages),
             dedupe_stem=batch_stem("sla-notices", (m.dedupe_key for m in messages)),
-            payload={"notices": [m.id for m in messages], "kinds": [m.kind for m in messages]},
+            payload=MergedNotices(
+                notices=[m.id for m in messages], kinds=[m.kind for m in messages]
+            ),
         )
         if not queued:
             continue
@@ -101,8 +104,14 @@ def _merge_per_recipient(session: Session, ctx: ServiceContext, report: SweepRep
         session.flush()
         for message in messages:
             message.status = MessageStatus.MERGED
-            message.payload = {**message.payload, "merged_into": merged.id}
+            message.payload = _merged_into(message, merged.id)
     session.flush()
+
+
+def _merged_into(message: OutboxMessage, merged: int) -> dict[str, object]:
+    """The payload of a notice this sweep queued, naming the message it went out in."""
+    notice = SlaNotice.model_validate(message.payload)
+    return notice.model_copy(update={"merged_into": merged}).to_json()
 
 
 def _said(message: OutboxMessage) -> Message:
@@ -144,16 +153,18 @@ def _sweep_clock(
             target_hours=clock.target_hours,
             zone=zone,
         )
-        extra: dict[str, Any] = {"threshold": threshold}
+        about = _about(clock, threshold=threshold)
         report.warnings += _queue(
-            session, ctx, clock, "warning", f"warn:{index}", first, text, extra
+            session, ctx, NotificationKind.SLA_WARNING, f"warn:{index}", first, text, about
         )
         clock.warned = index + 1
     if breached:
         text = notices.breach_text(
             sla, subject, hours_left=left, due_at=due_at, target_hours=clock.target_hours, zone=zone
         )
-        report.breaches += _queue(session, ctx, clock, "breach", "breach", first, text, {})
+        report.breaches += _queue(
+            session, ctx, NotificationKind.SLA_BREACH, "breach", first, text, _about(clock)
+        )
         clock.breached_at = due_at
     for k in steps_due:
         step = ladder[k]
@@ -168,9 +179,9 @@ def _sweep_clock(
             zone=zone,
         )
         reached = notices.recipients(step, policy, subject)
-        extra = {"step": step, "number": k}
+        about = _about(clock, step=step, number=k)
         report.escalations += _queue(
-            session, ctx, clock, "escalation", f"escalate:{k}", reached, text, extra
+            session, ctx, NotificationKind.SLA_ESCALATION, f"escalate:{k}", reached, text, about
         )
         clock.escalations = k
 
@@ -197,32 +208,44 @@ def _first_reachable(
     return []
 
 
+def _about(
+    clock: SlaClock,
+    *,
+    threshold: float | None = None,
+    step: str | None = None,
+    number: int | None = None,
+) -> SlaNotice:
+    """The payload of a notice about `clock`: a warning names its threshold, an escalation
+    its ladder step and number."""
+    return SlaNotice(
+        clock_id=clock.id,
+        policy=clock.policy_key,
+        subject=clock.subject,
+        cycle=clock.cycle,
+        due_at=clock.due_at,
+        threshold=threshold,
+        step=step,
+        number=number,
+    )
+
+
 def _queue(
     session: Session,
     ctx: ServiceContext,
-    clock: SlaClock,
-    kind: str,
+    kind: NotificationKind,
     key: str,
     recipients: Sequence[str],
     text: Message,
-    extra: dict[str, Any],
+    about: SlaNotice,
 ) -> list[OutboxMessage]:
     """Queue one message per recipient; the dedupe key names the recipient only if several."""
-    payload = {
-        "clock_id": clock.id,
-        "policy": clock.policy_key,
-        "subject": clock.subject,
-        "cycle": clock.cycle,
-        "due_at": clock.due_at.isoformat(),
-        **extra,
-    }
     return notify(
         session,
         ctx,
-        f"sla_{kind}",
+        kind,
         recipients,
         text,
-        dedupe_stem=f"sla:{clock.id}:{key}",
-        payload=payload,
+        dedupe_stem=f"sla:{about.clock_id}:{key}",
+        payload=about,
         recipient_in_key=len(recipients) > 1,
     )

@@ -26,8 +26,10 @@ from tower.errors import TowerError
 from tower.experiments.models import Experiment
 from tower.experiments.spec import ExperimentStatus, format_key
 from tower.outbox.dispatcher import DispatchReport, dispatch_due
+from tower.outbox.kinds import NotificationKind
 from tower.outbox.notifier import Notifier
 from tower.outbox.notify import notify
+from tower.outbox.payloads import Digest
 from tower.pipeline import reads
 from tower.pipeline.resync import ResyncReport, resync
 from tower.protocol import notices, runs
@@ -125,11 +127,11 @@ def run_digest(factory: sessionmaker[Session], ctx: ServiceContext, report: Jobs
         queued = notify(
             session,
             ctx,
-            "digest",
+            NotificationKind.DIGEST,
             notices.managers_destination(ctx.policy),
             digest_text(session, ctx),
             dedupe_stem=f"digest:{name}",
-            payload={"week": name},
+            payload=Digest(week=name),
         )
         report.digest = report.digest or bool(queued)
 
