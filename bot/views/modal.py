@@ -29,7 +29,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.ids import ActionId, BlockId, CallbackId
-from bot.views.messages import truncate
+from bot.views.fitting import truncate
 from tower.experiments.spec import CONFIDENCE_SCALE, IMPACT_SCALE, ExperimentKind, ExperimentSpec
 from tower.policy import Policy
 
