@@ -26,7 +26,7 @@ _QUOTED = 40  # characters of a refused value quoted back to the clicker
 
 
 class NotOurs(ValueError):
-    """A button value Tower never writes, and why (`str(error)`)."""
+    """A button value or form memo Tower never writes, and why (`str(error)`)."""
 
 
 class TowerButton(BaseModel):
