@@ -11,7 +11,7 @@ from functools import partial
 
 import pytest
 
-from bot.ids import ActionId, BlockId, CallbackId
+from bot.ids import ActionId, BlockId
 from bot.product_bench.slack_requests import submission_body
 from bot.views.buttons import (
     ApprovalButton,
@@ -23,7 +23,7 @@ from bot.views.buttons import (
 from bot.views.memos import EditMemo, ReasonMemo
 from bot.views.modal import reason_modal
 from bot.views.modal import test_modal as build_modal  # not a test: keep pytest off it
-from tests.support.people import MANAGER, OWNER, TOWER_CHANNEL
+from tests.support.people import MANAGER, TOWER_CHANNEL
 from tests.support.slack.harness import BotServer, fill_modal, running_bot, spec, wait_for
 from tower.experiments.spec import ExperimentStatus as S
 from tower.policy import Policy
@@ -194,21 +194,3 @@ def test_a_reason_form_of_todays_format_still_sends_back(bot: BotServer) -> None
     answer = bot.post(submission_body(filled, user=MANAGER, trigger_id=bot.trigger_id()))
     assert answer.status == 200 and answer.body == b""
     wait_for(lambda: bot.decisions(key) or None, what="the decision is recorded")
-
-
-def test_an_edit_form_whose_memo_has_a_version_in_words_says_so_and_saves_nothing(
-    bot: BotServer,
-) -> None:
-    key = bot.seed(spec(), S.SUBMITTED)
-    view = {
-        "id": "V9",
-        "type": "modal",
-        "callback_id": CallbackId.EDIT.value,
-        "private_metadata": json.dumps({"key": key, "version": "one"}),
-        "state": {"values": {}},
-    }
-    answer = bot.post(submission_body(view, user=OWNER, trigger_id=bot.trigger_id()))
-    assert answer.status == 200
-    error = answer.json()["errors"][BlockId.TITLE.value]
-    assert "not one of Tower's" in error and "version" in error
-    assert bot.experiment(key).version == 1
