@@ -150,20 +150,3 @@ def _wrong(model: type[BaseModel], data: dict[str, Any], what: str) -> str | Non
         where = ".".join(str(part) for part in first["loc"])
         return f"the {what}'s {where or 'body'} is wrong: {first['msg']}"
     return None
-
-
-class FormMemo(_Loose):
-    """What Tower's own forms remember in `private_metadata`: the test and the version
-    its reader saw (and, for a reason form, the decision asked for)."""
-
-    key: str
-    version: int
-    action: str | None = None
-
-
-def form_memo(view: dict[str, Any]) -> FormMemo | None:
-    """The memo of one of Tower's forms; None when it is not one (crafted or damaged)."""
-    try:
-        return FormMemo.model_validate_json(view.get("private_metadata") or "")
-    except ValidationError:
-        return None

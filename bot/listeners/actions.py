@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
-from slack_bolt import App
+from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
@@ -21,14 +21,13 @@ from bot.ids import ActionId
 from bot.listeners.commands import open_register_modal
 from bot.listeners.common import acked_then, actor_of, tell_privately
 from bot.mrkdwn import escape
-from bot.views.messages import parse_approval_value, parse_collision_value
+from bot.views.buttons import ApprovalButton, CollisionButton, NotOurs, ShowAllButton, TowerButton
 from bot.views.modal import list_modal, reason_modal, test_modal
 from tower.collisions import alerts
 from tower.collisions import service as collision_service
 from tower.collisions.models import Collision
 from tower.collisions.refs import format_ref, keys_of
 from tower.context import ServiceContext
-from tower.db_limits import INTEGER_MAX
 from tower.errors import TowerError
 from tower.experiments import permissions
 from tower.experiments import service as experiment_service
@@ -38,29 +37,28 @@ from tower.pipeline import collision_flows, reads, slots
 from tower.protocol import review
 from tower.protocol.refusals import record_refusal_apart
 
-
-def _value(body: dict[str, Any]) -> str:
-    return str(body["actions"][0].get("value") or "")
+B = TypeVar("B", bound=TowerButton)
 
 
-def _approval_click(client: WebClient, body: dict[str, Any]) -> tuple[str, int, str] | None:
-    """The test and version an approval button was drawn for, and who clicked it; None (and
-    the clicker told) when the value is not one Tower wrote."""
-    try:
-        key, version = parse_approval_value(_value(body))
-    except ValueError:
-        tell_privately(client, body, "This button is not one of Tower's: nothing was done.")
-        return None
-    return key, version, actor_of(body)
+def clicked(
+    deps: BotDeps, kind: type[B], handler: Callable[[dict[str, Any], WebClient, B], None]
+) -> Callable[[Ack, dict[str, Any], WebClient], None]:
+    """A listener of a button of `kind`: it acknowledges at once, reads the button's value
+    (`bot.views.buttons`) and runs `handler(body, client, button)`. A value Tower never
+    writes (tampered, damaged) is answered privately with what is wrong, and nothing is
+    done."""
 
+    def read(body: dict[str, Any], client: WebClient) -> None:
+        try:
+            button = kind.parse(str(body["actions"][0].get("value") or ""))
+        except NotOurs as wrong:
+            tell_privately(
+                client, body, f"This button is not one of Tower's: nothing was done ({wrong})."
+            )
+            return
+        handler(body, client, button)
 
-def _collision_ref(client: WebClient, body: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The collision (and its first test) an alert's button names."""
-    try:
-        return parse_collision_value(_value(body))
-    except ValueError:
-        tell_privately(client, body, "This button is not one of Tower's: nothing was done.")
-        return None, None
+    return acked_then(deps, read)
 
 
 def _where(body: dict[str, Any]) -> dict[str, str]:
@@ -97,11 +95,8 @@ def act(
 
 
 def register(app: App, deps: BotDeps) -> None:
-    def approve(body: dict[str, Any], client: WebClient) -> None:
-        click = _approval_click(client, body)
-        if click is None:
-            return
-        key, version, actor = click
+    def approve(body: dict[str, Any], client: WebClient, button: ApprovalButton) -> None:
+        key, version, actor = button.key, button.version, actor_of(body)
 
         def run(session: Session, ctx: ServiceContext) -> str | None:
             outcome = review.approve(session, ctx, key, actor=actor, expected_version=version)
@@ -110,14 +105,11 @@ def register(app: App, deps: BotDeps) -> None:
 
         act(deps, client, body, key=key, action="approve", run=run)
 
-    app.action(ActionId.APPROVE.value)(acked_then(deps, approve))
+    app.action(ActionId.APPROVE.value)(clicked(deps, ApprovalButton, approve))
 
     def ask_reason(action: ActionId) -> Callable[..., None]:
-        def handler(body: dict[str, Any], client: WebClient) -> None:
-            click = _approval_click(client, body)
-            if click is None:
-                return
-            key, version, actor = click
+        def handler(body: dict[str, Any], client: WebClient, button: ApprovalButton) -> None:
+            key, version, actor = button.key, button.version, actor_of(body)
             try:
                 with deps.transaction() as (session, ctx):
                     experiment = experiment_service.get_by_key(session, key)
@@ -136,7 +128,7 @@ def register(app: App, deps: BotDeps) -> None:
             view = reason_modal(action.value, key, version, _where(body))
             client.views_open(trigger_id=body["trigger_id"], view=view)
 
-        return acked_then(deps, handler)
+        return clicked(deps, ApprovalButton, handler)
 
     app.action(ActionId.REQUEST_CHANGES.value)(ask_reason(ActionId.REQUEST_CHANGES))
     app.action(ActionId.REJECT.value)(ask_reason(ActionId.REJECT))
@@ -146,11 +138,8 @@ def register(app: App, deps: BotDeps) -> None:
     ) -> Callable[..., None]:
         """A collision alert's button: run `run_flow` on the collision, say `done`."""
 
-        def handler(body: dict[str, Any], client: WebClient) -> None:
-            ref, key = _collision_ref(client, body)
-            if ref is None:
-                return
-            actor = actor_of(body)
+        def handler(body: dict[str, Any], client: WebClient, button: CollisionButton) -> None:
+            ref, key, actor = button.ref, button.key, actor_of(body)
 
             def run(session: Session, ctx: ServiceContext) -> str:
                 record = run_flow(session, ctx, ref, actor=actor)
@@ -158,7 +147,7 @@ def register(app: App, deps: BotDeps) -> None:
 
             act(deps, client, body, key=key or "", action=action, run=run)
 
-        return acked_then(deps, handler)
+        return clicked(deps, CollisionButton, handler)
 
     app.action(ActionId.ACKNOWLEDGE.value)(
         on_collision("acknowledge", collision_flows.acknowledge, "You acknowledged {ref}.")
@@ -171,15 +160,11 @@ def register(app: App, deps: BotDeps) -> None:
         )
     )
 
-    def show_all_collisions(body: dict[str, Any], client: WebClient) -> None:
+    def show_all_collisions(body: dict[str, Any], client: WebClient, button: ShowAllButton) -> None:
         """*Show all* on a summary: every collision it announced, in a modal."""
-        value = str((body.get("actions") or [{}])[0].get("value") or "")
-        if not (value.isascii() and value.isdigit() and 0 < int(value) <= INTEGER_MAX):
-            tell_privately(client, body, f"This button names no summary ({value!r}).")
-            return
         try:
             with deps.read_transaction() as (session, _):
-                message = outbox_queries.get_message(session, int(value))
+                message = outbox_queries.get_message(session, button.message_id)
                 refs = list((message.payload or {}).get("collisions") or [])
                 lines = [
                     f"*{format_ref(c)}* {escape(alerts.line_of(c))} ({c.status.value})"
@@ -190,13 +175,12 @@ def register(app: App, deps: BotDeps) -> None:
             return
         client.views_open(trigger_id=body["trigger_id"], view=list_modal("Collisions", lines))
 
-    app.action(ActionId.SHOW_ALL_COLLISIONS.value)(acked_then(deps, show_all_collisions))
+    app.action(ActionId.SHOW_ALL_COLLISIONS.value)(
+        clicked(deps, ShowAllButton, show_all_collisions)
+    )
 
-    def move_to_free_slot(body: dict[str, Any], client: WebClient) -> None:
-        ref, _ = _collision_ref(client, body)
-        if ref is None:
-            return
-        actor = actor_of(body)
+    def move_to_free_slot(body: dict[str, Any], client: WebClient, button: CollisionButton) -> None:
+        ref, actor = button.ref, actor_of(body)
         try:
             with deps.read_transaction() as (session, ctx):
                 view = _moved_edit_view(session, ctx, ref, actor)
@@ -209,7 +193,7 @@ def register(app: App, deps: BotDeps) -> None:
             return
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    app.action(ActionId.MOVE_TO_FREE_SLOT.value)(acked_then(deps, move_to_free_slot))
+    app.action(ActionId.MOVE_TO_FREE_SLOT.value)(clicked(deps, CollisionButton, move_to_free_slot))
 
     def open_register(body: dict[str, Any], client: WebClient) -> None:
         open_register_modal(deps, client, body["trigger_id"], actor_of(body))

@@ -54,7 +54,7 @@ def register(app: App, deps: BotDeps) -> None:
             ack(handler(deps, user, arguments))
         except TowerError as error:
             said = escape_typed(str(error))  # it may quote what was typed
-            ack(replies.reply([replies.section(said)], said))
+            ack(replies.said_reply(said))
 
 
 def open_register_modal(deps: BotDeps, client: WebClient, trigger_id: str, user: str) -> None:
@@ -164,9 +164,7 @@ def _show(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:
         else f"rank {check['rank']}, score {check['score']['value']:.3g}"
     )
     slot = "" if check["placement"] is None else f"\nPlan: {check['placement']['explanation']}"
-    blocks = [replies.section(f"{line}\n{score}{escape(slot)}")]
-    blocks += replies.listing("Collisions", collisions, "None.", "`tower check`")
-    return replies.reply(blocks, experiment.key)
+    return replies.show_reply(experiment.key, f"{line}\n{score}{escape(slot)}", collisions)
 
 
 def _plan(deps: BotDeps, user: str, arguments: list[str]) -> dict[str, Any]:

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot.deps import BotDeps
-from bot.edge import FormMemo, form_memo
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.listeners.common import actor_of, tell_privately
+from bot.views.buttons import NotOurs
+from bot.views.memos import EditMemo, ReasonMemo
 from bot.views.modal import submitted_texts
 from tower.collisions import service as collision_service
 from tower.collisions.kinds import CollisionStatus
@@ -50,17 +51,20 @@ DM_COLLISIONS = 5
 NOT_OURS = "This form is not one of Tower's: nothing was done. Open it again from Tower."
 
 
+M = TypeVar("M", EditMemo, ReasonMemo)
+
+
 @dataclass(frozen=True)
-class Submission:
+class Submission(Generic[M]):
     """A submission of one of Tower's forms, as its handler gets it: Bolt's arguments, the
-    submitter and the form's memo."""
+    submitter and the form's memo, read (`bot.views.memos`)."""
 
     ack: Ack
     body: dict[str, Any]
     view: dict[str, Any]
     client: WebClient
     actor: str
-    memo: FormMemo
+    memo: M
 
 
 def field_errors(
@@ -146,20 +150,22 @@ def register(app: App, deps: BotDeps) -> None:
 
         deps.after_ack(record, body, client)
 
-    Handler = Callable[[Submission], None]
+    def on_form(
+        callback: CallbackId, block: BlockId, kind: type[M]
+    ) -> Callable[[Callable[[Submission[M]], None]], Callable[[Submission[M]], None]]:
+        """Listen to submissions of Tower's form `callback`, whose memo is a `kind`: one
+        that is not Tower's is answered on its `block` with NOT_OURS and what is wrong,
+        and nothing is done; the handler gets the others."""
 
-    def on_form(callback: CallbackId, block: BlockId) -> Callable[[Handler], Handler]:
-        """Listen to submissions of Tower's form `callback`: one that is not Tower's is
-        answered on its `block` with NOT_OURS; the handler gets the others."""
-
-        def listen(handle: Handler) -> Handler:
+        def listen(handle: Callable[[Submission[M]], None]) -> Callable[[Submission[M]], None]:
             @app.view(callback.value)
             def listener(
                 ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
             ) -> None:
-                memo = form_memo(view)
-                if memo is None:
-                    ack(response_action="errors", errors={block.value: NOT_OURS})
+                try:
+                    memo = kind.parse(str(view.get("private_metadata") or ""))
+                except NotOurs as wrong:
+                    ack(response_action="errors", errors={block.value: f"{NOT_OURS} ({wrong})"})
                     return
                 handle(Submission(ack, body, view, client, actor_of(body), memo))
 
@@ -167,8 +173,8 @@ def register(app: App, deps: BotDeps) -> None:
 
         return listen
 
-    @on_form(CallbackId.EDIT, BlockId.TITLE)
-    def on_edit(form: Submission) -> None:
+    @on_form(CallbackId.EDIT, BlockId.TITLE, EditMemo)
+    def on_edit(form: Submission[EditMemo]) -> None:
         ack, body, client, actor = form.ack, form.body, form.client, form.actor
         key, version = form.memo.key, form.memo.version
         try:
@@ -193,13 +199,10 @@ def register(app: App, deps: BotDeps) -> None:
         deps.after_ack(lambda: tell_privately(client, body, outcome.message), body, client)
         deps.deliver_now()
 
-    @on_form(CallbackId.DECISION_REASON, BlockId.REASON)
-    def on_reason(form: Submission) -> None:
+    @on_form(CallbackId.DECISION_REASON, BlockId.REASON, ReasonMemo)
+    def on_reason(form: Submission[ReasonMemo]) -> None:
         ack, actor = form.ack, form.actor
         key, version, action = form.memo.key, form.memo.version, form.memo.action
-        if action not in (ActionId.REJECT.value, ActionId.REQUEST_CHANGES.value):
-            ack(response_action="errors", errors={BlockId.REASON.value: NOT_OURS})
-            return
         reason = submitted_texts(form.view).get(BlockId.REASON.value, "").strip()
         if not reason:
             ack(response_action="errors", errors={BlockId.REASON.value: "say why"})

@@ -18,7 +18,7 @@ from bot.product_bench.errors import BenchSetupError
 from bot.product_bench.fake_slack import Call, FakeSlack
 from bot.product_bench.load import Endpoint
 from bot.product_bench.slack_requests import FORM, click_body, command_body
-from bot.views.messages import approval_value
+from bot.views.buttons import ApprovalButton
 
 WAIT = 10.0  # seconds a modal may take to open
 
@@ -76,7 +76,7 @@ def open_reason_modal(
     since = len(fake.calls_since(0))
     body = click_body(
         ActionId.REQUEST_CHANGES.value,
-        approval_value(key, version),
+        ApprovalButton(key=key, version=version).value,
         user=manager,
         channel=channel,
         ts="1700000000.000001",

@@ -38,7 +38,7 @@ from bot.product_bench.slack_requests import (
     home_opened_event,
     submission_body,
 )
-from bot.views.messages import collision_value, parse_collision_value
+from bot.views.buttons import CollisionButton, NotOurs
 from tower.experiments.spec import ExperimentSpec
 
 
@@ -213,9 +213,10 @@ class CollisionPool:
         channel = str(call.args.get("channel", ""))
         for value in _acknowledge_values(call):
             try:
-                ref, key = parse_collision_value(value)
-            except ValueError:
+                button = CollisionButton.parse(value)
+            except NotOurs:
                 continue
+            ref, key = button.ref, button.key
             if ref.upper() in self.seen:
                 continue
             team = self.people.team_of_channel(channel)
@@ -293,7 +294,7 @@ class Traffic:
             return None
         body = click_body(
             ActionId.ACKNOWLEDGE.value,
-            collision_value(collision.ref, collision.first_key),
+            CollisionButton(ref=collision.ref, key=collision.first_key).value,
             user=collision.clicker,
             channel=collision.channel,
             ts=collision.ts,

@@ -1,37 +1,42 @@
-"""Block Kit for the messages Tower sends through the outbox, one layout per message kind.
+"""Block Kit for the messages Tower sends through the outbox: one builder per message kind,
+made of slack_sdk's blocks and serialised (and checked against Slack's limits) by
+`to_dict()`.
 
 Every message is its text in section blocks, rendered by `bot.mrkdwn` from the message's
 parts: the people Tower names are mentions, and text a user typed (a title, a reason) can
 never ping a channel, link, format or mention anyone.
 A context line says what the message is. The kinds people act on carry buttons whose values
-name what they act on: `"T-4:3"` (key and version) for an approval request, `"C-7:T-12"`
-(the collision and its first test) for a collision alert; `parse_approval_value` and
-`parse_collision_value` read them back. A decision or a resolution replaces the message in
-place with a layout that has no buttons. Layouts stay within Slack's limits (50 blocks,
-3000 characters a section, 2000 a button value) however long the text.
+name what they act on (`bot.views.buttons`: `T-4:3` on an approval request, `C-7:T-12` on a
+collision alert). A decision or a resolution replaces the message in place with a layout
+that has no buttons. However long the text, a layout stays within Slack's limits
+(`bot.views.fitting`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
 from bot.ids import ActionId
 from bot.mrkdwn import escape, queued_text, render
+from bot.views.buttons import ApprovalButton, CollisionButton, ShowAllButton
+from bot.views.fitting import ELLIPSIS, MAX_BLOCKS, MAX_FALLBACK_TEXT, cut, truncate
 from tower.collisions.alerts import SUMMARY_KIND
-from tower.collisions.refs import parse_ref
 from tower.messages import Message
 from tower.outbox.notifier import Delivery
 
-Block = dict[str, Any]
-
-MAX_BLOCKS = 50
-MAX_SECTION_TEXT = 3000
-MAX_BUTTON_VALUE = 2000
-MAX_FALLBACK_TEXT = 4000  # Slack cuts notification text beyond this
 MAX_TEXT_SECTIONS = 10  # a longer text (a huge digest) is cut, ending with an ellipsis
-ELLIPSIS = "…"
 
 
 @dataclass(frozen=True)
@@ -72,52 +77,77 @@ _LABELS = {
     "slot_given": "Slot given to another team",
 }
 
+Builder = Callable[[Delivery, Collection[str] | None], list[Block]]
 
-def message_blocks(delivery: Delivery, people: Collection[str] | None = None) -> list[Block]:
-    """The Block Kit layout of `delivery`: its text, a context line and, by kind, buttons.
-    Only the people among `people` are mentioned, when given (`bot.mrkdwn.mention`)."""
-    if delivery.kind == SUMMARY_KIND:
-        return summary_blocks(delivery)
+
+def message_blocks(
+    delivery: Delivery, people: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """The Block Kit layout of `delivery`, as Slack takes it: its text, a context line and,
+    by kind, buttons. Only the people among `people` are mentioned, when given
+    (`bot.mrkdwn.mention`)."""
+    build = _BUILDERS.get(delivery.kind, _notice)
+    return [block.to_dict() for block in build(delivery, people)[:MAX_BLOCKS]]
+
+
+def summary_blocks(delivery: Delivery) -> list[dict[str, Any]]:
+    """The layout of a batch of collisions for one channel (`message_blocks`)."""
+    return [block.to_dict() for block in _summary(delivery, None)[:MAX_BLOCKS]]
+
+
+def _notice(delivery: Delivery, people: Collection[str] | None) -> list[Block]:
+    """Any message nobody acts on from Slack: its text, then the context line."""
     mrkdwn = render(message_of(delivery), people)
-    blocks: list[Block] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
-        for chunk in text_sections(mrkdwn, empty=_label(delivery.kind))
-    ]
-    blocks.append(_context(delivery))
-    buttons = _buttons(delivery)
-    if buttons:
-        blocks.append({"type": "actions", "elements": buttons})
-    return blocks[:MAX_BLOCKS]
+    sections = text_sections(mrkdwn, empty=_label(delivery.kind))
+    return [*(_section(text) for text in sections), _context(delivery)]
 
 
-def summary_blocks(delivery: Delivery) -> list[Block]:
+def _approval_request(delivery: Delivery, people: Collection[str] | None) -> list[Block]:
+    """A notice with Approve, Request changes and Reject on the version under review."""
+    key, version = delivery.payload.get("key"), delivery.payload.get("version")
+    if not key or version is None:
+        return _notice(delivery, people)
+    try:
+        button = ApprovalButton(key=str(key), version=int(version))
+    except ValidationError:
+        return _notice(delivery, people)
+    return [*_notice(delivery, people), *_actions(APPROVAL_BUTTONS, button.value)]
+
+
+def _collision_alert(delivery: Delivery, people: Collection[str] | None) -> list[Block]:
+    """A notice with Acknowledge, Move to next free slot and Ask for a waiver."""
+    ref = delivery.payload.get("collision")
+    if not ref:
+        return _notice(delivery, people)
+    value = _collision_value(ref, delivery.payload.get("keys"))
+    return [*_notice(delivery, people), *_actions(COLLISION_BUTTONS, value)]
+
+
+def _summary(delivery: Delivery, people: Collection[str] | None) -> list[Block]:
     """A batch of collisions for one channel: the counts, then the most urgent ones each
     with its buttons, then *Show all* (a modal with every one) when some are not shown."""
     payload = delivery.payload
     counts = delivery.text.split("\n", 1)[0]
-    blocks: list[Block] = [_section(escape(counts))]
+    blocks: list[Block] = [_section(escape(counts), cut_only=True)]
     urgent = list(payload.get("urgent") or [])
     for item in urgent:
-        ref, keys = str(item.get("collision", "")), item.get("keys") or []
-        blocks.append(_section(f"*{escape(ref)}* {escape(str(item.get('line', '')))}"))
-        value = collision_value(ref, str(keys[0]) if keys else None)
-        buttons = _elements(COLLISION_BUTTONS, value)
-        if buttons:
-            blocks.append({"type": "actions", "elements": buttons})
-    shown = len(urgent)
+        ref = str(item.get("collision", ""))
+        line = f"*{escape(ref)}* {escape(str(item.get('line', '')))}"
+        blocks.append(_section(line, cut_only=True))
+        blocks += _actions(COLLISION_BUTTONS, _collision_value(ref, item.get("keys")))
     total = len(payload.get("collisions") or [])
-    if total > shown:
-        label = f"Show all {total}"
-        button = Button(ActionId.SHOW_ALL_COLLISIONS, label)
-        blocks.append(
-            {"type": "actions", "elements": _elements([button], str(delivery.message_id))}
-        )
+    if total > len(urgent):
+        show_all = Button(ActionId.SHOW_ALL_COLLISIONS, f"Show all {total}")
+        blocks += _actions([show_all], ShowAllButton(message_id=delivery.message_id).value)
     blocks.append(_context(delivery))
-    return blocks[:MAX_BLOCKS]
+    return blocks
 
 
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, MAX_SECTION_TEXT)}}
+_BUILDERS: dict[str, Builder] = {
+    "approval_requested": _approval_request,
+    "collision_opened": _collision_alert,
+    SUMMARY_KIND: _summary,
+}
 
 
 def message_of(delivery: Delivery) -> Message:
@@ -138,12 +168,13 @@ def text_sections(mrkdwn: str, *, empty: str = ELLIPSIS) -> list[str]:
     A line longer than a section is truncated; beyond `MAX_TEXT_SECTIONS` sections the text is
     cut and the last section ends with an ellipsis. Blank text becomes `empty`.
     """
+    room = SectionBlock.text_max_length
     chunks: list[list[str]] = [[]]
     size = 0
     for whole_line in mrkdwn.splitlines():
-        line = truncate(whole_line, MAX_SECTION_TEXT)
+        line = truncate(whole_line, room)
         extra = len(line) + (1 if chunks[-1] else 0)  # the newline joining it on
-        if chunks[-1] and size + extra > MAX_SECTION_TEXT:
+        if chunks[-1] and size + extra > room:
             chunks.append([])
             extra = len(line)
             size = 0
@@ -154,64 +185,32 @@ def text_sections(mrkdwn: str, *, empty: str = ELLIPSIS) -> list[str]:
         return [escape(empty)]
     if len(sections) > MAX_TEXT_SECTIONS:
         sections = sections[:MAX_TEXT_SECTIONS]
-        sections[-1] = _cut(sections[-1], MAX_SECTION_TEXT - 2) + "\n" + ELLIPSIS
+        sections[-1] = cut(sections[-1], room - 2) + "\n" + ELLIPSIS
     return sections
 
 
-def truncate(text: str, limit: int) -> str:
-    """`text` if it fits in `limit` characters, else cut to fit and ending with an ellipsis.
-
-    The cut never splits an escaped character (`&amp;`) or a mention (`<@U1>`) in two.
-    """
-    if len(text) <= limit:
-        return text
-    return _cut(text, limit - len(ELLIPSIS)) + ELLIPSIS
-
-
-def approval_value(key: str, version: int) -> str:
-    """The value of an approval request's buttons: the test and the version under review."""
-    return f"{key}:{version}"
-
-
-def parse_approval_value(value: str) -> tuple[str, int]:
-    """`"T-4:3"` -> `("T-4", 3)`; `ValueError` if the value is not one."""
-    key, _, version = value.rpartition(":")
-    if not key or not version.isdigit():
-        raise ValueError(f"not an approval button value: {value!r} (expected KEY:VERSION)")
-    return key, int(version)
-
-
-def collision_value(ref: str, key: str | None = None) -> str:
-    """The value of a collision alert's buttons: the collision and, if known, its first test."""
-    return f"{ref}:{key}" if key else ref
-
-
-def parse_collision_value(value: str) -> tuple[str, str | None]:
-    """`"C-7:T-12"` -> `("C-7", "T-12")`, `"C-7"` -> `("C-7", None)`; `ValueError` if neither."""
-    ref, _, key = value.partition(":")
-    try:
-        parse_ref(ref)
-    except ValueError:
-        raise ValueError(
-            f"not a collision button value: {value!r} (expected C-N or C-N:KEY)"
-        ) from None
-    return ref, key or None
-
-
 # -- parts -------------------------------------------------------------------------------------
+
+
+def _section(text: str, *, cut_only: bool = False) -> SectionBlock:
+    """A section of mrkdwn `text`, cut to Slack's limit (with no ellipsis, `cut_only`)."""
+    room = SectionBlock.text_max_length
+    fitted = cut(text, room) if cut_only else truncate(text, room)
+    return SectionBlock(text=MarkdownTextObject(text=fitted))
 
 
 def _label(kind: str) -> str:
     return _LABELS.get(kind) or kind.replace("_", " ").capitalize()
 
 
-def _context(delivery: Delivery) -> Block:
+def _context(delivery: Delivery) -> ContextBlock:
     parts = [f"Tower · {_label(delivery.kind)}"]
     subject = _subject(delivery.payload)
     if subject:
         parts.append(subject)
-    text = truncate(escape(" · ".join(parts)), MAX_SECTION_TEXT)
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+    # A context's text is held to a section's limit (slack_sdk states none of its own).
+    text = truncate(escape(" · ".join(parts)), SectionBlock.text_max_length)
+    return ContextBlock(elements=[MarkdownTextObject(text=text)])
 
 
 def _subject(payload: Mapping[str, Any]) -> str:
@@ -228,49 +227,21 @@ def _subject(payload: Mapping[str, Any]) -> str:
     return str(payload.get("week") or "")
 
 
-def _buttons(delivery: Delivery) -> list[Block]:
-    payload = delivery.payload
-    if delivery.kind == "approval_requested":
-        key, version = payload.get("key"), payload.get("version")
-        if not key or version is None:
-            return []
-        return _elements(APPROVAL_BUTTONS, approval_value(str(key), int(version)))
-    if delivery.kind == "collision_opened":
-        ref = payload.get("collision")
-        if not ref:
-            return []
-        keys = payload.get("keys") or []
-        first = str(keys[0]) if keys else None
-        return _elements(COLLISION_BUTTONS, collision_value(str(ref), first))
-    return []
+def _collision_value(ref: Any, keys: Any) -> str:
+    """A collision button's value: the collision and its first test, when it has one."""
+    first = str(keys[0]) if keys else None
+    return CollisionButton.model_construct(ref=str(ref), key=first).value
 
 
-def _elements(buttons: Sequence[Button], value: str) -> list[Block]:
-    if len(value) > MAX_BUTTON_VALUE:  # a cut value would name something else: no buttons
+def _actions(buttons: Sequence[Button], value: str) -> list[Block]:
+    """An actions block of `buttons`, each carrying `value`; none when the value is longer
+    than a button holds (a cut value would name something else)."""
+    if len(value) > ButtonElement.value_max_length:
         return []
-    elements: list[Block] = []
-    for button in buttons:
-        element: Block = {
-            "type": "button",
-            "action_id": str(button.action_id),
-            "text": {"type": "plain_text", "text": button.label},
-            "value": value,
-        }
-        if button.style:
-            element["style"] = button.style
-        elements.append(element)
-    return elements
-
-
-def _cut(text: str, limit: int) -> str:
-    """The longest prefix of `text` within `limit` that does not split `&amp;` or `<@U1>`."""
-    cut = text[: max(limit, 0)]
-    if len(cut) == len(text):
-        return cut
-    amp = cut.rfind("&")
-    if amp > cut.rfind(";"):
-        cut = cut[:amp]
-    bracket = cut.rfind("<")
-    if bracket > cut.rfind(">"):
-        cut = cut[:bracket]
-    return cut
+    elements = [
+        ButtonElement(
+            action_id=button.action_id.value, text=button.label, value=value, style=button.style
+        )
+        for button in buttons
+    ]
+    return [ActionsBlock(elements=elements)]

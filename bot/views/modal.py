@@ -6,7 +6,6 @@ reports on a field lands inline on that block (`response_action: errors`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +28,8 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.ids import ActionId, BlockId, CallbackId
-from bot.views.messages import truncate
+from bot.views.fitting import truncate
+from bot.views.memos import EditMemo, ReasonMemo
 from tower.experiments.spec import CONFIDENCE_SCALE, IMPACT_SCALE, ExperimentKind, ExperimentSpec
 from tower.policy import Policy
 
@@ -230,12 +230,15 @@ def test_modal(
         ),
     ]
     editing = spec is not None and key is not None
+    memo = ""
+    if editing and key is not None and version is not None:
+        memo = EditMemo(key=key, version=version).dump()
     return _modal(
         CallbackId.EDIT if editing else CallbackId.REGISTER,
         f"Edit {key}" if editing else "Register a test",
         blocks,
         submit="Save" if editing else "Register",
-        memo=json.dumps({"key": key, "version": version}) if editing else "",
+        memo=memo,
     )
 
 
@@ -248,7 +251,9 @@ def reason_modal(action: str, key: str, version: int, where: dict[str, str]) -> 
         f"{verb} {key}",
         [reason],
         submit="Send",
-        memo=json.dumps({"action": action, "key": key, "version": version, **where}),
+        memo=ReasonMemo.model_validate(
+            {"action": str(action), "key": key, "version": version, **where}
+        ).dump(),
     )
 
 

@@ -1,7 +1,9 @@
-"""Replies to `/tower` commands and the App Home: Block Kit built from Tower's records.
+"""Replies to `/tower` commands and the App Home: slack_sdk blocks built from Tower's
+records, serialised by `to_dict()`.
 
 Lists are summarised to stay inside Slack's limits (50 blocks a message, 100 a Home tab,
-3000 characters a section): the first few lines, then how many more and where to see them.
+3000 characters a section; `bot.views.fitting`): the first few lines, then how many more
+and where to see them.
 """
 
 from __future__ import annotations
@@ -9,13 +11,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
 from bot.ids import ActionId
 from bot.mrkdwn import escape, escape_typed
+from bot.views.fitting import MAX_BLOCKS, MAX_FALLBACK_TEXT, truncate
 from tower.paging import Page
 from tower.pipeline.overview import Overview
 
-Block = dict[str, Any]
-SECTION_LIMIT = 2900
 LINES_PER_LIST = 15
 
 HELP = """*Tower* keeps one registry of every test, ranks them, and catches collisions.
@@ -28,17 +40,18 @@ HELP = """*Tower* keeps one registry of every test, ranks them, and catches coll
 • `/tower help`: this message"""
 
 
-def section(text: str) -> Block:
-    if len(text) > SECTION_LIMIT:
-        text = text[: SECTION_LIMIT - 1] + "…"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+def section(text: str) -> SectionBlock:
+    """A section of mrkdwn `text`, cut to Slack's limit."""
+    return SectionBlock(text=MarkdownTextObject(text=truncate(text, SectionBlock.text_max_length)))
 
 
-def header(text: str) -> Block:
-    return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
+def header(text: str) -> HeaderBlock:
+    return HeaderBlock(text=truncate(text, HeaderBlock.text_max_length))
 
 
-def listing(title: str, lines: Sequence[str] | Page[str], empty: str, more: str) -> list[Block]:
+def listing(
+    title: str, lines: Sequence[str] | Page[str], empty: str, more: str
+) -> list[SectionBlock]:
     """A titled list, cut after `LINES_PER_LIST` lines (or a page, cut where its query
     stopped) with a pointer to the rest."""
     page = lines if isinstance(lines, Page) else Page(list(lines), len(lines))
@@ -47,7 +60,7 @@ def listing(title: str, lines: Sequence[str] | Page[str], empty: str, more: str)
     text, shown = f"*{title}*", 0
     pointer_room = 120  # keep room for the "and N more" line
     for line in page.items[:LINES_PER_LIST]:
-        if len(text) + 1 + len(line) > SECTION_LIMIT - pointer_room:
+        if len(text) + 1 + len(line) > SectionBlock.text_max_length - pointer_room:
             break
         text, shown = f"{text}\n{line}", shown + 1
     if shown < page.total:
@@ -55,13 +68,29 @@ def listing(title: str, lines: Sequence[str] | Page[str], empty: str, more: str)
     return [section(text)]
 
 
-def reply(blocks: list[Block], text: str) -> dict[str, Any]:
-    return {"response_type": "ephemeral", "text": text, "blocks": blocks[:50]}
+def reply(blocks: Sequence[Block], text: str) -> dict[str, Any]:
+    """An answer only the caller sees: `blocks`, and `text` for notifications."""
+    return {
+        "response_type": "ephemeral",
+        "text": truncate(text, MAX_FALLBACK_TEXT),
+        "blocks": [block.to_dict() for block in blocks[:MAX_BLOCKS]],
+    }
+
+
+def said_reply(text: str) -> dict[str, Any]:
+    """A reply that is one mrkdwn `text` (what went wrong, say)."""
+    return reply([section(text)], text)
 
 
 def help_reply(note: str = "") -> dict[str, Any]:
     blocks = [section(escape(note))] if note else []
     return reply([*blocks, section(HELP)], "Tower commands")
+
+
+def show_reply(key: str, summary: str, collisions: Sequence[str]) -> dict[str, Any]:
+    """`/tower show KEY`: the test's line, score and plan (`summary`), then its collisions."""
+    blocks = [section(summary), *listing("Collisions", collisions, "None.", "`tower check`")]
+    return reply(blocks, key)
 
 
 def test_line(record: dict[str, Any]) -> str:
@@ -90,18 +119,11 @@ def plan_line(record: dict[str, Any]) -> str:
     return f"`{record['key']}` {escape_typed(record['title'])}: {escape(record['explanation'])}"
 
 
-def register_button() -> Block:
-    return {
-        "type": "actions",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": ActionId.OPEN_REGISTER.value,
-                "text": {"type": "plain_text", "text": "Register a test"},
-                "style": "primary",
-            }
-        ],
-    }
+def register_button() -> ActionsBlock:
+    register = ButtonElement(
+        action_id=ActionId.OPEN_REGISTER.value, text="Register a test", style="primary"
+    )
+    return ActionsBlock(elements=[register])
 
 
 def home_view(view: Overview) -> dict[str, Any]:
@@ -120,7 +142,7 @@ def home_view(view: Overview) -> dict[str, Any]:
         "`/tower conflicts`",
     )
     if view.is_manager:
-        blocks.append({"type": "divider"})
+        blocks.append(DividerBlock())
         blocks += listing(
             "Approval queue, by rank",
             view.approval_queue.map(pipeline_line),
@@ -134,7 +156,7 @@ def home_view(view: Overview) -> dict[str, Any]:
             "`/tower conflicts`",
         )
         blocks += listing("SLA breaches", view.breaches.map(_clock_line), "None.", "`tower sla`")
-    return {"type": "home", "blocks": blocks[:100]}
+    return View(type="home", blocks=blocks[: View.blocks_max_length]).to_dict()
 
 
 def _home_test(test: dict[str, Any]) -> str:

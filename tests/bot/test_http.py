@@ -711,9 +711,18 @@ def test_a_malformed_request_gets_no_server_error_and_changes_nothing(
     assert not any("Something went wrong" in t for t in every_text(bot.fake.calls))
 
 
-@pytest.mark.parametrize("memo", ["nope", '{"key": 5, "version": "x"}', '{"key": "T-1"}', ""])
+@pytest.mark.parametrize(
+    ("memo", "wrong"),
+    [
+        ("nope", "JSON"),
+        ('{"key": 5, "version": "x"}', "key"),
+        ('{"key": "T-1"}', "version"),
+        ('{"key": "T-1", "version": "one"}', "version"),  # a version in words
+        ("", "object"),
+    ],
+)
 def test_a_form_with_a_crafted_memo_is_answered_on_the_form_and_changes_nothing(
-    bot: BotServer, memo: str
+    bot: BotServer, memo: str, wrong: str
 ) -> None:
     key = bot.seed(spec(), S.SUBMITTED)
     view = {
@@ -726,7 +735,8 @@ def test_a_form_with_a_crafted_memo_is_answered_on_the_form_and_changes_nothing(
     answer = bot.post(submission_body(view, user=OWNER, trigger_id=bot.trigger_id()))
     assert answer.status == 200
     assert answer.json()["response_action"] == "errors"
-    assert "not one of Tower's" in json.dumps(answer.json()["errors"])
+    error = answer.json()["errors"][BlockId.TITLE.value]
+    assert "not one of Tower's" in error and wrong in error  # and what is wrong
     assert bot.experiment(key).version == 1
 
 

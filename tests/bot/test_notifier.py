@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from slack_sdk import WebClient
+from slack_sdk.models.blocks import ButtonElement, SectionBlock
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,15 +22,9 @@ from bot import notifier as slack_notifier
 from bot.config import SlackSettings
 from bot.ids import ActionId
 from bot.notifier import SlackNotifier
-from bot.views.messages import (
-    MAX_BLOCKS,
-    MAX_BUTTON_VALUE,
-    MAX_SECTION_TEXT,
-    message_blocks,
-    parse_approval_value,
-    parse_collision_value,
-    truncate,
-)
+from bot.views.buttons import ApprovalButton, CollisionButton
+from bot.views.fitting import MAX_BLOCKS, truncate
+from bot.views.messages import message_blocks
 from tests.support.people import GROWTH_CHANNEL as GROWTH
 from tests.support.people import SQUAD_CHANNEL as CHECKOUT
 from tests.support.people import TOWER_CHANNEL as TOWER
@@ -170,7 +165,7 @@ def test_approval_request_posts_its_text_and_three_buttons(
         (ActionId.REJECT, "Reject", "danger"),
     ]
     assert {b["value"] for b in buttons} == {"T-4:3"}
-    assert parse_approval_value("T-4:3") == ("T-4", 3)
+    assert ApprovalButton.parse("T-4:3") == ApprovalButton(key="T-4", version=3)
 
 
 def test_collision_alert_has_the_three_collision_buttons(
@@ -195,8 +190,8 @@ def test_collision_alert_has_the_three_collision_buttons(
         (ActionId.ASK_FOR_WAIVER, "Ask for a waiver"),
     ]
     assert {b["value"] for b in buttons} == {"C-7:T-12"}
-    assert parse_collision_value("C-7:T-12") == ("C-7", "T-12")
-    assert parse_collision_value("C-7") == ("C-7", None)
+    assert CollisionButton.parse("C-7:T-12") == CollisionButton(ref="C-7", key="T-12")
+    assert CollisionButton.parse("C-7") == CollisionButton(ref="C-7", key=None)
 
 
 @pytest.mark.parametrize(
@@ -422,7 +417,7 @@ def test_huge_texts_stay_within_block_kit_limits() -> None:
         blocks = message_blocks(delivery("digest", text))
         assert len(blocks) <= MAX_BLOCKS
         for section in sections_of(blocks):
-            assert 0 < len(section) <= MAX_SECTION_TEXT
+            assert 0 < len(section) <= SectionBlock.text_max_length
         last = sections_of(blocks)[-1]
         assert last.endswith("…")
         assert not last.rstrip("…").endswith(("&", "&am", "&amp", "<", "<@U0"))
@@ -432,7 +427,7 @@ def test_huge_texts_stay_within_block_kit_limits() -> None:
 
 
 def test_a_button_value_too_long_for_slack_means_no_buttons() -> None:
-    key = "T-" + "9" * MAX_BUTTON_VALUE
+    key = "T-" + "9" * ButtonElement.value_max_length
     blocks = message_blocks(delivery("approval_requested", "x", payload={"key": key, "version": 1}))
 
     assert actions_of(blocks) == []

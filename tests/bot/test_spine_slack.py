@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.ids import ActionId
-from bot.views.messages import parse_collision_value
+from bot.views.buttons import CollisionButton
 from tests.support.files import RETAIL_PORTFOLIO
 from tests.support.people import MANAGER
 from tests.support.slack.harness import (
@@ -101,7 +101,7 @@ def test_a_summary_shows_counts_the_most_urgent_with_buttons_and_show_all(
         still_open = collision_service.list_collisions(session, statuses=[CollisionStatus.OPEN])
     refs = {format_ref(c) for c in still_open}
     buttons = [block["elements"][0] for block in actions]
-    first = next(b for b in buttons if parse_collision_value(str(b["value"]))[0] in refs)
+    first = next(b for b in buttons if CollisionButton.parse(str(b["value"])).ref in refs)
     reply = imported_bot.click(
         ActionId.ACKNOWLEDGE.value, first["value"], user=MANAGER, channel="C0TOWER", ts="1.1"
     )

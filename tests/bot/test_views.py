@@ -311,7 +311,7 @@ def test_a_reply_is_ephemeral_and_keeps_to_50_blocks() -> None:
 
 
 def test_a_section_never_exceeds_3000_characters() -> None:
-    block = replies.section("x" * 10_000)
+    block = replies.section("x" * 10_000).to_dict()
     assert len(block["text"]["text"]) <= 3000
     assert block["text"]["text"].endswith("…")
 
@@ -319,7 +319,7 @@ def test_a_section_never_exceeds_3000_characters() -> None:
 def test_a_long_listing_shows_15_lines_and_says_how_many_more_and_where() -> None:
     lines = [f"`T-{n}` Test number {n}" for n in range(1, 101)]
     [block] = replies.listing("All active tests", lines, "None.", "`/tower list all`")
-    text = block["text"]["text"]
+    text = block.to_dict()["text"]["text"]
     assert len(text) <= 3000
     assert text.startswith("*All active tests*\n`T-1` ")
     assert "`T-15` " in text and "`T-16` " not in text
@@ -341,7 +341,7 @@ def test_a_listing_of_long_titles_still_says_how_many_more() -> None:
     ]
     lines = [replies.test_line(r) for r in records]
     [block] = replies.listing("Your tests", lines, "None.", "`/tower list mine`")
-    text = block["text"]["text"]
+    text = block.to_dict()["text"]["text"]
     assert len(text) <= 3000
     assert "more: `/tower list mine`" in text
 

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.views.messages import parse_collision_value
+from bot.views.buttons import CollisionButton, NotOurs
 from tests.support.cli import failed, succeeded, tower
 from tests.support.factories import HERO_TESTS, import_hero_tests
 from tests.support.people import BAU_OWNER as ECOMMERCE_MEMBER
@@ -346,8 +346,8 @@ def test_a_reference_past_the_largest_id_is_refused_not_looked_up(
 
 @pytest.mark.parametrize("value", ["c-7", "c-7:T-12", "C-x", "C-07", "7", "", f"C-{'9' * 20}"])
 def test_a_button_value_tower_never_writes_is_refused(value: str) -> None:
-    with pytest.raises(ValueError, match="not a collision button value"):
-        parse_collision_value(value)
+    with pytest.raises(NotOurs, match="not a collision button value"):
+        CollisionButton.parse(value)
 
 
 def test_collisions_can_be_listed_by_status_and_severity(
