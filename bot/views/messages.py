@@ -35,6 +35,7 @@ from bot.views.fitting import ELLIPSIS, MAX_BLOCKS, MAX_FALLBACK_TEXT, cut, trun
 from tower.collisions.alerts import SUMMARY_KIND
 from tower.messages import Message
 from tower.outbox.notifier import Delivery
+from tower.outbox.payloads import CollisionRef, CollisionsSummary, VersionRef
 
 MAX_TEXT_SECTIONS = 10  # a longer text (a huge digest) is cut, ending with an ellipsis
 
@@ -104,11 +105,11 @@ def _notice(delivery: Delivery, people: Collection[str] | None) -> list[Block]:
 
 def _approval_request(delivery: Delivery, people: Collection[str] | None) -> list[Block]:
     """A notice with Approve, Request changes and Reject on the version under review."""
-    key, version = delivery.payload.get("key"), delivery.payload.get("version")
-    if not key or version is None:
+    about = VersionRef.read(delivery.payload)
+    if about is None or not about.key:
         return _notice(delivery, people)
     try:
-        button = ApprovalButton(key=str(key), version=int(version))
+        button = ApprovalButton(key=about.key, version=about.version)
     except ValidationError:
         return _notice(delivery, people)
     return [*_notice(delivery, people), *_actions(APPROVAL_BUTTONS, button.value)]
@@ -116,26 +117,27 @@ def _approval_request(delivery: Delivery, people: Collection[str] | None) -> lis
 
 def _collision_alert(delivery: Delivery, people: Collection[str] | None) -> list[Block]:
     """A notice with Acknowledge, Move to next free slot and Ask for a waiver."""
-    ref = delivery.payload.get("collision")
-    if not ref:
+    about = CollisionRef.read(delivery.payload)
+    if about is None or not about.collision:
         return _notice(delivery, people)
-    value = _collision_value(ref, delivery.payload.get("keys"))
+    value = _collision_value(about.collision, about.keys)
     return [*_notice(delivery, people), *_actions(COLLISION_BUTTONS, value)]
 
 
 def _summary(delivery: Delivery, people: Collection[str] | None) -> list[Block]:
     """A batch of collisions for one channel: the counts, then the most urgent ones each
     with its buttons, then *Show all* (a modal with every one) when some are not shown."""
-    payload = delivery.payload
+    summary = CollisionsSummary.read(delivery.payload)
+    if summary is None:
+        return _notice(delivery, people)
     counts = delivery.text.split("\n", 1)[0]
     blocks: list[Block] = [_section(escape(counts), cut_only=True)]
-    urgent = list(payload.get("urgent") or [])
+    urgent = summary.urgent
     for item in urgent:
-        ref = str(item.get("collision", ""))
-        line = f"*{escape(ref)}* {escape(str(item.get('line', '')))}"
+        line = f"*{escape(item.collision)}* {escape(item.line)}"
         blocks.append(_section(line, cut_only=True))
-        blocks += _actions(COLLISION_BUTTONS, _collision_value(ref, item.get("keys")))
-    total = len(payload.get("collisions") or [])
+        blocks += _actions(COLLISION_BUTTONS, _collision_value(item.collision, item.keys))
+    total = len(summary.collisions)
     if total > len(urgent):
         show_all = Button(ActionId.SHOW_ALL_COLLISIONS, f"Show all {total}")
         blocks += _actions([show_all], ShowAllButton(message_id=delivery.message_id).value)
@@ -227,10 +229,10 @@ def _subject(payload: Mapping[str, Any]) -> str:
     return str(payload.get("week") or "")
 
 
-def _collision_value(ref: Any, keys: Any) -> str:
+def _collision_value(ref: str, keys: Sequence[str]) -> str:
     """A collision button's value: the collision and its first test, when it has one."""
-    first = str(keys[0]) if keys else None
-    return CollisionButton.model_construct(ref=str(ref), key=first).value
+    first = keys[0] if keys else None
+    return CollisionButton.model_construct(ref=ref, key=first).value
 
 
 def _actions(buttons: Sequence[Button], value: str) -> list[Block]:

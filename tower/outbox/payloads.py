@@ -71,11 +71,12 @@ class SlotsGiven(Payload):
 
 class CollisionRef(Payload):
     """About one collision: its reference (also as a list, as a summary names several, so
-    one lookup finds either) and its tests' keys."""
+    one lookup finds either) and its tests' keys (rows of older versions may lack the
+    list or the keys: they read as empty)."""
 
     collision: str
-    collisions: list[str]
-    keys: list[str]
+    collisions: list[str] = []
+    keys: list[str] = []
 
     @classmethod
     def of(cls, ref: str, keys: list[str]) -> CollisionRef:
@@ -86,17 +87,17 @@ class UrgentCollision(Payload):
     """One collision a summary shows with its actions."""
 
     collision: str
-    keys: list[str]
-    line: str
+    keys: list[str] = []
+    line: str = ""
 
 
 class CollisionsSummary(Payload):
     """A channel's summary of a batch: the collisions opened and resolved, and the most
     urgent ones shown with their actions."""
 
-    collisions: list[str]
-    resolved: list[str]
-    urgent: list[UrgentCollision]
+    collisions: list[str] = []
+    resolved: list[str] = []
+    urgent: list[UrgentCollision] = []
 
 
 class SlaNotice(Payload):
