@@ -737,7 +737,7 @@ def test_a_server_catches_up_with_another_process_off_the_request_path(
     scratch_database_url: str, tmp_path: Path
 ) -> None:
     """`tower serve` runs a worker process per core, each with its own warm index. A
-    background look at the registry each second (`slots.keep_up`) brings one process's
+    look at the registry each second while requests come (`slots.keep_up`) brings one process's
     index and working plan up with the changes the others made, so the next request there
     replays nothing."""
     url = scratch_database_url
