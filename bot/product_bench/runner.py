@@ -39,7 +39,7 @@ from bot.product_bench.modals import open_register_modal
 from bot.product_bench.processes import Server, Tower, clean_environment
 from bot.product_bench.report import ProductBenchReport
 from bot.product_bench.settle import Settler, answers_promptly
-from bot.product_bench.slack_requests import http
+from bot.product_bench.slack_requests import HttpResponse, http
 from bot.product_bench.traffic import (
     READS,
     CollisionPool,
@@ -224,25 +224,33 @@ def _ms(value: float | None) -> str:
     return "no answer" if value is None else f"{value:.0f} ms"
 
 
+def _health(server: Server, port: int) -> Iterator[HttpResponse | OSError]:
+    """`GET /healthz`'s answers (or why none came), every 0.1 s for `STARTUP` seconds, or
+    until the server stops."""
+    deadline = time.monotonic() + STARTUP
+    while time.monotonic() < deadline and server.running:
+        try:
+            yield http(f"http://127.0.0.1:{port}/healthz", timeout=2.0)
+        except OSError as error:
+            yield error
+        time.sleep(0.1)
+
+
 def _wait_until_healthy(server: Server, port: int) -> float:
     """Seconds from starting `tower serve` to its first `GET /healthz` 200."""
-    deadline = time.monotonic() + STARTUP
     said = "no answer"
-    while time.monotonic() < deadline:
-        if not server.running:
-            raise BenchSetupError(
-                f"tower serve stopped before answering on port {port} (is the port free?):\n"
-                f"{server.error_tail()}"
-            )
-        try:
-            answer = http(f"http://127.0.0.1:{port}/healthz", timeout=2.0)
-        except OSError as error:
-            said = str(error)
+    for answer in _health(server, port):
+        if isinstance(answer, OSError):
+            said = str(answer)
+        elif answer.status == 200:
+            return time.perf_counter() - server.started
         else:
-            if answer.status == 200:
-                return time.perf_counter() - server.started
             said = f"HTTP {answer.status} {answer.body.decode(errors='replace')}"
-        time.sleep(0.1)
+    if not server.running:
+        raise BenchSetupError(
+            f"tower serve stopped before answering on port {port} (is the port free?):\n"
+            f"{server.error_tail()}"
+        )
     raise BenchSetupError(
         f"tower serve did not answer GET /healthz on port {port} within {STARTUP:g} s "
         f"(last: {said}); if it says the database is unreachable, check the database"
@@ -253,19 +261,16 @@ def _wait_until_warm(server: Server, port: int) -> float | None:
     """Seconds from starting `tower serve` until `GET /healthz` says its index is warm
     `WARM_IN_A_ROW` times running (each worker process warms its own); None if it never
     does within `STARTUP`."""
-    deadline = time.monotonic() + STARTUP
     in_a_row = 0
-    while time.monotonic() < deadline and server.running:
-        try:
-            answer = http(f"http://127.0.0.1:{port}/healthz", timeout=2.0)
-        except OSError:
-            in_a_row = 0
-        else:
-            warm = answer.status == 200 and json.loads(answer.body).get("index") == "warm"
-            in_a_row = in_a_row + 1 if warm else 0
-            if in_a_row == WARM_IN_A_ROW:
-                return time.perf_counter() - server.started
-        time.sleep(0.1)
+    for answer in _health(server, port):
+        warm = (
+            not isinstance(answer, OSError)
+            and answer.status == 200
+            and json.loads(answer.body).get("index") == "warm"
+        )
+        in_a_row = in_a_row + 1 if warm else 0
+        if in_a_row == WARM_IN_A_ROW:
+            return time.perf_counter() - server.started
     return None
 
 

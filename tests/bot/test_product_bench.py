@@ -64,7 +64,16 @@ def test_a_small_run_answers_every_kind_of_request_and_reports_every_key() -> No
     # Every worker process said its index was warm, after it first answered.
     warm = data["server"]["warm_seconds"]
     assert warm is not None and warm >= data["server"]["start_seconds"]
-    assert data["server"]["idle_cpu_percent"] >= 0
+    # The server's idle CPU and time to a warm index are held to their targets.
+    targets = {target["name"]: target for target in data["targets"]}
+    idle = targets["tower serve: CPU while idle"]
+    assert (idle["measured"], idle["limit"], idle["unit"]) == (
+        data["server"]["idle_cpu_percent"],
+        0.5,
+        "%",
+    )
+    assert idle["passed"] == (idle["measured"] <= 0.5)
+    assert targets["tower serve: index warm"]["measured"] == warm
     assert set(data["warmup"]) == KINDS - {"acknowledge"}
     assert all(first["failure"] is None for first in data["warmup"].values())
 

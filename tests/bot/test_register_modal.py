@@ -3,14 +3,13 @@ no team of the policy gets a modal saying so instead, and nothing is registered.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.support.people import OUTSIDER
-from tests.support.slack.harness import BotServer, running_bot, wait_for
+from tests.support.slack.harness import BotServer, call_view, running_bot, wait_for
 from tower.policy import Policy
 
 
@@ -21,11 +20,7 @@ def bot(scratch_database_url: str, small_policy: Policy) -> Iterator[BotServer]:
 
 
 def _opened(bot: BotServer) -> list[dict[str, Any]]:
-    views = []
-    for call in bot.fake.calls_to("views.open"):
-        raw = call.args["view"]
-        views.append(raw if isinstance(raw, dict) else json.loads(raw))
-    return views
+    return [call_view(call) for call in bot.fake.calls_to("views.open")]
 
 
 def test_someone_in_no_team_is_told_so_in_a_modal(bot: BotServer) -> None:

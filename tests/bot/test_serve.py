@@ -22,6 +22,7 @@ from tests.support.slack.harness import (
     BAU_TEST,
     BOT_TOKEN,
     SIGNING_SECRET,
+    call_view,
     command_body,
     fill_modal,
     http,
@@ -121,8 +122,7 @@ def test_register_raise_alerts_and_approve_through_tower_serve(served: Served) -
     body = command_body("register", user=OWNER, channel=SQUAD_CHANNEL, trigger_id="t1")
     assert signed_post(base, body) == 200
     opened = wait_for(lambda: fake.calls_to("views.open"), what="the register modal opens")
-    raw = opened[0].args["view"]
-    view = raw if isinstance(raw, dict) else json.loads(raw)
+    view = call_view(opened[0])
     assert view["callback_id"] == CallbackId.REGISTER.value
 
     submission = {
@@ -226,8 +226,7 @@ def test_serve_worker_and_cli_in_separate_processes_keep_records_equal_to_a_full
                 what="the modal opens",
                 timeout=STARTUP,
             )
-            raw = opened[0].args["view"]
-            view = raw if isinstance(raw, dict) else json.loads(raw)
+            view = call_view(opened[0])
             submission = {
                 "type": "view_submission",
                 "team": {"id": "T0TEAM"},

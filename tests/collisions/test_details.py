@@ -25,7 +25,7 @@ STORED = {
 
 
 def test_stored_details_read_as_typed_values_and_write_back_unchanged() -> None:
-    details = CollisionDetails.parse(STORED)
+    details = CollisionDetails(STORED)
     assert details.keys == ("T-1", "T-2") and details.teams == ("ecommerce", "crm")
     assert (details.first_day, details.last_day) == (date(2027, 1, 4), date(2027, 1, 10))
     assert details.days == 7 and details.window == "2027-01-04 to 2027-01-10"
@@ -58,6 +58,6 @@ def test_a_findings_details_are_stored_as_records_have_always_kept_them() -> Non
 def test_what_an_opened_record_lacks_reads_as_absent() -> None:
     """A record a re-check just opened keeps only what announcing it needs."""
     announced = {"keys": ["T-1", "T-2"], "teams": ["ecommerce", "crm"], "fixes": []}
-    details = CollisionDetails.parse(announced)
+    details = CollisionDetails(announced)
     assert details.first_day is None and details.days is None and details.scope == ""
-    assert CollisionDetails.parse({}).keys == ()
+    assert CollisionDetails({}).keys == ()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,28 +27,31 @@ from tower.pipeline.index import warm_index
 from tower.policy import Policy
 
 
-@pytest.fixture(autouse=True)
-def _stop_warmings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each warming a test starts stops with the test."""
-    started: list[warming.Warming] = []
-    start = warming.Warming.start
-
-    def tracked(self: warming.Warming) -> warming.Warming:
-        started.append(self)
-        return start(self)
-
-    monkeypatch.setattr(warming.Warming, "start", tracked)
-    yield
-    for each in started:
-        each.stop()
-
-
 @pytest.fixture
 def factory(scratch_database_url: str) -> Iterator[sessionmaker[Session]]:
     migrate.upgrade(scratch_database_url)
     engine = create_database_engine(scratch_database_url)
     yield create_session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def warm_server(
+    factory: sessionmaker[Session], small_policy: Policy
+) -> Iterator[Callable[[], warming.Warming]]:
+    """Starts a server's warming (index, working plan, keep-up) on `factory`; it stops with
+    the test."""
+    started: list[warming.Warming] = []
+
+    def start() -> warming.Warming:
+        started.append(
+            warming.warm_up_in_background(factory, ServiceContext.create(small_policy), slots=True)
+        )
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.stop()
 
 
 def _register(factory: sessionmaker[Session], number: int) -> None:
@@ -76,27 +79,23 @@ class _Looks:
 
 
 def test_the_index_is_built_at_start_and_says_so(
-    factory: sessionmaker[Session], small_policy: Policy
+    factory: sessionmaker[Session], warm_server: Callable[[], warming.Warming]
 ) -> None:
     _register(factory, 1)
-    started = warming.warm_up_in_background(
-        factory, ServiceContext.create(small_policy), slots=True
-    )
+    started = warm_server()
     assert started.wait_warm(30.0)
     assert started.warm
 
 
 def test_an_idle_server_does_not_look_and_a_request_wakes_it(
-    factory: sessionmaker[Session], small_policy: Policy, monkeypatch: pytest.MonkeyPatch
+    warm_server: Callable[[], warming.Warming], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     looks = _Looks()
     monkeypatch.setattr(warming, "keep_up", looks)
     monkeypatch.setattr(warming, "KEEP_UP_EVERY", 0.01)
     monkeypatch.setattr(warming, "BUSY_FOR", 0.3)
     monkeypatch.setattr(warming, "IDLE_LOOK_EVERY", 3600.0)
-    started = warming.warm_up_in_background(
-        factory, ServiceContext.create(small_policy), slots=True
-    )
+    started = warm_server()
     assert started.wait_warm(30.0)
 
     time.sleep(0.5)
@@ -113,11 +112,14 @@ def test_an_idle_server_does_not_look_and_a_request_wakes_it(
 
 
 def test_a_request_catches_the_index_up_with_another_processs_change(
-    scratch_database_url: str, factory: sessionmaker[Session], small_policy: Policy
+    scratch_database_url: str,
+    factory: sessionmaker[Session],
+    small_policy: Policy,
+    warm_server: Callable[[], warming.Warming],
 ) -> None:
     _register(factory, 1)
     ctx = ServiceContext.create(small_policy)
-    started = warming.warm_up_in_background(factory, ctx, slots=True)
+    started = warm_server()
     assert started.wait_warm(30.0)
     with read_only(factory) as session:
         index = warm_index(session, small_policy, ctx.today)

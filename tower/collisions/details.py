@@ -47,17 +47,13 @@ class CollisionDetails:
     how many people it reaches, and what it costs and could be done about it."""
 
     def __init__(self, stored: Mapping[str, Any]) -> None:
+        """The details as stored in a record's JSON (read lazily, field by field)."""
         self._stored = stored
 
     @classmethod
     def of(cls, record: HasDetails) -> CollisionDetails:
         """The details `record` keeps (what it lacks reads as absent)."""
         return cls(record.details)
-
-    @classmethod
-    def parse(cls, stored: Mapping[str, Any]) -> CollisionDetails:
-        """The details as stored in a record's JSON."""
-        return cls(stored)
 
     @classmethod
     def new(
@@ -122,18 +118,6 @@ class CollisionDetails:
     def days(self) -> int | None:
         days = self._stored.get("days")
         return None if days is None else int(days)
-
-    @cached_property
-    def people_per_week(self) -> float | None:
-        people = self._stored.get("people_per_week")
-        return None if people is None else float(people)
-
-    @cached_property
-    def affected(self) -> dict[str, float]:
-        """The share of each test's people the collision reaches."""
-        return {
-            str(key): float(share) for key, share in (self._stored.get("affected") or {}).items()
-        }
 
     @cached_property
     def fixes(self) -> tuple[str, ...]:
